@@ -1,0 +1,36 @@
+# The two commands a new user types: `make run` and `make test`. Each creates .venv
+# when missing and installs the package into it, so either works alone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test check lint format clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/dfu-tui validate configs/default.toml
+
+test: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check dfu_tui tests benchmarks
+	$(BIN)/ruff check dfu_tui tests benchmarks
+	$(BIN)/mypy dfu_tui
+
+check: lint test
+
+format: $(STAMP)
+	$(BIN)/ruff format dfu_tui tests benchmarks
+	$(BIN)/ruff check --fix dfu_tui tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""Allows `python -m dfu_tui`."""
+
+from dfu_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,405 @@
+"""TOML configuration loaded into frozen, typed objects; every problem names the file and key."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import tomllib
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from dfu_tui.data.schema import (
+    DEFAULT_BOX_FILES,
+    DEFAULT_FOLDERS,
+    DEFAULT_METADATA_FILE,
+    IMAGE_MODALITIES,
+    METADATA,
+    MODALITIES,
+)
+from dfu_tui.errors import InputError
+
+FUSION_STRATEGIES = ("fixed", "learned_alpha", "tuned", "stacked")
+BACKBONES = ("small_cnn", "EfficientNetB0", "MobileNetV3Small", "DenseNet121")
+LOSSES = ("weighted_ce", "focal")
+WEIGHT_SUM_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the dataset is and how to read it."""
+
+    root: str = "demo"
+    metadata_file: str = DEFAULT_METADATA_FILE
+    label_column: str = "Healing Phase Abs"
+    patient_column: str = "Patient#"
+    folders: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FOLDERS))
+    box_files: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BOX_FILES))
+    exclude_columns: list[str] = field(default_factory=list)
+    use_free_text: bool = False
+    image_size: int = 64
+    cache_dir: str = ""
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """The built-in synthetic dataset used when `data.root = "demo"`."""
+
+    patients: int = 160
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModalitiesConfig:
+    """Which modalities to use, and whether to search over all their combinations."""
+
+    use: list[str] = field(default_factory=lambda: [METADATA, "thermal_map"])
+    search: bool = False
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """How branch probabilities are combined."""
+
+    strategy: str = "fixed"
+    weights: dict[str, float] = field(default_factory=lambda: {METADATA: 0.70, "image": 0.30})
+
+
+@dataclass(frozen=True)
+class CVConfig:
+    """Patient-grouped cross-validation."""
+
+    folds: int = 3
+    seed: int = 42
+    inner_folds: int = 3
+
+
+@dataclass(frozen=True)
+class MetadataModelConfig:
+    """The Random Forest of the metadata branch."""
+
+    n_estimators: int = 300
+    max_depth: int = 0  # 0: unlimited
+    min_samples_leaf: int = 1
+    max_features: str = "sqrt"
+    class_weight: str = "balanced"  # "balanced" or "none"
+    n_jobs: int = -1
+
+
+@dataclass(frozen=True)
+class ImageModelConfig:
+    """The CNN of each image branch."""
+
+    backbone: str = "small_cnn"
+    weights: str = "none"  # "none" or the path of a local weights file
+    epochs: int = 20
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    patience: int = 5
+    loss: str = "weighted_ce"
+    augment: bool = True
+    inner_val_fraction: float = 0.2
+    threads: int = 0  # 0: decided by the number of parallel jobs
+
+
+@dataclass(frozen=True)
+class CollapseConfig:
+    """Thresholds of the collapse and health rules."""
+
+    absolute_cap: float = 0.90
+    share_margin: float = 0.25
+    entropy_ratio: float = 0.5
+    chance_kappa: float = 0.05
+    max_gap: float = 0.20
+    alpha_pinned: float = 0.05
+
+
+@dataclass(frozen=True)
+class CriteriaConfig:
+    """The success criteria of the seed note (minimum / expected / ideal)."""
+
+    minimum_kappa: float = 0.20
+    expected_kappa: float = 0.22
+    ideal_kappa: float = 0.25
+    max_gap: float = 0.20
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole experiment's configuration."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    modalities: ModalitiesConfig = field(default_factory=ModalitiesConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    cv: CVConfig = field(default_factory=CVConfig)
+    metadata_model: MetadataModelConfig = field(default_factory=MetadataModelConfig)
+    image_model: ImageModelConfig = field(default_factory=ImageModelConfig)
+    collapse: CollapseConfig = field(default_factory=CollapseConfig)
+    criteria: CriteriaConfig = field(default_factory=CriteriaConfig)
+    source: str = field(default="<defaults>", compare=False)
+
+    @property
+    def image_modalities(self) -> list[str]:
+        """The chosen image modalities, in canonical order."""
+        return [m for m in IMAGE_MODALITIES if m in self.modalities.use]
+
+    @property
+    def combinations(self) -> list[tuple[str, ...]]:
+        """The modality combinations to evaluate: the chosen set, or all its non-empty subsets."""
+        chosen = [m for m in MODALITIES if m in self.modalities.use]
+        if not self.modalities.search:
+            return [tuple(chosen)]
+        return [c for k in range(1, len(chosen) + 1) for c in combinations(chosen, k)]
+
+    def fusion_weights(self, combo: Sequence[str] | None = None) -> dict[str, float]:
+        """Per-modality weights (`image` expanded), renormalised over `combo` when given."""
+        expanded = expand_weights(self.fusion.weights, self.image_modalities)
+        keys = list(combo) if combo is not None else [m for m in MODALITIES if m in expanded]
+        chosen = {m: expanded.get(m, 0.0) for m in keys}
+        total = sum(chosen.values())
+        if total <= 0:
+            return {m: 1.0 / len(chosen) for m in chosen}
+        return {m: w / total for m, w in chosen.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration as plain data (what is saved in a run directory)."""
+        out = dataclasses.asdict(self)
+        out.pop("source")
+        return out
+
+    def to_toml(self) -> str:
+        """The resolved configuration as TOML, loadable again with `load_config`."""
+        return tomli_w.dumps(self.to_dict())
+
+    def fingerprint(self) -> str:
+        """A short hash of the resolved settings."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def expand_weights(weights: Mapping[str, float], image_modalities: Sequence[str]) -> dict[str, float]:
+    """Split the `image` shorthand equally over the image modalities without their own weight."""
+    out = {k: float(v) for k, v in weights.items() if k != "image"}
+    if "image" in weights:
+        rest = [m for m in image_modalities if m not in out]
+        for m in rest:
+            out[m] = float(weights["image"]) / len(rest)
+    return out
+
+
+# ---------------------------------------------------------------- loading and checking
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Config:
+    """Load a TOML file (or the defaults when `path` is None) with `section.key=value` overrides.
+
+    Raises InputError listing every problem, one line each, naming the file and key.
+    """
+    source = str(path) if path is not None else "<defaults>"
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = _read_toml(Path(path))
+    problems: list[str] = []
+    for item in overrides:
+        _apply_override(raw, item, problems)
+    cfg = _build(Config, raw, source, "", problems)
+    if not problems:
+        assert isinstance(cfg, Config)
+        cfg = dataclasses.replace(cfg, source=source)
+        problems.extend(_check_semantics(cfg, source))
+    if problems:
+        raise InputError(problems)
+    assert isinstance(cfg, Config)
+    return cfg
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: config file not found") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text; expected a TOML file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read config ({exc.strerror})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _apply_override(raw: dict[str, Any], item: str, problems: list[str]) -> None:
+    key, sep, text = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or len(parts) < 2 or not all(parts):
+        problems.append(f"--set {item}: expected section.key=value")
+        return
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text  # a bare word is taken as a string
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            problems.append(f"--set {item}: {part} is not a section")
+            return
+        node = child
+    node[parts[-1]] = value
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}s"
+    if origin is dict:
+        return f"a table of {_type_name(typing.get_args(tp)[1])}s"
+    names = {int: "integer", float: "number", str: "string", bool: "boolean"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Check `value` against a field type; ints are accepted where numbers are expected."""
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            return False, None
+        items = [_coerce(v, inner) for v in value]
+        return all(ok for ok, _ in items), [v for _, v in items]
+    if origin is dict:
+        _, inner = typing.get_args(tp)
+        if not isinstance(value, dict):
+            return False, None
+        items = {k: _coerce(v, inner) for k, v in value.items()}
+        return all(ok for ok, _ in items.values()), {k: v for k, (_, v) in items.items()}
+    if tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return ok, float(value) if ok else None
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    return isinstance(value, tp), value
+
+
+def _build(cls: type, raw: Any, source: str, prefix: str, problems: list[str]) -> Any:
+    """Build dataclass `cls` from a TOML table, collecting problems instead of stopping."""
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(raw, dict):
+        problems.append(f"{source}: {where}: expected a table")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            near = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"; did you mean '{prefix}{near[0]}'?" if near else ""
+            problems.append(f"{source}: {prefix}{key}: unknown key{hint}")
+            continue
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(typing.cast(type, tp), value, source, f"{prefix}{key}.", problems)
+            continue
+        ok, coerced = _coerce(value, tp)
+        if not ok:
+            problems.append(
+                f"{source}: {prefix}{key}: expected {_type_name(tp)}, got {_describe(value)}"
+            )
+            continue
+        kwargs[key] = coerced
+    return cls(**kwargs)
+
+
+def _describe(value: Any) -> str:
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list"}
+    name = "table" if isinstance(value, dict) else kind.get(type(value), type(value).__name__)
+    return f"{name} {json.dumps(value, default=str)}" if not isinstance(value, dict) else name
+
+
+def _check_semantics(cfg: Config, source: str) -> list[str]:
+    """The checks that relate values to each other or to allowed sets."""
+    out: list[str] = []
+
+    def bad(key: str, message: str) -> None:
+        out.append(f"{source}: {key}: {message}")
+
+    use = cfg.modalities.use
+    if not use:
+        bad("modalities.use", f"no modality chosen; expected one or more of {', '.join(MODALITIES)}")
+    for m in use:
+        if m not in MODALITIES:
+            near = difflib.get_close_matches(m, MODALITIES, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            bad("modalities.use", f"unknown modality '{m}'{hint}")
+    if len(set(use)) != len(use):
+        bad("modalities.use", "a modality is listed twice")
+
+    fusion = cfg.fusion
+    if fusion.strategy not in FUSION_STRATEGIES:
+        bad("fusion.strategy", f"'{fusion.strategy}' is not one of {', '.join(FUSION_STRATEGIES)}")
+    for key, weight in fusion.weights.items():
+        if key != "image" and key not in MODALITIES:
+            near = difflib.get_close_matches(key, [*MODALITIES, "image"], n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            bad(f"fusion.weights.{key}", f"unknown modality{hint}")
+        if weight < 0:
+            bad(f"fusion.weights.{key}", f"must be >= 0, got {weight:g}")
+    total = sum(fusion.weights.values())
+    if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
+        bad("fusion.weights", f"must sum to 1, got {total:g}")
+    expanded = expand_weights(fusion.weights, cfg.image_modalities)
+    for m in use:
+        if m in MODALITIES and m not in expanded:
+            bad("fusion.weights", f"no weight for '{m}' (give one, or an 'image' weight)")
+
+    if cfg.cv.folds < 2:
+        bad("cv.folds", f"must be >= 2, got {cfg.cv.folds}")
+    if cfg.cv.inner_folds < 2:
+        bad("cv.inner_folds", f"must be >= 2, got {cfg.cv.inner_folds}")
+    if not 16 <= cfg.data.image_size <= 512:
+        bad("data.image_size", f"must be between 16 and 512, got {cfg.data.image_size}")
+    for m in cfg.data.folders:
+        if m not in IMAGE_MODALITIES:
+            bad(f"data.folders.{m}", f"not an image modality ({', '.join(IMAGE_MODALITIES)})")
+    for cam in cfg.data.box_files:
+        if cam not in ("depth", "thermal"):
+            bad(f"data.box_files.{cam}", "expected 'depth' or 'thermal'")
+    if cfg.demo.patients < 6:
+        bad("demo.patients", f"must be >= 6, got {cfg.demo.patients}")
+
+    mm = cfg.metadata_model
+    if mm.n_estimators < 1:
+        bad("metadata_model.n_estimators", f"must be >= 1, got {mm.n_estimators}")
+    if mm.class_weight not in ("balanced", "none"):
+        bad("metadata_model.class_weight", "expected 'balanced' or 'none'")
+
+    im = cfg.image_model
+    if im.backbone not in BACKBONES:
+        bad("image_model.backbone", f"'{im.backbone}' is not one of {', '.join(BACKBONES)}")
+    if im.weights == "imagenet":
+        bad(
+            "image_model.weights",
+            "downloaded weights are not supported; use 'none' or a local weights file",
+        )
+    elif im.weights != "none" and not Path(im.weights).expanduser().is_file():
+        bad("image_model.weights", f"weights file not found: {im.weights}")
+    if im.loss not in LOSSES:
+        bad("image_model.loss", f"'{im.loss}' is not one of {', '.join(LOSSES)}")
+    if im.epochs < 1:
+        bad("image_model.epochs", f"must be >= 1, got {im.epochs}")
+    if im.batch_size < 1:
+        bad("image_model.batch_size", f"must be >= 1, got {im.batch_size}")
+    if not 0 < im.learning_rate < 1:
+        bad("image_model.learning_rate", f"must be between 0 and 1, got {im.learning_rate:g}")
+    if not 0 < im.inner_val_fraction < 0.5:
+        bad("image_model.inner_val_fraction", f"must be in (0, 0.5), got {im.inner_val_fraction:g}")
+    return out
+

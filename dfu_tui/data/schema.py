@@ -1,0 +1,151 @@
+"""The clinic's dataset format: column names, modalities, label-derived columns, file names."""
+
+from __future__ import annotations
+
+# The metadata CSV header, in order (data-format.md).
+METADATA_COLUMNS: tuple[str, ...] = (
+    "ID",
+    "Patient#",
+    "Age",
+    "Sex (F:0, M:1)",
+    "Weight (Kg)",
+    "Height (cm)",
+    "Smoking",
+    "Alcohol Consumption",
+    "Habits Score",
+    "Type of Diabetes",
+    "Heart Conditions",
+    "Cancer History",
+    "Sensory Peripheral",
+    "Clinical Score",
+    "Number of DFUs",
+    "DFU#",
+    "Side (Left:0, Right:1)",
+    "Foot Aspect",
+    "Location",
+    "Location Grouped (Hallux:1,Toes,Middle,Heel,Ankle:5)",
+    "Onset (Days)",
+    "No Toes Deformities",
+    "Bunion",
+    "Claw",
+    "Hammer",
+    "Charcot Arthropathy",
+    "Flat (Pes Planus) Arch",
+    "Abnormally High Arch",
+    "No Arch Deformities",
+    "Foot Score",
+    "Appt#",
+    "Appt Days",
+    "Wound Centre Temperature (°C)",
+    "Peri-Ulcer Temperature (°C)",
+    "Intact Skin Temperature (°C)",
+    "Wound Centre Temperature Normalized (°C)",
+    "Peri-Ulcer Temperature Normalized (°C)",
+    "Pain Level",
+    "Type of Pain",
+    "Type of Pain Grouped",
+    "Type of Pain2",
+    "Type of Pain_Grouped2",
+    "Wound Tunneling",
+    "Exudate Amount (None:0,Minor,Medium,Severe:3)",
+    "Exudate Appearance (Serous:1,Haemoserous,Bloody,Thick:4)",
+    "Odor",
+    "No Peri-ulcer Conditions (False:0, True:1)",
+    "Erythema at Peri-ulcer",
+    "Edema at Peri-ulcer",
+    "Pale Colour at Peri-ulcer",
+    "Maceration at Peri-ulcer",
+    "Wound Score",
+    "Dressing",
+    "Dressing Grouped",
+    "No Foot Abnormalities",
+    "Foot Hair Loss",
+    "Foot Dry Skin",
+    "Foot Fissure Cracks",
+    "Foot Callus",
+    "Thickened Toenail",
+    "Foot Fungal Nails",
+    "Leg Score",
+    "No Offloading",
+    "Offloading: Therapeutic Footwear",
+    "Offloading: Scotcast Boot or RCW",
+    "Offloading: Half Shoes or Sandals",
+    "Offloading: Total Contact Cast",
+    "Offloading: Crutches, Walkers or Wheelchairs",
+    "Offloading Score",
+    "Healing Phase",
+    "Phase Confidence (%)",
+    "Healing Phase Abs",
+)
+
+# Text-valued columns; everything else in the header is numeric.
+TEXT_COLUMNS: frozenset[str] = frozenset(
+    {
+        "ID",
+        "Sex (F:0, M:1)",
+        "Side (Left:0, Right:1)",
+        "Foot Aspect",
+        "Location",
+        "Location Grouped (Hallux:1,Toes,Middle,Heel,Ankle:5)",
+        "Type of Pain",
+        "Type of Pain Grouped",
+        "Type of Pain2",
+        "Type of Pain_Grouped2",
+        "Exudate Appearance (Serous:1,Haemoserous,Bloody,Thick:4)",
+        "Odor",
+        "Dressing",
+        "Dressing Grouped",
+        "Healing Phase",
+        "Healing Phase Abs",
+    }
+)
+
+# Free-text columns with many values; their grouped versions are used instead by default.
+FREE_TEXT_COLUMNS: tuple[str, ...] = ("Location", "Type of Pain", "Type of Pain2", "Dressing")
+
+# The label, columns derived from it, and identifiers: never features.
+LABEL_DERIVED_COLUMNS: tuple[str, ...] = ("Healing Phase", "Phase Confidence (%)")
+ID_COLUMNS: tuple[str, ...] = ("ID",)
+
+CLASSES: tuple[str, ...] = ("I", "P", "R")
+
+SAMPLE_KEY_COLUMNS: tuple[str, str, str] = ("Patient#", "Appt#", "DFU#")
+
+METADATA = "metadata"
+IMAGE_MODALITIES: tuple[str, ...] = ("depth_rgb", "depth_map", "thermal_rgb", "thermal_map")
+MODALITIES: tuple[str, ...] = (METADATA, *IMAGE_MODALITIES)
+
+# Which camera (and so which bounding-box file) each image modality comes from.
+CAMERA_OF: dict[str, str] = {
+    "depth_rgb": "depth",
+    "depth_map": "depth",
+    "thermal_rgb": "thermal",
+    "thermal_map": "thermal",
+}
+
+DEFAULT_FOLDERS: dict[str, str] = {
+    "depth_rgb": "Depth_RGB",
+    "depth_map": "Depth_Map_IMG",
+    "thermal_rgb": "Thermal_RGB",
+    "thermal_map": "Thermal_Map_IMG",
+}
+DEFAULT_BOX_FILES: dict[str, str] = {
+    "depth": "bounding_box_depth.csv",
+    "thermal": "bounding_box_thermal.csv",
+}
+DEFAULT_METADATA_FILE = "DataMaster_Processed_V12_WithMissing.csv"
+
+BOX_COLUMNS: tuple[str, ...] = (
+    "Filename",
+    "Patient#",
+    "Appt#",
+    "DFU#",
+    "DebriStat",
+    "Camera",
+    "Angle",
+    "Bounding Box Number",
+    "Xmin",
+    "Ymin",
+    "Xmax",
+    "Ymax",
+)

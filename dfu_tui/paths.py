@@ -1,0 +1,50 @@
+"""Private directories, atomic writes and the user's cache directory."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import platformdirs
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def user_cache_dir() -> Path:
+    """Where the demo dataset and crop caches live (`DFU_TUI_CACHE_DIR` overrides)."""
+    env = os.environ.get("DFU_TUI_CACHE_DIR")
+    return Path(env) if env else Path(platformdirs.user_cache_dir("dfu-tui"))
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) readable by the user only; tighten it if it exists."""
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    os.chmod(path, PRIVATE_DIR_MODE)
+    return path
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write through `write` into a temporary file beside `path`, then rename it into place.
+
+    A reader never sees a half-written file; the file is created private to the user.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, PRIVATE_FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Atomically write UTF-8 text."""
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
