@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,22 +105,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
     )
     out.print("Class shares: " + ", ".join(f"{c} {s:.1%}" for c, s in shares.items()))
     table = Table(title="Image coverage", title_justify="left")
-    for column in ("modality", "samples with images", "crops", "skipped", "cache"):
+    for column in ("modality", "samples with images", "crops", "not used", "cache"):
         table.add_column(column)
     modalities = cov["modalities"]
     assert isinstance(modalities, dict)
+    reasons = []
     for m, info in modalities.items():
-        skipped = ", ".join(f"{k} {v}" for k, v in info["skipped"].items()) or "-"
         share = info["samples_with_images"] / max(1, dataset.n_samples)
         table.add_row(
             m,
             f"{info['samples_with_images']} ({share:.0%})",
             str(info["crops"]),
-            skipped,
+            str(sum(info["skipped"].values())),
             "reused" if info["from_cache"] else "built",
         )
+        if info["skipped"]:
+            detail = ", ".join(f"{k} {v}" for k, v in info["skipped"].items())
+            reasons.append(f"{m}: not used: {detail}")
     if modalities:
         out.print(table)
+    for line in reasons:
+        out.print(line, markup=False, soft_wrap=True)
     skipped_lines = dataset.skipped()
     for line in skipped_lines:
         err.print(f"warning: {line}", markup=False)

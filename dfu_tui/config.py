@@ -185,7 +185,9 @@ class Config:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def expand_weights(weights: Mapping[str, float], image_modalities: Sequence[str]) -> dict[str, float]:
+def expand_weights(
+    weights: Mapping[str, float], image_modalities: Sequence[str]
+) -> dict[str, float]:
     """Split the `image` shorthand equally over the image modalities without their own weight."""
     out = {k: float(v) for k, v in weights.items() if k != "image"}
     if "image" in weights:
@@ -208,13 +210,12 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Confi
     if path is not None:
         raw = _read_toml(Path(path))
     problems: list[str] = []
+    if overrides:
+        raw = _with_defaults(raw)
     for item in overrides:
         _apply_override(raw, item, problems)
-    cfg = _build(Config, raw, source, "", problems)
-    if not problems:
-        assert isinstance(cfg, Config)
-        cfg = dataclasses.replace(cfg, source=source)
-        problems.extend(_check_semantics(cfg, source))
+    cfg = dataclasses.replace(_build(Config, raw, source, "", problems), source=source)
+    problems.extend(_check_semantics(cfg, source))
     if problems:
         raise InputError(problems)
     assert isinstance(cfg, Config)
@@ -234,6 +235,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _with_defaults(raw: dict[str, Any]) -> dict[str, Any]:
+    """Fill each section with its defaults, so an override changes one key of a table."""
+    merged = dict(raw)
+    for section, values in Config().to_dict().items():
+        given = raw.get(section)
+        merged[section] = {**values, **given} if isinstance(given, dict) else given or values
+    return merged
 
 
 def _apply_override(raw: dict[str, Any], item: str, problems: list[str]) -> None:
@@ -279,8 +289,8 @@ def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
         _, inner = typing.get_args(tp)
         if not isinstance(value, dict):
             return False, None
-        items = {k: _coerce(v, inner) for k, v in value.items()}
-        return all(ok for ok, _ in items.values()), {k: v for k, (_, v) in items.items()}
+        entries = {k: _coerce(v, inner) for k, v in value.items()}
+        return all(ok for ok, _ in entries.values()), {k: v for k, (_, v) in entries.items()}
     if tp is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         return ok, float(value) if ok else None
@@ -333,7 +343,9 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
 
     use = cfg.modalities.use
     if not use:
-        bad("modalities.use", f"no modality chosen; expected one or more of {', '.join(MODALITIES)}")
+        bad(
+            "modalities.use", f"no modality chosen; expected one or more of {', '.join(MODALITIES)}"
+        )
     for m in use:
         if m not in MODALITIES:
             near = difflib.get_close_matches(m, MODALITIES, n=1)
@@ -402,4 +414,3 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
     if not 0 < im.inner_val_fraction < 0.5:
         bad("image_model.inner_val_fraction", f"must be in (0, 0.5), got {im.inner_val_fraction:g}")
     return out
-

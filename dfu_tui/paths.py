@@ -47,4 +47,9 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Atomically write UTF-8 text."""
-    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    data = text.encode("utf-8")
+
+    def write(fh: IO[bytes]) -> None:
+        fh.write(data)
+
+    atomic_write(path, write)

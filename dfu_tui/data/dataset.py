@@ -168,7 +168,9 @@ def load_modality_crops(
             return _read_cache(cache_file, modality)
         except (OSError, ValueError, KeyError):
             cache_file.unlink(missing_ok=True)  # unreadable cache: rebuild it
-    crops = _build_crops(modality, folder, files, images.read_boxes(box_path), table, size, progress)
+    crops = _build_crops(
+        modality, folder, files, images.read_boxes(box_path), table, size, progress
+    )
     _write_cache(cache_file, crops)
     return crops
 

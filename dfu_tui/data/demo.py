@@ -93,7 +93,7 @@ def _metadata(rng: np.random.Generator, v: pd.DataFrame) -> pd.DataFrame:
     # The phase as the metadata sees it: a noisy copy, plus a per-patient offset.
     seen = phase + rng.normal(0, 0.75, n) + rng.normal(0, 0.35, len(pats))[pi]
 
-    def graded(levels: list[int], slope: float, noise: float = 0.8) -> np.ndarray:
+    def graded(levels: list[object], slope: float, noise: float = 0.8) -> np.ndarray:
         """A code that falls (slope < 0) or rises with the seen phase."""
         z = slope * seen + rng.normal(0, noise, n)
         qs = np.quantile(z, np.linspace(0, 1, len(levels) + 1)[1:-1])
@@ -113,28 +113,73 @@ def _metadata(rng: np.random.Generator, v: pd.DataFrame) -> pd.DataFrame:
     peri_norm = 0.03 - 0.02 * seen + rng.normal(0, 0.05, n)
     location = _choice(
         rng,
-        {"sub 1st": 11, "heel": 5, "2nd metatarsal": 4, "Big Toe": 3, "hallux": 3,
-         "lateral mid foot": 2, "3rd toe": 2, "5th met head": 2, "dorsal 2nd toe": 1},
+        {
+            "sub 1st": 11,
+            "heel": 5,
+            "2nd metatarsal": 4,
+            "Big Toe": 3,
+            "hallux": 3,
+            "lateral mid foot": 2,
+            "3rd toe": 2,
+            "5th met head": 2,
+            "dorsal 2nd toe": 1,
+        },
         n,
     )
-    grouped_of = {"sub 1st": "Hallux", "heel": "Heel", "2nd metatarsal": "toes", "Big Toe": "Hallux",
-                  "hallux": "Hallux", "lateral mid foot": "middle", "3rd toe": "toes",
-                  "5th met head": "toes", "dorsal 2nd toe": "toes"}
-    pain_type = _choice(rng, {"0": 81, "Frequent": 4, "pressure pain": 3, "pinching/throbbing": 2,
-                              "shooting pain": 1, "Calf": 1, "burning": 1}, n)
-    pain_group = {"0": "NoPain", "Frequent": "ChronicPain", "pressure pain": "PressureAndMovement",
-                  "pinching/throbbing": "ThrobbingPain", "shooting pain": "ShootingPain",
-                  "Calf": "GeneralAches", "burning": "LocalizedPain"}
-    pain2 = _choice(rng, {"Frequent": 21, "pressure pain": 17, "pinching/throbbing": 9, "Calf": 3,
-                          "burn": 3}, n)
-    pain2_group = {"Frequent": "ChronicPain", "pressure pain": "PressureandMovement",
-                   "pinching/throbbing": "ThrobbingPain", "Calf": "GeneralAches",
-                   "burn": "LocalizedPain"}
-    dressing = _choice(rng, {"Betadine": 80, "Idosorb": 8, "0": 4, "polysporin": 2, "vac": 2,
-                             "Primapore": 1}, n)
-    dressing_group = {"Betadine": "Antiseptic", "Idosorb": "AbsorbentDressing", "0": "NoDressing",
-                      "polysporin": "BasicDressing", "vac": "AdvancedMethod",
-                      "Primapore": "BasicDressing"}
+    grouped_of = {
+        "sub 1st": "Hallux",
+        "heel": "Heel",
+        "2nd metatarsal": "toes",
+        "Big Toe": "Hallux",
+        "hallux": "Hallux",
+        "lateral mid foot": "middle",
+        "3rd toe": "toes",
+        "5th met head": "toes",
+        "dorsal 2nd toe": "toes",
+    }
+    pain_type = _choice(
+        rng,
+        {
+            "0": 81,
+            "Frequent": 4,
+            "pressure pain": 3,
+            "pinching/throbbing": 2,
+            "shooting pain": 1,
+            "Calf": 1,
+            "burning": 1,
+        },
+        n,
+    )
+    pain_group = {
+        "0": "NoPain",
+        "Frequent": "ChronicPain",
+        "pressure pain": "PressureAndMovement",
+        "pinching/throbbing": "ThrobbingPain",
+        "shooting pain": "ShootingPain",
+        "Calf": "GeneralAches",
+        "burning": "LocalizedPain",
+    }
+    pain2 = _choice(
+        rng, {"Frequent": 21, "pressure pain": 17, "pinching/throbbing": 9, "Calf": 3, "burn": 3}, n
+    )
+    pain2_group = {
+        "Frequent": "ChronicPain",
+        "pressure pain": "PressureandMovement",
+        "pinching/throbbing": "ThrobbingPain",
+        "Calf": "GeneralAches",
+        "burn": "LocalizedPain",
+    }
+    dressing = _choice(
+        rng, {"Betadine": 80, "Idosorb": 8, "0": 4, "polysporin": 2, "vac": 2, "Primapore": 1}, n
+    )
+    dressing_group = {
+        "Betadine": "Antiseptic",
+        "Idosorb": "AbsorbentDressing",
+        "0": "NoDressing",
+        "polysporin": "BasicDressing",
+        "vac": "AdvancedMethod",
+        "Primapore": "BasicDressing",
+    }
     fine = {0: ["I+", "I", "I-"], 1: ["P+", "P", "P-"], 2: ["R+", "R", "R-"]}
     cols: dict[str, object] = {
         "ID": np.array([f"{(7919 * p) % 9000 + 1000}" for p in pid], dtype=object),
@@ -216,19 +261,40 @@ def _metadata(rng: np.random.Generator, v: pd.DataFrame) -> pd.DataFrame:
     }
     frame = pd.DataFrame({c: pd.Series(cols[c], dtype=object) for c in METADATA_COLUMNS})
     missing = {  # per-column missing rates like the real data's
-        "Age": 0.002, "Weight (Kg)": 0.029, "Height (cm)": 0.027, "Type of Diabetes": 0.035,
-        "Sensory Peripheral": 0.019, "Clinical Score": 0.055, "Onset (Days)": 0.044,
-        "Wound Centre Temperature (°C)": 0.046, "Peri-Ulcer Temperature (°C)": 0.047,
-        "Intact Skin Temperature (°C)": 0.051, "Wound Centre Temperature Normalized (°C)": 0.051,
-        "Peri-Ulcer Temperature Normalized (°C)": 0.051, "Pain Level": 0.008,
-        "Type of Pain": 0.008, "Type of Pain Grouped": 0.008, "Type of Pain2": 0.804,
-        "Type of Pain_Grouped2": 0.804, "Wound Tunneling": 0.022,
+        "Age": 0.002,
+        "Weight (Kg)": 0.029,
+        "Height (cm)": 0.027,
+        "Type of Diabetes": 0.035,
+        "Sensory Peripheral": 0.019,
+        "Clinical Score": 0.055,
+        "Onset (Days)": 0.044,
+        "Wound Centre Temperature (°C)": 0.046,
+        "Peri-Ulcer Temperature (°C)": 0.047,
+        "Intact Skin Temperature (°C)": 0.051,
+        "Wound Centre Temperature Normalized (°C)": 0.051,
+        "Peri-Ulcer Temperature Normalized (°C)": 0.051,
+        "Pain Level": 0.008,
+        "Type of Pain": 0.008,
+        "Type of Pain Grouped": 0.008,
+        "Type of Pain2": 0.804,
+        "Type of Pain_Grouped2": 0.804,
+        "Wound Tunneling": 0.022,
         "Exudate Amount (None:0,Minor,Medium,Severe:3)": 0.028,
-        "Exudate Appearance (Serous:1,Haemoserous,Bloody,Thick:4)": 0.217, "Odor": 0.019,
-        "Wound Score": 0.024, "Dressing": 0.02, "Dressing Grouped": 0.02,
-        "Charcot Arthropathy": 0.052, "Foot Score": 0.063, "Phase Confidence (%)": 0.034,
-        "Erythema at Peri-ulcer": 0.024, "Edema at Peri-ulcer": 0.024, "Leg Score": 0.024,
-        "No Offloading": 0.011, "Offloading Score": 0.011, "Bunion": 0.038, "Claw": 0.038,
+        "Exudate Appearance (Serous:1,Haemoserous,Bloody,Thick:4)": 0.217,
+        "Odor": 0.019,
+        "Wound Score": 0.024,
+        "Dressing": 0.02,
+        "Dressing Grouped": 0.02,
+        "Charcot Arthropathy": 0.052,
+        "Foot Score": 0.063,
+        "Phase Confidence (%)": 0.034,
+        "Erythema at Peri-ulcer": 0.024,
+        "Edema at Peri-ulcer": 0.024,
+        "Leg Score": 0.024,
+        "No Offloading": 0.011,
+        "Offloading Score": 0.011,
+        "Bunion": 0.038,
+        "Claw": 0.038,
     }
     for column, rate in missing.items():
         frame.loc[rng.random(n) < rate, column] = None
@@ -239,7 +305,9 @@ def _blur_noise(rng: np.random.Generator, shape: tuple[int, int], cell: int) -> 
     """Smooth noise in [-1, 1]: random values on a coarse grid, enlarged."""
     h, w = shape
     small = rng.uniform(-1, 1, (h // cell + 2, w // cell + 2)).astype(np.float32)
-    big = np.asarray(Image.fromarray(small, mode="F").resize((w + cell, h + cell), Image.BILINEAR))
+    big = np.asarray(
+        Image.fromarray(small, mode="F").resize((w + cell, h + cell), Image.Resampling.BILINEAR)
+    )
     return big[:h, :w]
 
 
@@ -252,7 +320,10 @@ def _ellipse(shape: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarr
 
 
 def _frames(
-    rng: np.random.Generator, camera: str, signal: dict[str, float], boxes: list[tuple[int, ...]],
+    rng: np.random.Generator,
+    camera: str,
+    signal: dict[str, float],
+    boxes: list[tuple[int, ...]],
     skin: float,
 ) -> dict[str, np.ndarray]:
     """The map and RGB images of one camera shot, with wounds drawn inside `boxes`."""
@@ -267,8 +338,10 @@ def _frames(
             rgb_heat[mask] += 45 - 22 * signal["thermal_rgb"] + rng.normal(0, 6, mask.sum())
         t = np.clip(rgb_heat, 0, 255) / 255.0
         rgb = np.stack([t, 1 - np.abs(2 * t - 1), 1 - t], axis=2) * 255
-        return {"thermal_map": np.clip(heat, 0, 255).astype(np.uint8),
-                "thermal_rgb": np.clip(rgb, 0, 255).astype(np.uint8)}
+        return {
+            "thermal_map": np.clip(heat, 0, 255).astype(np.uint8),
+            "thermal_rgb": np.clip(rgb, 0, 255).astype(np.uint8),
+        }
     depth = 120 + 40 * np.linspace(0, 1, shape[1], dtype=np.float32)[None, :] + base * 0.2
     tone = np.array([205, 160, 130], dtype=np.float32)
     rgb = np.repeat(base[:, :, None] * 0.1, 3, axis=2) + tone
@@ -278,11 +351,15 @@ def _frames(
         s = float(np.clip(signal["depth_rgb"], -0.5, 2.5)) / 2.0
         wound = np.array([190 - 10 * s, 40 + 110 * s, 45 + 80 * s], dtype=np.float32)
         rgb[mask] = wound + rng.normal(0, 14, (mask.sum(), 3))
-    return {"depth_map": np.clip(depth, 0, 255).astype(np.uint8),
-            "depth_rgb": np.clip(rgb, 0, 255).astype(np.uint8)}
+    return {
+        "depth_map": np.clip(depth, 0, 255).astype(np.uint8),
+        "depth_rgb": np.clip(rgb, 0, 255).astype(np.uint8),
+    }
 
 
-def _random_box(rng: np.random.Generator, camera: str, taken: list[tuple[int, ...]]) -> tuple[int, int, int, int]:
+def _random_box(
+    rng: np.random.Generator, camera: str, taken: list[tuple[int, ...]]
+) -> tuple[int, int, int, int]:
     h, w = FRAME[camera]
     bw0, bh0 = BOX_MEDIAN[camera]
     for _ in range(20):
@@ -296,7 +373,9 @@ def _random_box(rng: np.random.Generator, camera: str, taken: list[tuple[int, ..
 
 
 def generate_demo(
-    root: Path, patients: int = DEFAULT_PATIENTS, seed: int = 0,
+    root: Path,
+    patients: int = DEFAULT_PATIENTS,
+    seed: int = 0,
     metadata_file: str = DEFAULT_METADATA_FILE,
 ) -> DemoSummary:
     """Write a demo dataset into `root` (created private; must not exist or be empty)."""
@@ -312,7 +391,8 @@ def generate_demo(
     n_images = 0
     skin = {p: float(rng.normal(120, 15)) for p in visits["Patient#"].unique()}
     by_visit = visits.groupby(["Patient#", "Appt#"], sort=True)
-    for (pid, appt), group in by_visit:
+    for key, group in by_visit:
+        pid, appt = (int(k) for k in key)  # type: ignore[call-overload]
         if rng.random() < 0.12:  # some visits have no images
             continue
         for _, wound in group.iterrows():
@@ -325,8 +405,9 @@ def generate_demo(
             for debri, angle in shots:
                 for camera in ("depth", "thermal"):
                     view = "W" if rng.random() < 0.8 else "Z"
-                    name = ImageName(counter, int(pid), int(appt), dfu, debri, camera[0].upper(),
-                                     angle, view).filename()
+                    name = ImageName(
+                        counter, pid, appt, dfu, debri, camera[0].upper(), angle, view
+                    ).filename()
                     counter += 1
                     own = _random_box(rng, camera, [])
                     boxes = [(dfu, own)]
@@ -339,27 +420,58 @@ def generate_demo(
                         )
                         n_images += 1
                     for number, (box_dfu, (x0, y0, x1, y1)) in enumerate(boxes, start=1):
-                        # The depth file zero-pads ids, the thermal file does not (as the real ones).
-                        p_txt, a_txt = (f"{pid:03d}", f"{appt:02d}") if camera == "depth" else (
-                            str(pid), str(appt))
+                        # Depth ids are zero-padded, thermal ones not (as in the real files).
+                        p_txt, a_txt = (
+                            (f"{pid:03d}", f"{appt:02d}")
+                            if camera == "depth"
+                            else (str(pid), str(appt))
+                        )
                         box_rows[camera].append(
-                            [name, p_txt, a_txt, box_dfu, debri, camera[0].upper(),
-                             angle + view, number, x0, y0, x1, y1]
+                            [
+                                name,
+                                p_txt,
+                                a_txt,
+                                box_dfu,
+                                debri,
+                                camera[0].upper(),
+                                angle + view,
+                                number,
+                                x0,
+                                y0,
+                                x1,
+                                y1,
+                            ]
                         )
     # A few exact duplicate rows, as in the real file.
     dups = meta.sample(n=min(3, len(meta)), random_state=seed)
     meta = pd.concat([meta, dups]).sort_index(kind="stable").reset_index(drop=True)
     meta.to_csv(root / metadata_file, index=False, encoding="utf-8-sig")
-    box_header = ["Filename", "Patient#", "Appt#", "DFU#", "DebriStat", "Camera", "Angle",
-                  "Bounding Box Number", "Xmin", "Ymin", "Xmax", "Ymax"]
+    box_header = [
+        "Filename",
+        "Patient#",
+        "Appt#",
+        "DFU#",
+        "DebriStat",
+        "Camera",
+        "Angle",
+        "Bounding Box Number",
+        "Xmin",
+        "Ymin",
+        "Xmax",
+        "Ymax",
+    ]
     for camera, rows in box_rows.items():
         pd.DataFrame(rows, columns=box_header).to_csv(root / DEFAULT_BOX_FILES[camera], index=False)
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     return DemoSummary(root, patients, len(meta), n_images, size, time.perf_counter() - start)
 
 
-def write_demo(target: Path, patients: int = DEFAULT_PATIENTS, seed: int = 0,
-               metadata_file: str = DEFAULT_METADATA_FILE) -> DemoSummary:
+def write_demo(
+    target: Path,
+    patients: int = DEFAULT_PATIENTS,
+    seed: int = 0,
+    metadata_file: str = DEFAULT_METADATA_FILE,
+) -> DemoSummary:
     """Generate into a temporary sibling folder, then rename: never a half-written dataset."""
     tmp = target.with_name(f".{target.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -373,8 +485,9 @@ def write_demo(target: Path, patients: int = DEFAULT_PATIENTS, seed: int = 0,
     return DemoSummary(target, *list(summary.__dict__.values())[1:])
 
 
-def ensure_demo_dataset(patients: int = DEFAULT_PATIENTS, seed: int = 0,
-                        metadata_file: str = DEFAULT_METADATA_FILE) -> Path:
+def ensure_demo_dataset(
+    patients: int = DEFAULT_PATIENTS, seed: int = 0, metadata_file: str = DEFAULT_METADATA_FILE
+) -> Path:
     """The default demo dataset in the user's cache, generated on first use."""
     base = private_dir(user_cache_dir() / "demo")
     target = base / f"v{DEMO_VERSION}-p{patients}-s{seed}"

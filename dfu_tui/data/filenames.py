@@ -1,4 +1,7 @@
-"""The clinic's image file-name convention: `{n}_P{patient:03d}{appt:02d}{dfu}{B|A}{D|T}{L|M|R}{W|Z}.png`."""
+"""The clinic's image file-name convention.
+
+`{n}_P{patient:03d}{appt:02d}{dfu}{B|A}{D|T}{L|M|R}{W|Z}.png`
+"""
 
 from __future__ import annotations
 

@@ -155,7 +155,7 @@ def _type_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """
     out = {}
     for column in frame.columns:
-        cells = frame[column].str.strip().replace("", np.nan)
+        cells = frame[column].str.strip().mask(frame[column].str.strip() == "")
         if column not in TEXT_COLUMNS:
             numbers = pd.to_numeric(cells, errors="coerce")
             if numbers.notna().sum() == cells.notna().sum():

@@ -1,0 +1,44 @@
+"""Shared fixtures: a private cache per test session and tiny demo datasets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# Keep TensorFlow quiet and small in tests that train.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path_factory.getbasetemp() / "user-cache"
+    monkeypatch.setenv("DFU_TUI_CACHE_DIR", str(cache))
+
+
+@pytest.fixture(scope="session")
+def tiny_demo_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo dataset of 14 patients, generated once per test session (do not modify)."""
+    from dfu_tui.data.demo import write_demo
+
+    root = tmp_path_factory.mktemp("demo") / "tiny"
+    write_demo(root, patients=14, seed=3)
+    return root
+
+
+@pytest.fixture
+def tiny_demo(tiny_demo_master: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny demo dataset that a test may damage."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_demo_master, root)
+    return root
+
+
+def write_config(path: Path, text: str) -> Path:
+    """Write a TOML config file and return its path."""
+    path.write_text(text, encoding="utf-8")
+    return path

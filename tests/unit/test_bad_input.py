@@ -1,0 +1,166 @@
+"""Every malformed input gets one named line, exit 2 (or a counted skip), never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dfu_tui.cli import main
+
+META = "DataMaster_Processed_V12_WithMissing.csv"
+
+
+def validate(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f"[data]\nroot = '{root}'\nimage_size = 32\ncache_dir = '{tmp_path / 'cache'}'\n"
+        "[modalities]\nuse = ['metadata', 'thermal_map', 'depth_rgb']\n"
+        "[cv]\nfolds = 2\n",
+        encoding="utf-8",
+    )
+    rc = main(["validate", str(cfg), *extra])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    return rc, [ln for ln in captured.err.splitlines() if ln.strip()], captured.out
+
+
+def rewrite_csv(path: Path, edit) -> None:
+    text = path.read_text(encoding="utf-8-sig")
+    path.write_text(edit(text), encoding="utf-8-sig")
+
+
+class TestMetadataErrors:
+    def test_missing_label_column(self, tiny_demo, tmp_path, capsys) -> None:
+        rewrite_csv(tiny_demo / META, lambda t: t.replace("Healing Phase Abs", "Phase Abs", 1))
+        rc, err, _ = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 2
+        (line,) = err
+        assert META in line and "missing column 'Healing Phase Abs'" in line
+
+    def test_renamed_patient_column(self, tiny_demo, tmp_path, capsys) -> None:
+        rewrite_csv(tiny_demo / META, lambda t: t.replace("ID,Patient#,", "ID,Patient,", 1))
+        rc, err, _ = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 2 and len(err) == 1 and "missing column 'Patient#'" in err[0]
+
+    def test_unknown_labels_named_with_rows(self, tiny_demo, tmp_path, capsys) -> None:
+        def edit(text: str) -> str:
+            lines = text.splitlines()
+            lines[3] = lines[3].rsplit(",", 1)[0] + ",X"
+            lines[5] = lines[5].rsplit(",", 1)[0] + ",X"
+            return "\n".join(lines) + "\n"
+
+        rewrite_csv(tiny_demo / META, edit)
+        rc, err, _ = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 2
+        (line,) = err
+        assert "unknown label values 'X' (rows 4, 6)" in line and "expected one of I, P, R" in line
+
+    def test_empty_csv(self, tiny_demo, tmp_path, capsys) -> None:
+        (tiny_demo / META).write_bytes(b"")
+        rc, err, _ = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 2 and len(err) == 1 and "empty file" in err[0] and META in err[0]
+
+    def test_header_only_csv(self, tiny_demo, tmp_path, capsys) -> None:
+        rewrite_csv(tiny_demo / META, lambda t: t.splitlines()[0] + "\n")
+        rc, err, _ = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 2 and len(err) == 1 and "no data rows" in err[0]
+
+    def test_not_utf8(self, tiny_demo, tmp_path, capsys) -> None:
+        path = tiny_demo / META
+        path.write_bytes(path.read_bytes()[3:].decode("utf-8").encode("latin-1"))
+        rc, err, _ = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 2 and len(err) == 1 and "not UTF-8" in err[0] and "offset" in err[0]
+
+    def test_missing_metadata_file(self, tiny_demo, tmp_path, capsys) -> None:
+        (tiny_demo / META).unlink()
+        rc, err, _ = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 2 and len(err) == 1 and "metadata CSV not found" in err[0]
+
+    def test_missing_dataset_folder(self, tmp_path, capsys) -> None:
+        rc, err, _ = validate(tmp_path / "nowhere", tmp_path, capsys)
+        assert rc == 2 and len(err) == 1 and "data.root" in err[0] and "nowhere" in err[0]
+
+
+class TestImageErrors:
+    def test_missing_image_folder(self, tiny_demo, tmp_path, capsys) -> None:
+        for p in (tiny_demo / "Thermal_Map_IMG").iterdir():
+            p.unlink()
+        (tiny_demo / "Thermal_Map_IMG").rmdir()
+        rc, err, _ = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 2 and len(err) == 1
+        assert "Thermal_Map_IMG" in err[0] and "'thermal_map' not found" in err[0]
+
+    def test_box_file_missing_columns(self, tiny_demo, tmp_path, capsys) -> None:
+        rewrite_csv(tiny_demo / "bounding_box_depth.csv", lambda t: t.replace(",Ymax", ",Ymx", 1))
+        rc, err, _ = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 2 and len(err) == 1
+        assert "bounding_box_depth.csv" in err[0] and "'Ymax'" in err[0]
+
+    def test_corrupt_and_truncated_png_skipped(self, tiny_demo, tmp_path, capsys) -> None:
+        files = sorted((tiny_demo / "Thermal_Map_IMG").iterdir())
+        files[0].write_bytes(b"garbage")
+        files[1].write_bytes(files[1].read_bytes()[:200])
+        rc, err, out = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 0
+        assert sum("corrupt or truncated PNG" in ln for ln in err) == 2
+        assert any(files[0].name in ln for ln in err) and any(files[1].name in ln for ln in err)
+        assert "corrupt image 2" in out
+        rc, _, _ = validate(tiny_demo, tmp_path, capsys, "--strict")
+        assert rc == 2
+
+    def test_unconventional_name_skipped(self, tiny_demo, tmp_path, capsys) -> None:
+        (tiny_demo / "Depth_RGB" / "holiday photo.png").write_bytes(b"x")
+        rc, err, out = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 0
+        (line,) = err
+        assert "holiday photo.png" in line and "convention" in line
+        assert "name not in convention 1" in out
+
+    def test_bad_boxes_skipped_and_named(self, tiny_demo, tmp_path, capsys) -> None:
+        def edit(text: str) -> str:
+            lines = text.splitlines()
+            cells = lines[1].split(",")
+            cells[8], cells[10] = "5000", "5100"  # outside a 180-pixel-wide frame
+            lines[1] = ",".join(cells)
+            cells = lines[2].split(",")
+            cells[8], cells[10] = cells[10], cells[8]  # xmin >= xmax
+            lines[2] = ",".join(cells)
+            return "\n".join(lines) + "\n"
+
+        rewrite_csv(tiny_demo / "bounding_box_thermal.csv", edit)
+        rc, err, out = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 0
+        assert any("row 2" in ln and "outside" in ln for ln in err)
+        assert any("row 3" in ln and "inverted" in ln for ln in err)
+        assert "box outside image 1" in out and "bad box row 1" in out
+
+
+def test_console_script_has_no_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "dfu_tui", "validate", str(tmp_path / "missing.toml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'missing.toml'}: config file not found"
+    ]
+
+
+def test_config_errors_exit_2(tmp_path, capsys) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[cv]\nfolds = 1\n[fusion]\nweights = { metadata = -1.0, image = 2.0 }\n")
+    rc = main(["validate", str(cfg)])
+    err = capsys.readouterr().err.splitlines()
+    assert rc == 2 and len(err) == 2 and all(str(cfg) in ln for ln in err)
+
+
+def test_demo_data_refuses_non_empty_dir(tmp_path, capsys) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "keep.txt").write_text("x")
+    assert main(["demo-data", str(tmp_path / "d")]) == 2
+    assert "not empty" in capsys.readouterr().err

@@ -1,0 +1,138 @@
+"""Config loading: defaults, overrides, and one named line per problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dfu_tui.config import Config, load_config
+from dfu_tui.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def problems_of(tmp_path: Path, text: str, overrides: tuple[str, ...] = ()) -> list[str]:
+    path = tmp_path / "c.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        load_config(path, overrides)
+    return info.value.problems
+
+
+class TestShippedConfigs:
+    def test_default_matches_design(self) -> None:
+        cfg = load_config(ROOT / "configs" / "default.toml")
+        assert cfg.data.root == "demo"
+        assert cfg.modalities.use == ["metadata", "thermal_map"]
+        assert cfg.fusion.strategy == "fixed"
+        assert cfg.fusion_weights() == pytest.approx({"metadata": 0.7, "thermal_map": 0.3})
+        assert cfg.cv.folds == 3
+
+    def test_quick_searches_every_combination(self) -> None:
+        cfg = load_config(ROOT / "configs" / "quick.toml")
+        assert cfg.modalities.search
+        assert len(cfg.combinations) == 2 ** len(cfg.modalities.use) - 1
+
+    def test_frozen(self) -> None:
+        cfg = load_config(None)
+        with pytest.raises(AttributeError):
+            cfg.cv.folds = 5  # type: ignore[misc]
+
+    def test_round_trip_through_toml(self, tmp_path: Path) -> None:
+        cfg = load_config(ROOT / "configs" / "quick.toml")
+        path = tmp_path / "resolved.toml"
+        path.write_text(cfg.to_toml(), encoding="utf-8")
+        again = load_config(path)
+        assert again == cfg
+        assert again.fingerprint() == cfg.fingerprint()
+
+
+class TestWeights:
+    def test_image_shorthand_splits_equally(self, tmp_path: Path) -> None:
+        cfg = load_config(
+            None,
+            ["modalities.use=['metadata','thermal_map','depth_rgb']", "fusion.weights.image=0.3"],
+        )
+        w = cfg.fusion_weights()
+        assert w == pytest.approx({"metadata": 0.7, "depth_rgb": 0.15, "thermal_map": 0.15})
+
+    def test_renormalised_over_a_combination(self) -> None:
+        cfg = load_config(None, ["modalities.use=['metadata','thermal_map','depth_rgb']"])
+        assert cfg.fusion_weights(("metadata", "depth_rgb")) == pytest.approx(
+            {"metadata": 0.7 / 0.85, "depth_rgb": 0.15 / 0.85}
+        )
+
+    def test_explicit_weight_wins_over_image(self) -> None:
+        cfg = load_config(
+            None,
+            [
+                "modalities.use=['metadata','thermal_map','depth_rgb']",
+                "fusion.weights={metadata=0.5, thermal_map=0.3, image=0.2}",
+            ],
+        )
+        assert cfg.fusion_weights()["depth_rgb"] == pytest.approx(0.2)
+
+
+class TestErrors:
+    def test_unknown_key_suggests(self, tmp_path: Path) -> None:
+        (line,) = problems_of(tmp_path, "[cv]\nfodls = 3\n")
+        assert "c.toml" in line and "cv.fodls" in line and "did you mean 'cv.folds'" in line
+
+    def test_unknown_section(self, tmp_path: Path) -> None:
+        (line,) = problems_of(tmp_path, "[fuson]\nstrategy='fixed'\n")
+        assert "fuson" in line and "did you mean 'fusion'" in line
+
+    def test_wrong_type(self, tmp_path: Path) -> None:
+        (line,) = problems_of(tmp_path, "[cv]\nfolds = 'three'\n")
+        assert "cv.folds" in line and "expected integer" in line
+
+    def test_negative_weight_and_bad_sum(self, tmp_path: Path) -> None:
+        lines = problems_of(tmp_path, "[fusion]\nweights = { metadata = -0.2, image = 0.3 }\n")
+        assert any("fusion.weights.metadata" in ln and ">= 0" in ln for ln in lines)
+        assert any("fusion.weights" in ln and "sum to 1" in ln for ln in lines)
+
+    def test_sum_after_expanding_image(self, tmp_path: Path) -> None:
+        text = (
+            "[modalities]\nuse=['metadata','depth_rgb','thermal_map']\n"
+            "[fusion]\nweights = { metadata = 0.6, image = 0.3 }\n"
+        )
+        (line,) = problems_of(tmp_path, text)
+        assert "sum to 1, got 0.9" in line
+
+    def test_unknown_and_missing_modality(self, tmp_path: Path) -> None:
+        (line,) = problems_of(tmp_path, "[modalities]\nuse=['metadata','thermal_mpa']\n")
+        assert "unknown modality 'thermal_mpa'" in line and "thermal_map" in line
+        (line,) = problems_of(tmp_path, "[modalities]\nuse=[]\n")
+        assert "modalities.use" in line and "no modality" in line
+
+    def test_folds_below_two(self, tmp_path: Path) -> None:
+        (line,) = problems_of(tmp_path, "[cv]\nfolds = 1\n")
+        assert "cv.folds" in line and ">= 2" in line
+
+    def test_every_problem_reported_together(self, tmp_path: Path) -> None:
+        text = "[cv]\nfolds = 1\nfodls = 2\n[fusion]\nstrategy = 'magic'\n"
+        lines = problems_of(tmp_path, text)
+        assert len(lines) == 3
+        assert all(ln.startswith(str(tmp_path / "c.toml")) for ln in lines)
+
+    def test_downloaded_weights_refused(self, tmp_path: Path) -> None:
+        (line,) = problems_of(tmp_path, "[image_model]\nweights = 'imagenet'\n")
+        assert "image_model.weights" in line and "local weights file" in line
+
+    def test_bad_override(self, tmp_path: Path) -> None:
+        lines = problems_of(tmp_path, "", ("cv.folds=x", "nosection=1"))
+        assert any("cv.folds" in ln and "expected integer" in ln for ln in lines)
+        assert any("--set nosection=1" in ln for ln in lines)
+
+    def test_missing_file_and_bad_toml(self, tmp_path: Path) -> None:
+        with pytest.raises(InputError, match="config file not found"):
+            load_config(tmp_path / "nope.toml")
+        (line,) = problems_of(tmp_path, "[cv\nfolds=3")
+        assert "invalid TOML" in line
+
+
+def test_overrides_apply() -> None:
+    cfg = load_config(None, ["cv.folds=5", "fusion.strategy=stacked", "data.root=/x"])
+    assert (cfg.cv.folds, cfg.fusion.strategy, cfg.data.root) == (5, "stacked", "/x")
+    assert isinstance(cfg, Config)
