@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 out = Console(highlight=False)
+if not out.is_terminal:  # logs and pipes: wide enough that tables and lines do not wrap
+    out = Console(highlight=False, width=160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -41,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--strict", action="store_true", help="exit 2 when any file or box is skipped")
+
+    p = sub.add_parser("run", help="run an experiment in the foreground")
+    p.add_argument("config", type=Path)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
 
     p = sub.add_parser("demo-data", help="write the synthetic demo dataset into DIR")
     p.add_argument("dir", type=Path)
@@ -180,7 +187,34 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run an experiment in this process, writing its run directory."""
+    from dfu_tui.config import load_config
+    from dfu_tui.console import RunConsole
+    from dfu_tui.engine.experiment import run_experiment
+    from dfu_tui.runs.events import EventWriter
+    from dfu_tui.runs.rundir import create_run_dir
+
+    cfg = load_config(args.config, args.overrides)
+    run = create_run_dir(args.runs_dir, cfg)
+    view = RunConsole(out, cfg, run)
+    events = EventWriter(run.events, [view.on_event])
+    try:
+        with view:
+            summary = run_experiment(cfg, run, events)
+    except InputError:
+        raise
+    except Exception as exc:  # a training failure: reported, exit 1
+        err.print(f"error: run {run.run_id} failed: {type(exc).__name__}: {exc}", markup=False)
+        return EXIT_FAILED
+    finally:
+        events.close()
+    view.final_table(summary)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
+    "run": cmd_run,
     "demo-data": cmd_demo_data,
 }

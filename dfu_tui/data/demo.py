@@ -27,7 +27,7 @@ from dfu_tui.data.schema import (
 from dfu_tui.paths import private_dir, user_cache_dir
 
 # Bump when the generator's output changes, so a cached demo is regenerated.
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 DEFAULT_PATIENTS = 160
 
 # Full frames are smaller than the real cameras' (1280x720 depth, 1080x1440 thermal) to keep
@@ -35,7 +35,7 @@ DEFAULT_PATIENTS = 160
 FRAME = {"depth": (144, 256), "thermal": (240, 180)}  # (height, width)
 BOX_MEDIAN = {"depth": (55, 56), "thermal": (63, 82)}  # (width, height)
 # Noise on the phase seen by each image modality: larger is a weaker signal.
-IMAGE_NOISE = {"depth_rgb": 0.9, "depth_map": 2.5, "thermal_rgb": 0.8, "thermal_map": 0.7}
+IMAGE_NOISE = {"depth_rgb": 1.2, "depth_map": 2.5, "thermal_rgb": 1.1, "thermal_map": 1.0}
 
 _START = np.array([0.56, 0.42, 0.02])  # first-visit phase shares (I, P, R)
 _STEP = np.array(  # phase transition between visits

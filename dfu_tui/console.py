@@ -1,0 +1,173 @@
+"""Headless console output of a run: Rich progress on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from dfu_tui.config import Config
+from dfu_tui.data.schema import CLASSES
+from dfu_tui.runs.events import Event
+from dfu_tui.runs.rundir import RunDir
+
+
+def weights_line(weights: dict[str, float]) -> str:
+    """`Fusion weights: metadata=0.70, thermal_map=0.30`, every modality named."""
+    return "Fusion weights: " + ", ".join(f"{m}={w:.2f}" for m, w in weights.items())
+
+
+def _flags_text(flags: list[dict[str, str]]) -> str:
+    return "; ".join(f"{f['level'].upper()} {f['rule']}: {f['detail']}" for f in flags)
+
+
+class RunConsole:
+    """Listens to a run's events and prints them: a progress display on a terminal, else one
+    plain line per epoch and per fold (no carriage returns)."""
+
+    def __init__(self, console: Console, cfg: Config, run: RunDir) -> None:
+        self.console = console
+        self.cfg = cfg
+        self.run = run
+        self.live = console.is_terminal
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not self.live,
+        )
+        self._tasks: TaskID | None = None
+        self._epochs: TaskID | None = None
+
+    def __enter__(self) -> RunConsole:
+        self.print(f"Run {self.run.run_id} in {self.run.path}")
+        self.print(weights_line(self.cfg.fusion_weights()) + f" ({self.cfg.fusion.strategy})")
+        if self.cfg.modalities.search:
+            self.print(
+                f"Searching {len(self.cfg.combinations)} combinations; weights are "
+                "renormalised over each combination's modalities"
+            )
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.progress.stop()
+
+    def print(self, text: str) -> None:
+        target = self.progress.console if self.live else self.console
+        target.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def on_event(self, event: Event) -> None:
+        kind = event["kind"]
+        if kind == "run_started" and self.live:
+            self._tasks = self.progress.add_task("tasks", total=len(event["tasks"]))
+        elif kind == "task_started" and self.live:
+            if self._epochs is not None:
+                self.progress.remove_task(self._epochs)
+                self._epochs = None
+            if event["branch"] != "metadata":
+                self._epochs = self.progress.add_task(
+                    f"fold {event['fold']} {event['branch']}", total=self.cfg.image_model.epochs
+                )
+        elif kind == "epoch":
+            if self._epochs is not None:
+                self.progress.update(self._epochs, completed=event["epoch"])
+            if not self.live:
+                self.print(self._epoch_line(event))
+        elif kind == "branch_finished":
+            if self._tasks is not None:
+                self.progress.advance(self._tasks)
+            if not self.live:
+                self.print(
+                    f"fold {event['fold']} {event['branch']}: trained in {event['seconds']:.1f} s"
+                )
+        elif kind == "fold_finished":
+            for combo in event["combinations"]:
+                self.print(self._fold_line(event["fold"], combo))
+
+    @staticmethod
+    def _epoch_line(e: Event) -> str:
+        def num(key: str) -> str:
+            v = e.get(key)
+            return "nan" if v is None else f"{v:.3f}"
+
+        line = (
+            f"fold {e['fold']} {e['branch']} epoch {e['epoch']}/{e['max_epochs']} "
+            f"loss {num('loss')} train kappa {num('train_kappa')} inner-val kappa {num('val_kappa')}"
+        )
+        return line + (f" [{_flags_text(e['flags'])}]" if e.get("flags") else "")
+
+    @staticmethod
+    def _fold_line(fold: int, c: dict[str, Any]) -> str:
+        shares = " ".join(f"{k} {v:.2f}" for k, v in c["predicted_share"].items())
+        line = (
+            f"fold {fold} {'+'.join(c['modalities'])}: kappa {c['kappa']:.3f} "
+            f"quadratic_kappa {c['quadratic_kappa']:.3f} accuracy {c['accuracy']:.3f} "
+            f"macro_f1 {c['macro_f1']:.3f} predicted {shares}"
+        )
+        return line + (f" [{_flags_text(c['flags'])}]" if c["flags"] else "")
+
+    def final_table(self, summary: dict[str, Any]) -> None:
+        """One row per combination and per branch alone, then each combination's verdict."""
+        table = Table(
+            title=f"Run {summary['run_id']}: {self.cfg.cv.folds}-fold patient-level CV",
+            title_justify="left",
+        )
+        for col in (
+            "modalities",
+            "kappa (unweighted)",
+            "quadratic kappa",
+            "accuracy",
+            "macro F1",
+            "predicted I/P/R",
+            "flags",
+        ):
+            table.add_column(col)
+
+        def row(
+            name: str, mean: dict[str, float], std: dict[str, float], folds: list[dict[str, Any]]
+        ) -> None:
+            shares = [sum(f["predicted_share"][c] for f in folds) / len(folds) for c in CLASSES]
+            flags = [f for fold in folds for f in fold["flags"]]
+            collapse = sum(f["level"] == "collapse" for f in flags)
+            table.add_row(
+                name,
+                f"{mean['kappa']:.3f} ± {std['kappa']:.3f}",
+                f"{mean['quadratic_kappa']:.3f} ± {std['quadratic_kappa']:.3f}",
+                f"{mean['accuracy']:.3f}",
+                f"{mean['macro_f1']:.3f}",
+                "/".join(f"{s:.2f}" for s in shares),
+                f"{collapse} collapse / {len(flags) - collapse} warning" if flags else "-",
+            )
+
+        for c in summary["combinations"]:
+            row("+".join(c["modalities"]), c["mean"], c["std"], c["folds"])
+        if len(summary["combinations"]) > 1 or len(summary["combinations"][0]["modalities"]) > 1:
+            for b in summary["branches"]:
+                row(f"{b['branch']} alone", b["mean"], b["std"], b["folds"])
+        self.console.print(table)
+        for c in summary["combinations"]:
+            v = c["verdict"]
+            marks = " ".join(
+                f"{tier} {'yes' if v[tier] else 'no'}" for tier in ("minimum", "expected", "ideal")
+            )
+            details = "; ".join(
+                f"{'ok' if cr['ok'] else 'FAIL'} {cr['name']} ({cr['value']:.3f})"
+                for cr in v["criteria"]
+            )
+            self.print(f"Verdict {'+'.join(c['modalities'])}: {marks} ({details})")
+        self.print(f"Results: {self.run.results}  Summary: {self.run.summary}")

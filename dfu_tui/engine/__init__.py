@@ -1,0 +1,1 @@
+"""The experiment engine: folds, branches, fusion, metrics, collapse rules (no Textual here)."""

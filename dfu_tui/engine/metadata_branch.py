@@ -1,0 +1,105 @@
+"""The metadata branch: a scikit-learn Pipeline (typed columns, imputation, one-hot) + forest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from dfu_tui.config import MetadataModelConfig
+from dfu_tui.data.schema import CLASSES
+from dfu_tui.engine.branch import BranchOutput
+from dfu_tui.engine.folds import inner_folds
+
+
+def build_metadata_branch(frame: pd.DataFrame, cfg: MetadataModelConfig, seed: int) -> Pipeline:
+    """An unfitted pipeline for the columns of `frame`, typed from the data.
+
+    Numeric columns: median imputation with missing-value indicators. Text columns: the
+    most frequent value, then one-hot encoding that ignores values unseen in training.
+    """
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    text = [c for c in frame.columns if c not in numeric]
+    transformer = ColumnTransformer(
+        [
+            (
+                "numeric",
+                SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                numeric,
+            ),
+            (
+                "text",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="(missing)"),
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                ),
+                text,
+            ),
+        ],
+        verbose_feature_names_out=False,
+    )
+    forest = RandomForestClassifier(
+        n_estimators=cfg.n_estimators,
+        max_depth=cfg.max_depth or None,
+        min_samples_leaf=cfg.min_samples_leaf,
+        max_features=cfg.max_features if cfg.max_features != "none" else None,
+        class_weight=None if cfg.class_weight == "none" else cfg.class_weight,
+        n_jobs=cfg.n_jobs,
+        random_state=seed,
+        oob_score=True,
+    )
+    return Pipeline([("columns", transformer), ("forest", forest)])
+
+
+def _proba(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
+    """Class probabilities in CLASSES order, whatever classes the model saw."""
+    return _reorder(model.predict_proba(frame), model.classes_)
+
+
+def _fit(model: Pipeline, frame: pd.DataFrame, labels: np.ndarray) -> Pipeline:
+    # Object columns stay object in the fit (SimpleImputer needs a uniform missing marker).
+    return model.fit(
+        frame.astype({c: object for c in frame.columns if frame[c].dtype == object}), labels
+    )
+
+
+def train_metadata_branch(
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    train: np.ndarray,
+    val: np.ndarray,
+    cfg: MetadataModelConfig,
+    seed: int,
+    inner: int = 0,
+) -> BranchOutput:
+    """Fit on the training rows only; predict the validation rows.
+
+    Returns validation probabilities, training probabilities (out-of-bag, since a forest's
+    in-sample fit is perfect by construction) and, when `inner` > 1, out-of-fold
+    probabilities of the training rows from `inner` patient-grouped inner folds.
+    """
+    model = build_metadata_branch(frame, cfg, seed)
+    _fit(model, frame.iloc[train], labels[train])
+    train_proba = model.named_steps["forest"].oob_decision_function_
+    train_proba = np.nan_to_num(_reorder(train_proba, model.classes_), nan=1 / len(CLASSES))
+    oof = None
+    if inner > 1:
+        oof = np.full((len(train), len(CLASSES)), np.nan)
+        for tr, va in inner_folds(labels[train], groups[train], inner, seed):
+            sub = clone(model)
+            _fit(sub, frame.iloc[train[tr]], labels[train[tr]])
+            oof[va] = _proba(sub, frame.iloc[train[va]])
+    return BranchOutput(_proba(model, frame.iloc[val]), train_proba, oof, {"model": model})
+
+
+def _reorder(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(proba), len(CLASSES)))
+    for j, cls in enumerate(classes):
+        out[:, int(cls)] = proba[:, j]
+    return out
