@@ -107,7 +107,8 @@ class RunConsole:
 
         line = (
             f"fold {e['fold']} {e['branch']} epoch {e['epoch']}/{e['max_epochs']} "
-            f"loss {num('loss')} train kappa {num('train_kappa')} inner-val kappa {num('val_kappa')}"
+            f"loss {num('loss')} train kappa {num('train_kappa')} "
+            f"inner-val kappa {num('val_kappa')}"
         )
         return line + (f" [{_flags_text(e['flags'])}]" if e.get("flags") else "")
 

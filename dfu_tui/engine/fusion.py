@@ -128,7 +128,8 @@ def _learned_alpha(
     meta_v, img_v = val[METADATA], _image_mean(val, combo)
     x = np.hstack([meta_t, img_t])
     rng = np.random.default_rng(seed)
-    w, b = rng.normal(0, 0.1, x.shape[1]), 0.0  # b: float
+    w = rng.normal(0, 0.1, x.shape[1])
+    b = 0.0
     onehot = np.eye(3)[y_train]
     m1 = np.zeros(x.shape[1] + 1)
     m2 = np.zeros(x.shape[1] + 1)
@@ -141,7 +142,8 @@ def _learned_alpha(
         m1 = 0.9 * m1 + 0.1 * grad
         m2 = 0.999 * m2 + 0.001 * grad**2
         update = 0.05 * (m1 / (1 - 0.9**step)) / (np.sqrt(m2 / (1 - 0.999**step)) + 1e-8)
-        w, b = w - update[:-1], float(b - update[-1])
+        w = w - update[:-1]
+        b = float(b - update[-1])
 
     def apply(meta: np.ndarray, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         alpha = 1 / (1 + np.exp(-(np.hstack([meta, img]) @ w + b)))
