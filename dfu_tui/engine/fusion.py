@@ -128,7 +128,7 @@ def _learned_alpha(
     meta_v, img_v = val[METADATA], _image_mean(val, combo)
     x = np.hstack([meta_t, img_t])
     rng = np.random.default_rng(seed)
-    w = rng.normal(0, 0.1, x.shape[1])
+    w: np.ndarray = np.asarray(rng.normal(0, 0.1, x.shape[1]))
     b = 0.0
     onehot = np.eye(3)[y_train]
     m1 = np.zeros(x.shape[1] + 1)
