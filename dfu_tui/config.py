@@ -114,7 +114,7 @@ class CollapseConfig:
     """Thresholds of the collapse and health rules."""
 
     absolute_cap: float = 0.90
-    share_margin: float = 0.25
+    share_margin: float = 0.10
     entropy_ratio: float = 0.5
     chance_kappa: float = 0.05
     max_gap: float = 0.20

@@ -42,3 +42,13 @@ def write_config(path: Path, text: str) -> Path:
     """Write a TOML config file and return its path."""
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def small_demo_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo dataset of 30 patients for training tests (do not modify)."""
+    from dfu_tui.data.demo import write_demo
+
+    root = tmp_path_factory.mktemp("demo") / "small"
+    write_demo(root, patients=30, seed=3)
+    return root

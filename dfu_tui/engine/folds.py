@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,9 +61,22 @@ def inner_split(
     n_splits = max(2, round(1 / fraction))
     n_splits = min(n_splits, *(len(np.unique(groups[labels == i])) for i in np.unique(labels)))
     n_splits = max(2, n_splits)
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    train, val = next(splitter.split(np.zeros(len(labels)), labels, groups))
-    return train, val
+    classes = set(np.unique(labels))
+    fallback = None
+    for attempt in range(10):  # prefer a split with every class on both sides
+        splitter = StratifiedGroupKFold(
+            n_splits=n_splits, shuffle=True, random_state=seed + attempt
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The least populated class")
+            train, val = next(splitter.split(np.zeros(len(labels)), labels, groups))
+        if set(labels[train]) == classes:
+            if set(labels[val]) == classes:
+                return train, val
+            fallback = fallback or (train, val)
+    if fallback is None:
+        raise InputError("too few patients per class for an inner validation split of a fold")
+    return fallback
 
 
 def inner_folds(
@@ -73,4 +87,6 @@ def inner_folds(
     splitter = StratifiedGroupKFold(
         n_splits=max(2, min(n_folds, smallest)), shuffle=True, random_state=seed
     )
-    return list(splitter.split(np.zeros(len(labels)), labels, groups))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        return list(splitter.split(np.zeros(len(labels)), labels, groups))

@@ -215,8 +215,10 @@ def train_image_branch(
     idx_tr = _crops_of(inner_train, sample_index)
     onehot = np.eye(len(CLASSES), dtype=np.float32)
     y_crops = labels[sample_index]
-    weights = compute_class_weight("balanced", classes=np.arange(len(CLASSES)), y=y_crops[idx_tr])
-    class_weight = {i: float(w) for i, w in enumerate(weights)}
+    present = np.unique(y_crops[idx_tr])
+    weights = compute_class_weight("balanced", classes=present, y=y_crops[idx_tr])
+    class_weight = dict.fromkeys(range(len(CLASSES)), 1.0)
+    class_weight.update({int(c): float(w) for c, w in zip(present, weights, strict=True)})
 
     model = build_image_branch(modality, crops.shape[1], cfg)
     _compile(model, cfg)

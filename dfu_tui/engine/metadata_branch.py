@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
@@ -62,10 +64,10 @@ def _proba(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
 
 
 def _fit(model: Pipeline, frame: pd.DataFrame, labels: np.ndarray) -> Pipeline:
-    # Object columns stay object in the fit (SimpleImputer needs a uniform missing marker).
-    return model.fit(
-        frame.astype({c: object for c in frame.columns if frame[c].dtype == object}), labels
-    )
+    with warnings.catch_warnings():
+        # Few trees leave some rows without out-of-bag votes; those get uniform probabilities.
+        warnings.filterwarnings("ignore", message="Some inputs do not have OOB scores")
+        return model.fit(frame, labels)
 
 
 def train_metadata_branch(

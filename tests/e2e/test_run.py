@@ -1,0 +1,192 @@
+"""End-to-end: real TensorFlow training and real `dfu-tui run` processes on a tiny demo."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dfu_tui.config import ImageModelConfig, load_config
+from dfu_tui.runs.rundir import RESULTS_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = [
+    "data.image_size=32",
+    "cv.folds=2",
+    "metadata_model.n_estimators=40",
+    "image_model.epochs=3",
+    "image_model.patience=2",
+    "image_model.threads=1",
+]
+
+
+def dfu(*args: str, env_cache: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DFU_TUI_CACHE_DIR": str(env_cache), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-m", "dfu_tui", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+        timeout=600,
+    )
+
+
+def sets(*items: str) -> list[str]:
+    return [arg for item in items for arg in ("--set", item)]
+
+
+class TestImageBranch:
+    @pytest.mark.parametrize(
+        "backbone", ["small_cnn", "EfficientNetB0", "MobileNetV3Small", "DenseNet121"]
+    )
+    def test_named_model_from_factory(self, backbone: str) -> None:
+        from dfu_tui.engine.image_branch import build_image_branch, configure_tensorflow
+
+        configure_tensorflow(1)
+        model = build_image_branch("thermal_map", 32, ImageModelConfig(backbone=backbone))
+        assert model.name == "thermal_map_branch"
+        assert model.inputs[0].name == "thermal_map_input"
+        assert tuple(model.outputs[0].shape) == (None, 3)
+
+    def test_trains_and_reports_every_epoch(self, small_demo_master: Path) -> None:
+        from dfu_tui.data.dataset import load_dataset
+        from dfu_tui.engine.folds import make_folds
+        from dfu_tui.engine.image_branch import configure_tensorflow, train_image_branch
+
+        configure_tensorflow(1)
+        cfg = load_config(None, [f"data.root='{small_demo_master}'", *TINY])
+        ds = load_dataset(cfg)
+        t, crops = ds.table, ds.crops["thermal_map"]
+        fold = make_folds(t.labels, t.patients, 2, 0)[0]
+        epochs: list[dict] = []
+        out = train_image_branch(
+            "thermal_map",
+            crops.crops,
+            crops.sample_index,
+            t.labels,
+            t.patients,
+            fold.train,
+            fold.val,
+            cfg.image_model,
+            cfg.collapse,
+            seed=0,
+            inner=2,
+            on_epoch=epochs.append,
+        )
+        assert [e["epoch"] for e in epochs] == list(range(1, len(epochs) + 1))
+        for e in epochs:
+            assert {"loss", "train_kappa", "val_kappa", "val_predicted_share", "flags"} <= set(e)
+        assert out.val_proba.shape == (len(fold.val), 3)
+        has = np.isin(fold.val, crops.sample_index)
+        assert not np.isnan(out.val_proba[has]).any()
+        assert np.isnan(out.val_proba[~has]).all()  # no image: no prediction
+        assert np.allclose(out.val_proba[has].sum(axis=1), 1, atol=1e-5)
+        assert out.oof_proba is not None and out.oof_proba.shape == (len(fold.train), 3)
+        assert 1 <= out.info["best_epoch"] <= 3
+
+
+class TestRunCommand:
+    def test_run_writes_every_file(self, small_demo_master: Path, tmp_path: Path) -> None:
+        proc = dfu(
+            "run",
+            "configs/default.toml",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            *sets(f"data.root='{small_demo_master}'", *TINY),
+            env_cache=tmp_path / "cache",
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "Fusion weights: metadata=0.70, thermal_map=0.30" in proc.stdout
+        assert "\r" not in proc.stdout
+        epoch_lines = [ln for ln in proc.stdout.splitlines() if " epoch " in ln]
+        assert len(epoch_lines) >= 2 and all(ln.startswith("fold ") for ln in epoch_lines)
+        (run,) = (tmp_path / "runs").iterdir()
+        assert oct(run.stat().st_mode & 0o777) == "0o700"
+        assert load_config(run / "config.toml").cv.folds == 2
+        events = [json.loads(ln) for ln in (run / "events.jsonl").read_text().splitlines()]
+        kinds = [e["kind"] for e in events]
+        assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+        assert all(e["v"] == 1 for e in events)
+        for kind in ("fold_started", "task_started", "epoch", "branch_finished", "fold_finished"):
+            assert kind in kinds
+        names = sorted(p.name for p in (run / "predictions").iterdir())
+        assert names == [f"fold{k}_{b}.npz" for k in (1, 2) for b in ("metadata", "thermal_map")]
+        with np.load(run / "predictions" / names[0], allow_pickle=False) as npz:
+            assert npz["val_proba"].shape == (len(npz["val_index"]), 3)
+        with open(run / "results.csv", newline="") as fh:
+            rows = list(csv.reader(fh))
+        assert tuple(rows[0]) == RESULTS_COLUMNS and rows[1][0] == "metadata+thermal_map"
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["status"] == "completed" and summary["run_id"] == run.name
+        (combo,) = summary["combinations"]
+        assert combo["fusion"] == {
+            "strategy": "fixed",
+            "weights": {"metadata": 0.7, "thermal_map": 0.3},
+        }
+        fold = combo["folds"][0]
+        for key in (
+            "kappa",
+            "quadratic_kappa",
+            "accuracy",
+            "macro_f1",
+            "train_kappa",
+            "predicted_share",
+            "true_share",
+            "confusion",
+            "flags",
+        ):
+            assert key in fold
+        assert set(combo["mean"]) >= {"kappa", "quadratic_kappa", "accuracy", "macro_f1"}
+        assert {"minimum", "expected", "ideal", "criteria"} <= set(combo["verdict"])
+        assert [b["branch"] for b in summary["branches"]] == ["metadata", "thermal_map"]
+
+    def test_search_reuses_branches_and_same_seed_same_rf(
+        self, small_demo_master: Path, tmp_path: Path
+    ) -> None:
+        args = [
+            "run",
+            "configs/default.toml",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            *sets(
+                f"data.root='{small_demo_master}'",
+                *TINY,
+                "modalities.search=true",
+                "modalities.use=['metadata','depth_rgb','thermal_map']",
+                "fusion.strategy=stacked",
+            ),
+        ]
+        assert dfu(*args, env_cache=tmp_path / "c").returncode == 0
+        (run,) = (tmp_path / "runs").iterdir()
+        events = [json.loads(ln) for ln in (run / "events.jsonl").read_text().splitlines()]
+        started = [e["task"] for e in events if e["kind"] == "task_started"]
+        assert len(started) == 2 * 3 == len(set(started))  # each (fold, branch) once
+        summary = json.loads((run / "summary.json").read_text())
+        assert len(summary["combinations"]) == 7
+
+        results = []
+        for i in range(2):
+            runs = tmp_path / f"m{i}"
+            meta_only = sets(
+                f"data.root='{small_demo_master}'", *TINY, "modalities.use=['metadata']"
+            )
+            proc = dfu(
+                "run",
+                "configs/default.toml",
+                "--runs-dir",
+                str(runs),
+                *meta_only,
+                env_cache=tmp_path / "c",
+            )
+            assert proc.returncode == 0, proc.stderr
+            (r,) = runs.iterdir()
+            results.append(json.loads((r / "summary.json").read_text())["combinations"][0]["folds"])
+        assert results[0] == results[1]

@@ -1,0 +1,273 @@
+"""The engine's science without TensorFlow: folds, metadata branch, fusion, metrics, rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dfu_tui.config import CollapseConfig, CriteriaConfig, MetadataModelConfig
+from dfu_tui.data.metadata import read_metadata
+from dfu_tui.engine.folds import inner_split, make_folds
+from dfu_tui.engine.fusion import fuse, tune_weights, weighted_average
+from dfu_tui.engine.metadata_branch import train_metadata_branch
+from dfu_tui.engine.metrics import fold_metrics, kappa, quadratic_kappa
+from dfu_tui.engine.rules import check_predictions, verdict
+from dfu_tui.errors import InputError
+
+META = "DataMaster_Processed_V12_WithMissing.csv"
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory):
+    from dfu_tui.data.demo import write_demo
+
+    root = write_demo(tmp_path_factory.mktemp("d") / "demo", patients=60, seed=1).root
+    return read_metadata(root / META, "Healing Phase Abs", "Patient#")
+
+
+class TestFolds:
+    def test_disjoint_by_patient_and_stratified(self, table) -> None:
+        folds = make_folds(table.labels, table.patients, 3, seed=7)
+        seen: set[int] = set()
+        for fold in folds:
+            train_p, val_p = set(table.patients[fold.train]), set(table.patients[fold.val])
+            assert not train_p & val_p
+            assert not val_p & seen
+            seen |= val_p
+            assert set(table.labels[fold.val]) == {0, 1, 2}
+            assert len(fold.train) + len(fold.val) == len(table.labels)
+        assert seen == set(table.patients)
+
+    def test_seeded(self, table) -> None:
+        a = make_folds(table.labels, table.patients, 3, seed=7)
+        b = make_folds(table.labels, table.patients, 3, seed=7)
+        assert all(np.array_equal(x.val, y.val) for x, y in zip(a, b, strict=True))
+
+    def test_too_few_patients_named(self) -> None:
+        labels = np.array([0, 0, 1, 1, 2, 2])
+        groups = np.array([1, 2, 3, 4, 5, 5])
+        with pytest.raises(InputError, match="class R has 1 patient"):
+            make_folds(labels, groups, 2, seed=0)
+
+    def test_inner_split_is_patient_grouped(self, table) -> None:
+        tr, va = inner_split(table.labels, table.patients, 0.2, seed=3)
+        assert not set(table.patients[tr]) & set(table.patients[va])
+        assert 0.1 < len(va) / len(table.labels) < 0.35
+
+
+class TestMetadataBranch:
+    def test_fit_on_training_rows_only(self, table) -> None:
+        fold = make_folds(table.labels, table.patients, 3, seed=7)[0]
+        frame = table.frame[table.feature_columns]
+        out = train_metadata_branch(
+            frame,
+            table.labels,
+            table.patients,
+            fold.train,
+            fold.val,
+            MetadataModelConfig(n_estimators=20, n_jobs=1),
+            seed=0,
+        )
+        model = out.info["model"]
+        imputer = model.named_steps["columns"].named_transformers_["numeric"]
+        numeric = [c for c in frame.columns if frame[c].dtype != object]
+        expected = frame.iloc[fold.train][numeric].median().to_numpy()
+        whole = frame[numeric].median().to_numpy()
+        assert np.allclose(imputer.statistics_, expected, equal_nan=True)
+        assert not np.allclose(imputer.statistics_, whole, equal_nan=True)
+        assert out.val_proba.shape == (len(fold.val), 3)
+        assert np.allclose(out.val_proba.sum(axis=1), 1)
+
+    def test_label_columns_never_in_feature_matrix(self, table) -> None:
+        fold = make_folds(table.labels, table.patients, 3, seed=7)[0]
+        out = train_metadata_branch(
+            table.frame[table.feature_columns],
+            table.labels,
+            table.patients,
+            fold.train,
+            fold.val,
+            MetadataModelConfig(n_estimators=10, n_jobs=1),
+            seed=0,
+        )
+        names = set(out.info["model"].named_steps["columns"].get_feature_names_out())
+        for forbidden in (
+            "Healing Phase",
+            "Healing Phase Abs",
+            "Phase Confidence (%)",
+            "ID",
+            "Patient#",
+        ):
+            assert not any(n == forbidden or n.startswith(forbidden + "_") for n in names)
+
+    def test_out_of_fold_probabilities_cover_training_rows(self, table) -> None:
+        fold = make_folds(table.labels, table.patients, 3, seed=7)[0]
+        out = train_metadata_branch(
+            table.frame[table.feature_columns],
+            table.labels,
+            table.patients,
+            fold.train,
+            fold.val,
+            MetadataModelConfig(n_estimators=10, n_jobs=1),
+            seed=0,
+            inner=3,
+        )
+        assert out.oof_proba is not None and out.oof_proba.shape == (len(fold.train), 3)
+        assert not np.isnan(out.oof_proba).any()
+
+    def test_same_seed_same_probabilities(self, table) -> None:
+        fold = make_folds(table.labels, table.patients, 3, seed=7)[1]
+        args = (
+            table.frame[table.feature_columns],
+            table.labels,
+            table.patients,
+            fold.train,
+            fold.val,
+            MetadataModelConfig(n_estimators=15, n_jobs=1),
+        )
+        a = train_metadata_branch(*args, seed=4)
+        b = train_metadata_branch(*args, seed=4)
+        assert np.array_equal(a.val_proba, b.val_proba)
+
+
+class TestMetrics:
+    def test_both_kappas_labelled_and_distinct(self) -> None:
+        y = np.array([0, 0, 1, 1, 2, 2, 1, 1])
+        pred = np.array([0, 2, 1, 1, 2, 0, 1, 0])
+        m = fold_metrics(y, np.eye(3)[pred], y, np.eye(3)[y])
+        assert m["kappa"] == pytest.approx(kappa(y, pred))
+        assert m["quadratic_kappa"] == pytest.approx(quadratic_kappa(y, pred))
+        assert m["kappa"] != pytest.approx(m["quadratic_kappa"])
+        assert m["train_kappa"] == 1.0
+        assert m["confusion"][0] == [1, 0, 1]
+        assert m["predicted_share"] == {"I": 0.375, "P": 0.375, "R": 0.25}
+
+
+class TestRules:
+    cfg = CollapseConfig()
+    y = np.array([0] * 30 + [1] * 55 + [2] * 15)
+
+    def rules(self, pred: np.ndarray, **kw) -> set[tuple[str, str]]:
+        return {(f.rule, f.level) for f in check_predictions(self.y, pred, self.cfg, **kw)}
+
+    def test_healthy_is_quiet(self) -> None:
+        pred = self.y.copy()
+        pred[::7] = (pred[::7] + 1) % 3
+        assert self.rules(pred, kappa=0.7, train_kappa=0.75, mean_alpha=0.6) == set()
+
+    def test_missing_class(self) -> None:
+        pred = np.where(self.y == 2, 1, self.y)
+        assert ("missing_class", "collapse") in self.rules(pred)
+
+    def test_dominant_class_cap_and_margin(self) -> None:
+        assert ("dominant_class", "collapse") in self.rules(np.array([1] * 95 + [0] * 5))
+        pred = np.array([0] * 20 + [1] * 70 + [2] * 10)  # P 0.70 vs true 0.55
+        assert ("dominant_class", "warning") in self.rules(pred)
+
+    def test_low_entropy(self) -> None:
+        pred = np.array([1] * 97 + [0, 2, 2])
+        assert ("low_entropy", "collapse") in self.rules(pred)
+
+    def test_chance_kappa_and_gap(self) -> None:
+        fired = self.rules(self.y, kappa=0.01, train_kappa=0.96)
+        assert {("chance_kappa", "warning"), ("overfit_gap", "warning")} <= fired
+
+    def test_alpha_pinned(self) -> None:
+        assert ("alpha_pinned", "collapse") in self.rules(self.y, mean_alpha=0.01)
+        assert ("alpha_pinned", "collapse") in self.rules(self.y, mean_alpha=0.99)
+
+    def test_nan_loss(self) -> None:
+        from dfu_tui.engine.rules import nan_loss
+
+        assert [f.rule for f in nan_loss(float("nan"))] == ["nan_loss"]
+        assert nan_loss(0.7) == []
+
+    def test_verdict_tiers(self) -> None:
+        mean = {"kappa": 0.23, "train_kappa": 0.30}
+        v = verdict(mean, [], CriteriaConfig(), image_only=0.145, metadata_only=0.254)
+        assert (v["minimum"], v["expected"], v["ideal"]) == (True, True, False)
+        failing = [c["name"] for c in v["criteria"] if not c["ok"]]
+        assert failing == ["kappa >= 0.25", "beats metadata-only"]
+        collapsed = verdict(mean, [{"level": "collapse"}], CriteriaConfig(), None, None)
+        assert not collapsed["minimum"] and not collapsed["ideal"]
+
+
+class TestFusion:
+    def test_fixed_renormalises_for_missing_modality(self) -> None:
+        meta = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])
+        img = np.array([[0.0, 1.0, 0.0], [np.nan, np.nan, np.nan]])
+        fused = weighted_average(
+            {"metadata": meta, "thermal_map": img}, {"metadata": 0.7, "thermal_map": 0.3}
+        )
+        assert np.allclose(fused[0], 0.7 * meta[0] + 0.3 * img[0])
+        assert np.allclose(fused[1], meta[1])  # no image: metadata alone, weight renormalised
+
+    def test_tuned_never_looks_at_validation(self) -> None:
+        rng = np.random.default_rng(0)
+        y = rng.integers(0, 3, 60)
+        good = np.eye(3)[y] * 0.6 + 0.4 / 3
+        noise = rng.dirichlet(np.ones(3), 60)
+        oof = {"metadata": noise, "thermal_map": good}
+        weights = tune_weights(oof, y, {"metadata": 0.7, "thermal_map": 0.3})
+        assert weights["thermal_map"] > weights["metadata"]
+        train = {"metadata": noise, "thermal_map": good}
+        a = fuse(
+            "tuned",
+            ("metadata", "thermal_map"),
+            {"metadata": 0.7, "thermal_map": 0.3},
+            {"metadata": noise[:10], "thermal_map": good[:10]},
+            train,
+            y,
+            oof,
+        )
+        b = fuse(
+            "tuned",
+            ("metadata", "thermal_map"),
+            {"metadata": 0.7, "thermal_map": 0.3},
+            {"metadata": good[:10], "thermal_map": noise[:10]},
+            train,
+            y,
+            oof,
+        )
+        assert a.weights == b.weights  # chosen from the out-of-fold rows only
+
+    def test_stacked_and_learned_alpha(self) -> None:
+        rng = np.random.default_rng(1)
+        y = rng.integers(0, 3, 90)
+        meta = np.eye(3)[y] * 0.4 + rng.dirichlet(np.ones(3), 90) * 0.6
+        # An over-confident, over-fitted image branch: perfect on training rows.
+        img = np.eye(3)[y] * 0.98 + 0.02 / 3
+        probs = {"metadata": meta, "thermal_map": img}
+        stacked = fuse("stacked", tuple(probs), {}, probs, probs, y, probs)
+        assert stacked.val.shape == (90, 3) and np.allclose(stacked.val.sum(axis=1), 1)
+        alpha = fuse("learned_alpha", tuple(probs), {}, probs, probs, y)
+        assert alpha.mean_alpha is not None and alpha.mean_alpha < 0.2  # trusts the image branch
+
+
+def test_metadata_only_run_on_a_bare_csv(tmp_path: Path, table) -> None:
+    """The metadata branch needs nothing but the CSV (no image folders)."""
+    from dfu_tui.cli import main
+    from dfu_tui.data.demo import write_demo
+
+    src = write_demo(tmp_path / "full", patients=30, seed=2).root
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / META).write_bytes((src / META).read_bytes())
+    rc = main(
+        [
+            "run",
+            "configs/default.toml",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--set",
+            f"data.root='{bare}'",
+            "--set",
+            "modalities.use=['metadata']",
+            "--set",
+            "metadata_model.n_estimators=30",
+        ]
+    )
+    assert rc == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert (run / "summary.json").is_file() and (run / "results.csv").is_file()
