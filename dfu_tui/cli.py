@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +19,7 @@ from dfu_tui.errors import InputError
 if TYPE_CHECKING:
     from dfu_tui.config import Config
     from dfu_tui.data.dataset import Dataset
+    from dfu_tui.runs.rundir import RunDir
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -44,10 +47,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--strict", action="store_true", help="exit 2 when any file or box is skipped")
 
-    p = sub.add_parser("run", help="run an experiment in the foreground")
+    p = sub.add_parser("run", help="run an experiment (foreground, or --detach)")
     p.add_argument("config", type=Path)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p.add_argument("--detach", action="store_true", help="run in the background and return")
+    p.add_argument("--jobs", type=int, default=None, help="parallel tasks (default: by machine)")
+
+    p = sub.add_parser("resume", help="re-run the missing tasks of a run")
+    p.add_argument("run")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p.add_argument("--detach", action="store_true")
+    p.add_argument("--jobs", type=int, default=None)
+
+    p = sub.add_parser("stop", help="stop a running run")
+    p.add_argument("run")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p.add_argument("--grace", type=float, default=10.0, help="seconds before SIGKILL")
+
+    p = sub.add_parser("status", help="state of every run, or one")
+    p.add_argument("run", nargs="?")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("export", help="a run's metrics and epoch history")
+    p.add_argument("run")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--output", type=Path, default=None)
 
     p = sub.add_parser("demo-data", help="write the synthetic demo dataset into DIR")
     p.add_argument("dir", type=Path)
@@ -187,34 +214,201 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Run an experiment in this process, writing its run directory."""
-    from dfu_tui.config import load_config
+def _prepare(cfg: Config) -> None:
+    """Check the data before anything is started: loads it and builds the crop cache."""
+    from dfu_tui.data.dataset import load_dataset
+    from dfu_tui.engine.experiment import branches_of
+    from dfu_tui.engine.folds import make_folds
+
+    images = [b for b in branches_of(cfg) if b != "metadata"]
+    with _progress() as bar:
+        tasks: dict[str, object] = {}
+
+        def report(modality: str, done: int, total: int) -> None:
+            if modality not in tasks:
+                tasks[modality] = bar.add_task(f"cropping {modality}", total=total)
+            bar.update(tasks[modality], completed=done)  # type: ignore[arg-type]
+
+        dataset = load_dataset(cfg, modalities=images, progress=report)
+    make_folds(dataset.table.labels, dataset.table.patients, cfg.cv.folds, cfg.cv.seed)
+    for m in images:
+        if dataset.crops[m].samples_with_images() == 0:
+            raise InputError(f"{dataset.root}: modality '{m}' has no usable images")
+
+
+def _supervise(run: RunDir, jobs: int, resume: bool, detach: bool) -> int:
+    """Run the supervisor detached (return at once) or in the foreground with a live view."""
     from dfu_tui.console import RunConsole
-    from dfu_tui.engine.experiment import run_experiment
-    from dfu_tui.runs.events import EventWriter
+    from dfu_tui.runs.state import load_state
+    from dfu_tui.runs.supervisor import Supervisor, default_jobs, heartbeat_seconds, spawn_detached
+
+    jobs = jobs or default_jobs()
+    if detach:
+        pid = spawn_detached(run, jobs, resume)
+        out.print(run.run_id)
+        err.print(
+            f"supervisor pid {pid}; log {run.log}; follow with: dfu-tui status {run.run_id}",
+            markup=False,
+        )
+        return EXIT_OK
+    from dfu_tui.config import load_config
+
+    view = RunConsole(out, load_config(run.config), run)
+    with view:
+        code = Supervisor(run, jobs, heartbeat_seconds(), on_event=view.on_event).execute(resume)
+    state = load_state(run.path)
+    if code == 0:
+        view.final_table(json.loads(run.summary.read_text(encoding="utf-8")))
+        return EXIT_OK
+    err.print(f"error: run {run.run_id} {state.status}: {state.reason}", markup=False)
+    if state.status == "failed":
+        return EXIT_FAILED
+    return 130
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Start an experiment: foreground with a live view, or detached with --detach."""
+    from dfu_tui.config import load_config
+    from dfu_tui.runs.fingerprint import run_fingerprint, save_fingerprint
     from dfu_tui.runs.rundir import create_run_dir
 
     cfg = load_config(args.config, args.overrides)
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs: must be >= 1, got {args.jobs}")
+    _prepare(cfg)
     run = create_run_dir(args.runs_dir, cfg)
-    view = RunConsole(out, cfg, run)
-    events = EventWriter(run.events, [view.on_event])
+    save_fingerprint(run.path / "fingerprint.json", run_fingerprint(cfg))
+    return _supervise(run, args.jobs or 0, resume=False, detach=args.detach)
+
+
+def resolve_run(name: str, runs_dir: Path) -> RunDir:
+    """A run given by its directory, its id in the runs directory, or a unique id prefix."""
+    from dfu_tui.runs.rundir import RunDir
+
+    for candidate in (Path(name), runs_dir / name):
+        if (candidate / "events.jsonl").is_file() or (candidate / "config.toml").is_file():
+            return RunDir(candidate)
+    matches = (
+        sorted(p for p in runs_dir.glob(f"{name}*") if p.is_dir()) if runs_dir.is_dir() else []
+    )
+    if len(matches) == 1:
+        return RunDir(matches[0])
+    if len(matches) > 1:
+        raise InputError(f"{runs_dir}: run id prefix '{name}' matches {len(matches)} runs")
+    raise InputError(f"{runs_dir}: no run '{name}'")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Re-run only the missing tasks of a run whose fingerprint still matches."""
+    from dfu_tui.config import load_config
+    from dfu_tui.runs.fingerprint import differences, run_fingerprint
+    from dfu_tui.runs.supervisor import is_locked
+
+    run = resolve_run(args.run, args.runs_dir)
+    if is_locked(run):
+        raise InputError(f"{run.path}: run is already running; stop it first or wait")
+    cfg = load_config(run.config)
+    saved_path = run.path / "fingerprint.json"
     try:
-        with view:
-            summary = run_experiment(cfg, run, events)
-    except InputError:
-        raise
-    except Exception as exc:  # a training failure: reported, exit 1
-        err.print(f"error: run {run.run_id} failed: {type(exc).__name__}: {exc}", markup=False)
-        return EXIT_FAILED
-    finally:
-        events.close()
-    view.final_table(summary)
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise InputError(f"{saved_path}: missing or unreadable; cannot check the run") from None
+    diffs = differences(saved, run_fingerprint(cfg))
+    if diffs:
+        raise InputError([f"{run.path}: cannot resume: {d}" for d in diffs])
+    return _supervise(run, args.jobs or 0, resume=True, detach=args.detach)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """SIGTERM to the supervisor's process group, SIGKILL after the grace period."""
+    from dfu_tui.runs.control import stop_run
+
+    run = resolve_run(args.run, args.runs_dir)
+    status, seconds = stop_run(run, args.grace)
+    out.print(f"{run.run_id}: {status} after {seconds:.1f} s")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Every run (or one) from its directory: state, progress, ETA, kappa, flags."""
+    from dfu_tui.runs.state import load_state
+
+    if args.run:
+        runs = [resolve_run(args.run, args.runs_dir).path]
+    else:
+        runs = (
+            sorted(p for p in args.runs_dir.glob("*") if (p / "events.jsonl").is_file())
+            if args.runs_dir.is_dir()
+            else []
+        )
+    states = [load_state(p).to_dict() for p in runs]
+    if args.json:
+        print(json.dumps(states if not args.run else states[0], indent=2))
+        return EXIT_OK
+    if not states:
+        out.print(f"no runs in {args.runs_dir}")
+        return EXIT_OK
+    table = Table(title=f"Runs in {args.runs_dir}", title_justify="left")
+    for col in (
+        "run",
+        "status",
+        "combinations",
+        "tasks",
+        "folds",
+        "elapsed",
+        "ETA",
+        "best mean kappa",
+        "flags",
+    ):
+        table.add_column(col)
+    for s in states:
+        combos = s["combinations"]
+        label = "+".join(combos[0]) if len(combos) == 1 else f"{len(combos)} combinations"
+        kappa = "-" if s["best_mean_kappa"] is None else f"{s['best_mean_kappa']:.3f}"
+        flags = s["flags"]
+        table.add_row(
+            s["run_id"],
+            s["status"],
+            label,
+            f"{s['tasks_done']}/{s['tasks_total']}",
+            f"{s['folds_done']}/{s['folds_total']}",
+            _duration(s["elapsed_s"]),
+            "-" if s["eta_s"] is None else _duration(s["eta_s"]),
+            kappa,
+            f"{flags['collapse']} collapse / {flags['warning']} warning",
+        )
+    out.print(table)
+    return EXIT_OK
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """All folds x combinations x branches, and per-epoch history, as CSV or JSON."""
+    from dfu_tui.runs.export import export_run
+
+    run = resolve_run(args.run, args.runs_dir)
+    text = export_run(run, args.format)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        from dfu_tui.paths import atomic_write_text
+
+        atomic_write_text(args.output, text)
+        err.print(f"wrote {args.output}", markup=False)
     return EXIT_OK
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
     "run": cmd_run,
+    "resume": cmd_resume,
+    "stop": cmd_stop,
+    "status": cmd_status,
+    "export": cmd_export,
     "demo-data": cmd_demo_data,
 }

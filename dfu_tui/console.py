@@ -120,6 +120,8 @@ class RunConsole:
             f"quadratic_kappa {c['quadratic_kappa']:.3f} accuracy {c['accuracy']:.3f} "
             f"macro_f1 {c['macro_f1']:.3f} predicted {shares}"
         )
+        if c.get("mean_alpha") is not None:
+            line += f" mean alpha {c['mean_alpha']:.3f}"
         return line + (f" [{_flags_text(c['flags'])}]" if c["flags"] else "")
 
     def final_table(self, summary: dict[str, Any]) -> None:

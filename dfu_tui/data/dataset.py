@@ -276,3 +276,22 @@ def _read_cache(path: Path, modality: str) -> ModalityCrops:
             counts={str(k): int(v) for k, v in zip(npz["reasons"], npz["amounts"], strict=True)},
             from_cache=True,
         )
+
+
+def data_fingerprint(cfg: Config, modalities: list[str] | None = None) -> str:
+    """A hash of the dataset a config reads: metadata and box files' bytes, image listings."""
+    root = resolve_root(cfg)
+    h = hashlib.sha256()
+    meta = root / cfg.data.metadata_file
+    h.update(meta.read_bytes() if meta.is_file() else b"<missing>")
+    wanted = cfg.image_modalities if modalities is None else modalities
+    for m in wanted:
+        camera = CAMERA_OF[m]
+        box = root / cfg.data.box_files.get(camera, DEFAULT_BOX_FILES[camera])
+        h.update(box.read_bytes() if box.is_file() else b"<missing>")
+        folder = root / cfg.data.folders.get(m, DEFAULT_FOLDERS[m])
+        if folder.is_dir():
+            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+                st = entry.stat()
+                h.update(f"{m}/{entry.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]

@@ -5,6 +5,7 @@ Each (fold, branch) is trained once and reused by every combination that contain
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -14,15 +15,15 @@ from typing import Any
 import numpy as np
 
 from dfu_tui.config import Config
-from dfu_tui.data.dataset import Dataset, load_dataset
+from dfu_tui.data.dataset import Dataset
 from dfu_tui.data.schema import METADATA, MODALITIES
 from dfu_tui.engine.branch import BranchOutput
-from dfu_tui.engine.folds import Fold, make_folds
+from dfu_tui.engine.folds import Fold
 from dfu_tui.engine.fusion import fuse
 from dfu_tui.engine.metrics import fold_metrics, mean_std
 from dfu_tui.engine.rules import check_predictions, verdict
 from dfu_tui.runs.events import EventWriter
-from dfu_tui.runs.rundir import RunDir, load_predictions, save_predictions, write_summary
+from dfu_tui.runs.rundir import RunDir, load_predictions, save_predictions
 
 NEEDS_OOF = ("tuned", "stacked")
 
@@ -51,9 +52,19 @@ def plan_tasks(cfg: Config) -> list[Task]:
 
 
 def run_branch_task(
-    cfg: Config, dataset: Dataset, fold: Fold, task: Task, run: RunDir, events: EventWriter
+    cfg: Config,
+    dataset: Dataset,
+    fold: Fold,
+    task: Task,
+    run: RunDir,
+    events: EventWriter,
+    threads: int = 0,
 ) -> None:
-    """Train one branch on one fold and write its predictions file."""
+    """Train one branch on one fold and write its predictions file.
+
+    `threads` caps the CPU threads of this task (0: all cores, or `image_model.threads`).
+    """
+    threads = threads or cfg.image_model.threads or (os.cpu_count() or 1)
     table = dataset.table
     inner = cfg.cv.inner_folds if cfg.fusion.strategy in NEEDS_OOF else 0
     seed = cfg.cv.seed * 1000 + fold.number
@@ -65,20 +76,16 @@ def run_branch_task(
         from dfu_tui.engine.metadata_branch import train_metadata_branch
 
         frame = table.frame[table.feature_columns]
+        model_cfg = cfg.metadata_model
+        if model_cfg.n_jobs == -1:
+            model_cfg = dataclasses.replace(model_cfg, n_jobs=threads)
         out: BranchOutput = train_metadata_branch(
-            frame,
-            table.labels,
-            table.patients,
-            fold.train,
-            fold.val,
-            cfg.metadata_model,
-            seed,
-            inner,
+            frame, table.labels, table.patients, fold.train, fold.val, model_cfg, seed, inner
         )
     else:
         from dfu_tui.engine.image_branch import configure_tensorflow, train_image_branch
 
-        configure_tensorflow(cfg.image_model.threads or (os.cpu_count() or 1))
+        configure_tensorflow(threads)
         crops = dataset.crops[task.branch]
 
         def on_epoch(record: dict[str, Any]) -> None:
@@ -223,50 +230,12 @@ def summarize(cfg: Config, run_id: str, folds: list[dict[str, Any]], status: str
     return {"run_id": run_id, "status": status, "combinations": combos, "branches": branches}
 
 
-def _finite(doc: Any) -> Any:
+def finite(doc: Any) -> Any:
+    """The document with NaN and infinities as None (JSON has neither)."""
     if isinstance(doc, float) and (math.isnan(doc) or math.isinf(doc)):
         return None
     if isinstance(doc, dict):
-        return {k: _finite(v) for k, v in doc.items()}
+        return {k: finite(v) for k, v in doc.items()}
     if isinstance(doc, list):
-        return [_finite(v) for v in doc]
+        return [finite(v) for v in doc]
     return doc
-
-
-def run_experiment(cfg: Config, run: RunDir, events: EventWriter) -> dict[str, Any]:
-    """Run every task in this process, fold by fold, and write the results; return the summary."""
-    tasks = plan_tasks(cfg)
-    events.emit(
-        "run_started",
-        run_id=run.run_id,
-        fingerprint=cfg.fingerprint(),
-        folds=cfg.cv.folds,
-        combinations=[list(c) for c in cfg.combinations],
-        branches=branches_of(cfg),
-        tasks=[t.task_id for t in tasks],
-        fusion={"strategy": cfg.fusion.strategy, "weights": cfg.fusion_weights()},
-        pid=os.getpid(),
-    )
-    start = time.perf_counter()
-    try:
-        dataset = load_dataset(cfg, modalities=[b for b in branches_of(cfg) if b != METADATA])
-        table = dataset.table
-        folds = make_folds(table.labels, table.patients, cfg.cv.folds, cfg.cv.seed)
-        results = []
-        for fold in folds:
-            events.emit(
-                "fold_started", fold=fold.number, n_train=len(fold.train), n_val=len(fold.val)
-            )
-            for task in (t for t in tasks if t.fold == fold.number):
-                run_branch_task(cfg, dataset, fold, task, run, events)
-            results.append(evaluate_fold(cfg, dataset, fold, run, events))
-        summary = _finite(summarize(cfg, run.run_id, results, "completed"))
-        write_summary(run, summary)
-    except BaseException as exc:
-        reason = (
-            "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-        )
-        events.emit("run_failed", reason=reason, seconds=round(time.perf_counter() - start, 3))
-        raise
-    events.emit("run_finished", status="completed", seconds=round(time.perf_counter() - start, 3))
-    return summary
