@@ -1,0 +1,199 @@
+"""Background runs with real processes: detach, kill, stale, resume, stop, lock, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dfu_tui.runs.state import load_state
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fast(data: Path, epochs: int = 3) -> list[str]:
+    items = [
+        f"data.root='{data}'",
+        "data.image_size=32",
+        "cv.folds=2",
+        "metadata_model.n_estimators=40",
+        f"image_model.epochs={epochs}",
+        f"image_model.patience={epochs}",
+        "image_model.threads=1",
+    ]
+    return [a for item in items for a in ("--set", item)]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DFU_TUI_CACHE_DIR": str(tmp_path / "cache"),
+        "DFU_TUI_HEARTBEAT": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+
+
+def dfu(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dfu_tui", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+        timeout=timeout,
+    )
+
+
+def detach(env: dict[str, str], runs: Path, data: Path, epochs: int = 3) -> Path:
+    proc = dfu(
+        env, "run", "configs/default.toml", "--runs-dir", str(runs), "--detach", *fast(data, epochs)
+    )
+    assert proc.returncode == 0, proc.stderr
+    return runs / proc.stdout.strip()
+
+
+def wait_for(check, timeout: float = 240, every: float = 0.2):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out")
+
+
+def events(run: Path) -> list[dict]:
+    return [json.loads(ln) for ln in (run / "events.jsonl").read_text().splitlines() if ln]
+
+
+def final(run: Path, timeout: float = 240) -> str:
+    ends = ("completed", "failed", "cancelled")
+    return wait_for(
+        lambda: load_state(run).status if load_state(run).status in ends else None, timeout
+    )
+
+
+def test_survives_the_terminal(tmp_path: Path, env, small_demo_master: Path) -> None:
+    """A detached run outlives its launcher and the terminal's whole process group."""
+    runs = tmp_path / "runs"
+    args = " ".join(["'" + a + "'" for a in fast(small_demo_master)])
+    terminal = subprocess.Popen(
+        [
+            "bash",
+            "-c",
+            f"{sys.executable} -m dfu_tui run configs/default.toml --runs-dir {runs} "
+            f"--detach {args}; sleep 60",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    run_id = terminal.stdout.readline().strip()  # type: ignore[union-attr]
+    os.killpg(terminal.pid, signal.SIGHUP)
+    os.killpg(terminal.pid, signal.SIGKILL)
+    terminal.wait()
+    run = runs / run_id
+    assert final(run) == "completed"
+    assert (run / "summary.json").is_file()
+    kinds = [e["kind"] for e in events(run)]
+    assert sum(k in ("run_finished", "run_failed", "run_cancelled") for k in kinds) == 1
+    assert stat.S_IMODE(run.stat().st_mode) == 0o700
+    for path in run.rglob("*"):
+        assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path
+
+
+def test_killed_worker_fails_the_run_naming_the_task(
+    tmp_path: Path, env, small_demo_master: Path
+) -> None:
+    run = detach(env, tmp_path / "runs", small_demo_master, epochs=200)
+    started = wait_for(lambda: [e for e in events(run) if e["kind"] == "epoch"])
+    task = started[0]["task"]
+    pid = next(e["pid"] for e in events(run) if e["kind"] == "task_started" and e["task"] == task)
+    os.kill(pid, signal.SIGKILL)
+    assert final(run) == "failed"
+    (failure,) = [e for e in events(run) if e["kind"] == "run_failed"]
+    assert failure["task"] == task and failure["exit_code"] == -9
+    assert "log_tail" in failure
+    status = json.loads(dfu(env, "status", str(run), "--json").stdout)
+    assert status["status"] == "failed" and status["failed_task"] == task
+
+
+def test_stale_then_resume_runs_only_missing_tasks(
+    tmp_path: Path, env, small_demo_master: Path
+) -> None:
+    run = detach(env, tmp_path / "runs", small_demo_master, epochs=4)
+    wait_for(lambda: any(e["kind"] == "branch_finished" for e in events(run)))
+    supervisor = int((run / "lock").read_text())
+    os.kill(supervisor, signal.SIGKILL)
+    killed = time.time()
+    stale = wait_for(
+        lambda: json.loads(dfu(env, "status", str(run), "--json").stdout)["status"] == "stale",
+        timeout=10,
+        every=0.1,
+    )
+    assert stale and time.time() - killed < 2 * 1 + 2.5  # two heartbeat intervals (+ polling)
+    # A task killed mid-way leaves no partial file; let any orphaned worker finish first.
+    time.sleep(1)
+    done_before = {e["task"] for e in events(run) if e["kind"] == "branch_finished"}
+    proc = dfu(env, "resume", str(run))
+    assert proc.returncode == 0, proc.stderr
+    after = events(run)
+    resumed_at = next(i for i, e in enumerate(after) if e["kind"] == "run_resumed")
+    rerun = [e["task"] for e in after[resumed_at:] if e["kind"] == "task_started"]
+    assert rerun and not set(rerun) & done_before
+    assert after[-1]["kind"] == "run_finished"
+
+    # Same metrics as an uninterrupted run with the same seed (the forest exactly).
+    whole = detach(env, tmp_path / "whole", small_demo_master, epochs=4)
+    assert final(whole) == "completed"
+    a = json.loads((run / "summary.json").read_text())["branches"][0]
+    b = json.loads((whole / "summary.json").read_text())["branches"][0]
+    assert a["branch"] == "metadata" and a["folds"] == b["folds"]
+
+
+def test_stop_cancels_without_partial_files(tmp_path: Path, env, small_demo_master: Path) -> None:
+    run = detach(env, tmp_path / "runs", small_demo_master, epochs=200)
+    wait_for(lambda: any(e["kind"] == "epoch" for e in events(run)))
+    second = dfu(env, "resume", str(run))  # the lock refuses a second supervisor
+    assert second.returncode == 2 and "already running" in second.stderr
+    start = time.monotonic()
+    proc = dfu(env, "stop", str(run))
+    assert proc.returncode == 0 and "cancelled" in proc.stdout
+    assert time.monotonic() - start < 10
+    assert load_state(run).status == "cancelled"
+    assert not list(run.rglob("*.tmp"))
+    for npz in (run / "predictions").iterdir():
+        with np.load(npz, allow_pickle=False) as data:
+            assert data["val_proba"].shape[1] == 3
+
+
+def test_resume_refuses_changed_config(tmp_path: Path, env, small_demo_master: Path) -> None:
+    run = detach(env, tmp_path / "runs", small_demo_master)
+    assert final(run) == "completed"
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace("seed = 42", "seed = 43"))
+    proc = dfu(env, "resume", str(run))
+    assert proc.returncode == 2
+    assert "config key cv.seed changed (42 -> 43)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    csv_text = dfu(env, "export", str(run), "--format", "csv").stdout
+    header, *rows = csv_text.splitlines()
+    assert header.startswith("row,fold,modalities,epoch,kappa,quadratic_kappa")
+    kinds = {r.split(",")[0] for r in rows}
+    assert kinds == {"combination", "branch", "epoch"}
+    doc = json.loads(dfu(env, "export", str(run), "--format", "json").stdout)
+    assert doc["run"]["status"] == "completed" and len(doc["folds"]) == 2

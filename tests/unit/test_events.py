@@ -1,0 +1,96 @@
+"""The event log: appends, the incremental reader, folding into state, and compatibility."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from dfu_tui.runs.events import SCHEMA_VERSION, EventReader, EventWriter
+from dfu_tui.runs.state import RunState, RunWatcher, load_state
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "events_v1.jsonl"
+
+
+def test_reader_waits_for_a_partial_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    writer = EventWriter(path)
+    writer.emit("heartbeat", pid=1)
+    writer.emit("heartbeat", pid=2)
+    writer.close()
+    with open(path, "ab") as fh:
+        fh.write(b'{"v":1,"kind":"heartbeat","ts":3.0,"pi')
+    reader = EventReader(path)
+    assert [e["pid"] for e in reader.read_new()] == [1, 2]
+    assert reader.read_new() == []
+    with open(path, "ab") as fh:
+        fh.write(b'd":3}\n')
+    assert [e["pid"] for e in reader.read_new()] == [3]
+
+
+def test_reader_reads_only_new_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    writer = EventWriter(path)
+    reader = EventReader(path)
+    assert reader.read_new() == []
+    writer.emit("message", text="a")
+    first = reader.offset
+    writer.emit("message", text="b")
+    assert [e["text"] for e in reader.read_new()] == ["a", "b"]
+    assert reader.offset > first
+    writer.close()
+
+
+def test_nan_written_as_null(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    writer = EventWriter(path)
+    writer.emit("epoch", task="fold1-x", fold=1, branch="x", loss=float("nan"))
+    writer.close()
+    event = json.loads(path.read_text())
+    assert event["loss"] is None and event["v"] == SCHEMA_VERSION
+
+
+def test_committed_v1_log_still_replays(tmp_path: Path) -> None:
+    """A real log of schema version 1 (a run killed with -9 and resumed) folds into state."""
+    run = tmp_path / FIXTURE.stem
+    run.mkdir()
+    shutil.copy(FIXTURE, run / "events.jsonl")
+    state = load_state(run)
+    assert state.status == "completed"
+    assert state.folds_done == state.folds == 2
+    assert len(state.done) == len(state.tasks) == 6
+    assert state.effective_status() == "completed"
+    assert set(state.mean_kappa()) == {"+".join(c) for c in state.combinations}
+    doc = state.to_dict()
+    assert doc["tasks_done"] == 6 and doc["eta_s"] is None
+
+
+def test_watcher_applies_events_once(tmp_path: Path) -> None:
+    run = tmp_path / "r"
+    run.mkdir()
+    lines = FIXTURE.read_text().splitlines(keepends=True)
+    (run / "events.jsonl").write_text("".join(lines[:10]))
+    watcher = RunWatcher(run)
+    assert len(watcher.refresh()) == 10
+    with open(run / "events.jsonl", "a") as fh:
+        fh.write("".join(lines[10:]))
+    assert len(watcher.refresh()) == len(lines) - 10
+    assert watcher.state.status == load_state(run).status
+
+
+def test_stale_after_two_heartbeats() -> None:
+    state = RunState("r")
+    state.apply(
+        {
+            "kind": "run_started",
+            "ts": 100.0,
+            "folds": 2,
+            "combinations": [],
+            "tasks": [],
+            "heartbeat": 5.0,
+        }
+    )
+    assert state.effective_status(now=109.0) == "running"
+    assert state.effective_status(now=111.0) == "stale"
+    state.apply({"kind": "heartbeat", "ts": 110.0})
+    assert state.effective_status(now=111.0) == "running"
