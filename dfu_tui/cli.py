@@ -40,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = _Parser(prog="dfu-tui", description=__doc__)
     parser.add_argument("--version", action="version", version=f"dfu-tui {__version__}")
+    parser.add_argument(
+        "--runs-dir", type=Path, default=Path("runs"), help="dashboard: runs folder"
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=Path("configs/default.toml"),
+        help="dashboard: the config preselected in the launch form",
+    )
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     p = sub.add_parser("validate", help="check a config and its dataset, print the coverage")
@@ -88,8 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            build_parser().print_help()
-            return EXIT_OK
+            return open_dashboard(args)
         command: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
         return command(args)
     except InputError as exc:
@@ -99,6 +107,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+
+
+def open_dashboard(args: argparse.Namespace) -> int:
+    """`dfu-tui` with no subcommand: the Textual dashboard."""
+    from dfu_tui.config import load_config
+
+    load_config(args.config)  # a bad preselected config is reported like any other
+    from dfu_tui.tui.app import run_dashboard
+
+    return run_dashboard(args.runs_dir, args.config)
 
 
 def _progress() -> Progress:

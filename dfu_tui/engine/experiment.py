@@ -119,6 +119,7 @@ def run_branch_task(
     save_predictions(
         run.prediction_file(fold.number, task.branch),
         val_index=fold.val,
+        val_label=table.labels[fold.val],
         val_proba=out.val_proba,
         train_index=fold.train,
         train_proba=out.train_proba,

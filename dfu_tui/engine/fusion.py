@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from dfu_tui.data.schema import METADATA
+from dfu_tui.engine.curve import weighted_average
 from dfu_tui.engine.metrics import kappa
 
 Probs = Mapping[str, np.ndarray]
@@ -27,25 +27,6 @@ class FusionResult:
     train: np.ndarray
     weights: dict[str, float] = field(default_factory=dict)
     mean_alpha: float | None = None
-
-
-def weighted_average(probs: Probs, weights: Mapping[str, float]) -> np.ndarray:
-    """Weighted mean over the modalities each sample has (weights renormalised per sample).
-
-    Rows where a sample has none of the modalities stay NaN.
-    """
-    n = len(next(iter(probs.values())))
-    total = np.zeros((n, 3))
-    weight_sum = np.zeros((n, 1))
-    for m, p in probs.items():
-        has = ~np.isnan(p).any(axis=1, keepdims=True)
-        w = weights.get(m, 0.0)
-        total += np.where(has, p, 0.0) * w
-        weight_sum += has * w
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = total / weight_sum
-    out[weight_sum[:, 0] == 0] = np.nan
-    return out
 
 
 def fuse(
@@ -164,6 +145,8 @@ def _stack_features(probs: Probs) -> np.ndarray:
 
 def _stacked(val: Probs, train: Probs, oof: Probs, y_train: np.ndarray, seed: int) -> FusionResult:
     """Multinomial logistic regression on the inner out-of-fold probabilities."""
+    from sklearn.linear_model import LogisticRegression
+
     model = LogisticRegression(max_iter=1000, random_state=seed)
     model.fit(_stack_features(oof), y_train)
     return FusionResult(

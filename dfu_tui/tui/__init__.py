@@ -1,0 +1,1 @@
+"""The Textual dashboard: the only package importing Textual (never TensorFlow or sklearn)."""

@@ -1,0 +1,64 @@
+"""Starting and stopping runs from the dashboard: the `dfu-tui` CLI in a child process.
+
+The dashboard never trains and never imports the training stack: it launches detached
+supervisors through the command line and reads run directories.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """Exit code and output of one `dfu-tui` call."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def message(self) -> str:
+        """The last meaningful line, for a notification."""
+        lines = [ln for ln in (self.stderr or self.stdout).splitlines() if ln.strip()]
+        return lines[-1] if lines else f"exit code {self.code}"
+
+
+async def dfu(*args: str) -> CommandResult:
+    """Run `python -m dfu_tui ARGS` without blocking the event loop."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dfu_tui",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return CommandResult(
+        proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+    )
+
+
+async def launch(config: Path, overrides: list[str], runs_dir: Path, jobs: int) -> CommandResult:
+    """Start a detached run; stdout holds the run id on success."""
+    sets = [a for item in overrides for a in ("--set", item)]
+    return await dfu(
+        "run", str(config), *sets, "--detach", "--runs-dir", str(runs_dir), "--jobs", str(jobs)
+    )
+
+
+async def stop(run_dir: Path) -> CommandResult:
+    return await dfu("stop", str(run_dir))
+
+
+async def resume(run_dir: Path, jobs: int = 1) -> CommandResult:
+    return await dfu("resume", str(run_dir), "--detach", "--jobs", str(jobs))
+
+
+async def export(run_dir: Path, output: Path, fmt: str = "csv") -> CommandResult:
+    return await dfu("export", str(run_dir), "--format", fmt, "--output", str(output))

@@ -1,0 +1,79 @@
+"""Fold detail: confusion matrix, per-class F1, per-branch metrics and flags of one fold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from dfu_tui.tui.format import CLASSES, flag_markup, num
+
+METRICS = ("kappa", "quadratic_kappa", "accuracy", "macro_f1", "train_kappa")
+
+
+class FoldDetailScreen(Screen[None]):
+    """One fold of one run."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("question_mark", "app.help", "Help", key_display="?"),
+    ]
+
+    def __init__(self, run_id: str, fold: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.fold = fold
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll():
+            yield Static(id="detail-title")
+            yield Static("[b]Confusion matrix[/b] (rows: true, columns: predicted)")
+            yield DataTable(id="confusion", show_cursor=False)
+            yield Static("[b]Per-class F1[/b]")
+            yield DataTable(id="f1", show_cursor=False)
+            yield Static(
+                "[b]Combinations and branches alone[/b] (kappa unweighted; quadratic kappa)"
+            )
+            yield DataTable(id="metrics", show_cursor=False)
+            yield Static("[b]Flags[/b]")
+            yield Static(id="detail-flags")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        state = self.app.catalog.state(self.run_id)  # type: ignore[attr-defined]
+        fold = next(f for f in state.fold_results if f["fold"] == self.fold)
+        sizes = [len(c["modalities"]) for c in fold["combinations"]]
+        fused: dict[str, Any] = fold["combinations"][sizes.index(max(sizes))]
+        name = "+".join(fused["modalities"])
+        self.sub_title = f"{self.run_id} fold {self.fold}"
+        self.query_one("#detail-title", Static).update(
+            f"[b]Fold {self.fold}[/b] of {self.run_id}: {name}, {fused['n']} validation samples"
+        )
+        confusion = self.query_one("#confusion", DataTable)
+        confusion.add_columns("true \\ predicted", *CLASSES)
+        for c, row in zip(CLASSES, fused["confusion"], strict=True):
+            confusion.add_row(c, *(str(v) for v in row))
+        f1 = self.query_one("#f1", DataTable)
+        f1.add_columns("class", "F1", "predicted share", "true share")
+        for c in CLASSES:
+            f1.add_row(
+                c,
+                num(fused["f1"][c]),
+                num(fused["predicted_share"][c], 2),
+                num(fused["true_share"][c], 2),
+            )
+        metrics = self.query_one("#metrics", DataTable)
+        metrics.add_columns("", *METRICS)
+        rows = [("+".join(c["modalities"]), c) for c in fold["combinations"]]
+        rows += [(f"{b} alone", m) for b, m in fold["branches"].items()]
+        for label, m in rows:
+            metrics.add_row(label, *(num(m.get(k)) for k in METRICS))
+        flags = [(label, f) for label, m in rows for f in m["flags"]]
+        self.query_one("#detail-flags", Static).update(
+            "\n".join(f"{label}: {flag_markup(f)}" for label, f in flags) or "[$success]none[/]"
+        )

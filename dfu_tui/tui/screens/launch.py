@@ -1,0 +1,213 @@
+"""The launch form: data, modalities, search, fusion and weights with live validation, CV and
+model settings, a task preview, and Launch (a detached run, then its monitor)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static, Switch
+
+from dfu_tui.config import BACKBONES, FUSION_STRATEGIES, Config, load_config
+from dfu_tui.data.schema import MODALITIES
+from dfu_tui.errors import InputError
+
+
+def form_overrides(values: dict[str, object]) -> list[str]:
+    """`section.key=value` overrides for the form's values."""
+    use = [m for m in MODALITIES if values.get(f"use-{m}")]
+    weights = ", ".join(f"{m} = {values.get(f'weight-{m}')}" for m in use)
+    root = str(values["root"]).replace("'", "")
+    return [
+        f"data.root='{root}'",
+        "modalities.use=[" + ", ".join(f"'{m}'" for m in use) + "]",
+        f"modalities.search={'true' if values['search'] else 'false'}",
+        f"fusion.strategy='{values['strategy']}'",
+        "fusion.weights={" + weights + "}",
+        f"cv.folds={values['folds']}",
+        f"cv.seed={values['seed']}",
+        f"image_model.epochs={values['epochs']}",
+        f"data.image_size={values['size']}",
+        f"image_model.backbone='{values['backbone']}'",
+    ]
+
+
+class LaunchScreen(Screen[None]):
+    """New run."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("ctrl+l", "launch", "Launch"),
+        Binding("question_mark", "app.help", "Help", key_display="?"),
+    ]
+
+    def __init__(self, config: Path) -> None:
+        super().__init__()
+        self.config_path = config
+        self.valid: Config | None = None
+
+    def compose(self) -> ComposeResult:
+        configs = sorted(self.config_path.parent.glob("*.toml")) or [self.config_path]
+        yield Header()
+        with VerticalScroll(id="launch-form"):
+            yield Label("Start from")
+            yield Select(
+                [(p.name, str(p)) for p in configs],
+                value=str(self.config_path),
+                allow_blank=False,
+                id="config",
+            )
+            yield Label("Data source (demo, or a dataset folder)")
+            yield Input(id="root")
+            yield Label("Modalities and fusion weights")
+            for m in MODALITIES:
+                with Horizontal(classes="modality"):
+                    yield Checkbox(m, id=f"use-{m}")
+                    yield Input(id=f"weight-{m}", classes="weight", placeholder="weight")
+            with Horizontal(classes="row"):
+                yield Switch(id="search")
+                yield Static("search every combination of the chosen modalities", id="search-label")
+            with Horizontal(classes="row"):
+                with Vertical():
+                    yield Label("Fusion strategy")
+                    yield Select(
+                        [(s, s) for s in FUSION_STRATEGIES], allow_blank=False, id="strategy"
+                    )
+                with Vertical():
+                    yield Label("Backbone")
+                    yield Select([(b, b) for b in BACKBONES], allow_blank=False, id="backbone")
+            with Horizontal(classes="row numbers"):
+                for key, label in (
+                    ("folds", "Folds"),
+                    ("epochs", "Epochs"),
+                    ("size", "Image px"),
+                    ("seed", "Seed"),
+                    ("jobs", "Jobs"),
+                ):
+                    with Vertical():
+                        yield Label(label)
+                        yield Input(id=key, type="integer")
+            yield Static(id="preview")
+            yield Static(id="errors")
+            yield Button("Launch (ctrl+l)", id="launch", variant="primary", disabled=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "new run"
+        self.load_from(self.config_path)
+
+    # -- filling and reading the form
+
+    def load_from(self, path: Path) -> None:
+        try:
+            cfg = load_config(path)
+        except InputError as exc:
+            self.query_one("#errors", Static).update("\n".join(exc.problems))
+            return
+        self.query_one("#root", Input).value = cfg.data.root
+        weights = cfg.fusion_weights()
+        for m in MODALITIES:
+            self.query_one(f"#use-{m}", Checkbox).value = m in cfg.modalities.use
+            self.query_one(f"#weight-{m}", Input).value = f"{weights.get(m, 0.0):.2f}"
+        self.query_one("#search", Switch).value = cfg.modalities.search
+        self.query_one("#strategy", Select).value = cfg.fusion.strategy
+        self.query_one("#backbone", Select).value = cfg.image_model.backbone
+        numbers = {
+            "folds": cfg.cv.folds,
+            "epochs": cfg.image_model.epochs,
+            "size": cfg.data.image_size,
+            "seed": cfg.cv.seed,
+            "jobs": 1,
+        }
+        for key, value in numbers.items():
+            self.query_one(f"#{key}", Input).value = str(value)
+        self.validate_form()
+
+    def values(self) -> dict[str, object]:
+        out: dict[str, object] = {"root": self.query_one("#root", Input).value.strip() or "demo"}
+        for m in MODALITIES:
+            out[f"use-{m}"] = self.query_one(f"#use-{m}", Checkbox).value
+            out[f"weight-{m}"] = self.query_one(f"#weight-{m}", Input).value.strip() or "0"
+        out["search"] = self.query_one("#search", Switch).value
+        out["strategy"] = self.query_one("#strategy", Select).value
+        out["backbone"] = self.query_one("#backbone", Select).value
+        for key in ("folds", "epochs", "size", "seed", "jobs"):
+            out[key] = self.query_one(f"#{key}", Input).value.strip() or "0"
+        return out
+
+    def validate_form(self) -> None:
+        """Check the form through the config loader; show problems inline; gate Launch."""
+        values = self.values()
+        problems: list[str] = []
+        for m in MODALITIES:
+            self.query_one(f"#weight-{m}", Input).display = bool(values[f"use-{m}"])
+            if values[f"use-{m}"]:
+                try:
+                    float(str(values[f"weight-{m}"]))
+                except ValueError:
+                    problems.append(f"weight of {m}: not a number")
+        self.valid = None
+        if not problems:
+            try:
+                self.valid = load_config(
+                    Path(str(self.query_one("#config", Select).value)), form_overrides(values)
+                )
+            except InputError as exc:
+                problems = [p.split(": ", 1)[1] if ": " in p else p for p in exc.problems]
+        if str(values["jobs"]) in ("", "0") or not str(values["jobs"]).isdigit():
+            problems.append("jobs: must be >= 1")
+        errors = self.query_one("#errors", Static)
+        errors.update("\n".join(f"[$error]✘ {p}[/]" for p in problems))
+        self.query_one("#launch", Button).disabled = bool(problems)
+        self._preview(values)
+
+    def _preview(self, values: dict[str, object]) -> None:
+        chosen = [m for m in MODALITIES if values[f"use-{m}"]]
+        n = len(chosen)
+        combos = (2**n - 1) if values["search"] else (1 if n else 0)
+        folds = int(str(values["folds"])) if str(values["folds"]).isdigit() else 0
+        tasks = n * folds
+        self.query_one("#search-label", Static).update(
+            f"search every combination of the chosen modalities ({2**n - 1 if n else 0})"
+        )
+        text = f"{combos} combination(s) x {folds} folds = {tasks} tasks ({n} branches per fold)"
+        per_task = self.app.mean_task_seconds()  # type: ignore[attr-defined]
+        jobs = int(str(values["jobs"])) if str(values["jobs"]).isdigit() else 1
+        if per_task is not None and tasks:
+            from dfu_tui.tui.format import duration
+
+            text += f"; about {duration(per_task * tasks / max(1, jobs))} from earlier runs"
+        self.query_one("#preview", Static).update(text)
+
+    @on(Input.Changed)
+    @on(Checkbox.Changed)
+    @on(Switch.Changed)
+    def _changed(self) -> None:
+        self.validate_form()
+
+    @on(Select.Changed)
+    def _select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "config":
+            self.load_from(Path(str(event.value)))
+        else:
+            self.validate_form()
+
+    @on(Button.Pressed, "#launch")
+    def _pressed(self) -> None:
+        self.action_launch()
+
+    def action_launch(self) -> None:
+        self.validate_form()
+        if self.valid is None:
+            self.notify("Fix the form first", severity="warning")
+            return
+        values = self.values()
+        self.app.start_run(  # type: ignore[attr-defined]
+            Path(str(self.query_one("#config", Select).value)),
+            form_overrides(values),
+            int(str(values["jobs"])),
+        )

@@ -1,0 +1,111 @@
+"""Small modal screens: confirmation, error message, help."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Markdown, Static
+
+HELP = """\
+# dfu-tui keys
+
+## Everywhere
+| key | action |
+|---|---|
+| `?` | this help |
+| `ctrl+p` | command palette: launch, open run, stop, export, screenshot, theme |
+| `escape` | back / close |
+| `q` | quit (training goes on in the background) |
+
+## Runs
+| key | action |
+|---|---|
+| `n` | new run (launch form) |
+| `enter` | open the selected run's monitor |
+| `s` | stop the selected run (asks first) |
+| `r` | resume the selected run |
+| `e` | export the selected run to CSV in its directory |
+| `c` | compare combinations and the fusion-weight curve |
+| `/` | filter runs |
+
+## Launch
+| key | action |
+|---|---|
+| `tab` / `shift+tab` | move between fields |
+| `ctrl+l` | launch (when the form is valid) |
+
+## Monitor
+| key | action |
+|---|---|
+| `[` / `]` | previous / next fold in the prediction-distribution panel |
+| `l` | latest: follow the newest fold or epoch |
+| `d` | fold detail of the shown fold |
+| `c` | compare |
+| `s` / `r` / `e` | stop / resume / export |
+
+## Compare
+| key | action |
+|---|---|
+| `enter` | show the fusion-weight curve of the selected combination |
+"""
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Yes / no."""
+
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.question)
+            with Horizontal(classes="buttons"):
+                yield Button("Yes (y)", id="yes", variant="error")
+                yield Button("No (n)", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class MessageScreen(ModalScreen[None]):
+    """An error or information message."""
+
+    BINDINGS = [Binding("escape,enter", "close", "Close")]
+
+    def __init__(self, title: str, message: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.message = message
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(f"[b]{self.title_text}[/b]")
+            yield Static(self.message, markup=False)
+            yield Button("Close", id="close")
+
+    def on_button_pressed(self) -> None:
+        self.dismiss()
+
+    def action_close(self) -> None:
+        self.dismiss()
+
+
+class HelpScreen(ModalScreen[None]):
+    """Keys grouped by screen."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog help"):
+            yield Markdown(HELP)
+
+    def action_close(self) -> None:
+        self.dismiss()

@@ -1,0 +1,341 @@
+"""The run monitor: per-fold kappa table, current task and curve, prediction distribution with
+the collapse flag, verdict checklist and event log, all following the run's events live."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, RichLog, Sparkline, Static
+
+from dfu_tui.runs.events import Event, EventReader
+from dfu_tui.runs.state import RunState
+from dfu_tui.tui.format import distribution, duration, flag_markup, for_rich, num
+
+WIDE = 110  # columns from which the panels sit side by side
+
+
+def fused_index(state: RunState) -> int:
+    """The combination shown as 'fused': the one with the most modalities."""
+    sizes = [len(c) for c in state.combinations]
+    return sizes.index(max(sizes)) if sizes else 0
+
+
+def event_line(e: Event) -> str | None:
+    """One markup line of the event log, or None for events not worth a line."""
+    kind = e["kind"]
+    if kind in ("heartbeat", "epoch"):
+        return None
+    if kind == "flag":
+        if e.get("scope") != "fold":
+            return None
+        combo = "+".join(e.get("combination", []))
+        return f"fold {e['fold']} {combo}: {flag_markup(e)}"
+    if kind == "task_started":
+        return f"started {e['task']}"
+    if kind == "branch_finished":
+        return f"finished {e['task']} in {e.get('seconds') or 0:.1f} s"
+    if kind == "fold_finished":
+        best = e["combinations"][-1]
+        return (
+            f"fold {e['fold']} done: {'+'.join(best['modalities'])} kappa {num(best['kappa'])} "
+            f"quadratic_kappa {num(best['quadratic_kappa'])}"
+        )
+    if kind == "run_failed":
+        return f"[bold $error]FAILED[/] {e.get('reason', '')}"
+    if kind == "run_cancelled":
+        return f"[$warning]CANCELLED[/] {e.get('reason', '')}"
+    if kind == "run_finished":
+        return "[$success]completed[/]"
+    if kind in ("run_started", "run_resumed"):
+        return kind.replace("_", " ")
+    return None
+
+
+class MonitorScreen(Screen[None]):
+    """One run, live."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("left_square_bracket", "fold(-1)", "Prev fold", key_display="["),
+        Binding("right_square_bracket", "fold(1)", "Next fold", key_display="]"),
+        Binding("l", "latest", "Latest"),
+        Binding("d", "detail", "Fold detail"),
+        Binding("c", "compare", "Compare"),
+        Binding("s", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
+        Binding("e", "export", "Export"),
+        Binding("question_mark", "app.help", "Help", key_display="?"),
+    ]
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.selected_fold: int | None = None  # None: follow the latest
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="monitor-header")
+        with VerticalScroll(id="monitor-scroll"), Grid(id="monitor-grid"):
+            with Vertical(classes="panel", id="folds-panel"):
+                yield Static("[b]Per-fold kappa[/b] (validation folds)", classes="panel-title")
+                yield DataTable(id="folds", cursor_type="row", show_cursor=False)
+            with Vertical(classes="panel", id="task-panel"):
+                yield Static("[b]Current task[/b]", classes="panel-title")
+                yield Static(id="task")
+                yield Sparkline([], id="curve")
+            with Vertical(classes="panel", id="dist-panel"):
+                yield Static(
+                    "[b]Prediction distribution[/b]", classes="panel-title", id="dist-title"
+                )
+                yield Static(id="distribution")
+                yield Static(id="flags")
+            with Vertical(classes="panel", id="verdict-panel"):
+                yield Static("[b]Verdict[/b] (seed note criteria)", classes="panel-title")
+                yield Static(id="verdict")
+            with Vertical(classes="panel", id="log-panel"):
+                yield Static("[b]Events[/b]", classes="panel-title")
+                yield RichLog(id="log", markup=True, wrap=True, max_lines=500)
+        yield Footer()
+
+    @property
+    def state(self) -> RunState:
+        return self.app.catalog.state(self.run_id)  # type: ignore[attr-defined, no-any-return]
+
+    def on_mount(self) -> None:
+        self.sub_title = self.run_id
+        log = self.query_one("#log", RichLog)
+        reader = EventReader(self.app.catalog.path(self.run_id) / "events.jsonl")  # type: ignore[attr-defined]
+        for e in reader.read_new():
+            line = event_line(e)
+            if line:
+                log.write(for_rich(line))
+        self._layout(self.size.width)
+        self.redraw()
+
+    def on_resize(self) -> None:
+        self._layout(self.size.width)
+
+    def _layout(self, width: int) -> None:
+        self.query_one("#monitor-grid").set_class(width >= WIDE, "wide")
+
+    def tick(self, changed: set[str]) -> None:
+        if self.run_id not in changed:
+            return  # nothing new: nothing redrawn
+        log = self.query_one("#log", RichLog)
+        for e in self.app.catalog.new_events.get(self.run_id, []):  # type: ignore[attr-defined]
+            line = event_line(e)
+            if line:
+                log.write(for_rich(line))
+        self.redraw()
+
+    # -- panels
+
+    def redraw(self) -> None:
+        state = self.state
+        self.show_header(state)
+        self.show_fold_table(state)
+        self.show_task(state)
+        self.show_distribution(state)
+        self.show_verdict(state)
+
+    def show_header(self, state: RunState) -> None:
+        now = self.app.clock()  # type: ignore[attr-defined]
+        age = state.to_dict(now)["last_heartbeat_age_s"] if state.status == "running" else None
+        status = state.effective_status(now)
+        colour = {
+            "failed": "$error",
+            "stale": "$warning",
+            "cancelled": "$warning",
+            "completed": "$success",
+        }.get(status, "$accent")
+        text = (
+            f"[b]{self.run_id}[/b]  [{colour}]{status}[/]  elapsed {duration(state.elapsed(now))}"
+            f"  ETA {duration(state.eta())}  tasks {len(state.done)}/{len(state.tasks)}"
+            f"  heartbeat {'-' if age is None else f'{age:.0f} s ago'}"
+        )
+        if state.reason and status != "completed":
+            text += f"\n{state.reason}"
+        self.query_one("#monitor-header", Static).update(text)
+
+    def show_fold_table(self, state: RunState) -> None:
+        table = self.query_one("#folds", DataTable)
+        if not state.combinations:
+            return
+        fused = "+".join(state.combinations[fused_index(state)])
+        branches = list(state.fold_results[0]["branches"]) if state.fold_results else []
+        columns = ["fold", "kappa", "quadratic kappa", *(f"{b} alone kappa" for b in branches)]
+        if [str(c.label) for c in table.columns.values()] != columns:
+            table.clear(columns=True)
+            table.add_columns(*columns)
+        table.clear()
+        folds = sorted(state.fold_results, key=lambda f: f["fold"])
+        rows: list[list[float | None]] = []
+        for f in folds:
+            c = f["combinations"][fused_index(state)]
+            values = [
+                c["kappa"],
+                c["quadratic_kappa"],
+                *(f["branches"][b]["kappa"] for b in branches),
+            ]
+            rows.append(values)
+            table.add_row(str(f["fold"]), *(num(v) for v in values))
+        for k in range(len(folds) + 1, state.folds + 1):
+            table.add_row(str(k), *("…" for _ in columns[1:]))
+        if rows:
+            cells = []
+            for i in range(len(columns) - 1):
+                vals = [float(v) for r in rows if (v := r[i]) is not None]
+                sd = statistics.pstdev(vals) if len(vals) > 1 else 0.0
+                cells.append(f"{statistics.fmean(vals):.3f} ± {sd:.3f}" if vals else "-")
+            table.add_row("mean ± sd", *cells)
+        title = self.query_one("#folds-panel .panel-title", Static)
+        title.update(f"[b]Per-fold kappa[/b]: {fused} (unweighted and quadratic), validation folds")
+
+    def show_task(self, state: RunState) -> None:
+        task_box = self.query_one("#task", Static)
+        curve = self.query_one("#curve", Sparkline)
+        curve.display = bool(state.running)
+        if not state.running:
+            task_box.update("no task running" if state.status == "running" else state.status)
+            return
+        task = sorted(state.running)[0]
+        latest: dict[str, Any] = state.running[task]
+        if not latest:
+            task_box.update(f"{task}: starting")
+            curve.data = []
+            return
+        task_box.update(
+            f"fold {latest['fold']} {latest['branch']}: "
+            f"epoch {latest['epoch']}/{latest['max_epochs']}"
+            f"  loss {num(latest.get('loss'))}\ntrain kappa {num(latest.get('train_kappa'))}"
+            f"  inner-val kappa {num(latest.get('val_kappa'))}"
+        )
+        curve.data = [e.get("val_kappa") or 0.0 for e in state.epochs if e["task"] == task]
+
+    def _shown_fold(self, state: RunState) -> dict[str, Any] | None:
+        folds = sorted(state.fold_results, key=lambda f: f["fold"])
+        if not folds:
+            return None
+        if self.selected_fold is None:
+            return folds[-1]
+        return next((f for f in folds if f["fold"] == self.selected_fold), folds[-1])
+
+    def show_distribution(self, state: RunState) -> None:
+        title = self.query_one("#dist-title", Static)
+        body = self.query_one("#distribution", Static)
+        flags_box = self.query_one("#flags", Static)
+        fold = self._shown_fold(state)
+        if fold is not None:
+            c = fold["combinations"][fused_index(state)]
+            follow = " (latest)" if self.selected_fold is None else ""
+            title.update(
+                f"[b]Prediction distribution[/b]: fold {fold['fold']}{follow}, "
+                f"{'+'.join(c['modalities'])}, validation"
+            )
+            body.update(distribution(c["predicted_share"], c["true_share"]))
+            flags = c["flags"]
+        elif state.epochs:
+            e = state.epochs[-1]
+            title.update(
+                f"[b]Prediction distribution[/b]: {e['task']} epoch {e['epoch']}, inner validation"
+            )
+            body.update(
+                distribution(e.get("val_predicted_share") or {}, e.get("val_true_share") or {})
+            )
+            flags = e.get("flags", [])
+        else:
+            title.update("[b]Prediction distribution[/b]")
+            body.update("waiting for the first epoch or fold")
+            flags = []
+        ordered = sorted(flags, key=lambda f: f["level"] != "collapse")
+        flags_box.update("\n".join(flag_markup(f) for f in ordered) or "[$success]no flags[/]")
+
+    def show_verdict(self, state: RunState) -> None:
+        box = self.query_one("#verdict", Static)
+        summary_path = self.app.catalog.path(self.run_id) / "summary.json"  # type: ignore[attr-defined]
+        verdict = None
+        if summary_path.is_file():
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            verdict = summary["combinations"][fused_index(state)]["verdict"]
+            prefix = "final"
+        elif state.fold_results:
+            verdict = partial_verdict(self.app.config_for(self.run_id), state)  # type: ignore[attr-defined]
+            prefix = f"so far ({state.folds_done} of {state.folds} folds)"
+        if verdict is None:
+            box.update("after the first fold")
+            return
+        lines = [
+            prefix
+            + ": "
+            + "  ".join(
+                f"{'[$success]✔[/]' if verdict[t] else '[$error]✘[/]'} {t}"
+                for t in ("minimum", "expected", "ideal")
+            )
+        ]
+        for c in verdict["criteria"]:
+            mark = "[$success]✔[/]" if c["ok"] else "[$error]✘[/]"
+            lines.append(f"{mark} {c['tier']}: {c['name']} ({c['value']:.3f})")
+        box.update("\n".join(lines))
+
+    # -- actions
+
+    def action_fold(self, step: int) -> None:
+        folds = sorted(f["fold"] for f in self.state.fold_results)
+        if not folds:
+            return
+        current = self.selected_fold if self.selected_fold is not None else folds[-1]
+        index = max(0, min(len(folds) - 1, folds.index(current) + step if current in folds else 0))
+        self.selected_fold = folds[index]
+        self.redraw()
+
+    def action_latest(self) -> None:
+        self.selected_fold = None
+        self.redraw()
+
+    def action_detail(self) -> None:
+        fold = self._shown_fold(self.state)
+        if fold is not None:
+            self.app.open_fold_detail(self.run_id, fold["fold"])  # type: ignore[attr-defined]
+
+    def action_compare(self) -> None:
+        self.app.open_compare(self.run_id)  # type: ignore[attr-defined]
+
+    def action_stop(self) -> None:
+        self.app.confirm_stop(self.run_id)  # type: ignore[attr-defined]
+
+    def action_resume(self) -> None:
+        self.app.resume_run(self.run_id)  # type: ignore[attr-defined]
+
+    def action_export(self) -> None:
+        self.app.export_run(self.run_id)  # type: ignore[attr-defined]
+
+
+def partial_verdict(cfg: Any, state: RunState) -> dict[str, Any] | None:
+    """The verdict over the folds finished so far."""
+    from dfu_tui.engine.rules import verdict
+
+    if cfg is None:
+        return None
+    i = fused_index(state)
+    folds = state.fold_results
+    combo = folds[0]["combinations"][i]["modalities"]
+
+    def mean(values: list[float]) -> float:
+        return statistics.fmean(values) if values else float("nan")
+
+    fused = {
+        "kappa": mean([f["combinations"][i]["kappa"] for f in folds]),
+        "train_kappa": mean([f["combinations"][i]["train_kappa"] for f in folds]),
+    }
+    branch = {b: mean([f["branches"][b]["kappa"] for f in folds]) for b in folds[0]["branches"]}
+    images = [branch[m] for m in combo if m != "metadata"]
+    image_only = max(images) if images and len(combo) > 1 else None
+    meta_only = branch.get("metadata") if "metadata" in combo and len(combo) > 1 else None
+    flags = [fl for f in folds for fl in f["combinations"][i]["flags"]]
+    return verdict(fused, flags, cfg.criteria, image_only, meta_only)

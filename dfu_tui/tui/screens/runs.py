@@ -1,0 +1,168 @@
+"""The home screen: every run with its state, progress, kappa and flags, updating live."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from dfu_tui.runs.state import RunState
+from dfu_tui.tui.format import duration, num
+
+COLUMNS = (
+    "run",
+    "status",
+    "combination",
+    "folds",
+    "tasks",
+    "elapsed",
+    "ETA",
+    "mean kappa",
+    "flags",
+)
+
+
+def run_row(state: RunState, now: float) -> tuple[str, ...]:
+    """The cells of one run's row."""
+    combos = state.combinations
+    label = "+".join(combos[0]) if len(combos) == 1 else f"{len(combos)} combinations"
+    flags = state.flag_counts()
+    flag_cell = "-"
+    if flags["collapse"] or flags["warning"]:
+        flag_cell = f"{flags['collapse']} collapse / {flags['warning']} warn"
+    return (
+        state.run_id,
+        state.effective_status(now),
+        label,
+        f"{state.folds_done}/{state.folds}",
+        f"{len(state.done)}/{len(state.tasks)}",
+        duration(state.elapsed(now)),
+        duration(state.eta()),
+        num(state.best_kappa()),
+        flag_cell,
+    )
+
+
+class RunsScreen(Screen[None]):
+    """Runs list (home)."""
+
+    BINDINGS = [
+        Binding("n", "app.launch", "New run"),
+        Binding("enter", "open", "Open", show=True),
+        Binding("s", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
+        Binding("e", "export", "Export"),
+        Binding("c", "compare", "Compare"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("question_mark", "app.help", "Help", key_display="?"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="runs-body"):
+            yield Input(placeholder="filter runs (id, status, modality)", id="filter")
+            yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="runs-empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        self.query_one("#filter", Input).display = False
+        self.refresh_rows(set(self.app.catalog.watchers))  # type: ignore[attr-defined]
+        table.focus()
+
+    # -- data
+
+    def _visible(self, state: RunState) -> bool:
+        needle = self.query_one("#filter", Input).value.strip().lower()
+        return not needle or needle in " ".join(run_row(state, self.app.clock())).lower()  # type: ignore[attr-defined]
+
+    def refresh_rows(self, changed: set[str]) -> None:
+        """Update only the rows of runs that changed (or all, when the filter changed)."""
+        table = self.query_one("#runs", DataTable)
+        catalog = self.app.catalog  # type: ignore[attr-defined]
+        now = self.app.clock()  # type: ignore[attr-defined]
+        wanted = [r for r in catalog.ids() if self._visible(catalog.state(r))]
+        present = [str(k.value) for k in table.rows]
+        if present != wanted:
+            cursor = self.selected_run()
+            table.clear()
+            for run_id in wanted:
+                table.add_row(*run_row(catalog.state(run_id), now), key=run_id)
+            if cursor in wanted:
+                table.move_cursor(row=wanted.index(cursor))
+        else:
+            for run_id in changed & set(wanted):
+                for column, value in zip(COLUMNS, run_row(catalog.state(run_id), now), strict=True):
+                    table.update_cell(run_id, column, value)
+        empty = self.query_one("#runs-empty", Static)
+        empty.update("" if wanted else f"No runs in {catalog.runs_dir}. Press n to launch one.")
+
+    def tick(self, changed: set[str]) -> None:
+        """Called by the app's refresh timer with the runs that changed."""
+        if changed:
+            self.refresh_rows(changed)
+
+    def selected_run(self) -> str | None:
+        table = self.query_one("#runs", DataTable)
+        if table.row_count == 0:
+            return None
+        key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return str(key.value)
+
+    # -- actions
+
+    @on(DataTable.RowSelected, "#runs")
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        run_id = self.selected_run()
+        if run_id:
+            self.app.open_run(run_id)  # type: ignore[attr-defined]
+
+    def action_stop(self) -> None:
+        run_id = self.selected_run()
+        if run_id:
+            self.app.confirm_stop(run_id)  # type: ignore[attr-defined]
+
+    def action_resume(self) -> None:
+        run_id = self.selected_run()
+        if run_id:
+            self.app.resume_run(run_id)  # type: ignore[attr-defined]
+
+    def action_export(self) -> None:
+        run_id = self.selected_run()
+        if run_id:
+            self.app.export_run(run_id)  # type: ignore[attr-defined]
+
+    def action_compare(self) -> None:
+        run_id = self.selected_run()
+        if run_id:
+            self.app.open_compare(run_id)  # type: ignore[attr-defined]
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.query_one("#runs", DataTable).focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self) -> None:
+        self.refresh_rows(set())
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.query_one("#runs", DataTable).focus()
