@@ -1,0 +1,156 @@
+"""Pilot tests for each screen and key, on committed run directories of real runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from textual.widgets import Button, DataTable, Input, Static
+
+from dfu_tui.tui.screens.compare import CompareScreen
+from dfu_tui.tui.screens.detail import FoldDetailScreen
+from dfu_tui.tui.screens.launch import LaunchScreen
+from dfu_tui.tui.screens.modals import ConfirmScreen, HelpScreen
+from dfu_tui.tui.screens.monitor import MonitorScreen
+from dfu_tui.tui.screens.runs import RunsScreen
+from tests.tui.conftest import CANCELLED, COMPLETED, make_app
+
+SIZE = (100, 32)
+
+
+def text_of(screen, selector: str) -> str:
+    return str(screen.query_one(selector, Static).render())
+
+
+class TestRunsScreen:
+    async def test_lists_runs_with_state(self, runs_dir: Path) -> None:
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            table = app.screen.query_one("#runs", DataTable)
+            assert table.row_count == 2
+            rows = {str(k.value): table.get_row(k) for k in table.rows}
+            assert rows[COMPLETED][1] == "completed" and rows[COMPLETED][3] == "2/2"
+            assert rows[CANCELLED][1] == "cancelled" and rows[CANCELLED][3] == "1/3"
+            assert rows[CANCELLED][8].startswith("1 collapse")
+
+    async def test_filter(self, runs_dir: Path) -> None:
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("slash", *"cancel")
+            table = app.screen.query_one("#runs", DataTable)
+            assert [str(k.value) for k in table.rows] == [CANCELLED]
+            await pilot.press("escape")
+            assert table.row_count == 2
+
+    async def test_help_and_stop_confirmation(self, runs_dir: Path) -> None:
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            await pilot.press("s")
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("n")
+            assert isinstance(app.screen, RunsScreen)
+
+    async def test_new_run_appears_live(self, runs_dir: Path) -> None:
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            import shutil
+
+            shutil.copytree(runs_dir / COMPLETED, runs_dir / "20261128-999999-abcdef")
+            await pilot.pause(0.6)
+            assert app.screen.query_one("#runs", DataTable).row_count == 3
+
+
+class TestMonitor:
+    async def test_fold_table_distribution_and_collapse_flag(self, runs_dir: Path) -> None:
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_run(CANCELLED)
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, MonitorScreen)
+            folds = screen.query_one("#folds", DataTable)
+            assert folds.row_count == 3 + 1  # fold 1 done, 2 and 3 pending, mean row
+            assert "COLLAPSE dominant_class: R 0.63 of predictions, true 0.03" in text_of(screen, "#flags")
+            assert "cancelled" in text_of(screen, "#monitor-header")
+            assert "minimum" in text_of(screen, "#verdict")
+
+    async def test_fold_keys_and_detail(self, runs_dir: Path) -> None:
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_run(COMPLETED)
+            await pilot.pause()
+            assert "fold 2 (latest)" in text_of(app.screen, "#dist-title")
+            await pilot.press("left_square_bracket")
+            assert "fold 1," in text_of(app.screen, "#dist-title")
+            await pilot.press("d")
+            assert isinstance(app.screen, FoldDetailScreen) and app.screen.fold == 1
+            confusion = app.screen.query_one("#confusion", DataTable)
+            assert confusion.row_count == 3
+            await pilot.press("escape", "l")
+            assert "fold 2 (latest)" in text_of(app.screen, "#dist-title")
+
+
+class TestCompare:
+    async def test_ranking_and_curve(self, runs_dir: Path) -> None:
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("down", "c")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, CompareScreen) and screen.run_id == COMPLETED
+            ranking = screen.query_one("#ranking", DataTable)
+            assert ranking.row_count == 7
+            title = text_of(screen, "#curve-title")
+            assert "Fusion-weight curve" in title and "Configured 0.70" in title
+            assert "validation folds" in title
+            assert "▲ configured 0.70" in text_of(screen, "#curve-chart")
+
+
+class TestLaunchForm:
+    async def test_weight_errors_gate_launch(self, runs_dir: Path) -> None:
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("n")
+            screen = app.screen
+            assert isinstance(screen, LaunchScreen)
+            launch = screen.query_one("#launch", Button)
+            assert not launch.disabled
+            assert "1 combination(s) x 3 folds = 6 tasks" in text_of(screen, "#preview")
+            weight = screen.query_one("#weight-metadata", Input)
+            weight.value = "-0.7"
+            await pilot.pause()
+            assert launch.disabled
+            errors = text_of(screen, "#errors")
+            assert "fusion.weights.metadata: must be >= 0" in errors and "sum to 1" in errors
+            weight.value = "0.6"
+            await pilot.pause()
+            assert launch.disabled and "must sum to 1, got 0.9" in text_of(screen, "#errors")
+            weight.value = "0.7"
+            await pilot.pause()
+            assert not launch.disabled and text_of(screen, "#errors") == ""
+
+    async def test_search_preview(self, runs_dir: Path) -> None:
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("n")
+            screen = app.screen
+            screen.query_one("#use-depth_rgb").value = True
+            screen.query_one("#search").value = True
+            await pilot.pause()
+            assert "7 combination(s) x 3 folds = 9 tasks" in text_of(screen, "#preview")
+
+
+def test_dashboard_never_imports_the_training_stack() -> None:
+    code = (
+        "import sys; from pathlib import Path; import dfu_tui.tui.app as a; "
+        "import dfu_tui.cli; "
+        "bad = [m for m in ('tensorflow', 'keras', 'sklearn') if m in sys.modules]; "
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
