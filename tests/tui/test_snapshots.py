@@ -1,0 +1,52 @@
+"""Snapshots of the canonical screens at 100x32, from committed run directories of real runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from tests.tui.conftest import CANCELLED, COMPLETED, make_app
+
+SIZE = (100, 32)
+
+
+def test_runs_list(snap_compare, runs_dir: Path) -> None:
+    assert snap_compare(make_app(runs_dir), terminal_size=SIZE)
+
+
+def test_launch_form_with_weight_error(snap_compare, runs_dir: Path) -> None:
+    async def bad_weight(pilot: Pilot) -> None:
+        await pilot.press("n")
+        await pilot.pause()
+        pilot.app.screen.query_one("#weight-metadata", Input).value = "-0.2"
+        await pilot.pause()
+        pilot.app.screen.query_one("#launch-form").scroll_end(animate=False)
+        await pilot.pause()
+
+    assert snap_compare(make_app(runs_dir), terminal_size=SIZE, run_before=bad_weight)
+
+
+def test_monitor_with_collapse_flag(snap_compare, runs_dir: Path) -> None:
+    async def open_monitor(pilot: Pilot) -> None:
+        pilot.app.open_run(CANCELLED)  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(make_app(runs_dir), terminal_size=(130, 40), run_before=open_monitor)
+
+
+def test_fold_detail(snap_compare, runs_dir: Path) -> None:
+    async def open_detail(pilot: Pilot) -> None:
+        pilot.app.open_fold_detail(COMPLETED, 1)  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(make_app(runs_dir), terminal_size=SIZE, run_before=open_detail)
+
+
+def test_compare(snap_compare, runs_dir: Path) -> None:
+    async def open_compare(pilot: Pilot) -> None:
+        pilot.app.open_compare(COMPLETED)  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(make_app(runs_dir), terminal_size=SIZE, run_before=open_compare)
