@@ -46,8 +46,10 @@ def main() -> None:
     wait(lambda: epoch_seen(run))
     start = time.perf_counter()
     run_cli("stop", str(run))
-    print(f"stop -> cancelled (during a CNN epoch): {time.perf_counter() - start:.2f} s "
-          f"(state {load_state(run).status})")
+    print(
+        f"stop -> cancelled (during a CNN epoch): {time.perf_counter() - start:.2f} s "
+        f"(state {load_state(run).status})"
+    )
 
     run = detached(runs / "stale")
     wait(lambda: epoch_seen(run))
@@ -59,13 +61,16 @@ def main() -> None:
         return json.loads(proc.stdout)["status"] == "stale"
 
     wait(stale, every=0.2)
-    print(f"kill -9 supervisor -> status 'stale': {time.perf_counter() - killed:.1f} s "
-          f"(heartbeat {heartbeat:g} s, limit {2 * heartbeat:g} s + one status call)")
+    print(
+        f"kill -9 supervisor -> status 'stale': {time.perf_counter() - killed:.1f} s "
+        f"(heartbeat {heartbeat:g} s, limit {2 * heartbeat:g} s + one status call)"
+    )
     run_cli("stop", str(run))
 
     for jobs in (1, 2):
-        seconds, _ = run_cli("run", "configs/default.toml", "--runs-dir", str(runs / f"j{jobs}"),
-                             "--jobs", str(jobs))
+        seconds, _ = run_cli(
+            "run", "configs/default.toml", "--runs-dir", str(runs / f"j{jobs}"), "--jobs", str(jobs)
+        )
         print(f"configs/default.toml --jobs {jobs}: {seconds:.1f} s")
 
 

@@ -26,9 +26,7 @@ def main() -> None:
     read = time.perf_counter() - start
     folds = make_folds(table.labels, table.patients, 3, 42)
     frame = table.frame[table.feature_columns]
-    print(
-        f"{len(table.keys)} rows, {len(table.feature_columns)} features, read in {read:.2f} s"
-    )
+    print(f"{len(table.keys)} rows, {len(table.feature_columns)} features, read in {read:.2f} s")
     for fold in folds:
         start = time.perf_counter()
         train_metadata_branch(

@@ -75,7 +75,9 @@ class TestMonitor:
             assert isinstance(screen, MonitorScreen)
             folds = screen.query_one("#folds", DataTable)
             assert folds.row_count == 3 + 1  # fold 1 done, 2 and 3 pending, mean row
-            assert "COLLAPSE dominant_class: R 0.63 of predictions, true 0.03" in text_of(screen, "#flags")
+            assert "COLLAPSE dominant_class: R 0.63 of predictions, true 0.03" in text_of(
+                screen, "#flags"
+            )
             assert "cancelled" in text_of(screen, "#monitor-header")
             assert "minimum" in text_of(screen, "#verdict")
 

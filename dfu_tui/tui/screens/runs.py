@@ -104,6 +104,7 @@ class RunsScreen(Screen[None]):
                     table.update_cell(run_id, column, value)
         empty = self.query_one("#runs-empty", Static)
         empty.update("" if wanted else f"No runs in {catalog.runs_dir}. Press n to launch one.")
+        empty.display = not wanted
 
     def tick(self, changed: set[str]) -> None:
         """Called by the app's refresh timer with the runs that changed."""

@@ -1,0 +1,92 @@
+"""End to end in a real terminal (tmux): launch with keys, drop the terminal, come back."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dfu_tui.runs.state import load_state
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False).stdout
+
+
+def pane(session: str) -> str:
+    return tmux("capture-pane", "-p", "-t", session)
+
+
+def wait(check, timeout: float = 180.0, every: float = 0.3):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out")
+
+
+def test_dropped_terminal_does_not_stop_training(tmp_path: Path, small_demo_master: Path) -> None:
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "tiny.toml").write_text(
+        f"[data]\nroot = '{small_demo_master}'\nimage_size = 32\n"
+        "[modalities]\nuse = ['metadata', 'thermal_map']\n"
+        "[cv]\nfolds = 2\n[metadata_model]\nn_estimators = 40\n"
+        "[image_model]\nepochs = 6\npatience = 6\n",
+        encoding="utf-8",
+    )
+    runs = tmp_path / "runs"
+    env = f"DFU_TUI_CACHE_DIR={tmp_path / 'cache'} DFU_TUI_HEARTBEAT=1 TF_CPP_MIN_LOG_LEVEL=3"
+    command = (
+        f"cd {tmp_path} && env {env} {sys.executable} -m dfu_tui --runs-dir {runs} "
+        f"--config {configs / 'tiny.toml'}"
+    )
+    session = f"dfu-e2e-{os.getpid()}"
+    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", command)
+    try:
+        wait(lambda: "No runs" in pane(session), 60)
+
+        def form_open() -> bool:
+            if "new run" in pane(session):
+                return True
+            tmux("send-keys", "-t", session, "n")  # again, in case the app was still starting
+            return False
+
+        try:
+            wait(form_open, 30, every=1.0)
+        except AssertionError:
+            raise AssertionError(pane(session)) from None
+        time.sleep(0.5)
+        tmux("send-keys", "-t", session, "C-l")
+        run_dir = wait(lambda: next(iter(runs.glob("*/events.jsonl")), None), 120).parent
+        wait(lambda: load_state(run_dir).epochs, 120)
+    finally:
+        tmux("kill-session", "-t", session)  # the SSH connection drops
+    wait(lambda: load_state(run_dir).status in ("completed", "failed", "cancelled"), 240)
+    assert load_state(run_dir).status == "completed"
+
+    session2 = session + "-again"
+    tmux("new-session", "-d", "-s", session2, "-x", "120", "-y", "40", command)
+    try:
+        wait(lambda: run_dir.name in pane(session2), 60)
+        screen = pane(session2)
+        assert "completed" in screen and "2/2" in screen
+        tmux("send-keys", "-t", session2, "Enter")
+        try:
+            wait(lambda: "mean ± sd" in pane(session2), 30)
+        except AssertionError:
+            raise AssertionError(pane(session2)) from None
+        kappa = load_state(run_dir).fold_results[0]["combinations"][0]["kappa"]
+        assert f"{kappa:.3f}" in pane(session2)
+        tmux("send-keys", "-t", session2, "Escape", "q")
+    finally:
+        tmux("kill-session", "-t", session2)

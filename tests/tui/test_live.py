@@ -1,0 +1,62 @@
+"""The dashboard driving real runs: launch from the form, watch fold kappas arrive, stop, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input
+
+from dfu_tui.runs.state import load_state
+from dfu_tui.tui.app import DfuApp
+from dfu_tui.tui.screens.monitor import MonitorScreen
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def until(pilot, check, timeout: float = 180.0) -> None:
+    for _ in range(int(timeout / 0.25)):
+        if check():
+            return
+        await pilot.pause(0.25)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DFU_TUI_HEARTBEAT", "1")
+
+
+async def test_launch_watch_stop_resume(tmp_path: Path, small_demo_master: Path, heartbeat) -> None:
+    runs = tmp_path / "runs"
+    app = DfuApp(runs, ROOT / "configs" / "default.toml")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        form = app.screen
+        values = {"#root": str(small_demo_master), "#size": "32", "#folds": "2", "#epochs": "8"}
+        for selector, value in values.items():
+            form.query_one(selector, Input).value = value
+        await pilot.pause()
+        await pilot.press("ctrl+l")
+        await until(pilot, lambda: isinstance(app.screen, MonitorScreen), 120)
+        monitor = app.screen
+        run_dir = runs / monitor.run_id
+        assert os.stat(run_dir).st_mode & 0o777 == 0o700
+        await until(pilot, lambda: load_state(run_dir).epochs)
+        # Stop from the monitor, with confirmation.
+        await pilot.press("s")
+        await pilot.press("y")
+        await until(pilot, lambda: load_state(run_dir).status == "cancelled", 60)
+        await until(
+            pilot, lambda: "cancelled" in str(monitor.query_one("#monitor-header").render())
+        )
+        # Resume: the run completes and both folds' kappas show in the table.
+        await pilot.press("r")
+        await until(pilot, lambda: load_state(run_dir).status == "completed")
+        await pilot.pause(0.6)
+        table = monitor.query_one("#folds", DataTable)
+        cells = [table.get_row_at(i) for i in range(2)]
+        assert all(row[1] not in ("…", "-") and float(row[1]) > -1 for row in cells)
+        await asyncio.sleep(0)
