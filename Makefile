@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 run: $(STAMP)
 	$(BIN)/dfu-tui validate configs/default.toml
-	$(BIN)/dfu-tui run configs/default.toml
+	$(BIN)/dfu-tui --config configs/default.toml
 
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
