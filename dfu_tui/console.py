@@ -18,6 +18,7 @@ from rich.table import Table
 
 from dfu_tui.config import Config
 from dfu_tui.data.schema import CLASSES
+from dfu_tui.engine.rules import criterion_value
 from dfu_tui.runs.events import Event
 from dfu_tui.runs.rundir import RunDir
 
@@ -169,7 +170,7 @@ class RunConsole:
                 f"{tier} {'yes' if v[tier] else 'no'}" for tier in ("minimum", "expected", "ideal")
             )
             details = "; ".join(
-                f"{'ok' if cr['ok'] else 'FAIL'} {cr['name']} ({cr['value']:.3f})"
+                f"{'ok' if cr['ok'] else 'FAIL'} {cr['name']} ({criterion_value(cr)})"
                 for cr in v["criteria"]
             )
             self.print(f"Verdict {'+'.join(c['modalities'])}: {marks} ({details})")

@@ -18,6 +18,7 @@ from PIL import Image
 
 from dfu_tui.data.filenames import ImageName
 from dfu_tui.data.schema import (
+    BOX_COLUMNS,
     CLASSES,
     DEFAULT_BOX_FILES,
     DEFAULT_FOLDERS,
@@ -446,22 +447,10 @@ def generate_demo(
     dups = meta.sample(n=min(3, len(meta)), random_state=seed)
     meta = pd.concat([meta, dups]).sort_index(kind="stable").reset_index(drop=True)
     meta.to_csv(root / metadata_file, index=False, encoding="utf-8-sig")
-    box_header = [
-        "Filename",
-        "Patient#",
-        "Appt#",
-        "DFU#",
-        "DebriStat",
-        "Camera",
-        "Angle",
-        "Bounding Box Number",
-        "Xmin",
-        "Ymin",
-        "Xmax",
-        "Ymax",
-    ]
     for camera, rows in box_rows.items():
-        pd.DataFrame(rows, columns=box_header).to_csv(root / DEFAULT_BOX_FILES[camera], index=False)
+        pd.DataFrame(rows, columns=list(BOX_COLUMNS)).to_csv(
+            root / DEFAULT_BOX_FILES[camera], index=False
+        )
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     return DemoSummary(root, patients, len(meta), n_images, size, time.perf_counter() - start)
 

@@ -158,4 +158,11 @@ def verdict(
 
 
 def _criterion(tier: str, name: str, ok: bool, value: float) -> dict[str, Any]:
-    return {"tier": tier, "name": name, "ok": bool(ok), "value": round(float(value), 4)}
+    number = value if isinstance(value, int) else round(float(value), 4)
+    return {"tier": tier, "name": name, "ok": bool(ok), "value": number}
+
+
+def criterion_value(criterion: dict[str, Any]) -> str:
+    """A criterion's number as text: counts as integers, kappas with three decimals."""
+    value = criterion["value"]
+    return str(value) if isinstance(value, int) else f"{value:.3f}"

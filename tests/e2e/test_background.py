@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 from dfu_tui.runs.state import load_state
+from tests.helpers import run_dfu as dfu
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,18 +44,6 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def dfu(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dfu_tui", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-        timeout=timeout,
-    )
-
-
 def detach(env: dict[str, str], runs: Path, data: Path, epochs: int = 3) -> Path:
     proc = dfu(
         env, "run", "configs/default.toml", "--runs-dir", str(runs), "--detach", *fast(data, epochs)
@@ -62,18 +52,10 @@ def detach(env: dict[str, str], runs: Path, data: Path, epochs: int = 3) -> Path
     return runs / proc.stdout.strip()
 
 
-def wait_for(check, timeout: float = 240, every: float = 0.2):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out")
-
-
 def events(run: Path) -> list[dict]:
-    return [json.loads(ln) for ln in (run / "events.jsonl").read_text().splitlines() if ln]
+    path = run / "events.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [json.loads(ln) for ln in lines if ln]
 
 
 def final(run: Path, timeout: float = 240) -> str:

@@ -6,7 +6,6 @@ import csv
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 
 from dfu_tui.config import ImageModelConfig, load_config
 from dfu_tui.runs.rundir import RESULTS_COLUMNS
+from tests.helpers import run_dfu
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
@@ -28,15 +28,7 @@ TINY = [
 
 def dfu(*args: str, env_cache: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DFU_TUI_CACHE_DIR": str(env_cache), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run(
-        [sys.executable, "-m", "dfu_tui", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-        timeout=600,
-    )
+    return run_dfu(env, *args)
 
 
 def sets(*items: str) -> list[str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from dfu_tui.runs.state import load_state
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -22,16 +23,6 @@ def tmux(*args: str) -> str:
 
 def pane(session: str) -> str:
     return tmux("capture-pane", "-p", "-t", session)
-
-
-def wait(check, timeout: float = 180.0, every: float = 0.3):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out")
 
 
 def test_dropped_terminal_does_not_stop_training(tmp_path: Path, small_demo_master: Path) -> None:
@@ -53,7 +44,7 @@ def test_dropped_terminal_does_not_stop_training(tmp_path: Path, small_demo_mast
     session = f"dfu-e2e-{os.getpid()}"
     tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", command)
     try:
-        wait(lambda: "No runs" in pane(session), 60)
+        wait_for(lambda: "No runs" in pane(session), 60)
 
         def form_open() -> bool:
             if "new run" in pane(session):
@@ -62,27 +53,27 @@ def test_dropped_terminal_does_not_stop_training(tmp_path: Path, small_demo_mast
             return False
 
         try:
-            wait(form_open, 30, every=1.0)
+            wait_for(form_open, 30, every=1.0)
         except AssertionError:
             raise AssertionError(pane(session)) from None
         time.sleep(0.5)
         tmux("send-keys", "-t", session, "C-l")
-        run_dir = wait(lambda: next(iter(runs.glob("*/events.jsonl")), None), 120).parent
-        wait(lambda: load_state(run_dir).epochs, 120)
+        run_dir = wait_for(lambda: next(iter(runs.glob("*/events.jsonl")), None), 120).parent
+        wait_for(lambda: load_state(run_dir).epochs, 120)
     finally:
         tmux("kill-session", "-t", session)  # the SSH connection drops
-    wait(lambda: load_state(run_dir).status in ("completed", "failed", "cancelled"), 240)
+    wait_for(lambda: load_state(run_dir).status in ("completed", "failed", "cancelled"), 240)
     assert load_state(run_dir).status == "completed"
 
     session2 = session + "-again"
     tmux("new-session", "-d", "-s", session2, "-x", "120", "-y", "40", command)
     try:
-        wait(lambda: run_dir.name in pane(session2), 60)
+        wait_for(lambda: run_dir.name in pane(session2), 60)
         screen = pane(session2)
         assert "completed" in screen and "2/2" in screen
         tmux("send-keys", "-t", session2, "Enter")
         try:
-            wait(lambda: "mean ± sd" in pane(session2), 30)
+            wait_for(lambda: "mean ± sd" in pane(session2), 30)
         except AssertionError:
             raise AssertionError(pane(session2)) from None
         kappa = load_state(run_dir).fold_results[0]["combinations"][0]["kappa"]

@@ -13,6 +13,7 @@ from textual.containers import Grid, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, RichLog, Sparkline, Static
 
+from dfu_tui.engine.rules import criterion_value
 from dfu_tui.runs.events import Event, EventReader
 from dfu_tui.runs.state import RunState
 from dfu_tui.tui.format import distribution, duration, flag_markup, for_rich, num
@@ -280,7 +281,7 @@ class MonitorScreen(Screen[None]):
         ]
         for c in verdict["criteria"]:
             mark = "[$success]✔[/]" if c["ok"] else "[$error]✘[/]"
-            lines.append(f"{mark} {c['tier']}: {c['name']} ({c['value']:.3f})")
+            lines.append(f"{mark} {c['tier']}: {c['name']} ({criterion_value(c)})")
         box.update("\n".join(lines))
 
     # -- actions
