@@ -1,0 +1,1 @@
+"""Run directories: events, predictions, results (no Textual here)."""

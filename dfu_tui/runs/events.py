@@ -1,0 +1,107 @@
+"""The append-only, versioned event log of a run (`events.jsonl`) and its incremental reader.
+
+One JSON object a line with `v` (schema version), `kind` and `ts`; each append is flushed.
+The reader keeps a byte offset and never trusts a line without its newline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dfu_tui.paths import PRIVATE_FILE_MODE
+
+SCHEMA_VERSION = 1
+KINDS = (
+    "run_started",
+    "run_resumed",
+    "heartbeat",
+    "fold_started",
+    "task_started",
+    "epoch",
+    "branch_finished",
+    "fold_finished",
+    "flag",
+    "message",
+    "run_finished",
+    "run_failed",
+    "run_cancelled",
+)
+FINAL_KINDS = ("run_finished", "run_failed", "run_cancelled")
+
+Event = dict[str, Any]
+Listener = Callable[[Event], None]
+
+
+def _clean(value: Any) -> Any:
+    """NaN and infinity are not JSON: write them as null."""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+class EventWriter:
+    """Appends events to `events.jsonl`; notifies listeners.
+
+    Several processes (the supervisor and its workers) append to one log: each line goes
+    out in a single write() on an O_APPEND descriptor, so lines never interleave.
+    """
+
+    def __init__(self, path: Path, listeners: list[Listener] | None = None) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+        self.listeners = listeners or []
+        self._lock = threading.Lock()
+
+    def emit(self, kind: str, **data: Any) -> Event:
+        """Append one event and return it."""
+        assert kind in KINDS, kind
+        event = {"v": SCHEMA_VERSION, "kind": kind, "ts": round(time.time(), 3), **_clean(data)}
+        line = (json.dumps(event, separators=(",", ":")) + "\n").encode("utf-8")
+        with self._lock:
+            os.write(self._fd, line)
+        for listener in self.listeners:
+            listener(event)
+        return event
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class EventReader:
+    """Follows a growing `events.jsonl` by byte offset; a partial last line waits."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def read_new(self) -> list[Event]:
+        """The complete events appended since the last call."""
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        events = []
+        for line in data[: end + 1].splitlines():
+            if line.strip():
+                try:
+                    events.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # a damaged line is skipped, not fatal
+        return events

@@ -1,0 +1,56 @@
+"""What a run's outputs depend on: code version, data, settings; compared before a resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import dfu_tui
+from dfu_tui.config import Config
+from dfu_tui.data.dataset import data_fingerprint
+from dfu_tui.paths import atomic_write_text
+
+_PACKAGE = Path(dfu_tui.__file__).parent
+
+
+def code_version() -> str:
+    """The package version and a hash of the code that produces predictions."""
+    h = hashlib.sha256()
+    for sub in ("data", "engine"):
+        for path in sorted((_PACKAGE / sub).glob("*.py")):
+            h.update(path.name.encode() + path.read_bytes())
+    return f"{dfu_tui.__version__}+{h.hexdigest()[:10]}"
+
+
+def run_fingerprint(cfg: Config) -> dict[str, Any]:
+    """The fingerprint saved with a run and recomputed on resume."""
+    return {"code_version": code_version(), "data": data_fingerprint(cfg), "config": cfg.to_dict()}
+
+
+def save_fingerprint(path: Path, fingerprint: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
+
+
+def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict) and key not in ("weights", "folders", "box_files"):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """One line per key that differs between two fingerprints."""
+    lines = []
+    for key in ("code_version", "data"):
+        if saved.get(key) != current.get(key):
+            lines.append(f"{key} changed ({saved.get(key)} -> {current.get(key)})")
+    old, new = _flatten(saved.get("config", {})), _flatten(current.get("config", {}))
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            lines.append(f"config key {key} changed ({old.get(key)!r} -> {new.get(key)!r})")
+    return lines

@@ -1,0 +1,128 @@
+"""A run directory: resolved config, events, per-(fold, branch) predictions, results."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from dfu_tui.config import Config
+from dfu_tui.paths import PRIVATE_FILE_MODE, atomic_write, atomic_write_text, private_dir
+
+RESULTS_COLUMNS = (
+    "Modalities",
+    "Accuracy Mean",
+    "Accuracy Std",
+    "Macro F1 Mean",
+    "Macro F1 Std",
+    "Weighted F1 Mean",
+    "Weighted F1 Std",
+    "I F1 Mean",
+    "P F1 Mean",
+    "R F1 Mean",
+    "Kappa Mean",
+    "Kappa Std",
+    "Quadratic Kappa Mean",
+    "Quadratic Kappa Std",
+)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths of one run."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def events(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.toml"
+
+    @property
+    def predictions(self) -> Path:
+        return self.path / "predictions"
+
+    def prediction_file(self, fold: int, branch: str) -> Path:
+        return self.predictions / f"fold{fold}_{branch}.npz"
+
+    @property
+    def results(self) -> Path:
+        return self.path / "results.csv"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "worker.log"
+
+
+def create_run_dir(runs_dir: Path, cfg: Config) -> RunDir:
+    """A new private run directory holding the resolved config."""
+    private_dir(runs_dir)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    while True:
+        path = runs_dir / f"{stamp}-{secrets.token_hex(3)}"
+        try:
+            path.mkdir(mode=0o700)
+            break
+        except FileExistsError:
+            continue
+    run = RunDir(path)
+    private_dir(run.predictions)
+    atomic_write_text(run.config, cfg.to_toml())
+    # The log exists from the start, so readers (status, the dashboard) see the run at once.
+    os.close(os.open(run.events, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
+    return run
+
+
+def save_predictions(path: Path, **arrays: np.ndarray) -> None:
+    """Write a prediction file atomically, as plain arrays (no pickle)."""
+
+    def write(fh: IO[bytes]) -> None:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
+
+    atomic_write(path, write)
+
+
+def load_predictions(path: Path) -> dict[str, np.ndarray]:
+    """Read a prediction file (pickle refused)."""
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def write_summary(run: RunDir, summary: dict[str, Any]) -> None:
+    """summary.json and results.csv, each written atomically."""
+    atomic_write_text(run.summary, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(RESULTS_COLUMNS)
+    for combo in summary["combinations"]:
+        m, s = combo["mean"], combo["std"]
+        writer.writerow(
+            [
+                "+".join(combo["modalities"]),
+                *(f"{v:.4f}" for v in (m["accuracy"], s["accuracy"], m["macro_f1"], s["macro_f1"])),
+                *(f"{v:.4f}" for v in (m["weighted_f1"], s["weighted_f1"])),
+                *(f"{m[f'f1_{c}']:.4f}" for c in "IPR"),
+                *(f"{v:.4f}" for v in (m["kappa"], s["kappa"])),
+                *(f"{v:.4f}" for v in (m["quadratic_kappa"], s["quadratic_kappa"])),
+            ]
+        )
+    atomic_write_text(run.results, buf.getvalue())

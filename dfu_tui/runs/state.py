@@ -1,0 +1,177 @@
+"""A run's state, rebuilt by folding its events; read by `status`, `export` and the dashboard."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dfu_tui.runs.events import FINAL_KINDS, Event, EventReader
+
+DEFAULT_HEARTBEAT = 5.0
+
+
+@dataclass
+class RunState:
+    """Everything `status` shows about one run, updated event by event."""
+
+    run_id: str
+    status: str = "starting"  # running, completed, failed, cancelled (stale is derived)
+    reason: str = ""
+    started: float | None = None
+    finished: float | None = None
+    last_event: float | None = None
+    last_heartbeat: float | None = None
+    heartbeat: float = DEFAULT_HEARTBEAT
+    jobs: int = 1
+    folds: int = 0
+    combinations: list[list[str]] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    done: dict[str, float] = field(default_factory=dict)  # task -> seconds it took
+    running: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> latest epoch
+    started_tasks: list[str] = field(default_factory=list)  # every task_started, in order
+    fold_results: list[dict[str, Any]] = field(default_factory=list)
+    epochs: list[Event] = field(default_factory=list)
+    flags: list[Event] = field(default_factory=list)
+    failed_task: str | None = None
+    pid: int | None = None  # the supervisor's
+    pgid: int | None = None
+
+    def apply(self, e: Event) -> None:
+        """Fold one event into the state."""
+        kind, ts = e["kind"], e.get("ts")
+        self.last_event = ts
+        if kind in ("run_started", "run_resumed"):
+            self.status, self.reason, self.finished = "running", "", None
+            self.started = self.started or ts
+            self.last_heartbeat = ts
+            self.heartbeat = e.get("heartbeat", self.heartbeat)
+            self.jobs = e.get("jobs", self.jobs)
+            self.pid, self.pgid = e.get("pid"), e.get("pgid")
+            if kind == "run_started":
+                self.folds = e["folds"]
+                self.combinations = e["combinations"]
+                self.tasks = e["tasks"]
+        elif kind == "heartbeat":
+            self.last_heartbeat = ts
+        elif kind == "task_started":
+            self.running[e["task"]] = {}
+            self.started_tasks.append(e["task"])
+        elif kind == "epoch":
+            self.running.setdefault(e["task"], {}).update(e)
+            self.epochs.append(e)
+        elif kind == "branch_finished":
+            self.running.pop(e["task"], None)
+            self.done[e["task"]] = e.get("seconds") or 0.0
+        elif kind == "fold_finished":
+            self.fold_results = [f for f in self.fold_results if f["fold"] != e["fold"]] + [e]
+        elif kind == "flag":
+            self.flags.append(e)
+        elif kind in FINAL_KINDS:
+            self.status = {"run_finished": "completed", "run_failed": "failed"}.get(kind, "cancelled")
+            self.reason = e.get("reason", "")
+            self.failed_task = e.get("task")
+            self.finished = ts
+            self.running.clear()
+
+    def effective_status(self, now: float | None = None) -> str:
+        """`stale` when a running run's heartbeats stopped for two intervals."""
+        now = time.time() if now is None else now
+        if self.status == "running" and self.last_heartbeat is not None:
+            if now - self.last_heartbeat > 2 * self.heartbeat:
+                return "stale"
+        return self.status
+
+    @property
+    def folds_done(self) -> int:
+        return len(self.fold_results)
+
+    def elapsed(self, now: float | None = None) -> float:
+        if self.started is None:
+            return 0.0
+        end = self.finished or (time.time() if now is None else now)
+        return max(0.0, end - self.started)
+
+    def eta(self) -> float | None:
+        """Seconds left, from finished tasks' durations, spread over the parallel jobs."""
+        if self.status != "running" or not self.done:
+            return None
+        overall = sum(self.done.values()) / len(self.done)
+        by_branch: dict[str, list[float]] = {}
+        for task, seconds in self.done.items():
+            by_branch.setdefault(task.split("-", 1)[1], []).append(seconds)
+        left = 0.0
+        for task in self.tasks:
+            if task not in self.done:
+                same = by_branch.get(task.split("-", 1)[1])
+                left += sum(same) / len(same) if same else overall
+        return left / max(1, self.jobs)
+
+    def mean_kappa(self) -> dict[str, float]:
+        """Mean unweighted kappa so far per combination (`+`-joined), over finished folds."""
+        sums: dict[str, list[float]] = {}
+        for fold in self.fold_results:
+            for c in fold["combinations"]:
+                if c.get("kappa") is not None:
+                    sums.setdefault("+".join(c["modalities"]), []).append(c["kappa"])
+        return {k: sum(v) / len(v) for k, v in sums.items()}
+
+    def best_kappa(self) -> float | None:
+        values = self.mean_kappa().values()
+        return max(values) if values else None
+
+    def flag_counts(self) -> dict[str, int]:
+        """Fold-level flags by level (epoch flags are diagnostics of inner splits)."""
+        counts = {"collapse": 0, "warning": 0}
+        for f in self.flags:
+            if f.get("scope") == "fold":
+                counts[f["level"]] = counts.get(f["level"], 0) + 1
+        return counts
+
+    def to_dict(self, now: float | None = None) -> dict[str, Any]:
+        eta = self.eta()
+        best = self.best_kappa()
+        return {
+            "run_id": self.run_id,
+            "status": self.effective_status(now),
+            "reason": self.reason,
+            "failed_task": self.failed_task,
+            "tasks_done": len(self.done),
+            "tasks_total": len(self.tasks),
+            "folds_done": self.folds_done,
+            "folds_total": self.folds,
+            "elapsed_s": round(self.elapsed(now), 1),
+            "eta_s": None if eta is None else round(eta, 1),
+            "mean_kappa": {k: round(v, 4) for k, v in self.mean_kappa().items()},
+            "best_mean_kappa": None if best is None or math.isnan(best) else round(best, 4),
+            "flags": self.flag_counts(),
+            "combinations": self.combinations,
+            "running": sorted(self.running),
+            "last_heartbeat_age_s": None
+            if self.last_heartbeat is None
+            else round((time.time() if now is None else now) - self.last_heartbeat, 1),
+        }
+
+
+class RunWatcher:
+    """A run's state kept current by reading only the new bytes of its event log."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.reader = EventReader(run_dir / "events.jsonl")
+        self.state = RunState(run_dir.name)
+
+    def refresh(self) -> list[Event]:
+        """Apply the events appended since the last refresh; return them."""
+        new = self.reader.read_new()
+        for e in new:
+            self.state.apply(e)
+        return new
+
+
+def load_state(run_dir: Path) -> RunState:
+    """The state of a run from its whole event log."""
+    watcher = RunWatcher(run_dir)
+    watcher.refresh()
+    return watcher.state

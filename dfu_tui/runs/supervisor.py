@@ -1,0 +1,286 @@
+"""The run supervisor: hands (fold, branch) tasks to an executor, writes heartbeats, fuses and
+scores each fold as soon as its branches are done, and ends with exactly one final event.
+
+    python -m dfu_tui.runs.supervisor RUN_DIR [--jobs N] [--resume]
+
+`dfu-tui run --detach` starts it in its own session; `dfu-tui run` runs it in the foreground.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from dfu_tui.config import Config, load_config
+from dfu_tui.errors import InputError
+from dfu_tui.paths import PRIVATE_FILE_MODE
+from dfu_tui.runs.events import Event, EventReader, EventWriter
+from dfu_tui.runs.executor import Executor, LocalProcessExecutor, tail
+from dfu_tui.runs.rundir import RunDir, load_predictions
+
+POLL_SECONDS = 0.2
+EXIT_COMPLETED, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
+
+
+def default_jobs() -> int:
+    """Parallel tasks the machine allows: 2 cores and about 3 GB of memory per TensorFlow task."""
+    cores = os.cpu_count() or 1
+    try:
+        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        by_memory = max(1, int(pages / 3e9))
+    except (ValueError, OSError):
+        by_memory = 1
+    return max(1, min(cores // 2, by_memory))
+
+
+def output_valid(run: RunDir, task_id: str) -> bool:
+    """Whether a task's predictions file exists and is complete."""
+    from dfu_tui.runs.worker import parse_task_id
+
+    fold, branch = parse_task_id(task_id)
+    try:
+        p = load_predictions(run.prediction_file(fold, branch))
+    except (OSError, ValueError, EOFError):
+        return False
+    keys = {"val_index", "val_label", "val_proba", "train_index", "train_proba", "oof_proba"}
+    return keys <= set(p) and p["val_proba"].shape == (len(p["val_index"]), 3)
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held by its one supervisor."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.path = run.path / "lock"
+        self._fh: IO[str] | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        fh = os.fdopen(fd, "r+", encoding="utf-8")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = fh.read().strip() or "?"
+            fh.close()
+            raise InputError(
+                f"{self.path.parent}: run is already running (supervisor pid {holder})"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def is_locked(run: RunDir) -> bool:
+    """Whether a live supervisor holds the run's lock."""
+    path = run.path / "lock"
+    if not path.exists():
+        return False
+    with open(path, "r+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
+
+
+class Supervisor:
+    """Runs the pending tasks of one run to a single final event."""
+
+    def __init__(
+        self,
+        run: RunDir,
+        jobs: int,
+        heartbeat: float,
+        executor: Executor | None = None,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.run = run
+        self.cfg: Config = load_config(run.config)
+        self.jobs = max(1, jobs)
+        self.heartbeat = heartbeat
+        self.executor: Executor = executor or LocalProcessExecutor()
+        self.on_event = on_event
+        self.events = EventWriter(run.events)
+        self.reader = EventReader(run.events)
+        self.cancel_requested = threading.Event()
+        self._stop_beats = threading.Event()
+
+    # -- plumbing
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.cancel_requested.set()
+
+    def _beat(self) -> None:
+        while not self._stop_beats.wait(self.heartbeat):
+            self.events.emit("heartbeat", pid=os.getpid())
+
+    def _pump(self) -> None:
+        """Pass every new event in the log (workers' included) to the listener."""
+        if self.on_event is not None:
+            for e in self.reader.read_new():
+                self.on_event(e)
+
+    # -- the run
+
+    def execute(self, resume: bool) -> int:
+        """Run to completion, failure or cancellation; return the exit code."""
+        from dfu_tui.data.dataset import load_dataset
+        from dfu_tui.engine.experiment import evaluate_fold, plan_tasks
+        from dfu_tui.engine.folds import make_folds
+
+        lock = RunLock(self.run)
+        lock.acquire()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+        cfg = self.cfg
+        tasks = [t.task_id for t in plan_tasks(cfg)]
+        self._clean_temporaries()
+        pending = [t for t in tasks if not output_valid(self.run, t)]
+        common = {"pid": os.getpid(), "pgid": os.getpgid(0), "jobs": self.jobs,
+                  "heartbeat": self.heartbeat}
+        if resume:
+            self.events.emit("run_resumed", pending=pending, **common)
+        else:
+            self.events.emit(
+                "run_started", run_id=self.run.run_id, fingerprint=cfg.fingerprint(),
+                folds=cfg.cv.folds, combinations=[list(c) for c in cfg.combinations],
+                tasks=tasks, fusion={"strategy": cfg.fusion.strategy,
+                                     "weights": cfg.fusion_weights()}, **common,
+            )
+        beats = threading.Thread(target=self._beat, daemon=True)
+        beats.start()
+        start = time.perf_counter()
+        threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        try:
+            dataset = load_dataset(cfg, modalities=[])
+            folds = make_folds(dataset.table.labels, dataset.table.patients, cfg.cv.folds,
+                               cfg.cv.seed)
+            results: dict[int, dict[str, Any]] = {}
+            started_folds: set[int] = set()
+            for fold in folds:  # folds already complete (resume): score them now
+                if not any(t.startswith(f"fold{fold.number}-") for t in pending):
+                    results[fold.number] = evaluate_fold(cfg, dataset, fold, self.run, self.events)
+            while pending or self.executor.running:
+                if self.cancel_requested.is_set():
+                    self.executor.cancel()
+                    self._pump()
+                    self.events.emit("run_cancelled", reason="stopped by signal",
+                                     seconds=round(time.perf_counter() - start, 3))
+                    return EXIT_CANCELLED
+                while pending and len(self.executor.running) < self.jobs:
+                    task_id = pending.pop(0)
+                    fold_no = int(task_id[4:].split("-")[0])
+                    if fold_no not in started_folds:
+                        started_folds.add(fold_no)
+                        fold = folds[fold_no - 1]
+                        self.events.emit("fold_started", fold=fold_no, n_train=len(fold.train),
+                                         n_val=len(fold.val))
+                    self.executor.submit(self.run.path, task_id, threads)
+                for outcome in self.executor.poll():
+                    if outcome.exit_code != 0 or not output_valid(self.run, outcome.task_id):
+                        self.executor.cancel()
+                        self._pump()
+                        if self.cancel_requested.is_set():
+                            continue  # the worker died of our own stop signal
+                        self.events.emit(
+                            "run_failed", task=outcome.task_id, exit_code=outcome.exit_code,
+                            reason=f"task {outcome.task_id} exited with code {outcome.exit_code}",
+                            log_tail=tail(outcome.log),
+                            seconds=round(time.perf_counter() - start, 3),
+                        )
+                        return EXIT_FAILED
+                    fold_no = int(outcome.task_id[4:].split("-")[0])
+                    prefix = f"fold{fold_no}-"
+                    busy = [t for t in (*pending, *self.executor.running) if t.startswith(prefix)]
+                    if not busy:
+                        results[fold_no] = evaluate_fold(
+                            cfg, dataset, folds[fold_no - 1], self.run, self.events
+                        )
+                self._pump()
+                time.sleep(POLL_SECONDS)
+            self._finish(cfg, results)
+            self.events.emit("run_finished", status="completed",
+                             seconds=round(time.perf_counter() - start, 3))
+            return EXIT_COMPLETED
+        except Exception as exc:
+            self.executor.cancel()
+            self.events.emit("run_failed", reason=f"{type(exc).__name__}: {exc}",
+                             seconds=round(time.perf_counter() - start, 3))
+            return EXIT_FAILED
+        finally:
+            self._stop_beats.set()
+            self._pump()
+            self.events.close()
+            lock.release()
+
+    def _finish(self, cfg: Config, results: dict[int, dict[str, Any]]) -> None:
+        from dfu_tui.engine.experiment import finite, summarize
+        from dfu_tui.runs.rundir import write_summary
+
+        ordered = [results[k] for k in sorted(results)]
+        write_summary(self.run, finite(summarize(cfg, self.run.run_id, ordered, "completed")))
+
+    def _clean_temporaries(self) -> None:
+        """Temporary files of a killed writer are never outputs: remove them."""
+        for tmp in self.run.path.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def spawn_detached(run: RunDir, jobs: int, resume: bool = False) -> int:
+    """Start a supervisor in its own session, detached from this terminal; return its pid."""
+    log = os.open(run.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+    cmd = [sys.executable, "-m", "dfu_tui.runs.supervisor", str(run.path), "--jobs", str(jobs)]
+    proc = subprocess.Popen(
+        [*cmd, *(["--resume"] if resume else [])],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        close_fds=True,
+    )
+    os.close(log)
+    return proc.pid
+
+
+def heartbeat_seconds() -> float:
+    """The heartbeat interval (`DFU_TUI_HEARTBEAT` seconds, default 5)."""
+    return float(os.environ.get("DFU_TUI_HEARTBEAT", "5"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dfu_tui.runs.supervisor")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--jobs", type=int, default=0)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    run = RunDir(args.run_dir)
+    try:
+        from rich.console import Console
+
+        from dfu_tui.console import RunConsole
+
+        view = RunConsole(Console(width=160, highlight=False), load_config(run.config), run)
+        sup = Supervisor(run, args.jobs or default_jobs(), heartbeat_seconds(), on_event=view.on_event)
+        return sup.execute(resume=args.resume)
+    except InputError as exc:
+        for line in exc.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
