@@ -22,7 +22,6 @@ import numpy as np
 from _common import ROOT, latest_summary, run_cli
 
 from dfu_tui.runs.events import EventWriter
-from dfu_tui.runs.rundir import save_predictions
 
 FIXTURE = ROOT / "tests" / "fixtures" / "runs" / "20261128-133808-50f261"
 
@@ -35,23 +34,58 @@ def synthetic_run(path: Path, folds: int = 10, epochs: int = 100, running: bool 
     events = EventWriter(path / "events.jsonl")
     branches = ["metadata", "thermal_map"]
     tasks = [f"fold{k}-{b}" for k in range(1, folds + 1) for b in branches]
-    events.emit("run_started", run_id=path.name, folds=folds, tasks=tasks, jobs=1, heartbeat=5,
-                combinations=[branches], fusion={}, pid=0, pgid=0)
+    events.emit(
+        "run_started",
+        run_id=path.name,
+        folds=folds,
+        tasks=tasks,
+        jobs=1,
+        heartbeat=5,
+        combinations=[branches],
+        fusion={},
+        pid=0,
+        pgid=0,
+    )
     shares = {"I": 0.3, "P": 0.55, "R": 0.15}
-    metric = {"n": 50, "kappa": 0.3, "quadratic_kappa": 0.4, "accuracy": 0.6, "macro_f1": 0.5,
-              "weighted_f1": 0.55, "train_kappa": 0.4, "f1": shares, "predicted_share": shares,
-              "true_share": shares, "confusion": [[5, 3, 1], [3, 20, 2], [1, 2, 4]], "flags": []}
+    metric = {
+        "n": 50,
+        "kappa": 0.3,
+        "quadratic_kappa": 0.4,
+        "accuracy": 0.6,
+        "macro_f1": 0.5,
+        "weighted_f1": 0.55,
+        "train_kappa": 0.4,
+        "f1": shares,
+        "predicted_share": shares,
+        "true_share": shares,
+        "confusion": [[5, 3, 1], [3, 20, 2], [1, 2, 4]],
+        "flags": [],
+    }
     for k in range(1, folds + 1):
         for b in branches:
             events.emit("task_started", task=f"fold{k}-{b}", fold=k, branch=b, pid=0)
             for e in range(1, epochs + 1 if b != "metadata" else 1):
-                events.emit("epoch", task=f"fold{k}-{b}", fold=k, branch=b, epoch=e,
-                            max_epochs=epochs, loss=1.0 / e, train_kappa=0.3, val_kappa=0.2,
-                            val_predicted_share=shares, val_true_share=shares,
-                            flags=[{"rule": "chance_kappa", "level": "warning", "detail": "x"}])
+                events.emit(
+                    "epoch",
+                    task=f"fold{k}-{b}",
+                    fold=k,
+                    branch=b,
+                    epoch=e,
+                    max_epochs=epochs,
+                    loss=1.0 / e,
+                    train_kappa=0.3,
+                    val_kappa=0.2,
+                    val_predicted_share=shares,
+                    val_true_share=shares,
+                    flags=[{"rule": "chance_kappa", "level": "warning", "detail": "x"}],
+                )
             events.emit("branch_finished", task=f"fold{k}-{b}", fold=k, branch=b, seconds=3.0)
-        events.emit("fold_finished", fold=k, branches={b: metric for b in branches},
-                    combinations=[{"modalities": branches, **metric}])
+        events.emit(
+            "fold_finished",
+            fold=k,
+            branches={b: metric for b in branches},
+            combinations=[{"modalities": branches, **metric}],
+        )
     if not running:
         events.emit("run_finished", status="completed", seconds=100.0)
     events.close()
@@ -88,9 +122,20 @@ async def latency(runs: Path, samples: int = 40) -> list[float]:
         task = app.screen.query_one("#task", Static)
         for n in range(2, samples + 2):
             await asyncio.sleep(float(np.random.default_rng(n).uniform(0.05, 0.3)))
-            writer.emit("epoch", task="fold1-thermal_map", fold=1, branch="thermal_map", epoch=n,
-                        max_epochs=1000, loss=0.5, train_kappa=0.3, val_kappa=0.2, flags=[],
-                        val_predicted_share={}, val_true_share={})
+            writer.emit(
+                "epoch",
+                task="fold1-thermal_map",
+                fold=1,
+                branch="thermal_map",
+                epoch=n,
+                max_epochs=1000,
+                loss=0.5,
+                train_kappa=0.3,
+                val_kappa=0.2,
+                flags=[],
+                val_predicted_share={},
+                val_true_share={},
+            )
             written = time.perf_counter()
             while f"epoch {n}/" not in str(task.render()):
                 await pilot.pause(0.005)
@@ -105,11 +150,29 @@ def cpu_seconds(pid: int) -> float:
 
 
 def dashboard_in_tmux(runs: Path, session: str) -> int:
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
-                    f"{sys.executable} -m dfu_tui --runs-dir {runs}"], check=True, cwd=ROOT)
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            f"{sys.executable} -m dfu_tui --runs-dir {runs}",
+        ],
+        check=True,
+        cwd=ROOT,
+    )
     time.sleep(3)
-    out = subprocess.run(["tmux", "list-panes", "-t", session, "-F", "#{pane_pid}"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["tmux", "list-panes", "-t", session, "-F", "#{pane_pid}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return int(out.split()[0])
 
 
@@ -124,9 +187,20 @@ def idle_cpu(runs: Path, seconds: float = 30.0) -> float:
         writer = EventWriter(run / "events.jsonl")
         n = 2
         while not stop.wait(0.5):  # two events a second, like a fast epoch loop
-            writer.emit("epoch", task="fold1-thermal_map", fold=1, branch="thermal_map", epoch=n,
-                        max_epochs=1000, loss=0.5, train_kappa=0.3, val_kappa=0.2, flags=[],
-                        val_predicted_share={}, val_true_share={})
+            writer.emit(
+                "epoch",
+                task="fold1-thermal_map",
+                fold=1,
+                branch="thermal_map",
+                epoch=n,
+                max_epochs=1000,
+                loss=0.5,
+                train_kappa=0.3,
+                val_kappa=0.2,
+                flags=[],
+                val_predicted_share={},
+                val_true_share={},
+            )
             writer.emit("heartbeat", pid=0)
             n += 1
         writer.close()
@@ -150,14 +224,14 @@ def curve_time(workdir: Path) -> tuple[float, int]:
     from dfu_tui.tui.screens.compare import fusion_curve
 
     runs = workdir / "curve"
-    run_cli("run", "configs/default.toml", "--runs-dir", str(runs), "--set",
-            "image_model.epochs=3")
+    run_cli("run", "configs/default.toml", "--runs-dir", str(runs), "--set", "image_model.epochs=3")
     summary = latest_summary(runs)
     run = runs / summary["run_id"]
     state = load_state(run)
     start = time.perf_counter()
-    grid, _ = fusion_curve(run, state, ["metadata", "thermal_map"],
-                           {"metadata": 0.7, "thermal_map": 0.3})
+    grid, _ = fusion_curve(
+        run, state, ["metadata", "thermal_map"], {"metadata": 0.7, "thermal_map": 0.3}
+    )
     return time.perf_counter() - start, len(grid)
 
 
@@ -184,19 +258,27 @@ def main() -> None:
     for i in range(50):
         synthetic_run(runs / f"20990101-{i:06d}-bench")
     size = sum(p.stat().st_size for p in runs.rglob("events.jsonl")) / 1e6
-    print(f"first full screen, 50 runs x 10 folds x 100 epochs ({size:.0f} MB of events): "
-          f"{asyncio.run(first_screen(runs)):.2f} s")
+    print(
+        f"first full screen, 50 runs x 10 folds x 100 epochs ({size:.0f} MB of events): "
+        f"{asyncio.run(first_screen(runs)):.2f} s"
+    )
     delays = asyncio.run(latency(work / "latency"))
-    print(f"event written -> widget shows it: p50 {np.percentile(delays, 50) * 1000:.0f} ms, "
-          f"p95 {np.percentile(delays, 95) * 1000:.0f} ms ({len(delays)} events)")
-    print(f"dashboard CPU while a run streams (monitor open): "
-          f"{idle_cpu(work / 'idle') * 100:.1f} % of one core")
+    print(
+        f"event written -> widget shows it: p50 {np.percentile(delays, 50) * 1000:.0f} ms, "
+        f"p95 {np.percentile(delays, 95) * 1000:.0f} ms ({len(delays)} events)"
+    )
+    print(
+        f"dashboard CPU while a run streams (monitor open): "
+        f"{idle_cpu(work / 'idle') * 100:.1f} % of one core"
+    )
     seconds, points = curve_time(work)
     print(f"fusion-weight curve ({points} weights, 3 folds, default demo): {seconds * 1000:.0f} ms")
     if not args.skip_training:
         closed, opened = training_with_dashboard(work)
-        print(f"configs/quick.toml wall time, dashboard closed {closed} s, open {opened} s: "
-              f"ratio {sum(opened) / sum(closed):.3f}")
+        print(
+            f"configs/quick.toml wall time, dashboard closed {closed} s, open {opened} s: "
+            f"ratio {sum(opened) / sum(closed):.3f}"
+        )
 
 
 if __name__ == "__main__":

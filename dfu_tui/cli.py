@@ -131,12 +131,10 @@ def _progress() -> Progress:
     )
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    """Load config and dataset, build or reuse the crop cache, print the coverage report."""
-    from dfu_tui.config import load_config
+def _load_with_progress(cfg: Config, modalities: list[str] | None) -> Dataset:
+    """Load the dataset, with a progress bar per modality while crops are built."""
     from dfu_tui.data.dataset import load_dataset
 
-    cfg = load_config(args.config, args.overrides)
     with _progress() as bar:
         tasks: dict[str, object] = {}
 
@@ -145,7 +143,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 tasks[modality] = bar.add_task(f"cropping {modality}", total=total)
             bar.update(tasks[modality], completed=done)  # type: ignore[arg-type]
 
-        dataset = load_dataset(cfg, progress=report)
+        return load_dataset(cfg, modalities=modalities, progress=report)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Load config and dataset, build or reuse the crop cache, print the coverage report."""
+    from dfu_tui.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    dataset = _load_with_progress(cfg, None)
     cov = dataset.coverage()
     out.print(f"Dataset: {cov['root']}")
     shares = cov["class_shares"]
@@ -234,20 +240,11 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 def _prepare(cfg: Config) -> None:
     """Check the data before anything is started: loads it and builds the crop cache."""
-    from dfu_tui.data.dataset import load_dataset
     from dfu_tui.engine.experiment import branches_of
     from dfu_tui.engine.folds import make_folds
 
     images = [b for b in branches_of(cfg) if b != "metadata"]
-    with _progress() as bar:
-        tasks: dict[str, object] = {}
-
-        def report(modality: str, done: int, total: int) -> None:
-            if modality not in tasks:
-                tasks[modality] = bar.add_task(f"cropping {modality}", total=total)
-            bar.update(tasks[modality], completed=done)  # type: ignore[arg-type]
-
-        dataset = load_dataset(cfg, modalities=images, progress=report)
+    dataset = _load_with_progress(cfg, images)
     make_folds(dataset.table.labels, dataset.table.patients, cfg.cv.folds, cfg.cv.seed)
     for m in images:
         if dataset.crops[m].samples_with_images() == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -15,10 +16,8 @@ from dfu_tui.runs.supervisor import is_locked
 def _signal_group(pgid: int | None, sig: signal.Signals) -> None:
     if pgid is None or pgid == os.getpgid(0):
         return  # never signal our own group (a foreground run stops itself on Ctrl-C)
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def stop_run(run: RunDir, grace: float = 10.0, poll: float = 0.1) -> tuple[str, float]:

@@ -11,8 +11,22 @@ from dfu_tui.runs.rundir import RunDir
 from dfu_tui.runs.state import load_state
 
 METRICS = ("kappa", "quadratic_kappa", "accuracy", "macro_f1", "weighted_f1", "train_kappa")
-COLUMNS = ("row", "fold", "modalities", "epoch", *METRICS, "f1_I", "f1_P", "f1_R",
-           "predicted_I", "predicted_P", "predicted_R", "loss", "val_kappa", "flags")
+COLUMNS = (
+    "row",
+    "fold",
+    "modalities",
+    "epoch",
+    *METRICS,
+    "f1_I",
+    "f1_P",
+    "f1_R",
+    "predicted_I",
+    "predicted_P",
+    "predicted_R",
+    "loss",
+    "val_kappa",
+    "flags",
+)
 
 
 def export_rows(run: RunDir) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -23,24 +37,39 @@ def export_rows(run: RunDir) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         items = [("combination", "+".join(c["modalities"]), c) for c in fold["combinations"]]
         items += [("branch", b, m) for b, m in fold["branches"].items()]
         for kind, name, m in items:
-            rows.append({
-                "row": kind, "fold": fold["fold"], "modalities": name, "epoch": "",
-                **{k: m.get(k) for k in METRICS},
-                **{f"f1_{c}": m["f1"][c] for c in "IPR"},
-                **{f"predicted_{c}": m["predicted_share"][c] for c in "IPR"},
-                "loss": "", "val_kappa": "",
-                "flags": "; ".join(f"{f['level']} {f['rule']}: {f['detail']}" for f in m["flags"]),
-            })
+            rows.append(
+                {
+                    "row": kind,
+                    "fold": fold["fold"],
+                    "modalities": name,
+                    "epoch": "",
+                    **{k: m.get(k) for k in METRICS},
+                    **{f"f1_{c}": m["f1"][c] for c in "IPR"},
+                    **{f"predicted_{c}": m["predicted_share"][c] for c in "IPR"},
+                    "loss": "",
+                    "val_kappa": "",
+                    "flags": "; ".join(
+                        f"{f['level']} {f['rule']}: {f['detail']}" for f in m["flags"]
+                    ),
+                }
+            )
     for e in state.epochs:
         share = e.get("val_predicted_share") or {}
-        rows.append({
-            "row": "epoch", "fold": e["fold"], "modalities": e["branch"], "epoch": e["epoch"],
-            **dict.fromkeys(METRICS, ""), "train_kappa": e.get("train_kappa"),
-            **{f"f1_{c}": "" for c in "IPR"},
-            **{f"predicted_{c}": share.get(c, "") for c in "IPR"},
-            "loss": e.get("loss"), "val_kappa": e.get("val_kappa"),
-            "flags": "; ".join(f"{f['level']} {f['rule']}: {f['detail']}" for f in e["flags"]),
-        })
+        rows.append(
+            {
+                "row": "epoch",
+                "fold": e["fold"],
+                "modalities": e["branch"],
+                "epoch": e["epoch"],
+                **dict.fromkeys(METRICS, ""),
+                "train_kappa": e.get("train_kappa"),
+                **{f"f1_{c}": "" for c in "IPR"},
+                **{f"predicted_{c}": share.get(c, "") for c in "IPR"},
+                "loss": e.get("loss"),
+                "val_kappa": e.get("val_kappa"),
+                "flags": "; ".join(f"{f['level']} {f['rule']}: {f['detail']}" for f in e["flags"]),
+            }
+        )
     return state.to_dict(), rows
 
 
@@ -49,8 +78,12 @@ def export_run(run: RunDir, fmt: str) -> str:
     status, rows = export_rows(run)
     if fmt == "json":
         state = load_state(run.path)
-        doc = {"run": status, "folds": sorted(state.fold_results, key=lambda f: f["fold"]),
-               "epochs": state.epochs, "rows": rows}
+        doc = {
+            "run": status,
+            "folds": sorted(state.fold_results, key=lambda f: f["fold"]),
+            "epochs": state.epochs,
+            "rows": rows,
+        }
         return json.dumps(doc, indent=2) + "\n"
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")

@@ -70,7 +70,9 @@ class RunState:
         elif kind == "flag":
             self.flags.append(e)
         elif kind in FINAL_KINDS:
-            self.status = {"run_finished": "completed", "run_failed": "failed"}.get(kind, "cancelled")
+            self.status = {"run_finished": "completed", "run_failed": "failed"}.get(
+                kind, "cancelled"
+            )
             self.reason = e.get("reason", "")
             self.failed_task = e.get("task")
             self.finished = ts
@@ -79,9 +81,9 @@ class RunState:
     def effective_status(self, now: float | None = None) -> str:
         """`stale` when a running run's heartbeats stopped for two intervals."""
         now = time.time() if now is None else now
-        if self.status == "running" and self.last_heartbeat is not None:
-            if now - self.last_heartbeat > 2 * self.heartbeat:
-                return "stale"
+        beat = self.last_heartbeat
+        if self.status == "running" and beat is not None and now - beat > 2 * self.heartbeat:
+            return "stale"
         return self.status
 
     @property

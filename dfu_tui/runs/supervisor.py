@@ -157,16 +157,24 @@ class Supervisor:
         tasks = [t.task_id for t in plan_tasks(cfg)]
         self._clean_temporaries()
         pending = [t for t in tasks if not output_valid(self.run, t)]
-        common = {"pid": os.getpid(), "pgid": os.getpgid(0), "jobs": self.jobs,
-                  "heartbeat": self.heartbeat}
+        common = {
+            "pid": os.getpid(),
+            "pgid": os.getpgid(0),
+            "jobs": self.jobs,
+            "heartbeat": self.heartbeat,
+        }
         if resume:
             self.events.emit("run_resumed", pending=pending, **common)
         else:
             self.events.emit(
-                "run_started", run_id=self.run.run_id, fingerprint=cfg.fingerprint(),
-                folds=cfg.cv.folds, combinations=[list(c) for c in cfg.combinations],
-                tasks=tasks, fusion={"strategy": cfg.fusion.strategy,
-                                     "weights": cfg.fusion_weights()}, **common,
+                "run_started",
+                run_id=self.run.run_id,
+                fingerprint=cfg.fingerprint(),
+                folds=cfg.cv.folds,
+                combinations=[list(c) for c in cfg.combinations],
+                tasks=tasks,
+                fusion={"strategy": cfg.fusion.strategy, "weights": cfg.fusion_weights()},
+                **common,
             )
         beats = threading.Thread(target=self._beat, daemon=True)
         beats.start()
@@ -174,8 +182,9 @@ class Supervisor:
         threads = max(1, (os.cpu_count() or 1) // self.jobs)
         try:
             dataset = load_dataset(cfg, modalities=[])
-            folds = make_folds(dataset.table.labels, dataset.table.patients, cfg.cv.folds,
-                               cfg.cv.seed)
+            folds = make_folds(
+                dataset.table.labels, dataset.table.patients, cfg.cv.folds, cfg.cv.seed
+            )
             results: dict[int, dict[str, Any]] = {}
             started_folds: set[int] = set()
             for fold in folds:  # folds already complete (resume): score them now
@@ -185,8 +194,11 @@ class Supervisor:
                 if self.cancel_requested.is_set():
                     self.executor.cancel()
                     self._pump()
-                    self.events.emit("run_cancelled", reason="stopped by signal",
-                                     seconds=round(time.perf_counter() - start, 3))
+                    self.events.emit(
+                        "run_cancelled",
+                        reason="stopped by signal",
+                        seconds=round(time.perf_counter() - start, 3),
+                    )
                     return EXIT_CANCELLED
                 while pending and len(self.executor.running) < self.jobs:
                     task_id = pending.pop(0)
@@ -194,8 +206,12 @@ class Supervisor:
                     if fold_no not in started_folds:
                         started_folds.add(fold_no)
                         fold = folds[fold_no - 1]
-                        self.events.emit("fold_started", fold=fold_no, n_train=len(fold.train),
-                                         n_val=len(fold.val))
+                        self.events.emit(
+                            "fold_started",
+                            fold=fold_no,
+                            n_train=len(fold.train),
+                            n_val=len(fold.val),
+                        )
                     self.executor.submit(self.run.path, task_id, threads)
                 for outcome in self.executor.poll():
                     if outcome.exit_code != 0 or not output_valid(self.run, outcome.task_id):
@@ -204,7 +220,9 @@ class Supervisor:
                         if self.cancel_requested.is_set():
                             continue  # the worker died of our own stop signal
                         self.events.emit(
-                            "run_failed", task=outcome.task_id, exit_code=outcome.exit_code,
+                            "run_failed",
+                            task=outcome.task_id,
+                            exit_code=outcome.exit_code,
                             reason=f"task {outcome.task_id} exited with code {outcome.exit_code}",
                             log_tail=tail(outcome.log),
                             seconds=round(time.perf_counter() - start, 3),
@@ -220,13 +238,17 @@ class Supervisor:
                 self._pump()
                 time.sleep(POLL_SECONDS)
             self._finish(cfg, results)
-            self.events.emit("run_finished", status="completed",
-                             seconds=round(time.perf_counter() - start, 3))
+            self.events.emit(
+                "run_finished", status="completed", seconds=round(time.perf_counter() - start, 3)
+            )
             return EXIT_COMPLETED
         except Exception as exc:
             self.executor.cancel()
-            self.events.emit("run_failed", reason=f"{type(exc).__name__}: {exc}",
-                             seconds=round(time.perf_counter() - start, 3))
+            self.events.emit(
+                "run_failed",
+                reason=f"{type(exc).__name__}: {exc}",
+                seconds=round(time.perf_counter() - start, 3),
+            )
             return EXIT_FAILED
         finally:
             self._stop_beats.set()
@@ -253,7 +275,10 @@ def spawn_detached(run: RunDir, jobs: int, resume: bool = False) -> int:
     cmd = [sys.executable, "-m", "dfu_tui.runs.supervisor", str(run.path), "--jobs", str(jobs)]
     proc = subprocess.Popen(
         [*cmd, *(["--resume"] if resume else [])],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
         close_fds=True,
     )
     os.close(log)
@@ -278,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         from dfu_tui.console import RunConsole
 
         view = RunConsole(Console(width=160, highlight=False), load_config(run.config), run)
-        sup = Supervisor(run, args.jobs or default_jobs(), heartbeat_seconds(), on_event=view.on_event)
+        sup = Supervisor(
+            run, args.jobs or default_jobs(), heartbeat_seconds(), on_event=view.on_event
+        )
         return sup.execute(resume=args.resume)
     except InputError as exc:
         for line in exc.problems:

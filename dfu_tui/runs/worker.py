@@ -45,8 +45,9 @@ def run_task(run_dir: Path, task_id: str, threads: int) -> None:
     folds = make_folds(dataset.table.labels, dataset.table.patients, cfg.cv.folds, cfg.cv.seed)
     events = EventWriter(run.events)
     try:
-        run_branch_task(cfg, dataset, folds[fold_number - 1], Task(fold_number, branch), run,
-                        events, threads)
+        run_branch_task(
+            cfg, dataset, folds[fold_number - 1], Task(fold_number, branch), run, events, threads
+        )
     finally:
         events.close()
 
