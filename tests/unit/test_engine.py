@@ -271,3 +271,28 @@ def test_metadata_only_run_on_a_bare_csv(tmp_path: Path, table) -> None:
     assert rc == 0
     (run,) = (tmp_path / "runs").iterdir()
     assert (run / "summary.json").is_file() and (run / "results.csv").is_file()
+
+
+class TestCurve:
+    def test_numpy_kappa_matches_scikit_learn(self) -> None:
+        from dfu_tui.engine.curve import cohen_kappa
+
+        rng = np.random.default_rng(3)
+        for _ in range(20):
+            y, pred = rng.integers(0, 3, 40), rng.integers(0, 3, 40)
+            assert cohen_kappa(y, pred) == pytest.approx(kappa(y, pred))
+            assert cohen_kappa(y, pred, quadratic=True) == pytest.approx(quadratic_kappa(y, pred))
+
+    def test_weight_curve_ends_are_the_branches_alone(self) -> None:
+        from dfu_tui.engine.curve import cohen_kappa, weight_curve
+
+        rng = np.random.default_rng(4)
+        y = rng.integers(0, 3, 60)
+        meta = rng.dirichlet(np.ones(3), 60)
+        img = rng.dirichlet(np.ones(3), 60)
+        grid, curve = weight_curve(
+            [({"metadata": meta, "thermal_map": img}, y)], {"thermal_map": 1.0}
+        )
+        assert len(grid) == 101 and grid[0] == 0.0 and grid[-1] == 1.0
+        assert curve[-1] == pytest.approx(cohen_kappa(y, meta.argmax(axis=1)))
+        assert curve[0] == pytest.approx(cohen_kappa(y, img.argmax(axis=1)))
