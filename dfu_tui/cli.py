@@ -372,7 +372,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         "folds",
         "elapsed",
         "ETA",
-        "best mean kappa",
+        "best mean kappa (unweighted)",
         "flags",
     ):
         table.add_column(col)

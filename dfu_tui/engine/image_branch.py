@@ -38,6 +38,8 @@ def configure_tensorflow(threads: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
+    if os.environ.get("TF_DETERMINISTIC_OPS", "").lower() in ("1", "true"):
+        tf.config.experimental.enable_op_determinism()  # reproducible CNNs, slower
     if threads > 0:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)

@@ -95,6 +95,11 @@ class TestMonitor:
             assert confusion.row_count == 3
             await pilot.press("escape", "l")
             assert "fold 2 (latest)" in text_of(app.screen, "#dist-title")
+            await pilot.press("comma", "comma")
+            title = text_of(app.screen, "#dist-title")
+            assert "fold2-thermal_map epoch 3/4, inner validation" in title
+            await pilot.press("l")
+            assert "fold 2 (latest)" in text_of(app.screen, "#dist-title")
 
 
 class TestCompare:

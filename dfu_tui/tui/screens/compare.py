@@ -119,7 +119,12 @@ class CompareScreen(Screen[None]):
         state = self.app.catalog.state(self.run_id)  # type: ignore[attr-defined]
         table = self.query_one("#ranking", DataTable)
         table.add_columns(
-            "combination", "kappa mean ± sd", "quadratic kappa", "accuracy", "macro F1", "flags"
+            "combination",
+            "kappa (unweighted) mean ± sd",
+            "quadratic kappa",
+            "accuracy",
+            "macro F1",
+            "flags",
         )
         for row in ranked(state):
             k, q = row["kappa"], row["quadratic_kappa"]

@@ -40,6 +40,7 @@ HELP = """\
 | key | action |
 |---|---|
 | `[` / `]` | previous / next fold in the prediction-distribution panel |
+| `,` / `.` | previous / next epoch (inner-validation shares of the image tasks) |
 | `l` | latest: follow the newest fold or epoch |
 | `d` | fold detail of the shown fold |
 | `c` | compare |

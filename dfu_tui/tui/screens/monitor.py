@@ -65,6 +65,8 @@ class MonitorScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("left_square_bracket", "fold(-1)", "Prev fold", key_display="["),
         Binding("right_square_bracket", "fold(1)", "Next fold", key_display="]"),
+        Binding("comma", "epoch(-1)", "Prev epoch", key_display=",", show=False),
+        Binding("full_stop", "epoch(1)", "Next epoch", key_display=".", show=False),
         Binding("l", "latest", "Latest"),
         Binding("d", "detail", "Fold detail"),
         Binding("c", "compare", "Compare"),
@@ -78,6 +80,7 @@ class MonitorScreen(Screen[None]):
         super().__init__()
         self.run_id = run_id
         self.selected_fold: int | None = None  # None: follow the latest
+        self.selected_epoch: int | None = None  # index into the run's epochs; None: folds
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -231,7 +234,7 @@ class MonitorScreen(Screen[None]):
         title = self.query_one("#dist-title", Static)
         body = self.query_one("#distribution", Static)
         flags_box = self.query_one("#flags", Static)
-        fold = self._shown_fold(state)
+        fold = self._shown_fold(state) if self.selected_epoch is None else None
         if fold is not None:
             c = fold["combinations"][fused_index(state)]
             follow = " (latest)" if self.selected_fold is None else ""
@@ -242,9 +245,11 @@ class MonitorScreen(Screen[None]):
             body.update(distribution(c["predicted_share"], c["true_share"]))
             flags = c["flags"]
         elif state.epochs:
-            e = state.epochs[-1]
+            index = len(state.epochs) - 1 if self.selected_epoch is None else self.selected_epoch
+            e = state.epochs[min(index, len(state.epochs) - 1)]
             title.update(
-                f"[b]Prediction distribution[/b]: {e['task']} epoch {e['epoch']}, inner validation"
+                f"[b]Prediction distribution[/b]: {e['task']} epoch {e['epoch']}/"
+                f"{e['max_epochs']}, inner validation"
             )
             body.update(
                 distribution(e.get("val_predicted_share") or {}, e.get("val_true_share") or {})
@@ -287,6 +292,7 @@ class MonitorScreen(Screen[None]):
     # -- actions
 
     def action_fold(self, step: int) -> None:
+        self.selected_epoch = None
         folds = sorted(f["fold"] for f in self.state.fold_results)
         if not folds:
             return
@@ -295,7 +301,17 @@ class MonitorScreen(Screen[None]):
         self.selected_fold = folds[index]
         self.redraw()
 
+    def action_epoch(self, step: int) -> None:
+        """Step through the epochs (inner-validation shares) of every image task so far."""
+        epochs = self.state.epochs
+        if not epochs:
+            return
+        current = self.selected_epoch if self.selected_epoch is not None else len(epochs)
+        self.selected_epoch = max(0, min(len(epochs) - 1, current + step))
+        self.redraw()
+
     def action_latest(self) -> None:
+        self.selected_epoch = None
         self.selected_fold = None
         self.redraw()
 

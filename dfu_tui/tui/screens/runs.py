@@ -20,7 +20,7 @@ COLUMNS = (
     "tasks",
     "elapsed",
     "ETA",
-    "mean kappa",
+    "best mean kappa (unweighted)",
     "flags",
 )
 
