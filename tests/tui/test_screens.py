@@ -33,7 +33,7 @@ class TestRunsScreen:
             rows = {str(k.value): table.get_row(k) for k in table.rows}
             assert rows[COMPLETED][1] == "completed" and rows[COMPLETED][3] == "2/2"
             assert rows[CANCELLED][1] == "cancelled" and rows[CANCELLED][3] == "1/3"
-            assert rows[CANCELLED][8].startswith("1 collapse")
+            assert rows[CANCELLED][8] == "1C 0W"
 
     async def test_filter(self, runs_dir: Path) -> None:
         app = make_app(runs_dir)

@@ -30,6 +30,9 @@ HELP = """\
 | `c` | compare combinations and the fusion-weight curve |
 | `/` | filter runs |
 
+Columns: `kappa (unw.)` is the best mean unweighted kappa so far over finished folds;
+`flags` counts fold-level collapse (`C`) and warning (`W`) flags.
+
 ## Launch
 | key | action |
 |---|---|

@@ -20,7 +20,7 @@ COLUMNS = (
     "tasks",
     "elapsed",
     "ETA",
-    "best mean kappa (unweighted)",
+    "kappa (unw.)",
     "flags",
 )
 
@@ -29,10 +29,12 @@ def run_row(state: RunState, now: float) -> tuple[str, ...]:
     """The cells of one run's row."""
     combos = state.combinations
     label = "+".join(combos[0]) if len(combos) == 1 else f"{len(combos)} combinations"
+    if len(label) > 24:
+        label = label[:23] + "…"
     flags = state.flag_counts()
     flag_cell = "-"
     if flags["collapse"] or flags["warning"]:
-        flag_cell = f"{flags['collapse']} collapse / {flags['warning']} warn"
+        flag_cell = f"{flags['collapse']}C {flags['warning']}W"
     return (
         state.run_id,
         state.effective_status(now),
