@@ -91,6 +91,24 @@ def synthetic_run(path: Path, folds: int = 10, epochs: int = 100, running: bool 
     events.close()
 
 
+def emit_epoch(writer: EventWriter, n: int) -> None:
+    """One epoch event of a streaming image task."""
+    writer.emit(
+        "epoch",
+        task="fold1-thermal_map",
+        fold=1,
+        branch="thermal_map",
+        epoch=n,
+        max_epochs=1000,
+        loss=0.5,
+        train_kappa=0.3,
+        val_kappa=0.2,
+        flags=[],
+        val_predicted_share={},
+        val_true_share={},
+    )
+
+
 async def first_screen(runs: Path) -> float:
     from textual.widgets import DataTable
 
@@ -122,20 +140,7 @@ async def latency(runs: Path, samples: int = 40) -> list[float]:
         task = app.screen.query_one("#task", Static)
         for n in range(2, samples + 2):
             await asyncio.sleep(float(np.random.default_rng(n).uniform(0.05, 0.3)))
-            writer.emit(
-                "epoch",
-                task="fold1-thermal_map",
-                fold=1,
-                branch="thermal_map",
-                epoch=n,
-                max_epochs=1000,
-                loss=0.5,
-                train_kappa=0.3,
-                val_kappa=0.2,
-                flags=[],
-                val_predicted_share={},
-                val_true_share={},
-            )
+            emit_epoch(writer, n)
             written = time.perf_counter()
             while f"epoch {n}/" not in str(task.render()):
                 await pilot.pause(0.005)
@@ -187,20 +192,7 @@ def idle_cpu(runs: Path, seconds: float = 30.0) -> float:
         writer = EventWriter(run / "events.jsonl")
         n = 2
         while not stop.wait(0.5):  # two events a second, like a fast epoch loop
-            writer.emit(
-                "epoch",
-                task="fold1-thermal_map",
-                fold=1,
-                branch="thermal_map",
-                epoch=n,
-                max_epochs=1000,
-                loss=0.5,
-                train_kappa=0.3,
-                val_kappa=0.2,
-                flags=[],
-                val_predicted_share={},
-                val_true_share={},
-            )
+            emit_epoch(writer, n)
             writer.emit("heartbeat", pid=0)
             n += 1
         writer.close()

@@ -57,6 +57,22 @@ class TestFolds:
         assert 0.1 < len(va) / len(table.labels) < 0.35
 
 
+def fit_fold(table, fold_index: int = 0, trees: int = 10, seed: int = 0, inner: int = 0):
+    """Train the metadata branch on one fold of the module's table."""
+    fold = make_folds(table.labels, table.patients, 3, seed=7)[fold_index]
+    out = train_metadata_branch(
+        table.frame[table.feature_columns],
+        table.labels,
+        table.patients,
+        fold.train,
+        fold.val,
+        MetadataModelConfig(n_estimators=trees, n_jobs=1),
+        seed=seed,
+        inner=inner,
+    )
+    return fold, out
+
+
 class TestMetadataBranch:
     def test_fit_on_training_rows_only(self, table) -> None:
         fold = make_folds(table.labels, table.patients, 3, seed=7)[0]
@@ -81,16 +97,7 @@ class TestMetadataBranch:
         assert np.allclose(out.val_proba.sum(axis=1), 1)
 
     def test_label_columns_never_in_feature_matrix(self, table) -> None:
-        fold = make_folds(table.labels, table.patients, 3, seed=7)[0]
-        out = train_metadata_branch(
-            table.frame[table.feature_columns],
-            table.labels,
-            table.patients,
-            fold.train,
-            fold.val,
-            MetadataModelConfig(n_estimators=10, n_jobs=1),
-            seed=0,
-        )
+        _, out = fit_fold(table)
         names = set(out.info["model"].named_steps["columns"].get_feature_names_out())
         for forbidden in (
             "Healing Phase",
@@ -102,32 +109,13 @@ class TestMetadataBranch:
             assert not any(n == forbidden or n.startswith(forbidden + "_") for n in names)
 
     def test_out_of_fold_probabilities_cover_training_rows(self, table) -> None:
-        fold = make_folds(table.labels, table.patients, 3, seed=7)[0]
-        out = train_metadata_branch(
-            table.frame[table.feature_columns],
-            table.labels,
-            table.patients,
-            fold.train,
-            fold.val,
-            MetadataModelConfig(n_estimators=10, n_jobs=1),
-            seed=0,
-            inner=3,
-        )
+        fold, out = fit_fold(table, inner=3)
         assert out.oof_proba is not None and out.oof_proba.shape == (len(fold.train), 3)
         assert not np.isnan(out.oof_proba).any()
 
     def test_same_seed_same_probabilities(self, table) -> None:
-        fold = make_folds(table.labels, table.patients, 3, seed=7)[1]
-        args = (
-            table.frame[table.feature_columns],
-            table.labels,
-            table.patients,
-            fold.train,
-            fold.val,
-            MetadataModelConfig(n_estimators=15, n_jobs=1),
-        )
-        a = train_metadata_branch(*args, seed=4)
-        b = train_metadata_branch(*args, seed=4)
+        _, a = fit_fold(table, fold_index=1, trees=15, seed=4)
+        _, b = fit_fold(table, fold_index=1, trees=15, seed=4)
         assert np.array_equal(a.val_proba, b.val_proba)
 
 
