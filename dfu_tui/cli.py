@@ -238,17 +238,19 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _prepare(cfg: Config) -> None:
+def _prepare(cfg: Config) -> Dataset:
     """Check the data before anything is started: loads it and builds the crop cache."""
+    from dfu_tui.data.schema import is_metadata_branch
     from dfu_tui.engine.experiment import branches_of
     from dfu_tui.engine.folds import make_folds
 
-    images = [b for b in branches_of(cfg) if b != "metadata"]
+    images = [b for b in branches_of(cfg) if not is_metadata_branch(b)]
     dataset = _load_with_progress(cfg, images)
     make_folds(dataset.table.labels, dataset.table.patients, cfg.cv.folds, cfg.cv.seed)
     for m in images:
         if dataset.crops[m].samples_with_images() == 0:
             raise InputError(f"{dataset.root}: modality '{m}' has no usable images")
+    return dataset
 
 
 def _supervise(run: RunDir, jobs: int, resume: bool, detach: bool) -> int:
@@ -285,13 +287,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Start an experiment: foreground with a live view, or detached with --detach."""
     from dfu_tui.config import load_config
     from dfu_tui.runs.fingerprint import run_fingerprint, save_fingerprint
-    from dfu_tui.runs.rundir import create_run_dir
+    from dfu_tui.runs.rundir import create_run_dir, write_features
 
     cfg = load_config(args.config, args.overrides)
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs: must be >= 1, got {args.jobs}")
-    _prepare(cfg)
+    dataset = _prepare(cfg)
     run = create_run_dir(args.runs_dir, cfg)
+    write_features(run, cfg, dataset)
     save_fingerprint(run.path / "fingerprint.json", run_fingerprint(cfg))
     return _supervise(run, args.jobs or 0, resume=False, detach=args.detach)
 

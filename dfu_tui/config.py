@@ -8,7 +8,7 @@ import hashlib
 import json
 import tomllib
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -20,6 +20,7 @@ from dfu_tui.data.schema import (
     DEFAULT_BOX_FILES,
     DEFAULT_FOLDERS,
     DEFAULT_METADATA_FILE,
+    FEATURE_GROUPS,
     IMAGE_MODALITIES,
     METADATA,
     MODALITIES,
@@ -49,11 +50,33 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class FeaturesConfig:
+    """Which metadata columns the metadata branch uses, and what is compared."""
+
+    exclude: list[str] = field(default_factory=list)  # column names or group names
+    history: bool = False  # add per-wound visit-history columns
+    compare: str = ""  # a group: also train the metadata branch without it, fold by fold
+
+
+@dataclass(frozen=True)
+class RadarConfig:
+    """The leakage radar: permutation importance and single-feature kappa per fold."""
+
+    enabled: bool = True
+    repeats: int = 5  # permutation repeats per column
+    top: int = 5  # treatment columns ranked this high are flagged
+    dominance_ratio: float = 2.0  # a column this many times the runner-up dominates
+    min_importance: float = 0.03  # ... when its kappa drop is at least this
+    min_single_kappa: float = 0.15  # ... or its single-feature kappa at least this
+
+
+@dataclass(frozen=True)
 class DemoConfig:
     """The built-in synthetic dataset used when `data.root = "demo"`."""
 
     patients: int = 160
     seed: int = 0
+    planted_leak: bool = False  # the dressing follows the label (a test of the radar)
 
 
 @dataclass(frozen=True)
@@ -137,6 +160,8 @@ class Config:
 
     data: DataConfig = field(default_factory=DataConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    radar: RadarConfig = field(default_factory=RadarConfig)
     modalities: ModalitiesConfig = field(default_factory=ModalitiesConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     cv: CVConfig = field(default_factory=CVConfig)
@@ -397,10 +422,12 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
     if im.backbone not in BACKBONES:
         bad("image_model.backbone", f"'{im.backbone}' is not one of {', '.join(BACKBONES)}")
     if im.weights == "imagenet":
-        bad(
-            "image_model.weights",
-            "downloaded weights are not supported; use 'none' or a local weights file",
-        )
+        if im.backbone == "small_cnn":
+            bad(
+                "image_model.weights",
+                "'imagenet' needs a Keras application backbone "
+                f"({', '.join(BACKBONES[1:])}); small_cnn has no pretrained weights",
+            )
     elif im.weights != "none" and not Path(im.weights).expanduser().is_file():
         bad("image_model.weights", f"weights file not found: {im.weights}")
     if im.loss not in LOSSES:
@@ -413,4 +440,32 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
         bad("image_model.learning_rate", f"must be between 0 and 1, got {im.learning_rate:g}")
     if not 0 < im.inner_val_fraction < 0.5:
         bad("image_model.inner_val_fraction", f"must be in (0, 0.5), got {im.inner_val_fraction:g}")
+    _check_features(cfg, bad)
     return out
+
+
+def _check_features(cfg: Config, bad: Callable[[str, str], None]) -> None:
+    """Feature groups and radar thresholds; column names are checked against the data later."""
+    features = cfg.features
+    compare = features.compare
+    if compare:
+        if compare not in FEATURE_GROUPS:
+            near = difflib.get_close_matches(compare, list(FEATURE_GROUPS), n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            bad(
+                "features.compare",
+                f"unknown group '{compare}'{hint}; expected one of {', '.join(FEATURE_GROUPS)}",
+            )
+        elif compare in features.exclude:
+            bad("features.compare", f"'{compare}' is already excluded by features.exclude")
+        elif compare == "history" and not features.history:
+            bad("features.compare", "'history' needs features.history = true")
+        if METADATA not in cfg.modalities.use:
+            bad("features.compare", "needs the metadata modality in modalities.use")
+    radar = cfg.radar
+    if radar.repeats < 1:
+        bad("radar.repeats", f"must be >= 1, got {radar.repeats}")
+    if radar.top < 1:
+        bad("radar.top", f"must be >= 1, got {radar.top}")
+    if radar.dominance_ratio < 1:
+        bad("radar.dominance_ratio", f"must be >= 1, got {radar.dominance_ratio:g}")

@@ -80,7 +80,7 @@ class RunConsole:
             if self._epochs is not None:
                 self.progress.remove_task(self._epochs)
                 self._epochs = None
-            if event["branch"] != "metadata":
+            if not event["branch"].startswith("metadata"):
                 self._epochs = self.progress.add_task(
                     f"fold {event['fold']} {event['branch']}", total=self.cfg.image_model.epochs
                 )

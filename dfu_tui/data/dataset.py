@@ -20,7 +20,7 @@ from dfu_tui.errors import InputError
 from dfu_tui.paths import atomic_write, private_dir, user_cache_dir
 
 # Bump when crop geometry or decoding changes, so old caches are not reused.
-CROP_CACHE_VERSION = 1
+CROP_CACHE_VERSION = 2
 
 Progress = Callable[[str, int, int], None]
 
@@ -59,23 +59,33 @@ class Dataset:
         """Samples, patients, class shares, and per modality how many samples have images."""
         labels = self.table.labels
         shares = {c: float(np.mean(labels == i)) for i, c in enumerate(CLASSES)}
+        repeated = np.array([n > 1 for n in self._key_counts()], dtype=bool)
         return {
             "root": str(self.root),
             "samples": self.n_samples,
             "patients": int(len(np.unique(self.table.patients))),
             "duplicates_collapsed": self.table.duplicates_collapsed,
+            "repeated_key_samples": int(repeated.sum()),
             "class_shares": shares,
             "features": len(self.table.feature_columns),
             "modalities": {
                 m: {
                     "samples_with_images": c.samples_with_images(),
                     "crops": int(len(c.sample_index)),
+                    "repeated_key_samples_with_images": int(
+                        len(np.unique(c.sample_index[repeated[c.sample_index]]))
+                    ),
                     "skipped": dict(c.counts),
                     "from_cache": c.from_cache,
                 }
                 for m, c in self.crops.items()
             },
         }
+
+    def _key_counts(self) -> list[int]:
+        """Per sample, how many samples share its key."""
+        counts = Counter(self.table.keys)
+        return [counts[k] for k in self.table.keys]
 
     def skipped(self) -> list[str]:
         """Every skipped file or box, one line each."""
@@ -87,7 +97,9 @@ def resolve_root(cfg: Config) -> Path:
     if cfg.data.root == "demo":
         from dfu_tui.data.demo import ensure_demo_dataset
 
-        return ensure_demo_dataset(cfg.demo.patients, cfg.demo.seed, cfg.data.metadata_file)
+        return ensure_demo_dataset(
+            cfg.demo.patients, cfg.demo.seed, cfg.data.metadata_file, cfg.demo.planted_leak
+        )
     root = Path(cfg.data.root).expanduser()
     if not root.is_dir():
         raise InputError(f"{cfg.source}: data.root: dataset folder not found: {root}")
@@ -110,8 +122,10 @@ def load_dataset(
         meta_path,
         cfg.data.label_column,
         cfg.data.patient_column,
-        cfg.data.exclude_columns,
+        [*cfg.data.exclude_columns, *cfg.features.exclude],
         cfg.data.use_free_text,
+        history=cfg.features.history,
+        where=f"{cfg.source}: features.exclude",
     )
     dataset = Dataset(root=root, metadata_path=meta_path, table=table)
     wanted = cfg.image_modalities if modalities is None else modalities
@@ -140,7 +154,8 @@ def _fingerprint(
         st = entry.stat()
         h.update(f"|{entry.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     h.update(box_path.read_bytes())
-    h.update(repr(sorted(table.keys)).encode())
+    # In table order: crops point at rows, so a re-ordered file must not reuse a cache.
+    h.update(repr(table.keys).encode())
     return h.hexdigest()[:20]
 
 
@@ -184,7 +199,9 @@ def _build_crops(
     size: int,
     progress: Progress | None,
 ) -> ModalityCrops:
-    index = {key: i for i, key in enumerate(table.keys)}
+    index: dict[tuple[int, int, int], list[int]] = {}
+    for i, key in enumerate(table.keys):  # a repeated key's images feed each of its samples
+        index.setdefault(key, []).append(i)
     camera_letter = CAMERA_OF[modality][0].upper()
     counts: Counter[str] = Counter()
     skipped = list(boxes.skipped)
@@ -208,9 +225,9 @@ def _build_crops(
             )
             continue
         targets = [
-            (index[(parsed.patient, parsed.appt, b.dfu)], b)
+            (row, b)
             for b in boxes.boxes_for(entry.name)
-            if (parsed.patient, parsed.appt, b.dfu) in index
+            for row in index.get((parsed.patient, parsed.appt, b.dfu), [])
         ]
         if not boxes.boxes_for(entry.name):
             counts["no bounding box"] += 1

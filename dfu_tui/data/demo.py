@@ -11,6 +11,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ from dfu_tui.data.schema import (
 from dfu_tui.paths import private_dir, user_cache_dir
 
 # Bump when the generator's output changes, so a cached demo is regenerated.
-DEMO_VERSION = 2
+DEMO_VERSION = 3
 DEFAULT_PATIENTS = 160
 
 # Full frames are smaller than the real cameras' (1280x720 depth, 1080x1440 thermal) to keep
@@ -37,6 +38,15 @@ FRAME = {"depth": (144, 256), "thermal": (240, 180)}  # (height, width)
 BOX_MEDIAN = {"depth": (55, 56), "thermal": (63, 82)}  # (width, height)
 # Noise on the phase seen by each image modality: larger is a weaker signal.
 IMAGE_NOISE = {"depth_rgb": 1.2, "depth_map": 2.5, "thermal_rgb": 1.1, "thermal_map": 1.0}
+
+DRESSING_GROUP = {
+    "Betadine": "Antiseptic",
+    "Idosorb": "AbsorbentDressing",
+    "0": "NoDressing",
+    "polysporin": "BasicDressing",
+    "vac": "AdvancedMethod",
+    "Primapore": "BasicDressing",
+}
 
 _START = np.array([0.56, 0.42, 0.02])  # first-visit phase shares (I, P, R)
 _STEP = np.array(  # phase transition between visits
@@ -173,14 +183,7 @@ def _metadata(rng: np.random.Generator, v: pd.DataFrame) -> pd.DataFrame:
     dressing = _choice(
         rng, {"Betadine": 80, "Idosorb": 8, "0": 4, "polysporin": 2, "vac": 2, "Primapore": 1}, n
     )
-    dressing_group = {
-        "Betadine": "Antiseptic",
-        "Idosorb": "AbsorbentDressing",
-        "0": "NoDressing",
-        "polysporin": "BasicDressing",
-        "vac": "AdvancedMethod",
-        "Primapore": "BasicDressing",
-    }
+    dressing_group = DRESSING_GROUP
     fine = {0: ["I+", "I", "I-"], 1: ["P+", "P", "P-"], 2: ["R+", "R", "R-"]}
     cols: dict[str, object] = {
         "ID": np.array([f"{(7919 * p) % 9000 + 1000}" for p in pid], dtype=object),
@@ -302,6 +305,48 @@ def _metadata(rng: np.random.Generator, v: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+# The planted leak (`planted_leak=True`, off by default): the dressing follows the label, as
+# a clinician's choice after assessing the wound would. It exists to test the leakage radar.
+LEAK_DRESSING = {0: "vac", 1: "Betadine", 2: "0"}  # I, P, R
+LEAK_STRENGTH = 0.85
+
+
+def _plant_leak(rng: np.random.Generator, meta: pd.DataFrame, grouped: dict[str, str]) -> None:
+    phase = meta["Healing Phase Abs"].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
+    follows = rng.random(len(meta)) < LEAK_STRENGTH
+    dressing = np.where(follows, [LEAK_DRESSING[int(p)] for p in phase], meta["Dressing"])
+    meta["Dressing"] = dressing
+    meta["Dressing Grouped"] = [grouped.get(d) if isinstance(d, str) else None for d in dressing]
+
+
+def _repeat_keys(rng: np.random.Generator, meta: pd.DataFrame, pairs: int) -> pd.DataFrame:
+    """Rows that share a sample key with another row but differ, as in the clinic's file.
+
+    Each copy is a separate visit recorded under the same appointment number: 7 to 56 days
+    later, with other temperatures and exudate, and the same label.
+    """
+    if pairs <= 0:
+        return meta
+    picked = rng.choice(len(meta), size=min(pairs, len(meta)), replace=False)
+    copies = meta.iloc[picked].copy()
+    shift = rng.integers(7, 57, len(copies))
+    for column in ("Appt Days", "Onset (Days)"):
+        copies[column] = [
+            None if v is None else float(v) + d for v, d in zip(copies[column], shift, strict=True)
+        ]
+    for column in (
+        "Wound Centre Temperature (°C)",
+        "Peri-Ulcer Temperature (°C)",
+        "Intact Skin Temperature (°C)",
+    ):
+        copies[column] = [
+            None if v is None else round(float(v) + rng.normal(0, 1.0), 1) for v in copies[column]
+        ]
+    copies["Exudate Amount (None:0,Minor,Medium,Severe:3)"] = rng.choice([0, 1, 2], len(copies))
+    copies.index = copies.index + 0.5  # right after the row it repeats
+    return pd.concat([meta, copies]).sort_index(kind="stable").reset_index(drop=True)
+
+
 def _blur_noise(rng: np.random.Generator, shape: tuple[int, int], cell: int) -> np.ndarray:
     """Smooth noise in [-1, 1]: random values on a coarse grid, enlarged."""
     h, w = shape
@@ -378,12 +423,22 @@ def generate_demo(
     patients: int = DEFAULT_PATIENTS,
     seed: int = 0,
     metadata_file: str = DEFAULT_METADATA_FILE,
+    planted_leak: bool = False,
+    repeated_keys: int = 3,
+    exact_duplicates: int = 0,
 ) -> DemoSummary:
-    """Write a demo dataset into `root` (created private; must not exist or be empty)."""
+    """Write a demo dataset into `root` (created private; must not exist or be empty).
+
+    Like the clinic's file, `repeated_keys` pairs of rows share a sample key and differ; the
+    real file has no exact duplicate rows, so `exact_duplicates` is 0 unless asked for.
+    `planted_leak` makes the dressing follow the label (see `_plant_leak`).
+    """
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     visits = _visits(rng, patients)
     meta = _metadata(rng, visits)
+    if planted_leak:
+        _plant_leak(np.random.default_rng([seed, 1]), meta, DRESSING_GROUP)
     private_dir(root)
     for folder in DEFAULT_FOLDERS.values():
         private_dir(root / folder)
@@ -443,9 +498,10 @@ def generate_demo(
                                 y1,
                             ]
                         )
-    # A few exact duplicate rows, as in the real file.
-    dups = meta.sample(n=min(3, len(meta)), random_state=seed)
-    meta = pd.concat([meta, dups]).sort_index(kind="stable").reset_index(drop=True)
+    meta = _repeat_keys(np.random.default_rng([seed, 2]), meta, repeated_keys)
+    if exact_duplicates:
+        dups = meta.sample(n=min(exact_duplicates, len(meta)), random_state=seed)
+        meta = pd.concat([meta, dups]).sort_index(kind="stable").reset_index(drop=True)
     meta.to_csv(root / metadata_file, index=False, encoding="utf-8-sig")
     for camera, rows in box_rows.items():
         pd.DataFrame(rows, columns=list(BOX_COLUMNS)).to_csv(
@@ -460,13 +516,14 @@ def write_demo(
     patients: int = DEFAULT_PATIENTS,
     seed: int = 0,
     metadata_file: str = DEFAULT_METADATA_FILE,
+    **options: Any,
 ) -> DemoSummary:
     """Generate into a temporary sibling folder, then rename: never a half-written dataset."""
     tmp = target.with_name(f".{target.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     private_dir(target.parent)
     try:
-        summary = generate_demo(tmp, patients, seed, metadata_file)
+        summary = generate_demo(tmp, patients, seed, metadata_file, **options)
         tmp.rename(target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -475,15 +532,18 @@ def write_demo(
 
 
 def ensure_demo_dataset(
-    patients: int = DEFAULT_PATIENTS, seed: int = 0, metadata_file: str = DEFAULT_METADATA_FILE
+    patients: int = DEFAULT_PATIENTS,
+    seed: int = 0,
+    metadata_file: str = DEFAULT_METADATA_FILE,
+    planted_leak: bool = False,
 ) -> Path:
     """The default demo dataset in the user's cache, generated on first use."""
     base = private_dir(user_cache_dir() / "demo")
-    target = base / f"v{DEMO_VERSION}-p{patients}-s{seed}"
+    target = base / f"v{DEMO_VERSION}-p{patients}-s{seed}{'-leak' if planted_leak else ''}"
     if (target / metadata_file).is_file():
         return target
     try:
-        write_demo(target, patients, seed, metadata_file)
+        write_demo(target, patients, seed, metadata_file, planted_leak=planted_leak)
     except OSError:
         if not (target / metadata_file).is_file():  # lost a race with another process: fine
             raise

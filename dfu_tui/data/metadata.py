@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +11,11 @@ import pandas as pd
 
 from dfu_tui.data.schema import (
     CLASSES,
+    FEATURE_GROUPS,
     FREE_TEXT_COLUMNS,
     ID_COLUMNS,
     LABEL_DERIVED_COLUMNS,
+    METADATA_COLUMNS,
     TEXT_COLUMNS,
 )
 from dfu_tui.errors import InputError
@@ -24,14 +26,39 @@ DFU_COLUMN = "DFU#"
 
 @dataclass(frozen=True)
 class SampleTable:
-    """One row per sample `(patient, appt, dfu)`, in file order, exact duplicates collapsed."""
+    """One row per sample, in file order, exact duplicate rows collapsed.
+
+    Every row is a sample: rows that share a key `(patient, appt, dfu)` but differ are
+    separate visits recorded under one appointment number (the clinic's file has three such
+    pairs); images named with that key belong to each of them.
+    """
 
     frame: pd.DataFrame  # the metadata columns, typed (numbers as float, text as str or NaN)
     labels: np.ndarray  # int class index into CLASSES, per sample
     patients: np.ndarray  # the patient id, per sample (the CV group)
-    keys: list[tuple[int, int, int]]  # (patient, appt, dfu), per sample
+    keys: list[tuple[int, int, int]]  # (patient, appt, dfu), per sample; may repeat
     feature_columns: list[str]  # columns a model may use (never the label or ids)
     duplicates_collapsed: int
+    lines: list[int] = field(default_factory=list)  # file line of each sample (header: 1)
+    repeated_keys: list[list[int]] = field(default_factory=list)  # lines sharing one key
+    excluded: dict[str, list[str]] = field(default_factory=dict)  # why -> columns left out
+    extra_columns: list[str] = field(default_factory=list)  # columns not in the clinic format
+
+    def occurrence(self) -> list[int]:
+        """Per sample, 1 + how many earlier samples share its key (1 for a unique key)."""
+        seen: dict[tuple[int, int, int], int] = {}
+        out = []
+        for key in self.keys:
+            seen[key] = seen.get(key, 0) + 1
+            out.append(seen[key])
+        return out
+
+    def sample_ids(self) -> list[str]:
+        """A readable id per sample: `P001-A00-D1`, with `#2` on a repeated key's second row."""
+        return [
+            f"P{p:03d}-A{a:02d}-D{d}" + (f"#{n}" if n > 1 else "")
+            for (p, a, d), n in zip(self.keys, self.occurrence(), strict=True)
+        ]
 
 
 def read_csv_text(path: Path, what: str) -> str:
@@ -57,13 +84,24 @@ def read_csv_text(path: Path, what: str) -> str:
 
 
 def parse_csv(text: str, path: Path, what: str) -> pd.DataFrame:
-    """Parse CSV text with every cell as a string ('' for empty), or raise InputError."""
+    """Parse CSV text with every cell as a stripped string ('' for empty), or raise InputError.
+
+    What a spreadsheet re-save adds is undone: spaces around values and headers, rows with
+    every cell empty, and unnamed columns with every cell empty. The index keeps each row's
+    position in the file, so messages can name its line.
+    """
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise InputError(f"{path}: not a valid {what}: {first}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    frame = frame.apply(lambda column: column.str.strip())
+    frame = frame.loc[~frame.eq("").all(axis=1)]
+    unnamed = [
+        c for c in frame.columns if (c == "" or c.startswith("Unnamed:")) and frame[c].eq("").all()
+    ]
+    frame = frame.drop(columns=unnamed)
     if frame.empty:
         raise InputError(f"{path}: no data rows; expected a {what} with at least one row")
     return frame
@@ -71,7 +109,11 @@ def parse_csv(text: str, path: Path, what: str) -> pd.DataFrame:
 
 def _rows(mask: pd.Series, limit: int = 5) -> str:
     """File line numbers (header is line 1) of the rows where `mask` holds."""
-    lines = [str(i + 2) for i in np.flatnonzero(mask.to_numpy())]
+    return _lines([int(i) + 2 for i in mask.index[mask.to_numpy()]], limit)
+
+
+def _lines(numbers: list[int], limit: int = 5) -> str:
+    lines = [str(n) for n in numbers]
     more = f" and {len(lines) - limit} more" if len(lines) > limit else ""
     return ", ".join(lines[:limit]) + more
 
@@ -89,8 +131,15 @@ def read_metadata(
     patient_column: str,
     exclude_columns: list[str] | tuple[str, ...] = (),
     use_free_text: bool = False,
+    history: bool = False,
+    where: str = "",
 ) -> SampleTable:
-    """Read the metadata CSV into a SampleTable; raise InputError listing every problem."""
+    """Read the metadata CSV into a SampleTable; raise InputError listing every problem.
+
+    `exclude_columns` names columns or groups (`FEATURE_GROUPS`) to leave out of the
+    features; `history` adds the per-wound visit-history columns; `where` names the config
+    key in messages about the exclusions.
+    """
     frame = parse_csv(read_csv_text(path, "metadata CSV"), path, "metadata CSV")
     problems: list[str] = []
     for column in (label_column, patient_column, APPT_COLUMN, DFU_COLUMN):
@@ -119,32 +168,88 @@ def read_metadata(
         raise InputError(problems)
 
     before = len(frame)
-    frame = frame.drop_duplicates().reset_index(drop=True)
+    frame = frame.drop_duplicates()
     collapsed = before - len(frame)
+    lines = [int(i) + 2 for i in frame.index]
+    frame = frame.reset_index(drop=True)
+    known = [c for c in METADATA_COLUMNS if c in frame.columns]
+    extra = [c for c in frame.columns if c not in METADATA_COLUMNS]
+    frame = frame[known + extra]  # a re-save with columns in another order loads the same
     key_cols = [patient_column, APPT_COLUMN, DFU_COLUMN]
     keys = frame[key_cols].apply(lambda c: pd.to_numeric(c.str.strip()).astype(int))
-    dup = keys.duplicated(keep=False)
-    if dup.any():
-        raise InputError(
-            f"{path}: duplicate sample keys ({', '.join(key_cols)}) with differing values, "
-            f"rows {_rows(dup)} of the de-duplicated table; expected one row per sample"
-        )
+    key_tuples: list[tuple[int, int, int]] = [tuple(map(int, row)) for row in keys.to_numpy()]  # type: ignore[misc]
+    repeated: dict[tuple[int, int, int], list[int]] = {}
+    for key, line in zip(key_tuples, lines, strict=True):
+        repeated.setdefault(key, []).append(line)
 
-    label = frame[label_column].str.strip()
+    label = frame[label_column]
     typed = _type_columns(frame)
-    never = {label_column, patient_column, *LABEL_DERIVED_COLUMNS, *ID_COLUMNS}
-    never |= set(exclude_columns)
-    if not use_free_text:
-        never |= set(FREE_TEXT_COLUMNS)
-    features = [c for c in typed.columns if c not in never]
+    if history:
+        from dfu_tui.data.history import add_visit_history
+
+        typed = add_visit_history(typed, patient_column)
+    features, excluded = select_features(
+        list(typed.columns),
+        label_column,
+        patient_column,
+        exclude_columns,
+        use_free_text,
+        where or f"{path}: exclude",
+    )
     return SampleTable(
         frame=typed,
         labels=np.array([CLASSES.index(v) for v in label], dtype=np.int64),
         patients=keys[patient_column].to_numpy(dtype=np.int64),
-        keys=[tuple(map(int, row)) for row in keys.to_numpy()],  # type: ignore[misc]
+        keys=key_tuples,
         feature_columns=features,
         duplicates_collapsed=collapsed,
+        lines=lines,
+        repeated_keys=[v for v in repeated.values() if len(v) > 1],
+        excluded=excluded,
+        extra_columns=[c for c in extra if c not in (label_column, patient_column)],
     )
+
+
+def select_features(
+    columns: list[str],
+    label_column: str,
+    patient_column: str,
+    exclude: list[str] | tuple[str, ...],
+    use_free_text: bool,
+    where: str,
+) -> tuple[list[str], dict[str, list[str]]]:
+    """The feature columns, and what was left out and why.
+
+    Never features: the label, the columns derived from it, the identifiers. Then the free
+    text columns unless asked for, then every column or group named in `exclude` (a name that
+    is neither is an error naming `where`).
+    """
+    import difflib
+
+    present = set(columns)
+    excluded: dict[str, list[str]] = {}
+    never = [label_column, *LABEL_DERIVED_COLUMNS, patient_column, *ID_COLUMNS]
+    excluded["label or identifier (never a feature)"] = [c for c in never if c in present]
+    if not use_free_text:
+        excluded["free_text"] = [c for c in FREE_TEXT_COLUMNS if c in present]
+    problems = []
+    for name in exclude:
+        if name in FEATURE_GROUPS:
+            excluded[name] = [c for c in FEATURE_GROUPS[name] if c in present]
+        elif name in present:
+            excluded.setdefault("by name", []).append(name)
+        else:
+            near = difflib.get_close_matches(name, [*FEATURE_GROUPS, *columns], n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            problems.append(
+                f"{where}: '{name}' is neither a column of the metadata CSV nor a group "
+                f"({', '.join(FEATURE_GROUPS)}){hint}"
+            )
+    if problems:
+        raise InputError(problems)
+    left_out = {c for cols in excluded.values() for c in cols}
+    features = [c for c in columns if c not in left_out]
+    return features, {k: v for k, v in excluded.items() if v}
 
 
 def _type_columns(frame: pd.DataFrame) -> pd.DataFrame:

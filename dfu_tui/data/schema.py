@@ -149,3 +149,93 @@ BOX_COLUMNS: tuple[str, ...] = (
     "Xmax",
     "Ymax",
 )
+
+# Named groups of metadata columns, for `features.exclude` and `features.compare`. A column
+# may sit in more than one group. `history` holds the derived visit-history columns.
+TREATMENT_COLUMNS: tuple[str, ...] = (
+    "Dressing",
+    "Dressing Grouped",
+    "No Offloading",
+    "Offloading: Therapeutic Footwear",
+    "Offloading: Scotcast Boot or RCW",
+    "Offloading: Half Shoes or Sandals",
+    "Offloading: Total Contact Cast",
+    "Offloading: Crutches, Walkers or Wheelchairs",
+    "Offloading Score",
+)
+VISIT_INDEX = "Visit index (history)"
+DAYS_SINCE_PREVIOUS = "Days since previous visit (history)"
+TIMING_COLUMNS: tuple[str, ...] = (
+    "Appt#",
+    "Appt Days",
+    "Onset (Days)",
+    VISIT_INDEX,
+    DAYS_SINCE_PREVIOUS,
+)
+IDENTITY_COLUMNS: tuple[str, ...] = ("ID", "Patient#", "DFU#")
+
+# Numeric measurements taken at each visit: their previous value and change are the
+# visit-history features (`features.history = true`). Treatment columns are left out.
+HISTORY_MEASUREMENTS: tuple[str, ...] = (
+    "Wound Centre Temperature (°C)",
+    "Peri-Ulcer Temperature (°C)",
+    "Intact Skin Temperature (°C)",
+    "Wound Centre Temperature Normalized (°C)",
+    "Peri-Ulcer Temperature Normalized (°C)",
+    "Pain Level",
+    "Wound Tunneling",
+    "Exudate Amount (None:0,Minor,Medium,Severe:3)",
+    "No Peri-ulcer Conditions (False:0, True:1)",
+    "Erythema at Peri-ulcer",
+    "Edema at Peri-ulcer",
+    "Pale Colour at Peri-ulcer",
+    "Maceration at Peri-ulcer",
+    "Wound Score",
+)
+
+
+def previous_column(column: str) -> str:
+    """The visit-history column holding `column` at the wound's previous visit."""
+    return f"Previous {column} (history)"
+
+
+def change_column(column: str) -> str:
+    """The visit-history column holding the change of `column` since the previous visit."""
+    return f"Change in {column} (history)"
+
+
+HISTORY_COLUMNS: tuple[str, ...] = (
+    VISIT_INDEX,
+    DAYS_SINCE_PREVIOUS,
+    *(previous_column(c) for c in HISTORY_MEASUREMENTS),
+    *(change_column(c) for c in HISTORY_MEASUREMENTS),
+)
+
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "treatment": TREATMENT_COLUMNS,
+    "timing": TIMING_COLUMNS,
+    "identity": IDENTITY_COLUMNS,
+    "free_text": FREE_TEXT_COLUMNS,
+    "history": HISTORY_COLUMNS,
+}
+# What each group is, for help texts and the launch form.
+GROUP_HELP: dict[str, str] = {
+    "treatment": "dressing and offloading: chosen by the clinician after assessing the wound",
+    "timing": "appointment number, days since the first visit, onset",
+    "identity": "wound number (ID and Patient# are never features)",
+    "free_text": "free-text columns (their grouped versions stay)",
+    "history": "derived visit-history columns (with features.history = true)",
+}
+
+# `features.compare = GROUP` adds a second metadata branch trained without GROUP.
+WITHOUT_PREFIX = "metadata_without_"
+
+
+def without_branch(group: str) -> str:
+    """The name of the metadata branch trained without a feature group."""
+    return f"{WITHOUT_PREFIX}{group}"
+
+
+def is_metadata_branch(branch: str) -> bool:
+    """Whether a branch is the metadata forest (with all its features or without a group)."""
+    return branch == METADATA or branch.startswith(WITHOUT_PREFIX)

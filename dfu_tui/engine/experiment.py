@@ -16,7 +16,13 @@ import numpy as np
 
 from dfu_tui.config import Config
 from dfu_tui.data.dataset import Dataset
-from dfu_tui.data.schema import METADATA, MODALITIES
+from dfu_tui.data.schema import (
+    FEATURE_GROUPS,
+    METADATA,
+    MODALITIES,
+    is_metadata_branch,
+    without_branch,
+)
 from dfu_tui.engine.branch import BranchOutput
 from dfu_tui.engine.folds import Fold
 from dfu_tui.engine.fusion import fuse
@@ -40,10 +46,26 @@ class Task:
         return f"fold{self.fold}-{self.branch}"
 
 
+def comparison_branch(cfg: Config) -> str | None:
+    """The metadata branch without `features.compare`'s group, when one is asked for."""
+    return without_branch(cfg.features.compare) if cfg.features.compare else None
+
+
 def branches_of(cfg: Config) -> list[str]:
-    """Every branch any combination needs, in canonical order."""
+    """Every branch any combination needs, in canonical order, then the comparison branch."""
     needed = {m for combo in cfg.combinations for m in combo}
-    return [m for m in MODALITIES if m in needed]
+    out = [m for m in MODALITIES if m in needed]
+    extra = comparison_branch(cfg)
+    return [*out, extra] if extra and METADATA in out else out
+
+
+def branch_features(cfg: Config, dataset: Dataset, branch: str) -> list[str]:
+    """The metadata columns a metadata branch uses (the comparison branch drops its group)."""
+    columns = dataset.table.feature_columns
+    if branch == METADATA:
+        return list(columns)
+    dropped = set(FEATURE_GROUPS[cfg.features.compare])
+    return [c for c in columns if c not in dropped]
 
 
 def plan_tasks(cfg: Config) -> list[Task]:
@@ -72,16 +94,19 @@ def run_branch_task(
         "task_started", task=task.task_id, fold=fold.number, branch=task.branch, pid=os.getpid()
     )
     start = time.perf_counter()
-    if task.branch == METADATA:
+    extra: dict[str, np.ndarray] = {}
+    if is_metadata_branch(task.branch):
         from dfu_tui.engine.metadata_branch import train_metadata_branch
 
-        frame = table.frame[table.feature_columns]
+        frame = table.frame[branch_features(cfg, dataset, task.branch)]
         model_cfg = cfg.metadata_model
         if model_cfg.n_jobs == -1:
             model_cfg = dataclasses.replace(model_cfg, n_jobs=threads)
         out: BranchOutput = train_metadata_branch(
             frame, table.labels, table.patients, fold.train, fold.val, model_cfg, seed, inner
         )
+        if task.branch == METADATA and cfg.radar.enabled:
+            extra = fold_radar(cfg, frame, table.labels, table.patients, fold, out, seed)
     else:
         from dfu_tui.engine.image_branch import configure_tensorflow, train_image_branch
 
@@ -124,6 +149,7 @@ def run_branch_task(
         train_index=fold.train,
         train_proba=out.train_proba,
         oof_proba=oof,
+        **extra,
     )
     events.emit(
         "branch_finished",
@@ -133,6 +159,66 @@ def run_branch_task(
         seconds=round(time.perf_counter() - start, 3),
         best_epoch=out.info.get("best_epoch"),
     )
+
+
+def fold_radar(
+    cfg: Config,
+    frame: Any,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    fold: Fold,
+    out: BranchOutput,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """The leakage radar of one fold, as arrays for the metadata branch's predictions file.
+
+    Permutation importance of the fitted pipeline on the validation fold; single-feature
+    kappa by patient-grouped CV inside the training fold.
+    """
+    from dfu_tui.engine.radar import permutation_importances, single_feature_kappas
+
+    model = out.info["model"]
+    forest = model.named_steps["forest"]
+    forest.n_jobs = 1  # one batched predict: threads only add overhead here
+
+    def predict(rows: Any) -> np.ndarray:
+        return np.asarray(forest.classes_)[model.predict_proba(rows).argmax(axis=1)]
+
+    imp = permutation_importances(
+        predict, frame.iloc[fold.val], labels[fold.val], cfg.radar.repeats, seed
+    )
+    single = single_feature_kappas(
+        frame.iloc[fold.train], labels[fold.train], groups[fold.train], cfg.cv.inner_folds, seed
+    )
+    return {
+        "radar_features": np.array(imp.columns, dtype=str),
+        "radar_importance": imp.mean,
+        "radar_importance_sd": imp.std,
+        "radar_single_kappa": np.array([single[c] for c in imp.columns]),
+        "radar_baseline_kappa": np.array(imp.baseline),
+    }
+
+
+def read_radar(pred: dict[str, np.ndarray], radar_cfg: Any) -> dict[str, Any] | None:
+    """The radar table and flags from a metadata predictions file (None when it has none)."""
+    if "radar_features" not in pred:
+        return None
+    from dfu_tui.engine.radar import Importances, radar_flags, radar_table
+
+    columns = [str(c) for c in pred["radar_features"]]
+    imp = Importances(
+        columns,
+        pred["radar_importance"],
+        pred["radar_importance_sd"],
+        float(pred["radar_baseline_kappa"]),
+    )
+    single = dict(zip(columns, (float(v) for v in pred["radar_single_kappa"]), strict=True))
+    rows = radar_table(imp, single)
+    return {
+        "baseline_kappa": imp.baseline,
+        "features": rows,
+        "flags": [f.to_dict() for f in radar_flags(rows, radar_cfg)],
+    }
 
 
 def _metrics(labels: np.ndarray, fold: Fold, val: np.ndarray, train: np.ndarray) -> dict[str, Any]:
@@ -158,22 +244,85 @@ def evaluate_fold(
         m["flags"] = [f.to_dict() for f in _flags(cfg, labels, fold, val[b], m)]
         result["branches"][b] = m
     for combo in cfg.combinations:
-        weights = cfg.fusion_weights(combo)
-        fused = fuse(
-            cfg.fusion.strategy, combo, weights, val, train, labels[fold.train], oof, cfg.cv.seed
-        )
-        m = _metrics(labels, fold, fused.val, fused.train)
-        m["fusion"] = {"strategy": cfg.fusion.strategy, "weights": fused.weights}
-        if fused.mean_alpha is not None:
-            m["mean_alpha"] = fused.mean_alpha
-        m["flags"] = [
-            f.to_dict() for f in _flags(cfg, labels, fold, fused.val, m, fused.mean_alpha)
-        ]
+        m = _fused_metrics(cfg, labels, fold, combo, val, train, oof)
         result["combinations"].append({"modalities": list(combo), **m})
         for flag in m["flags"]:
             events.emit("flag", scope="fold", fold=fold.number, combination=list(combo), **flag)
+    if METADATA in preds:
+        radar = read_radar(preds[METADATA], cfg.radar)
+        if radar is not None:
+            result["radar"] = radar
+            for flag in radar["flags"]:
+                events.emit("flag", scope="fold", fold=fold.number, combination=[METADATA], **flag)
+    variant = comparison_branch(cfg)
+    if variant in preds:
+        result["feature_comparison"] = _compare_fold(
+            cfg, labels, fold, variant, val, train, oof, result
+        )
     events.emit("fold_finished", **result)
     return result
+
+
+def _fused_metrics(
+    cfg: Config,
+    labels: np.ndarray,
+    fold: Fold,
+    combo: tuple[str, ...],
+    val: dict[str, np.ndarray],
+    train: dict[str, np.ndarray],
+    oof: dict[str, np.ndarray] | None,
+) -> dict[str, Any]:
+    """Fuse one combination on one fold and score it, with its flags."""
+    weights = cfg.fusion_weights(combo)
+    fused = fuse(
+        cfg.fusion.strategy, combo, weights, val, train, labels[fold.train], oof, cfg.cv.seed
+    )
+    m = _metrics(labels, fold, fused.val, fused.train)
+    m["fusion"] = {"strategy": cfg.fusion.strategy, "weights": fused.weights}
+    if fused.mean_alpha is not None:
+        m["mean_alpha"] = fused.mean_alpha
+    m["flags"] = [f.to_dict() for f in _flags(cfg, labels, fold, fused.val, m, fused.mean_alpha)]
+    return m
+
+
+def _compare_fold(
+    cfg: Config,
+    labels: np.ndarray,
+    fold: Fold,
+    variant: str,
+    val: dict[str, np.ndarray],
+    train: dict[str, np.ndarray],
+    oof: dict[str, np.ndarray] | None,
+    result: dict[str, Any],
+) -> dict[str, Any]:
+    """Each combination with metadata (and metadata alone) scored with and without the group,
+    on the same validation samples of this fold."""
+
+    def swap(probs: dict[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
+        return None if probs is None else {**probs, METADATA: probs[variant]}
+
+    keys = ("kappa", "quadratic_kappa")
+    with_meta = result["branches"][METADATA]
+    without_meta = result["branches"][variant]
+    rows = [
+        {
+            "modalities": [METADATA],
+            "with": {k: with_meta[k] for k in keys},
+            "without": {k: without_meta[k] for k in keys},
+        }
+    ]
+    for combo, fused in zip(cfg.combinations, result["combinations"], strict=True):
+        if METADATA not in combo or len(combo) == 1:
+            continue
+        m = _fused_metrics(cfg, labels, fold, combo, swap(val), swap(train), swap(oof))  # type: ignore[arg-type]
+        rows.append(
+            {
+                "modalities": list(combo),
+                "with": {k: fused[k] for k in keys},
+                "without": {k: m[k] for k in keys},
+            }
+        )
+    return {"group": cfg.features.compare, "n": int(len(fold.val)), "rows": rows}
 
 
 def _flags(
@@ -228,7 +377,21 @@ def summarize(cfg: Config, run_id: str, folds: list[dict[str, Any]], status: str
                 "verdict": verdict(mean, flags, cfg.criteria, image_only, meta_only),
             }
         )
-    return {"run_id": run_id, "status": status, "combinations": combos, "branches": branches}
+    from dfu_tui.engine.paired import summarize_comparison, summarize_radar
+
+    doc: dict[str, Any] = {
+        "run_id": run_id,
+        "status": status,
+        "combinations": combos,
+        "branches": branches,
+    }
+    radar = summarize_radar(folds, cfg.radar.top)
+    if radar is not None:
+        doc["radar"] = radar
+    comparison = summarize_comparison(folds)
+    if comparison is not None:
+        doc["feature_comparison"] = comparison
+    return doc
 
 
 def finite(doc: Any) -> Any:

@@ -10,11 +10,14 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from dfu_tui.config import Config
+
+if TYPE_CHECKING:
+    from dfu_tui.data.dataset import Dataset
 from dfu_tui.paths import PRIVATE_FILE_MODE, atomic_write, atomic_write_text, private_dir
 
 RESULTS_COLUMNS = (
@@ -69,6 +72,10 @@ class RunDir:
         return self.path / "summary.json"
 
     @property
+    def features(self) -> Path:
+        return self.path / "features.json"
+
+    @property
     def log(self) -> Path:
         return self.path / "worker.log"
 
@@ -90,6 +97,28 @@ def create_run_dir(runs_dir: Path, cfg: Config) -> RunDir:
     # The log exists from the start, so readers (status, the dashboard) see the run at once.
     os.close(os.open(run.events, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
     return run
+
+
+def features_document(cfg: Config, dataset: Dataset) -> dict[str, Any]:
+    """The metadata features a run uses, what was left out and why, and what is compared."""
+    from dfu_tui.data.schema import FEATURE_GROUPS
+
+    table = dataset.table
+    compare = cfg.features.compare
+    return {
+        "used": list(table.feature_columns) if "metadata" in cfg.modalities.use else [],
+        "excluded": table.excluded,
+        "history": cfg.features.history,
+        "compare": compare,
+        "compare_drops": [c for c in FEATURE_GROUPS.get(compare, ()) if c in table.feature_columns],
+        "extra_columns": table.extra_columns,
+    }
+
+
+def write_features(run: RunDir, cfg: Config, dataset: Dataset) -> None:
+    """features.json: the resolved feature list of the run."""
+    doc = features_document(cfg, dataset)
+    atomic_write_text(run.features, json.dumps(doc, indent=2) + "\n")
 
 
 def save_predictions(path: Path, **arrays: np.ndarray) -> None:

@@ -32,7 +32,7 @@ def run_task(run_dir: Path, task_id: str, threads: int) -> None:
     """Load the run's config and data, then train and save one task."""
     from dfu_tui.config import load_config
     from dfu_tui.data.dataset import load_dataset
-    from dfu_tui.data.schema import METADATA
+    from dfu_tui.data.schema import is_metadata_branch
     from dfu_tui.engine.experiment import Task, run_branch_task
     from dfu_tui.engine.folds import make_folds
     from dfu_tui.runs.events import EventWriter
@@ -41,7 +41,7 @@ def run_task(run_dir: Path, task_id: str, threads: int) -> None:
     run = RunDir(run_dir)
     cfg = load_config(run.config)
     fold_number, branch = parse_task_id(task_id)
-    dataset = load_dataset(cfg, modalities=[] if branch == METADATA else [branch])
+    dataset = load_dataset(cfg, modalities=[] if is_metadata_branch(branch) else [branch])
     folds = make_folds(dataset.table.labels, dataset.table.patients, cfg.cv.folds, cfg.cv.seed)
     events = EventWriter(run.events)
     try:
