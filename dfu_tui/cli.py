@@ -54,7 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a config and its dataset, print the coverage")
     p.add_argument("config", type=Path)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--strict", action="store_true", help="exit 2 when any file or box is skipped")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 2 when any file or box is skipped, or any sample key is repeated",
+    )
+    p.add_argument(
+        "--features",
+        action="store_true",
+        help="print each metadata feature's single-feature kappa (patient-grouped CV)",
+    )
 
     p = sub.add_parser("run", help="run an experiment (foreground, or --detach)")
     p.add_argument("config", type=Path)
@@ -62,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", type=Path, default=Path("runs"))
     p.add_argument("--detach", action="store_true", help="run in the background and return")
     p.add_argument("--jobs", type=int, default=None, help="parallel tasks (default: by machine)")
+    p.add_argument(
+        "--compare-features",
+        metavar="GROUP",
+        default=None,
+        help="also train the metadata branch without GROUP (e.g. treatment), fold by fold",
+    )
 
     p = sub.add_parser("resume", help="re-run the missing tasks of a run")
     p.add_argument("run")
@@ -159,6 +174,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     out.print(
         f"Samples: {cov['samples']}  Patients: {cov['patients']}  "
         f"Duplicate rows collapsed: {cov['duplicates_collapsed']}  "
+        f"Repeated-key samples: {cov['repeated_key_samples']}  "
         f"Metadata features: {cov['features']}"
     )
     out.print("Class shares: " + ", ".join(f"{c} {s:.1%}" for c, s in shares.items()))
@@ -187,13 +203,66 @@ def cmd_validate(args: argparse.Namespace) -> int:
     skipped_lines = dataset.skipped()
     for line in skipped_lines:
         err.print(f"warning: {line}", markup=False)
+    notes = _table_warnings(dataset)
+    for line in notes:
+        err.print(f"{'error' if args.strict else 'warning'}: {line}", markup=False)
     problems = _run_blockers(cfg, dataset)
     for line in problems:
         err.print(f"error: {line}", markup=False)
-    if problems or (args.strict and skipped_lines):
+    if args.features and not problems:
+        _print_single_feature_table(cfg, dataset)
+    if problems or (args.strict and (skipped_lines or notes)):
         return EXIT_BAD_INPUT
     out.print(f"OK: a run of {cfg.source} could start.")
     return EXIT_OK
+
+
+def _table_warnings(dataset: Dataset) -> list[str]:
+    """What the metadata CSV has that a run copes with but a user should know."""
+    table = dataset.table
+    lines = []
+    if table.repeated_keys:
+        rows = sorted(line for group in table.repeated_keys for line in group)
+        shown = ", ".join(map(str, rows[:8])) + (
+            f" and {len(rows) - 8} more" if len(rows) > 8 else ""
+        )
+        modalities = dataset.coverage()["modalities"]
+        assert isinstance(modalities, dict)
+        images = sum(int(info["repeated_key_samples_with_images"]) for info in modalities.values())
+        lines.append(
+            f"{dataset.metadata_path}: {len(table.repeated_keys)} sample keys (Patient#, Appt#, "
+            f"DFU#) repeated on {len(rows)} rows with differing values (rows {shown}); kept as "
+            f"separate samples, images named with such a key feed each of them "
+            f"({images} sample-modality pairs with images)"
+        )
+    if table.extra_columns:
+        lines.append(
+            f"{dataset.metadata_path}: {len(table.extra_columns)} column(s) not in the clinic's "
+            f"format, used as features: {', '.join(table.extra_columns)}"
+        )
+    return lines
+
+
+def _print_single_feature_table(cfg: Config, dataset: Dataset) -> None:
+    """`validate --features`: each feature alone, patient-grouped CV over the whole dataset."""
+    from dfu_tui.data.schema import FEATURE_GROUPS
+    from dfu_tui.engine.radar import TREATMENT_NOTE, rank, single_feature_kappas
+
+    table = dataset.table
+    frame = table.frame[table.feature_columns]
+    single = single_feature_kappas(frame, table.labels, table.patients, cfg.cv.folds, cfg.cv.seed)
+    out_table = Table(
+        title=f"Single-feature kappa (unweighted; a depth-3 tree on one column, patient-grouped "
+        f"{cfg.cv.folds}-fold CV over {len(table.labels)} samples)",
+        title_justify="left",
+    )
+    for column in ("rank", "feature", "kappa", "groups", "note"):
+        out_table.add_column(column)
+    for i, c in enumerate(rank(single), start=1):
+        groups = [g for g, cols in FEATURE_GROUPS.items() if c in cols]
+        note = TREATMENT_NOTE if "treatment" in groups and i <= cfg.radar.top else ""
+        out_table.add_row(str(i), c, f"{single[c]:.3f}", ", ".join(groups), note)
+    out.print(out_table)
 
 
 def _run_blockers(cfg: Config, dataset: Dataset) -> list[str]:
@@ -250,6 +319,11 @@ def _prepare(cfg: Config) -> Dataset:
     for m in images:
         if dataset.crops[m].samples_with_images() == 0:
             raise InputError(f"{dataset.root}: modality '{m}' has no usable images")
+    if images and cfg.image_model.weights == "imagenet":
+        from dfu_tui.engine.pretrained import ensure_pretrained_weights
+
+        err.print(f"checking the {cfg.image_model.backbone} ImageNet weights ...", markup=False)
+        ensure_pretrained_weights(cfg.image_model.backbone, cfg.data.image_size)
     return dataset
 
 
@@ -289,7 +363,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dfu_tui.runs.fingerprint import run_fingerprint, save_fingerprint
     from dfu_tui.runs.rundir import create_run_dir, write_features
 
-    cfg = load_config(args.config, args.overrides)
+    overrides = list(args.overrides)
+    if args.compare_features is not None:
+        overrides.append(f"features.compare={json.dumps(args.compare_features)}")
+    cfg = load_config(args.config, overrides)
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs: must be >= 1, got {args.jobs}")
     dataset = _prepare(cfg)

@@ -64,7 +64,9 @@ def build_image_branch(modality: str, size: int, cfg: ImageModelConfig) -> keras
         x = layers.RandomRotation(0.05, fill_mode="constant", name="rotate")(x)
         x = layers.RandomBrightness(0.1, value_range=(0, 255), name="brightness")(x)
         x = layers.RandomContrast(0.1, name="contrast")(x)
-    weights = None if cfg.weights == "none" else os.path.expanduser(cfg.weights)
+    weights = {"none": None, "imagenet": "imagenet"}.get(
+        cfg.weights, os.path.expanduser(cfg.weights)
+    )
     if cfg.backbone == "small_cnn":
         x = layers.Rescaling(1 / 255.0, name="rescale")(x)
         for i, filters in enumerate((16, 32, 64)):

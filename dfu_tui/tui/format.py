@@ -55,3 +55,55 @@ def for_rich(markup: str) -> str:
     ):
         markup = markup.replace(var, colour)
     return markup
+
+
+def radar_lines(radar: dict[str, Any] | None, top: int = 5) -> str:
+    """A fold's top features by permutation importance, with single-feature kappa (markup)."""
+    if not radar:
+        return "[$text-muted]no feature radar in this fold[/]"
+    lines = [
+        f"baseline kappa {radar['baseline_kappa']:.3f} (unweighted); drop when shuffled "
+        "(validation fold) | alone (training-fold CV)"
+    ]
+    for r in radar["features"][:top]:
+        groups = f" [$warning]{', '.join(r['groups'])}[/]" if "treatment" in r["groups"] else ""
+        imp = "-" if r["importance"] is None else f"{r['importance']:+.3f}"
+        sd = "" if r["importance_sd"] is None else f" ± {r['importance_sd']:.3f}"
+        lines.append(
+            f"{r['importance_rank']}. {escape(r['feature'])}{groups}  {imp}{sd} | "
+            f"{num(r['single_kappa'])}"
+        )
+    return "\n".join(lines)
+
+
+def comparison_lines(
+    folds: list[dict[str, Any]], summary: dict[str, Any] | None = None
+) -> str | None:
+    """The paired with/without-group comparison, fold by fold (markup), or None."""
+    per = [f for f in sorted(folds, key=lambda f: f["fold"]) if "feature_comparison" in f]
+    if not per:
+        return None
+    group = per[0]["feature_comparison"]["group"]
+    lines = [f"kappa (unweighted) with | without {group}, same validation samples"]
+    for i, row in enumerate(per[0]["feature_comparison"]["rows"]):
+        name = "+".join(row["modalities"])
+        diffs = []
+        cells = []
+        for f in per:
+            r = f["feature_comparison"]["rows"][i]
+            a, b = r["with"]["kappa"], r["without"]["kappa"]
+            diffs.append(a - b)
+            cells.append(f"f{f['fold']} {a:.3f}|{b:.3f}")
+        mean = sum(diffs) / len(diffs)
+        text = f"{escape(name)}: {'  '.join(cells)}  diff {mean:+.3f}"
+        final = (summary or {}).get("rows", [])
+        if i < len(final) and final[i]["kappa"]["folds"] > 1:
+            k = final[i]["kappa"]
+            low, high = k["ci95"]
+            text += f" ± {k['sd_difference']:.3f} sd, 95% CI [{low:+.3f}, {high:+.3f}]"
+            text += "" if k["distinguishable"] else " (not distinguishable from 0)"
+        elif len(diffs) > 1:
+            sd = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
+            text += f" ± {sd:.3f} sd over {len(diffs)} folds"
+        lines.append(text)
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from dfu_tui.tui.format import CLASSES, flag_markup, num
+from dfu_tui.tui.format import CLASSES, flag_markup, num, radar_lines
 
 METRICS = ("kappa", "quadratic_kappa", "accuracy", "macro_f1", "train_kappa")
 
@@ -40,6 +40,11 @@ class FoldDetailScreen(Screen[None]):
                 "[b]Combinations and branches alone[/b] (kappa unweighted; quadratic kappa)"
             )
             yield DataTable(id="metrics", show_cursor=False)
+            yield Static(
+                "[b]Top features[/b] (permutation importance: kappa drop when shuffled, "
+                "validation fold | single-feature kappa, training fold)"
+            )
+            yield Static(id="detail-features")
             yield Static("[b]Flags[/b]")
             yield Static(id="detail-flags")
         yield Footer()
@@ -73,7 +78,10 @@ class FoldDetailScreen(Screen[None]):
         rows += [(f"{b} alone", m) for b, m in fold["branches"].items()]
         for label, m in rows:
             metrics.add_row(label, *(num(m.get(k)) for k in METRICS))
+        radar = fold.get("radar")
+        self.query_one("#detail-features", Static).update(radar_lines(radar, top=10))
         flags = [(label, f) for label, m in rows for f in m["flags"]]
+        flags += [("metadata features", f) for f in (radar or {}).get("flags", [])]
         self.query_one("#detail-flags", Static).update(
             "\n".join(f"{label}: {flag_markup(f)}" for label, f in flags) or "[$success]none[/]"
         )

@@ -3,6 +3,7 @@ model settings, a task preview, and Launch (a detached run, then its monitor).""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from textual import on
@@ -13,8 +14,12 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static, Switch
 
 from dfu_tui.config import BACKBONES, FUSION_STRATEGIES, Config, load_config
-from dfu_tui.data.schema import MODALITIES
+from dfu_tui.data.schema import GROUP_HELP, MODALITIES
 from dfu_tui.errors import InputError
+
+# Feature groups offered as "leave out" switches, and as the paired comparison.
+FORM_GROUPS = ("treatment", "timing", "identity")
+COMPARE_GROUPS = ("treatment", "timing", "identity", "history")
 
 
 def form_overrides(values: dict[str, object]) -> list[str]:
@@ -33,7 +38,21 @@ def form_overrides(values: dict[str, object]) -> list[str]:
         f"image_model.epochs={values['epochs']}",
         f"data.image_size={values['size']}",
         f"image_model.backbone='{values['backbone']}'",
+        "features.exclude=" + toml_list(_excluded(values)),
+        f"features.history={'true' if values.get('history') else 'false'}",
+        f"features.compare='{values.get('compare') or ''}'",
     ]
+
+
+def toml_list(items: list[str]) -> str:
+    """A TOML array of strings."""
+    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+
+def _excluded(values: dict[str, object]) -> list[str]:
+    """The config's own exclusions the form has no switch for, then the switched-on groups."""
+    kept = [str(x) for x in values.get("exclude-other", []) or []]  # type: ignore[attr-defined]
+    return kept + [g for g in FORM_GROUPS if values.get(f"exclude-{g}")]
 
 
 class LaunchScreen(Screen[None]):
@@ -49,6 +68,7 @@ class LaunchScreen(Screen[None]):
         super().__init__()
         self.config_path = config
         self.valid: Config | None = None
+        self.exclude_other: list[str] = []
 
     def compose(self) -> ComposeResult:
         configs = sorted(self.config_path.parent.glob("*.toml")) or [self.config_path]
@@ -80,6 +100,18 @@ class LaunchScreen(Screen[None]):
                 with Vertical():
                     yield Label("Backbone")
                     yield Select([(b, b) for b in BACKBONES], allow_blank=False, id="backbone")
+            yield Label("Metadata features: leave out")
+            with Horizontal(classes="row features"):
+                for g in FORM_GROUPS:
+                    yield Checkbox(g, id=f"exclude-{g}", tooltip=GROUP_HELP[g])
+                yield Checkbox("add visit history", id="history", tooltip=GROUP_HELP["history"])
+            with Horizontal(classes="row"), Vertical():
+                yield Label("Compare with and without (paired, same folds)")
+                yield Select(
+                    [("no comparison", ""), *((g, g) for g in COMPARE_GROUPS)],
+                    allow_blank=False,
+                    id="compare",
+                )
             with Horizontal(classes="row numbers"):
                 for key, label in (
                     ("folds", "Folds"),
@@ -116,6 +148,12 @@ class LaunchScreen(Screen[None]):
         self.query_one("#search", Switch).value = cfg.modalities.search
         self.query_one("#strategy", Select).value = cfg.fusion.strategy
         self.query_one("#backbone", Select).value = cfg.image_model.backbone
+        for g in FORM_GROUPS:
+            self.query_one(f"#exclude-{g}", Checkbox).value = g in cfg.features.exclude
+        self.exclude_other = [x for x in cfg.features.exclude if x not in FORM_GROUPS]
+        self.query_one("#history", Checkbox).value = cfg.features.history
+        compare = cfg.features.compare if cfg.features.compare in COMPARE_GROUPS else ""
+        self.query_one("#compare", Select).value = compare
         numbers = {
             "folds": cfg.cv.folds,
             "epochs": cfg.image_model.epochs,
@@ -135,6 +173,11 @@ class LaunchScreen(Screen[None]):
         out["search"] = self.query_one("#search", Switch).value
         out["strategy"] = self.query_one("#strategy", Select).value
         out["backbone"] = self.query_one("#backbone", Select).value
+        for g in FORM_GROUPS:
+            out[f"exclude-{g}"] = self.query_one(f"#exclude-{g}", Checkbox).value
+        out["exclude-other"] = self.exclude_other
+        out["history"] = self.query_one("#history", Checkbox).value
+        out["compare"] = self.query_one("#compare", Select).value
         for key in ("folds", "epochs", "size", "seed", "jobs"):
             out[key] = self.query_one(f"#{key}", Input).value.strip() or "0"
         return out
@@ -170,11 +213,17 @@ class LaunchScreen(Screen[None]):
         n = len(chosen)
         combos = (2**n - 1) if values["search"] else (1 if n else 0)
         folds = int(str(values["folds"])) if str(values["folds"]).isdigit() else 0
-        tasks = n * folds
+        extra = 1 if values.get("compare") and values.get("use-metadata") else 0
+        tasks = (n + extra) * folds
         self.query_one("#search-label", Static).update(
             f"search every combination of the chosen modalities ({2**n - 1 if n else 0})"
         )
-        text = f"{combos} combination(s) x {folds} folds = {tasks} tasks ({n} branches per fold)"
+        text = (
+            f"{combos} combination(s) x {folds} folds = {tasks} tasks "
+            f"({n + extra} branches per fold"
+            + (f", one of them metadata without {values['compare']}" if extra else "")
+            + ")"
+        )
         per_task = self.app.mean_task_seconds()  # type: ignore[attr-defined]
         jobs = int(str(values["jobs"])) if str(values["jobs"]).isdigit() else 1
         if per_task is not None and tasks:

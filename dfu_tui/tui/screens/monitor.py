@@ -16,7 +16,15 @@ from textual.widgets import DataTable, Footer, Header, RichLog, Sparkline, Stati
 from dfu_tui.engine.rules import criterion_value
 from dfu_tui.runs.events import Event, EventReader
 from dfu_tui.runs.state import RunState
-from dfu_tui.tui.format import distribution, duration, flag_markup, for_rich, num
+from dfu_tui.tui.format import (
+    comparison_lines,
+    distribution,
+    duration,
+    flag_markup,
+    for_rich,
+    num,
+    radar_lines,
+)
 
 WIDE = 110  # columns from which the panels sit side by side
 
@@ -99,6 +107,9 @@ class MonitorScreen(Screen[None]):
                 )
                 yield Static(id="distribution")
                 yield Static(id="flags")
+            with Vertical(classes="panel", id="features-panel"):
+                yield Static("[b]Features[/b]", classes="panel-title", id="features-title")
+                yield Static(id="features")
             with Vertical(classes="panel", id="verdict-panel"):
                 yield Static("[b]Verdict[/b] (seed note criteria)", classes="panel-title")
                 yield Static(id="verdict")
@@ -146,6 +157,7 @@ class MonitorScreen(Screen[None]):
         self.show_fold_table(state)
         self.show_task(state)
         self.show_distribution(state)
+        self.show_features(state)
         self.show_verdict(state)
 
     def show_header(self, state: RunState) -> None:
@@ -261,6 +273,43 @@ class MonitorScreen(Screen[None]):
             flags = []
         ordered = sorted(flags, key=lambda f: f["level"] != "collapse")
         flags_box.update("\n".join(flag_markup(f) for f in ordered) or "[$success]no flags[/]")
+
+    def show_features(self, state: RunState) -> None:
+        """The run's features, the shown fold's radar and flags, and the paired comparison."""
+        path = self.app.catalog.path(self.run_id)  # type: ignore[attr-defined]
+        lines = []
+        try:
+            doc = json.loads((path / "features.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            doc = None
+        if doc is not None:
+            left = [k for k in doc["excluded"] if not k.startswith("label")]
+            lines.append(
+                f"{len(doc['used'])} metadata features"
+                + (f"; left out: {', '.join(left)}" if left else "")
+                + ("; with visit history" if doc.get("history") else "")
+            )
+        fold = self._shown_fold(state)
+        title = self.query_one("#features-title", Static)
+        if fold is None:
+            title.update("[b]Features[/b]")
+            lines.append("radar after the first fold")
+        else:
+            title.update(f"[b]Features[/b]: leakage radar, fold {fold['fold']}")
+            radar = fold.get("radar")
+            lines.append(radar_lines(radar))
+            lines += [flag_markup(f) for f in (radar or {}).get("flags", [])]
+        summary = None
+        if (path / "summary.json").is_file():
+            try:
+                doc_s = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+                summary = doc_s.get("feature_comparison")
+            except (OSError, ValueError):
+                summary = None
+        compared = comparison_lines(state.fold_results, summary)
+        if compared:
+            lines.append(compared)
+        self.query_one("#features", Static).update("\n".join(lines))
 
     def show_verdict(self, state: RunState) -> None:
         box = self.query_one("#verdict", Static)
