@@ -174,4 +174,35 @@ class RunConsole:
                 for cr in v["criteria"]
             )
             self.print(f"Verdict {'+'.join(c['modalities'])}: {marks} ({details})")
+        self._features(summary)
         self.print(f"Results: {self.run.results}  Summary: {self.run.summary}")
+
+    def _features(self, summary: dict[str, Any]) -> None:
+        """The radar's top features over folds, its flags, and the paired group comparison."""
+        radar = summary.get("radar")
+        if radar:
+            top = "; ".join(
+                f"{r['feature']} {r['importance']:+.3f}"
+                + (f" [{', '.join(r['groups'])}]" if r["groups"] else "")
+                for r in radar["features"][:5]
+            )
+            self.print(
+                f"Top metadata features (kappa drop when shuffled, mean of {radar['folds']} "
+                f"validation folds): {top}"
+            )
+            for f in radar["flags"]:
+                self.print(f"fold {f['fold']} {f['level'].upper()} {f['rule']}: {f['detail']}")
+        comparison = summary.get("feature_comparison")
+        if comparison:
+            for row in comparison["rows"]:
+                for scale in ("kappa", "quadratic_kappa"):
+                    k = row[scale]
+                    low, high = k["ci95"]
+                    self.print(
+                        f"Without {comparison['group']}: {'+'.join(row['modalities'])} {scale} "
+                        f"{k['mean_with']:.3f} with, {k['mean_without']:.3f} without, "
+                        f"difference {k['mean_difference']:+.3f} ± {k['sd_difference']:.3f} sd "
+                        f"over {k['folds']} folds (95% CI {low:+.3f} to {high:+.3f}"
+                        f"{'' if k['distinguishable'] else ', not distinguishable from 0'}; "
+                        f"{comparison['samples']} validation samples)"
+                    )

@@ -69,11 +69,14 @@ def inner_split(
         )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The least populated class")
-            train, val = next(splitter.split(np.zeros(len(labels)), labels, groups))
-        if set(labels[train]) == classes:
-            if set(labels[val]) == classes:
-                return train, val
-            fallback = fallback or (train, val)
+            # Every split of the splitter, not just its first: with one patient in a class,
+            # the first split can always put that patient on the validation side.
+            splits = list(splitter.split(np.zeros(len(labels)), labels, groups))
+        for train, val in splits:
+            if set(labels[train]) == classes:
+                if set(labels[val]) == classes:
+                    return train, val
+                fallback = fallback or (train, val)
     if fallback is None:
         raise InputError("too few patients per class for an inner validation split of a fold")
     return fallback

@@ -218,11 +218,8 @@ def radar_flags(rows: list[dict[str, Any]], cfg: RadarConfig) -> list[Flag]:
         if r["feature"] not in treatment:
             continue
         reasons = []
-        if (
-            r["importance_rank"] is not None
-            and r["importance_rank"] <= cfg.top
-            and (r["importance"] or 0) > 0
-        ):
+        clear = (r["importance"] or 0.0) - 2 * (r["importance_sd"] or 0.0) > 0  # not noise
+        if r["importance_rank"] is not None and r["importance_rank"] <= cfg.top and clear:
             reasons.append(f"importance rank {r['importance_rank']} ({r['importance']:.3f})")
         if (
             r["single_rank"] is not None

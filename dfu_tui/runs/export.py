@@ -25,6 +25,14 @@ COLUMNS = (
     "predicted_R",
     "loss",
     "val_kappa",
+    "feature",
+    "feature_groups",
+    "importance",
+    "importance_sd",
+    "single_feature_kappa",
+    "without_group",
+    "kappa_without",
+    "quadratic_kappa_without",
     "flags",
 )
 
@@ -53,6 +61,7 @@ def export_rows(run: RunDir) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                     ),
                 }
             )
+        rows += _feature_rows(fold)
     for e in state.epochs:
         share = e.get("val_predicted_share") or {}
         rows.append(
@@ -71,6 +80,39 @@ def export_rows(run: RunDir) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             }
         )
     return state.to_dict(), rows
+
+
+def _feature_rows(fold: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fold's leakage radar (one row per feature) and its with/without-group rows."""
+    rows = []
+    for r in (fold.get("radar") or {}).get("features", []):
+        rows.append(
+            {
+                "row": "feature",
+                "fold": fold["fold"],
+                "modalities": "metadata",
+                "feature": r["feature"],
+                "feature_groups": " ".join(r["groups"]),
+                "importance": r["importance"],
+                "importance_sd": r["importance_sd"],
+                "single_feature_kappa": r["single_kappa"],
+            }
+        )
+    comparison = fold.get("feature_comparison")
+    for r in (comparison or {}).get("rows", []):
+        rows.append(
+            {
+                "row": "feature_comparison",
+                "fold": fold["fold"],
+                "modalities": "+".join(r["modalities"]),
+                "kappa": r["with"]["kappa"],
+                "quadratic_kappa": r["with"]["quadratic_kappa"],
+                "without_group": comparison["group"],  # type: ignore[index]
+                "kappa_without": r["without"]["kappa"],
+                "quadratic_kappa_without": r["without"]["quadratic_kappa"],
+            }
+        )
+    return rows
 
 
 def export_run(run: RunDir, fmt: str) -> str:

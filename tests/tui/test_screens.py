@@ -151,6 +151,73 @@ class TestLaunchForm:
             await pilot.pause()
             assert "7 combination(s) x 3 folds = 9 tasks" in text_of(screen, "#preview")
 
+    async def test_feature_switches(self, runs_dir: Path) -> None:
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("n")
+            screen = app.screen
+            screen.query_one("#exclude-treatment").value = True
+            screen.query_one("#history").value = True
+            screen.query_one("#compare").value = "timing"
+            await pilot.pause()
+            cfg = screen.valid
+            assert cfg is not None
+            assert cfg.features.exclude == ["treatment"] and cfg.features.history
+            assert cfg.features.compare == "timing"
+            preview = text_of(screen, "#preview")
+            assert "= 9 tasks (3 branches per fold, one of them metadata without timing)" in preview
+            screen.query_one("#compare").value = "history"
+            screen.query_one("#history").value = False
+            await pilot.pause()
+            assert screen.valid is None
+            assert "'history' needs features.history = true" in text_of(screen, "#errors")
+
+
+class TestFeaturePanels:
+    async def test_monitor_and_fold_detail_show_the_radar(self, tmp_path: Path) -> None:
+        """A real metadata-only run with the planted leak, compared without treatment."""
+        import os
+
+        from tests.helpers import run_dfu
+
+        runs = tmp_path / "runs"
+        env = {**os.environ, "DFU_TUI_CACHE_DIR": str(tmp_path / "cache")}
+        sets = [
+            "demo.patients=40",
+            "demo.planted_leak=true",
+            "modalities.use=['metadata']",
+            "cv.folds=2",
+            "metadata_model.n_estimators=40",
+        ]
+        args = [a for x in sets for a in ("--set", x)]
+        proc = run_dfu(
+            env,
+            "run",
+            "configs/default.toml",
+            "--runs-dir",
+            str(runs),
+            "--compare-features",
+            "treatment",
+            *args,
+        )
+        assert proc.returncode == 0, proc.stderr[-1500:]
+        (run,) = runs.iterdir()
+        app = make_app(runs)
+        async with app.run_test(size=(120, 60)) as pilot:
+            await pilot.pause()
+            app.open_run(run.name)
+            await pilot.pause()
+            features = text_of(app.screen, "#features")
+            assert "1. Dressing Grouped" in features and "WARNING dominant_feature" in features
+            assert "metadata features" in features
+            assert "with | without treatment" in features and "95% CI" in features
+            await pilot.press("d")
+            await pilot.pause()
+            assert isinstance(app.screen, FoldDetailScreen)
+            detail = text_of(app.screen, "#detail-features")
+            assert "1. Dressing Grouped" in detail
+            assert "treatment_feature" in text_of(app.screen, "#detail-flags")
+
 
 def test_dashboard_never_imports_the_training_stack() -> None:
     code = (

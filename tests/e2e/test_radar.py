@@ -1,0 +1,161 @@
+"""End-to-end: the leakage radar and the paired feature comparison in real runs, and the
+ImageNet-weights check (offline error) and local weights files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from dfu_tui.config import ImageModelConfig
+from tests.helpers import run_dfu
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def leak_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A metadata-only run on the demo with the planted dressing leak, compared without
+    the treatment group (one run, shared by the tests below)."""
+    base = tmp_path_factory.mktemp("leak")
+    env = {**os.environ, "DFU_TUI_CACHE_DIR": str(base / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    sets = [
+        "demo.patients=60",
+        "demo.planted_leak=true",
+        "modalities.use=['metadata']",
+        "cv.folds=3",
+        "metadata_model.n_estimators=60",
+    ]
+    args = [a for s in sets for a in ("--set", s)]
+    proc = run_dfu(
+        env,
+        "run",
+        "configs/default.toml",
+        "--runs-dir",
+        str(base / "runs"),
+        "--compare-features",
+        "treatment",
+        *args,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = (base / "runs").iterdir()
+    (run / "stdout.txt").write_text(proc.stdout, encoding="utf-8")
+    return run
+
+
+def events(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+
+
+class TestLeakRadar:
+    def test_planted_leak_is_flagged_in_the_first_fold(self, leak_run: Path) -> None:
+        flags = [e for e in events(leak_run) if e["kind"] == "flag" and e["fold"] == 1]
+        dominant = [f for f in flags if f["rule"] == "dominant_feature"]
+        assert dominant and all("Dressing Grouped" in f["detail"] for f in dominant)
+        treatment = [f for f in flags if f["rule"] == "treatment_feature"]
+        assert any(f["detail"].startswith("Dressing Grouped: decided after") for f in treatment)
+        fold1 = next(e for e in events(leak_run) if e["kind"] == "fold_finished")
+        top = fold1["radar"]["features"][0]
+        assert top["feature"] == "Dressing Grouped" and top["importance_rank"] == 1
+        assert top["single_rank"] == 1 and top["single_kappa"] > 0.5
+
+    def test_paired_comparison_shows_the_drop(self, leak_run: Path) -> None:
+        summary = json.loads((leak_run / "summary.json").read_text())
+        comparison = summary["feature_comparison"]
+        assert comparison["group"] == "treatment"
+        (row,) = comparison["rows"]
+        k = row["kappa"]
+        assert k["folds"] == 3 and len(k["differences"]) == 3
+        assert k["mean_with"] - k["mean_without"] > 0.2 and k["distinguishable"]
+        assert row["quadratic_kappa"]["mean_difference"] > 0  # both scales, named
+        out = (leak_run / "stdout.txt").read_text()
+        assert "Without treatment: metadata kappa" in out
+        assert "Without treatment: metadata quadratic_kappa" in out
+
+    def test_features_listed_and_exported(self, leak_run: Path) -> None:
+        doc = json.loads((leak_run / "features.json").read_text())
+        assert "Dressing Grouped" in doc["used"] and "Healing Phase" not in doc["used"]
+        assert doc["compare"] == "treatment"
+        assert "Dressing Grouped" in doc["compare_drops"]
+        env = {**os.environ}
+        proc = run_dfu(env, "export", str(leak_run))
+        rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+        features = [r for r in rows if r["row"] == "feature"]
+        assert len(features) == 3 * len(doc["used"])
+        assert {r["feature"] for r in features} == set(doc["used"])
+        compared = [r for r in rows if r["row"] == "feature_comparison"]
+        assert len(compared) == 3 and all(r["without_group"] == "treatment" for r in compared)
+
+    def test_radar_never_sees_the_removed_group(self, leak_run: Path) -> None:
+        import numpy as np
+
+        pred = np.load(leak_run / "predictions" / "fold1_metadata_without_treatment.npz")
+        assert "radar_features" not in pred.files  # the radar runs on the full branch only
+        full = np.load(leak_run / "predictions" / "fold1_metadata.npz")
+        assert "Dressing Grouped" in set(full["radar_features"].tolist())
+
+
+def test_validate_features_prints_the_single_feature_table(tmp_path: Path) -> None:
+    env = {**os.environ, "DFU_TUI_CACHE_DIR": str(tmp_path / "cache")}
+    sets = ["demo.patients=60", "demo.planted_leak=true", "modalities.use=['metadata']"]
+    args = [a for s in sets for a in ("--set", s)]
+    proc = run_dfu(env, "validate", "configs/default.toml", "--features", *args)
+    assert proc.returncode == 0, proc.stderr
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("│")]
+    first = [c.strip() for c in lines[0].strip("│").split("│")]
+    assert first[:2] == ["1", "Dressing Grouped"] and "treatment" in first[3]
+    assert "may encode the label" in first[4]
+    assert "Single-feature kappa (unweighted" in proc.stdout
+
+
+def test_imagenet_offline_is_one_line(tmp_path: Path, tiny_demo_master: Path) -> None:
+    """No network (a closed local proxy, so the test is the same on an online machine)."""
+    env = {
+        **os.environ,
+        "DFU_TUI_CACHE_DIR": str(tmp_path / "cache"),
+        "KERAS_HOME": str(tmp_path / "keras"),
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "https_proxy": "http://127.0.0.1:9",
+    }
+    sets = [
+        f"data.root='{tiny_demo_master}'",
+        "image_model.backbone='MobileNetV3Small'",
+        "image_model.weights='imagenet'",
+        "cv.folds=2",
+        "data.image_size=32",
+    ]
+    args = [a for s in sets for a in ("--set", s)]
+    runs = tmp_path / "runs"
+    proc = run_dfu(env, "run", "configs/default.toml", "--runs-dir", str(runs), *args)
+    assert proc.returncode == 2
+    errors = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr
+    assert "cannot download the MobileNetV3Small ImageNet weights" in errors[0]
+    assert "image_model.weights to its local path" in errors[0]
+    assert not runs.exists()  # nothing started, nothing half-written
+
+
+def test_local_weights_file_is_loaded(tmp_path: Path) -> None:
+    from dfu_tui.engine.image_branch import build_image_branch, configure_tensorflow
+
+    configure_tensorflow(1)
+    import keras
+    import numpy as np
+
+    source = keras.applications.MobileNetV3Small(
+        include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg"
+    )
+    rng = np.random.default_rng(0)
+    source.set_weights([rng.normal(size=w.shape).astype("float32") for w in source.get_weights()])
+    path = tmp_path / "mobilenet.weights.h5"
+    source.save_weights(path)
+    model = build_image_branch(
+        "thermal_map", 32, ImageModelConfig(backbone="MobileNetV3Small", weights=str(path))
+    )
+    backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    for a, b in zip(backbone.get_weights(), source.get_weights(), strict=True):
+        assert np.array_equal(a, b)
