@@ -116,9 +116,9 @@ class TestErrors:
         assert len(lines) == 3
         assert all(ln.startswith(str(tmp_path / "c.toml")) for ln in lines)
 
-    def test_downloaded_weights_refused(self, tmp_path: Path) -> None:
+    def test_imagenet_refused_for_small_cnn(self, tmp_path: Path) -> None:
         (line,) = problems_of(tmp_path, "[image_model]\nweights = 'imagenet'\n")
-        assert "image_model.weights" in line and "local weights file" in line
+        assert "image_model.weights" in line and "small_cnn has no pretrained weights" in line
 
     def test_bad_override(self, tmp_path: Path) -> None:
         lines = problems_of(tmp_path, "", ("cv.folds=x", "nosection=1"))
