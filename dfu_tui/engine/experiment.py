@@ -175,17 +175,32 @@ def fold_radar(
     Permutation importance of the fitted pipeline on the validation fold; single-feature
     kappa by patient-grouped CV inside the training fold.
     """
-    from dfu_tui.engine.radar import permutation_importances, single_feature_kappas
+    from dfu_tui.engine.radar import (
+        output_groups,
+        permutation_importances,
+        single_feature_kappas,
+    )
 
     model = out.info["model"]
-    forest = model.named_steps["forest"]
+    columns_step, forest = model.named_steps["columns"], model.named_steps["forest"]
     forest.n_jobs = 1  # one batched predict: threads only add overhead here
+    numeric = [c for c in frame.columns if c in columns_step.transformers_[0][2]]
+    text = [c for c in frame.columns if c in columns_step.transformers_[1][2]]
+    mapping = output_groups(columns_step, numeric, text)
+    names = list(frame.columns)
+    matrix = np.asarray(columns_step.transform(frame.iloc[fold.val]), dtype=float)
 
-    def predict(rows: Any) -> np.ndarray:
-        return np.asarray(forest.classes_)[model.predict_proba(rows).argmax(axis=1)]
+    def predict(rows: np.ndarray) -> np.ndarray:
+        return np.asarray(forest.classes_)[forest.predict_proba(rows).argmax(axis=1)]
 
     imp = permutation_importances(
-        predict, frame.iloc[fold.val], labels[fold.val], cfg.radar.repeats, seed
+        predict,
+        matrix,
+        labels[fold.val],
+        cfg.radar.repeats,
+        seed,
+        names,
+        [mapping[c] for c in names],
     )
     single = single_feature_kappas(
         frame.iloc[fold.train], labels[fold.train], groups[fold.train], cfg.cv.inner_folds, seed

@@ -264,13 +264,51 @@ class TestRadar:
         X = pd.DataFrame(rng.normal(size=(120, 4)), columns=list("abcd"))
         y = (X["a"] + 0.5 * X["b"] > 0).astype(int).to_numpy() + (X["c"] > 1).astype(int)
         model = RandomForestClassifier(n_estimators=20, random_state=0).fit(X[:60], y[:60])
-        ours = permutation_importances(model.predict, X[60:], y[60:], n_repeats=4, random_state=7)
+        ours = permutation_importances(
+            model.predict, X[60:].to_numpy(), y[60:], 4, 7, list(X.columns)
+        )
         ref = permutation_importance(
             model, X[60:], y[60:], scoring=make_scorer(kappa), n_repeats=4, random_state=7
         )
         assert np.allclose(ours.mean, ref.importances_mean)
         assert np.allclose(ours.std, ref.importances_std)
         assert ours.mean.argmax() == 0  # the column the label is made of
+
+    def test_pipeline_outputs_permuted_as_sklearn_permutes_inputs(self) -> None:
+        """Permuting a column's transformed outputs equals permuting the raw column."""
+        from sklearn.inspection import permutation_importance
+        from sklearn.metrics import make_scorer
+
+        from dfu_tui.config import MetadataModelConfig
+        from dfu_tui.engine.metadata_branch import build_metadata_branch
+        from dfu_tui.engine.radar import kappa, output_groups, permutation_importances
+
+        rng = np.random.default_rng(2)
+        n = 160
+        y = rng.integers(0, 3, n)
+        frame = pd.DataFrame(
+            {
+                "score": np.where(rng.random(n) < 0.2, np.nan, y + rng.normal(0, 0.7, n)),
+                "age": rng.normal(60, 10, n),
+                "dressing": np.where(y == 2, "NoDressing", "Antiseptic").astype(object),
+                "odor": rng.choice(["NoOdor", "Unpleasant"], n).astype(object),
+            }
+        )
+        frame.loc[::9, "dressing"] = np.nan
+        cfg = MetadataModelConfig(n_estimators=30, n_jobs=1)
+        model = build_metadata_branch(frame, cfg, 0).fit(frame[:100], y[:100])
+        step, forest = model.named_steps["columns"], model.named_steps["forest"]
+        mapping = output_groups(step, ["score", "age"], ["dressing", "odor"])
+        matrix = step.transform(frame[100:]).astype(float)
+        names = list(frame.columns)
+        ours = permutation_importances(
+            forest.predict, matrix, y[100:], 3, 5, names, [mapping[c] for c in names]
+        )
+        ref = permutation_importance(
+            model, frame[100:], y[100:], scoring=make_scorer(kappa), n_repeats=3, random_state=5
+        )
+        assert np.allclose(ours.mean, ref.importances_mean)
+        assert len(mapping["score"]) == 2  # the value and its missing indicator
 
     def test_single_feature_kappa_finds_the_informative_column(self) -> None:
         from dfu_tui.engine.radar import single_feature_kappas
