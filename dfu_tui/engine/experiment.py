@@ -178,23 +178,25 @@ def fold_radar(
     from dfu_tui.engine.radar import (
         output_groups,
         permutation_importances,
+        plain_predict,
         single_feature_kappas,
     )
 
     model = out.info["model"]
     columns_step, forest = model.named_steps["columns"], model.named_steps["forest"]
-    forest.n_jobs = 1  # one batched predict: threads only add overhead here
     numeric = [c for c in frame.columns if c in columns_step.transformers_[0][2]]
     text = [c for c in frame.columns if c in columns_step.transformers_[1][2]]
     mapping = output_groups(columns_step, numeric, text)
     names = list(frame.columns)
     matrix = np.asarray(columns_step.transform(frame.iloc[fold.val]), dtype=float)
 
+    forest.n_jobs = 1  # one large predict; the worker's other threads are other tasks'
+
     def predict(rows: np.ndarray) -> np.ndarray:
         return np.asarray(forest.classes_)[forest.predict_proba(rows).argmax(axis=1)]
 
     imp = permutation_importances(
-        predict,
+        plain_predict(predict),
         matrix,
         labels[fold.val],
         cfg.radar.repeats,

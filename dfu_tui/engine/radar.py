@@ -13,19 +13,19 @@ Columns that stand far above the rest are flagged `dominant_feature`; columns of
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import cohen_kappa_score
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_sample_weight
 
 from dfu_tui.config import RadarConfig
-from dfu_tui.data.schema import CLASSES, FEATURE_GROUPS
+from dfu_tui.data.schema import FEATURE_GROUPS
+from dfu_tui.engine.curve import cohen_kappa
 from dfu_tui.engine.folds import inner_folds
 from dfu_tui.engine.rules import WARNING, Flag
 
@@ -33,9 +33,8 @@ TREATMENT_NOTE = "decided after assessment: may encode the label"
 
 
 def kappa(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Unweighted Cohen's kappa over the three classes (0 when undefined)."""
-    value = cohen_kappa_score(y_true, y_pred, labels=list(range(len(CLASSES))))
-    return 0.0 if math.isnan(value) else float(value)
+    """Unweighted Cohen's kappa over the three classes (0 when undefined); NumPy only."""
+    return cohen_kappa(np.asarray(y_true), np.asarray(y_pred))
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,12 @@ class Importances:
     baseline: float
 
 
+# predict(stacked rows, n base rows, the matrix columns each block permuted) -> classes
+BatchPredict = Callable[[np.ndarray, int, list[np.ndarray]], np.ndarray]
+
+
 def permutation_importances(
-    predict: Callable[[np.ndarray], np.ndarray],
+    predict: BatchPredict,
     matrix: np.ndarray,
     labels: np.ndarray,
     n_repeats: int,
@@ -65,11 +68,14 @@ def permutation_importances(
     exactly scikit-learn's (one seed drawn from `random_state`, each feature shuffled
     cumulatively `n_repeats` times from that seed), so on raw columns the result equals
     `sklearn.inspection.permutation_importance(..., random_state=random_state)`.
+    `predict` gets the base rows and every permuted copy stacked, and which columns each
+    copy permuted.
     """
     seed = check_random_state(random_state).randint(np.iinfo(np.int32).max + 1)
     n = len(matrix)
     groups = groups if groups is not None else [np.array([j]) for j in range(len(columns))]
     blocks = [matrix]
+    permuted: list[np.ndarray] = []
     for index in groups:
         rng = check_random_state(seed)
         shuffling = np.arange(n)
@@ -80,13 +86,19 @@ def permutation_importances(
             block = matrix.copy()
             block[:, index] = values
             blocks.append(block)
-    predicted = predict(np.concatenate(blocks))
+            permuted.append(index)
+    predicted = predict(np.concatenate(blocks), n, permuted)
     baseline = score(labels, predicted[:n])
     scores = np.array(
         [score(labels, predicted[(i + 1) * n : (i + 2) * n]) for i in range(len(blocks) - 1)]
     ).reshape(len(columns), n_repeats)
     drops = baseline - scores
     return Importances(list(columns), drops.mean(axis=1), drops.std(axis=1), baseline)
+
+
+def plain_predict(predict: Callable[[np.ndarray], np.ndarray]) -> BatchPredict:
+    """A BatchPredict that predicts every stacked row."""
+    return lambda stacked, n, permuted: predict(stacked)
 
 
 def output_groups(transformer: Any, numeric: list[str], text: list[str]) -> dict[str, np.ndarray]:
@@ -149,14 +161,13 @@ def single_feature_kappas(
     predicted = np.zeros((frame.shape[1], len(labels)), dtype=np.int64)
     for train, val in splits:
         encoded = encode_columns(frame, train)
+        # Balanced class weights, computed once per inner fold rather than per column.
+        weights = compute_sample_weight("balanced", labels[train])
         for j in range(frame.shape[1]):
             tree = DecisionTreeClassifier(
-                max_depth=3,
-                min_samples_leaf=max(5, len(train) // 50),
-                class_weight="balanced",
-                random_state=seed,
+                max_depth=3, min_samples_leaf=max(5, len(train) // 50), random_state=seed
             )
-            tree.fit(encoded[train, j : j + 1], labels[train])
+            tree.fit(encoded[train, j : j + 1], labels[train], sample_weight=weights)
             predicted[j, val] = tree.classes_[tree.predict_proba(encoded[val, j : j + 1]).argmax(1)]
     return {c: kappa(labels, predicted[j]) for j, c in enumerate(frame.columns)}
 

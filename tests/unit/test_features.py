@@ -258,15 +258,16 @@ class TestRadar:
         from sklearn.inspection import permutation_importance
         from sklearn.metrics import make_scorer
 
-        from dfu_tui.engine.radar import kappa, permutation_importances
+        from dfu_tui.engine.radar import kappa, permutation_importances, plain_predict
 
         rng = np.random.default_rng(0)
         X = pd.DataFrame(rng.normal(size=(120, 4)), columns=list("abcd"))
         y = (X["a"] + 0.5 * X["b"] > 0).astype(int).to_numpy() + (X["c"] > 1).astype(int)
         model = RandomForestClassifier(n_estimators=20, random_state=0).fit(X[:60], y[:60])
         ours = permutation_importances(
-            model.predict, X[60:].to_numpy(), y[60:], 4, 7, list(X.columns)
+            plain_predict(model.predict), X[60:].to_numpy(), y[60:], 4, 7, list(X.columns)
         )
+
         ref = permutation_importance(
             model, X[60:], y[60:], scoring=make_scorer(kappa), n_repeats=4, random_state=7
         )
@@ -281,7 +282,12 @@ class TestRadar:
 
         from dfu_tui.config import MetadataModelConfig
         from dfu_tui.engine.metadata_branch import build_metadata_branch
-        from dfu_tui.engine.radar import kappa, output_groups, permutation_importances
+        from dfu_tui.engine.radar import (
+            kappa,
+            output_groups,
+            permutation_importances,
+            plain_predict,
+        )
 
         rng = np.random.default_rng(2)
         n = 160
@@ -302,7 +308,7 @@ class TestRadar:
         matrix = step.transform(frame[100:]).astype(float)
         names = list(frame.columns)
         ours = permutation_importances(
-            forest.predict, matrix, y[100:], 3, 5, names, [mapping[c] for c in names]
+            plain_predict(forest.predict), matrix, y[100:], 3, 5, names, [mapping[c] for c in names]
         )
         ref = permutation_importance(
             model, frame[100:], y[100:], scoring=make_scorer(kappa), n_repeats=3, random_state=5
