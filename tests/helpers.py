@@ -37,3 +37,33 @@ def wait_for(check: Callable[[], T], timeout: float = 240.0, every: float = 0.2)
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout} s")
+
+
+def leak_run(base: Path, patients: int, folds: int, trees: int) -> tuple[Path, str]:
+    """A real metadata-only run on the demo with the planted dressing leak, compared without
+    the treatment group; returns (the run directory, its stdout)."""
+    import os
+
+    env = {**os.environ, "DFU_TUI_CACHE_DIR": str(base / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    sets = [
+        f"demo.patients={patients}",
+        "demo.planted_leak=true",
+        "modalities.use=['metadata']",
+        f"cv.folds={folds}",
+        f"metadata_model.n_estimators={trees}",
+    ]
+    args = [a for s in sets for a in ("--set", s)]
+    runs = base / "runs"
+    proc = run_dfu(
+        env,
+        "run",
+        "configs/default.toml",
+        "--runs-dir",
+        str(runs),
+        "--compare-features",
+        "treatment",
+        *args,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = runs.iterdir()
+    return run, proc.stdout

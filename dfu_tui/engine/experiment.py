@@ -231,10 +231,14 @@ def read_radar(pred: dict[str, np.ndarray], radar_cfg: Any) -> dict[str, Any] | 
     )
     single = dict(zip(columns, (float(v) for v in pred["radar_single_kappa"]), strict=True))
     rows = radar_table(imp, single)
+    n_val, n_train = len(pred["val_index"]), len(pred["train_index"])
     return {
         "baseline_kappa": imp.baseline,
+        "n_validation": n_val,
+        "n_training": n_train,
+        "repeats": radar_cfg.repeats,
         "features": rows,
-        "flags": [f.to_dict() for f in radar_flags(rows, radar_cfg)],
+        "flags": [f.to_dict() for f in radar_flags(rows, radar_cfg, n_val, n_train)],
     }
 
 

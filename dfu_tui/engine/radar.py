@@ -220,8 +220,13 @@ def _dominant(
     return None
 
 
-def radar_flags(rows: list[dict[str, Any]], cfg: RadarConfig) -> list[Flag]:
-    """`dominant_feature` and `treatment_feature` flags of one fold's radar table."""
+def radar_flags(
+    rows: list[dict[str, Any]], cfg: RadarConfig, n_val: int = 0, n_train: int = 0
+) -> list[Flag]:
+    """`dominant_feature` and `treatment_feature` flags of one fold's radar table (`n_val`
+    and `n_train`: the samples each measure was computed on, named in the details)."""
+    on_val = f"validation fold, n={n_val}" if n_val else "validation fold"
+    on_train = f"training fold, n={n_train}" if n_train else "training fold"
     flags = []
     imp = {r["feature"]: r["importance"] for r in rows if r["importance"] is not None}
     sd = {r["feature"]: r["importance_sd"] or 0.0 for r in rows}
@@ -233,11 +238,11 @@ def radar_flags(rows: list[dict[str, Any]], cfg: RadarConfig) -> list[Flag]:
             Flag(
                 "dominant_feature",
                 WARNING,
-                f"{top}: permutation importance {v1:.3f} ± {sd[top]:.3f} kappa (validation "
-                f"fold), {v1 / max(v2, 1e-9):.1f}x the next ({second} {v2:.3f})"
+                f"{top}: permutation importance {v1:.3f} ± {sd[top]:.3f} unweighted kappa "
+                f"({on_val}), {v1 / max(v2, 1e-9):.1f}x the next ({second} {v2:.3f})"
                 if v2 > 0
-                else f"{top}: permutation importance {v1:.3f} ± {sd[top]:.3f} kappa "
-                f"(validation fold); no other column above 0",
+                else f"{top}: permutation importance {v1:.3f} ± {sd[top]:.3f} unweighted "
+                f"kappa ({on_val}); no other column above 0",
             )
         )
     hit = _dominant(single, cfg.min_single_kappa, cfg.dominance_ratio)
@@ -247,7 +252,8 @@ def radar_flags(rows: list[dict[str, Any]], cfg: RadarConfig) -> list[Flag]:
             Flag(
                 "dominant_feature",
                 WARNING,
-                f"{top}: single-feature kappa {v1:.3f} (training fold, patient-grouped CV), "
+                f"{top}: single-feature unweighted kappa {v1:.3f} ({on_train}, "
+                "patient-grouped CV), "
                 f"{v1 / max(v2, 1e-9):.1f}x the next ({second} {v2:.3f})",
             )
         )

@@ -61,9 +61,11 @@ def radar_lines(radar: dict[str, Any] | None, top: int = 5) -> str:
     """A fold's top features by permutation importance, with single-feature kappa (markup)."""
     if not radar:
         return "[$text-muted]no feature radar in this fold[/]"
+    n_val, n_train = radar.get("n_validation"), radar.get("n_training")
     lines = [
-        f"baseline kappa {radar['baseline_kappa']:.3f} (unweighted); drop when shuffled "
-        "(validation fold) | alone (training-fold CV)"
+        f"unweighted kappa {radar['baseline_kappa']:.3f} on {n_val or '?'} validation samples; "
+        f"per feature: kappa drop when shuffled (mean ± sd of {radar.get('repeats', '?')}) | "
+        f"kappa alone (patient-grouped CV on {n_train or '?'} training samples)"
     ]
     for r in radar["features"][:top]:
         groups = f" [$warning]{', '.join(r['groups'])}[/]" if "treatment" in r["groups"] else ""
@@ -84,7 +86,11 @@ def comparison_lines(
     if not per:
         return None
     group = per[0]["feature_comparison"]["group"]
-    lines = [f"kappa (unweighted) with | without {group}, same validation samples"]
+    n = sum(f["feature_comparison"]["n"] for f in per)
+    lines = [
+        f"kappa (unweighted) with | without {group}, paired on the same {n} validation "
+        f"samples of {len(per)} fold(s)"
+    ]
     for i, row in enumerate(per[0]["feature_comparison"]["rows"]):
         name = "+".join(row["modalities"])
         diffs = []

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from dfu_tui.config import ImageModelConfig
+from tests.helpers import leak_run as leak_run_in
 from tests.helpers import run_dfu
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,29 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def leak_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A metadata-only run on the demo with the planted dressing leak, compared without
     the treatment group (one run, shared by the tests below)."""
-    base = tmp_path_factory.mktemp("leak")
-    env = {**os.environ, "DFU_TUI_CACHE_DIR": str(base / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    sets = [
-        "demo.patients=60",
-        "demo.planted_leak=true",
-        "modalities.use=['metadata']",
-        "cv.folds=3",
-        "metadata_model.n_estimators=60",
-    ]
-    args = [a for s in sets for a in ("--set", s)]
-    proc = run_dfu(
-        env,
-        "run",
-        "configs/default.toml",
-        "--runs-dir",
-        str(base / "runs"),
-        "--compare-features",
-        "treatment",
-        *args,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    (run,) = (base / "runs").iterdir()
-    (run / "stdout.txt").write_text(proc.stdout, encoding="utf-8")
+    run, stdout = leak_run_in(tmp_path_factory.mktemp("leak"), patients=60, folds=3, trees=60)
+    (run / "stdout.txt").write_text(stdout, encoding="utf-8")
     return run
 
 

@@ -176,32 +176,10 @@ class TestLaunchForm:
 class TestFeaturePanels:
     async def test_monitor_and_fold_detail_show_the_radar(self, tmp_path: Path) -> None:
         """A real metadata-only run with the planted leak, compared without treatment."""
-        import os
+        from tests.helpers import leak_run
 
-        from tests.helpers import run_dfu
-
-        runs = tmp_path / "runs"
-        env = {**os.environ, "DFU_TUI_CACHE_DIR": str(tmp_path / "cache")}
-        sets = [
-            "demo.patients=40",
-            "demo.planted_leak=true",
-            "modalities.use=['metadata']",
-            "cv.folds=2",
-            "metadata_model.n_estimators=40",
-        ]
-        args = [a for x in sets for a in ("--set", x)]
-        proc = run_dfu(
-            env,
-            "run",
-            "configs/default.toml",
-            "--runs-dir",
-            str(runs),
-            "--compare-features",
-            "treatment",
-            *args,
-        )
-        assert proc.returncode == 0, proc.stderr[-1500:]
-        (run,) = runs.iterdir()
+        run, _ = leak_run(tmp_path, patients=40, folds=2, trees=40)
+        runs = run.parent
         app = make_app(runs)
         async with app.run_test(size=(120, 60)) as pilot:
             await pilot.pause()
@@ -211,6 +189,12 @@ class TestFeaturePanels:
             assert "1. Dressing Grouped" in features and "WARNING dominant_feature" in features
             assert "metadata features" in features
             assert "with | without treatment" in features and "95% CI" in features
+            await pilot.press("f")
+            await pilot.pause()
+            listing = text_of(app.screen, "#message")
+            assert "  Dressing Grouped" in listing and "Left out, free_text (4):" in listing
+            assert "Compared without treatment: Dressing Grouped" in listing
+            await pilot.press("escape")
             await pilot.press("d")
             await pilot.pause()
             assert isinstance(app.screen, FoldDetailScreen)

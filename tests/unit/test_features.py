@@ -352,8 +352,10 @@ class TestRadar:
             {"Dressing Grouped": 0.30, "Wound Score": 0.06, "Age": 0.01},
             {"Dressing Grouped": 0.70, "Wound Score": 0.20, "Age": 0.0},
         )
-        flags = radar_flags(rows, cfg)
+        flags = radar_flags(rows, cfg, n_val=161, n_train=324)
         rules = [(f.rule, f.detail.split(":")[0]) for f in flags]
+        assert "unweighted kappa (validation fold, n=161)" in flags[0].detail
+        assert "training fold, n=324" in flags[1].detail
         assert rules.count(("dominant_feature", "Dressing Grouped")) == 2
         assert ("treatment_feature", "Dressing Grouped") in rules
         assert "5.0x the next (Wound Score 0.060)" in flags[0].detail

@@ -46,6 +46,7 @@ Columns: `kappa (unw.)` is the best mean unweighted kappa so far over finished f
 | `,` / `.` | previous / next epoch (inner-validation shares of the image tasks) |
 | `l` | latest: follow the newest fold or epoch |
 | `d` | fold detail of the shown fold |
+| `f` | the metadata features the run uses, and what was left out and why |
 | `c` | compare |
 | `s` / `r` / `e` | stop / resume / export |
 
@@ -92,7 +93,8 @@ class MessageScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(f"[b]{self.title_text}[/b]")
-            yield Static(self.message, markup=False)
+            with VerticalScroll(classes="message"):  # long messages scroll
+                yield Static(self.message, markup=False, id="message")
             yield Button("Close", id="close")
 
     def on_button_pressed(self) -> None:

@@ -77,6 +77,7 @@ class MonitorScreen(Screen[None]):
         Binding("full_stop", "epoch(1)", "Next epoch", key_display=".", show=False),
         Binding("l", "latest", "Latest"),
         Binding("d", "detail", "Fold detail"),
+        Binding("f", "features", "Features"),
         Binding("c", "compare", "Compare"),
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
@@ -369,6 +370,18 @@ class MonitorScreen(Screen[None]):
         if fold is not None:
             self.app.open_fold_detail(self.run_id, fold["fold"])  # type: ignore[attr-defined]
 
+    def action_features(self) -> None:
+        """The run's resolved feature list (features.json) in a dialog."""
+        from dfu_tui.tui.screens.modals import MessageScreen
+
+        path = self.app.catalog.path(self.run_id) / "features.json"  # type: ignore[attr-defined]
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.notify(f"{path}: no feature list for this run", severity="warning")
+            return
+        self.app.push_screen(MessageScreen(f"Features of {self.run_id}", features_text(doc)))
+
     def action_compare(self) -> None:
         self.app.open_compare(self.run_id)  # type: ignore[attr-defined]
 
@@ -380,6 +393,21 @@ class MonitorScreen(Screen[None]):
 
     def action_export(self) -> None:
         self.app.export_run(self.run_id)  # type: ignore[attr-defined]
+
+
+def features_text(doc: dict[str, Any]) -> str:
+    """features.json as plain text: the columns used, then each reason and its columns."""
+    lines = [f"Used by the metadata branch ({len(doc['used'])}):"]
+    lines += [f"  {c}" for c in doc["used"]]
+    for reason, columns in doc["excluded"].items():
+        lines.append(f"Left out, {reason} ({len(columns)}):")
+        lines += [f"  {c}" for c in columns]
+    if doc.get("compare"):
+        drops = ", ".join(doc.get("compare_drops", []))
+        lines.append(f"Compared without {doc['compare']}: {drops}")
+    if doc.get("extra_columns"):
+        lines.append(f"Not in the clinic's format: {', '.join(doc['extra_columns'])}")
+    return "\n".join(lines)
 
 
 def partial_verdict(cfg: Any, state: RunState) -> dict[str, Any] | None:
