@@ -9,6 +9,7 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,7 +194,10 @@ def fold_radar(
     forest.n_jobs = 1  # one large predict; the worker's other threads are other tasks'
 
     def predict(rows: np.ndarray) -> np.ndarray:
-        return np.asarray(forest.classes_)[forest.predict_proba(rows).argmax(axis=1)]
+        with warnings.catch_warnings():  # the forest saw the transformer's named columns
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            proba = forest.predict_proba(rows)
+        return np.asarray(forest.classes_)[proba.argmax(axis=1)]
 
     imp = permutation_importances(
         plain_predict(predict),
