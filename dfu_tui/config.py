@@ -97,11 +97,16 @@ class FusionConfig:
 
 @dataclass(frozen=True)
 class CVConfig:
-    """Patient-grouped cross-validation."""
+    """Patient-grouped cross-validation, repeated with different seeds, and an optional
+    temporal hold-out of the latest-enrolled patients."""
 
     folds: int = 3
     seed: int = 42
     inner_folds: int = 3
+    repeats: int = 1  # differently seeded K-fold splits
+    strategy: str = "grouped"  # or "temporal": hold out the latest patients after CV
+    holdout_fraction: float = 0.2  # temporal: the share of patients held out
+    order_column: str = ""  # temporal: enrolment order column ("" = the patient column)
 
 
 @dataclass(frozen=True)
@@ -134,20 +139,27 @@ class ImageModelConfig:
 
 @dataclass(frozen=True)
 class CollapseConfig:
-    """Thresholds of the collapse and health rules."""
+    """Thresholds of the collapse and health rules (calibrated on the cases in
+    tests/unit/test_rules.py)."""
 
-    absolute_cap: float = 0.90
-    share_margin: float = 0.10
-    entropy_ratio: float = 0.5
-    chance_kappa: float = 0.05
+    absolute_cap: float = 0.90  # one class this share of all predictions: collapse
+    share_margin: float = 0.10  # over-predicted: predicted share above true share + this
+    entropy_ratio: float = 0.80  # predicted/true entropy below this at chance kappa: collapse
+    chance_kappa: float = 0.05  # unweighted kappa at or below this is chance level
     max_gap: float = 0.20
     alpha_pinned: float = 0.05
+    min_support: int = 5  # a never-predicted class with this many samples: collapse
+    epoch_min_samples: int = 30  # epoch flags need an inner split at least this large
+    epoch_persist: int = 3  # ... and the rule to hold this many consecutive epochs
+    confidence: float = 0.95  # epoch flags: over-prediction must clear this Wilson bound
 
 
 @dataclass(frozen=True)
 class CriteriaConfig:
-    """The success criteria of the seed note (minimum / expected / ideal)."""
+    """The success criteria of the seed note (minimum / expected / ideal), on `metric`."""
 
+    metric: str = "quadratic_kappa"  # the seed note's scale; or "kappa" (unweighted)
+    confidence: float = 0.95  # of the paired intervals behind "beats"
     minimum_kappa: float = 0.20
     expected_kappa: float = 0.22
     ideal_kappa: float = 0.25

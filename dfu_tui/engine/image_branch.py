@@ -18,7 +18,7 @@ from dfu_tui.data.schema import CLASSES
 from dfu_tui.engine.branch import BranchOutput
 from dfu_tui.engine.folds import inner_folds, inner_split
 from dfu_tui.engine.metrics import kappa, shares
-from dfu_tui.engine.rules import check_predictions, nan_loss
+from dfu_tui.engine.rules import EpochFlagger, nan_loss
 
 if TYPE_CHECKING:
     import keras
@@ -129,6 +129,7 @@ def _make_reporter(
             super().__init__()
             self.history: list[dict[str, Any]] = []
             self.failed: str | None = None
+            self.flagger = EpochFlagger(collapse)
 
         def _kappa(
             self, inputs: tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -154,10 +155,12 @@ def _make_reporter(
                 train_k, _, _ = self._kappa(model_inputs)
                 val_k, y, pred = self._kappa(val_inputs)
                 logs["val_kappa"] = val_k
-                flags = check_predictions(y, pred, collapse, kappa=val_k, train_kappa=train_k)
+                flags = self.flagger.step(y, pred, val_k, train_k)
                 record.update(
                     train_kappa=train_k,
                     val_kappa=val_k,
+                    val_n=int(len(y)),
+                    rules_holding=[f.rule for f in self.flagger.raw[-1]],
                     val_predicted_share=shares(pred),
                     val_true_share=shares(y),
                 )

@@ -32,38 +32,103 @@ class Flag:
 
 def _entropy(shares: np.ndarray) -> float:
     p = shares[shares > 0]
-    return float(-(p * np.log(p)).sum())
+    return max(0.0, float(-(p * np.log(p)).sum()))
 
 
-def missing_class(true_share: np.ndarray, pred_share: np.ndarray) -> list[Flag]:
-    """A class with support that is never predicted."""
-    return [
-        Flag("missing_class", COLLAPSE, f"{c} never predicted, true {true_share[i]:.2f}")
-        for i, c in enumerate(CLASSES)
-        if true_share[i] > 0 and pred_share[i] == 0
-    ]
+def wilson_lower(successes: float, n: int, confidence: float) -> float:
+    """The lower end of the Wilson score interval of a proportion (0 when n is 0)."""
+    if n <= 0:
+        return 0.0
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - half) / (1 + z * z / n))
 
 
-def dominant_class(
-    true_share: np.ndarray, pred_share: np.ndarray, cfg: CollapseConfig
-) -> list[Flag]:
-    """A class predicted far more often than it occurs, or above an absolute cap."""
-    flags = []
-    for i, c in enumerate(CLASSES):
-        p, t = pred_share[i], true_share[i]
-        detail = f"{c} {p:.2f} of predictions, true {t:.2f}"
-        if p > cfg.absolute_cap or p > t + 2 * cfg.share_margin:
-            flags.append(Flag("dominant_class", COLLAPSE, detail))
-        elif p > t + cfg.share_margin:
-            flags.append(Flag("dominant_class", WARNING, detail))
-    return flags
+@dataclass(frozen=True)
+class Counts:
+    """What the share rules look at: class counts of the labels and of the predictions, and
+    the unweighted kappa between them (None when unknown)."""
+
+    true: np.ndarray
+    pred: np.ndarray
+    kappa: float | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.pred.sum())
+
+    @property
+    def true_share(self) -> np.ndarray:
+        return self.true / max(1, int(self.true.sum()))
+
+    @property
+    def pred_share(self) -> np.ndarray:
+        return self.pred / max(1, self.n)
+
+    @classmethod
+    def of(cls, y_true: np.ndarray, y_pred: np.ndarray, kappa: float | None) -> Counts:
+        n = len(CLASSES)
+        return cls(np.bincount(y_true, minlength=n), np.bincount(y_pred, minlength=n), kappa)
 
 
-def low_entropy(true_share: np.ndarray, pred_share: np.ndarray, cfg: CollapseConfig) -> list[Flag]:
-    """Predicted classes far less diverse than the true labels."""
-    h_true, h_pred = _entropy(true_share), _entropy(pred_share)
-    if h_true > 0 and h_pred < cfg.entropy_ratio * h_true:
-        detail = f"predicted entropy {h_pred:.2f} < {cfg.entropy_ratio:.2f} x true {h_true:.2f}"
+def _chance(c: Counts, cfg: CollapseConfig) -> bool:
+    """Agreement at chance level: unweighted kappa at or below `chance_kappa`."""
+    return c.kappa is not None and not math.isnan(c.kappa) and c.kappa <= cfg.chance_kappa
+
+
+def missing_class(c: Counts, cfg: CollapseConfig) -> list[Flag]:
+    """A class with samples that is never predicted: collapse from `min_support` samples."""
+    out = []
+    for i, name in enumerate(CLASSES):
+        if c.true[i] > 0 and c.pred[i] == 0:
+            level = COLLAPSE if c.true[i] >= cfg.min_support else WARNING
+            detail = f"{name} never predicted, {int(c.true[i])} samples (true {c.true_share[i]:.2f})"
+            out.append(Flag("missing_class", level, detail))
+    return out
+
+
+def concentration(c: Counts, cfg: CollapseConfig, confidence: float | None = None) -> list[Flag]:
+    """At most one flag per over-predicted class, the most severe that holds:
+
+    - `absolute_cap` (collapse): the class holds `absolute_cap` of all predictions;
+    - `chance_concentration` (collapse): over-predicted by `share_margin` at chance kappa
+      (the seed note's failure: P 0.68 of predictions, true 0.56, kappa -0.02);
+    - `dominant_class` (warning): over-predicted by `share_margin`, agreement above chance
+      (a biased but useful model).
+
+    With `confidence` (epoch flags on small inner splits), over-prediction also needs the
+    Wilson lower bound of the predicted share to clear the true share.
+    """
+    out = []
+    for i, name in enumerate(CLASSES):
+        p, t = c.pred_share[i], c.true_share[i]
+        over = p > t + cfg.share_margin
+        if confidence is not None:
+            over = over and wilson_lower(float(c.pred[i]), c.n, confidence) > t
+        detail = f"{name} {p:.2f} of predictions, true {t:.2f}"
+        if p >= cfg.absolute_cap and (confidence is None or over):
+            out.append(Flag("absolute_cap", COLLAPSE, f"{detail} (cap {cfg.absolute_cap:.2f})"))
+        elif over and _chance(c, cfg):
+            out.append(
+                Flag("chance_concentration", COLLAPSE, f"{detail}, unweighted kappa {c.kappa:.2f}")
+            )
+        elif over:
+            out.append(Flag("dominant_class", WARNING, detail))
+    return out
+
+
+def low_entropy(c: Counts, cfg: CollapseConfig) -> list[Flag]:
+    """Predictions far less diverse than the labels, at chance-level kappa."""
+    h_true, h_pred = _entropy(c.true_share), _entropy(c.pred_share)
+    if h_true > 0 and h_pred < cfg.entropy_ratio * h_true and _chance(c, cfg):
+        detail = (
+            f"predicted entropy {h_pred:.2f} < {cfg.entropy_ratio:.2f} x true {h_true:.2f}, "
+            f"unweighted kappa {c.kappa:.2f}"
+        )
         return [Flag("low_entropy", COLLAPSE, detail)]
     return []
 
@@ -71,7 +136,8 @@ def low_entropy(true_share: np.ndarray, pred_share: np.ndarray, cfg: CollapseCon
 def chance_kappa(kappa: float, cfg: CollapseConfig) -> list[Flag]:
     """Kappa at chance level."""
     if not math.isnan(kappa) and kappa <= cfg.chance_kappa:
-        return [Flag("chance_kappa", WARNING, f"kappa {kappa:.3f} <= {cfg.chance_kappa:.2f}")]
+        detail = f"unweighted kappa {kappa:.3f} <= {cfg.chance_kappa:.2f}"
+        return [Flag("chance_kappa", WARNING, detail)]
     return []
 
 
@@ -98,6 +164,21 @@ def nan_loss(loss: float) -> list[Flag]:
     return []
 
 
+#: Collapse rules whose detail already states the chance-level kappa.
+CITES_KAPPA = ("chance_concentration", "low_entropy")
+
+
+def share_rules(
+    c: Counts, cfg: CollapseConfig, confidence: float | None = None
+) -> list[Flag]:
+    """The rules on class counts and kappa; `chance_kappa` is left out when a collapse rule
+    already cites the chance-level kappa (one finding, one flag)."""
+    flags = missing_class(c, cfg) + concentration(c, cfg, confidence) + low_entropy(c, cfg)
+    if c.kappa is not None and not any(f.rule in CITES_KAPPA for f in flags):
+        flags += chance_kappa(c.kappa, cfg)
+    return flags
+
+
 def check_predictions(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -106,20 +187,46 @@ def check_predictions(
     train_kappa: float | None = None,
     mean_alpha: float | None = None,
 ) -> list[Flag]:
-    """Every rule that applies to one set of predictions (an epoch or a fold)."""
-    n = len(CLASSES)
-    true_share = np.bincount(y_true, minlength=n) / max(1, len(y_true))
-    pred_share = np.bincount(y_pred, minlength=n) / max(1, len(y_pred))
-    flags = missing_class(true_share, pred_share)
-    flags += dominant_class(true_share, pred_share, cfg)
-    flags += low_entropy(true_share, pred_share, cfg)
-    if kappa is not None:
-        flags += chance_kappa(kappa, cfg)
-        if train_kappa is not None:
-            flags += overfit_gap(train_kappa, kappa, cfg)
+    """Every rule that applies to one set of predictions (a fold, or a combination on it)."""
+    flags = share_rules(Counts.of(y_true, y_pred, kappa), cfg)
+    if kappa is not None and train_kappa is not None:
+        flags += overfit_gap(train_kappa, kappa, cfg)
     if mean_alpha is not None:
         flags += alpha_pinned(mean_alpha, cfg)
     return flags
+
+
+class EpochFlagger:
+    """Epoch-level flags on an inner validation split, which is small and noisy.
+
+    A rule is checked only when the split has `epoch_min_samples` samples, over-prediction
+    must clear a Wilson bound, and a flag is raised only once the same rule (on the same
+    class) has held `epoch_persist` consecutive epochs; it is raised again only after it
+    stopped holding. `raw` keeps what held each epoch, raised or not.
+    """
+
+    def __init__(self, cfg: CollapseConfig) -> None:
+        self.cfg = cfg
+        self.streak: dict[tuple[str, str], int] = {}
+        self.raw: list[list[Flag]] = []
+
+    def step(
+        self, y_true: np.ndarray, y_pred: np.ndarray, kappa: float, train_kappa: float
+    ) -> list[Flag]:
+        cfg = self.cfg
+        held: list[Flag] = []
+        if len(y_true) >= cfg.epoch_min_samples:
+            held = share_rules(Counts.of(y_true, y_pred, kappa), cfg, cfg.confidence)
+        held += overfit_gap(train_kappa, kappa, cfg)
+        self.raw.append(held)
+        keys = {(f.rule, f.detail.split(" ")[0]): f for f in held}
+        self.streak = {k: self.streak.get(k, 0) + 1 for k in keys}
+        raised = []
+        for key, flag in keys.items():
+            if self.streak[key] == cfg.epoch_persist:
+                detail = f"{flag.detail}; {cfg.epoch_persist} epochs running, n {len(y_true)}"
+                raised.append(Flag(flag.rule, flag.level, detail))
+        return raised
 
 
 def verdict(
