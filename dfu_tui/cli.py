@@ -310,12 +310,11 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 def _prepare(cfg: Config) -> Dataset:
     """Check the data before anything is started: loads it and builds the crop cache."""
     from dfu_tui.data.schema import is_metadata_branch
-    from dfu_tui.engine.experiment import branches_of
-    from dfu_tui.engine.folds import make_folds
+    from dfu_tui.engine.experiment import branches_of, run_folds
 
     images = [b for b in branches_of(cfg) if not is_metadata_branch(b)]
     dataset = _load_with_progress(cfg, images)
-    make_folds(dataset.table.labels, dataset.table.patients, cfg.cv.folds, cfg.cv.seed)
+    run_folds(cfg, dataset.table)
     for m in images:
         if dataset.crops[m].samples_with_images() == 0:
             raise InputError(f"{dataset.root}: modality '{m}' has no usable images")

@@ -30,6 +30,8 @@ from dfu_tui.errors import InputError
 FUSION_STRATEGIES = ("fixed", "learned_alpha", "tuned", "stacked")
 BACKBONES = ("small_cnn", "EfficientNetB0", "MobileNetV3Small", "DenseNet121")
 LOSSES = ("weighted_ce", "focal")
+CV_STRATEGIES = ("grouped", "temporal")
+CRITERIA_METRICS = ("quadratic_kappa", "kappa")
 WEIGHT_SUM_TOLERANCE = 1e-6
 
 
@@ -411,6 +413,19 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
 
     if cfg.cv.folds < 2:
         bad("cv.folds", f"must be >= 2, got {cfg.cv.folds}")
+    if cfg.cv.repeats < 1:
+        bad("cv.repeats", f"must be >= 1, got {cfg.cv.repeats}")
+    if cfg.cv.strategy not in CV_STRATEGIES:
+        bad("cv.strategy", f"'{cfg.cv.strategy}' is not one of {', '.join(CV_STRATEGIES)}")
+    if not 0 < cfg.cv.holdout_fraction < 0.5:
+        bad("cv.holdout_fraction", f"must be in (0, 0.5), got {cfg.cv.holdout_fraction:g}")
+    if cfg.criteria.metric not in CRITERIA_METRICS:
+        bad(
+            "criteria.metric",
+            f"'{cfg.criteria.metric}' is not one of {', '.join(CRITERIA_METRICS)}",
+        )
+    if not 0.5 <= cfg.criteria.confidence < 1:
+        bad("criteria.confidence", f"must be in [0.5, 1), got {cfg.criteria.confidence:g}")
     if cfg.cv.inner_folds < 2:
         bad("cv.inner_folds", f"must be >= 2, got {cfg.cv.inner_folds}")
     if not 16 <= cfg.data.image_size <= 512:

@@ -25,10 +25,11 @@ from dfu_tui.data.schema import (
     without_branch,
 )
 from dfu_tui.engine.branch import BranchOutput
-from dfu_tui.engine.folds import Fold
+from dfu_tui.engine.folds import CV, HOLDOUT, Fold
 from dfu_tui.engine.fusion import fuse
-from dfu_tui.engine.metrics import fold_metrics, mean_std
-from dfu_tui.engine.rules import check_predictions, verdict
+from dfu_tui.engine.metrics import both_kappas, fold_metrics
+from dfu_tui.engine.rules import check_predictions
+from dfu_tui.errors import InputError
 from dfu_tui.runs.events import EventWriter
 from dfu_tui.runs.rundir import RunDir, load_predictions, save_predictions
 
@@ -69,9 +70,40 @@ def branch_features(cfg: Config, dataset: Dataset, branch: str) -> list[str]:
     return [c for c in columns if c not in dropped]
 
 
+def total_folds(cfg: Config) -> int:
+    """Outer folds of a run: folds x repeats, plus the temporal hold-out when asked for."""
+    return cfg.cv.folds * cfg.cv.repeats + (1 if cfg.cv.strategy == "temporal" else 0)
+
+
 def plan_tasks(cfg: Config) -> list[Task]:
-    """All (fold, branch) tasks of a run, fold by fold."""
-    return [Task(k, b) for k in range(1, cfg.cv.folds + 1) for b in branches_of(cfg)]
+    """All (fold, branch) tasks of a run, fold by fold (repeat by repeat)."""
+    return [Task(k, b) for k in range(1, total_folds(cfg) + 1) for b in branches_of(cfg)]
+
+
+def run_folds(cfg: Config, table: Any) -> list[Fold]:
+    """The run's outer folds: repeated grouped K-fold, then the temporal hold-out if asked."""
+    from dfu_tui.engine.folds import make_cv, temporal_holdout
+
+    holdout = None
+    if cfg.cv.strategy == "temporal":
+        column = cfg.cv.order_column
+        if not column or column == cfg.data.patient_column:
+            order = table.patients.astype(float)
+        elif column in table.frame.columns:
+            order = np.asarray(pd_numeric(table.frame[column]), dtype=float)
+            if np.isnan(order).all():
+                raise InputError(f"cv.order_column: column '{column}' has no numeric values")
+        else:
+            raise InputError(f"cv.order_column: no column '{column}' in the metadata file")
+        holdout = temporal_holdout(order, table.patients, cfg.cv.holdout_fraction)
+    return make_cv(table.labels, table.patients, cfg.cv.folds, cfg.cv.seed, cfg.cv.repeats, holdout)
+
+
+def pd_numeric(values: Any) -> Any:
+    """A column as numbers (text that is not a number becomes NaN)."""
+    import pandas as pd
+
+    return pd.to_numeric(values, errors="coerce")
 
 
 def run_branch_task(
@@ -263,7 +295,15 @@ def evaluate_fold(
     oof = (
         {b: p["oof_proba"] for b, p in preds.items()} if cfg.fusion.strategy in NEEDS_OOF else None
     )
-    result: dict[str, Any] = {"fold": fold.number, "branches": {}, "combinations": []}
+    result: dict[str, Any] = {
+        "fold": fold.number,
+        "repeat": fold.repeat,
+        "fold_kind": fold.kind,
+        "n_train": int(len(fold.train)),
+        "n_val": int(len(fold.val)),
+        "branches": {},
+        "combinations": [],
+    }
     for b in preds:
         m = _metrics(labels, fold, val[b], train[b])
         m["flags"] = [f.to_dict() for f in _flags(cfg, labels, fold, val[b], m)]
@@ -303,11 +343,33 @@ def _fused_metrics(
         cfg.fusion.strategy, combo, weights, val, train, labels[fold.train], oof, cfg.cv.seed
     )
     m = _metrics(labels, fold, fused.val, fused.train)
+    m["paired"] = _paired_scores(labels, fold, combo, val, fused.val)
     m["fusion"] = {"strategy": cfg.fusion.strategy, "weights": fused.weights}
     if fused.mean_alpha is not None:
         m["mean_alpha"] = fused.mean_alpha
     m["flags"] = [f.to_dict() for f in _flags(cfg, labels, fold, fused.val, m, fused.mean_alpha)]
     return m
+
+
+def _paired_scores(
+    labels: np.ndarray,
+    fold: Fold,
+    combo: tuple[str, ...],
+    val: dict[str, np.ndarray],
+    fused: np.ndarray,
+) -> dict[str, Any]:
+    """The combination and each branch (its own, and metadata alone when the run has it)
+    scored on the same rows: the validation samples with every modality of the combination."""
+    common = ~np.isnan(fused).any(axis=1)
+    for b in combo:
+        common &= ~np.isnan(val[b]).any(axis=1)
+    y = labels[fold.val][common]
+    names = [*combo, *([METADATA] if METADATA in val and METADATA not in combo else [])]
+    return {
+        "n": int(common.sum()),
+        "fused": both_kappas(y, fused[common].argmax(axis=1)),
+        "branches": {b: both_kappas(y, val[b][common].argmax(axis=1)) for b in names},
+    }
 
 
 def _compare_fold(
@@ -370,53 +432,124 @@ def _flags(
 
 
 def summarize(cfg: Config, run_id: str, folds: list[dict[str, Any]], status: str) -> dict[str, Any]:
-    """The summary.json document: per combination and per branch, folds, mean, std, verdict."""
+    """The summary.json document: per combination and per branch, the cross-validation folds
+    with mean, sample sd, per-repeat means, paired scores and verdict; the temporal hold-out
+    apart; the radar and feature comparison."""
+    from dfu_tui.engine.paired import (
+        fold_means,
+        judge_combination,
+        summarize_comparison,
+        summarize_radar,
+        test_train_ratio,
+    )
+
+    cv = [f for f in folds if f.get("fold_kind", CV) == CV]
+    ratio = test_train_ratio(cv)
     branches = []
-    branch_mean: dict[str, float] = {}
     for b in branches_of(cfg):
-        per = [{"fold": f["fold"], **f["branches"][b]} for f in folds]
-        mean, std = mean_std(per)
-        branch_mean[b] = mean["kappa"]
+        per = [{"fold": f["fold"], "repeat": f.get("repeat", 1), **f["branches"][b]} for f in cv]
+        mean, std = fold_means(per)
         branches.append({"branch": b, "folds": per, "mean": mean, "std": std})
     combos = []
     for i, combo in enumerate(cfg.combinations):
-        per = [
-            {
-                "fold": f["fold"],
-                **{k: v for k, v in f["combinations"][i].items() if k != "modalities"},
-            }
-            for f in folds
-        ]
-        mean, std = mean_std(per)
-        images = [branch_mean[m] for m in combo if m != METADATA]
-        image_only = max(images) if images and len(combo) > 1 else None
-        meta_only = branch_mean.get(METADATA) if METADATA in combo and len(combo) > 1 else None
-        flags = [fl for f in per for fl in f["flags"]]
+        per = [combination_of(f, i) for f in cv]
         combos.append(
             {
                 "modalities": list(combo),
                 "fusion": {"strategy": cfg.fusion.strategy, "weights": cfg.fusion_weights(combo)},
                 "folds": per,
-                "mean": mean,
-                "std": std,
-                "verdict": verdict(mean, flags, cfg.criteria, image_only, meta_only),
+                **judge_combination(cfg, list(combo), per, ratio),
             }
         )
-    from dfu_tui.engine.paired import summarize_comparison, summarize_radar
-
     doc: dict[str, Any] = {
         "run_id": run_id,
         "status": status,
+        "metric": cfg.criteria.metric,
+        "cv": {
+            "folds": cfg.cv.folds,
+            "repeats": cfg.cv.repeats,
+            "strategy": cfg.cv.strategy,
+            "folds_done": len(cv),
+            "interval": "paired t over folds x repeats, Nadeau-Bengio corrected",
+        },
         "combinations": combos,
         "branches": branches,
     }
-    radar = summarize_radar(folds, cfg.radar.top)
+    if len(combos) > 1:
+        doc["selection"] = selection(combos, cfg.criteria.metric)
+    holdout = [f for f in folds if f.get("fold_kind") == HOLDOUT]
+    if holdout:
+        doc["holdout"] = holdout_summary(cfg, holdout[0], combos)
+    radar = summarize_radar(cv, cfg.radar.top)
     if radar is not None:
         doc["radar"] = radar
-    comparison = summarize_comparison(folds)
+    comparison = summarize_comparison(cv)
     if comparison is not None:
         doc["feature_comparison"] = comparison
     return doc
+
+
+def combination_of(fold: dict[str, Any], index: int) -> dict[str, Any]:
+    """Combination `index` of a fold result, with the fold's number, repeat and sizes."""
+    entry = {k: v for k, v in fold["combinations"][index].items() if k != "modalities"}
+    keys = ("fold", "repeat", "n_train", "n_val")
+    return {**{k: fold[k] for k in keys if k in fold}, **entry}
+
+
+def selection(combos: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """Which combination a search would pick, labelled as picked from N (its mean is biased
+    upwards: it is the maximum of N noisy means)."""
+
+    def score(c: dict[str, Any]) -> float:
+        value = c["paired"]["fused"]["mean"] if c.get("paired") else c["mean"][metric]
+        return -math.inf if value is None or math.isnan(value) else value
+
+    best = max(combos, key=score)
+    return {
+        "selected": best["modalities"],
+        "from": len(combos),
+        "metric": metric,
+        "mean": score(best),
+        "note": f"highest mean of {len(combos)} combinations: optimistic, confirm on new data",
+    }
+
+
+def holdout_summary(
+    cfg: Config, fold: dict[str, Any], combos: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The temporal hold-out: each combination and branch on the latest-enrolled patients,
+    beside its cross-validation mean (the difference shows drift)."""
+    metric = cfg.criteria.metric
+    rows = []
+    for i, c in enumerate(combos):
+        m = fold["combinations"][i]
+        cv_mean = c["mean"][metric]
+        rows.append(
+            {
+                "modalities": c["modalities"],
+                "kappa": m["kappa"],
+                "quadratic_kappa": m["quadratic_kappa"],
+                "accuracy": m["accuracy"],
+                "macro_f1": m["macro_f1"],
+                "n": m["n"],
+                "cv_mean": cv_mean,
+                "drift": m[metric] - cv_mean,
+                "flags": m["flags"],
+            }
+        )
+    return {
+        "label": "temporal hold-out (latest-enrolled patients)",
+        "order": cfg.cv.order_column or cfg.data.patient_column,
+        "fraction": cfg.cv.holdout_fraction,
+        "n_val": fold.get("n_val"),
+        "n_train": fold.get("n_train"),
+        "metric": metric,
+        "combinations": rows,
+        "branches": {
+            b: {k: m[k] for k in ("kappa", "quadratic_kappa", "n")}
+            for b, m in fold["branches"].items()
+        },
+    }
 
 
 def finite(doc: Any) -> Any:

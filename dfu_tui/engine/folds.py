@@ -1,4 +1,7 @@
-"""Patient-grouped, label-stratified folds: no patient in both training and validation."""
+"""Patient-grouped, label-stratified folds: no patient in both training and validation.
+
+scikit-learn is imported where folds are made, so the dashboard can import fold labels.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +9,42 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
 
 from dfu_tui.data.schema import CLASSES
 from dfu_tui.errors import InputError
 
+CV, HOLDOUT = "cv", "holdout"
+#: A repeat's seed is the configured seed plus this times (repeat - 1).
+REPEAT_SEED_STEP = 1000
+
 
 @dataclass(frozen=True)
 class Fold:
-    """One outer fold: sample rows for training and for validation (numbered from 1)."""
+    """One outer fold: sample rows for training and for validation.
+
+    Folds are numbered from 1 across repeats (repeat r's fold k is number (r-1)*K + k), so a
+    task id `fold{number}-{branch}` names one (repeat, fold, branch); the temporal hold-out,
+    when there is one, comes last with kind "holdout" and repeat 0.
+    """
 
     number: int
     train: np.ndarray
     val: np.ndarray
+    repeat: int = 1
+    kind: str = CV
+
+    def label(self, folds_per_repeat: int, repeats: int) -> str:
+        return fold_label(self.number, self.kind, folds_per_repeat, repeats)
+
+
+def fold_label(number: int, kind: str, folds_per_repeat: int, repeats: int) -> str:
+    """How a fold is named on screen: `fold 3`, `r2 fold 3` with repeats, or `hold-out`."""
+    if kind == HOLDOUT:
+        return "hold-out"
+    if repeats <= 1 or folds_per_repeat <= 0:
+        return f"fold {number}"
+    repeat, within = divmod(number - 1, folds_per_repeat)
+    return f"r{repeat + 1} fold {within + 1}"
 
 
 def check_fold_count(labels: np.ndarray, groups: np.ndarray, n_folds: int, where: str) -> None:
@@ -37,6 +63,8 @@ def check_fold_count(labels: np.ndarray, groups: np.ndarray, n_folds: int, where
 
 def make_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> list[Fold]:
     """Seeded StratifiedGroupKFold; raises InputError when a validation fold lacks a class."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
     check_fold_count(labels, groups, n_folds, "cv.folds")
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     folds = []
@@ -58,6 +86,8 @@ def inner_split(
 
     Used for early stopping and best-epoch choice, never the reported fold.
     """
+    from sklearn.model_selection import StratifiedGroupKFold
+
     n_splits = max(2, round(1 / fraction))
     n_splits = min(n_splits, *(len(np.unique(groups[labels == i])) for i in np.unique(labels)))
     n_splits = max(2, n_splits)
@@ -86,6 +116,8 @@ def inner_folds(
     labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Patient-grouped folds inside a training fold, for out-of-fold probabilities."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
     smallest = min(len(np.unique(groups[labels == i])) for i in np.unique(labels))
     splitter = StratifiedGroupKFold(
         n_splits=max(2, min(n_folds, smallest)), shuffle=True, random_state=seed
@@ -93,3 +125,35 @@ def inner_folds(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class")
         return list(splitter.split(np.zeros(len(labels)), labels, groups))
+
+
+def temporal_holdout(order: np.ndarray, groups: np.ndarray, fraction: float) -> np.ndarray:
+    """A mask of the samples of the latest-enrolled patients: the last `fraction` of patients
+    ordered by their earliest `order` value (ties by patient id)."""
+    patients = np.unique(groups)
+    first = {p: float(np.nanmin(order[groups == p])) for p in patients}
+    ranked = sorted(patients, key=lambda p: (first[p], p))
+    n_out = max(1, round(len(ranked) * fraction))
+    held = set(ranked[-n_out:])
+    return np.array([g in held for g in groups])
+
+
+def make_cv(
+    labels: np.ndarray,
+    groups: np.ndarray,
+    n_folds: int,
+    seed: int,
+    repeats: int = 1,
+    holdout: np.ndarray | None = None,
+) -> list[Fold]:
+    """`repeats` differently seeded grouped K-fold splits (repeat 1 uses `seed` itself), on the
+    samples outside `holdout`; then the hold-out as one last fold trained on all the rest."""
+    rest = np.flatnonzero(~holdout) if holdout is not None else np.arange(len(labels))
+    folds: list[Fold] = []
+    for r in range(1, repeats + 1):
+        split = make_folds(labels[rest], groups[rest], n_folds, seed + REPEAT_SEED_STEP * (r - 1))
+        for f in split:
+            folds.append(Fold(len(folds) + 1, rest[f.train], rest[f.val], repeat=r))
+    if holdout is not None:
+        folds.append(Fold(len(folds) + 1, rest, np.flatnonzero(holdout), repeat=0, kind=HOLDOUT))
+    return folds

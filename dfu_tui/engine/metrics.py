@@ -54,10 +54,16 @@ def fold_metrics(
         ),
         "f1": {c: float(per_class[i]) for i, c in enumerate(CLASSES)},
         "train_kappa": kappa(y_train, train_proba.argmax(axis=1)),
+        "train_quadratic_kappa": quadratic_kappa(y_train, train_proba.argmax(axis=1)),
         "predicted_share": shares(y_pred),
         "true_share": shares(y_true),
         "confusion": confusion_matrix(y_true, y_pred, labels=LABELS).tolist(),
     }
+
+
+def both_kappas(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Unweighted and quadratic kappa of one set of predictions."""
+    return {"kappa": kappa(y_true, y_pred), "quadratic_kappa": quadratic_kappa(y_true, y_pred)}
 
 
 def mean_std(folds: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:

@@ -6,20 +6,33 @@ import math
 import statistics
 from typing import Any
 
+from dfu_tui.config import Config
+from dfu_tui.data.schema import CLASSES, METADATA
 
-def paired_difference(with_: list[float], without: list[float]) -> dict[str, Any]:
-    """`with_ - without` per fold: mean, sd, a 95% t interval over folds, and the folds.
 
-    Both lists hold one value per fold, measured on the same validation samples. With one
-    fold there is no sd or interval; "distinguishable" says whether the interval excludes 0.
+def paired_difference(
+    with_: list[float],
+    without: list[float],
+    test_train_ratio: float = 0.0,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """`with_ - without` per fold: mean, sd, a t interval over folds, and the folds.
+
+    Both lists hold one value per fold, measured on the same validation samples. Folds of
+    cross-validation share training data, so with `test_train_ratio` (n_validation /
+    n_training) the variance is corrected as Nadeau and Bengio (2003) propose for repeated
+    CV: (1/J + n_val/n_train) * sd^2 over the J folds. With one fold there is no interval;
+    "distinguishable" says whether the interval excludes 0.
     """
     from scipy.stats import t
 
     diffs = [a - b for a, b in zip(with_, without, strict=True)]
-    n = len(diffs)
-    mean = statistics.fmean(diffs) if diffs else math.nan
-    sd = statistics.stdev(diffs) if n > 1 else math.nan
-    half = float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 else math.nan
+    ok = [d for d in diffs if not math.isnan(d)]
+    n = len(ok)
+    mean = statistics.fmean(ok) if ok else math.nan
+    sd = statistics.stdev(ok) if n > 1 else math.nan
+    se = sd * math.sqrt(1 / n + test_train_ratio) if n > 1 else math.nan
+    half = float(t.ppf(0.5 + confidence / 2, n - 1)) * se if n > 1 else math.nan
     low, high = mean - half, mean + half
     return {
         "folds": n,
@@ -27,8 +40,30 @@ def paired_difference(with_: list[float], without: list[float]) -> dict[str, Any
         "mean_difference": mean,
         "sd_difference": sd,
         "ci95": [low, high],
+        "confidence": confidence,
+        "correction": "nadeau-bengio" if test_train_ratio else "none",
         "distinguishable": bool(n > 1 and (low > 0 or high < 0)),
     }
+
+
+def outcome(diff: dict[str, Any]) -> str:
+    """`beats`, `worse` or `not distinguishable`, from a paired difference's interval."""
+    if not diff["distinguishable"]:
+        return "not distinguishable"
+    return "beats" if diff["mean_difference"] > 0 else "worse"
+
+
+def test_train_ratio(folds: list[dict[str, Any]]) -> float:
+    """Mean n_validation / n_training over folds (0 when the folds do not say)."""
+    ratios = [f["n_val"] / f["n_train"] for f in folds if f.get("n_train") and f.get("n_val")]
+    return statistics.fmean(ratios) if ratios else 0.0
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample sd (n - 1) of the finite values; sd is NaN below two values."""
+    ok = [v for v in values if v is not None and not math.isnan(v)]
+    mean = statistics.fmean(ok) if ok else math.nan
+    return mean, statistics.stdev(ok) if len(ok) > 1 else math.nan
 
 
 def summarize_comparison(folds: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -37,6 +72,7 @@ def summarize_comparison(folds: list[dict[str, Any]]) -> dict[str, Any] | None:
     per = [f["feature_comparison"] for f in folds if "feature_comparison" in f]
     if not per:
         return None
+    ratio = test_train_ratio([f for f in folds if "feature_comparison" in f])
     rows = []
     for i, row in enumerate(per[0]["rows"]):
         entry: dict[str, Any] = {"modalities": row["modalities"]}
@@ -48,7 +84,7 @@ def summarize_comparison(folds: list[dict[str, Any]]) -> dict[str, Any] | None:
                 "without": without,
                 "mean_with": statistics.fmean(with_),
                 "mean_without": statistics.fmean(without),
-                **paired_difference(with_, without),
+                **paired_difference(with_, without, ratio),
             }
         rows.append(entry)
     return {"group": per[0]["group"], "samples": sum(p["n"] for p in per), "rows": rows}
@@ -80,3 +116,99 @@ def summarize_radar(folds: list[dict[str, Any]], top: int) -> dict[str, Any] | N
         {"fold": f["fold"], **flag} for f in folds if "radar" in f for flag in f["radar"]["flags"]
     ]
     return {"folds": len(radars), "features": table, "flags": flags}
+
+
+METRIC_NAMES = {"kappa": "unweighted kappa", "quadratic_kappa": "quadratic kappa"}
+TRAIN_KEYS = {"kappa": "train_kappa", "quadratic_kappa": "train_quadratic_kappa"}
+MEAN_KEYS = (
+    "kappa",
+    "quadratic_kappa",
+    "accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "train_kappa",
+    "train_quadratic_kappa",
+)
+
+
+def fold_means(per: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean and sample sd over folds of each summary metric (and the mean per-class F1)."""
+    mean: dict[str, float] = {}
+    std: dict[str, float] = {}
+    for key in MEAN_KEYS:
+        mean[key], std[key] = mean_sd([f.get(key, math.nan) for f in per])
+    for c in CLASSES:
+        mean[f"f1_{c}"], _ = mean_sd([f["f1"][c] for f in per if "f1" in f])
+    return mean, std
+
+
+def paired_summary(
+    combo: list[str], per: list[dict[str, Any]], metric: str, ratio: float, confidence: float
+) -> dict[str, Any] | None:
+    """The combination and each branch scored on the same rows (those with every modality of
+    the combination), and the paired differences the verdict uses."""
+    per = [f for f in per if "paired" in f]
+    if not per:
+        return None
+    fused = [f["paired"]["fused"][metric] for f in per]
+    names = list(per[0]["paired"]["branches"])
+    branches = {b: [f["paired"]["branches"][b][metric] for f in per] for b in names}
+    out: dict[str, Any] = {
+        "metric": metric,
+        "n": [f["paired"]["n"] for f in per],
+        "fused": dict(zip(("mean", "sd"), mean_sd(fused), strict=True)),
+        "branches": {
+            b: dict(zip(("mean", "sd"), mean_sd(v), strict=True)) for b, v in branches.items()
+        },
+        "versus": {},
+    }
+    if METADATA in branches and combo != [METADATA]:
+        diff = paired_difference(fused, branches[METADATA], ratio, confidence)
+        out["versus"]["metadata"] = {"branch": METADATA, **diff, "outcome": outcome(diff)}
+    images = [b for b in combo if b != METADATA]
+    if images and len(combo) > 1:  # the strongest image branch on these rows
+        best = max(images, key=lambda b: mean_sd(branches[b])[0])
+        diff = paired_difference(fused, branches[best], ratio, confidence)
+        out["versus"]["image"] = {"branch": best, **diff, "outcome": outcome(diff)}
+    return out
+
+
+def judge_combination(
+    cfg: Config, combo: list[str], per: list[dict[str, Any]], ratio: float
+) -> dict[str, Any]:
+    """Mean, sample sd, per-repeat means, paired scores and the verdict of one combination
+    over its cross-validation folds."""
+    from dfu_tui.engine.rules import verdict
+
+    metric = cfg.criteria.metric
+    mean, std = fold_means(per)
+    paired = paired_summary(combo, per, metric, ratio, cfg.criteria.confidence)
+    judged = dict(mean)
+    if paired is not None:  # thresholds on the paired rows, as every comparison
+        judged[metric] = paired["fused"]["mean"]
+    versus = paired["versus"] if paired else {}
+    flags = [fl for f in per for fl in f.get("flags", [])]
+    repeats: dict[int, list[dict[str, Any]]] = {}
+    for f in per:
+        repeats.setdefault(f.get("repeat", 1), []).append(f)
+    return {
+        "mean": mean,
+        "std": std,
+        "n_folds": len(per),
+        "repeats": [
+            {
+                "repeat": r,
+                "folds": len(fs),
+                **{k: mean_sd([f[k] for f in fs])[0] for k in METRIC_NAMES},
+            }
+            for r, fs in sorted(repeats.items())
+        ],
+        "paired": paired,
+        "verdict": verdict(
+            judged,
+            flags,
+            cfg.criteria,
+            versus.get("image"),
+            versus.get("metadata") if METADATA in combo and len(combo) > 1 else None,
+        ),
+    }

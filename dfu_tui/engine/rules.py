@@ -86,7 +86,9 @@ def missing_class(c: Counts, cfg: CollapseConfig) -> list[Flag]:
     for i, name in enumerate(CLASSES):
         if c.true[i] > 0 and c.pred[i] == 0:
             level = COLLAPSE if c.true[i] >= cfg.min_support else WARNING
-            detail = f"{name} never predicted, {int(c.true[i])} samples (true {c.true_share[i]:.2f})"
+            detail = (
+                f"{name} never predicted, {int(c.true[i])} samples (true {c.true_share[i]:.2f})"
+            )
             out.append(Flag("missing_class", level, detail))
     return out
 
@@ -168,9 +170,7 @@ def nan_loss(loss: float) -> list[Flag]:
 CITES_KAPPA = ("chance_concentration", "low_entropy")
 
 
-def share_rules(
-    c: Counts, cfg: CollapseConfig, confidence: float | None = None
-) -> list[Flag]:
+def share_rules(c: Counts, cfg: CollapseConfig, confidence: float | None = None) -> list[Flag]:
     """The rules on class counts and kappa; `chance_kappa` is left out when a collapse rule
     already cites the chance-level kappa (one finding, one flag)."""
     flags = missing_class(c, cfg) + concentration(c, cfg, confidence) + low_entropy(c, cfg)
@@ -229,39 +229,45 @@ class EpochFlagger:
         return raised
 
 
+SCALE_NAMES = {"kappa": "unweighted kappa", "quadratic_kappa": "quadratic kappa"}
+
+
 def verdict(
     mean: dict[str, float],
     flags: list[dict[str, str]],
     cfg: CriteriaConfig,
-    image_only: float | None,
-    metadata_only: float | None,
+    versus_image: dict[str, Any] | None,
+    versus_metadata: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """The seed note's success criteria for one combination, each with its numbers.
 
-    `image_only` / `metadata_only` are the mean kappas of the best image branch alone and
-    of the metadata branch alone (None when the combination has no such branch).
+    Thresholds apply to `mean[cfg.metric]` (quadratic kappa by default: the seed note's
+    scale). `versus_*` are paired differences (combination minus the branch alone, per fold,
+    on the same rows): "beats" holds only when their interval lies above zero.
     """
-    k, gap = mean["kappa"], mean["train_kappa"] - mean["kappa"]
+    metric = cfg.metric
+    scale = SCALE_NAMES[metric]
+    train_key = "train_kappa" if metric == "kappa" else f"train_{metric}"
+    k = mean[metric]
+    gap = mean.get(train_key, math.nan) - k
     collapsed = [f for f in flags if f["level"] == COLLAPSE]
     criteria = [
-        _criterion("minimum", f"kappa > {cfg.minimum_kappa:.2f}", k > cfg.minimum_kappa, k),
+        _criterion("minimum", f"{scale} > {cfg.minimum_kappa:.2f}", k > cfg.minimum_kappa, k),
         _criterion("minimum", "no class collapse", not collapsed, len(collapsed)),
-        _criterion("expected", f"kappa >= {cfg.expected_kappa:.2f}", k >= cfg.expected_kappa, k),
+        _criterion("expected", f"{scale} >= {cfg.expected_kappa:.2f}", k >= cfg.expected_kappa, k),
         _criterion("expected", f"train/validation gap < {cfg.max_gap:.2f}", gap < cfg.max_gap, gap),
-        _criterion("ideal", f"kappa >= {cfg.ideal_kappa:.2f}", k >= cfg.ideal_kappa, k),
+        _criterion("ideal", f"{scale} >= {cfg.ideal_kappa:.2f}", k >= cfg.ideal_kappa, k),
     ]
-    if image_only is not None:
-        criteria.insert(4, _criterion("expected", "beats image-only", k > image_only, image_only))
-    if metadata_only is not None:
-        criteria.append(
-            _criterion("ideal", "beats metadata-only", k > metadata_only, metadata_only)
-        )
+    if versus_image is not None:
+        criteria.insert(4, _paired_criterion("expected", "beats image-only", versus_image))
+    if versus_metadata is not None:
+        criteria.append(_paired_criterion("ideal", "beats metadata-only", versus_metadata))
     tiers: dict[str, Any] = {}
     passed = True
     for tier in ("minimum", "expected", "ideal"):
         passed = passed and all(c["ok"] for c in criteria if c["tier"] == tier)
         tiers[tier] = passed
-    return {**tiers, "criteria": criteria}
+    return {**tiers, "metric": metric, "criteria": criteria}
 
 
 def _criterion(tier: str, name: str, ok: bool, value: float) -> dict[str, Any]:
@@ -269,7 +275,38 @@ def _criterion(tier: str, name: str, ok: bool, value: float) -> dict[str, Any]:
     return {"tier": tier, "name": name, "ok": bool(ok), "value": number}
 
 
+def _paired_criterion(tier: str, name: str, diff: dict[str, Any]) -> dict[str, Any]:
+    """A "beats" criterion: passes only when the paired interval lies above zero."""
+    low, high = diff["ci95"]
+    ok = bool(diff["distinguishable"] and diff["mean_difference"] > 0)
+    out = _criterion(tier, name, ok, diff["mean_difference"])
+    out.update(
+        paired=True,
+        versus=diff.get("branch"),
+        interval=[_round(low), _round(high)],
+        folds=diff["folds"],
+        confidence=diff.get("confidence", 0.95),
+        outcome=diff.get("outcome", "beats" if ok else "not distinguishable"),
+    )
+    return out
+
+
+def _round(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else round(float(value), 4)
+
+
 def criterion_value(criterion: dict[str, Any]) -> str:
-    """A criterion's number as text: counts as integers, kappas with three decimals."""
+    """A criterion's number as text: counts as integers, kappas with three decimals, a paired
+    difference with its interval and outcome."""
     value = criterion["value"]
+    if value is None:
+        return "-"
+    if criterion.get("paired"):
+        low, high = criterion["interval"]
+        ci = "no interval" if low is None or high is None else f"CI {low:+.3f} to {high:+.3f}"
+        versus = f" vs {criterion['versus']}" if criterion.get("versus") else ""
+        return (
+            f"{value:+.3f}{versus}, {criterion.get('confidence', 0.95):.0%} {ci}, "
+            f"{criterion['folds']} folds paired: {criterion['outcome']}"
+        )
     return str(value) if isinstance(value, int) else f"{value:.3f}"

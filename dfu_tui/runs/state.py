@@ -26,7 +26,10 @@ class RunState:
     last_heartbeat: float | None = None
     heartbeat: float = DEFAULT_HEARTBEAT
     jobs: int = 1
-    folds: int = 0
+    folds: int = 0  # all outer folds: folds x repeats (+ the hold-out)
+    folds_per_repeat: int = 0
+    repeats: int = 1
+    strategy: str = "grouped"
     combinations: list[list[str]] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     done: dict[str, float] = field(default_factory=dict)  # task -> seconds it took
@@ -52,6 +55,9 @@ class RunState:
             self.pid, self.pgid = e.get("pid"), e.get("pgid")
             if kind == "run_started":
                 self.folds = e["folds"]
+                self.folds_per_repeat = int(e.get("folds_per_repeat") or e["folds"])
+                self.repeats = int(e.get("repeats") or 1)
+                self.strategy = str(e.get("strategy") or "grouped")
                 self.combinations = e["combinations"]
                 self.tasks = e["tasks"]
         elif kind == "heartbeat":
@@ -90,6 +96,14 @@ class RunState:
     def folds_done(self) -> int:
         return len(self.fold_results)
 
+    def fold_name(self, number: int) -> str:
+        """`fold 3`, `r2 fold 3` with repeats, `hold-out` for the temporal hold-out."""
+        from dfu_tui.engine.folds import HOLDOUT, fold_label
+
+        cv_total = self.folds_per_repeat * self.repeats
+        kind = HOLDOUT if self.strategy == "temporal" and number > cv_total else "cv"
+        return fold_label(number, kind, self.folds_per_repeat, self.repeats)
+
     def elapsed(self, now: float | None = None) -> float:
         if self.started is None:
             return 0.0
@@ -112,9 +126,12 @@ class RunState:
         return left / max(1, self.jobs)
 
     def mean_kappa(self) -> dict[str, float]:
-        """Mean unweighted kappa so far per combination (`+`-joined), over finished folds."""
+        """Mean unweighted kappa so far per combination (`+`-joined), over finished
+        cross-validation folds (a temporal hold-out is reported apart)."""
         sums: dict[str, list[float]] = {}
         for fold in self.fold_results:
+            if fold.get("fold_kind", "cv") != "cv":
+                continue
             for c in fold["combinations"]:
                 if c.get("kappa") is not None:
                     sums.setdefault("+".join(c["modalities"]), []).append(c["kappa"])

@@ -146,8 +146,7 @@ class Supervisor:
     def execute(self, resume: bool) -> int:
         """Run to completion, failure or cancellation; return the exit code."""
         from dfu_tui.data.dataset import load_dataset
-        from dfu_tui.engine.experiment import evaluate_fold, plan_tasks
-        from dfu_tui.engine.folds import make_folds
+        from dfu_tui.engine.experiment import evaluate_fold, plan_tasks, run_folds, total_folds
 
         lock = RunLock(self.run)
         lock.acquire()
@@ -170,7 +169,11 @@ class Supervisor:
                 "run_started",
                 run_id=self.run.run_id,
                 fingerprint=cfg.fingerprint(),
-                folds=cfg.cv.folds,
+                folds=total_folds(cfg),
+                folds_per_repeat=cfg.cv.folds,
+                repeats=cfg.cv.repeats,
+                strategy=cfg.cv.strategy,
+                metric=cfg.criteria.metric,
                 combinations=[list(c) for c in cfg.combinations],
                 tasks=tasks,
                 fusion={"strategy": cfg.fusion.strategy, "weights": cfg.fusion_weights()},
@@ -182,9 +185,7 @@ class Supervisor:
         threads = max(1, (os.cpu_count() or 1) // self.jobs)
         try:
             dataset = load_dataset(cfg, modalities=[])
-            folds = make_folds(
-                dataset.table.labels, dataset.table.patients, cfg.cv.folds, cfg.cv.seed
-            )
+            folds = run_folds(cfg, dataset.table)
             results: dict[int, dict[str, Any]] = {}
             started_folds: set[int] = set()
             for fold in folds:  # folds already complete (resume): score them now
@@ -211,6 +212,8 @@ class Supervisor:
                             fold=fold_no,
                             n_train=len(fold.train),
                             n_val=len(fold.val),
+                            repeat=fold.repeat,
+                            fold_kind=fold.kind,
                         )
                     self.executor.submit(self.run.path, task_id, threads)
                 for outcome in self.executor.poll():

@@ -33,8 +33,7 @@ def run_task(run_dir: Path, task_id: str, threads: int) -> None:
     from dfu_tui.config import load_config
     from dfu_tui.data.dataset import load_dataset
     from dfu_tui.data.schema import is_metadata_branch
-    from dfu_tui.engine.experiment import Task, run_branch_task
-    from dfu_tui.engine.folds import make_folds
+    from dfu_tui.engine.experiment import Task, run_branch_task, run_folds
     from dfu_tui.runs.events import EventWriter
     from dfu_tui.runs.rundir import RunDir
 
@@ -42,7 +41,7 @@ def run_task(run_dir: Path, task_id: str, threads: int) -> None:
     cfg = load_config(run.config)
     fold_number, branch = parse_task_id(task_id)
     dataset = load_dataset(cfg, modalities=[] if is_metadata_branch(branch) else [branch])
-    folds = make_folds(dataset.table.labels, dataset.table.patients, cfg.cv.folds, cfg.cv.seed)
+    folds = run_folds(cfg, dataset.table)
     events = EventWriter(run.events)
     try:
         run_branch_task(

@@ -13,7 +13,7 @@ from dfu_tui.engine.folds import inner_split, make_folds
 from dfu_tui.engine.fusion import fuse, tune_weights, weighted_average
 from dfu_tui.engine.metadata_branch import train_metadata_branch
 from dfu_tui.engine.metrics import fold_metrics, kappa, quadratic_kappa
-from dfu_tui.engine.rules import check_predictions, verdict
+from dfu_tui.engine.rules import check_predictions, criterion_value, verdict
 from dfu_tui.errors import InputError
 
 META = "DataMaster_Processed_V12_WithMissing.csv"
@@ -163,11 +163,27 @@ class TestRules:
         assert nan_loss(0.7) == []
 
     def test_verdict_tiers(self) -> None:
-        mean = {"kappa": 0.23, "train_kappa": 0.30}
-        v = verdict(mean, [], CriteriaConfig(), image_only=0.145, metadata_only=0.254)
+        from dfu_tui.engine.paired import outcome, paired_difference
+
+        def diff(a: list[float], b: list[float]) -> dict:
+            d = paired_difference(a, b, 0.25)
+            return {**d, "outcome": outcome(d)}
+
+        fused = [0.25, 0.21, 0.24, 0.22]
+        beaten = diff(fused, [0.10, 0.12, 0.15, 0.11])
+        close = diff(fused, [0.26, 0.20, 0.23, 0.24])
+        mean = {"quadratic_kappa": 0.23, "train_quadratic_kappa": 0.30, "kappa": 0.10}
+        v = verdict(mean, [], CriteriaConfig(), beaten, close)
+        assert v["metric"] == "quadratic_kappa"
         assert (v["minimum"], v["expected"], v["ideal"]) == (True, True, False)
-        failing = [c["name"] for c in v["criteria"] if not c["ok"]]
-        assert failing == ["kappa >= 0.25", "beats metadata-only"]
+        failing = [c for c in v["criteria"] if not c["ok"]]
+        assert [c["name"] for c in failing] == ["quadratic kappa >= 0.25", "beats metadata-only"]
+        assert failing[1]["outcome"] == "not distinguishable"
+        assert "not distinguishable" in criterion_value(failing[1])
+        assert "4 folds paired: beats" in criterion_value(v["criteria"][4])
+        unweighted = verdict(mean, [], CriteriaConfig(metric="kappa"), None, None)
+        assert not unweighted["minimum"]  # 0.10 on the unweighted scale
+        assert unweighted["criteria"][0]["name"] == "unweighted kappa > 0.20"
         collapsed = verdict(mean, [{"level": "collapse"}], CriteriaConfig(), None, None)
         assert not collapsed["minimum"] and not collapsed["ideal"]
 

@@ -13,7 +13,7 @@ from textual.containers import Grid, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, RichLog, Sparkline, Static
 
-from dfu_tui.engine.rules import criterion_value
+from dfu_tui.engine.rules import SCALE_NAMES, criterion_value
 from dfu_tui.runs.events import Event, EventReader
 from dfu_tui.runs.state import RunState
 from dfu_tui.tui.format import (
@@ -192,27 +192,32 @@ class MonitorScreen(Screen[None]):
             table.add_columns(*columns)
         table.clear()
         folds = sorted(state.fold_results, key=lambda f: f["fold"])
-        rows: list[list[float | None]] = []
+        rows: dict[int, list[float | None]] = {}
         for f in folds:
             c = f["combinations"][fused_index(state)]
-            values = [
+            rows[f["fold"]] = [
                 c["kappa"],
                 c["quadratic_kappa"],
                 *(f["branches"][b]["kappa"] for b in branches),
             ]
-            rows.append(values)
-            table.add_row(str(f["fold"]), *(num(v) for v in values))
-        for k in range(len(folds) + 1, state.folds + 1):
-            table.add_row(str(k), *("…" for _ in columns[1:]))
-        if rows:
-            cells = []
-            for i in range(len(columns) - 1):
-                vals = [float(v) for r in rows if (v := r[i]) is not None]
-                sd = statistics.pstdev(vals) if len(vals) > 1 else 0.0
-                cells.append(f"{statistics.fmean(vals):.3f} ± {sd:.3f}" if vals else "-")
-            table.add_row("mean ± sd", *cells)
+        for k in range(1, state.folds + 1):
+            values = rows.get(k)
+            cells = [num(v) for v in values] if values else ["…" for _ in columns[1:]]
+            table.add_row(state.fold_name(k), *cells)
+        cv = [rows[f["fold"]] for f in folds if f.get("fold_kind", "cv") == "cv"]
+        if cv:
+            table.add_row(f"mean ± sd ({len(cv)})", *mean_cells(cv))
+        if state.repeats > 1:
+            for r in range(1, state.repeats + 1):
+                mine = [rows[f["fold"]] for f in folds if f.get("repeat") == r]
+                if mine:
+                    table.add_row(f"repeat {r} mean", *(c.split(" ±")[0] for c in mean_cells(mine)))
         title = self.query_one("#folds-panel .panel-title", Static)
-        title.update(f"[b]Per-fold kappa[/b]: {fused} (unweighted and quadratic), validation folds")
+        title.update(
+            f"[b]Per-fold kappa[/b]: {fused} (unweighted and quadratic), validation folds"
+            + (f", {state.repeats} repeats" if state.repeats > 1 else "")
+            + ("; hold-out not in the mean" if state.strategy == "temporal" else "")
+        )
 
     def show_task(self, state: RunState) -> None:
         task_box = self.query_one("#task", Static)
@@ -326,9 +331,10 @@ class MonitorScreen(Screen[None]):
         if verdict is None:
             box.update("after the first fold")
             return
+        scale = SCALE_NAMES.get(verdict.get("metric", "kappa"), "unweighted kappa")
         lines = [
             prefix
-            + ": "
+            + f" on {scale}: "
             + "  ".join(
                 f"{'[$success]✔[/]' if verdict[t] else '[$error]✘[/]'} {t}"
                 for t in ("minimum", "expected", "ideal")
@@ -410,26 +416,32 @@ def features_text(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def mean_cells(rows: list[list[float | None]]) -> list[str]:
+    """`mean ± sample sd` per column; one value has no sd."""
+    cells = []
+    for i in range(len(rows[0])):
+        vals = [float(v) for r in rows if (v := r[i]) is not None]
+        if not vals:
+            cells.append("-")
+        elif len(vals) == 1:
+            cells.append(f"{vals[0]:.3f}")
+        else:
+            cells.append(f"{statistics.fmean(vals):.3f} ± {statistics.stdev(vals):.3f}")
+    return cells
+
+
 def partial_verdict(cfg: Any, state: RunState) -> dict[str, Any] | None:
-    """The verdict over the folds finished so far."""
-    from dfu_tui.engine.rules import verdict
+    """The verdict over the cross-validation folds finished so far."""
+    from dfu_tui.engine.paired import judge_combination, test_train_ratio
 
     if cfg is None:
         return None
     i = fused_index(state)
-    folds = state.fold_results
+    folds = [f for f in state.fold_results if f.get("fold_kind", "cv") == "cv"]
+    if not folds:
+        return None
     combo = folds[0]["combinations"][i]["modalities"]
-
-    def mean(values: list[float]) -> float:
-        return statistics.fmean(values) if values else float("nan")
-
-    fused = {
-        "kappa": mean([f["combinations"][i]["kappa"] for f in folds]),
-        "train_kappa": mean([f["combinations"][i]["train_kappa"] for f in folds]),
-    }
-    branch = {b: mean([f["branches"][b]["kappa"] for f in folds]) for b in folds[0]["branches"]}
-    images = [branch[m] for m in combo if m != "metadata"]
-    image_only = max(images) if images and len(combo) > 1 else None
-    meta_only = branch.get("metadata") if "metadata" in combo and len(combo) > 1 else None
-    flags = [fl for f in folds for fl in f["combinations"][i]["flags"]]
-    return verdict(fused, flags, cfg.criteria, image_only, meta_only)
+    per = [{**{k: f.get(k) for k in ("fold", "repeat")}, **f["combinations"][i]} for f in folds]
+    judged = judge_combination(cfg, combo, per, test_train_ratio(folds))
+    verdict: dict[str, Any] = judged["verdict"]
+    return verdict
