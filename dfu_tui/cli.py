@@ -459,6 +459,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         combos = s["combinations"]
         label = "+".join(combos[0]) if len(combos) == 1 else f"{len(combos)} combinations"
         kappa = "-" if s["best_mean_kappa"] is None else f"{s['best_mean_kappa']:.3f}"
+        if kappa != "-" and s["best_selected_from"] > 1:
+            kappa += f" (best of {s['best_selected_from']})"
         flags = s["flags"]
         table.add_row(
             s["run_id"],

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from dfu_tui.config import Config
 from dfu_tui.data.schema import CLASSES
-from dfu_tui.engine.rules import criterion_value
+from dfu_tui.engine.rules import SCALE_NAMES, criterion_value
 from dfu_tui.runs.events import Event
 from dfu_tui.runs.rundir import RunDir
 
@@ -127,8 +127,12 @@ class RunConsole:
 
     def final_table(self, summary: dict[str, Any]) -> None:
         """One row per combination and per branch alone, then each combination's verdict."""
+        cv = self.cfg.cv
+        repeats = f" x {cv.repeats} repeats" if cv.repeats > 1 else ""
+        n_folds = len(summary["combinations"][0]["folds"])
         table = Table(
-            title=f"Run {summary['run_id']}: {self.cfg.cv.folds}-fold patient-level CV",
+            title=f"Run {summary['run_id']}: {cv.folds}-fold patient-level CV{repeats}, "
+            f"mean ± sample sd over {n_folds} folds",
             title_justify="left",
         )
         for col in (
@@ -150,8 +154,8 @@ class RunConsole:
             collapse = sum(f["level"] == "collapse" for f in flags)
             table.add_row(
                 name,
-                f"{mean['kappa']:.3f} ± {std['kappa']:.3f}",
-                f"{mean['quadratic_kappa']:.3f} ± {std['quadratic_kappa']:.3f}",
+                plus_minus(mean["kappa"], std["kappa"]),
+                plus_minus(mean["quadratic_kappa"], std["quadratic_kappa"]),
                 f"{mean['accuracy']:.3f}",
                 f"{mean['macro_f1']:.3f}",
                 "/".join(f"{s:.2f}" for s in shares),
@@ -165,15 +169,25 @@ class RunConsole:
                 row(f"{b['branch']} alone", b["mean"], b["std"], b["folds"])
         self.console.print(table)
         for c in summary["combinations"]:
-            v = c["verdict"]
-            marks = " ".join(
-                f"{tier} {'yes' if v[tier] else 'no'}" for tier in ("minimum", "expected", "ideal")
+            for line in judgement_lines(c):
+                self.print(line)
+        selected = summary.get("selection")
+        if selected:
+            self.print(
+                f"Selected {'+'.join(selected['selected'])} as the best of {selected['from']} "
+                f"combinations ({SCALE_NAMES[selected['metric']]} {selected['mean']:.3f}): "
+                f"{selected['note']}"
             )
-            details = "; ".join(
-                f"{'ok' if cr['ok'] else 'FAIL'} {cr['name']} ({criterion_value(cr)})"
-                for cr in v["criteria"]
-            )
-            self.print(f"Verdict {'+'.join(c['modalities'])}: {marks} ({details})")
+        holdout = summary.get("holdout")
+        if holdout:
+            for r in holdout["combinations"]:
+                scale = SCALE_NAMES[holdout["metric"]]
+                self.print(
+                    f"Temporal hold-out ({holdout['n_val']} samples of the latest-enrolled "
+                    f"patients by {holdout['order']}): {'+'.join(r['modalities'])} {scale} "
+                    f"{r[holdout['metric']]:.3f} vs CV mean {r['cv_mean']:.3f} "
+                    f"(drift {r['drift']:+.3f})"
+                )
         self._features(summary)
         self.print(f"Results: {self.run.results}  Summary: {self.run.summary}")
 
@@ -206,3 +220,43 @@ class RunConsole:
                         f"{'' if k['distinguishable'] else ', not distinguishable from 0'}; "
                         f"{comparison['samples']} validation samples)"
                     )
+
+
+def plus_minus(mean: float | None, sd: float | None) -> str:
+    """`0.231 ± 0.045`; one fold has no sd."""
+    if mean is None:
+        return "-"
+    return f"{mean:.3f}" if sd is None else f"{mean:.3f} ± {sd:.3f}"
+
+
+def judgement_lines(c: dict[str, Any]) -> list[str]:
+    """A combination's verdict with its scale, its paired rows, and its per-repeat means."""
+    v = c["verdict"]
+    scale = SCALE_NAMES[v.get("metric", "kappa")]
+    name = "+".join(c["modalities"])
+    marks = " ".join(
+        f"{tier} {'yes' if v[tier] else 'no'}" for tier in ("minimum", "expected", "ideal")
+    )
+    details = "; ".join(
+        f"{'ok' if cr['ok'] else 'FAIL'} {cr['name']} ({criterion_value(cr)})"
+        for cr in v["criteria"]
+    )
+    lines = [f"Verdict {name} on {scale}: {marks} ({details})"]
+    paired = c.get("paired")
+    if paired:
+        n = paired["n"]
+        alone = ", ".join(
+            f"{b} alone {plus_minus(m['mean'], m['sd'])}" for b, m in paired["branches"].items()
+        )
+        lines.append(
+            f"  same rows ({sum(n)} samples with every modality over {len(n)} folds), {scale}: "
+            f"{name} {plus_minus(paired['fused']['mean'], paired['fused']['sd'])}; {alone}"
+        )
+    repeats = c.get("repeats") or []
+    if len(repeats) > 1:
+        key = v.get("metric", "kappa")
+        lines.append(
+            "  per repeat: "
+            + ", ".join(f"repeat {r['repeat']} {r[key]:.3f} ({r['folds']} folds)" for r in repeats)
+        )
+    return lines

@@ -345,6 +345,8 @@ def _fused_metrics(
     m = _metrics(labels, fold, fused.val, fused.train)
     m["paired"] = _paired_scores(labels, fold, combo, val, fused.val)
     m["fusion"] = {"strategy": cfg.fusion.strategy, "weights": fused.weights}
+    if fused.grid_step is not None:
+        m["fusion"]["grid_step"] = fused.grid_step
     if fused.mean_alpha is not None:
         m["mean_alpha"] = fused.mean_alpha
     m["flags"] = [f.to_dict() for f in _flags(cfg, labels, fold, fused.val, m, fused.mean_alpha)]

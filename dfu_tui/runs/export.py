@@ -14,6 +14,8 @@ METRICS = ("kappa", "quadratic_kappa", "accuracy", "macro_f1", "weighted_f1", "t
 COLUMNS = (
     "row",
     "fold",
+    "repeat",
+    "fold_kind",
     "modalities",
     "epoch",
     *METRICS,
@@ -33,6 +35,9 @@ COLUMNS = (
     "without_group",
     "kappa_without",
     "quadratic_kappa_without",
+    "paired_n",
+    "paired_kappa",
+    "paired_quadratic_kappa",
     "flags",
 )
 
@@ -49,6 +54,8 @@ def export_rows(run: RunDir) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                 {
                     "row": kind,
                     "fold": fold["fold"],
+                    "repeat": fold.get("repeat", 1),
+                    "fold_kind": fold.get("fold_kind", "cv"),
                     "modalities": name,
                     "epoch": "",
                     **{k: m.get(k) for k in METRICS},
@@ -56,6 +63,7 @@ def export_rows(run: RunDir) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                     **{f"predicted_{c}": m["predicted_share"][c] for c in "IPR"},
                     "loss": "",
                     "val_kappa": "",
+                    **_paired_cells(m),
                     "flags": "; ".join(
                         f"{f['level']} {f['rule']}: {f['detail']}" for f in m["flags"]
                     ),
@@ -80,6 +88,18 @@ def export_rows(run: RunDir) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             }
         )
     return state.to_dict(), rows
+
+
+def _paired_cells(m: dict[str, Any]) -> dict[str, Any]:
+    """A combination's scores on the rows that have every one of its modalities."""
+    paired = m.get("paired")
+    if not paired:
+        return {}
+    return {
+        "paired_n": paired["n"],
+        "paired_kappa": paired["fused"]["kappa"],
+        "paired_quadratic_kappa": paired["fused"]["quadratic_kappa"],
+    }
 
 
 def _feature_rows(fold: dict[str, Any]) -> list[dict[str, Any]]:

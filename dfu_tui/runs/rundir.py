@@ -142,16 +142,20 @@ def write_summary(run: RunDir, summary: dict[str, Any]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(RESULTS_COLUMNS)
+
+    def cell(v: float | None) -> str:
+        return "" if v is None else f"{v:.4f}"
+
     for combo in summary["combinations"]:
         m, s = combo["mean"], combo["std"]
         writer.writerow(
             [
                 "+".join(combo["modalities"]),
-                *(f"{v:.4f}" for v in (m["accuracy"], s["accuracy"], m["macro_f1"], s["macro_f1"])),
-                *(f"{v:.4f}" for v in (m["weighted_f1"], s["weighted_f1"])),
-                *(f"{m[f'f1_{c}']:.4f}" for c in "IPR"),
-                *(f"{v:.4f}" for v in (m["kappa"], s["kappa"])),
-                *(f"{v:.4f}" for v in (m["quadratic_kappa"], s["quadratic_kappa"])),
+                *(cell(v) for v in (m["accuracy"], s["accuracy"], m["macro_f1"], s["macro_f1"])),
+                *(cell(v) for v in (m["weighted_f1"], s["weighted_f1"])),
+                *(cell(m[f"f1_{c}"]) for c in "IPR"),
+                *(cell(v) for v in (m["kappa"], s["kappa"])),
+                *(cell(v) for v in (m["quadratic_kappa"], s["quadratic_kappa"])),
             ]
         )
     atomic_write_text(run.results, buf.getvalue())

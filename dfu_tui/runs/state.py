@@ -141,6 +141,15 @@ class RunState:
         values = self.mean_kappa().values()
         return max(values) if values else None
 
+    def best_kappa_text(self) -> str:
+        """The best mean unweighted kappa, labelled `best of N` when it was picked from N
+        combinations (the maximum of N noisy means is optimistic)."""
+        best = self.best_kappa()
+        if best is None or math.isnan(best):
+            return "-"
+        n = len(self.combinations)
+        return f"{best:.3f}" + (f" (best of {n})" if n > 1 else "")
+
     def flag_counts(self) -> dict[str, int]:
         """Fold-level flags by level (epoch flags are diagnostics of inner splits)."""
         counts = {"collapse": 0, "warning": 0}
@@ -165,6 +174,10 @@ class RunState:
             "eta_s": None if eta is None else round(eta, 1),
             "mean_kappa": {k: round(v, 4) for k, v in self.mean_kappa().items()},
             "best_mean_kappa": None if best is None or math.isnan(best) else round(best, 4),
+            "best_selected_from": len(self.combinations),
+            "folds_per_repeat": self.folds_per_repeat,
+            "repeats": self.repeats,
+            "cv_strategy": self.strategy,
             "flags": self.flag_counts(),
             "combinations": self.combinations,
             "running": sorted(self.running),

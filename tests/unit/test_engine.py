@@ -291,3 +291,24 @@ class TestCurve:
         assert len(grid) == 101 and grid[0] == 0.0 and grid[-1] == 1.0
         assert curve[-1] == pytest.approx(cohen_kappa(y, meta.argmax(axis=1)))
         assert curve[0] == pytest.approx(cohen_kappa(y, img.argmax(axis=1)))
+
+
+def test_tuned_grid_is_coarse_on_small_inner_data() -> None:
+    from dfu_tui.engine.fusion import FINE_GRID_SAMPLES, tuning_step
+
+    assert tuning_step(FINE_GRID_SAMPLES - 1) == 0.25
+    assert tuning_step(FINE_GRID_SAMPLES) == 0.1
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 80)
+    oof = {"metadata": rng.dirichlet(np.ones(3), 80), "thermal_map": rng.dirichlet(np.ones(3), 80)}
+    result = fuse(
+        "tuned",
+        ("metadata", "thermal_map"),
+        {"metadata": 0.7, "thermal_map": 0.3},
+        oof,
+        oof,
+        y,
+        oof,
+    )
+    assert result.grid_step == 0.25
+    assert all(round(w / 0.25, 6).is_integer() for w in result.weights.values())

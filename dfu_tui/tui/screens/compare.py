@@ -3,7 +3,7 @@ from the stored branch probabilities (no retraining)."""
 
 from __future__ import annotations
 
-import statistics
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from dfu_tui.engine.curve import weight_curve
+from dfu_tui.engine.rules import SCALE_NAMES
 from dfu_tui.runs.rundir import load_predictions
 from dfu_tui.runs.state import RunState
 
@@ -23,37 +24,69 @@ CHART_HEIGHT = 8
 TICKS = " ▁▂▃▄▅▆▇█"
 
 
-def ranked(state: RunState) -> list[dict[str, Any]]:
-    """Combinations with mean / sd over finished folds, best mean kappa first."""
-    rows: dict[str, dict[str, Any]] = {}
-    for fold in state.fold_results:
-        for c in fold["combinations"]:
-            row = rows.setdefault(
-                "+".join(c["modalities"]), {"modalities": c["modalities"], "folds": []}
-            )
-            row["folds"].append(c)
+def ranked(state: RunState, cfg: Any = None) -> list[dict[str, Any]]:
+    """Combinations over the finished cross-validation folds: mean and sample sd of both
+    kappas on all samples, and the paired difference against metadata alone (on the rows
+    with every modality of the combination, on the criteria's scale).
+
+    Ranked by that paired difference when the run has the metadata branch, else by mean
+    kappa; the top row of a search is labelled as selected from N.
+    """
+    from dfu_tui.engine.paired import judge_combination, mean_sd, test_train_ratio
+
+    folds = [f for f in state.fold_results if f.get("fold_kind", "cv") == "cv"]
+    if not folds:
+        return []
+    ratio = test_train_ratio(folds)
     out = []
-    for name, row in rows.items():
-
-        def stat(key: str, folds: list[dict[str, Any]] = row["folds"]) -> tuple[float, float]:
-            vals = [f[key] for f in folds if f.get(key) is not None]
-            if not vals:
-                return float("nan"), float("nan")
-            return statistics.fmean(vals), statistics.pstdev(vals) if len(vals) > 1 else 0.0
-
-        flags = sum(len(f["flags"]) for f in row["folds"])
+    for i, first in enumerate(folds[0]["combinations"]):
+        per = [
+            {"fold": f["fold"], "repeat": f.get("repeat", 1), **f["combinations"][i]} for f in folds
+        ]
+        judged = judge_combination(cfg, first["modalities"], per, ratio) if cfg else None
+        versus = ((judged or {}).get("paired") or {}).get("versus", {}).get("metadata")
         out.append(
             {
-                "name": name,
-                "modalities": row["modalities"],
-                "kappa": stat("kappa"),
-                "quadratic_kappa": stat("quadratic_kappa"),
-                "accuracy": stat("accuracy")[0],
-                "macro_f1": stat("macro_f1")[0],
-                "flags": flags,
+                "name": "+".join(first["modalities"]),
+                "modalities": first["modalities"],
+                "kappa": mean_sd([f["kappa"] for f in per]),
+                "quadratic_kappa": mean_sd([f["quadratic_kappa"] for f in per]),
+                "accuracy": mean_sd([f["accuracy"] for f in per])[0],
+                "macro_f1": mean_sd([f["macro_f1"] for f in per])[0],
+                "flags": sum(len(f["flags"]) for f in per),
+                "folds": len(per),
+                "versus_metadata": versus,
             }
         )
-    return sorted(out, key=lambda r: -r["kappa"][0])
+
+    def key(r: dict[str, Any]) -> float:
+        v = r["versus_metadata"]
+        if r["modalities"] == ["metadata"]:
+            return 0.0
+        if v is not None and v["mean_difference"] is not None:
+            return float(v["mean_difference"])
+        return -1.0 if any(x["versus_metadata"] for x in out) else r["kappa"][0]
+
+    return sorted(out, key=lambda r: -key(r))
+
+
+def versus_text(v: dict[str, Any] | None, modalities: list[str]) -> str:
+    """`+0.036 (CI -0.076 to +0.148) not distinguishable`, or `reference` for metadata."""
+    if modalities == ["metadata"]:
+        return "reference"
+    if v is None:
+        return "-"
+    low, high = v["ci95"]
+    if low is None or high is None or math.isnan(low):
+        return f"{v['mean_difference']:+.3f} (one fold: no interval)"
+    return f"{v['mean_difference']:+.3f} (CI {low:+.3f} to {high:+.3f}) {v['outcome']}"
+
+
+def plus_minus(pair: tuple[float, float]) -> str:
+    mean, sd = pair
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.3f}" if math.isnan(sd) else f"{mean:.3f} ± {sd:.3f}"
 
 
 def fusion_curve(
@@ -61,7 +94,8 @@ def fusion_curve(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean validation kappa over the finished folds for metadata weights 0..1 (101 points)."""
     folds = []
-    for fold in sorted(f["fold"] for f in state.fold_results):
+    cv = [f["fold"] for f in state.fold_results if f.get("fold_kind", "cv") == "cv"]
+    for fold in sorted(cv):
         preds = {
             b: load_predictions(run_dir / "predictions" / f"fold{fold}_{b}.npz") for b in combo
         }
@@ -108,7 +142,7 @@ class CompareScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll():
-            yield Static("[b]Combinations[/b], ranked by mean kappa over validation folds")
+            yield Static(id="ranking-title")
             yield DataTable(id="ranking", cursor_type="row")
             yield Static(id="curve-title")
             yield Static(id="curve-chart")
@@ -117,22 +151,36 @@ class CompareScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = f"{self.run_id} compare"
         state = self.app.catalog.state(self.run_id)  # type: ignore[attr-defined]
+        cfg = self.app.config_for(self.run_id)  # type: ignore[attr-defined]
+        rows = ranked(state, cfg)
+        scale = SCALE_NAMES[cfg.criteria.metric] if cfg is not None else "kappa"
+        folds = rows[0]["folds"] if rows else 0
+        self.query_one("#ranking-title", Static).update(
+            f"[b]Combinations[/b] over {folds} validation folds: mean ± sample sd on all samples; "
+            f"ranked by the paired difference from metadata alone ({scale}, same rows, "
+            f"{cfg.criteria.confidence if cfg else 0.95:.0%} corrected CI)."
+            + (
+                f"\nThe top row is selected from {len(rows)}: its mean is optimistic."
+                if len(rows) > 1
+                else ""
+            )
+        )
         table = self.query_one("#ranking", DataTable)
         table.add_columns(
             "combination",
-            "kappa (unweighted) mean ± sd",
+            "kappa (unweighted)",
             "quadratic kappa",
-            "accuracy",
+            f"vs metadata alone ({scale}, paired)",
             "macro F1",
             "flags",
         )
-        for row in ranked(state):
-            k, q = row["kappa"], row["quadratic_kappa"]
+        for i, row in enumerate(rows):
+            name = row["name"] + (f" (selected of {len(rows)})" if i == 0 and len(rows) > 1 else "")
             table.add_row(
-                row["name"],
-                f"{k[0]:.3f} ± {k[1]:.3f}",
-                f"{q[0]:.3f} ± {q[1]:.3f}",
-                f"{row['accuracy']:.3f}",
+                name,
+                plus_minus(row["kappa"]),
+                plus_minus(row["quadratic_kappa"]),
+                versus_text(row["versus_metadata"], row["modalities"]),
                 f"{row['macro_f1']:.3f}",
                 str(row["flags"]),
                 key=row["name"],
@@ -142,11 +190,7 @@ class CompareScreen(Screen[None]):
             return
         table.focus()
         default = next(
-            (
-                r["name"]
-                for r in ranked(state)
-                if "metadata" in r["modalities"] and len(r["modalities"]) > 1
-            ),
+            (r["name"] for r in rows if "metadata" in r["modalities"] and len(r["modalities"]) > 1),
             None,
         )
         if default:

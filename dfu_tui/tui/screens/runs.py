@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from dfu_tui.runs.state import RunState
-from dfu_tui.tui.format import duration, num
+from dfu_tui.tui.format import duration
 
 COLUMNS = (
     "run",
@@ -43,7 +43,7 @@ def run_row(state: RunState, now: float) -> tuple[str, ...]:
         f"{len(state.done)}/{len(state.tasks)}",
         duration(state.elapsed(now)),
         duration(state.eta()),
-        num(state.best_kappa()),
+        state.best_kappa_text(),
         flag_cell,
     )
 
