@@ -59,13 +59,17 @@ def ranked(state: RunState, cfg: Any = None) -> list[dict[str, Any]]:
             }
         )
 
+    paired = any(r["versus_metadata"] for r in out)
+
     def key(r: dict[str, Any]) -> float:
         v = r["versus_metadata"]
+        if not paired:  # a run from before paired scores
+            return float(r["kappa"][0])
         if r["modalities"] == ["metadata"]:
             return 0.0
         if v is not None and v["mean_difference"] is not None:
             return float(v["mean_difference"])
-        return -1.0 if any(x["versus_metadata"] for x in out) else r["kappa"][0]
+        return -1.0
 
     return sorted(out, key=lambda r: -key(r))
 
@@ -155,10 +159,16 @@ class CompareScreen(Screen[None]):
         rows = ranked(state, cfg)
         scale = SCALE_NAMES[cfg.criteria.metric] if cfg is not None else "kappa"
         folds = rows[0]["folds"] if rows else 0
-        self.query_one("#ranking-title", Static).update(
-            f"[b]Combinations[/b] over {folds} validation folds: mean ± sample sd on all samples; "
+        paired = any(r["versus_metadata"] for r in rows)
+        order = (
             f"ranked by the paired difference from metadata alone ({scale}, same rows, "
-            f"{cfg.criteria.confidence if cfg else 0.95:.0%} corrected CI)."
+            f"{cfg.criteria.confidence if cfg else 0.95:.0%} corrected CI)"
+            if paired
+            else "ranked by mean unweighted kappa (this run has no paired scores)"
+        )
+        self.query_one("#ranking-title", Static).update(
+            f"[b]Combinations[/b] over {folds} validation folds: mean ± sample sd on all "
+            f"samples; {order}."
             + (
                 f"\nThe top row is selected from {len(rows)}: its mean is optimistic."
                 if len(rows) > 1
@@ -175,7 +185,9 @@ class CompareScreen(Screen[None]):
             "flags",
         )
         for i, row in enumerate(rows):
-            name = row["name"] + (f" (selected of {len(rows)})" if i == 0 and len(rows) > 1 else "")
+            name = row["name"] + (
+                f" (selected from {len(rows)})" if i == 0 and len(rows) > 1 else ""
+            )
             table.add_row(
                 name,
                 plus_minus(row["kappa"]),
@@ -218,10 +230,11 @@ class CompareScreen(Screen[None]):
             chart_box.update("")
             return
         configured = weights.get("metadata", 0.7)
+        n_cv = sum(1 for f in state.fold_results if f.get("fold_kind", "cv") == "cv")
         best = int(np.nanargmax(values))
         at = values[int(round(configured * (len(grid) - 1)))]
         title.update(
-            f"[b]Fusion-weight curve[/b] of {name}: mean kappa over {state.folds_done} validation "
+            f"[b]Fusion-weight curve[/b] of {name}: mean kappa over {n_cv} validation "
             f"folds as the metadata weight goes 0 → 1 (images keep their ratio).\n"
             f"Measured on the validation folds: it describes the run, it must not select weights. "
             f"Configured {configured:.2f}: kappa {at:.3f}; "

@@ -1,0 +1,184 @@
+"""Repeated CV, the temporal hold-out and paired verdicts, with real runs of the metadata
+branch (a fold trains in about a second): the summary, resume mid-repeat, and the monitor at
+80x24 with 3 x 5 folds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from dfu_tui.runs.state import load_state
+from tests.helpers import run_dfu, wait_for
+
+SETS = [
+    "demo.patients=40",
+    "modalities.use=['metadata']",
+    "metadata_model.n_estimators=40",
+    "radar.enabled=false",
+]
+
+
+def sets(*extra: str) -> list[str]:
+    return [a for s in (*SETS, *extra) for a in ("--set", s)]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    cache = tmp_path_factory.mktemp("cache")
+    return {**os.environ, "DFU_TUI_CACHE_DIR": str(cache), "DFU_TUI_HEARTBEAT": "1"}
+
+
+@pytest.fixture(scope="module")
+def repeated(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Path:
+    """3 repeats of 5 folds and a temporal hold-out, run to completion in the foreground."""
+    runs = tmp_path_factory.mktemp("runs")
+    extra = ("cv.folds=5", "cv.repeats=3", "cv.strategy='temporal'")
+    proc = run_dfu(env, "run", "configs/default.toml", "--runs-dir", str(runs), *sets(*extra))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = runs.iterdir()
+    return run
+
+
+def events(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines() if line]
+
+
+def test_every_repeat_fold_and_the_holdout_is_a_task(repeated: Path) -> None:
+    started = next(e for e in events(repeated) if e["kind"] == "run_started")
+    assert started["folds"] == 16 and started["repeats"] == 3 and started["folds_per_repeat"] == 5
+    assert started["tasks"] == [f"fold{k}-metadata" for k in range(1, 17)]
+    folds = [e for e in events(repeated) if e["kind"] == "fold_finished"]
+    assert sorted(f["repeat"] for f in folds) == [0] + [1] * 5 + [2] * 5 + [3] * 5
+    holdout = next(f for f in folds if f["fold_kind"] == "holdout")
+    assert holdout["fold"] == 16
+
+
+def test_summary_names_its_scale_repeats_and_holdout(repeated: Path) -> None:
+    summary = json.loads((repeated / "summary.json").read_text())
+    assert summary["metric"] == "quadratic_kappa"
+    (combo,) = summary["combinations"]
+    assert combo["n_folds"] == 15 and len(combo["folds"]) == 15  # the hold-out is apart
+    assert [r["repeat"] for r in combo["repeats"]] == [1, 2, 3]
+    assert all(r["folds"] == 5 for r in combo["repeats"])
+    assert combo["verdict"]["metric"] == "quadratic_kappa"
+    assert combo["verdict"]["criteria"][0]["name"].startswith("quadratic kappa > ")
+    # the ± is a sample sd (n - 1) over the 15 folds
+    values = [f["quadratic_kappa"] for f in combo["folds"]]
+    mean = sum(values) / 15
+    sd = (sum((v - mean) ** 2 for v in values) / 14) ** 0.5
+    assert combo["std"]["quadratic_kappa"] == pytest.approx(sd)
+    holdout = summary["holdout"]
+    assert holdout["order"] == "Patient#" and holdout["n_val"] > 0
+    row = holdout["combinations"][0]
+    assert row["drift"] == pytest.approx(row["quadratic_kappa"] - row["cv_mean"])
+
+
+def test_holdout_patients_are_the_latest_and_never_in_cv(repeated: Path) -> None:
+    from dfu_tui.config import load_config
+    from dfu_tui.data.dataset import load_dataset
+    from dfu_tui.engine.experiment import run_folds
+
+    cfg = load_config(repeated / "config.toml")
+    table = load_dataset(cfg, modalities=[]).table
+    folds = run_folds(cfg, table)
+    held = set(table.patients[folds[-1].val])
+    assert min(held) > max(set(table.patients) - held)
+    for f in folds[:-1]:
+        assert not held & set(table.patients[f.val]) and not held & set(table.patients[f.train])
+        assert not set(table.patients[f.train]) & set(table.patients[f.val])
+
+
+def test_same_seed_and_repeat_give_the_same_folds(repeated: Path) -> None:
+    from dfu_tui.config import load_config
+    from dfu_tui.data.dataset import load_dataset
+    from dfu_tui.engine.experiment import run_folds
+    from dfu_tui.engine.folds import make_folds
+
+    cfg = load_config(repeated / "config.toml")
+    table = load_dataset(cfg, modalities=[]).table
+    a, b = run_folds(cfg, table), run_folds(cfg, table)
+    assert all((x.val == y.val).all() and x.repeat == y.repeat for x, y in zip(a, b, strict=True))
+    # repeats differ from each other
+    assert any(
+        (a[k].val != a[k + 5].val).any() for k in range(5) if len(a[k].val) == len(a[k + 5].val)
+    ) or any(len(a[k].val) != len(a[k + 5].val) for k in range(5))
+    # without a hold-out, repeat 1 is the plain seeded K-fold split of every sample
+    whole = make_folds(table.labels, table.patients, 5, cfg.cv.seed)
+    import dataclasses
+
+    plain = run_folds(
+        dataclasses.replace(cfg, cv=dataclasses.replace(cfg.cv, strategy="grouped")), table
+    )
+    assert len(plain) == 15
+    assert all((x.val == y.val).all() for x, y in zip(whole, plain[:5], strict=True))
+
+
+def test_resume_mid_repeat_gives_the_same_folds(
+    tmp_path: Path, env: dict[str, str], repeated: Path
+) -> None:
+    extra = ("cv.folds=5", "cv.repeats=3", "cv.strategy='temporal'")
+    runs = tmp_path / "runs"
+    proc = run_dfu(
+        env,
+        "run",
+        "configs/default.toml",
+        "--runs-dir",
+        str(runs),
+        "--detach",
+        "--jobs",
+        "1",
+        *sets(*extra),
+    )
+    assert proc.returncode == 0, proc.stderr
+    run = runs / proc.stdout.strip()
+    wait_for(lambda: any(e["kind"] == "fold_finished" and e["fold"] >= 7 for e in events(run)))
+    os.kill(int((run / "lock").read_text()), signal.SIGKILL)
+    done = {e["task"] for e in events(run) if e["kind"] == "branch_finished"}
+    assert len(done) < 16
+    wait_for(lambda: load_state(run).effective_status() == "stale", timeout=15)
+    resumed = run_dfu(env, "resume", str(run))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    after = events(run)
+    again = [e["task"] for e in after if e["kind"] == "task_started"]
+    assert not {t for t in again[len(done) + 1 :]} & done
+    mine = json.loads((run / "summary.json").read_text())["combinations"][0]["folds"]
+    reference = json.loads((repeated / "summary.json").read_text())["combinations"][0]["folds"]
+    assert [f["quadratic_kappa"] for f in mine] == [f["quadratic_kappa"] for f in reference]
+
+
+async def test_monitor_at_80x24_with_3_x_5_folds(repeated: Path) -> None:
+    from textual.widgets import DataTable, Static
+
+    from dfu_tui.tui.app import DfuApp
+    from dfu_tui.tui.screens.monitor import MonitorScreen
+
+    root = Path(__file__).resolve().parents[2]
+    app = DfuApp(repeated.parent, root / "configs" / "default.toml")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.push_screen(MonitorScreen(repeated.name))
+        await pilot.pause()
+        screen = app.screen
+        table = screen.query_one("#folds", DataTable)
+        labels = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert labels[:6] == [
+            "r1 fold 1",
+            "r1 fold 2",
+            "r1 fold 3",
+            "r1 fold 4",
+            "r1 fold 5",
+            "r2 fold 1",
+        ]
+        assert "r3 fold 5" in labels and "hold-out" in labels
+        assert "mean ± sd (15)" in labels
+        assert [lb for lb in labels if lb.startswith("repeat")] == [
+            "repeat 1 mean",
+            "repeat 2 mean",
+            "repeat 3 mean",
+        ]
+        verdict = str(screen.query_one("#verdict", Static).render())
+        assert "final on quadratic kappa" in verdict
