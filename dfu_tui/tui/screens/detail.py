@@ -55,9 +55,18 @@ class FoldDetailScreen(Screen[None]):
         sizes = [len(c["modalities"]) for c in fold["combinations"]]
         fused: dict[str, Any] = fold["combinations"][sizes.index(max(sizes))]
         name = "+".join(fused["modalities"])
-        self.sub_title = f"{self.run_id} fold {self.fold}"
+        label = state.fold_name(self.fold)
+        self.sub_title = f"{self.run_id} {label}"
+        paired = fused.get("paired")
+        same_rows = (
+            f"; on the {paired['n']} with every modality: unweighted kappa "
+            f"{num(paired['fused']['kappa'])}, quadratic {num(paired['fused']['quadratic_kappa'])}"
+            if paired
+            else ""
+        )
         self.query_one("#detail-title", Static).update(
-            f"[b]Fold {self.fold}[/b] of {self.run_id}: {name}, {fused['n']} validation samples"
+            f"[b]{label.capitalize()}[/b] of {self.run_id}: {name}, {fused['n']} validation "
+            f"samples{same_rows}"
         )
         confusion = self.query_one("#confusion", DataTable)
         confusion.add_columns("true \\ predicted", *CLASSES)

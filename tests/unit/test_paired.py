@@ -1,0 +1,187 @@
+"""Paired comparisons, scores on the same rows, repeated folds and the temporal hold-out."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dfu_tui.config import load_config
+from dfu_tui.engine.folds import HOLDOUT, fold_label, make_cv, temporal_holdout
+from dfu_tui.engine.paired import judge_combination, mean_sd, paired_difference
+from dfu_tui.errors import InputError
+
+
+def test_corrected_interval_is_wider_by_the_nadeau_bengio_factor() -> None:
+    from scipy.stats import t
+
+    a = [0.30, 0.28, 0.35, 0.29, 0.27, 0.33]
+    b = [0.25, 0.27, 0.29, 0.30, 0.22, 0.28]
+    plain = paired_difference(a, b)
+    corrected = paired_difference(a, b, test_train_ratio=0.25)
+    diffs = np.subtract(a, b)
+    sd = diffs.std(ddof=1)
+    half = t.ppf(0.975, 5) * sd * math.sqrt(1 / 6 + 0.25)
+    assert corrected["ci95"] == pytest.approx([diffs.mean() - half, diffs.mean() + half])
+    assert corrected["correction"] == "nadeau-bengio" and plain["correction"] == "none"
+    width = corrected["ci95"][1] - corrected["ci95"][0]
+    assert width > plain["ci95"][1] - plain["ci95"][0]
+    assert plain["distinguishable"] and not corrected["distinguishable"]
+
+
+def test_sample_sd_and_no_sd_for_one_value() -> None:
+    assert mean_sd([0.2, 0.4]) == pytest.approx((0.3, math.sqrt(0.02)))
+    mean, sd = mean_sd([0.264])
+    assert mean == 0.264 and math.isnan(sd)
+
+
+def per_fold(fused: list[float], meta: list[float], image: list[float]) -> list[dict]:
+    out = []
+    for k, (f, m, i) in enumerate(zip(fused, meta, image, strict=True), 1):
+        scores = {"kappa": f - 0.1, "quadratic_kappa": f}
+        out.append(
+            {
+                "fold": k,
+                "repeat": 1 + (k - 1) // 3,
+                "n_train": 120,
+                "n_val": 40,
+                "kappa": f - 0.1,
+                "quadratic_kappa": f + 0.05,  # all samples: not what the verdict uses
+                "accuracy": 0.5,
+                "macro_f1": 0.4,
+                "weighted_f1": 0.4,
+                "train_kappa": 0.3,
+                "train_quadratic_kappa": f + 0.1,
+                "f1": {"I": 0.4, "P": 0.5, "R": 0.3},
+                "flags": [],
+                "paired": {
+                    "n": 30,
+                    "fused": scores,
+                    "branches": {
+                        "metadata": {"kappa": m - 0.1, "quadratic_kappa": m},
+                        "thermal_map": {"kappa": i - 0.1, "quadratic_kappa": i},
+                    },
+                },
+            }
+        )
+    return out
+
+
+def test_judgement_uses_paired_rows_and_its_intervals() -> None:
+    cfg = load_config(None)
+    fused = [0.30, 0.27, 0.33, 0.29, 0.31, 0.28]
+    per = per_fold(fused, [0.29, 0.28, 0.31, 0.30, 0.30, 0.27], [0.1, 0.12, 0.09, 0.11, 0.1, 0.13])
+    judged = judge_combination(cfg, ["metadata", "thermal_map"], per, 40 / 120)
+    verdict = judged["verdict"]
+    criteria = {c["name"]: c for c in verdict["criteria"]}
+    assert verdict["metric"] == "quadratic_kappa"
+    assert criteria["quadratic kappa > 0.20"]["value"] == pytest.approx(np.mean(fused), abs=1e-4)
+    assert criteria["beats image-only"]["ok"] and criteria["beats image-only"]["outcome"] == "beats"
+    meta = criteria["beats metadata-only"]
+    assert not meta["ok"] and meta["outcome"] == "not distinguishable" and meta["folds"] == 6
+    assert [r["repeat"] for r in judged["repeats"]] == [1, 2]
+    assert judged["paired"]["n"] == [30] * 6
+
+
+def test_paired_scores_use_only_rows_with_every_modality() -> None:
+    from dfu_tui.engine.experiment import _paired_scores
+    from dfu_tui.engine.folds import Fold
+
+    labels = np.array([0, 1, 2, 1, 0, 2, 1, 1])
+    fold = Fold(1, np.array([], dtype=int), np.arange(8))
+    meta = np.eye(3)[labels] * 0.8 + 0.2 / 3
+    image = np.eye(3)[(labels + 1) % 3]
+    image[[1, 4, 6]] = np.nan  # three samples without an image
+    fused = 0.7 * meta + 0.3 * np.nan_to_num(image)
+    fused[[1, 4, 6]] = meta[[1, 4, 6]]
+    out = _paired_scores(
+        labels, fold, ("metadata", "thermal_map"), {"metadata": meta, "thermal_map": image}, fused
+    )
+    assert out["n"] == 5
+    assert out["branches"]["metadata"]["kappa"] == 1.0
+    assert out["branches"]["thermal_map"]["kappa"] < 0
+    # an image-only combination is compared with metadata alone on its own rows
+    alone = _paired_scores(
+        labels, fold, ("thermal_map",), {"metadata": meta, "thermal_map": image}, image
+    )
+    assert alone["n"] == 5 and set(alone["branches"]) == {"thermal_map", "metadata"}
+
+
+def test_make_cv_repeats_and_holdout() -> None:
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(1, 41), 3)
+    labels = np.array([rng.integers(0, 3) for _ in groups])
+    labels[:9] = [0, 1, 2] * 3
+    held = temporal_holdout(groups.astype(float), groups, 0.2)
+    assert set(groups[held]) == set(range(33, 41))
+    folds = make_cv(labels, groups, 3, 7, repeats=2, holdout=held)
+    assert [f.number for f in folds] == list(range(1, 8))
+    assert [f.repeat for f in folds] == [1, 1, 1, 2, 2, 2, 0] and folds[-1].kind == HOLDOUT
+    for r in (1, 2):
+        vals = np.concatenate([f.val for f in folds if f.repeat == r])
+        assert sorted(vals) == sorted(np.flatnonzero(~held))  # each repeat is a partition
+    assert sorted(folds[-1].train) == sorted(np.flatnonzero(~held))
+    again = make_cv(labels, groups, 3, 7, repeats=2, holdout=held)
+    assert all((a.val == b.val).all() for a, b in zip(folds, again, strict=True))
+    assert any(
+        set(a.val) != set(b.val) for a, b in zip(folds[:3], folds[3:6], strict=True)
+    )  # the second repeat is a different split
+
+
+def test_holdout_by_an_order_column_uses_each_patients_first_value() -> None:
+    groups = np.array([1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+    order = np.array([50, 10, 20, 21, 5, 90, 30, 31, 1, 2], dtype=float)
+    held = temporal_holdout(order, groups, 0.2)
+    assert set(groups[held]) == {4}  # first dates: 10, 20, 5, 30, 1
+
+
+def test_fold_labels() -> None:
+    assert fold_label(3, "cv", 3, 1) == "fold 3"
+    assert fold_label(7, "cv", 5, 3) == "r2 fold 2"
+    assert fold_label(16, HOLDOUT, 5, 3) == "hold-out"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("cv.repeats=0", "cv.repeats: must be >= 1"),
+        ("cv.strategy='random'", "cv.strategy: 'random' is not one of grouped, temporal"),
+        ("cv.holdout_fraction=0.7", "cv.holdout_fraction: must be in (0, 0.5)"),
+        ("criteria.metric='auc'", "criteria.metric: 'auc' is not one of quadratic_kappa, kappa"),
+        ("criteria.confidence=1.5", "criteria.confidence: must be in [0.5, 1)"),
+    ],
+)
+def test_bad_cv_and_criteria_keys(override: str, message: str) -> None:
+    with pytest.raises(InputError) as err:
+        load_config("configs/default.toml", [override])
+    assert any(message in line for line in err.value.problems)
+
+
+def test_unknown_order_column_is_one_line(tiny_demo_master) -> None:
+    from dfu_tui.data.dataset import load_dataset
+    from dfu_tui.engine.experiment import run_folds
+
+    cfg = load_config(
+        "configs/default.toml",
+        [
+            f"data.root='{tiny_demo_master}'",
+            "cv.strategy='temporal'",
+            "cv.order_column='Visit'",
+            "cv.folds=2",
+        ],
+    )
+    table = load_dataset(cfg, modalities=[]).table
+    with pytest.raises(InputError, match="cv.order_column: no column 'Visit'"):
+        run_folds(cfg, table)
+    by_days = load_config(
+        "configs/default.toml",
+        [
+            f"data.root='{tiny_demo_master}'",
+            "cv.strategy='temporal'",
+            "cv.order_column='Appt Days'",
+            "cv.folds=2",
+        ],
+    )
+    folds = run_folds(by_days, table)
+    assert folds[-1].kind == HOLDOUT and len(folds) == 3
