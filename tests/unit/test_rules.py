@@ -180,3 +180,38 @@ class TestEpochFlagger:
         flagger = EpochFlagger(CFG)
         raised = [f for _ in range(6) for f in flagger.step(y, pred, 0.27, 0.4)]
         assert all(f.level != COLLAPSE for f in raised)
+
+
+def test_monitor_shows_flags_in_force_and_rules_still_waiting() -> None:
+    """The epoch view lists a raised flag while its rule holds, and rules holding but not yet
+    raised apart (the raw shares are shown every epoch either way)."""
+    from dfu_tui.runs.state import RunState
+    from dfu_tui.tui.screens.monitor import epoch_flags
+
+    state = RunState("r")
+    flagger = EpochFlagger(CFG)
+    y = TestEpochFlagger.y
+    collapsed = TestEpochFlagger().collapsed()
+    epochs = []
+    for n, pred in enumerate([collapsed] * 4 + [y], 1):
+        raised = flagger.step(y, pred, 0.0 if pred is collapsed else 0.9, 0.9)
+        e = {
+            "kind": "epoch",
+            "task": "fold1-thermal_map",
+            "epoch": n,
+            "rules_holding": [f.rule for f in flagger.raw[-1]],
+            "flags": [f.to_dict() for f in raised],
+        }
+        state.apply(e)
+        for f in raised:
+            state.apply(
+                {"kind": "flag", "scope": "epoch", "task": e["task"], "epoch": n, **f.to_dict()}
+            )
+        epochs.append(e)
+    first, _ = epoch_flags(state, epochs[0])
+    assert first == [] and set(epoch_flags(state, epochs[0])[1]) == set(epochs[0]["rules_holding"])
+    third, waiting = epoch_flags(state, epochs[2])
+    assert {f["rule"] for f in third} == set(epochs[2]["rules_holding"]) and waiting == []
+    fourth, _ = epoch_flags(state, epochs[3])
+    assert fourth  # still in force, though raised one epoch earlier
+    assert epoch_flags(state, epochs[4]) == ([], [])  # healthy again: nothing in force

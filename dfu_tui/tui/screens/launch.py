@@ -34,6 +34,7 @@ def form_overrides(values: dict[str, object]) -> list[str]:
         f"fusion.strategy='{values['strategy']}'",
         "fusion.weights={" + weights + "}",
         f"cv.folds={values['folds']}",
+        f"cv.repeats={values.get('repeats') or 1}",
         f"cv.seed={values['seed']}",
         f"image_model.epochs={values['epochs']}",
         f"data.image_size={values['size']}",
@@ -115,6 +116,7 @@ class LaunchScreen(Screen[None]):
             with Horizontal(classes="row numbers"):
                 for key, label in (
                     ("folds", "Folds"),
+                    ("repeats", "Repeats"),
                     ("epochs", "Epochs"),
                     ("size", "Image px"),
                     ("seed", "Seed"),
@@ -156,6 +158,7 @@ class LaunchScreen(Screen[None]):
         self.query_one("#compare", Select).value = compare
         numbers = {
             "folds": cfg.cv.folds,
+            "repeats": cfg.cv.repeats,
             "epochs": cfg.image_model.epochs,
             "size": cfg.data.image_size,
             "seed": cfg.cv.seed,
@@ -178,7 +181,7 @@ class LaunchScreen(Screen[None]):
         out["exclude-other"] = self.exclude_other
         out["history"] = self.query_one("#history", Checkbox).value
         out["compare"] = self.query_one("#compare", Select).value
-        for key in ("folds", "epochs", "size", "seed", "jobs"):
+        for key in ("folds", "repeats", "epochs", "size", "seed", "jobs"):
             out[key] = self.query_one(f"#{key}", Input).value.strip() or "0"
         return out
 
@@ -213,6 +216,8 @@ class LaunchScreen(Screen[None]):
         n = len(chosen)
         combos = (2**n - 1) if values["search"] else (1 if n else 0)
         folds = int(str(values["folds"])) if str(values["folds"]).isdigit() else 0
+        repeats = str(values.get("repeats", "1"))
+        folds *= int(repeats) if repeats.isdigit() else 1
         extra = 1 if values.get("compare") and values.get("use-metadata") else 0
         tasks = (n + extra) * folds
         self.query_one("#search-label", Static).update(

@@ -253,6 +253,7 @@ class MonitorScreen(Screen[None]):
         body = self.query_one("#distribution", Static)
         flags_box = self.query_one("#flags", Static)
         fold = self._shown_fold(state) if self.selected_epoch is None else None
+        extra = ""
         if fold is not None:
             c = fold["combinations"][fused_index(state)]
             follow = " (latest)" if self.selected_fold is None else ""
@@ -272,13 +273,16 @@ class MonitorScreen(Screen[None]):
             body.update(
                 distribution(e.get("val_predicted_share") or {}, e.get("val_true_share") or {})
             )
-            flags = e.get("flags", [])
+            flags, holding = epoch_flags(state, e)
+            if holding:
+                extra = "[dim]holding, not raised yet: " + ", ".join(holding) + "[/]"
         else:
             title.update("[b]Prediction distribution[/b]")
             body.update("waiting for the first epoch or fold")
             flags = []
         ordered = sorted(flags, key=lambda f: f["level"] != "collapse")
-        flags_box.update("\n".join(flag_markup(f) for f in ordered) or "[$success]no flags[/]")
+        lines = [flag_markup(f) for f in ordered] or ["[$success]no flags[/]"]
+        flags_box.update("\n".join([*lines, *([extra] if extra else [])]))
 
     def show_features(self, state: RunState) -> None:
         """The run's features, the shown fold's radar and flags, and the paired comparison."""
@@ -414,6 +418,23 @@ def features_text(doc: dict[str, Any]) -> str:
     if doc.get("extra_columns"):
         lines.append(f"Not in the clinic's format: {', '.join(doc['extra_columns'])}")
     return "\n".join(lines)
+
+
+def epoch_flags(state: RunState, e: Event) -> tuple[list[dict[str, Any]], list[str]]:
+    """The flags in force at epoch `e` of its task (raised at or before it, rule still
+    holding), and the rules holding at `e` that have not held long enough to be raised."""
+    holding = e.get("rules_holding")
+    if holding is None:  # a run from before persistence: its flags as they came
+        return list(e.get("flags", [])), []
+    raised = [
+        f
+        for f in state.flags
+        if f.get("scope") == "epoch" and f.get("task") == e["task"] and f["epoch"] <= e["epoch"]
+    ]
+    in_force = [f for f in raised if f["rule"] in holding]
+    latest = {f["rule"]: f for f in in_force}  # one line per rule, the latest raising
+    waiting = sorted({r for r in holding if r not in latest})
+    return list(latest.values()), waiting
 
 
 def mean_cells(rows: list[list[float | None]]) -> list[str]:
