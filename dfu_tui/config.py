@@ -152,7 +152,7 @@ class CollapseConfig:
     alpha_pinned: float = 0.05
     min_support: int = 5  # a never-predicted class with this many samples: collapse
     epoch_min_samples: int = 30  # epoch flags need an inner split at least this large
-    epoch_persist: int = 3  # ... and the rule to hold this many consecutive epochs
+    epoch_persist: int = 5  # ... and the rule to hold this many consecutive epochs
     confidence: float = 0.95  # epoch flags: over-prediction must clear this Wilson bound
 
 

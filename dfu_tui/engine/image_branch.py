@@ -120,6 +120,7 @@ def _make_reporter(
     collapse: CollapseConfig,
     max_epochs: int,
     on_epoch: EpochHook | None,
+    persist: int,
 ) -> Any:
     """A Keras Callback, shaped like CSVLogger: per-epoch kappas, shares, flags."""
     import keras
@@ -129,7 +130,7 @@ def _make_reporter(
             super().__init__()
             self.history: list[dict[str, Any]] = []
             self.failed: str | None = None
-            self.flagger = EpochFlagger(collapse)
+            self.flagger = EpochFlagger(collapse, persist)
 
         def _kappa(
             self, inputs: tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -237,6 +238,9 @@ def train_image_branch(
         collapse,
         cfg.epochs,
         on_epoch,
+        # A model stuck from its first epoch trains 1 + patience epochs before early stopping:
+        # its flag must be raised by then.
+        persist=min(collapse.epoch_persist, cfg.patience + 1),
     )
     stopper = keras.callbacks.EarlyStopping(
         monitor="val_kappa", mode="max", patience=cfg.patience, restore_best_weights=True

@@ -201,12 +201,14 @@ class EpochFlagger:
 
     A rule is checked only when the split has `epoch_min_samples` samples, over-prediction
     must clear a Wilson bound, and a flag is raised only once the same rule (on the same
-    class) has held `epoch_persist` consecutive epochs; it is raised again only after it
-    stopped holding. `raw` keeps what held each epoch, raised or not.
+    class) has held `persist` (default `epoch_persist`) consecutive epochs; it is raised
+    again only after it stopped holding. A CNN from scratch often predicts one class for its
+    first 2 to 4 epochs (measured in benchmarks/collapse_flags.py), hence 5 by default. `raw` keeps what held each epoch, raised or not.
     """
 
-    def __init__(self, cfg: CollapseConfig) -> None:
+    def __init__(self, cfg: CollapseConfig, persist: int | None = None) -> None:
         self.cfg = cfg
+        self.persist = persist or cfg.epoch_persist
         self.streak: dict[tuple[str, str], int] = {}
         self.raw: list[list[Flag]] = []
 
@@ -223,8 +225,8 @@ class EpochFlagger:
         self.streak = {k: self.streak.get(k, 0) + 1 for k in keys}
         raised = []
         for key, flag in keys.items():
-            if self.streak[key] == cfg.epoch_persist:
-                detail = f"{flag.detail}; {cfg.epoch_persist} epochs running, n {len(y_true)}"
+            if self.streak[key] == self.persist:
+                detail = f"{flag.detail}; {self.persist} epochs running, n {len(y_true)}"
                 raised.append(Flag(flag.rule, flag.level, detail))
         return raised
 

@@ -26,6 +26,7 @@ from dfu_tui.engine.rules import (
 )
 
 CFG = CollapseConfig()
+CFG3 = CollapseConfig(epoch_persist=3)  # epoch tests: flags after 3 epochs
 TRUE = (30, 56, 14)  # I, P, R: the clinic's class shares (P about 56%, R about 14%)
 SHARE_RULES = (
     "missing_class",
@@ -153,7 +154,7 @@ class TestEpochFlagger:
         return np.array([1] * 48 + [0, 2])
 
     def test_needs_persistence_and_fires_once(self) -> None:
-        flagger = EpochFlagger(CFG)
+        flagger = EpochFlagger(CFG3)
         raised = [flagger.step(self.y, self.collapsed(), 0.0, 0.5) for _ in range(5)]
         assert [len(r) > 0 for r in raised] == [False, False, True, False, False]
         assert level(raised[2]) == COLLAPSE
@@ -161,14 +162,14 @@ class TestEpochFlagger:
         assert all(flagger.raw)  # the rules held every epoch, raised once
 
     def test_broken_streak_starts_over(self) -> None:
-        flagger = EpochFlagger(CFG)
+        flagger = EpochFlagger(CFG3)
         healthy = self.y.copy()
         seq = [self.collapsed()] * 2 + [healthy] + [self.collapsed()] * 3
         raised = [flagger.step(self.y, p, 0.0 if p is not healthy else 0.8, 0.8) for p in seq]
         assert [bool(r) for r in raised] == [False, False, False, False, False, True]
 
     def test_small_split_raises_no_share_flag(self) -> None:
-        flagger = EpochFlagger(CFG)
+        flagger = EpochFlagger(CFG3)
         y, pred = self.y[::2], self.collapsed()[::2]  # 25 < epoch_min_samples
         raised = [flagger.step(y, pred, 0.0, 0.1) for _ in range(5)]
         assert raised == [[], [], [], [], []]
@@ -177,7 +178,7 @@ class TestEpochFlagger:
         """The issue's example: R 0.36 of predictions, true 0.14, inner kappa 0.27."""
         y = np.array([0] * 15 + [1] * 28 + [2] * 7)
         pred = np.array([0] * 12 + [1] * 20 + [2] * 18)
-        flagger = EpochFlagger(CFG)
+        flagger = EpochFlagger(CFG3)
         raised = [f for _ in range(6) for f in flagger.step(y, pred, 0.27, 0.4)]
         assert all(f.level != COLLAPSE for f in raised)
 
@@ -189,7 +190,7 @@ def test_monitor_shows_flags_in_force_and_rules_still_waiting() -> None:
     from dfu_tui.tui.screens.monitor import epoch_flags
 
     state = RunState("r")
-    flagger = EpochFlagger(CFG)
+    flagger = EpochFlagger(CFG3)
     y = TestEpochFlagger.y
     collapsed = TestEpochFlagger().collapsed()
     epochs = []
