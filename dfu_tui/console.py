@@ -132,7 +132,8 @@ class RunConsole:
         n_folds = len(summary["combinations"][0]["folds"])
         table = Table(
             title=f"Run {summary['run_id']}: {cv.folds}-fold patient-level CV{repeats}, "
-            f"mean ± sample sd over {n_folds} folds",
+            f"mean ± sample sd over {n_folds} folds, all samples (verdicts use the same-row "
+            "scores below)",
             title_justify="left",
         )
         for col in (

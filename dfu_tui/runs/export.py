@@ -146,6 +146,10 @@ def export_run(run: RunDir, fmt: str) -> str:
             "epochs": state.epochs,
             "rows": rows,
         }
+        try:  # the verdicts, paired comparisons, repeats and hold-out of a finished run
+            doc["summary"] = json.loads(run.summary.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
         return json.dumps(doc, indent=2) + "\n"
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
