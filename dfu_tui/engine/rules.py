@@ -203,7 +203,8 @@ class EpochFlagger:
     must clear a Wilson bound, and a flag is raised only once the same rule (on the same
     class) has held `persist` (default `epoch_persist`) consecutive epochs; it is raised
     again only after it stopped holding. A CNN from scratch often predicts one class for its
-    first 2 to 4 epochs (measured in benchmarks/collapse_flags.py), hence 5 by default. `raw` keeps what held each epoch, raised or not.
+    first 2 to 4 epochs (measured in benchmarks/collapse_flags.py), hence 5 by default.
+    `raw` keeps what held each epoch, raised or not.
     """
 
     def __init__(self, cfg: CollapseConfig, persist: int | None = None) -> None:

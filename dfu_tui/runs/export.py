@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -146,10 +147,9 @@ def export_run(run: RunDir, fmt: str) -> str:
             "epochs": state.epochs,
             "rows": rows,
         }
-        try:  # the verdicts, paired comparisons, repeats and hold-out of a finished run
+        # the verdicts, paired comparisons, repeats and hold-out of a finished run
+        with contextlib.suppress(OSError, ValueError):
             doc["summary"] = json.loads(run.summary.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            pass
         return json.dumps(doc, indent=2) + "\n"
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
