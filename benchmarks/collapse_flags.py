@@ -81,7 +81,11 @@ def verdict_lines(summary: dict) -> None:
             else:
                 print(f"  {cr['name']}: {cr['value']} ({'ok' if cr['ok'] else 'FAIL'})")
         for r in c["repeats"]:
-            print(f"  repeat {r['repeat']}: quadratic kappa {r['quadratic_kappa']:.3f}")
+            same = r.get("paired", {}).get("quadratic_kappa")
+            print(
+                f"  repeat {r['repeat']}: quadratic kappa {same:.3f} on the same rows, "
+                f"{r['quadratic_kappa']:.3f} on all samples"
+            )
 
 
 def main() -> None:

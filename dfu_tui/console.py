@@ -257,7 +257,10 @@ def judgement_lines(c: dict[str, Any]) -> list[str]:
     if len(repeats) > 1:
         key = v.get("metric", "kappa")
         lines.append(
-            "  per repeat: "
-            + ", ".join(f"repeat {r['repeat']} {r[key]:.3f} ({r['folds']} folds)" for r in repeats)
+            f"  per repeat ({scale}, same rows): "
+            + ", ".join(
+                f"repeat {r['repeat']} {(r.get('paired') or r)[key]:.3f} ({r['folds']} folds)"
+                for r in repeats
+            )
         )
     return lines

@@ -173,6 +173,17 @@ def paired_summary(
     return out
 
 
+def repeat_means(repeat: int, folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One repeat's mean kappas: on all samples, and on the same rows (as the verdict)."""
+    out: dict[str, Any] = {"repeat": repeat, "folds": len(folds)}
+    for k in METRIC_NAMES:
+        out[k] = mean_sd([f[k] for f in folds])[0]
+    paired = [f["paired"]["fused"] for f in folds if "paired" in f]
+    if paired:
+        out["paired"] = {k: mean_sd([p[k] for p in paired])[0] for k in METRIC_NAMES}
+    return out
+
+
 def judge_combination(
     cfg: Config, combo: list[str], per: list[dict[str, Any]], ratio: float
 ) -> dict[str, Any]:
@@ -195,14 +206,7 @@ def judge_combination(
         "mean": mean,
         "std": std,
         "n_folds": len(per),
-        "repeats": [
-            {
-                "repeat": r,
-                "folds": len(fs),
-                **{k: mean_sd([f[k] for f in fs])[0] for k in METRIC_NAMES},
-            }
-            for r, fs in sorted(repeats.items())
-        ],
+        "repeats": [repeat_means(r, fs) for r, fs in sorted(repeats.items())],
         "paired": paired,
         "verdict": verdict(
             judged,
