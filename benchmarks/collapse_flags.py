@@ -44,13 +44,15 @@ def epoch_table(run: Path) -> list[tuple[str, int, int, int]]:
     for task in dict.fromkeys(e["task"] for e in events if e["kind"] == "epoch"):
         epochs = [e for e in events if e["kind"] == "epoch" and e["task"] == task]
         before = sum(v1_collapses(e) for e in epochs if "val_true_share" in e)
-        after = sum(
-            1
-            for e in events
-            if e["kind"] == "flag"
-            and e.get("scope") == "epoch"
-            and e["task"] == task
-            and e["level"] == "collapse"
+        after = len(
+            {
+                e["epoch"]
+                for e in events
+                if e["kind"] == "flag"
+                and e.get("scope") == "epoch"
+                and e["task"] == task
+                and e["level"] == "collapse"
+            }
         )
         rows.append((task, len(epochs), before, after))
     return rows
@@ -58,12 +60,13 @@ def epoch_table(run: Path) -> list[tuple[str, int, int, int]]:
 
 def report(title: str, run: Path) -> None:
     print(f"\n{title}")
-    print(f"{'task':24} {'epochs':>6} {'v1 COLLAPSE epochs':>19} {'calibrated COLLAPSE flags':>26}")
+    head = f"{'task':24} {'epochs':>6} {'v1 COLLAPSE epochs':>19}"
+    print(f"{head} {'epochs raising COLLAPSE now':>28}")
     total = [0, 0, 0]
     for task, n, before, after in epoch_table(run):
-        print(f"{task:24} {n:6d} {before:19d} {after:26d}")
+        print(f"{task:24} {n:6d} {before:19d} {after:28d}")
         total = [total[0] + n, total[1] + before, total[2] + after]
-    print(f"{'all':24} {total[0]:6d} {total[1]:19d} {total[2]:26d}")
+    print(f"{'all':24} {total[0]:6d} {total[1]:19d} {total[2]:28d}")
 
 
 def verdict_lines(summary: dict) -> None:

@@ -161,7 +161,8 @@ def _make_reporter(
                     train_kappa=train_k,
                     val_kappa=val_k,
                     val_n=int(len(y)),
-                    rules_holding=[f.rule for f in self.flagger.raw[-1]],
+                    rules_holding=sorted({f.rule for f in self.flagger.raw[-1]}),
+                    collapse_streak=self.flagger.collapse_streak,
                     val_predicted_share=shares(pred),
                     val_true_share=shares(y),
                 )

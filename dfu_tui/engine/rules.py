@@ -199,9 +199,11 @@ def check_predictions(
 class EpochFlagger:
     """Epoch-level flags on an inner validation split, which is small and noisy.
 
-    A rule is checked only when the split has `epoch_min_samples` samples, over-prediction
-    must clear a Wilson bound, and a flag is raised only once the same rule (on the same
-    class) has held `persist` (default `epoch_persist`) consecutive epochs; it is raised
+    A share rule is checked only when the split has `epoch_min_samples` samples, and
+    over-prediction must clear a Wilson bound. Collapse is a state, whichever rule shows it
+    (a stuck model may swap its one class from epoch to epoch): the collapse flags are
+    raised once collapse-level rules have held `persist` (default `epoch_persist`)
+    consecutive epochs; a warning once the same rule on the same class has. Either is raised
     again only after it stopped holding. A CNN from scratch often predicts one class for its
     first 2 to 4 epochs (measured in benchmarks/collapse_flags.py), hence 5 by default.
     `raw` keeps what held each epoch, raised or not.
@@ -211,6 +213,7 @@ class EpochFlagger:
         self.cfg = cfg
         self.persist = persist or cfg.epoch_persist
         self.streak: dict[tuple[str, str], int] = {}
+        self.collapse_streak = 0
         self.raw: list[list[Flag]] = []
 
     def step(
@@ -222,13 +225,17 @@ class EpochFlagger:
             held = share_rules(Counts.of(y_true, y_pred, kappa), cfg, cfg.confidence)
         held += overfit_gap(train_kappa, kappa, cfg)
         self.raw.append(held)
-        keys = {(f.rule, f.detail.split(" ")[0]): f for f in held}
-        self.streak = {k: self.streak.get(k, 0) + 1 for k in keys}
-        raised = []
-        for key, flag in keys.items():
-            if self.streak[key] == self.persist:
-                detail = f"{flag.detail}; {self.persist} epochs running, n {len(y_true)}"
-                raised.append(Flag(flag.rule, flag.level, detail))
+
+        def raise_(flag: Flag) -> Flag:
+            detail = f"{flag.detail}; {self.persist} epochs running, n {len(y_true)}"
+            return Flag(flag.rule, flag.level, detail)
+
+        collapsed = [f for f in held if f.level == COLLAPSE]
+        self.collapse_streak = self.collapse_streak + 1 if collapsed else 0
+        raised = [raise_(f) for f in collapsed] if self.collapse_streak == self.persist else []
+        warnings = {(f.rule, f.detail.split(" ", 1)[0]): f for f in held if f.level == WARNING}
+        self.streak = {k: self.streak.get(k, 0) + 1 for k in warnings}
+        raised += [raise_(f) for k, f in warnings.items() if self.streak[k] == self.persist]
         return raised
 
 

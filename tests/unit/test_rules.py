@@ -161,6 +161,14 @@ class TestEpochFlagger:
         assert "3 epochs running, n 50" in raised[2][0].detail
         assert all(flagger.raw)  # the rules held every epoch, raised once
 
+    def test_a_stuck_model_that_swaps_its_class_is_one_collapse(self) -> None:
+        """The planted collapse of the benchmark: all I, then all P, then R-heavy at chance."""
+        one = [np.full(50, c) for c in (0, 1, 1, 2)] + [np.array([1] * 10 + [2] * 40)]
+        flagger = EpochFlagger(CollapseConfig())  # the default: 5 epochs
+        raised = [flagger.step(self.y, p, 0.0, 0.1) for p in one]
+        assert [bool(r) for r in raised] == [False, False, False, False, True]
+        assert {f.level for f in raised[-1]} == {COLLAPSE}
+
     def test_broken_streak_starts_over(self) -> None:
         flagger = EpochFlagger(CFG3)
         healthy = self.y.copy()

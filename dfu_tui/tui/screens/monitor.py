@@ -431,7 +431,10 @@ def epoch_flags(state: RunState, e: Event) -> tuple[list[dict[str, Any]], list[s
         for f in state.flags
         if f.get("scope") == "epoch" and f.get("task") == e["task"] and f["epoch"] <= e["epoch"]
     ]
-    in_force = [f for f in raised if f["rule"] in holding]
+    collapsing = (e.get("collapse_streak") or 0) > 0
+    in_force = [
+        f for f in raised if f["rule"] in holding or (f["level"] == "collapse" and collapsing)
+    ]
     latest = {f["rule"]: f for f in in_force}  # one line per rule, the latest raising
     waiting = sorted({r for r in holding if r not in latest})
     return list(latest.values()), waiting
