@@ -54,7 +54,8 @@ class TestImageBranch:
         from dfu_tui.engine.image_branch import configure_tensorflow, train_image_branch
 
         configure_tensorflow(1)
-        cfg = load_config(None, [f"data.root='{small_demo_master}'", *TINY])
+        small = "collapse.epoch_min_samples=5"  # the tiny inner split is checked too
+        cfg = load_config(None, [f"data.root='{small_demo_master}'", *TINY, small])
         ds = load_dataset(cfg)
         t, crops = ds.table, ds.crops["thermal_map"]
         fold = make_folds(t.labels, t.patients, 2, 0)[0]
@@ -76,6 +77,23 @@ class TestImageBranch:
         assert [e["epoch"] for e in epochs] == list(range(1, len(epochs) + 1))
         for e in epochs:
             assert {"loss", "train_kappa", "val_kappa", "val_predicted_share", "flags"} <= set(e)
+        # each epoch streams the rules that held on its inner split, recomputable from its
+        # shares, size and kappa; below epoch_min_samples no share rule is checked
+        from dfu_tui.engine.rules import Counts, overfit_gap, share_rules
+
+        for e in epochs:
+            n = e["val_n"]
+            counts = Counts(
+                np.array([round(e["val_true_share"][c] * n) for c in "IPR"]),
+                np.array([round(e["val_predicted_share"][c] * n) for c in "IPR"]),
+                e["val_kappa"],
+            )
+            checked = n >= cfg.collapse.epoch_min_samples
+            expected = share_rules(counts, cfg.collapse, cfg.collapse.confidence) if checked else []
+            expected += overfit_gap(e["train_kappa"], e["val_kappa"], cfg.collapse)
+            assert e["rules_holding"] == sorted({f.rule for f in expected})
+            assert e["collapse_streak"] <= e["epoch"]
+        assert any(e["val_n"] >= 5 for e in epochs)
         assert out.val_proba.shape == (len(fold.val), 3)
         has = np.isin(fold.val, crops.sample_index)
         assert not np.isnan(out.val_proba[has]).any()
