@@ -213,11 +213,13 @@ class RunConsole:
                 for scale in ("kappa", "quadratic_kappa"):
                     k = row[scale]
                     low, high = k["ci95"]
+                    corrected = "corrected " if k.get("correction") == "nadeau-bengio" else ""
                     self.print(
                         f"Without {comparison['group']}: {'+'.join(row['modalities'])} {scale} "
                         f"{k['mean_with']:.3f} with, {k['mean_without']:.3f} without, "
                         f"difference {k['mean_difference']:+.3f} ± {k['sd_difference']:.3f} sd "
-                        f"over {k['folds']} folds (95% CI {low:+.3f} to {high:+.3f}"
+                        f"over {k['folds']} folds ({corrected}"
+                        f"95% CI {low:+.3f} to {high:+.3f}"
                         f"{'' if k['distinguishable'] else ', not distinguishable from 0'}; "
                         f"{comparison['samples']} validation samples)"
                     )

@@ -106,7 +106,8 @@ def comparison_lines(
         if i < len(final) and final[i]["kappa"]["folds"] > 1:
             k = final[i]["kappa"]
             low, high = k["ci95"]
-            text += f" ± {k['sd_difference']:.3f} sd, 95% CI [{low:+.3f}, {high:+.3f}]"
+            corrected = "corrected " if k.get("correction") == "nadeau-bengio" else ""
+            text += f" ± {k['sd_difference']:.3f} sd, {corrected}95% CI [{low:+.3f}, {high:+.3f}]"
             text += "" if k["distinguishable"] else " (not distinguishable from 0)"
         elif len(diffs) > 1:
             sd = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
