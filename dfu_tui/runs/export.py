@@ -15,8 +15,6 @@ METRICS = ("kappa", "quadratic_kappa", "accuracy", "macro_f1", "weighted_f1", "t
 COLUMNS = (
     "row",
     "fold",
-    "repeat",
-    "fold_kind",
     "modalities",
     "epoch",
     *METRICS,
@@ -36,10 +34,13 @@ COLUMNS = (
     "without_group",
     "kappa_without",
     "quadratic_kappa_without",
+    "flags",
+    # added with repeated CV: after the older columns, whose positions stay
+    "repeat",
+    "fold_kind",
     "paired_n",
     "paired_kappa",
     "paired_quadratic_kappa",
-    "flags",
 )
 
 
