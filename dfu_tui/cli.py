@@ -330,14 +330,21 @@ def _supervise(run: RunDir, jobs: int, resume: bool, detach: bool) -> int:
     """Run the supervisor detached (return at once) or in the foreground with a live view."""
     from dfu_tui.console import RunConsole
     from dfu_tui.runs.state import load_state
-    from dfu_tui.runs.supervisor import Supervisor, default_jobs, heartbeat_seconds, spawn_detached
+    from dfu_tui.runs.supervisor import (
+        Supervisor,
+        confirm_started,
+        default_jobs,
+        heartbeat_seconds,
+        spawn_detached,
+    )
 
     jobs = jobs or default_jobs()
     if detach:
-        pid = spawn_detached(run, jobs, resume)
-        out.print(run.run_id)
+        proc = spawn_detached(run, jobs, resume)
+        confirm_started(run, proc)  # the lock is ours: `stop` from now on finds it
+        out.print(run.run_id, markup=False)
         err.print(
-            f"supervisor pid {pid}; log {run.log}; follow with: dfu-tui status {run.run_id}",
+            f"supervisor pid {proc.pid}; log {run.log}; follow with: dfu-tui status {run.run_id}",
             markup=False,
         )
         return EXIT_OK

@@ -1,50 +1,67 @@
-"""Stopping a run from outside: SIGTERM to the supervisor's process group, SIGKILL after a grace."""
+"""Stopping a run from outside: SIGTERM to the run's own processes, SIGKILL after a grace.
+
+The run's processes are the holder of its lock (a live supervisor: a held lock cannot
+belong to a reused pid) and the supervisor and worker processes whose command line names
+the run's directory (`runs.procs`). A recorded pid or process group is never signalled on
+its own. A stop is confirmed only once those processes are gone; the log then ends with
+the final event that matches what happened.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import time
 
 from dfu_tui.runs.events import EventWriter
+from dfu_tui.runs.procs import alive, end_processes, run_processes
 from dfu_tui.runs.rundir import RunDir
 from dfu_tui.runs.state import load_state
-from dfu_tui.runs.supervisor import is_locked
+from dfu_tui.runs.supervisor import lock_holder
+
+FINAL = ("completed", "failed", "cancelled")
 
 
-def _signal_group(pgid: int | None, sig: signal.Signals) -> None:
-    if pgid is None or pgid == os.getpgid(0):
-        return  # never signal our own group (a foreground run stops itself on Ctrl-C)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+def _ours(run: RunDir) -> tuple[list[int], list[int]]:
+    """(supervisor pids, worker pids) of the run, never this process."""
+    procs = run_processes(run.path)
+    supervisors = {p.pid for p in procs if p.role == "supervisor"}
+    holder = lock_holder(run)
+    if holder is not None:
+        supervisors.add(holder)
+    workers = {p.pid for p in procs if p.role == "worker"}
+    me = os.getpid()
+    return sorted(supervisors - {me}), sorted(workers - {me})
 
 
 def stop_run(run: RunDir, grace: float = 10.0, poll: float = 0.1) -> tuple[str, float]:
     """Stop a run; return its final status and the seconds it took to reach it."""
     start = time.monotonic()
-    state = load_state(run.path)
-    if state.status in ("completed", "failed", "cancelled"):
-        return state.status, 0.0
-    if not is_locked(run):
-        # The supervisor is gone (stale): end its leftover workers and close the record.
-        _signal_group(state.pgid, signal.SIGTERM)
+    supervisors, workers = _ours(run)
+    if not supervisors and not workers:
+        status = load_state(run.path).status
+        if status in FINAL:
+            return status, 0.0
         _close(run, "supervisor was not running; marked cancelled by stop")
         return "cancelled", time.monotonic() - start
-    _signal_group(state.pgid, signal.SIGTERM)
-    if state.pid is not None and state.pgid == os.getpgid(0):
-        os.kill(state.pid, signal.SIGTERM)
-    while time.monotonic() - start < grace:
-        state = load_state(run.path)
-        if state.status != "running" and not is_locked(run):
-            return state.status, time.monotonic() - start
+    if supervisors:  # the supervisor cancels its workers and writes the final event
+        left = end_processes(supervisors, grace, poll)
+        if left:
+            raise OSError(f"{run.path}: supervisor pid {left[0]} survived SIGKILL")
+    # workers of a dead supervisor, or left after it was killed
+    _, workers = _ours(run)
+    end_processes(workers, grace=max(1.0, grace / 2), poll=poll)
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and any(alive(p) for p in workers):
         time.sleep(poll)
-    _signal_group(state.pgid, signal.SIGKILL)
-    time.sleep(poll)
-    state = load_state(run.path)
-    if state.status == "running":
-        _close(run, f"killed after a {grace:g} s grace period")
+    if not _ended(run):
+        _close(run, f"stopped; the run's processes were ended within {grace:g} s")
     return load_state(run.path).status, time.monotonic() - start
+
+
+def _ended(run: RunDir) -> bool:
+    """Whether the log's last start or resume is followed by a final event."""
+    state = load_state(run.path)
+    return state.status in FINAL
 
 
 def _close(run: RunDir, reason: str) -> None:

@@ -62,6 +62,22 @@ class EventWriter:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
         self.listeners = listeners or []
         self._lock = threading.Lock()
+        self._terminate_torn_line()
+
+    def _terminate_torn_line(self) -> None:
+        """A line cut by a crash or a full disk is ended before anything is appended, so the
+        next event is not glued to it (the reader then skips the torn line alone)."""
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                if fh.tell() == 0:
+                    return
+                fh.seek(-1, os.SEEK_END)
+                last = fh.read(1)
+        except OSError:
+            return
+        if last != b"\n":
+            os.write(self._fd, b"\n")
 
     def emit(self, kind: str, **data: Any) -> Event:
         """Append one event and return it."""
@@ -78,12 +94,23 @@ class EventWriter:
         os.close(self._fd)
 
 
+def usable(event: Any) -> bool:
+    """Whether a decoded line is an event this version can use: an object with a known
+    `kind` (other fields are checked where they are read)."""
+    return isinstance(event, dict) and event.get("kind") in KINDS
+
+
 class EventReader:
-    """Follows a growing `events.jsonl` by byte offset; a partial last line waits."""
+    """Follows a growing `events.jsonl` by byte offset; a partial last line waits.
+
+    Lines it cannot use (not UTF-8, not JSON, not an object, no known `kind`) are skipped
+    and counted in `skipped`.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offset = 0
+        self.skipped = 0
 
     def read_new(self) -> list[Event]:
         """The complete events appended since the last call."""
@@ -91,7 +118,7 @@ class EventReader:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset)
                 data = fh.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
             return []
         end = data.rfind(b"\n")
         if end < 0:
@@ -99,9 +126,14 @@ class EventReader:
         self.offset += end + 1
         events = []
         for line in data[: end + 1].splitlines():
-            if line.strip():
-                try:
-                    events.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # a damaged line is skipped, not fatal
+            if not line.strip(b" \t\r\n"):
+                continue
+            try:
+                event = json.loads(line.decode("utf-8"))
+            except ValueError:  # not UTF-8 or not JSON (NUL bytes included)
+                event = None
+            if usable(event):
+                events.append(event)
+            else:
+                self.skipped += 1  # a damaged line is skipped and counted, not fatal
         return events

@@ -59,7 +59,7 @@ class LocalProcessExecutor:
             "DFU_TUI_THREADS": str(threads),
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dfu_tui.runs.worker", str(run_dir), task_id],
+            [sys.executable, "-m", "dfu_tui.runs.worker", str(run_dir.resolve()), task_id],
             stdin=subprocess.DEVNULL,
             stdout=fd,
             stderr=fd,

@@ -86,7 +86,10 @@ def export_rows(run: RunDir) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                 **{f"predicted_{c}": share.get(c, "") for c in "IPR"},
                 "loss": e.get("loss"),
                 "val_kappa": e.get("val_kappa"),
-                "flags": "; ".join(f"{f['level']} {f['rule']}: {f['detail']}" for f in e["flags"]),
+                "flags": "; ".join(
+                    f"{f.get('level')} {f.get('rule')}: {f.get('detail')}"
+                    for f in e.get("flags", [])
+                ),
             }
         )
     return state.to_dict(), rows

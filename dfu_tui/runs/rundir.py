@@ -8,6 +8,8 @@ import json
 import os
 import secrets
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -130,10 +132,20 @@ def save_predictions(path: Path, **arrays: np.ndarray) -> None:
     atomic_write(path, write)
 
 
+class DamagedPredictions(ValueError):
+    """A predictions file that cannot be read back whole."""
+
+
 def load_predictions(path: Path) -> dict[str, np.ndarray]:
-    """Read a prediction file (pickle refused)."""
-    with np.load(path, allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
+    """Read a prediction file (pickle refused); a missing file raises FileNotFoundError, a
+    damaged one (truncated, not a zip, bad member) DamagedPredictions."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DamagedPredictions(f"{path}: damaged predictions file ({exc})") from None
 
 
 def write_summary(run: RunDir, summary: dict[str, Any]) -> None:

@@ -11,6 +11,43 @@ from typing import Any
 from dfu_tui.runs.events import FINAL_KINDS, Event, EventReader
 
 DEFAULT_HEARTBEAT = 5.0
+#: Fields an event must carry to be applied (a line without them is skipped and counted).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "run_started": ("folds", "combinations", "tasks"),
+    "task_started": ("task",),
+    "epoch": ("task", "fold", "branch", "epoch", "max_epochs"),
+    "branch_finished": ("task",),
+    "fold_finished": ("fold", "combinations", "branches"),
+    "flag": ("rule", "level", "detail"),
+}
+
+
+METRIC_FIELDS = {"kappa", "quadratic_kappa", "f1", "predicted_share", "true_share", "flags"}
+
+
+def _is(e: Event, branches: type, combinations: type) -> bool:
+    return isinstance(e["branches"], branches) and isinstance(e["combinations"], combinations)
+
+
+def well_formed(e: Event) -> bool:
+    """Whether an event has the fields its kind needs, with usable types."""
+    if any(k not in e for k in REQUIRED.get(e["kind"], ())):
+        return False
+    ts = e.get("ts")
+    if ts is not None and (not isinstance(ts, int | float) or isinstance(ts, bool)):
+        return False
+    if e["kind"] == "fold_finished":
+        if not _is(e, dict, list) or not isinstance(e["fold"], int):
+            return False
+        results = [*e["combinations"], *e["branches"].values()]
+        return (
+            bool(results)
+            and all(isinstance(m, dict) and set(m) >= METRIC_FIELDS for m in results)
+            and all(isinstance(c.get("modalities"), list) for c in e["combinations"])
+        )
+    if e["kind"] == "run_started":
+        return isinstance(e["folds"], int) and isinstance(e["tasks"], list)
+    return True
 
 
 @dataclass
@@ -41,9 +78,16 @@ class RunState:
     failed_task: str | None = None
     pid: int | None = None  # the supervisor's
     pgid: int | None = None
+    fold_flags: dict[int, list[Event]] = field(default_factory=dict)  # per scored fold
+    pending_flags: dict[int, list[Event]] = field(default_factory=dict)
+    skipped: int = 0  # event lines that could not be used (damaged or incomplete)
 
     def apply(self, e: Event) -> None:
-        """Fold one event into the state."""
+        """Fold one event into the state; an event missing what its kind needs is skipped
+        and counted, never fatal."""
+        if not well_formed(e):
+            self.skipped += 1
+            return
         kind, ts = e["kind"], e.get("ts")
         self.last_event = ts
         if kind in ("run_started", "run_resumed"):
@@ -73,8 +117,12 @@ class RunState:
             self.done[e["task"]] = e.get("seconds") or 0.0
         elif kind == "fold_finished":
             self.fold_results = [f for f in self.fold_results if f["fold"] != e["fold"]] + [e]
+            # a fold scored again (a resume) replaces its flags, never adds to them
+            self.fold_flags[e["fold"]] = self.pending_flags.pop(e["fold"], [])
         elif kind == "flag":
             self.flags.append(e)
+            if e.get("scope") == "fold" and isinstance(e.get("fold"), int):
+                self.pending_flags.setdefault(e["fold"], []).append(e)
         elif kind in FINAL_KINDS:
             self.status = {"run_finished": "completed", "run_failed": "failed"}.get(
                 kind, "cancelled"
@@ -153,8 +201,8 @@ class RunState:
     def flag_counts(self) -> dict[str, int]:
         """Fold-level flags by level (epoch flags are diagnostics of inner splits)."""
         counts = {"collapse": 0, "warning": 0}
-        for f in self.flags:
-            if f.get("scope") == "fold":
+        for flags in self.fold_flags.values():
+            for f in flags:
                 counts[f["level"]] = counts.get(f["level"], 0) + 1
         return counts
 
@@ -181,6 +229,7 @@ class RunState:
             "flags": self.flag_counts(),
             "combinations": self.combinations,
             "running": sorted(self.running),
+            "skipped_event_lines": self.skipped,
             "last_heartbeat_age_s": None
             if self.last_heartbeat is None
             else round((time.time() if now is None else now) - self.last_heartbeat, 1),
@@ -197,9 +246,12 @@ class RunWatcher:
     def refresh(self) -> list[Event]:
         """Apply the events appended since the last refresh; return them."""
         new = self.reader.read_new()
-        for e in new:
+        good = [e for e in new if well_formed(e)]
+        self.state.skipped += len(new) - len(good) + self.reader.skipped
+        self.reader.skipped = 0
+        for e in good:
             self.state.apply(e)
-        return new
+        return good
 
 
 def load_state(run_dir: Path) -> RunState:

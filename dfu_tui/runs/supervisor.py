@@ -150,6 +150,7 @@ class Supervisor:
 
         lock = RunLock(self.run)
         lock.acquire()
+        self._end_orphans()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         cfg = self.cfg
@@ -188,9 +189,12 @@ class Supervisor:
             folds = run_folds(cfg, dataset.table)
             results: dict[int, dict[str, Any]] = {}
             started_folds: set[int] = set()
-            for fold in folds:  # folds already complete (resume): score them now
+            logged = self._logged_folds() if resume else {}
+            for fold in folds:  # folds already complete (resume): their logged scores, or now
                 if not any(t.startswith(f"fold{fold.number}-") for t in pending):
-                    results[fold.number] = evaluate_fold(cfg, dataset, fold, self.run, self.events)
+                    results[fold.number] = logged.get(fold.number) or evaluate_fold(
+                        cfg, dataset, fold, self.run, self.events
+                    )
             while pending or self.executor.running:
                 if self.cancel_requested.is_set():
                     self.executor.cancel()
@@ -266,16 +270,41 @@ class Supervisor:
         ordered = [results[k] for k in sorted(results)]
         write_summary(self.run, finite(summarize(cfg, self.run.run_id, ordered, "completed")))
 
+    def _logged_folds(self) -> dict[int, dict[str, Any]]:
+        """Fold results already in the log (a resume does not score, or flag, them twice)."""
+        from dfu_tui.runs.state import load_state
+
+        out = {}
+        for f in load_state(self.run.path).fold_results:
+            result = {k: v for k, v in f.items() if k not in ("v", "kind", "ts")}
+            out[int(f["fold"])] = result
+        return out
+
+    def _end_orphans(self) -> None:
+        """Workers of this run left by a supervisor that was killed: end them before their
+        tasks are trained again (their temporary files are removed next)."""
+        from dfu_tui.runs.procs import end_processes, run_processes
+
+        orphans = [p for p in run_processes(self.run.path) if p.role == "worker"]
+        if orphans:
+            left = end_processes([p.pid for p in orphans], grace=10.0)
+            self.events.emit(
+                "message",
+                text=f"ended {len(orphans) - len(left)} orphaned worker(s) of this run: "
+                + ", ".join(f"{p.task} (pid {p.pid})" for p in orphans),
+            )
+
     def _clean_temporaries(self) -> None:
         """Temporary files of a killed writer are never outputs: remove them."""
         for tmp in self.run.path.rglob(".*.tmp"):
             tmp.unlink(missing_ok=True)
 
 
-def spawn_detached(run: RunDir, jobs: int, resume: bool = False) -> int:
-    """Start a supervisor in its own session, detached from this terminal; return its pid."""
+def spawn_detached(run: RunDir, jobs: int, resume: bool = False) -> subprocess.Popen[bytes]:
+    """Start a supervisor in its own session, detached from this terminal."""
     log = os.open(run.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
-    cmd = [sys.executable, "-m", "dfu_tui.runs.supervisor", str(run.path), "--jobs", str(jobs)]
+    cmd = [sys.executable, "-m", "dfu_tui.runs.supervisor", str(run.path.resolve())]
+    cmd += ["--jobs", str(jobs)]
     proc = subprocess.Popen(
         [*cmd, *(["--resume"] if resume else [])],
         stdin=subprocess.DEVNULL,
@@ -285,7 +314,32 @@ def spawn_detached(run: RunDir, jobs: int, resume: bool = False) -> int:
         close_fds=True,
     )
     os.close(log)
-    return proc.pid
+    return proc
+
+
+def lock_holder(run: RunDir) -> int | None:
+    """The pid written in the run's lock while a live process holds it, else None."""
+    if not is_locked(run):
+        return None
+    try:
+        return int((run.path / "lock").read_text(encoding="utf-8").strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def confirm_started(run: RunDir, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Return once the detached supervisor holds the run's lock; raise InputError when it
+    exited first (another supervisor holds the run, or the run could not start)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if lock_holder(run) == proc.pid:
+            return
+        code = proc.poll()
+        if code is not None:
+            last = "".join(tail(run.log, 1)).strip().removeprefix("error: ")
+            raise InputError(last or f"{run.path}: supervisor exited with code {code}")
+        time.sleep(0.05)
+    raise InputError(f"{run.path}: supervisor did not take the run's lock in {timeout:g} s")
 
 
 def heartbeat_seconds() -> float:

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, RichLog, Sparkline, Stati
 
 from dfu_tui.engine.rules import SCALE_NAMES, criterion_value
 from dfu_tui.runs.events import Event, EventReader
-from dfu_tui.runs.state import RunState
+from dfu_tui.runs.state import RunState, well_formed
 from dfu_tui.tui.format import (
     comparison_lines,
     distribution,
@@ -44,7 +44,7 @@ def event_line(e: Event) -> str | None:
         if e.get("scope") != "fold":
             return None
         combo = "+".join(e.get("combination", []))
-        return f"fold {e['fold']} {combo}: {flag_markup(e)}"
+        return f"fold {e.get('fold', '?')} {combo}: {flag_markup(e)}"
     if kind == "task_started":
         return f"started {e['task']}"
     if kind == "branch_finished":
@@ -127,7 +127,7 @@ class MonitorScreen(Screen[None]):
         self.sub_title = self.run_id
         log = self.query_one("#log", RichLog)
         reader = EventReader(self.app.catalog.path(self.run_id) / "events.jsonl")  # type: ignore[attr-defined]
-        for e in reader.read_new():
+        for e in filter(well_formed, reader.read_new()):
             line = event_line(e)
             if line:
                 log.write(for_rich(line))
@@ -176,6 +176,8 @@ class MonitorScreen(Screen[None]):
             f"  ETA {duration(state.eta())}  tasks {len(state.done)}/{len(state.tasks)}"
             f"  heartbeat {'-' if age is None else f'{age:.0f} s ago'}"
         )
+        if state.skipped:
+            text += f"  [$warning]{state.skipped} damaged log line(s) skipped[/]"
         if state.reason and status != "completed":
             text += f"\n{state.reason}"
         self.query_one("#monitor-header", Static).update(text)

@@ -1,0 +1,151 @@
+"""Damaged run files (issue 10, items 8 and 9): bad event lines and bad prediction files are
+skipped or re-run, never a traceback, in every consumer (status, export, resume, dashboard)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dfu_tui.runs.events import EventReader, EventWriter
+from dfu_tui.runs.state import load_state
+from tests.helpers import run_dfu
+from tests.tui.conftest import COMPLETED, FIXTURES, make_app
+
+BAD_LINES = {
+    "not UTF-8": b'{"v":1,"kind":"heartbeat","ts":1.0,"x":"\xff\xfe"}\n',
+    "bare number": b"42\n",
+    "no kind": b'{"v":1}\n',
+    "unknown kind": b'{"v":1,"kind":"party","ts":1.0}\n',
+    "NUL bytes": b"\x00" * 40 + b"\n",
+    "list": b"[1, 2, 3]\n",
+    "fold without fields": b'{"v":1,"kind":"fold_finished","ts":1.0,"fold":9}\n',
+    "fold with a bad combination": (
+        b'{"v":1,"kind":"fold_finished","ts":1.0,"fold":9,"branches":{},'
+        b'"combinations":[{"modalities":["metadata"]}]}\n'
+    ),
+    "epoch without task": b'{"v":1,"kind":"epoch","ts":1.0,"epoch":1}\n',
+    "string timestamp": b'{"v":1,"kind":"heartbeat","ts":"soon"}\n',
+    "flag without rule": b'{"v":1,"kind":"flag","ts":1.0,"scope":"fold"}\n',
+}
+
+
+@pytest.fixture
+def damaged(tmp_path: Path) -> Path:
+    """The committed completed run with every kind of bad line inserted in its log."""
+    runs = tmp_path / "runs"
+    shutil.copytree(FIXTURES / COMPLETED, runs / COMPLETED)
+    log = runs / COMPLETED / "events.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    middle = len(lines) // 2
+    log.write_bytes(b"".join([*lines[:middle], *BAD_LINES.values(), *lines[middle:]]))
+    return runs / COMPLETED
+
+
+@pytest.mark.parametrize("name", list(BAD_LINES))
+def test_reader_skips_and_counts_each_bad_line(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "events.jsonl"
+    writer = EventWriter(path)
+    writer.emit("heartbeat", pid=1)
+    with open(path, "ab") as fh:
+        fh.write(BAD_LINES[name])
+    writer.emit("heartbeat", pid=2)
+    writer.close()
+    state = load_state(tmp_path)
+    assert state.skipped == 1
+    assert state.last_heartbeat is not None
+
+
+def test_a_torn_last_line_is_ended_before_the_next_append(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"v":1,"kind":"heartbeat","ts":1.0,"pid":1}\n{"v":1,"kind":"heartb')
+    writer = EventWriter(path)  # e.g. the supervisor of a resume
+    writer.emit("heartbeat", pid=2)
+    writer.close()
+    reader = EventReader(path)
+    assert [e["pid"] for e in reader.read_new()] == [1, 2]
+    assert reader.skipped == 1
+
+
+def test_state_of_a_damaged_log_is_the_same_run(damaged: Path) -> None:
+    state = load_state(damaged)
+    clean = load_state(FIXTURES / COMPLETED)
+    assert state.skipped == len(BAD_LINES)
+    assert state.status == clean.status == "completed"
+    assert state.fold_results == clean.fold_results
+    assert state.to_dict()["skipped_event_lines"] == len(BAD_LINES)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "DFU_TUI_CACHE_DIR": str(tmp_path / "cache")}
+
+
+def test_status_and_export_survive_a_damaged_log(damaged: Path, env: dict[str, str]) -> None:
+    status = run_dfu(env, "status", str(damaged), "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["skipped_event_lines"] == len(BAD_LINES)
+    for fmt in ("csv", "json"):
+        out = run_dfu(env, "export", str(damaged), "--format", fmt)
+        assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    table = run_dfu(env, "status", "--runs-dir", str(damaged.parent))
+    assert table.returncode == 0 and "Traceback" not in table.stderr
+
+
+async def test_dashboard_opens_a_damaged_run_and_says_so(damaged: Path) -> None:
+    from textual.widgets import Static
+
+    from dfu_tui.tui.screens.monitor import MonitorScreen
+
+    app = make_app(damaged.parent)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        app.push_screen(MonitorScreen(COMPLETED))
+        await pilot.pause()
+        header = str(app.screen.query_one("#monitor-header", Static).render())
+        assert f"{len(BAD_LINES)} damaged log line(s) skipped" in header
+        await pilot.press("c")
+        await pilot.pause()
+    assert app.return_code in (None, 0)
+
+
+DAMAGE = {
+    "truncated": lambda b: b[: len(b) // 2],
+    "not a zip": lambda b: b"hello, not a zip file" * 10,
+    "empty": lambda b: b"",
+    "flipped bytes": lambda b: b[:200] + bytes(x ^ 0xFF for x in b[200:400]) + b[400:],
+}
+
+
+@pytest.mark.parametrize("how", list(DAMAGE))
+def test_a_damaged_predictions_file_is_invalid_not_fatal(tmp_path: Path, how: str) -> None:
+    from dfu_tui.runs.rundir import DamagedPredictions, RunDir, load_predictions
+    from dfu_tui.runs.supervisor import output_valid
+
+    run = tmp_path / COMPLETED
+    shutil.copytree(FIXTURES / COMPLETED, run)
+    target = run / "predictions" / "fold1_metadata.npz"
+    target.write_bytes(DAMAGE[how](target.read_bytes()))
+    assert not output_valid(RunDir(run), "fold1-metadata")
+    assert output_valid(RunDir(run), "fold2-metadata")
+    with pytest.raises(DamagedPredictions, match="fold1_metadata.npz: damaged predictions"):
+        load_predictions(target)
+
+
+async def test_compare_survives_a_damaged_predictions_file(tmp_path: Path) -> None:
+    from textual.widgets import Static
+
+    runs = tmp_path / "runs"
+    shutil.copytree(FIXTURES / COMPLETED, runs / COMPLETED)
+    target = runs / COMPLETED / "predictions" / "fold2_thermal_map.npz"
+    target.write_bytes(target.read_bytes()[:100])
+    app = make_app(runs)
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.open_compare(COMPLETED)  # type: ignore[attr-defined]
+        await pilot.pause()
+        title = str(app.screen.query_one("#curve-title", Static).render())
+        assert "no stored probabilities to draw the curve from" in title
+        assert "damaged predictions file" in title
