@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -383,20 +385,39 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def resolve_run(name: str, runs_dir: Path) -> RunDir:
-    """A run given by its directory, its id in the runs directory, or a unique id prefix."""
+    """A run given by its directory, its id in the runs directory, or a unique id prefix.
+
+    The name is taken literally: no glob patterns (`*`, `?`, `[`), and an id or prefix has
+    no path separator; anything else is "no such run".
+    """
     from dfu_tui.runs.rundir import RunDir
 
-    for candidate in (Path(name), runs_dir / name):
-        if (candidate / "events.jsonl").is_file() or (candidate / "config.toml").is_file():
-            return RunDir(candidate)
-    matches = (
-        sorted(p for p in runs_dir.glob(f"{name}*") if p.is_dir()) if runs_dir.is_dir() else []
-    )
+    def is_run(path: Path) -> bool:
+        try:
+            return (path / "events.jsonl").is_file() or (path / "config.toml").is_file()
+        except OSError:
+            return False
+
+    if is_run(Path(name)):
+        return RunDir(Path(name))
+    plain = bool(name) and "/" not in name and name not in (".", "..") and "\0" not in name
+    if plain and is_run(runs_dir / name):
+        return RunDir(runs_dir / name)
+    matches = []
+    if plain:
+        try:
+            entries = list(os.scandir(runs_dir))
+        except OSError:
+            entries = []
+        matches = sorted(
+            Path(e.path) for e in entries if e.name.startswith(name) and is_run(Path(e.path))
+        )
     if len(matches) == 1:
         return RunDir(matches[0])
+    shown = name
     if len(matches) > 1:
-        raise InputError(f"{runs_dir}: run id prefix '{name}' matches {len(matches)} runs")
-    raise InputError(f"{runs_dir}: no run '{name}'")
+        raise InputError(f"{runs_dir}: run id prefix '{shown}' matches {len(matches)} runs")
+    raise InputError(f"{runs_dir}: no run '{shown}'")
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -426,7 +447,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     run = resolve_run(args.run, args.runs_dir)
     status, seconds = stop_run(run, args.grace)
-    out.print(f"{run.run_id}: {status} after {seconds:.1f} s")
+    out.print(f"{run.run_id}: {status} after {seconds:.1f} s", markup=False)
     return EXIT_OK
 
 
@@ -434,7 +455,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Every run (or one) from its directory: state, progress, ETA, kappa, flags."""
     from dfu_tui.runs.state import load_state
 
-    if args.run:
+    if args.run is not None:
         runs = [resolve_run(args.run, args.runs_dir).path]
     else:
         runs = (
@@ -470,7 +491,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             kappa += f" (best of {s['best_selected_from']})"
         flags = s["flags"]
         table.add_row(
-            s["run_id"],
+            escape(s["run_id"]),
             s["status"],
             label,
             f"{s['tasks_done']}/{s['tasks_total']}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -65,8 +66,8 @@ class FoldDetailScreen(Screen[None]):
             else ""
         )
         self.query_one("#detail-title", Static).update(
-            f"[b]{label.capitalize()}[/b] of {self.run_id}: {name}, {fused['n']} validation "
-            f"samples{same_rows}"
+            f"[b]{label.capitalize()}[/b] of {escape(self.run_id)}: {name}, "
+            f"{fused['n']} validation samples{same_rows}"
         )
         confusion = self.query_one("#confusion", DataTable)
         confusion.add_columns("true \\ predicted", *CLASSES)

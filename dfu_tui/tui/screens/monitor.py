@@ -7,6 +7,7 @@ import json
 import statistics
 from typing import Any
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
@@ -172,7 +173,8 @@ class MonitorScreen(Screen[None]):
             "completed": "$success",
         }.get(status, "$accent")
         text = (
-            f"[b]{self.run_id}[/b]  [{colour}]{status}[/]  elapsed {duration(state.elapsed(now))}"
+            f"[b]{escape(self.run_id)}[/b]  [{colour}]{status}[/]"
+            f"  elapsed {duration(state.elapsed(now))}"
             f"  ETA {duration(state.eta())}  tasks {len(state.done)}/{len(state.tasks)}"
             f"  heartbeat {'-' if age is None else f'{age:.0f} s ago'}"
         )

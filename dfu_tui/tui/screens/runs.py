@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -36,7 +37,7 @@ def run_row(state: RunState, now: float) -> tuple[str, ...]:
     if flags["collapse"] or flags["warning"]:
         flag_cell = f"{flags['collapse']}C {flags['warning']}W"
     return (
-        state.run_id,
+        escape(state.run_id),
         state.effective_status(now),
         label,
         f"{state.folds_done}/{state.folds}",

@@ -1,0 +1,161 @@
+"""Stop, resume and run names under faults (issue 10, items 6, 7, 10 and 14), with real
+supervisor and worker processes on a tiny metadata-only run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dfu_tui.runs.procs import alive, run_processes
+from dfu_tui.runs.state import load_state
+from tests.helpers import ROOT, run_dfu, wait_for
+from tests.tui.conftest import CANCELLED, COMPLETED, FIXTURES
+
+SLOW = [  # enough trees that a fold takes a few seconds: time to stop or kill mid-run
+    "demo.patients=30",
+    "modalities.use=['metadata']",
+    "metadata_model.n_estimators=600",
+    "metadata_model.n_jobs=1",
+    "radar.enabled=false",
+    "cv.folds=3",
+    "cv.repeats=2",
+]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "DFU_TUI_CACHE_DIR": str(tmp_path / "cache"), "DFU_TUI_HEARTBEAT": "1"}
+
+
+def detach(env: dict[str, str], runs: Path, *extra: str) -> Path:
+    sets = [a for s in (*SLOW, *extra) for a in ("--set", s)]
+    proc = run_dfu(
+        env,
+        "run",
+        "configs/default.toml",
+        "--runs-dir",
+        str(runs),
+        "--detach",
+        "--jobs",
+        "1",
+        *sets,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return runs / proc.stdout.strip()
+
+
+def events(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines() if x]
+
+
+def test_stop_right_after_detach_stops_for_real(tmp_path: Path, env: dict[str, str]) -> None:
+    run = detach(env, tmp_path / "runs")
+    proc = run_dfu(env, "stop", str(run))  # at once: the lock is already held
+    assert proc.returncode == 0 and "cancelled" in proc.stdout, proc.stdout + proc.stderr
+    assert run_processes(run) == []
+    time.sleep(2)
+    after = events(run)
+    assert after[-1]["kind"] == "run_cancelled"
+    assert [e["kind"] for e in after].count("run_cancelled") == 1
+    assert load_state(run).status == "cancelled"
+
+
+def test_stop_never_signals_a_process_that_is_not_the_runs(tmp_path: Path) -> None:
+    """A stale run whose recorded supervisor pid and group now belong to someone else."""
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        run = tmp_path / CANCELLED
+        shutil.copytree(FIXTURES / CANCELLED, run)
+        lines = (run / "events.jsonl").read_text().splitlines()
+        kept = []
+        for line in lines:
+            e = json.loads(line)
+            if e["kind"] == "run_cancelled":
+                continue  # the run looks alive but its supervisor is gone
+            if e["kind"] in ("run_started", "run_resumed"):
+                e["pid"] = e["pgid"] = stranger.pid
+            kept.append(json.dumps(e))
+        (run / "events.jsonl").write_text("\n".join(kept) + "\n")
+        proc = run_dfu(dict(os.environ), "stop", str(run))
+        assert proc.returncode == 0, proc.stderr
+        assert alive(stranger.pid) and stranger.poll() is None
+        assert load_state(run).status == "cancelled"
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_resume_ends_orphans_and_only_one_of_two_resumes_wins(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    run = detach(env, tmp_path / "runs")
+    wait_for(lambda: any(e["kind"] == "fold_finished" for e in events(run)))
+    wait_for(lambda: any(p.role == "worker" for p in run_processes(run)))
+    os.kill(int((run / "lock").read_text()), signal.SIGKILL)
+    orphans = [p for p in run_processes(run) if p.role == "worker"]
+    assert orphans  # a worker outlived its supervisor
+    cmd = [sys.executable, "-m", "dfu_tui", "resume", str(run), "--detach", "--jobs", "1"]
+    both = [
+        subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outcomes = [(p.wait(timeout=120), p.stderr.read().decode()) for p in both]  # type: ignore[union-attr]
+    codes = sorted(code for code, _ in outcomes)
+    assert codes == [0, 2], outcomes
+    loser = next(err for code, err in outcomes if code == 2)
+    assert "already running" in loser and "Traceback" not in loser
+    wait_for(lambda: load_state(run).status == "completed", timeout=300)
+    log = events(run)
+    assert any("orphaned worker" in e.get("text", "") for e in log if e["kind"] == "message")
+    assert all(not alive(p.pid) for p in orphans)
+    # folds complete before the kill were not scored (and flagged) a second time
+    finished = [e["fold"] for e in log if e["kind"] == "fold_finished"]
+    assert sorted(finished) == sorted(set(finished)) == list(range(1, 7))
+
+
+def test_resumed_fold_flags_are_counted_once() -> None:
+    """A log where a resume scored fold 1 again: its flags replace, never add."""
+    from dfu_tui.runs.state import RunState
+
+    lines = (FIXTURES / CANCELLED / "events.jsonl").read_text().splitlines()
+    events_ = [json.loads(x) for x in lines]
+    fold = [
+        e
+        for e in events_
+        if e["kind"] in ("flag", "fold_finished") and e.get("scope", "fold") == "fold"
+    ]
+    once, twice = RunState("a"), RunState("b")
+    for e in events_:
+        once.apply(e)
+        twice.apply(e)
+    for e in fold:  # the same fold scored again
+        twice.apply(e)
+    assert once.flag_counts() == twice.flag_counts() == {"collapse": 1, "warning": 0}
+
+
+@pytest.mark.parametrize(
+    "name", ["/etc", "2026*", "[a-z]*", "**", "*", "?", "../runs", "", ".", "..", "2026/../x"]
+)
+def test_a_run_name_is_never_a_pattern(tmp_path: Path, name: str) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(FIXTURES, runs)
+    proc = run_dfu(dict(os.environ), "status", name, "--runs-dir", str(runs))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "no run" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_literal_prefix_still_finds_its_run(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(FIXTURES, runs)
+    proc = run_dfu(dict(os.environ), "status", COMPLETED[:18], "--runs-dir", str(runs), "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["run_id"] == COMPLETED
+    many = run_dfu(dict(os.environ), "status", "2026", "--runs-dir", str(runs))
+    assert many.returncode == 2 and "matches 2 runs" in many.stderr
