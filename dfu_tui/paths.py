@@ -21,10 +21,33 @@ def user_cache_dir() -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` (and parents) readable by the user only; tighten it if it exists."""
-    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
-    os.chmod(path, PRIVATE_DIR_MODE)
+    """Create `path` and its missing parents readable by the user only.
+
+    Only folders created here are given a mode: an existing folder is never changed (it may
+    be a shared one such as /tmp, with its sticky bit, or the user's own working folder).
+    """
+    missing = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            continue  # another process made it first: it is not ours to change
+        os.chmod(folder, PRIVATE_DIR_MODE)  # the umask may have removed bits we asked for
+    if not path.is_dir():
+        raise NotADirectoryError(f"{path}: not a folder")
     return path
+
+
+def make_private_tree(root: Path) -> None:
+    """Files 0600 and folders 0700 under `root`, a tree this process just created."""
+    for folder, _dirs, files in os.walk(root):
+        os.chmod(folder, PRIVATE_DIR_MODE)
+        for name in files:
+            os.chmod(os.path.join(folder, name), PRIVATE_FILE_MODE)
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:

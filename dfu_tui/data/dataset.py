@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -180,9 +182,12 @@ def load_modality_crops(
     cache_file = cache / f"{modality}-{size}px-{fp}.npz"
     if cache_file.is_file():
         try:
-            return _read_cache(cache_file, modality)
-        except (OSError, ValueError, KeyError):
-            cache_file.unlink(missing_ok=True)  # unreadable cache: rebuild it
+            cached = _read_cache(cache_file, modality)
+            if len(cached.crops) == len(cached.sample_index) == len(cached.files):
+                return cached
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
+            pass
+        cache_file.unlink(missing_ok=True)  # unreadable or inconsistent cache: rebuild it
     crops = _build_crops(
         modality, folder, files, images.read_boxes(box_path), table, size, progress
     )

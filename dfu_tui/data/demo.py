@@ -7,8 +7,14 @@ weakest, so models reach modest kappas and can overfit.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import os
 import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +32,7 @@ from dfu_tui.data.schema import (
     DEFAULT_METADATA_FILE,
     METADATA_COLUMNS,
 )
-from dfu_tui.paths import private_dir, user_cache_dir
+from dfu_tui.paths import make_private_tree, private_dir, user_cache_dir
 
 # Bump when the generator's output changes, so a cached demo is regenerated.
 DEMO_VERSION = 3
@@ -511,6 +517,10 @@ def generate_demo(
     return DemoSummary(root, patients, len(meta), n_images, size, time.perf_counter() - start)
 
 
+#: Written last into a finished demo dataset; a folder without it is incomplete.
+COMPLETE_MARKER = ".complete"
+
+
 def write_demo(
     target: Path,
     patients: int = DEFAULT_PATIENTS,
@@ -518,17 +528,33 @@ def write_demo(
     metadata_file: str = DEFAULT_METADATA_FILE,
     **options: Any,
 ) -> DemoSummary:
-    """Generate into a temporary sibling folder, then rename: never a half-written dataset."""
-    tmp = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    """Generate into a private temporary sibling folder (one per writer), write the
+    completeness marker last, then rename: never a half-written dataset, and concurrent
+    writers never touch each other's files. Files are 0600, folders 0700."""
     private_dir(target.parent)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial"))
     try:
         summary = generate_demo(tmp, patients, seed, metadata_file, **options)
+        marker = {
+            "patients": patients,
+            "seed": seed,
+            "rows": summary.rows,
+            "images": summary.images,
+        }
+        (tmp / COMPLETE_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+        make_private_tree(tmp)
+        if target.exists() and not any(target.iterdir()):
+            target.rmdir()  # an empty folder given to `demo-data`
         tmp.rename(target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return DemoSummary(target, *list(summary.__dict__.values())[1:])
+
+
+def demo_complete(target: Path, metadata_file: str = DEFAULT_METADATA_FILE) -> bool:
+    """Whether a demo folder was finished: its marker (written last) and its metadata file."""
+    return (target / COMPLETE_MARKER).is_file() and (target / metadata_file).is_file()
 
 
 def ensure_demo_dataset(
@@ -537,14 +563,34 @@ def ensure_demo_dataset(
     metadata_file: str = DEFAULT_METADATA_FILE,
     planted_leak: bool = False,
 ) -> Path:
-    """The default demo dataset in the user's cache, generated on first use."""
+    """The default demo dataset in the user's cache, generated on first use.
+
+    Safe under concurrency: one process generates while the others wait on a lock and then
+    reuse its result. A folder without the completeness marker (an older version's, or one
+    damaged by hand) is set aside and generated again; temporary folders of killed writers
+    are removed.
+    """
     base = private_dir(user_cache_dir() / "demo")
     target = base / f"v{DEMO_VERSION}-p{patients}-s{seed}{'-leak' if planted_leak else ''}"
-    if (target / metadata_file).is_file():
+    if demo_complete(target, metadata_file):
         return target
-    try:
+    with _locked(base / f".{target.name}.lock"):
+        if demo_complete(target, metadata_file):
+            return target  # another process finished it while we waited
+        for stale in base.glob(f".{target.name}.*.partial"):
+            shutil.rmtree(stale, ignore_errors=True)  # left by a killed writer (we hold the lock)
+        if target.exists():
+            shutil.rmtree(target)  # incomplete or damaged: ours to rebuild
         write_demo(target, patients, seed, metadata_file, planted_leak=planted_leak)
-    except OSError:
-        if not (target / metadata_file).is_file():  # lost a race with another process: fine
-            raise
     return target
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock held for the block (released if the process dies)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
