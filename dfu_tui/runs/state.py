@@ -72,6 +72,7 @@ class RunState:
     done: dict[str, float] = field(default_factory=dict)  # task -> seconds it took
     running: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> latest epoch
     started_tasks: list[str] = field(default_factory=list)  # every task_started, in order
+    task_started_at: dict[str, float] = field(default_factory=dict)
     fold_results: list[dict[str, Any]] = field(default_factory=list)
     epochs: list[Event] = field(default_factory=list)
     flags: list[Event] = field(default_factory=list)
@@ -109,6 +110,8 @@ class RunState:
         elif kind == "task_started":
             self.running[e["task"]] = {}
             self.started_tasks.append(e["task"])
+            if ts is not None:
+                self.task_started_at[e["task"]] = ts
         elif kind == "epoch":
             self.running.setdefault(e["task"], {}).update(e)
             self.epochs.append(e)
@@ -158,19 +161,40 @@ class RunState:
         end = self.finished or (time.time() if now is None else now)
         return max(0.0, end - self.started)
 
-    def eta(self) -> float | None:
-        """Seconds left, from finished tasks' durations, spread over the parallel jobs."""
-        if self.status != "running" or not self.done:
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds left: every task still to run at the mean duration of finished tasks of
+        its branch, running tasks less the time they have run; a branch with no finished
+        task yet is estimated from its running task's seconds per epoch (else the mean of
+        all finished tasks). Spread over the parallel jobs."""
+        if self.status != "running" or not (self.done or self.task_started_at):
             return None
-        overall = sum(self.done.values()) / len(self.done)
+        now = time.time() if now is None else now
         by_branch: dict[str, list[float]] = {}
         for task, seconds in self.done.items():
             by_branch.setdefault(task.split("-", 1)[1], []).append(seconds)
+        overall = sum(self.done.values()) / len(self.done) if self.done else None
+        for task, latest in self.running.items():
+            branch = task.split("-", 1)[1]
+            begun = self.task_started_at.get(task)
+            if (
+                branch not in by_branch
+                and begun is not None
+                and latest.get("epoch")
+                and latest.get("max_epochs")
+            ):
+                per_epoch = (float(latest.get("ts") or now) - begun) / latest["epoch"]
+                by_branch[branch] = [per_epoch * latest["max_epochs"]]
         left = 0.0
         for task in self.tasks:
-            if task not in self.done:
-                same = by_branch.get(task.split("-", 1)[1])
-                left += sum(same) / len(same) if same else overall
+            if task in self.done:
+                continue
+            same = by_branch.get(task.split("-", 1)[1])
+            expected = sum(same) / len(same) if same else overall
+            if expected is None:
+                return None  # nothing to go on yet
+            if task in self.running:
+                expected -= now - self.task_started_at.get(task, now)
+            left += max(0.0, expected)
         return left / max(1, self.jobs)
 
     def mean_kappa(self) -> dict[str, float]:
@@ -207,7 +231,7 @@ class RunState:
         return counts
 
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
-        eta = self.eta()
+        eta = self.eta(now)
         best = self.best_kappa()
         return {
             "run_id": self.run_id,

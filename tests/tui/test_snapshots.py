@@ -16,7 +16,10 @@ def test_runs_list(snap_compare, runs_dir: Path) -> None:
     assert snap_compare(make_app(runs_dir), terminal_size=SIZE)
 
 
-def test_launch_form_with_weight_error(snap_compare, runs_dir: Path) -> None:
+def test_launch_form_with_weight_error(snap_compare, runs_dir: Path, monkeypatch) -> None:
+    # the form's jobs default follows the machine (cores, free memory): fixed for the picture
+    monkeypatch.setattr("dfu_tui.tui.screens.launch.default_jobs", lambda: 2)
+
     async def bad_weight(pilot: Pilot) -> None:
         await pilot.press("n")
         await pilot.pause()

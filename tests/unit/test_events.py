@@ -94,3 +94,40 @@ def test_stale_after_two_heartbeats() -> None:
     assert state.effective_status(now=111.0) == "stale"
     state.apply({"kind": "heartbeat", "ts": 110.0})
     assert state.effective_status(now=111.0) == "running"
+
+
+def test_eta_counts_the_running_image_task_from_its_epochs() -> None:
+    """The first image task runs long after the quick metadata tasks: the ETA must not stay
+    at the metadata tasks' seconds (it showed 0:12 for 40 s, then jumped to 4:37)."""
+    tasks = [f"fold{k}-{b}" for k in (1, 2) for b in ("metadata", "thermal_map")]
+    state = RunState("r")
+    state.apply(
+        {
+            "kind": "run_started",
+            "ts": 0.0,
+            "folds": 2,
+            "combinations": [],
+            "tasks": tasks,
+            "jobs": 1,
+        }
+    )
+    state.apply({"kind": "task_started", "ts": 0.0, "task": "fold1-metadata"})
+    state.apply({"kind": "branch_finished", "ts": 6.0, "task": "fold1-metadata", "seconds": 6.0})
+    state.apply({"kind": "task_started", "ts": 6.0, "task": "fold1-thermal_map"})
+    state.apply(
+        {
+            "kind": "epoch",
+            "ts": 46.0,
+            "task": "fold1-thermal_map",
+            "fold": 1,
+            "branch": "thermal_map",
+            "epoch": 2,
+            "max_epochs": 20,
+        }
+    )
+    eta = state.eta(now=46.0)
+    # thermal: 20 s/epoch x 20 epochs = 400 s each; 360 s left on the running one, 400 for
+    # fold 2's, and 6 s for fold 2's metadata
+    assert eta == 360 + 400 + 6
+    later = state.eta(now=106.0)
+    assert later == eta - 60

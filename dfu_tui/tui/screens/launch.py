@@ -16,6 +16,7 @@ from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Sele
 from dfu_tui.config import BACKBONES, FUSION_STRATEGIES, Config, load_config
 from dfu_tui.data.schema import GROUP_HELP, MODALITIES
 from dfu_tui.errors import InputError
+from dfu_tui.runs.supervisor import default_jobs
 
 # Feature groups offered as "leave out" switches, and as the paired comparison.
 FORM_GROUPS = ("treatment", "timing", "identity")
@@ -162,7 +163,7 @@ class LaunchScreen(Screen[None]):
             "epochs": cfg.image_model.epochs,
             "size": cfg.data.image_size,
             "seed": cfg.cv.seed,
-            "jobs": 1,
+            "jobs": default_jobs(),  # the command line's default
         }
         for key, value in numbers.items():
             self.query_one(f"#{key}", Input).value = str(value)

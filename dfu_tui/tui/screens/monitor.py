@@ -175,7 +175,7 @@ class MonitorScreen(Screen[None]):
         text = (
             f"[b]{escape(self.run_id)}[/b]  [{colour}]{status}[/]"
             f"  elapsed {duration(state.elapsed(now))}"
-            f"  ETA {duration(state.eta())}  tasks {len(state.done)}/{len(state.tasks)}"
+            f"  ETA {duration(state.eta(now))}  tasks {len(state.done)}/{len(state.tasks)}"
             f"  heartbeat {'-' if age is None else f'{age:.0f} s ago'}"
         )
         if state.skipped:

@@ -43,7 +43,7 @@ def run_row(state: RunState, now: float) -> tuple[str, ...]:
         f"{state.folds_done}/{state.folds}",
         f"{len(state.done)}/{len(state.tasks)}",
         duration(state.elapsed(now)),
-        duration(state.eta()),
+        duration(state.eta(now)),
         state.best_kappa_text(),
         flag_cell,
     )
