@@ -522,7 +522,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         from dfu_tui.paths import atomic_write_text
 
-        atomic_write_text(args.output, text)
+        output: Path = args.output
+        if output.is_dir():
+            raise InputError(f"{output}: --output is a folder; give a file name")
+        if not output.parent.is_dir():
+            raise InputError(f"{output}: --output folder {output.parent} does not exist")
+        try:
+            atomic_write_text(output, text)
+        except OSError as exc:
+            raise InputError(f"{output}: cannot write the export ({exc.strerror})") from None
         err.print(f"wrote {args.output}", markup=False)
     return EXIT_OK
 

@@ -31,6 +31,8 @@ FUSION_STRATEGIES = ("fixed", "learned_alpha", "tuned", "stacked")
 BACKBONES = ("small_cnn", "EfficientNetB0", "MobileNetV3Small", "DenseNet121")
 LOSSES = ("weighted_ce", "focal")
 CV_STRATEGIES = ("grouped", "temporal")
+MAX_FEATURES = ("sqrt", "log2", "none")
+MAX_INNER_FOLDS = 10
 CRITERIA_METRICS = ("quadratic_kappa", "kappa")
 WEIGHT_SUM_TOLERANCE = 1e-6
 
@@ -271,9 +273,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise InputError(f"{path}: cannot read config ({exc.strerror})") from None
     try:
-        return tomllib.loads(text)
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: invalid TOML: {exc}") from None
+    if not raw:
+        raise InputError(
+            f"{path}: the config is empty; give at least one setting "
+            "(configs/default.toml shows them all), or leave the file out for the defaults"
+        )
+    return raw
 
 
 def _with_defaults(raw: dict[str, Any]) -> dict[str, Any]:
@@ -442,6 +450,19 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
     mm = cfg.metadata_model
     if mm.n_estimators < 1:
         bad("metadata_model.n_estimators", f"must be >= 1, got {mm.n_estimators}")
+    if mm.min_samples_leaf < 1:
+        bad("metadata_model.min_samples_leaf", f"must be >= 1, got {mm.min_samples_leaf}")
+    if mm.max_depth < 0:
+        bad("metadata_model.max_depth", f"must be >= 0 (0: unlimited), got {mm.max_depth}")
+    if mm.max_features not in MAX_FEATURES:
+        bad(
+            "metadata_model.max_features",
+            f"'{mm.max_features}' is not one of {', '.join(MAX_FEATURES)}",
+        )
+    if mm.n_jobs == 0 or mm.n_jobs < -1:
+        bad("metadata_model.n_jobs", f"must be -1 (all cores) or >= 1, got {mm.n_jobs}")
+    if cfg.cv.inner_folds > MAX_INNER_FOLDS:
+        bad("cv.inner_folds", f"must be <= {MAX_INNER_FOLDS}, got {cfg.cv.inner_folds}")
     if mm.class_weight not in ("balanced", "none"):
         bad("metadata_model.class_weight", "expected 'balanced' or 'none'")
 

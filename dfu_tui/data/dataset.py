@@ -242,6 +242,10 @@ def _build_crops(
             continue
         try:
             frame = images.decode_png(folder / entry.name)
+        except images.ImageTooLarge as exc:
+            counts["image too large"] += 1
+            skipped.append(f"{folder / entry.name}: {exc}, skipped")
+            continue
         except images.BAD_IMAGE_ERRORS as exc:
             counts["corrupt image"] += 1
             skipped.append(f"{folder / entry.name}: corrupt or truncated PNG, skipped ({exc})")

@@ -89,6 +89,15 @@ def read_boxes(path: Path) -> BoxTable:
     return BoxTable(path, by_name, by_stem, skipped)
 
 
+#: A camera frame is at most a few megapixels; a larger PNG is refused before it is decoded
+#: (a 12000x12000 image would take over 400 MB as RGB, 2 GB while decoding).
+MAX_IMAGE_PIXELS = 40_000_000
+
+
+class ImageTooLarge(ValueError):
+    """A PNG whose header declares more pixels than a camera frame can have."""
+
+
 def decode_png(path: Path) -> np.ndarray:
     """Decode a PNG into an RGB uint8 array (H, W, 3); 16-bit and float maps are rescaled.
 
@@ -97,6 +106,12 @@ def decode_png(path: Path) -> np.ndarray:
     global decode_count
     decode_count += 1
     with Image.open(path) as img:
+        width, height = img.size  # from the header: nothing decoded yet
+        if width * height > MAX_IMAGE_PIXELS:
+            raise ImageTooLarge(
+                f"{width}x{height} pixels, above the {MAX_IMAGE_PIXELS // 1_000_000} "
+                "megapixel limit for a camera frame"
+            )
         img.load()
         if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
             arr = np.asarray(img, dtype=np.float64)

@@ -156,13 +156,11 @@ def read_metadata(
     label = frame[label_column].str.strip()
     unknown = ~label.isin(CLASSES)
     if unknown.any():
-        parts = []
-        for value in sorted(set(label[unknown])):
-            shown = f"'{value}'" if value else "empty"
-            parts.append(f"{shown} (rows {_rows(unknown & (label == value))})")
+        # values are never printed (a wrong label column would list patients' data)
+        kinds = label[unknown].nunique()
         problems.append(
-            f"{path}: column '{label_column}': unknown label values {'; '.join(parts)}; "
-            f"expected one of {', '.join(CLASSES)}"
+            f"{path}: column '{label_column}': {int(unknown.sum())} rows hold {kinds} value(s) "
+            f"that are not labels (rows {_rows(unknown)}); expected one of {', '.join(CLASSES)}"
         )
     if problems:
         raise InputError(problems)

@@ -101,19 +101,31 @@ class DfuApp(App[None]):
     # -- navigation
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        if not self._showing(HelpScreen):
+            self.push_screen(HelpScreen())
 
     def action_launch(self) -> None:
-        self.push_screen(LaunchScreen(self.config_path))
+        if not self._showing(LaunchScreen):
+            self.push_screen(LaunchScreen(self.config_path))
+
+    def _showing(self, kind: type, **attrs: object) -> bool:
+        """Whether the top screen already is this one (a burst of keys opens it once)."""
+        screen = self.screen
+        return isinstance(screen, kind) and all(
+            getattr(screen, k, None) == v for k, v in attrs.items()
+        )
 
     def open_run(self, run_id: str) -> None:
-        self.push_screen(MonitorScreen(run_id))
+        if not self._showing(MonitorScreen, run_id=run_id):
+            self.push_screen(MonitorScreen(run_id))
 
     def open_fold_detail(self, run_id: str, fold: int) -> None:
-        self.push_screen(FoldDetailScreen(run_id, fold))
+        if not self._showing(FoldDetailScreen, run_id=run_id, fold=fold):
+            self.push_screen(FoldDetailScreen(run_id, fold))
 
     def open_compare(self, run_id: str) -> None:
-        self.push_screen(CompareScreen(run_id))
+        if not self._showing(CompareScreen, run_id=run_id):
+            self.push_screen(CompareScreen(run_id))
 
     def _selected_run(self) -> str | None:
         screen = self.screen
@@ -202,7 +214,9 @@ class DfuApp(App[None]):
             )
 
 
-def run_dashboard(runs_dir: Path, config: Path) -> int:
-    """Open the dashboard; returns when the user quits."""
-    DfuApp(runs_dir, config).run()
-    return 0
+def run_dashboard(runs_dir: Path, config: Path, headless: bool = False) -> int:
+    """Open the dashboard; returns when the user quits: 0, or 1 when the dashboard crashed
+    (its runs are separate processes and are left untouched)."""
+    app = DfuApp(runs_dir, config)
+    app.run(headless=headless)
+    return 0 if app.return_code in (None, 0) else 1
