@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import zipfile
 import zlib
 from collections import Counter
@@ -149,13 +150,15 @@ def load_dataset(
 
 
 def _fingerprint(
-    modality: str, size: int, files: list[os.DirEntry[str]], box_path: Path, table: SampleTable
+    modality: str, size: int, files: list[ImageFile], box_path: Path, table: SampleTable
 ) -> str:
     h = hashlib.sha256(f"v{CROP_CACHE_VERSION}|{modality}|{size}".encode())
-    for entry in files:
-        st = entry.stat()
-        h.update(f"|{entry.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    h.update(box_path.read_bytes())
+    for f in files:
+        h.update(f"|{f.name}:{f.size}:{f.mtime_ns}".encode())
+    try:
+        h.update(box_path.read_bytes())
+    except OSError as exc:
+        raise InputError(f"{box_path}: cannot read bounding-box CSV ({exc.strerror})") from None
     # In table order: crops point at rows, so a re-ordered file must not reuse a cache.
     h.update(repr(table.keys).encode())
     return h.hexdigest()[:20]
@@ -173,32 +176,71 @@ def load_modality_crops(
     folder = root / cfg.data.folders.get(modality, DEFAULT_FOLDERS[modality])
     camera = CAMERA_OF[modality]
     box_path = root / cfg.data.box_files.get(camera, DEFAULT_BOX_FILES[camera])
-    files = sorted(
-        (e for e in os.scandir(folder) if e.is_file() and e.name.lower().endswith(".png")),
-        key=lambda e: e.name,
-    )
+    files, unusable = list_images(folder)
     size = cfg.data.image_size
     fp = _fingerprint(modality, size, files, box_path, table)
     cache_file = cache / f"{modality}-{size}px-{fp}.npz"
+    crops = None
     if cache_file.is_file():
         try:
             cached = _read_cache(cache_file, modality)
             if len(cached.crops) == len(cached.sample_index) == len(cached.files):
-                return cached
+                crops = cached
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
             pass
-        cache_file.unlink(missing_ok=True)  # unreadable or inconsistent cache: rebuild it
-    crops = _build_crops(
-        modality, folder, files, images.read_boxes(box_path), table, size, progress
-    )
-    _write_cache(cache_file, crops)
+        if crops is None:
+            cache_file.unlink(missing_ok=True)  # unreadable or inconsistent cache: rebuild it
+    if crops is None:
+        crops = _build_crops(
+            modality, folder, files, images.read_boxes(box_path), table, size, progress
+        )
+        _write_cache(cache_file, crops)
+    if unusable:  # listed afresh each load: never taken from the cache
+        crops.counts["unreadable file or link"] = len(unusable)
+        crops.skipped.extend(unusable)
     return crops
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """A PNG of an image folder, with what its fingerprint needs."""
+
+    name: str
+    size: int
+    mtime_ns: int
+
+
+def list_images(folder: Path) -> tuple[list[ImageFile], list[str]]:
+    """The readable regular `.png` files of a folder (symlinks followed), by name, and one
+    line per `.png` entry that cannot be used (a dangling link, a link loop, an entry that
+    cannot be read, a folder named like an image): skipped and named, never fatal."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot list the image folder ({exc.strerror})") from None
+    files, unusable = [], []
+    for entry in entries:
+        if not entry.name.lower().endswith(".png"):
+            continue
+        try:
+            st = os.stat(entry.path)
+        except OSError as exc:
+            unusable.append(f"{entry.path}: unreadable ({exc.strerror}), skipped")
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            unusable.append(f"{entry.path}: not a regular file, skipped")
+            continue
+        if not os.access(entry.path, os.R_OK):
+            unusable.append(f"{entry.path}: not readable (permission denied), skipped")
+            continue
+        files.append(ImageFile(entry.name, st.st_size, st.st_mtime_ns))
+    return files, unusable
 
 
 def _build_crops(
     modality: str,
     folder: Path,
-    files: list[os.DirEntry[str]],
+    files: list[ImageFile],
     boxes: images.BoxTable,
     table: SampleTable,
     size: int,
@@ -304,20 +346,26 @@ def _read_cache(path: Path, modality: str) -> ModalityCrops:
         )
 
 
+def _bytes_or_missing(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b"<missing>"
+
+
 def data_fingerprint(cfg: Config, modalities: list[str] | None = None) -> str:
     """A hash of the dataset a config reads: metadata and box files' bytes, image listings."""
     root = resolve_root(cfg)
     h = hashlib.sha256()
     meta = root / cfg.data.metadata_file
-    h.update(meta.read_bytes() if meta.is_file() else b"<missing>")
+    h.update(_bytes_or_missing(meta))
     wanted = cfg.image_modalities if modalities is None else modalities
     for m in wanted:
         camera = CAMERA_OF[m]
         box = root / cfg.data.box_files.get(camera, DEFAULT_BOX_FILES[camera])
-        h.update(box.read_bytes() if box.is_file() else b"<missing>")
+        h.update(_bytes_or_missing(box))
         folder = root / cfg.data.folders.get(m, DEFAULT_FOLDERS[m])
         if folder.is_dir():
-            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-                st = entry.stat()
-                h.update(f"{m}/{entry.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+            for f in list_images(folder)[0]:
+                h.update(f"{m}/{f.name}:{f.size}:{f.mtime_ns}".encode())
     return h.hexdigest()[:16]
