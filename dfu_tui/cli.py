@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -124,6 +126,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except OSError as exc:
+        if exc.errno not in SYSTEM_ERRNOS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.print(f"error: {where}{exc.strerror}", markup=False)
+        return EXIT_FAILED
+
+
+#: System conditions (not our bugs) reported as one line with exit 1: a full disk, a quota,
+#: a read-only filesystem, a permission refused, too many open files.
+SYSTEM_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EMFILE,
+    errno.EFBIG,
+}
 
 
 def open_dashboard(args: argparse.Namespace) -> int:
@@ -379,8 +400,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InputError(f"--jobs: must be >= 1, got {args.jobs}")
     dataset = _prepare(cfg)
     run = create_run_dir(args.runs_dir, cfg)
-    write_features(run, cfg, dataset)
-    save_fingerprint(run.path / "fingerprint.json", run_fingerprint(cfg))
+    try:
+        write_features(run, cfg, dataset)
+        save_fingerprint(run.path / "fingerprint.json", run_fingerprint(cfg))
+    except BaseException as exc:  # a run that could not be set up leaves nothing behind
+        shutil.rmtree(run.path, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror, str(run.path)) from None
+        raise
     return _supervise(run, args.jobs or 0, resume=False, detach=args.detach)
 
 

@@ -546,6 +546,9 @@ def write_demo(
         if target.exists() and not any(target.iterdir()):
             target.rmdir()  # an empty folder given to `demo-data`
         tmp.rename(target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

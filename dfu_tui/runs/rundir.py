@@ -7,6 +7,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import time
 import zipfile
 import zlib
@@ -94,10 +95,14 @@ def create_run_dir(runs_dir: Path, cfg: Config) -> RunDir:
         except FileExistsError:
             continue
     run = RunDir(path)
-    private_dir(run.predictions)
-    atomic_write_text(run.config, cfg.to_toml())
-    # The log exists from the start, so readers (status, the dashboard) see the run at once.
-    os.close(os.open(run.events, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
+    try:
+        private_dir(run.predictions)
+        atomic_write_text(run.config, cfg.to_toml())
+        # The log exists from the start, so readers (status, the dashboard) see the run.
+        os.close(os.open(run.events, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
+    except OSError as exc:  # e.g. a full disk: no half-made run directory is left
+        shutil.rmtree(path, ignore_errors=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     return run
 
 

@@ -9,6 +9,7 @@ scores each fold as soon as its branches are done, and ends with exactly one fin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import os
 import signal
@@ -230,7 +231,7 @@ class Supervisor:
                             "run_failed",
                             task=outcome.task_id,
                             exit_code=outcome.exit_code,
-                            reason=f"task {outcome.task_id} exited with code {outcome.exit_code}",
+                            reason=failure_reason(outcome.task_id, outcome.exit_code, outcome.log),
                             log_tail=tail(outcome.log),
                             seconds=round(time.perf_counter() - start, 3),
                         )
@@ -251,11 +252,12 @@ class Supervisor:
             return EXIT_COMPLETED
         except Exception as exc:
             self.executor.cancel()
-            self.events.emit(
-                "run_failed",
-                reason=f"{type(exc).__name__}: {exc}",
-                seconds=round(time.perf_counter() - start, 3),
-            )
+            with contextlib.suppress(OSError):  # a full disk may refuse even this line
+                self.events.emit(
+                    "run_failed",
+                    reason=f"{type(exc).__name__}: {exc}",
+                    seconds=round(time.perf_counter() - start, 3),
+                )
             return EXIT_FAILED
         finally:
             self._stop_beats.set()
@@ -298,6 +300,23 @@ class Supervisor:
         """Temporary files of a killed writer are never outputs: remove them."""
         for tmp in self.run.path.rglob(".*.tmp"):
             tmp.unlink(missing_ok=True)
+
+
+def failure_reason(task_id: str, code: int, log: Path) -> str:
+    """`task T exited with code C: <its last log line>` (e.g. a full disk's OSError)."""
+    last = "".join(tail(log, 1)).strip()
+    if not last and disk_full(log.parent):
+        last = "No space left on device (the run's disk is full; its log could not be written)"
+    return f"task {task_id} exited with code {code}" + (f": {last}" if last else "")
+
+
+def disk_full(path: Path, below: int = 1_000_000) -> bool:
+    """Whether the filesystem holding `path` has less than `below` bytes free."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < below
 
 
 def spawn_detached(run: RunDir, jobs: int, resume: bool = False) -> subprocess.Popen[bytes]:
