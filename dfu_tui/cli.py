@@ -173,6 +173,20 @@ def _load_with_progress(cfg: Config, modalities: list[str] | None) -> Dataset:
     """Load the dataset, with a progress bar per modality while crops are built."""
     from dfu_tui.data.dataset import load_dataset
 
+    if os.environ.get(PROGRESS_LINES_ENV):  # the dashboard reads these lines as they come
+        step: dict[str, int] = {}
+
+        def line(modality: str, done: int, total: int) -> None:
+            tenth = done * 10 // max(1, total)
+            if done == total or tenth > step.get(modality, -1):
+                step[modality] = tenth
+                print(f"preparing: cropping {modality} {done}/{total}", file=sys.stderr, flush=True)
+
+        where = "the demo dataset (generated on first use)" if cfg.data.root == "demo" else "data"
+        print(f"preparing: loading {where}", file=sys.stderr, flush=True)
+        dataset = load_dataset(cfg, modalities=modalities, progress=line)
+        print(f"preparing: {dataset.n_samples} samples loaded", file=sys.stderr, flush=True)
+        return dataset
     with _progress() as bar:
         tasks: dict[str, object] = {}
 
@@ -182,6 +196,10 @@ def _load_with_progress(cfg: Config, modalities: list[str] | None) -> Dataset:
             bar.update(tasks[modality], completed=done)  # type: ignore[arg-type]
 
         return load_dataset(cfg, modalities=modalities, progress=report)
+
+
+#: Set by the dashboard: preparation progress as plain `preparing: ...` lines on stderr.
+PROGRESS_LINES_ENV = "DFU_TUI_PROGRESS_LINES"
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

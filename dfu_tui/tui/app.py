@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -19,7 +20,7 @@ from dfu_tui.tui import commands
 from dfu_tui.tui.screens.compare import CompareScreen
 from dfu_tui.tui.screens.detail import FoldDetailScreen
 from dfu_tui.tui.screens.launch import LaunchScreen
-from dfu_tui.tui.screens.modals import ConfirmScreen, HelpScreen, MessageScreen
+from dfu_tui.tui.screens.modals import ConfirmScreen, HelpScreen, MessageScreen, PreparingScreen
 from dfu_tui.tui.screens.monitor import MonitorScreen
 from dfu_tui.tui.screens.runs import RunsScreen
 
@@ -49,6 +50,8 @@ class DfuApp(App[None]):
         self.refresh_seconds = refresh_seconds
         self._configs: dict[str, Config | None] = {}
         self._notified_ready = False
+        self.launching = False  # one launch at a time: a second press starts nothing
+        self.launched: dict[tuple[str, tuple[str, ...]], str] = {}  # form state -> run id
 
     def on_mount(self) -> None:
         self.catalog.refresh()  # history: shown, not notified
@@ -155,16 +158,45 @@ class DfuApp(App[None]):
 
     # -- actions through the command line (never training in this process)
 
-    def start_run(self, config: Path, overrides: list[str], jobs: int) -> None:
-        self.notify("launching…")
-        self._launch(config, overrides, jobs)
+    def start_run(self, config: Path, overrides: list[str], jobs: int) -> bool:
+        """Launch one run for a form state; False when nothing was started: a launch is
+        already under way, or this very form state was launched before (its run opens)."""
+        key = (str(config), tuple(overrides))
+        if self.launching:
+            self.notify("A run is being prepared; wait for it", severity="warning")
+            return False
+        earlier = self.launched.get(key)
+        if earlier is not None and earlier in self.catalog.ids():
+            self.notify(f"This form was launched as {escape(earlier)}; opening it")
+            if isinstance(self.screen, LaunchScreen):
+                self.pop_screen()
+            self.open_run(earlier)
+            return False
+        self.launching = True
+        self.push_screen(PreparingScreen())
+        self._launch(config, overrides, jobs, key)
+        return True
 
-    @work(group="launch", exclusive=True, description="launch a run", exit_on_error=False)
-    async def _launch(self, config: Path, overrides: list[str], jobs: int) -> None:
-        result = await commands.launch(config, overrides, self.runs_dir, jobs)
+    @work(group="launch", description="launch a run", exit_on_error=False)
+    async def _launch(
+        self, config: Path, overrides: list[str], jobs: int, key: tuple[str, tuple[str, ...]]
+    ) -> None:
+        def progress(line: str) -> None:
+            if isinstance(self.screen, PreparingScreen):
+                self.screen.add(line)
+
+        try:
+            result = await commands.launch(config, overrides, self.runs_dir, jobs, progress)
+        finally:
+            self.launching = False
+            if isinstance(self.screen, PreparingScreen):
+                self.pop_screen()
+            if isinstance(self.screen, LaunchScreen):
+                self.screen.launch_finished()
         if result.code != 0:
             raise RuntimeError(result.stderr.strip() or result.message)
         run_id = result.stdout.strip().splitlines()[-1]
+        self.launched[key] = run_id
         self.catalog.refresh()
         if isinstance(self.screen, LaunchScreen):
             self.pop_screen()

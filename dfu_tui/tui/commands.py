@@ -7,7 +7,9 @@ supervisors through the command line and reads run directories.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +46,48 @@ async def dfu(*args: str) -> CommandResult:
     )
 
 
-async def launch(config: Path, overrides: list[str], runs_dir: Path, jobs: int) -> CommandResult:
-    """Start a detached run; stdout holds the run id on success."""
+async def launch(
+    config: Path,
+    overrides: list[str],
+    runs_dir: Path,
+    jobs: int,
+    on_line: Callable[[str], None] | None = None,
+) -> CommandResult:
+    """Start a detached run; stdout holds the run id on success. Preparation progress
+    (demo generation, crops per modality) comes to `on_line` as it happens."""
     sets = [a for item in overrides for a in ("--set", item)]
-    return await dfu(
-        "run", str(config), *sets, "--detach", "--runs-dir", str(runs_dir), "--jobs", str(jobs)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dfu_tui",
+        "run",
+        str(config),
+        *sets,
+        "--detach",
+        "--runs-dir",
+        str(runs_dir),
+        "--jobs",
+        str(jobs),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "DFU_TUI_PROGRESS_LINES": "1"},
     )
+    assert proc.stdout is not None and proc.stderr is not None
+    err_lines: list[str] = []
+
+    async def follow() -> None:
+        assert proc.stderr is not None
+        async for raw in proc.stderr:
+            text = raw.decode(errors="replace").rstrip("\n")
+            if text.startswith("preparing: ") and on_line is not None:
+                on_line(text.removeprefix("preparing: "))
+            else:
+                err_lines.append(text)
+
+    out, _ = await asyncio.gather(proc.stdout.read(), follow())
+    code = await proc.wait()
+    return CommandResult(code or 0, out.decode(errors="replace"), "\n".join(err_lines))
 
 
 async def stop(run_dir: Path) -> CommandResult:

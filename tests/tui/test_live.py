@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Input
 
 from dfu_tui.runs.state import load_state
 from dfu_tui.tui.app import DfuApp
+from dfu_tui.tui.screens.modals import PreparingScreen
 from dfu_tui.tui.screens.monitor import MonitorScreen
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,10 +40,12 @@ async def test_launch_watch_stop_resume(tmp_path: Path, small_demo_master: Path,
         for selector, value in values.items():
             form.query_one(selector, Input).value = value
         await pilot.pause()
-        await pilot.press("ctrl+l")
+        await pilot.press("ctrl+l", "ctrl+l", "ctrl+l")  # three presses: one run
+        assert isinstance(app.screen, PreparingScreen) and app.launching
         await until(pilot, lambda: isinstance(app.screen, MonitorScreen), 120)
         monitor = app.screen
         run_dir = runs / monitor.run_id
+        assert [p.name for p in runs.iterdir()] == [monitor.run_id]
         assert os.stat(run_dir).st_mode & 0o777 == 0o700
         await until(pilot, lambda: load_state(run_dir).epochs)
         # Stop from the monitor, with confirmation.
@@ -59,4 +62,14 @@ async def test_launch_watch_stop_resume(tmp_path: Path, small_demo_master: Path,
         table = monitor.query_one("#folds", DataTable)
         cells = [table.get_row_at(i) for i in range(2)]
         assert all(row[1] not in ("…", "-") and float(row[1]) > -1 for row in cells)
+        # The same form launched again opens that run instead of starting another.
+        await pilot.press("escape", "n")
+        form = app.screen
+        for selector, value in values.items():
+            form.query_one(selector, Input).value = value
+        await pilot.pause()
+        await pilot.press("ctrl+l")
+        await until(pilot, lambda: isinstance(app.screen, MonitorScreen), 30)
+        assert app.screen.run_id == monitor.run_id
+        assert [p.name for p in runs.iterdir()] == [monitor.run_id]
         await asyncio.sleep(0)

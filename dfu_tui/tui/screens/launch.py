@@ -261,8 +261,20 @@ class LaunchScreen(Screen[None]):
             self.notify("Fix the form first", severity="warning")
             return
         values = self.values()
-        self.app.start_run(  # type: ignore[attr-defined]
+        button = self.query_one("#launch", Button)
+        if button.disabled:
+            return
+        started = self.app.start_run(  # type: ignore[attr-defined]
             Path(str(self.query_one("#config", Select).value)),
             form_overrides(values),
             int(str(values["jobs"])),
         )
+        if started:
+            button.disabled = True
+            button.label = "Launching…"
+
+    def launch_finished(self) -> None:
+        """The launch ended (started or failed): the button is usable again."""
+        button = self.query_one("#launch", Button)
+        button.label = "Launch (ctrl+l)"
+        self.validate_form()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -115,3 +116,23 @@ class HelpScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss()
+
+
+class PreparingScreen(ModalScreen[None]):
+    """What a launch is doing before its run exists: the demo dataset, the crops per
+    modality with counts. Closed by the launch itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static("[b]Preparing the run[/b] (one launch at a time)")
+            yield Static("checking the config and the data…", id="preparing")
+
+    def add(self, line: str) -> None:
+        """One progress line; a newer count of the same step replaces the older one."""
+        step = line.rsplit(" ", 1)[0] if "/" in line.rsplit(" ", 1)[-1] else line
+        self.lines = [ln for ln in self.lines if not ln.startswith(step + " ")] + [line]
+        self.query_one("#preparing", Static).update(escape("\n".join(self.lines[-8:])))
