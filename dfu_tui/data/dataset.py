@@ -369,3 +369,23 @@ def data_fingerprint(cfg: Config, modalities: list[str] | None = None) -> str:
             for f in list_images(folder)[0]:
                 h.update(f"{m}/{f.name}:{f.size}:{f.mtime_ns}".encode())
     return h.hexdigest()[:16]
+
+
+def image_counts(cfg: Config) -> tuple[int, dict[str, int]]:
+    """(samples, samples with at least one image named for them, per image modality): a
+    quick look for the launch form, from the metadata and the file names only (nothing is
+    decoded; boxes are not checked, so a run may use a few less)."""
+    table = load_dataset(cfg, modalities=[]).table
+    keys = set(table.keys)
+    root = resolve_root(cfg)
+    out = {}
+    for m in DEFAULT_FOLDERS:
+        folder = root / cfg.data.folders.get(m, DEFAULT_FOLDERS[m])
+        named: set[tuple[int, int, int]] = set()
+        if folder.is_dir():
+            for f in list_images(folder)[0]:
+                parsed = parse_image_name(f.name)
+                if parsed is not None:
+                    named.add((parsed.patient, parsed.appt, parsed.dfu))
+        out[m] = sum(1 for k in table.keys if k in named & keys)
+    return len(table.keys), out

@@ -24,6 +24,13 @@ def test_launch_form_with_weight_error(snap_compare, runs_dir: Path, monkeypatch
         await pilot.press("n")
         await pilot.pause()
         pilot.app.screen.query_one("#weight-metadata", Input).value = "-0.2"
+        # a data folder that does not exist: its one-line note, not a machine-dependent count
+        pilot.app.screen.query_one("#root", Input).value = "/nonexistent-dataset"
+        note = pilot.app.screen.query_one("#data-note")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if str(note.render()):
+                break
         await pilot.pause()
         pilot.app.screen.query_one("#launch-form").scroll_end(animate=False)
         await pilot.pause()

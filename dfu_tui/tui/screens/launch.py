@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from textual import on
+from rich.markup import escape
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -63,6 +64,7 @@ class LaunchScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("ctrl+l", "launch", "Launch"),
+        Binding("ctrl+o", "pick_folder", "Pick folder"),
         Binding("question_mark", "app.help", "Help", key_display="?"),
     ]
 
@@ -71,6 +73,8 @@ class LaunchScreen(Screen[None]):
         self.config_path = config
         self.valid: Config | None = None
         self.exclude_other: list[str] = []
+        self.counted_root = ""
+        self.image_counts: dict[str, int] | None = None
 
     def compose(self) -> ComposeResult:
         configs = sorted(self.config_path.parent.glob("*.toml")) or [self.config_path]
@@ -83,13 +87,17 @@ class LaunchScreen(Screen[None]):
                 allow_blank=False,
                 id="config",
             )
-            yield Label("Data source (demo, or a dataset folder)")
+            yield Label("Data source (demo, or a dataset folder; ctrl+o to pick one)")
             yield Input(id="root")
+            yield Static("", id="data-note")
             yield Label("Modalities and fusion weights")
             for m in MODALITIES:
                 with Horizontal(classes="modality"):
-                    yield Checkbox(m, id=f"use-{m}")
-                    yield Input(id=f"weight-{m}", classes="weight", placeholder="weight")
+                    yield Checkbox(m, id=f"use-{m}", compact=True)
+                    yield Input(
+                        id=f"weight-{m}", classes="weight", placeholder="weight", compact=True
+                    )
+                    yield Static("", id=f"images-{m}", classes="images")
             with Horizontal(classes="row"):
                 yield Switch(id="search")
                 yield Static("search every combination of the chosen modalities", id="search-label")
@@ -191,7 +199,7 @@ class LaunchScreen(Screen[None]):
         values = self.values()
         problems: list[str] = []
         for m in MODALITIES:
-            self.query_one(f"#weight-{m}", Input).display = bool(values[f"use-{m}"])
+            self.query_one(f"#weight-{m}", Input).disabled = not values[f"use-{m}"]
             if values[f"use-{m}"]:
                 try:
                     float(str(values[f"weight-{m}"]))
@@ -243,6 +251,59 @@ class LaunchScreen(Screen[None]):
     @on(Switch.Changed)
     def _changed(self) -> None:
         self.validate_form()
+
+    def action_pick_folder(self) -> None:
+        from dfu_tui.tui.screens.modals import FolderScreen
+
+        current = self.query_one("#root", Input).value.strip()
+        start = Path(current).expanduser() if current and current != "demo" else Path.cwd()
+        if not start.is_dir():
+            start = Path.cwd()
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.query_one("#root", Input).value = str(path)
+
+        self.app.push_screen(FolderScreen(start), chosen)
+
+    @on(Input.Changed, "#root")
+    def _root_changed(self) -> None:
+        root = self.query_one("#root", Input).value.strip() or "demo"
+        if root != self.counted_root:
+            self.counted_root = root
+            self.set_timer(0.4, lambda: self._count_images(root))  # after typing settles
+
+    @work(thread=True, exclusive=True, group="image-counts", exit_on_error=False)
+    def _count_images(self, root: str) -> None:
+        """Samples with images per modality for the chosen data, beside each modality."""
+        from dfu_tui.data.dataset import image_counts
+
+        if root != self.counted_root:
+            return  # typing went on
+        try:
+            cfg = load_config(self.config_path, [f"data.root={json.dumps(root)}"])
+            total, counts = image_counts(cfg)
+        except (InputError, OSError, ValueError) as exc:
+            message = exc.problems[0] if isinstance(exc, InputError) else str(exc)
+            self.app.call_from_thread(self._show_counts, root, None, 0, message)
+            return
+        self.app.call_from_thread(self._show_counts, root, counts, total, "")
+
+    def _show_counts(
+        self, root: str, counts: dict[str, int] | None, total: int, message: str
+    ) -> None:
+        if root != self.counted_root:
+            return
+        self.image_counts = counts
+        for m in MODALITIES:
+            box = self.query_one(f"#images-{m}", Static)
+            if counts is None:
+                box.update("")
+            elif m == "metadata":
+                box.update(f"{total} samples")
+            else:
+                box.update(f"{counts.get(m, 0)} / {total} with images")
+        self.query_one("#data-note", Static).update(escape(message))
 
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable
+from pathlib import Path
+
 from rich.markup import escape
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Markdown, Static
+from textual.widgets import Button, DirectoryTree, Markdown, Static
 
 HELP = """\
 # dfu-tui keys
@@ -136,3 +141,51 @@ class PreparingScreen(ModalScreen[None]):
         step = line.rsplit(" ", 1)[0] if "/" in line.rsplit(" ", 1)[-1] else line
         self.lines = [ln for ln in self.lines if not ln.startswith(step + " ")] + [line]
         self.query_one("#preparing", Static).update(escape("\n".join(self.lines[-8:])))
+
+
+class FoldersOnly(DirectoryTree):
+    """A DirectoryTree listing folders only (a dataset is a folder)."""
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        out = []
+        for p in paths:
+            with contextlib.suppress(OSError):
+                if p.is_dir() and not p.name.startswith("."):
+                    out.append(p)
+        return out
+
+
+class FolderScreen(ModalScreen[Path | None]):
+    """Pick a dataset folder: arrows to move, enter to open or choose, escape to cancel."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("backspace", "up", "Parent folder"),
+    ]
+
+    def __init__(self, start: Path) -> None:
+        super().__init__()
+        self.start = start
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog folders"):
+            yield Static(
+                "[b]Dataset folder[/b]: space opens a folder, enter chooses it, "
+                "backspace goes up, escape cancels"
+            )
+            yield FoldersOnly(self.start, id="folders")
+
+    def on_mount(self) -> None:
+        self.query_one("#folders", FoldersOnly).focus()
+
+    @on(DirectoryTree.DirectorySelected)
+    def _chosen(self, event: DirectoryTree.DirectorySelected) -> None:
+        event.stop()
+        self.dismiss(event.path)
+
+    def action_up(self) -> None:
+        tree = self.query_one("#folders", FoldersOnly)
+        tree.path = Path(tree.path).resolve().parent
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

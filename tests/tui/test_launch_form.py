@@ -1,0 +1,84 @@
+"""The launch form at 80x24 (issue 10, items 3, 4 and 5): five modalities with weights and
+image counts on screen at once, strategy and folds within one scroll, the command line's
+jobs default, a folder picker and coverage as soon as a folder is chosen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Checkbox, Input, Select, Static
+
+from dfu_tui.data.schema import MODALITIES
+from dfu_tui.runs.supervisor import default_jobs
+from dfu_tui.tui.screens.launch import LaunchScreen
+from dfu_tui.tui.screens.modals import FolderScreen
+from tests.tui.conftest import make_app
+
+
+async def until(pilot, check, tries: int = 240) -> None:
+    for _ in range(tries):
+        if check():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError("timed out")
+
+
+async def test_every_modality_fits_at_80x24_with_counts(runs_dir: Path, tiny_demo: Path) -> None:
+    app = make_app(runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, LaunchScreen)
+        screen_rows = range(1, 23)  # under the header, above the footer
+        for m in MODALITIES:
+            for widget in (form.query_one(f"#use-{m}", Checkbox), form.query_one(f"#weight-{m}")):
+                region = widget.region
+                assert region.height == 1 and region.y in screen_rows, (m, region)
+                assert region.right <= 80
+        rows = {form.query_one(f"#use-{m}", Checkbox).region.y for m in MODALITIES}
+        assert len(rows) == 5  # one row each
+        # strategy and folds: at most one page down
+        scroller = form.query_one("#launch-form")
+        for selector in ("#strategy", "#folds"):
+            assert form.query_one(selector).virtual_region.y < 2 * scroller.size.height
+        assert form.query_one("#jobs", Input).value == str(default_jobs())
+        # coverage of a chosen folder, beside each modality
+        form.query_one("#root", Input).value = str(tiny_demo)
+        await until(
+            pilot,
+            lambda: "with images" in str(form.query_one("#images-thermal_map", Static).render()),
+        )
+        text = str(form.query_one("#images-thermal_map", Static).render())
+        with_images, total = text.split(" with")[0].split(" / ")
+        assert 0 < int(with_images) <= int(total)
+        assert "samples" in str(form.query_one("#images-metadata", Static).render())
+        # a folder that is not a dataset says why, in one line
+        form.query_one("#root", Input).value = str(tiny_demo / "Thermal_Map_IMG")
+        await until(pilot, lambda: str(form.query_one("#data-note", Static).render()) != "")
+        assert "not found" in str(form.query_one("#data-note", Static).render())
+        assert isinstance(form.query_one("#strategy", Select), Select)
+
+
+async def test_folder_picker_fills_the_data_source(runs_dir: Path, tiny_demo: Path) -> None:
+    app = make_app(runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        await pilot.pause()
+        form = app.screen
+        form.query_one("#root", Input).value = str(tiny_demo.parent)
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert isinstance(app.screen, FolderScreen)
+        picker = app.screen
+
+        def chosen() -> None:
+            picker.dismiss(tiny_demo)
+
+        chosen()
+        await pilot.pause()
+        assert isinstance(app.screen, LaunchScreen)
+        assert form.query_one("#root", Input).value == str(tiny_demo)
+        await pilot.press("ctrl+o", "escape")
+        await pilot.pause()
+        assert form.query_one("#root", Input).value == str(tiny_demo)  # cancel keeps it
