@@ -250,6 +250,11 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Confi
     raw: dict[str, Any] = {}
     if path is not None:
         raw = _read_toml(Path(path))
+        if not raw and not overrides:
+            raise InputError(
+                f"{path}: the config is empty; give at least one setting "
+                "(configs/default.toml shows them all), or leave the file out for the defaults"
+            )
     problems: list[str] = []
     if overrides:
         raw = _with_defaults(raw)
@@ -276,11 +281,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: invalid TOML: {exc}") from None
-    if not raw:
-        raise InputError(
-            f"{path}: the config is empty; give at least one setting "
-            "(configs/default.toml shows them all), or leave the file out for the defaults"
-        )
     return raw
 
 

@@ -61,6 +61,11 @@ class SampleTable:
         ]
 
 
+def _label_like(value: str) -> bool:
+    """A short non-numeric text such as a mistyped label ('X', 'p'), safe to show."""
+    return len(value) <= 3 and not value.replace(".", "", 1).lstrip("-").isdigit()
+
+
 def read_csv_text(path: Path, what: str) -> str:
     """Read a UTF-8 CSV (byte-order mark allowed) or raise a one-line InputError."""
     try:
@@ -156,12 +161,22 @@ def read_metadata(
     label = frame[label_column].str.strip()
     unknown = ~label.isin(CLASSES)
     if unknown.any():
-        # values are never printed (a wrong label column would list patients' data)
-        kinds = label[unknown].nunique()
-        problems.append(
-            f"{path}: column '{label_column}': {int(unknown.sum())} rows hold {kinds} value(s) "
-            f"that are not labels (rows {_rows(unknown)}); expected one of {', '.join(CLASSES)}"
-        )
+        values = sorted(set(label[unknown]))
+        if len(values) <= 3 and all(_label_like(v) for v in values):  # a typo: name it
+            parts = [
+                f"{repr(v) if v else 'empty'} (rows {_rows(unknown & (label == v))})"
+                for v in values
+            ]
+            problems.append(
+                f"{path}: column '{label_column}': unknown label values {'; '.join(parts)}; "
+                f"expected one of {', '.join(CLASSES)}"
+            )
+        else:  # never list them: a wrong label column would print patients' data
+            problems.append(
+                f"{path}: column '{label_column}': {int(unknown.sum())} rows hold "
+                f"{len(values)} value(s) that are not labels (rows {_rows(unknown)}); "
+                f"expected one of {', '.join(CLASSES)}"
+            )
     if problems:
         raise InputError(problems)
 
