@@ -381,8 +381,9 @@ def _supervise(run: RunDir, jobs: int, resume: bool, detach: bool) -> int:
 
     jobs = jobs or default_jobs()
     if detach:
+        offset = run.log.stat().st_size if run.log.exists() else 0
         proc = spawn_detached(run, jobs, resume)
-        confirm_started(run, proc)  # the lock is ours: `stop` from now on finds it
+        confirm_started(run, proc, offset)  # the lock is ours: `stop` from now on finds it
         out.print(run.run_id, markup=False)
         err.print(
             f"supervisor pid {proc.pid}; log {run.log}; follow with: dfu-tui status {run.run_id}",

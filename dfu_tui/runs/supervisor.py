@@ -302,6 +302,18 @@ class Supervisor:
             tmp.unlink(missing_ok=True)
 
 
+def child_errors(log: Path, offset: int) -> list[str]:
+    """The `error:` lines appended to a shared log since `offset` (another supervisor may be
+    writing its progress to the same file meanwhile)."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(offset)
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return [ln.removeprefix("error: ") for ln in text.splitlines() if ln.startswith("error: ")]
+
+
 def failure_reason(task_id: str, code: int, log: Path) -> str:
     """`task T exited with code C: <its last log line>` (e.g. a full disk's OSError)."""
     last = "".join(tail(log, 1)).strip()
@@ -346,17 +358,22 @@ def lock_holder(run: RunDir) -> int | None:
         return None
 
 
-def confirm_started(run: RunDir, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def confirm_started(
+    run: RunDir, proc: subprocess.Popen[bytes], log_offset: int = 0, timeout: float = 60.0
+) -> None:
     """Return once the detached supervisor holds the run's lock; raise InputError when it
-    exited first (another supervisor holds the run, or the run could not start)."""
+    exited first (another supervisor holds the run, or the run could not start), with its
+    own `error:` lines from the run's log (written after `log_offset`)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if lock_holder(run) == proc.pid:
             return
         code = proc.poll()
         if code is not None:
-            last = "".join(tail(run.log, 1)).strip().removeprefix("error: ")
-            raise InputError(last or f"{run.path}: supervisor exited with code {code}")
+            raise InputError(
+                child_errors(run.log, log_offset)
+                or [f"{run.path}: supervisor exited with code {code}"]
+            )
         time.sleep(0.05)
     raise InputError(f"{run.path}: supervisor did not take the run's lock in {timeout:g} s")
 

@@ -49,7 +49,7 @@ def repeated(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> P
         str(runs),
         "--detach",
         "--jobs",
-        "1",
+        "2",
         *sets(*extra),
     )
     assert proc.returncode == 0, proc.stderr
