@@ -184,7 +184,7 @@ def _load_with_progress(cfg: Config, modalities: list[str] | None) -> Dataset:
 
         where = "the demo dataset (generated on first use)" if cfg.data.root == "demo" else "data"
         print(f"preparing: loading {where}", file=sys.stderr, flush=True)
-        dataset = load_dataset(cfg, modalities=modalities, progress=line)
+        dataset = load_dataset(cfg.dataset, modalities=modalities, progress=line)
         print(f"preparing: {dataset.n_samples} samples loaded", file=sys.stderr, flush=True)
         return dataset
     with _progress() as bar:
@@ -195,7 +195,7 @@ def _load_with_progress(cfg: Config, modalities: list[str] | None) -> Dataset:
                 tasks[modality] = bar.add_task(f"cropping {modality}", total=total)
             bar.update(tasks[modality], completed=done)  # type: ignore[arg-type]
 
-        return load_dataset(cfg, modalities=modalities, progress=report)
+        return load_dataset(cfg.dataset, modalities=modalities, progress=report)
 
 
 #: Set by the dashboard: preparation progress as plain `preparing: ...` lines on stderr.

@@ -17,14 +17,12 @@ from typing import Any
 import tomli_w
 
 from dfu_tui.data.schema import (
-    DEFAULT_BOX_FILES,
-    DEFAULT_FOLDERS,
-    DEFAULT_METADATA_FILE,
     FEATURE_GROUPS,
     IMAGE_MODALITIES,
     METADATA,
     MODALITIES,
 )
+from dfu_tui.data.settings import DataConfig, DatasetSpec, DemoConfig, FeaturesConfig
 from dfu_tui.errors import InputError
 
 FUSION_STRATEGIES = ("fixed", "learned_alpha", "tuned", "stacked")
@@ -38,31 +36,6 @@ WEIGHT_SUM_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    """Where the dataset is and how to read it."""
-
-    root: str = "demo"
-    metadata_file: str = DEFAULT_METADATA_FILE
-    label_column: str = "Healing Phase Abs"
-    patient_column: str = "Patient#"
-    folders: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FOLDERS))
-    box_files: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BOX_FILES))
-    exclude_columns: list[str] = field(default_factory=list)
-    use_free_text: bool = False
-    image_size: int = 64
-    cache_dir: str = ""
-
-
-@dataclass(frozen=True)
-class FeaturesConfig:
-    """Which metadata columns the metadata branch uses, and what is compared."""
-
-    exclude: list[str] = field(default_factory=list)  # column names or group names
-    history: bool = False  # add per-wound visit-history columns
-    compare: str = ""  # a group: also train the metadata branch without it, fold by fold
-
-
-@dataclass(frozen=True)
 class RadarConfig:
     """The leakage radar: permutation importance and single-feature kappa per fold."""
 
@@ -72,15 +45,6 @@ class RadarConfig:
     dominance_ratio: float = 2.0  # a column this many times the runner-up dominates
     min_importance: float = 0.03  # ... when its kappa drop is at least this
     min_single_kappa: float = 0.15  # ... or its single-feature kappa at least this
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """The built-in synthetic dataset used when `data.root = "demo"`."""
-
-    patients: int = 160
-    seed: int = 0
-    planted_leak: bool = False  # the dressing follows the label (a test of the radar)
 
 
 @dataclass(frozen=True)
@@ -186,6 +150,11 @@ class Config:
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
     criteria: CriteriaConfig = field(default_factory=CriteriaConfig)
     source: str = field(default="<defaults>", compare=False)
+
+    @property
+    def dataset(self) -> DatasetSpec:
+        """What loading this config's dataset needs (the data layer sees nothing else)."""
+        return DatasetSpec(self.data, self.demo, self.features, self.source, self.image_modalities)
 
     @property
     def image_modalities(self) -> list[str]:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dfu_tui.config import Config
 from dfu_tui.data import images
 from dfu_tui.data.filenames import parse_image_name
 from dfu_tui.data.metadata import SampleTable, read_metadata
 from dfu_tui.data.schema import CAMERA_OF, CLASSES, DEFAULT_BOX_FILES, DEFAULT_FOLDERS
+from dfu_tui.data.settings import DatasetSpec
 from dfu_tui.errors import InputError
 from dfu_tui.paths import atomic_write, private_dir, user_cache_dir
 
@@ -95,7 +95,7 @@ class Dataset:
         return [line for c in self.crops.values() for line in c.skipped]
 
 
-def resolve_root(cfg: Config) -> Path:
+def resolve_root(cfg: DatasetSpec) -> Path:
     """The dataset folder; `demo` means the built-in demo, generated into the cache on first use."""
     if cfg.data.root == "demo":
         from dfu_tui.data.demo import ensure_demo_dataset
@@ -109,14 +109,14 @@ def resolve_root(cfg: Config) -> Path:
     return root
 
 
-def crop_cache_dir(cfg: Config) -> Path:
+def crop_cache_dir(cfg: DatasetSpec) -> Path:
     """Where crops are cached: `data.cache_dir`, or the user's cache directory."""
     base = Path(cfg.data.cache_dir).expanduser() if cfg.data.cache_dir else user_cache_dir()
     return private_dir(base / "crops")
 
 
 def load_dataset(
-    cfg: Config, modalities: list[str] | None = None, progress: Progress | None = None
+    cfg: DatasetSpec, modalities: list[str] | None = None, progress: Progress | None = None
 ) -> Dataset:
     """Load the metadata and the crops of the chosen (or given) image modalities."""
     root = resolve_root(cfg)
@@ -165,7 +165,7 @@ def _fingerprint(
 
 
 def load_modality_crops(
-    cfg: Config,
+    cfg: DatasetSpec,
     root: Path,
     modality: str,
     table: SampleTable,
@@ -353,7 +353,7 @@ def _bytes_or_missing(path: Path) -> bytes:
         return b"<missing>"
 
 
-def data_fingerprint(cfg: Config, modalities: list[str] | None = None) -> str:
+def data_fingerprint(cfg: DatasetSpec, modalities: list[str] | None = None) -> str:
     """A hash of the dataset a config reads: metadata and box files' bytes, image listings."""
     root = resolve_root(cfg)
     h = hashlib.sha256()
@@ -371,7 +371,7 @@ def data_fingerprint(cfg: Config, modalities: list[str] | None = None) -> str:
     return h.hexdigest()[:16]
 
 
-def image_counts(cfg: Config) -> tuple[int, dict[str, int]]:
+def image_counts(cfg: DatasetSpec) -> tuple[int, dict[str, int]]:
     """(samples, samples with at least one image named for them, per image modality): a
     quick look for the launch form, from the metadata and the file names only (nothing is
     decoded; boxes are not checked, so a run may use a few less)."""

@@ -1,6 +1,8 @@
-"""An experiment: folds -> (fold, branch) tasks -> predictions -> fusion -> metrics -> events.
+"""An experiment: folds -> (fold, branch) tasks -> predictions -> fusion -> metrics.
 
-Each (fold, branch) is trained once and reused by every combination that contains it.
+Each (fold, branch) is trained once and reused by every combination that contains it. Every
+function here returns its result and reports progress through a callback; `dfu_tui.runs`
+turns results into files and events.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 
@@ -28,12 +31,14 @@ from dfu_tui.engine.branch import BranchOutput
 from dfu_tui.engine.folds import CV, HOLDOUT, Fold
 from dfu_tui.engine.fusion import fuse
 from dfu_tui.engine.metrics import both_kappas, fold_metrics
+from dfu_tui.engine.records import FoldResult, PairedScores, Summary
 from dfu_tui.engine.rules import check_predictions
 from dfu_tui.errors import InputError
-from dfu_tui.runs.events import EventWriter
-from dfu_tui.runs.rundir import RunDir, load_predictions, save_predictions
 
 NEEDS_OOF = ("tuned", "stacked")
+
+# An epoch record of an image task (epoch, loss, kappas, shares, flags, ...).
+EpochCallback = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -43,9 +48,29 @@ class Task:
     fold: int
     branch: str
 
-    @property
-    def task_id(self) -> str:
-        return f"fold{self.fold}-{self.branch}"
+
+@dataclass
+class TaskResult:
+    """What a (fold, branch) task returns: its predictions, in the fold's sample order, and
+    the radar arrays of the metadata branch."""
+
+    fold: int
+    branch: str
+    val_index: np.ndarray
+    val_label: np.ndarray
+    val_proba: np.ndarray
+    train_index: np.ndarray
+    train_proba: np.ndarray
+    oof_proba: np.ndarray
+    seconds: float
+    best_epoch: int | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array, by its field name, then the extra arrays."""
+        fields = (f.name for f in dataclasses.fields(self))
+        named = {k: v for k in fields if isinstance(v := getattr(self, k), np.ndarray)}
+        return named | self.extra
 
 
 def comparison_branch(cfg: Config) -> str | None:
@@ -106,61 +131,44 @@ def pd_numeric(values: Any) -> Any:
     return pd.to_numeric(values, errors="coerce")
 
 
-def run_branch_task(
+def train_task(
     cfg: Config,
     dataset: Dataset,
     fold: Fold,
-    task: Task,
-    run: RunDir,
-    events: EventWriter,
+    branch: str,
     threads: int = 0,
-) -> None:
-    """Train one branch on one fold and write its predictions file.
+    on_epoch: EpochCallback | None = None,
+) -> TaskResult:
+    """Train one branch on one fold and return its predictions.
 
-    `threads` caps the CPU threads of this task (0: all cores, or `image_model.threads`).
+    `threads` caps the CPU threads of this task (0: all cores, or `image_model.threads`);
+    `on_epoch` receives each epoch record of an image branch as it ends.
     """
     threads = threads or cfg.image_model.threads or (os.cpu_count() or 1)
     table = dataset.table
     inner = cfg.cv.inner_folds if cfg.fusion.strategy in NEEDS_OOF else 0
     seed = cfg.cv.seed * 1000 + fold.number
-    events.emit(
-        "task_started", task=task.task_id, fold=fold.number, branch=task.branch, pid=os.getpid()
-    )
     start = time.perf_counter()
     extra: dict[str, np.ndarray] = {}
-    if is_metadata_branch(task.branch):
+    if is_metadata_branch(branch):
         from dfu_tui.engine.metadata_branch import train_metadata_branch
 
-        frame = table.frame[branch_features(cfg, dataset, task.branch)]
+        frame = table.frame[branch_features(cfg, dataset, branch)]
         model_cfg = cfg.metadata_model
         if model_cfg.n_jobs == -1:
             model_cfg = dataclasses.replace(model_cfg, n_jobs=threads)
         out: BranchOutput = train_metadata_branch(
             frame, table.labels, table.patients, fold.train, fold.val, model_cfg, seed, inner
         )
-        if task.branch == METADATA and cfg.radar.enabled:
+        if branch == METADATA and cfg.radar.enabled:
             extra = fold_radar(cfg, frame, table.labels, table.patients, fold, out, seed)
     else:
         from dfu_tui.engine.image_branch import configure_tensorflow, train_image_branch
 
         configure_tensorflow(threads)
-        crops = dataset.crops[task.branch]
-
-        def on_epoch(record: dict[str, Any]) -> None:
-            events.emit("epoch", task=task.task_id, fold=fold.number, branch=task.branch, **record)
-            for flag in record["flags"]:
-                events.emit(
-                    "flag",
-                    scope="epoch",
-                    task=task.task_id,
-                    fold=fold.number,
-                    branch=task.branch,
-                    epoch=record["epoch"],
-                    **flag,
-                )
-
+        crops = dataset.crops[branch]
         out = train_image_branch(
-            task.branch,
+            branch,
             crops.crops,
             crops.sample_index,
             table.labels,
@@ -171,26 +179,20 @@ def run_branch_task(
             cfg.collapse,
             seed,
             inner,
-            on_epoch,
+            on_epoch or (lambda record: None),
         )
-    oof = out.oof_proba if out.oof_proba is not None else np.zeros((0, 3))
-    save_predictions(
-        run.prediction_file(fold.number, task.branch),
+    return TaskResult(
+        fold=fold.number,
+        branch=branch,
         val_index=fold.val,
         val_label=table.labels[fold.val],
         val_proba=out.val_proba,
         train_index=fold.train,
         train_proba=out.train_proba,
-        oof_proba=oof,
-        **extra,
-    )
-    events.emit(
-        "branch_finished",
-        task=task.task_id,
-        fold=fold.number,
-        branch=task.branch,
+        oof_proba=out.oof_proba if out.oof_proba is not None else np.zeros((0, 3)),
         seconds=round(time.perf_counter() - start, 3),
         best_epoch=out.info.get("best_epoch"),
+        extra=extra,
     )
 
 
@@ -252,7 +254,7 @@ def fold_radar(
     }
 
 
-def read_radar(pred: dict[str, np.ndarray], radar_cfg: Any) -> dict[str, Any] | None:
+def read_radar(pred: Mapping[str, np.ndarray], radar_cfg: Any) -> dict[str, Any] | None:
     """The radar table and flags from a metadata predictions file (None when it has none)."""
     if "radar_features" not in pred:
         return None
@@ -285,11 +287,13 @@ def _metrics(labels: np.ndarray, fold: Fold, val: np.ndarray, train: np.ndarray)
 
 
 def evaluate_fold(
-    cfg: Config, dataset: Dataset, fold: Fold, run: RunDir, events: EventWriter
-) -> dict[str, Any]:
-    """Fuse and score every combination and every branch alone on one fold."""
-    labels = dataset.table.labels
-    preds = {b: load_predictions(run.prediction_file(fold.number, b)) for b in branches_of(cfg)}
+    cfg: Config,
+    labels: np.ndarray,
+    fold: Fold,
+    preds: Mapping[str, Mapping[str, np.ndarray]],
+) -> FoldResult:
+    """Fuse and score every combination and every branch alone on one fold, from each
+    branch's predictions (the arrays of its `TaskResult`)."""
     val = {b: p["val_proba"] for b, p in preds.items()}
     train = {b: p["train_proba"] for b, p in preds.items()}
     oof = (
@@ -311,21 +315,27 @@ def evaluate_fold(
     for combo in cfg.combinations:
         m = _fused_metrics(cfg, labels, fold, combo, val, train, oof)
         result["combinations"].append({"modalities": list(combo), **m})
-        for flag in m["flags"]:
-            events.emit("flag", scope="fold", fold=fold.number, combination=list(combo), **flag)
     if METADATA in preds:
         radar = read_radar(preds[METADATA], cfg.radar)
         if radar is not None:
             result["radar"] = radar
-            for flag in radar["flags"]:
-                events.emit("flag", scope="fold", fold=fold.number, combination=[METADATA], **flag)
     variant = comparison_branch(cfg)
-    if variant in preds:
+    if variant is not None and variant in preds:
         result["feature_comparison"] = _compare_fold(
             cfg, labels, fold, variant, val, train, oof, result
         )
-    events.emit("fold_finished", **result)
-    return result
+    return cast(FoldResult, result)
+
+
+def fold_flags(result: FoldResult) -> list[dict[str, Any]]:
+    """The fold-level flags of a fold result, each with the combination it concerns."""
+    out = [
+        {"combination": c["modalities"], **flag}
+        for c in result["combinations"]
+        for flag in c["flags"]
+    ]
+    out += [{"combination": [METADATA], **f} for f in result.get("radar", {}).get("flags", [])]
+    return out
 
 
 def _fused_metrics(
@@ -359,7 +369,7 @@ def _paired_scores(
     combo: tuple[str, ...],
     val: dict[str, np.ndarray],
     fused: np.ndarray,
-) -> dict[str, Any]:
+) -> PairedScores:
     """The combination and each branch (its own, and metadata alone when the run has it)
     scored on the same rows: the validation samples with every modality of the combination."""
     common = ~np.isnan(fused).any(axis=1)
@@ -367,11 +377,14 @@ def _paired_scores(
         common &= ~np.isnan(val[b]).any(axis=1)
     y = labels[fold.val][common]
     names = [*combo, *([METADATA] if METADATA in val and METADATA not in combo else [])]
-    return {
-        "n": int(common.sum()),
-        "fused": both_kappas(y, fused[common].argmax(axis=1)),
-        "branches": {b: both_kappas(y, val[b][common].argmax(axis=1)) for b in names},
-    }
+    return cast(
+        PairedScores,
+        {
+            "n": int(common.sum()),
+            "fused": both_kappas(y, fused[common].argmax(axis=1)),
+            "branches": {b: both_kappas(y, val[b][common].argmax(axis=1)) for b in names},
+        },
+    )
 
 
 def _compare_fold(
@@ -433,7 +446,7 @@ def _flags(
     )
 
 
-def summarize(cfg: Config, run_id: str, folds: list[dict[str, Any]], status: str) -> dict[str, Any]:
+def summarize(cfg: Config, run_id: str, folds: list[FoldResult], status: str) -> Summary:
     """The summary.json document: per combination and per branch, the cross-validation folds
     with mean, sample sd, per-repeat means, paired scores and verdict; the temporal hold-out
     apart; the radar and feature comparison."""
@@ -445,14 +458,14 @@ def summarize(cfg: Config, run_id: str, folds: list[dict[str, Any]], status: str
         test_train_ratio,
     )
 
-    cv = [f for f in folds if f.get("fold_kind", CV) == CV]
+    cv: list[Any] = [f for f in folds if f.get("fold_kind", CV) == CV]
     ratio = test_train_ratio(cv)
     branches = []
     for b in branches_of(cfg):
         per = [{"fold": f["fold"], "repeat": f.get("repeat", 1), **f["branches"][b]} for f in cv]
         mean, std = fold_means(per)
         branches.append({"branch": b, "folds": per, "mean": mean, "std": std})
-    combos = []
+    combos: list[Any] = []
     for i, combo in enumerate(cfg.combinations):
         per = [combination_of(f, i) for f in cv]
         combos.append(
@@ -488,21 +501,21 @@ def summarize(cfg: Config, run_id: str, folds: list[dict[str, Any]], status: str
     comparison = summarize_comparison(cv)
     if comparison is not None:
         doc["feature_comparison"] = comparison
-    return doc
+    return cast(Summary, doc)
 
 
-def combination_of(fold: dict[str, Any], index: int) -> dict[str, Any]:
+def combination_of(fold: Mapping[str, Any], index: int) -> dict[str, Any]:
     """Combination `index` of a fold result, with the fold's number, repeat and sizes."""
     entry = {k: v for k, v in fold["combinations"][index].items() if k != "modalities"}
     keys = ("fold", "repeat", "n_train", "n_val")
     return {**{k: fold[k] for k in keys if k in fold}, **entry}
 
 
-def selection(combos: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+def selection(combos: list[Any], metric: str) -> dict[str, Any]:
     """Which combination a search would pick, labelled as picked from N (its mean is biased
     upwards: it is the maximum of N noisy means)."""
 
-    def score(c: dict[str, Any]) -> float:
+    def score(c: Mapping[str, Any]) -> float:
         value = c["paired"]["fused"]["mean"] if c.get("paired") else c["mean"][metric]
         return -math.inf if value is None or math.isnan(value) else value
 
@@ -516,9 +529,7 @@ def selection(combos: list[dict[str, Any]], metric: str) -> dict[str, Any]:
     }
 
 
-def holdout_summary(
-    cfg: Config, fold: dict[str, Any], combos: list[dict[str, Any]]
-) -> dict[str, Any]:
+def holdout_summary(cfg: Config, fold: Mapping[str, Any], combos: list[Any]) -> dict[str, Any]:
     """The temporal hold-out: each combination and branch on the latest-enrolled patients,
     beside its cross-validation mean (the difference shows drift)."""
     metric = cfg.criteria.metric

@@ -26,7 +26,11 @@ def code_version() -> str:
 
 def run_fingerprint(cfg: Config) -> dict[str, Any]:
     """The fingerprint saved with a run and recomputed on resume."""
-    return {"code_version": code_version(), "data": data_fingerprint(cfg), "config": cfg.to_dict()}
+    return {
+        "code_version": code_version(),
+        "data": data_fingerprint(cfg.dataset),
+        "config": cfg.to_dict(),
+    }
 
 
 def save_fingerprint(path: Path, fingerprint: dict[str, Any]) -> None:

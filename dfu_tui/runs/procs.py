@@ -1,7 +1,7 @@
 """Finding a run's own processes, so that nothing that is not ours is ever signalled.
 
 A supervisor or worker of a run is recognised by its command line (`-m
-dfu_tui.runs.supervisor RUN_DIR` or `-m dfu_tui.runs.worker RUN_DIR TASK`, naming the run's
+dfu_tui.supervise RUN_DIR` or `-m dfu_tui.runs.worker RUN_DIR TASK`, naming the run's
 directory) and by belonging to this user; a recorded process id or group alone is never
 trusted (ids are reused after a reboot or a wrap-around).
 """
@@ -15,7 +15,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-MODULES = ("dfu_tui.runs.supervisor", "dfu_tui.runs.worker")
+SUPERVISOR_MODULE = "dfu_tui.supervise"
+# module -> role; `dfu_tui.runs.supervisor` is how supervisors of earlier versions were started
+MODULES = {
+    SUPERVISOR_MODULE: "supervisor",
+    "dfu_tui.runs.supervisor": "supervisor",
+    "dfu_tui.runs.worker": "worker",
+}
 
 
 @dataclass(frozen=True)
@@ -54,11 +60,10 @@ def run_processes(run_dir: Path) -> list[RunProcess]:
         except OSError:
             continue
         args = _cmdline(int(entry.name))
-        for module in MODULES:
+        for module, role in MODULES.items():
             if module in args:
                 rest = args[args.index(module) + 1 :]
                 if rest and _same_path(rest[0], target):
-                    role = module.rsplit(".", 1)[1]
                     task = rest[1] if role == "worker" and len(rest) > 1 else ""
                     found.append(RunProcess(int(entry.name), role, task))
     return found

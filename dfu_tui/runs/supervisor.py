@@ -1,14 +1,12 @@
 """The run supervisor: hands (fold, branch) tasks to an executor, writes heartbeats, fuses and
 scores each fold as soon as its branches are done, and ends with exactly one final event.
 
-    python -m dfu_tui.runs.supervisor RUN_DIR [--jobs N] [--resume]
-
-`dfu-tui run --detach` starts it in its own session; `dfu-tui run` runs it in the foreground.
+`dfu-tui run --detach` starts it in its own session (`python -m dfu_tui.supervise`, see
+`spawn_detached`); `dfu-tui run` runs it in the foreground with a live view.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import os
@@ -20,14 +18,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, cast
 
 from dfu_tui.config import Config, load_config
 from dfu_tui.errors import InputError
 from dfu_tui.paths import PRIVATE_FILE_MODE
 from dfu_tui.runs.events import Event, EventReader, EventWriter
 from dfu_tui.runs.executor import Executor, LocalProcessExecutor, tail
-from dfu_tui.runs.rundir import RunDir, load_predictions
+from dfu_tui.runs.procs import SUPERVISOR_MODULE
+from dfu_tui.runs.rundir import RunDir
+from dfu_tui.runs.tasks import fold_of, output_valid, plan, score_fold
+
+if TYPE_CHECKING:
+    from dfu_tui.engine.records import FoldResult
 
 POLL_SECONDS = 0.2
 EXIT_COMPLETED, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
@@ -46,19 +49,6 @@ def default_jobs() -> int:
     except (ValueError, OSError):
         by_memory = 1
     return max(1, min(cores, by_memory, 4))
-
-
-def output_valid(run: RunDir, task_id: str) -> bool:
-    """Whether a task's predictions file exists and is complete."""
-    from dfu_tui.runs.worker import parse_task_id
-
-    fold, branch = parse_task_id(task_id)
-    try:
-        p = load_predictions(run.prediction_file(fold, branch))
-    except (OSError, ValueError, EOFError):
-        return False
-    keys = {"val_index", "val_label", "val_proba", "train_index", "train_proba", "oof_proba"}
-    return keys <= set(p) and p["val_proba"].shape == (len(p["val_index"]), 3)
 
 
 class RunLock:
@@ -147,7 +137,7 @@ class Supervisor:
     def execute(self, resume: bool) -> int:
         """Run to completion, failure or cancellation; return the exit code."""
         from dfu_tui.data.dataset import load_dataset
-        from dfu_tui.engine.experiment import evaluate_fold, plan_tasks, run_folds, total_folds
+        from dfu_tui.engine.experiment import run_folds, total_folds
 
         lock = RunLock(self.run)
         lock.acquire()
@@ -155,7 +145,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         cfg = self.cfg
-        tasks = [t.task_id for t in plan_tasks(cfg)]
+        tasks = plan(cfg)
         self._clean_temporaries()
         pending = [t for t in tasks if not output_valid(self.run, t)]
         common = {
@@ -186,15 +176,15 @@ class Supervisor:
         start = time.perf_counter()
         threads = max(1, (os.cpu_count() or 1) // self.jobs)
         try:
-            dataset = load_dataset(cfg, modalities=[])
-            folds = run_folds(cfg, dataset.table)
-            results: dict[int, dict[str, Any]] = {}
+            table = load_dataset(cfg.dataset, modalities=[]).table
+            labels, folds = table.labels, run_folds(cfg, table)
+            results: dict[int, FoldResult] = {}
             started_folds: set[int] = set()
             logged = self._logged_folds() if resume else {}
             for fold in folds:  # folds already complete (resume): their logged scores, or now
-                if not any(t.startswith(f"fold{fold.number}-") for t in pending):
-                    results[fold.number] = logged.get(fold.number) or evaluate_fold(
-                        cfg, dataset, fold, self.run, self.events
+                if not any(fold_of(t) == fold.number for t in pending):
+                    results[fold.number] = logged.get(fold.number) or score_fold(
+                        self.run, cfg, labels, fold, self.events
                     )
             while pending or self.executor.running:
                 if self.cancel_requested.is_set():
@@ -208,7 +198,7 @@ class Supervisor:
                     return EXIT_CANCELLED
                 while pending and len(self.executor.running) < self.jobs:
                     task_id = pending.pop(0)
-                    fold_no = int(task_id[4:].split("-")[0])
+                    fold_no = fold_of(task_id)
                     if fold_no not in started_folds:
                         started_folds.add(fold_no)
                         fold = folds[fold_no - 1]
@@ -236,12 +226,11 @@ class Supervisor:
                             seconds=round(time.perf_counter() - start, 3),
                         )
                         return EXIT_FAILED
-                    fold_no = int(outcome.task_id[4:].split("-")[0])
-                    prefix = f"fold{fold_no}-"
-                    busy = [t for t in (*pending, *self.executor.running) if t.startswith(prefix)]
+                    fold_no = fold_of(outcome.task_id)
+                    busy = [t for t in (*pending, *self.executor.running) if fold_of(t) == fold_no]
                     if not busy:
-                        results[fold_no] = evaluate_fold(
-                            cfg, dataset, folds[fold_no - 1], self.run, self.events
+                        results[fold_no] = score_fold(
+                            self.run, cfg, labels, folds[fold_no - 1], self.events
                         )
                 self._pump()
                 time.sleep(POLL_SECONDS)
@@ -265,21 +254,21 @@ class Supervisor:
             self.events.close()
             lock.release()
 
-    def _finish(self, cfg: Config, results: dict[int, dict[str, Any]]) -> None:
+    def _finish(self, cfg: Config, results: dict[int, FoldResult]) -> None:
         from dfu_tui.engine.experiment import finite, summarize
         from dfu_tui.runs.rundir import write_summary
 
         ordered = [results[k] for k in sorted(results)]
         write_summary(self.run, finite(summarize(cfg, self.run.run_id, ordered, "completed")))
 
-    def _logged_folds(self) -> dict[int, dict[str, Any]]:
+    def _logged_folds(self) -> dict[int, FoldResult]:
         """Fold results already in the log (a resume does not score, or flag, them twice)."""
         from dfu_tui.runs.state import load_state
 
         out = {}
         for f in load_state(self.run.path).fold_results:
             result = {k: v for k, v in f.items() if k not in ("v", "kind", "ts")}
-            out[int(f["fold"])] = result
+            out[int(f["fold"])] = cast("FoldResult", result)
         return out
 
     def _end_orphans(self) -> None:
@@ -334,7 +323,7 @@ def disk_full(path: Path, below: int = 1_000_000) -> bool:
 def spawn_detached(run: RunDir, jobs: int, resume: bool = False) -> subprocess.Popen[bytes]:
     """Start a supervisor in its own session, detached from this terminal."""
     log = os.open(run.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
-    cmd = [sys.executable, "-m", "dfu_tui.runs.supervisor", str(run.path.resolve())]
+    cmd = [sys.executable, "-m", SUPERVISOR_MODULE, str(run.path.resolve())]
     cmd += ["--jobs", str(jobs)]
     proc = subprocess.Popen(
         [*cmd, *(["--resume"] if resume else [])],
@@ -381,30 +370,3 @@ def confirm_started(
 def heartbeat_seconds() -> float:
     """The heartbeat interval (`DFU_TUI_HEARTBEAT` seconds, default 5)."""
     return float(os.environ.get("DFU_TUI_HEARTBEAT", "5"))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dfu_tui.runs.supervisor")
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--jobs", type=int, default=0)
-    parser.add_argument("--resume", action="store_true")
-    args = parser.parse_args(argv)
-    run = RunDir(args.run_dir)
-    try:
-        from rich.console import Console
-
-        from dfu_tui.console import RunConsole
-
-        view = RunConsole(Console(width=160, highlight=False), load_config(run.config), run)
-        sup = Supervisor(
-            run, args.jobs or default_jobs(), heartbeat_seconds(), on_event=view.on_event
-        )
-        return sup.execute(resume=args.resume)
-    except InputError as exc:
-        for line in exc.problems:
-            print(f"error: {line}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

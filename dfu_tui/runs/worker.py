@@ -20,33 +20,24 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def parse_task_id(task_id: str) -> tuple[int, str]:
-    """`fold2-thermal_map` -> (2, "thermal_map")."""
-    head, _, branch = task_id.partition("-")
-    if not head.startswith("fold") or not head[4:].isdigit() or not branch:
-        raise ValueError(f"not a task id: {task_id!r}")
-    return int(head[4:]), branch
-
-
-def run_task(run_dir: Path, task_id: str, threads: int) -> None:
+def run_task(run_dir: Path, task: str, threads: int) -> None:
     """Load the run's config and data, then train and save one task."""
     from dfu_tui.config import load_config
     from dfu_tui.data.dataset import load_dataset
     from dfu_tui.data.schema import is_metadata_branch
-    from dfu_tui.engine.experiment import Task, run_branch_task, run_folds
+    from dfu_tui.engine.experiment import run_folds
+    from dfu_tui.runs import tasks
     from dfu_tui.runs.events import EventWriter
     from dfu_tui.runs.rundir import RunDir
 
     run = RunDir(run_dir)
     cfg = load_config(run.config)
-    fold_number, branch = parse_task_id(task_id)
-    dataset = load_dataset(cfg, modalities=[] if is_metadata_branch(branch) else [branch])
+    fold_number, branch = tasks.parse_task_id(task)
+    dataset = load_dataset(cfg.dataset, modalities=[] if is_metadata_branch(branch) else [branch])
     folds = run_folds(cfg, dataset.table)
     events = EventWriter(run.events)
     try:
-        run_branch_task(
-            cfg, dataset, folds[fold_number - 1], Task(fold_number, branch), run, events, threads
-        )
+        tasks.run_task(run, cfg, dataset, folds[fold_number - 1], branch, events, threads)
     finally:
         events.close()
 

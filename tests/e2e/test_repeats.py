@@ -106,7 +106,7 @@ def test_holdout_patients_are_the_latest_and_never_in_cv(repeated: Path) -> None
     from dfu_tui.engine.experiment import run_folds
 
     cfg = load_config(repeated / "config.toml")
-    table = load_dataset(cfg, modalities=[]).table
+    table = load_dataset(cfg.dataset, modalities=[]).table
     folds = run_folds(cfg, table)
     held = set(table.patients[folds[-1].val])
     assert min(held) > max(set(table.patients) - held)
@@ -122,7 +122,7 @@ def test_same_seed_and_repeat_give_the_same_folds(repeated: Path) -> None:
     from dfu_tui.engine.folds import make_folds
 
     cfg = load_config(repeated / "config.toml")
-    table = load_dataset(cfg, modalities=[]).table
+    table = load_dataset(cfg.dataset, modalities=[]).table
     a, b = run_folds(cfg, table), run_folds(cfg, table)
     assert all((x.val == y.val).all() and x.repeat == y.repeat for x, y in zip(a, b, strict=True))
     # repeats differ from each other

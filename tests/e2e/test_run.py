@@ -56,7 +56,7 @@ class TestImageBranch:
         configure_tensorflow(1)
         small = "collapse.epoch_min_samples=5"  # the tiny inner split is checked too
         cfg = load_config(None, [f"data.root='{small_demo_master}'", *TINY, small])
-        ds = load_dataset(cfg)
+        ds = load_dataset(cfg.dataset)
         t, crops = ds.table, ds.crops["thermal_map"]
         fold = make_folds(t.labels, t.patients, 2, 0)[0]
         epochs: list[dict] = []

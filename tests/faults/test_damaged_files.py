@@ -123,7 +123,7 @@ DAMAGE = {
 @pytest.mark.parametrize("how", list(DAMAGE))
 def test_a_damaged_predictions_file_is_invalid_not_fatal(tmp_path: Path, how: str) -> None:
     from dfu_tui.runs.rundir import DamagedPredictions, RunDir, load_predictions
-    from dfu_tui.runs.supervisor import output_valid
+    from dfu_tui.runs.tasks import output_valid
 
     run = tmp_path / COMPLETED
     shutil.copytree(FIXTURES / COMPLETED, run)

@@ -89,7 +89,7 @@ class TestMetadata:
 
 class TestCrops:
     def test_every_crop_belongs_to_its_sample(self, tiny_demo_master: Path) -> None:
-        ds = load_dataset(config_for(tiny_demo_master))
+        ds = load_dataset(config_for(tiny_demo_master).dataset)
         for m, crops in ds.crops.items():
             assert crops.crops.shape[1:] == (32, 32, 3), m
             assert len(crops.crops) == len(crops.sample_index) == len(crops.files)
@@ -99,7 +99,7 @@ class TestCrops:
             assert crops.skipped == []
 
     def test_a_shot_with_two_wounds_feeds_both_samples(self, tiny_demo_master: Path) -> None:
-        ds = load_dataset(config_for(tiny_demo_master))
+        ds = load_dataset(config_for(tiny_demo_master).dataset)
         crops = ds.crops["thermal_map"]
         by_file: dict[str, set[int]] = {}
         for name, row in zip(crops.files, crops.sample_index, strict=True):
@@ -109,10 +109,10 @@ class TestCrops:
     def test_second_load_decodes_nothing(self, tiny_demo: Path, tmp_path: Path) -> None:
         cfg = config_for(tiny_demo, f"data.cache_dir='{tmp_path / 'cache'}'")
         before = images.decode_count
-        first = load_dataset(cfg)
+        first = load_dataset(cfg.dataset)
         decoded = images.decode_count - before
         assert decoded > 0 and not any(c.from_cache for c in first.crops.values())
-        second = load_dataset(cfg)
+        second = load_dataset(cfg.dataset)
         assert images.decode_count - before == decoded
         assert all(c.from_cache for c in second.crops.values())
         for m in first.crops:
@@ -126,10 +126,10 @@ class TestCrops:
         self, tiny_demo: Path, tmp_path: Path
     ) -> None:
         cfg = config_for(tiny_demo, f"data.cache_dir='{tmp_path / 'cache'}'")
-        load_dataset(cfg)
+        load_dataset(cfg.dataset)
         victim = sorted((tiny_demo / "Depth_RGB").iterdir())[0]
         victim.write_bytes(b"not a png")
-        again = load_dataset(cfg)
+        again = load_dataset(cfg.dataset)
         assert not again.crops["depth_rgb"].from_cache
         assert again.crops["thermal_map"].from_cache
         assert again.crops["depth_rgb"].counts == {"corrupt image": 1}
@@ -165,7 +165,7 @@ class TestDemo:
         assert stat.S_IMODE((a / "Depth_RGB").stat().st_mode) == 0o700
 
     def test_round_trip_through_loader(self, tiny_demo_master: Path) -> None:
-        ds = load_dataset(config_for(tiny_demo_master))
+        ds = load_dataset(config_for(tiny_demo_master).dataset)
         cov = ds.coverage()
         assert cov["patients"] == 14
         assert set(np.unique(ds.table.labels)) <= {0, 1, 2}

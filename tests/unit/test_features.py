@@ -69,7 +69,7 @@ class TestRepeatedKeys:
             None,
             [f"data.root='{tiny_demo_master}'", "modalities.use=['thermal_map']"],
         )
-        ds = load_dataset(cfg)
+        ds = load_dataset(cfg.dataset)
         crops = ds.crops["thermal_map"]
         table = ds.table
         for group in table.repeated_keys:

@@ -171,7 +171,7 @@ def test_unknown_order_column_is_one_line(tiny_demo_master) -> None:
             "cv.folds=2",
         ],
     )
-    table = load_dataset(cfg, modalities=[]).table
+    table = load_dataset(cfg.dataset, modalities=[]).table
     with pytest.raises(InputError, match="cv.order_column: no column 'Visit'"):
         run_folds(cfg, table)
     by_days = load_config(

@@ -282,7 +282,7 @@ class LaunchScreen(Screen[None]):
             return  # typing went on
         try:
             cfg = load_config(self.config_path, [f"data.root={json.dumps(root)}"])
-            total, counts = image_counts(cfg)
+            total, counts = image_counts(cfg.dataset)
         except (InputError, OSError, ValueError) as exc:
             message = exc.problems[0] if isinstance(exc, InputError) else str(exc)
             self.app.call_from_thread(self._show_counts, root, None, 0, message)

@@ -1,0 +1,95 @@
+"""The typed records the engine returns: one fold's scores and the run's summary.
+
+They are JSON documents (the `fold_finished` event and summary.json carry them as they are),
+so they are `TypedDict`s: readers written against these keys are checked by mypy, and a log
+written by an earlier version still reads as the same dictionaries.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NotRequired, TypedDict
+
+
+class Kappas(TypedDict):
+    """Both kappas of one set of predictions."""
+
+    kappa: float
+    quadratic_kappa: float
+
+
+class Metrics(TypedDict):
+    """One branch or combination on one fold (validation rows with an input)."""
+
+    n: int
+    kappa: float
+    quadratic_kappa: float
+    accuracy: float
+    macro_f1: float
+    weighted_f1: float
+    f1: dict[str, float]
+    train_kappa: float
+    train_quadratic_kappa: float
+    predicted_share: dict[str, float]
+    true_share: dict[str, float]
+    confusion: list[list[int]]
+    flags: list[dict[str, Any]]
+
+
+class PairedScores(TypedDict):
+    """A combination and its branches scored on the same rows."""
+
+    n: int
+    fused: Kappas
+    branches: dict[str, Kappas]
+
+
+class CombinationResult(Metrics):
+    """A fused combination on one fold."""
+
+    modalities: list[str]
+    paired: PairedScores
+    fusion: dict[str, Any]
+    mean_alpha: NotRequired[float]
+
+
+class FoldResult(TypedDict):
+    """Every branch and combination of one outer fold (the `fold_finished` event's body)."""
+
+    fold: int
+    repeat: int
+    fold_kind: str
+    n_train: int
+    n_val: int
+    branches: dict[str, Metrics]
+    combinations: list[CombinationResult]
+    radar: NotRequired[dict[str, Any]]
+    feature_comparison: NotRequired[dict[str, Any]]
+
+
+class CombinationSummary(TypedDict):
+    """One combination over the run's cross-validation folds, with its verdict."""
+
+    modalities: list[str]
+    fusion: dict[str, Any]
+    folds: list[dict[str, Any]]
+    mean: dict[str, float]
+    std: dict[str, float]
+    n_folds: int
+    repeats: list[dict[str, Any]]
+    paired: dict[str, Any] | None
+    verdict: dict[str, Any]
+
+
+class Summary(TypedDict):
+    """summary.json."""
+
+    run_id: str
+    status: str
+    metric: str
+    cv: dict[str, Any]
+    combinations: list[CombinationSummary]
+    branches: list[dict[str, Any]]
+    selection: NotRequired[dict[str, Any]]
+    holdout: NotRequired[dict[str, Any]]
+    radar: NotRequired[dict[str, Any]]
+    feature_comparison: NotRequired[dict[str, Any]]

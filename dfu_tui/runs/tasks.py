@@ -1,0 +1,114 @@
+"""Tasks as the run directory knows them: their ids, their predictions files, their events.
+
+The engine trains a (fold, branch) task and returns a `TaskResult`; this module is where
+that result becomes a predictions file and events, and where a fold's predictions are read
+back to be scored. The task id (`fold{k}-{branch}`) is built and parsed only here.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dfu_tui.config import Config
+from dfu_tui.runs.events import EventWriter
+from dfu_tui.runs.rundir import RunDir, load_predictions, save_predictions
+
+if TYPE_CHECKING:
+    from dfu_tui.data.dataset import Dataset
+    from dfu_tui.engine.folds import Fold
+    from dfu_tui.engine.records import FoldResult
+
+PREDICTION_KEYS = ("val_index", "val_label", "val_proba", "train_index", "train_proba", "oof_proba")
+
+
+def task_id(fold: int, branch: str) -> str:
+    """(2, "thermal_map") -> `fold2-thermal_map`."""
+    return f"fold{fold}-{branch}"
+
+
+def parse_task_id(text: str) -> tuple[int, str]:
+    """`fold2-thermal_map` -> (2, "thermal_map")."""
+    head, _, branch = text.partition("-")
+    if not head.startswith("fold") or not head[4:].isdigit() or not branch:
+        raise ValueError(f"not a task id: {text!r}")
+    return int(head[4:]), branch
+
+
+def fold_of(text: str) -> int:
+    """The fold number of a task id."""
+    return parse_task_id(text)[0]
+
+
+def plan(cfg: Config) -> list[str]:
+    """The ids of every task of a run, fold by fold."""
+    from dfu_tui.engine.experiment import plan_tasks
+
+    return [task_id(t.fold, t.branch) for t in plan_tasks(cfg)]
+
+
+def output_valid(run: RunDir, task: str) -> bool:
+    """Whether a task's predictions file exists and is complete."""
+    fold, branch = parse_task_id(task)
+    try:
+        p = load_predictions(run.prediction_file(fold, branch))
+    except (OSError, ValueError, EOFError):
+        return False
+    return set(PREDICTION_KEYS) <= set(p) and p["val_proba"].shape == (len(p["val_index"]), 3)
+
+
+def run_task(
+    run: RunDir,
+    cfg: Config,
+    dataset: Dataset,
+    fold: Fold,
+    branch: str,
+    events: EventWriter,
+    threads: int = 0,
+) -> None:
+    """Train one task with the engine, streaming its epochs as events; write its
+    predictions file, then its `branch_finished` event."""
+    from dfu_tui.engine.experiment import train_task
+
+    tid = task_id(fold.number, branch)
+    events.emit("task_started", task=tid, fold=fold.number, branch=branch, pid=os.getpid())
+
+    def on_epoch(record: dict[str, Any]) -> None:
+        events.emit("epoch", task=tid, fold=fold.number, branch=branch, **record)
+        for flag in record["flags"]:
+            events.emit(
+                "flag",
+                scope="epoch",
+                task=tid,
+                fold=fold.number,
+                branch=branch,
+                epoch=record["epoch"],
+                **flag,
+            )
+
+    result = train_task(cfg, dataset, fold, branch, threads, on_epoch)
+    save_predictions(run.prediction_file(fold.number, branch), **result.arrays())
+    events.emit(
+        "branch_finished",
+        task=tid,
+        fold=fold.number,
+        branch=branch,
+        seconds=result.seconds,
+        best_epoch=result.best_epoch,
+    )
+
+
+def score_fold(
+    run: RunDir, cfg: Config, labels: np.ndarray, fold: Fold, events: EventWriter
+) -> FoldResult:
+    """Score one fold from its predictions files; log its flags and its `fold_finished`."""
+    from dfu_tui.engine.experiment import branches_of, evaluate_fold, fold_flags
+
+    preds = {b: load_predictions(run.prediction_file(fold.number, b)) for b in branches_of(cfg)}
+    result = evaluate_fold(cfg, labels, fold, preds)
+    for flag in fold_flags(result):
+        events.emit("flag", scope="fold", fold=fold.number, **flag)
+    events.emit("fold_finished", **result)
+    return result

@@ -1,0 +1,45 @@
+"""The detached supervisor's command line: one run, its live view written to the run's log.
+
+    python -m dfu_tui.supervise RUN_DIR [--jobs N] [--resume]
+
+`dfu-tui run --detach` starts it in its own session (`runs.supervisor.spawn_detached`); the
+supervisor itself lives in `dfu_tui.runs.supervisor`, the console view in `dfu_tui.console`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dfu_tui.errors import InputError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dfu_tui.supervise")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--jobs", type=int, default=0)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        from rich.console import Console
+
+        from dfu_tui.config import load_config
+        from dfu_tui.console import RunConsole
+        from dfu_tui.runs.rundir import RunDir
+        from dfu_tui.runs.supervisor import Supervisor, default_jobs, heartbeat_seconds
+
+        run = RunDir(args.run_dir)
+        view = RunConsole(Console(width=160, highlight=False), load_config(run.config), run)
+        sup = Supervisor(
+            run, args.jobs or default_jobs(), heartbeat_seconds(), on_event=view.on_event
+        )
+        return sup.execute(resume=args.resume)
+    except InputError as exc:
+        for line in exc.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
