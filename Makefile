@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint format clean
+.PHONY: run test test-fast check lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,15 +19,21 @@ run: $(STAMP)
 	$(BIN)/dfu-tui validate configs/default.toml
 	$(BIN)/dfu-tui --config configs/default.toml
 
-test: $(STAMP)
+# Everything that gates a commit: format, lint, types, the layers contract, every test.
+test: lint
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
+
+# The same checks and every test that trains no model (under two minutes).
+test-fast: lint
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check dfu_tui tests benchmarks
 	$(BIN)/ruff check dfu_tui tests benchmarks
-	$(BIN)/mypy dfu_tui
+	$(BIN)/mypy dfu_tui tests
+	$(BIN)/lint-imports
 
-check: lint test
+check: test
 
 format: $(STAMP)
 	$(BIN)/ruff format dfu_tui tests benchmarks

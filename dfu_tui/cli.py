@@ -370,11 +370,11 @@ def _prepare(cfg: Config) -> Dataset:
 def _supervise(run: RunDir, jobs: int, resume: bool, detach: bool) -> int:
     """Run the supervisor detached (return at once) or in the foreground with a live view."""
     from dfu_tui.console import RunConsole
+    from dfu_tui.runs.resources import default_jobs
     from dfu_tui.runs.state import load_state
     from dfu_tui.runs.supervisor import (
         Supervisor,
         confirm_started,
-        default_jobs,
         heartbeat_seconds,
         spawn_detached,
     )

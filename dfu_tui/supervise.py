@@ -26,8 +26,9 @@ def main(argv: list[str] | None = None) -> int:
 
         from dfu_tui.config import load_config
         from dfu_tui.console import RunConsole
+        from dfu_tui.runs.resources import default_jobs
         from dfu_tui.runs.rundir import RunDir
-        from dfu_tui.runs.supervisor import Supervisor, default_jobs, heartbeat_seconds
+        from dfu_tui.runs.supervisor import Supervisor, heartbeat_seconds
 
         run = RunDir(args.run_dir)
         view = RunConsole(Console(width=160, highlight=False), load_config(run.config), run)

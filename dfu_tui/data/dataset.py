@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class Dataset:
     def n_samples(self) -> int:
         return len(self.table.keys)
 
-    def coverage(self) -> dict[str, object]:
+    def coverage(self) -> dict[str, Any]:
         """Samples, patients, class shares, and per modality how many samples have images."""
         labels = self.table.labels
         shares = {c: float(np.mean(labels == i)) for i, c in enumerate(CLASSES)}

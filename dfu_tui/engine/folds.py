@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from dfu_tui.data.schema import CLASSES
+from dfu_tui.engine.records import CV, HOLDOUT, fold_label
 from dfu_tui.errors import InputError
 
-CV, HOLDOUT = "cv", "holdout"
 #: A repeat's seed is the configured seed plus this times (repeat - 1).
 REPEAT_SEED_STEP = 1000
 
@@ -35,16 +35,6 @@ class Fold:
 
     def label(self, folds_per_repeat: int, repeats: int) -> str:
         return fold_label(self.number, self.kind, folds_per_repeat, repeats)
-
-
-def fold_label(number: int, kind: str, folds_per_repeat: int, repeats: int) -> str:
-    """How a fold is named on screen: `fold 3`, `r2 fold 3` with repeats, or `hold-out`."""
-    if kind == HOLDOUT:
-        return "hold-out"
-    if repeats <= 1 or folds_per_repeat <= 0:
-        return f"fold {number}"
-    repeat, within = divmod(number - 1, folds_per_repeat)
-    return f"r{repeat + 1} fold {within + 1}"
 
 
 def check_fold_count(labels: np.ndarray, groups: np.ndarray, n_folds: int, where: str) -> None:

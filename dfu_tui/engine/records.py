@@ -9,6 +9,18 @@ from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict
 
+CV, HOLDOUT = "cv", "holdout"  # the kinds of outer fold
+
+
+def fold_label(number: int, kind: str, folds_per_repeat: int, repeats: int) -> str:
+    """How a fold is named on screen: `fold 3`, `r2 fold 3` with repeats, or `hold-out`."""
+    if kind == HOLDOUT:
+        return "hold-out"
+    if repeats <= 1 or folds_per_repeat <= 0:
+        return f"fold {number}"
+    repeat, within = divmod(number - 1, folds_per_repeat)
+    return f"r{repeat + 1} fold {within + 1}"
+
 
 class Kappas(TypedDict):
     """Both kappas of one set of predictions."""

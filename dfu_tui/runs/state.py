@@ -149,7 +149,7 @@ class RunState:
 
     def fold_name(self, number: int) -> str:
         """`fold 3`, `r2 fold 3` with repeats, `hold-out` for the temporal hold-out."""
-        from dfu_tui.engine.folds import HOLDOUT, fold_label
+        from dfu_tui.engine.records import HOLDOUT, fold_label
 
         cv_total = self.folds_per_repeat * self.repeats
         kind = HOLDOUT if self.strategy == "temporal" and number > cv_total else "cv"

@@ -36,21 +36,6 @@ POLL_SECONDS = 0.2
 EXIT_COMPLETED, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
 
 
-def default_jobs() -> int:
-    """Parallel tasks the machine allows: one per core, about 3 GB of memory each, at most 4.
-
-    On a 2-core machine two single-threaded tasks beat one two-threaded task (measured in
-    benchmarks/background.py: 37.9 s vs 48.6 s for configs/default.toml).
-    """
-    cores = os.cpu_count() or 1
-    try:
-        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        by_memory = max(1, int(pages / 3e9))
-    except (ValueError, OSError):
-        by_memory = 1
-    return max(1, min(cores, by_memory, 4))
-
-
 class RunLock:
     """An exclusive lock on a run directory, held by its one supervisor."""
 

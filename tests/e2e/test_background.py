@@ -61,7 +61,7 @@ def events(run: Path) -> list[dict]:
 def final(run: Path, timeout: float = 240) -> str:
     ends = ("completed", "failed", "cancelled")
     return wait_for(
-        lambda: load_state(run).status if load_state(run).status in ends else None, timeout
+        lambda: load_state(run).status if load_state(run).status in ends else "", timeout
     )
 
 

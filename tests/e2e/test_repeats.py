@@ -8,6 +8,7 @@ import json
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {**os.environ, "DFU_TUI_CACHE_DIR": str(cache), "DFU_TUI_HEARTBEAT": "1"}
 
 
-KILLED: dict[str, object] = {}  # what the module's run had done when it was killed
+KILLED: dict[str, Any] = {}  # what the module's run had done when it was killed
 
 
 @pytest.fixture(scope="module")

@@ -58,7 +58,9 @@ def test_dropped_terminal_does_not_stop_training(tmp_path: Path, small_demo_mast
             raise AssertionError(pane(session)) from None
         time.sleep(0.5)
         tmux("send-keys", "-t", session, "C-l")
-        run_dir = wait_for(lambda: next(iter(runs.glob("*/events.jsonl")), None), 120).parent
+        events_file = wait_for(lambda: next(iter(runs.glob("*/events.jsonl")), None), 120)
+        assert events_file is not None
+        run_dir = events_file.parent
         wait_for(lambda: load_state(run_dir).epochs, 120)
     finally:
         tmux("kill-session", "-t", session)  # the SSH connection drops

@@ -144,7 +144,7 @@ async def test_compare_survives_a_damaged_predictions_file(tmp_path: Path) -> No
     target.write_bytes(target.read_bytes()[:100])
     app = make_app(runs)
     async with app.run_test(size=(100, 32)) as pilot:
-        app.open_compare(COMPLETED)  # type: ignore[attr-defined]
+        app.open_compare(COMPLETED)
         await pilot.pause()
         title = str(app.screen.query_one("#curve-title", Static).render())
         assert "no stored probabilities to draw the curve from" in title

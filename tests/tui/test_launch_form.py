@@ -9,7 +9,7 @@ from pathlib import Path
 from textual.widgets import Checkbox, Input, Select, Static
 
 from dfu_tui.data.schema import MODALITIES
-from dfu_tui.runs.supervisor import default_jobs
+from dfu_tui.runs.resources import default_jobs
 from dfu_tui.tui.screens.launch import LaunchScreen
 from dfu_tui.tui.screens.modals import FolderScreen
 from tests.tui.conftest import make_app

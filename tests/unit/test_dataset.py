@@ -169,7 +169,7 @@ class TestDemo:
         cov = ds.coverage()
         assert cov["patients"] == 14
         assert set(np.unique(ds.table.labels)) <= {0, 1, 2}
-        for info in cov["modalities"].values():  # type: ignore[union-attr]
+        for info in cov["modalities"].values():
             assert 0 < info["samples_with_images"] <= ds.n_samples
 
     def test_realistic_shares_and_visits(self, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ able to fire alone, and epoch flags that respect the size of the inner split."""
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
@@ -204,7 +205,7 @@ def test_monitor_shows_flags_in_force_and_rules_still_waiting() -> None:
     epochs = []
     for n, pred in enumerate([collapsed] * 4 + [y], 1):
         raised = flagger.step(y, pred, 0.0 if pred is collapsed else 0.9, 0.9)
-        e = {
+        e: dict[str, Any] = {
             "kind": "epoch",
             "task": "fold1-thermal_map",
             "epoch": n,

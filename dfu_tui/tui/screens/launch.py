@@ -17,7 +17,7 @@ from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Sele
 from dfu_tui.config import BACKBONES, FUSION_STRATEGIES, Config, load_config
 from dfu_tui.data.schema import GROUP_HELP, MODALITIES
 from dfu_tui.errors import InputError
-from dfu_tui.runs.supervisor import default_jobs
+from dfu_tui.runs.resources import default_jobs
 
 # Feature groups offered as "leave out" switches, and as the paired comparison.
 FORM_GROUPS = ("treatment", "timing", "identity")

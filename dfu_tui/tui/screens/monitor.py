@@ -122,7 +122,7 @@ class MonitorScreen(Screen[None]):
 
     @property
     def state(self) -> RunState:
-        return self.app.catalog.state(self.run_id)  # type: ignore[attr-defined, no-any-return]
+        return self.app.catalog.state(self.run_id)  # type: ignore[attr-defined]
 
     def on_mount(self) -> None:
         self.sub_title = self.run_id

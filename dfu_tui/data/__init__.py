@@ -1,0 +1,1 @@
+"""Reading the clinic's dataset format: metadata, images, bounding boxes, the demo."""
