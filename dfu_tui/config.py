@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import hashlib
@@ -210,20 +211,27 @@ def expand_weights(
 # ---------------------------------------------------------------- loading and checking
 
 
-def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Config:
+def load_config(
+    path: str | Path | None, overrides: Sequence[str] = (), raw: dict[str, Any] | None = None
+) -> Config:
     """Load a TOML file (or the defaults when `path` is None) with `section.key=value` overrides.
 
+    `raw` is the file's content as `read_toml` returned it, when the caller read it already
+    (the dashboard reads files on a worker thread, then validates the form from memory).
     Raises InputError listing every problem, one line each, naming the file and key.
     """
     source = str(path) if path is not None else "<defaults>"
-    raw: dict[str, Any] = {}
-    if path is not None:
-        raw = _read_toml(Path(path))
-        if not raw and not overrides:
-            raise InputError(
-                f"{path}: the config is empty; give at least one setting "
-                "(configs/default.toml shows them all), or leave the file out for the defaults"
-            )
+    if raw is not None:
+        raw = copy.deepcopy(raw)
+    elif path is not None:
+        raw = read_toml(Path(path))
+    else:
+        raw = {}
+    if path is not None and not raw and not overrides:
+        raise InputError(
+            f"{path}: the config is empty; give at least one setting "
+            "(configs/default.toml shows them all), or leave the file out for the defaults"
+        )
     problems: list[str] = []
     if overrides:
         raw = _with_defaults(raw)
@@ -237,7 +245,8 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Confi
     return cfg
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A config file's TOML as a dict; InputError naming the file when it cannot be read."""
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:

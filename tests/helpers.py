@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -67,3 +67,27 @@ def leak_run(base: Path, patients: int, folds: int, trees: int) -> tuple[Path, s
     assert proc.returncode == 0, proc.stderr[-2000:]
     (run,) = runs.iterdir()
     return run, proc.stdout
+
+
+POLL = 0.05  # seconds between two checks of a condition the dashboard is awaited for
+
+
+async def until(pilot: Any, check: Callable[[], object], timeout: float = 120.0) -> None:
+    """Let the dashboard run until `check()` is true; fail after `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout} s")
+        await pilot.pause(POLL)
+
+
+async def open_form(pilot: Any) -> Any:
+    """Press `n` and return the launch form once its configs are read and it is filled."""
+    from dfu_tui.tui.screens.launch import LaunchScreen
+
+    await pilot.press("n")
+    app = pilot.app
+    await until(pilot, lambda: isinstance(app.screen, LaunchScreen) and app.screen.ready)
+    screen = app.screen
+    await until(pilot, lambda: str(screen.query_one("#preview").render()))
+    return screen

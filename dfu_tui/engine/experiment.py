@@ -31,7 +31,7 @@ from dfu_tui.engine.branch import BranchOutput
 from dfu_tui.engine.folds import CV, HOLDOUT, Fold
 from dfu_tui.engine.fusion import fuse
 from dfu_tui.engine.metrics import both_kappas, fold_metrics
-from dfu_tui.engine.records import FoldResult, PairedScores, Summary
+from dfu_tui.engine.records import FoldResult, PairedScores, Summary, combination_of
 from dfu_tui.engine.rules import check_predictions
 from dfu_tui.errors import InputError
 
@@ -502,13 +502,6 @@ def summarize(cfg: Config, run_id: str, folds: list[FoldResult], status: str) ->
     if comparison is not None:
         doc["feature_comparison"] = comparison
     return cast(Summary, doc)
-
-
-def combination_of(fold: Mapping[str, Any], index: int) -> dict[str, Any]:
-    """Combination `index` of a fold result, with the fold's number, repeat and sizes."""
-    entry = {k: v for k, v in fold["combinations"][index].items() if k != "modalities"}
-    keys = ("fold", "repeat", "n_train", "n_val")
-    return {**{k: fold[k] for k in keys if k in fold}, **entry}
 
 
 def selection(combos: list[Any], metric: str) -> dict[str, Any]:

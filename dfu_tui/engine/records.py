@@ -7,6 +7,7 @@ written by an earlier version still reads as the same dictionaries.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict
 
 CV, HOLDOUT = "cv", "holdout"  # the kinds of outer fold
@@ -105,3 +106,10 @@ class Summary(TypedDict):
     holdout: NotRequired[dict[str, Any]]
     radar: NotRequired[dict[str, Any]]
     feature_comparison: NotRequired[dict[str, Any]]
+
+
+def combination_of(fold: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """Combination `index` of a fold result, with the fold's number, repeat and sizes."""
+    entry = {k: v for k, v in fold["combinations"][index].items() if k != "modalities"}
+    keys = ("fold", "repeat", "n_train", "n_val")
+    return {**{k: fold[k] for k in keys if k in fold}, **entry}

@@ -1,43 +1,148 @@
-"""Every run of a runs directory, kept current by reading only new event bytes."""
+"""Every run of a runs directory, kept current by reading only new event bytes.
+
+Reading and applying are separate steps, so that a dashboard can read on a worker thread
+(`read`: files only, no state touched) and apply on its UI thread (`apply`: memory only).
+`refresh` does both, for callers with one thread.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from dfu_tui.runs.events import Event
-from dfu_tui.runs.state import RunState, RunWatcher
+from dfu_tui.config import Config, load_config
+from dfu_tui.errors import InputError
+from dfu_tui.runs.events import Event, EventReader
+from dfu_tui.runs.rundir import RunDir
+from dfu_tui.runs.state import RunState, well_formed
+
+# Events after which a run's summary.json may have been written (or rewritten).
+ENDINGS = ("run_finished", "run_failed", "run_cancelled")
+
+
+@dataclass
+class RunDocs:
+    """The documents of a run besides its events: resolved config, feature list, summary."""
+
+    config: Config | None = None
+    features: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+
+
+@dataclass
+class CatalogUpdate:
+    """What one `read` found: new events per run (well-formed ones), damaged lines skipped
+    per run, and the documents read again."""
+
+    events: dict[str, list[Event]] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    docs: dict[str, RunDocs] = field(default_factory=dict)
+
+    def merge(self, later: CatalogUpdate) -> None:
+        """Add a later update to this one (events in order, the later documents)."""
+        for run_id, events in later.events.items():
+            self.events.setdefault(run_id, []).extend(events)
+        for run_id, n in later.skipped.items():
+            self.skipped[run_id] = self.skipped.get(run_id, 0) + n
+        self.docs.update(later.docs)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from a file, or None when it is missing or damaged."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def read_docs(run: RunDir) -> RunDocs:
+    """A run's documents as they are on disk now."""
+    try:
+        config: Config | None = load_config(run.config)
+    except (InputError, OSError):
+        config = None
+    return RunDocs(config, read_json(run.features), read_json(run.summary))
 
 
 class RunCatalog:
-    """Watchers for the runs in a directory; `refresh` reports which runs changed."""
+    """Readers and states for the runs in a directory; `refresh` reports which changed."""
 
     def __init__(self, runs_dir: Path) -> None:
         self.runs_dir = runs_dir
-        self.watchers: dict[str, RunWatcher] = {}
+        self._readers: dict[str, EventReader] = {}  # touched by `read` only
+        # run -> whether `read` has found its feature list (written once its data loaded)
+        self._documented: dict[str, bool] = {}
+        self.states: dict[str, RunState] = {}  # touched by `apply` only
+        self.docs: dict[str, RunDocs] = {}
         self.new_events: dict[str, list[Event]] = {}
 
-    def refresh(self) -> set[str]:
-        """Pick up new runs and new events; return the ids of runs that changed."""
-        changed: set[str] = set()
+    def read(self) -> CatalogUpdate:
+        """New runs and new events from disk, and the documents of runs that are new or
+        just ended. Reads files; changes no state."""
+        update = CatalogUpdate()
         if self.runs_dir.is_dir():
-            for path in self.runs_dir.iterdir():
-                if path.name not in self.watchers and (path / "events.jsonl").is_file():
-                    self.watchers[path.name] = RunWatcher(path)
-                    changed.add(path.name)
+            for path in sorted(self.runs_dir.iterdir()):
+                if path.name not in self._readers and (path / "events.jsonl").is_file():
+                    self._readers[path.name] = EventReader(path / "events.jsonl")
+                    update.events[path.name] = []
+        for run_id, reader in self._readers.items():
+            new = reader.read_new()
+            good = [e for e in new if well_formed(e)]
+            skipped = len(new) - len(good) + reader.skipped
+            reader.skipped = 0
+            if good:
+                update.events.setdefault(run_id, []).extend(good)
+            if skipped:
+                update.skipped[run_id] = skipped
+            known = self._documented.get(run_id)
+            if known is None or (good and not known) or any(e["kind"] in ENDINGS for e in good):
+                docs = update.docs[run_id] = read_docs(RunDir(self.path(run_id)))
+                self._documented[run_id] = docs.features is not None
+        return update
+
+    def apply(self, update: CatalogUpdate) -> set[str]:
+        """Fold an update into the states; return the ids of runs that changed. Memory only."""
+        changed: set[str] = set()
         self.new_events = {}
-        for run_id, watcher in self.watchers.items():
-            events = watcher.refresh()
+        for run_id, events in update.events.items():
+            state = self.states.setdefault(run_id, RunState(run_id))
+            for e in events:
+                state.apply(e)
             if events:
                 self.new_events[run_id] = events
-                changed.add(run_id)
+            changed.add(run_id)
+        for run_id, n in update.skipped.items():
+            self.states.setdefault(run_id, RunState(run_id)).skipped += n
+            changed.add(run_id)
+        for run_id, docs in update.docs.items():
+            self.docs[run_id] = docs
+            changed.add(run_id)
         return changed
 
+    def refresh(self) -> set[str]:
+        """Read and apply in one step; return the ids of runs that changed."""
+        return self.apply(self.read())
+
     def state(self, run_id: str) -> RunState:
-        return self.watchers[run_id].state
+        return self.states[run_id]
+
+    def documents(self, run_id: str) -> RunDocs:
+        return self.docs.get(run_id) or RunDocs()
 
     def path(self, run_id: str) -> Path:
         return self.runs_dir / run_id
 
+    def run(self, run_id: str) -> RunDir:
+        return RunDir(self.path(run_id))
+
     def ids(self) -> list[str]:
         """Run ids, newest first (ids start with their creation time)."""
-        return sorted(self.watchers, reverse=True)
+        return sorted(self.states, reverse=True)
+
+    def mean_task_seconds(self) -> float | None:
+        """Mean duration of the finished tasks of every run (for the launch preview)."""
+        durations = [s for state in self.states.values() for s in state.done.values()]
+        return sum(durations) / len(durations) if durations else None

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dfu_tui.config import Config
 from dfu_tui.runs.events import FINAL_KINDS, Event, EventReader
 
 DEFAULT_HEARTBEAT = 5.0
@@ -82,6 +83,7 @@ class RunState:
     fold_flags: dict[int, list[Event]] = field(default_factory=dict)  # per scored fold
     pending_flags: dict[int, list[Event]] = field(default_factory=dict)
     skipped: int = 0  # event lines that could not be used (damaged or incomplete)
+    log: list[Event] = field(default_factory=list)  # every event but heartbeats and epochs
 
     def apply(self, e: Event) -> None:
         """Fold one event into the state; an event missing what its kind needs is skipped
@@ -91,6 +93,8 @@ class RunState:
             return
         kind, ts = e["kind"], e.get("ts")
         self.last_event = ts
+        if kind not in ("heartbeat", "epoch"):
+            self.log.append(e)
         if kind in ("run_started", "run_resumed"):
             self.status, self.reason, self.finished = "running", "", None
             self.started = self.started or ts
@@ -283,3 +287,18 @@ def load_state(run_dir: Path) -> RunState:
     watcher = RunWatcher(run_dir)
     watcher.refresh()
     return watcher.state
+
+
+def verdict_so_far(cfg: Config, state: RunState, index: int) -> dict[str, Any] | None:
+    """The verdict of combination `index` over the cross-validation folds finished so far,
+    judged by the engine's own `judge_combination` (the final one is in summary.json)."""
+    from dfu_tui.engine.paired import judge_combination, test_train_ratio
+    from dfu_tui.engine.records import combination_of
+
+    folds = [f for f in state.fold_results if f.get("fold_kind", "cv") == "cv"]
+    if not folds:
+        return None
+    combo = folds[0]["combinations"][index]["modalities"]
+    per = [combination_of(f, index) for f in folds]
+    verdict: dict[str, Any] = judge_combination(cfg, combo, per, test_train_ratio(folds))["verdict"]
+    return verdict

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -13,10 +15,22 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from dfu_tui.config import Config, load_config
-from dfu_tui.errors import InputError
-from dfu_tui.runs.catalog import RunCatalog
+from dfu_tui.runs.catalog import CatalogUpdate, RunCatalog
+from dfu_tui.runs.events import Event
 from dfu_tui.tui import commands
+from dfu_tui.tui.messages import (
+    Context,
+    ExportRun,
+    LaunchEnded,
+    LaunchRun,
+    OpenCompare,
+    OpenFoldDetail,
+    OpenRun,
+    ResumeRun,
+    RunsChanged,
+    RunsUpdated,
+    StopRun,
+)
 from dfu_tui.tui.screens.compare import CompareScreen
 from dfu_tui.tui.screens.detail import FoldDetailScreen
 from dfu_tui.tui.screens.launch import LaunchScreen
@@ -24,16 +38,20 @@ from dfu_tui.tui.screens.modals import ConfirmScreen, HelpScreen, MessageScreen,
 from dfu_tui.tui.screens.monitor import MonitorScreen
 from dfu_tui.tui.screens.runs import RunsScreen
 
-# At most four refreshes a second, so slow SSH links are not flooded.
+# At most four readings (and so redraws) a second, so slow SSH links are not flooded.
 REFRESH_SECONDS = 0.25
 
 
 class DfuApp(App[None]):
-    """Runs list, launch form, run monitor, fold detail and compare over a runs directory."""
+    """Runs list, launch form, run monitor, fold detail and compare over a runs directory.
+
+    A watcher thread reads the runs directory; the UI thread applies what it read and tells
+    the visible screen. Screens ask for actions with messages (`dfu_tui.tui.messages`).
+    """
 
     CSS_PATH = "app.tcss"
     TITLE = "dfu-tui"
-    BINDINGS = [Binding("question_mark", "help", "Help", show=False, key_display="?")]
+    BINDINGS = [Binding("question_mark", "help", "Help", key_display="?")]
 
     def __init__(
         self,
@@ -43,29 +61,53 @@ class DfuApp(App[None]):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
-        self.clock = clock  # the wall clock; tests fix it for stable screenshots
         self.runs_dir = runs_dir
         self.config_path = config
         self.catalog = RunCatalog(runs_dir)
+        self.context = Context(self.catalog, clock)  # the wall clock; tests fix it
         self.refresh_seconds = refresh_seconds
-        self._configs: dict[str, Config | None] = {}
-        self._notified_ready = False
+        self.loaded = False  # the runs found at start have been read
         self.launching = False  # one launch at a time: a second press starts nothing
         self.launched: dict[tuple[str, tuple[str, ...]], str] = {}  # form state -> run id
+        self._pending = CatalogUpdate()
+        self._pending_lock = threading.Lock()
+        self._stop_watching = threading.Event()
 
-    def on_mount(self) -> None:
-        self.catalog.refresh()  # history: shown, not notified
-        self.push_screen(RunsScreen())
-        self.set_interval(self.refresh_seconds, self.poll_runs)
+    async def on_mount(self) -> None:
+        # The runs as they are now, read on a thread (the UI thread never reads files), then
+        # the first screen, then the watcher.
+        self.catalog.apply(await asyncio.to_thread(self.catalog.read))
+        self.loaded = True
+        self.push_screen(RunsScreen(self.context))
+        self._watch()
+
+    def on_unmount(self) -> None:
+        self._stop_watching.set()
 
     # -- live updates
 
-    def poll_runs(self) -> None:
-        """Read new events of every run; notify flags and endings; update the visible screen."""
-        changed = self.catalog.refresh()
-        if not changed:
-            return
-        for run_id, events in self.catalog.new_events.items():
+    @work(thread=True, group="watch", description="watch the runs", exit_on_error=False)
+    def _watch(self) -> None:
+        """Read the runs directory every `refresh_seconds` (at most four times a second, so
+        slow SSH links are not flooded) and poke the UI thread when something is new."""
+        while not self._stop_watching.wait(self.refresh_seconds):
+            update = self.catalog.read()
+            if update.events or update.skipped or update.docs:
+                with self._pending_lock:
+                    self._pending.merge(update)
+                self.post_message(RunsChanged())
+
+    def on_runs_changed(self, message: RunsChanged) -> None:
+        """Apply what the watcher read; notify flags and endings; tell the visible screen."""
+        with self._pending_lock:
+            update, self._pending = self._pending, CatalogUpdate()
+        changed = self.catalog.apply(update)
+        self._notify(self.catalog.new_events)  # runs found at start were shown, not notified
+        if changed:
+            self.screen.post_message(RunsUpdated(changed))
+
+    def _notify(self, new_events: dict[str, list[Event]]) -> None:
+        for run_id, events in new_events.items():
             watching = isinstance(self.screen, MonitorScreen) and self.screen.run_id == run_id
             for e in events:
                 if (
@@ -83,23 +125,6 @@ class DfuApp(App[None]):
                     self.notify(f"{run_id} failed: {e.get('reason', '')}", severity="error")
                 elif e["kind"] == "run_finished" and not watching:
                     self.notify(f"{run_id} completed")
-        tick = getattr(self.screen, "tick", None)
-        if tick is not None:
-            tick(changed)
-
-    def config_for(self, run_id: str) -> Config | None:
-        """The resolved config saved in a run directory (cached)."""
-        if run_id not in self._configs:
-            try:
-                self._configs[run_id] = load_config(self.catalog.path(run_id) / "config.toml")
-            except InputError:
-                self._configs[run_id] = None
-        return self._configs[run_id]
-
-    def mean_task_seconds(self) -> float | None:
-        """Mean duration of the tasks of earlier runs, for the launch preview."""
-        durations = [s for r in self.catalog.ids() for s in self.catalog.state(r).done.values()]
-        return sum(durations) / len(durations) if durations else None
 
     # -- navigation
 
@@ -109,7 +134,7 @@ class DfuApp(App[None]):
 
     def action_launch(self) -> None:
         if not self._showing(LaunchScreen):
-            self.push_screen(LaunchScreen(self.config_path))
+            self.push_screen(LaunchScreen(self.context, self.config_path))
 
     def _showing(self, kind: type, **attrs: object) -> bool:
         """Whether the top screen already is this one (a burst of keys opens it once)."""
@@ -119,16 +144,40 @@ class DfuApp(App[None]):
         )
 
     def open_run(self, run_id: str) -> None:
-        if not self._showing(MonitorScreen, run_id=run_id):
-            self.push_screen(MonitorScreen(run_id))
+        if run_id in self.catalog.states and not self._showing(MonitorScreen, run_id=run_id):
+            self.push_screen(MonitorScreen(self.context, run_id))
 
     def open_fold_detail(self, run_id: str, fold: int) -> None:
         if not self._showing(FoldDetailScreen, run_id=run_id, fold=fold):
-            self.push_screen(FoldDetailScreen(run_id, fold))
+            self.push_screen(FoldDetailScreen(self.context, run_id, fold))
 
     def open_compare(self, run_id: str) -> None:
-        if not self._showing(CompareScreen, run_id=run_id):
-            self.push_screen(CompareScreen(run_id))
+        if run_id in self.catalog.states and not self._showing(CompareScreen, run_id=run_id):
+            self.push_screen(CompareScreen(self.context, run_id))
+
+    # -- what screens ask for
+
+    def on_open_run(self, message: OpenRun) -> None:
+        self.open_run(message.run_id)
+
+    def on_open_fold_detail(self, message: OpenFoldDetail) -> None:
+        self.open_fold_detail(message.run_id, message.fold)
+
+    def on_open_compare(self, message: OpenCompare) -> None:
+        self.open_compare(message.run_id)
+
+    def on_stop_run(self, message: StopRun) -> None:
+        self.confirm_stop(message.run_id)
+
+    def on_resume_run(self, message: ResumeRun) -> None:
+        self._resume(message.run_id)
+
+    def on_export_run(self, message: ExportRun) -> None:
+        self._export(message.run_id)
+
+    def on_launch_run(self, message: LaunchRun) -> None:
+        if not self.start_run(message.config, message.overrides, message.jobs):
+            self._launch_ended()
 
     def _selected_run(self) -> str | None:
         screen = self.screen
@@ -148,7 +197,7 @@ class DfuApp(App[None]):
             )
             yield SystemCommand("Stop run", f"Stop {run_id}", lambda: self.confirm_stop(run_id))
             yield SystemCommand(
-                "Export run", f"Export {run_id} to CSV", lambda: self.export_run(run_id)
+                "Export run", f"Export {run_id} to CSV", lambda: self._export(run_id)
             )
         yield SystemCommand(
             "Screenshot",
@@ -187,20 +236,27 @@ class DfuApp(App[None]):
 
         try:
             result = await commands.launch(config, overrides, self.runs_dir, jobs, progress)
+            if result.code == 0:  # the run is open once the watcher has read it
+                run_id = result.stdout.strip().splitlines()[-1]
+                self.launched[key] = run_id
+                for _ in range(200):
+                    if run_id in self.catalog.states:
+                        break
+                    await asyncio.sleep(self.refresh_seconds / 4)
         finally:
             self.launching = False
             if isinstance(self.screen, PreparingScreen):
                 self.pop_screen()
-            if isinstance(self.screen, LaunchScreen):
-                self.screen.launch_finished()
+            self._launch_ended()
         if result.code != 0:
             raise RuntimeError(result.stderr.strip() or result.message)
-        run_id = result.stdout.strip().splitlines()[-1]
-        self.launched[key] = run_id
-        self.catalog.refresh()
         if isinstance(self.screen, LaunchScreen):
             self.pop_screen()
         self.open_run(run_id)
+
+    def _launch_ended(self) -> None:
+        if isinstance(self.screen, LaunchScreen):
+            self.screen.post_message(LaunchEnded())
 
     def confirm_stop(self, run_id: str) -> None:
         def answered(yes: bool | None) -> None:
@@ -216,18 +272,12 @@ class DfuApp(App[None]):
             raise RuntimeError(result.message)
         self.notify(result.message)
 
-    def resume_run(self, run_id: str) -> None:
-        self._resume(run_id)
-
     @work(group="control", description="resume a run", exit_on_error=False)
     async def _resume(self, run_id: str) -> None:
         result = await commands.resume(self.catalog.path(run_id))
         if result.code != 0:
             raise RuntimeError(result.stderr.strip() or result.message)
         self.notify(f"resumed {run_id}")
-
-    def export_run(self, run_id: str) -> None:
-        self._export(run_id)
 
     @work(group="control", description="export a run", exit_on_error=False)
     async def _export(self, run_id: str) -> None:

@@ -14,6 +14,7 @@ from dfu_tui.tui.screens.launch import LaunchScreen
 from dfu_tui.tui.screens.modals import ConfirmScreen, HelpScreen
 from dfu_tui.tui.screens.monitor import MonitorScreen
 from dfu_tui.tui.screens.runs import RunsScreen
+from tests.helpers import open_form, until
 from tests.tui.conftest import CANCELLED, COMPLETED, make_app
 
 SIZE = (100, 32)
@@ -26,8 +27,7 @@ def text_of(screen, selector: str) -> str:
 class TestRunsScreen:
     async def test_lists_runs_with_state(self, runs_dir: Path) -> None:
         app = make_app(runs_dir)
-        async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause()
+        async with app.run_test(size=SIZE):
             table = app.screen.query_one("#runs", DataTable)
             assert table.row_count == 2
             rows = {str(k.value): table.get_row(k) for k in table.rows}
@@ -60,9 +60,11 @@ class TestRunsScreen:
         async with app.run_test(size=SIZE) as pilot:
             import shutil
 
+            table = app.screen.query_one("#runs", DataTable)
+            assert table.row_count == 2
             shutil.copytree(runs_dir / COMPLETED, runs_dir / "20261128-999999-abcdef")
-            await pilot.pause(0.6)
-            assert app.screen.query_one("#runs", DataTable).row_count == 3
+            await until(pilot, lambda: table.row_count == 3, timeout=30)
+            assert "20261128-999999-abcdef" in [str(k.value) for k in table.rows]
 
 
 class TestMonitor:
@@ -107,11 +109,12 @@ class TestCompare:
         app = make_app(runs_dir)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("down", "c")
-            await pilot.pause()
             screen = app.screen
             assert isinstance(screen, CompareScreen) and screen.run_id == COMPLETED
             ranking = screen.query_one("#ranking", DataTable)
             assert ranking.row_count == 7
+            # the curve is computed on a worker thread from the stored predictions
+            await until(pilot, lambda: "Fusion-weight curve" in text_of(screen, "#curve-title"))
             title = text_of(screen, "#curve-title")
             assert "Fusion-weight curve" in title and "Configured 0.70" in title
             assert "validation folds" in title
@@ -122,8 +125,7 @@ class TestLaunchForm:
     async def test_weight_errors_gate_launch(self, runs_dir: Path) -> None:
         app = make_app(runs_dir)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("n")
-            screen = app.screen
+            screen = await open_form(pilot)
             assert isinstance(screen, LaunchScreen)
             launch = screen.query_one("#launch", Button)
             assert not launch.disabled
@@ -144,8 +146,7 @@ class TestLaunchForm:
     async def test_search_preview(self, runs_dir: Path) -> None:
         app = make_app(runs_dir)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("n")
-            screen = app.screen
+            screen = await open_form(pilot)
             screen.query_one("#use-depth_rgb").value = True
             screen.query_one("#search").value = True
             await pilot.pause()
@@ -154,8 +155,7 @@ class TestLaunchForm:
     async def test_feature_switches(self, runs_dir: Path) -> None:
         app = make_app(runs_dir)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("n")
-            screen = app.screen
+            screen = await open_form(pilot)
             screen.query_one("#exclude-treatment").value = True
             screen.query_one("#history").value = True
             screen.query_one("#compare").value = "timing"
@@ -182,7 +182,6 @@ class TestFeaturePanels:
         runs = run.parent
         app = make_app(runs)
         async with app.run_test(size=(120, 60)) as pilot:
-            await pilot.pause()
             app.open_run(run.name)
             await pilot.pause()
             features = text_of(app.screen, "#features")

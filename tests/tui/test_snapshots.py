@@ -7,6 +7,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from tests.helpers import open_form, until
 from tests.tui.conftest import CANCELLED, COMPLETED, make_app
 
 SIZE = (100, 32)
@@ -21,42 +22,46 @@ def test_launch_form_with_weight_error(snap_compare, runs_dir: Path, monkeypatch
     monkeypatch.setattr("dfu_tui.tui.screens.launch.default_jobs", lambda: 2)
 
     async def bad_weight(pilot: Pilot) -> None:
-        await pilot.press("n")
-        await pilot.pause()
-        pilot.app.screen.query_one("#weight-metadata", Input).value = "-0.2"
+        form = await open_form(pilot)
+        form.query_one("#weight-metadata", Input).value = "-0.2"
         # a data folder that does not exist: its one-line note, not a machine-dependent count
-        pilot.app.screen.query_one("#root", Input).value = "/nonexistent-dataset"
-        note = pilot.app.screen.query_one("#data-note")
-        for _ in range(100):
-            await pilot.pause(0.05)
-            if str(note.render()):
-                break
-        await pilot.pause()
-        pilot.app.screen.query_one("#launch-form").scroll_end(animate=False)
+        form.query_one("#root", Input).value = "/nonexistent-dataset"
+        note = form.query_one("#data-note")
+        await until(pilot, lambda: "/nonexistent-dataset" in str(note.render()))
+        await until(pilot, lambda: "must be >= 0" in str(form.query_one("#errors").render()))
+        form.query_one("#launch-form").scroll_end(animate=False)
         await pilot.pause()
 
     assert snap_compare(make_app(runs_dir), terminal_size=SIZE, run_before=bad_weight)
 
 
 def test_monitor_with_collapse_flag(snap_compare, runs_dir: Path) -> None:
+    app = make_app(runs_dir)
+
     async def open_monitor(pilot: Pilot) -> None:
-        pilot.app.open_run(CANCELLED)  # type: ignore[attr-defined]
+        app.open_run(CANCELLED)
         await pilot.pause()
 
-    assert snap_compare(make_app(runs_dir), terminal_size=(130, 40), run_before=open_monitor)
+    assert snap_compare(app, terminal_size=(130, 40), run_before=open_monitor)
 
 
 def test_fold_detail(snap_compare, runs_dir: Path) -> None:
+    app = make_app(runs_dir)
+
     async def open_detail(pilot: Pilot) -> None:
-        pilot.app.open_fold_detail(COMPLETED, 1)  # type: ignore[attr-defined]
+        app.open_fold_detail(COMPLETED, 1)
         await pilot.pause()
 
-    assert snap_compare(make_app(runs_dir), terminal_size=SIZE, run_before=open_detail)
+    assert snap_compare(app, terminal_size=SIZE, run_before=open_detail)
 
 
 def test_compare(snap_compare, runs_dir: Path) -> None:
-    async def open_compare(pilot: Pilot) -> None:
-        pilot.app.open_compare(COMPLETED)  # type: ignore[attr-defined]
-        await pilot.pause()
+    app = make_app(runs_dir)
 
-    assert snap_compare(make_app(runs_dir), terminal_size=SIZE, run_before=open_compare)
+    async def open_compare(pilot: Pilot) -> None:
+        app.open_compare(COMPLETED)
+        await pilot.pause()
+        screen = app.screen
+        await until(pilot, lambda: "Configured" in str(screen.query_one("#curve-title").render()))
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=open_compare)

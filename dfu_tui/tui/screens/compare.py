@@ -4,21 +4,18 @@ from the stored branch probabilities (no retraining)."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from dfu_tui.engine.curve import weight_curve
 from dfu_tui.engine.rules import SCALE_NAMES
-from dfu_tui.runs.rundir import load_predictions
+from dfu_tui.runs.analysis import fusion_curve
 from dfu_tui.runs.state import RunState
+from dfu_tui.tui.screens.base import RunScreen
 
 CHART_HEIGHT = 8
 TICKS = " ▁▂▃▄▅▆▇█"
@@ -93,22 +90,6 @@ def plus_minus(pair: tuple[float, float]) -> str:
     return f"{mean:.3f}" if math.isnan(sd) else f"{mean:.3f} ± {sd:.3f}"
 
 
-def fusion_curve(
-    run_dir: Path, state: RunState, combo: list[str], weights: dict[str, float]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean validation kappa over the finished folds for metadata weights 0..1 (101 points)."""
-    folds = []
-    cv = [f["fold"] for f in state.fold_results if f.get("fold_kind", "cv") == "cv"]
-    for fold in sorted(cv):
-        preds = {
-            b: load_predictions(run_dir / "predictions" / f"fold{fold}_{b}.npz") for b in combo
-        }
-        labels = next(iter(preds.values()))["val_label"]
-        folds.append(({b: p["val_proba"] for b, p in preds.items()}, labels))
-    others = {m: w for m, w in weights.items() if m != "metadata"}
-    return weight_curve(folds, others or dict.fromkeys(combo[1:], 1.0))
-
-
 def chart(grid: np.ndarray, values: np.ndarray, marked: float, width: int) -> str:
     """A small block chart of `values` over `grid`, with the configured weight marked."""
     width = max(20, min(len(grid), width))
@@ -131,17 +112,9 @@ def chart(grid: np.ndarray, values: np.ndarray, marked: float, width: int) -> st
     return "\n".join(rows)
 
 
-class CompareScreen(Screen[None]):
-    """Ranked combinations and the fusion-weight curve of the selected one."""
-
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
-    ]
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__()
-        self.run_id = run_id
+class CompareScreen(RunScreen):
+    """Ranked combinations and the fusion-weight curve of the selected one (computed on a
+    worker thread from the stored predictions)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -154,8 +127,8 @@ class CompareScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = f"{self.run_id} compare"
-        state = self.app.catalog.state(self.run_id)  # type: ignore[attr-defined]
-        cfg = self.app.config_for(self.run_id)  # type: ignore[attr-defined]
+        state = self.state
+        cfg = self.context.catalog.documents(self.run_id).config
         rows = ranked(state, cfg)
         scale = SCALE_NAMES[cfg.criteria.metric] if cfg is not None else "kappa"
         folds = rows[0]["folds"] if rows else 0
@@ -213,6 +186,7 @@ class CompareScreen(Screen[None]):
         self.show_curve(str(event.row_key.value))
 
     def show_curve(self, name: str) -> None:
+        """Draw the fusion-weight curve of one combination (computed off the UI thread)."""
         combo = name.split("+")
         title = self.query_one("#curve-title", Static)
         chart_box = self.query_one("#curve-chart", Static)
@@ -220,17 +194,41 @@ class CompareScreen(Screen[None]):
             title.update(f"{name}: the fusion-weight curve needs metadata and an image branch")
             chart_box.update("")
             return
-        state = self.app.catalog.state(self.run_id)  # type: ignore[attr-defined]
-        cfg = self.app.config_for(self.run_id)  # type: ignore[attr-defined]
+        cfg = self.context.catalog.documents(self.run_id).config
         weights = cfg.fusion_weights(tuple(combo)) if cfg is not None else {}
+        folds = [f["fold"] for f in self.state.fold_results if f.get("fold_kind", "cv") == "cv"]
+        title.update(f"{name}: computing the fusion-weight curve over {len(folds)} folds…")
+        self._compute_curve(name, combo, weights, folds)
+
+    @work(thread=True, exclusive=True, group="curve", exit_on_error=False)
+    def _compute_curve(
+        self, name: str, combo: list[str], weights: dict[str, float], folds: list[int]
+    ) -> None:
+        run = self.context.catalog.run(self.run_id)
         try:
-            grid, values = fusion_curve(self.app.catalog.path(self.run_id), state, combo, weights)  # type: ignore[attr-defined]
+            grid, values = fusion_curve(run, folds, combo, weights)
         except (OSError, KeyError, ValueError) as exc:
-            title.update(f"{name}: no stored probabilities to draw the curve from ({exc})")
+            message = f"{name}: no stored probabilities to draw the curve from ({exc})"
+            self.app.call_from_thread(self._draw_curve, name, None, None, weights, message)
+            return
+        self.app.call_from_thread(self._draw_curve, name, grid, values, weights, "")
+
+    def _draw_curve(
+        self,
+        name: str,
+        grid: np.ndarray | None,
+        values: np.ndarray | None,
+        weights: dict[str, float],
+        message: str,
+    ) -> None:
+        title = self.query_one("#curve-title", Static)
+        chart_box = self.query_one("#curve-chart", Static)
+        if grid is None or values is None:
+            title.update(message)
             chart_box.update("")
             return
         configured = weights.get("metadata", 0.7)
-        n_cv = sum(1 for f in state.fold_results if f.get("fold_kind", "cv") == "cv")
+        n_cv = sum(1 for f in self.state.fold_results if f.get("fold_kind", "cv") == "cv")
         best = int(np.nanargmax(values))
         at = values[int(round(configured * (len(grid) - 1)))]
         title.update(

@@ -6,27 +6,21 @@ from typing import Any
 
 from rich.markup import escape
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from dfu_tui.tui.format import CLASSES, flag_markup, num, radar_lines
+from dfu_tui.tui.messages import Context
+from dfu_tui.tui.screens.base import RunScreen
 
 METRICS = ("kappa", "quadratic_kappa", "accuracy", "macro_f1", "train_kappa")
 
 
-class FoldDetailScreen(Screen[None]):
+class FoldDetailScreen(RunScreen):
     """One fold of one run."""
 
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
-    ]
-
-    def __init__(self, run_id: str, fold: int) -> None:
-        super().__init__()
-        self.run_id = run_id
+    def __init__(self, context: Context, run_id: str, fold: int) -> None:
+        super().__init__(context, run_id)
         self.fold = fold
 
     def compose(self) -> ComposeResult:
@@ -51,7 +45,7 @@ class FoldDetailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        state = self.app.catalog.state(self.run_id)  # type: ignore[attr-defined]
+        state = self.state
         fold = next(f for f in state.fold_results if f["fold"] == self.fold)
         sizes = [len(c["modalities"]) for c in fold["combinations"]]
         fused: dict[str, Any] = fold["combinations"][sizes.index(max(sizes))]

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static, Switch
 
-from dfu_tui.config import BACKBONES, FUSION_STRATEGIES, Config, load_config
+from dfu_tui.config import BACKBONES, FUSION_STRATEGIES, Config, load_config, read_toml
 from dfu_tui.data.schema import GROUP_HELP, MODALITIES
 from dfu_tui.errors import InputError
 from dfu_tui.runs.resources import default_jobs
+from dfu_tui.tui.messages import Context, LaunchEnded, LaunchRun
+from dfu_tui.tui.screens.base import DfuScreen
 
 # Feature groups offered as "leave out" switches, and as the paired comparison.
 FORM_GROUPS = ("treatment", "timing", "identity")
@@ -54,35 +56,37 @@ def toml_list(items: list[str]) -> str:
 
 def _excluded(values: dict[str, object]) -> list[str]:
     """The config's own exclusions the form has no switch for, then the switched-on groups."""
-    kept = [str(x) for x in values.get("exclude-other", []) or []]  # type: ignore[attr-defined]
+    other = values.get("exclude-other")
+    kept = [str(x) for x in other] if isinstance(other, list) else []
     return kept + [g for g in FORM_GROUPS if values.get(f"exclude-{g}")]
 
 
-class LaunchScreen(Screen[None]):
-    """New run."""
+class LaunchScreen(DfuScreen):
+    """New run. The config files are read on a worker thread when the form opens; the form
+    is filled (`ready`) once they are, and validated from memory on every change."""
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("ctrl+l", "launch", "Launch"),
         Binding("ctrl+o", "pick_folder", "Pick folder"),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
     ]
 
-    def __init__(self, config: Path) -> None:
-        super().__init__()
+    def __init__(self, context: Context, config: Path) -> None:
+        super().__init__(context)
         self.config_path = config
         self.valid: Config | None = None
         self.exclude_other: list[str] = []
         self.counted_root = ""
         self.image_counts: dict[str, int] | None = None
+        self.raw: dict[str, dict[str, Any] | InputError] = {}  # config file -> its TOML
+        self.ready = False
 
     def compose(self) -> ComposeResult:
-        configs = sorted(self.config_path.parent.glob("*.toml")) or [self.config_path]
         yield Header()
         with VerticalScroll(id="launch-form"):
             yield Label("Start from")
             yield Select(
-                [(p.name, str(p)) for p in configs],
+                [(self.config_path.name, str(self.config_path))],
                 value=str(self.config_path),
                 allow_blank=False,
                 id="config",
@@ -141,13 +145,43 @@ class LaunchScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = "new run"
+        self._read_configs()
+
+    @work(thread=True, exit_on_error=False)
+    def _read_configs(self) -> None:
+        """Every config beside the starting one, read as TOML (a file that cannot be read
+        keeps its one-line error, shown when it is chosen)."""
+        paths = sorted(self.config_path.parent.glob("*.toml")) or [self.config_path]
+        raw: dict[str, dict[str, Any] | InputError] = {}
+        for path in paths:
+            try:
+                raw[str(path)] = read_toml(path)
+            except InputError as exc:
+                raw[str(path)] = exc
+        self.app.call_from_thread(self._configs_read, raw)
+
+    def _configs_read(self, raw: dict[str, dict[str, Any] | InputError]) -> None:
+        self.raw, self.ready = raw, True
+        select = self.query_one("#config", Select)
+        with select.prevent(Select.Changed):
+            select.set_options([(Path(p).name, p) for p in raw])
+            select.value = str(self.config_path)
         self.load_from(self.config_path)
+
+    def _config(self, path: Path, overrides: list[str] | None = None) -> Config:
+        """A config file (as read when the form opened) with the form's overrides."""
+        raw = self.raw.get(str(path))
+        if isinstance(raw, InputError):
+            raise raw
+        if raw is None:
+            raise InputError(f"{path}: config not read")
+        return load_config(path, overrides or [], raw=raw)
 
     # -- filling and reading the form
 
     def load_from(self, path: Path) -> None:
         try:
-            cfg = load_config(path)
+            cfg = self._config(path)
         except InputError as exc:
             self.query_one("#errors", Static).update("\n".join(exc.problems))
             return
@@ -196,6 +230,8 @@ class LaunchScreen(Screen[None]):
 
     def validate_form(self) -> None:
         """Check the form through the config loader; show problems inline; gate Launch."""
+        if not self.ready:
+            return
         values = self.values()
         problems: list[str] = []
         for m in MODALITIES:
@@ -208,7 +244,7 @@ class LaunchScreen(Screen[None]):
         self.valid = None
         if not problems:
             try:
-                self.valid = load_config(
+                self.valid = self._config(
                     Path(str(self.query_one("#config", Select).value)), form_overrides(values)
                 )
             except InputError as exc:
@@ -238,7 +274,7 @@ class LaunchScreen(Screen[None]):
             + (f", one of them metadata without {values['compare']}" if extra else "")
             + ")"
         )
-        per_task = self.app.mean_task_seconds()  # type: ignore[attr-defined]
+        per_task = self.context.catalog.mean_task_seconds()
         jobs = int(str(values["jobs"])) if str(values["jobs"]).isdigit() else 1
         if per_task is not None and tasks:
             from dfu_tui.tui.format import duration
@@ -325,17 +361,18 @@ class LaunchScreen(Screen[None]):
         button = self.query_one("#launch", Button)
         if button.disabled:
             return
-        started = self.app.start_run(  # type: ignore[attr-defined]
-            Path(str(self.query_one("#config", Select).value)),
-            form_overrides(values),
-            int(str(values["jobs"])),
+        button.disabled = True
+        button.label = "Launching…"
+        self.post_message(
+            LaunchRun(
+                Path(str(self.query_one("#config", Select).value)),
+                form_overrides(values),
+                int(str(values["jobs"])),
+            )
         )
-        if started:
-            button.disabled = True
-            button.label = "Launching…"
 
-    def launch_finished(self) -> None:
-        """The launch ended (started or failed): the button is usable again."""
+    def on_launch_ended(self, message: LaunchEnded) -> None:
+        """The launch ended (started, refused or failed): the button is usable again."""
         button = self.query_one("#launch", Button)
         button.label = "Launch (ctrl+l)"
         self.validate_form()

@@ -3,7 +3,6 @@ the collapse flag, verdict checklist and event log, all following the run's even
 
 from __future__ import annotations
 
-import json
 import statistics
 from typing import Any
 
@@ -11,12 +10,12 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
-from textual.screen import Screen
+from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Header, RichLog, Sparkline, Static
 
 from dfu_tui.engine.rules import SCALE_NAMES, criterion_value
-from dfu_tui.runs.events import Event, EventReader
-from dfu_tui.runs.state import RunState, well_formed
+from dfu_tui.runs.events import Event
+from dfu_tui.runs.state import RunState, verdict_so_far
 from dfu_tui.tui.format import (
     comparison_lines,
     distribution,
@@ -26,8 +25,17 @@ from dfu_tui.tui.format import (
     num,
     radar_lines,
 )
+from dfu_tui.tui.messages import (
+    ExportRun,
+    OpenCompare,
+    OpenFoldDetail,
+    ResumeRun,
+    RunsUpdated,
+    StopRun,
+)
+from dfu_tui.tui.screens.base import RunScreen
 
-WIDE = 110  # columns from which the panels sit side by side
+WIDE = 110  # columns from which the panels sit side by side (the screen's `-wide` class)
 
 
 def fused_index(state: RunState) -> int:
@@ -67,11 +75,11 @@ def event_line(e: Event) -> str | None:
     return None
 
 
-class MonitorScreen(Screen[None]):
+class MonitorScreen(RunScreen):
     """One run, live."""
 
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
         Binding("left_square_bracket", "fold(-1)", "Prev fold", key_display="["),
         Binding("right_square_bracket", "fold(1)", "Next fold", key_display="]"),
         Binding("comma", "epoch(-1)", "Prev epoch", key_display=",", show=False),
@@ -83,14 +91,10 @@ class MonitorScreen(Screen[None]):
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
         Binding("e", "export", "Export"),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
     ]
 
-    def __init__(self, run_id: str) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.selected_fold: int | None = None  # None: follow the latest
-        self.selected_epoch: int | None = None  # index into the run's epochs; None: folds
+    selected_fold: reactive[int | None] = reactive(None, init=False)  # None: follow the latest
+    selected_epoch: reactive[int | None] = reactive(None, init=False)  # index into the epochs
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -120,35 +124,28 @@ class MonitorScreen(Screen[None]):
                 yield RichLog(id="log", markup=True, wrap=True, max_lines=500)
         yield Footer()
 
-    @property
-    def state(self) -> RunState:
-        return self.app.catalog.state(self.run_id)  # type: ignore[attr-defined]
-
     def on_mount(self) -> None:
         self.sub_title = self.run_id
-        log = self.query_one("#log", RichLog)
-        reader = EventReader(self.app.catalog.path(self.run_id) / "events.jsonl")  # type: ignore[attr-defined]
-        for e in filter(well_formed, reader.read_new()):
-            line = event_line(e)
-            if line:
-                log.write(for_rich(line))
-        self._layout(self.size.width)
+        self._write_log(self.state.log)
         self.redraw()
 
-    def on_resize(self) -> None:
-        self._layout(self.size.width)
-
-    def _layout(self, width: int) -> None:
-        self.query_one("#monitor-grid").set_class(width >= WIDE, "wide")
-
-    def tick(self, changed: set[str]) -> None:
-        if self.run_id not in changed:
-            return  # nothing new: nothing redrawn
+    def _write_log(self, events: list[Event]) -> None:
         log = self.query_one("#log", RichLog)
-        for e in self.app.catalog.new_events.get(self.run_id, []):  # type: ignore[attr-defined]
+        for e in events:
             line = event_line(e)
             if line:
                 log.write(for_rich(line))
+
+    def on_runs_updated(self, message: RunsUpdated) -> None:
+        if self.run_id not in message.changed:
+            return  # nothing new: nothing redrawn
+        self._write_log(self.context.catalog.new_events.get(self.run_id, []))
+        self.redraw()
+
+    def watch_selected_fold(self) -> None:
+        self.redraw()
+
+    def watch_selected_epoch(self) -> None:
         self.redraw()
 
     # -- panels
@@ -163,7 +160,7 @@ class MonitorScreen(Screen[None]):
         self.show_verdict(state)
 
     def show_header(self, state: RunState) -> None:
-        now = self.app.clock()  # type: ignore[attr-defined]
+        now = self.context.clock()
         age = state.to_dict(now)["last_heartbeat_age_s"] if state.status == "running" else None
         status = state.effective_status(now)
         colour = {
@@ -290,12 +287,9 @@ class MonitorScreen(Screen[None]):
 
     def show_features(self, state: RunState) -> None:
         """The run's features, the shown fold's radar and flags, and the paired comparison."""
-        path = self.app.catalog.path(self.run_id)  # type: ignore[attr-defined]
+        docs = self.context.catalog.documents(self.run_id)
         lines = []
-        try:
-            doc = json.loads((path / "features.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            doc = None
+        doc = docs.features
         if doc is not None:
             left = [k for k in doc["excluded"] if not k.startswith("label")]
             lines.append(
@@ -313,13 +307,7 @@ class MonitorScreen(Screen[None]):
             radar = fold.get("radar")
             lines.append(radar_lines(radar))
             lines += [flag_markup(f) for f in (radar or {}).get("flags", [])]
-        summary = None
-        if (path / "summary.json").is_file():
-            try:
-                doc_s = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-                summary = doc_s.get("feature_comparison")
-            except (OSError, ValueError):
-                summary = None
+        summary = (docs.summary or {}).get("feature_comparison")
         compared = comparison_lines(state.fold_results, summary)
         if compared:
             lines.append(compared)
@@ -327,14 +315,13 @@ class MonitorScreen(Screen[None]):
 
     def show_verdict(self, state: RunState) -> None:
         box = self.query_one("#verdict", Static)
-        summary_path = self.app.catalog.path(self.run_id) / "summary.json"  # type: ignore[attr-defined]
+        docs = self.context.catalog.documents(self.run_id)
         verdict = None
-        if summary_path.is_file():
-            summary = json.loads(summary_path.read_text(encoding="utf-8"))
-            verdict = summary["combinations"][fused_index(state)]["verdict"]
+        if docs.summary is not None:
+            verdict = docs.summary["combinations"][fused_index(state)]["verdict"]
             prefix = "final"
-        elif state.fold_results:
-            verdict = partial_verdict(self.app.config_for(self.run_id), state)  # type: ignore[attr-defined]
+        elif state.fold_results and docs.config is not None:
+            verdict = verdict_so_far(docs.config, state, fused_index(state))
             prefix = f"so far ({state.folds_done} of {state.folds} folds)"
         if verdict is None:
             box.update("after the first fold")
@@ -356,14 +343,14 @@ class MonitorScreen(Screen[None]):
     # -- actions
 
     def action_fold(self, step: int) -> None:
-        self.selected_epoch = None
+        """Show the previous / next fold (its distribution rather than an epoch's)."""
         folds = sorted(f["fold"] for f in self.state.fold_results)
         if not folds:
+            self.selected_epoch = None
             return
         current = self.selected_fold if self.selected_fold is not None else folds[-1]
         index = max(0, min(len(folds) - 1, folds.index(current) + step if current in folds else 0))
-        self.selected_fold = folds[index]
-        self.redraw()
+        self._select(folds[index], None)
 
     def action_epoch(self, step: int) -> None:
         """Step through the epochs (inner-validation shares) of every image task so far."""
@@ -372,41 +359,44 @@ class MonitorScreen(Screen[None]):
             return
         current = self.selected_epoch if self.selected_epoch is not None else len(epochs)
         self.selected_epoch = max(0, min(len(epochs) - 1, current + step))
-        self.redraw()
 
     def action_latest(self) -> None:
-        self.selected_epoch = None
-        self.selected_fold = None
-        self.redraw()
+        self._select(None, None)
+
+    def _select(self, fold: int | None, epoch: int | None) -> None:
+        """Change both selections with one redraw (when anything changed)."""
+        if (fold, epoch) != (self.selected_fold, self.selected_epoch):
+            self.set_reactive(MonitorScreen.selected_fold, fold)
+            self.set_reactive(MonitorScreen.selected_epoch, epoch)
+            self.redraw()
 
     def action_detail(self) -> None:
         fold = self._shown_fold(self.state)
         if fold is not None:
-            self.app.open_fold_detail(self.run_id, fold["fold"])  # type: ignore[attr-defined]
+            self.post_message(OpenFoldDetail(self.run_id, fold["fold"]))
 
     def action_features(self) -> None:
         """The run's resolved feature list (features.json) in a dialog."""
         from dfu_tui.tui.screens.modals import MessageScreen
 
-        path = self.app.catalog.path(self.run_id) / "features.json"  # type: ignore[attr-defined]
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        doc = self.context.catalog.documents(self.run_id).features
+        if doc is None:
+            path = self.context.catalog.run(self.run_id).features
             self.notify(f"{path}: no feature list for this run", severity="warning")
             return
         self.app.push_screen(MessageScreen(f"Features of {self.run_id}", features_text(doc)))
 
     def action_compare(self) -> None:
-        self.app.open_compare(self.run_id)  # type: ignore[attr-defined]
+        self.post_message(OpenCompare(self.run_id))
 
     def action_stop(self) -> None:
-        self.app.confirm_stop(self.run_id)  # type: ignore[attr-defined]
+        self.post_message(StopRun(self.run_id))
 
     def action_resume(self) -> None:
-        self.app.resume_run(self.run_id)  # type: ignore[attr-defined]
+        self.post_message(ResumeRun(self.run_id))
 
     def action_export(self) -> None:
-        self.app.export_run(self.run_id)  # type: ignore[attr-defined]
+        self.post_message(ExportRun(self.run_id))
 
 
 def features_text(doc: dict[str, Any]) -> str:
@@ -456,20 +446,3 @@ def mean_cells(rows: list[list[float | None]]) -> list[str]:
         else:
             cells.append(f"{statistics.fmean(vals):.3f} ± {statistics.stdev(vals):.3f}")
     return cells
-
-
-def partial_verdict(cfg: Any, state: RunState) -> dict[str, Any] | None:
-    """The verdict over the cross-validation folds finished so far."""
-    from dfu_tui.engine.paired import judge_combination, test_train_ratio
-
-    if cfg is None:
-        return None
-    i = fused_index(state)
-    folds = [f for f in state.fold_results if f.get("fold_kind", "cv") == "cv"]
-    if not folds:
-        return None
-    combo = folds[0]["combinations"][i]["modalities"]
-    per = [{**{k: f.get(k) for k in ("fold", "repeat")}, **f["combinations"][i]} for f in folds]
-    judged = judge_combination(cfg, combo, per, test_train_ratio(folds))
-    verdict: dict[str, Any] = judged["verdict"]
-    return verdict

@@ -7,11 +7,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from dfu_tui.runs.state import RunState
 from dfu_tui.tui.format import duration
+from dfu_tui.tui.messages import ExportRun, OpenCompare, OpenRun, ResumeRun, RunsUpdated, StopRun
+from dfu_tui.tui.screens.base import DfuScreen
 
 COLUMNS = (
     "run",
@@ -49,7 +50,7 @@ def run_row(state: RunState, now: float) -> tuple[str, ...]:
     )
 
 
-class RunsScreen(Screen[None]):
+class RunsScreen(DfuScreen):
     """Runs list (home)."""
 
     BINDINGS = [
@@ -61,7 +62,6 @@ class RunsScreen(Screen[None]):
         Binding("c", "compare", "Compare"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
         Binding("q", "app.quit", "Quit"),
     ]
 
@@ -78,20 +78,20 @@ class RunsScreen(Screen[None]):
         for column in COLUMNS:
             table.add_column(column, key=column)
         self.query_one("#filter", Input).display = False
-        self.refresh_rows(set(self.app.catalog.watchers))  # type: ignore[attr-defined]
+        self.refresh_rows(set(self.context.catalog.ids()))
         table.focus()
 
     # -- data
 
     def _visible(self, state: RunState) -> bool:
         needle = self.query_one("#filter", Input).value.strip().lower()
-        return not needle or needle in " ".join(run_row(state, self.app.clock())).lower()  # type: ignore[attr-defined]
+        return not needle or needle in " ".join(run_row(state, self.context.clock())).lower()
 
     def refresh_rows(self, changed: set[str]) -> None:
         """Update only the rows of runs that changed (or all, when the filter changed)."""
         table = self.query_one("#runs", DataTable)
-        catalog = self.app.catalog  # type: ignore[attr-defined]
-        now = self.app.clock()  # type: ignore[attr-defined]
+        catalog = self.context.catalog
+        now = self.context.clock()
         wanted = [r for r in catalog.ids() if self._visible(catalog.state(r))]
         present = [str(k.value) for k in table.rows]
         if present != wanted:
@@ -109,10 +109,8 @@ class RunsScreen(Screen[None]):
         empty.update("" if wanted else f"No runs in {catalog.runs_dir}. Press n to launch one.")
         empty.display = not wanted
 
-    def tick(self, changed: set[str]) -> None:
-        """Called by the app's refresh timer with the runs that changed."""
-        if changed:
-            self.refresh_rows(changed)
+    def on_runs_updated(self, message: RunsUpdated) -> None:
+        self.refresh_rows(message.changed)
 
     def selected_run(self) -> str | None:
         table = self.query_one("#runs", DataTable)
@@ -130,27 +128,27 @@ class RunsScreen(Screen[None]):
     def action_open(self) -> None:
         run_id = self.selected_run()
         if run_id:
-            self.app.open_run(run_id)  # type: ignore[attr-defined]
+            self.post_message(OpenRun(run_id))
 
     def action_stop(self) -> None:
         run_id = self.selected_run()
         if run_id:
-            self.app.confirm_stop(run_id)  # type: ignore[attr-defined]
+            self.post_message(StopRun(run_id))
 
     def action_resume(self) -> None:
         run_id = self.selected_run()
         if run_id:
-            self.app.resume_run(run_id)  # type: ignore[attr-defined]
+            self.post_message(ResumeRun(run_id))
 
     def action_export(self) -> None:
         run_id = self.selected_run()
         if run_id:
-            self.app.export_run(run_id)  # type: ignore[attr-defined]
+            self.post_message(ExportRun(run_id))
 
     def action_compare(self) -> None:
         run_id = self.selected_run()
         if run_id:
-            self.app.open_compare(run_id)  # type: ignore[attr-defined]
+            self.post_message(OpenCompare(run_id))
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
