@@ -168,9 +168,9 @@ async def test_monitor_at_80x24_with_3_x_5_folds(repeated: Path) -> None:
     root = Path(__file__).resolve().parents[2]
     app = DfuApp(repeated.parent, root / "configs" / "default.toml")
     async with app.run_test(size=(80, 24)) as pilot:
+        app.open_run(repeated.name)
         await pilot.pause()
-        app.push_screen(MonitorScreen(repeated.name))
-        await pilot.pause()
+        assert isinstance(app.screen, MonitorScreen)
         screen = app.screen
         table = screen.query_one("#folds", DataTable)
         labels = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]

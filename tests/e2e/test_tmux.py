@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -56,7 +55,7 @@ def test_dropped_terminal_does_not_stop_training(tmp_path: Path, small_demo_mast
             wait_for(form_open, 30, every=1.0)
         except AssertionError:
             raise AssertionError(pane(session)) from None
-        time.sleep(0.5)
+        wait_for(lambda: "combination(s)" in pane(session), 30)  # the form is filled
         tmux("send-keys", "-t", session, "C-l")
         events_file = wait_for(lambda: next(iter(runs.glob("*/events.jsonl")), None), 120)
         assert events_file is not None

@@ -12,7 +12,7 @@ import pytest
 
 from dfu_tui.runs.events import EventReader, EventWriter
 from dfu_tui.runs.state import load_state
-from tests.helpers import run_dfu
+from tests.helpers import run_dfu, until
 from tests.tui.conftest import COMPLETED, FIXTURES, make_app
 
 BAD_LINES = {
@@ -102,9 +102,9 @@ async def test_dashboard_opens_a_damaged_run_and_says_so(damaged: Path) -> None:
 
     app = make_app(damaged.parent)
     async with app.run_test(size=(100, 32)) as pilot:
+        app.open_run(COMPLETED)
         await pilot.pause()
-        app.push_screen(MonitorScreen(COMPLETED))
-        await pilot.pause()
+        assert isinstance(app.screen, MonitorScreen)
         header = str(app.screen.query_one("#monitor-header", Static).render())
         assert f"{len(BAD_LINES)} damaged log line(s) skipped" in header
         await pilot.press("c")
@@ -146,6 +146,10 @@ async def test_compare_survives_a_damaged_predictions_file(tmp_path: Path) -> No
     async with app.run_test(size=(100, 32)) as pilot:
         app.open_compare(COMPLETED)
         await pilot.pause()
-        title = str(app.screen.query_one("#curve-title", Static).render())
-        assert "no stored probabilities to draw the curve from" in title
-        assert "damaged predictions file" in title
+        screen = app.screen
+
+        def title() -> str:
+            return str(screen.query_one("#curve-title", Static).render())
+
+        await until(pilot, lambda: "no stored probabilities to draw the curve from" in title())
+        assert "damaged predictions file" in title()

@@ -95,7 +95,6 @@ async def test_a_burst_of_keys_opens_each_screen_once(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES, runs)
     app = make_app(runs)
     async with app.run_test(size=(100, 32)) as pilot:
-        await pilot.pause()
         await pilot.press(*["enter"] * 12)
         await pilot.pause()
         assert len(app.screen_stack) == 3  # default, runs list, one monitor

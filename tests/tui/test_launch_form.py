@@ -12,23 +12,14 @@ from dfu_tui.data.schema import MODALITIES
 from dfu_tui.runs.resources import default_jobs
 from dfu_tui.tui.screens.launch import LaunchScreen
 from dfu_tui.tui.screens.modals import FolderScreen
+from tests.helpers import open_form, until
 from tests.tui.conftest import make_app
-
-
-async def until(pilot, check, tries: int = 240) -> None:
-    for _ in range(tries):
-        if check():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError("timed out")
 
 
 async def test_every_modality_fits_at_80x24_with_counts(runs_dir: Path, tiny_demo: Path) -> None:
     app = make_app(runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("n")
-        await pilot.pause()
-        form = app.screen
+        form = await open_form(pilot)
         assert isinstance(form, LaunchScreen)
         screen_rows = range(1, 23)  # under the header, above the footer
         for m in MODALITIES:
@@ -63,9 +54,7 @@ async def test_every_modality_fits_at_80x24_with_counts(runs_dir: Path, tiny_dem
 async def test_folder_picker_fills_the_data_source(runs_dir: Path, tiny_demo: Path) -> None:
     app = make_app(runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("n")
-        await pilot.pause()
-        form = app.screen
+        form = await open_form(pilot)
         form.query_one("#root", Input).value = str(tiny_demo.parent)
         await pilot.press("ctrl+o")
         await pilot.pause()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
@@ -13,16 +12,9 @@ from dfu_tui.runs.state import load_state
 from dfu_tui.tui.app import DfuApp
 from dfu_tui.tui.screens.modals import PreparingScreen
 from dfu_tui.tui.screens.monitor import MonitorScreen
+from tests.helpers import open_form, until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-async def until(pilot, check, timeout: float = 180.0) -> None:
-    for _ in range(int(timeout / 0.25)):
-        if check():
-            return
-        await pilot.pause(0.25)
-    raise AssertionError("timed out")
 
 
 @pytest.fixture
@@ -34,8 +26,7 @@ async def test_launch_watch_stop_resume(tmp_path: Path, small_demo_master: Path,
     runs = tmp_path / "runs"
     app = DfuApp(runs, ROOT / "configs" / "default.toml")
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("n")
-        form = app.screen
+        form = await open_form(pilot)
         values = {"#root": str(small_demo_master), "#size": "32", "#folds": "2", "#epochs": "8"}
         for selector, value in values.items():
             form.query_one(selector, Input).value = value
@@ -69,8 +60,8 @@ async def test_launch_watch_stop_resume(tmp_path: Path, small_demo_master: Path,
         expected = [f"{f['combinations'][-1]['kappa']:.3f}" for f in logged]
         await until(pilot, lambda: shown() == expected)
         # The same form launched again opens that run instead of starting another.
-        await pilot.press("escape", "n")
-        again = app.screen
+        await pilot.press("escape")
+        again = await open_form(pilot)
         for selector, value in values.items():
             again.query_one(selector, Input).value = value
         await pilot.pause()
@@ -78,4 +69,3 @@ async def test_launch_watch_stop_resume(tmp_path: Path, small_demo_master: Path,
         await until(pilot, lambda: isinstance(app.screen, MonitorScreen), 30)
         assert isinstance(app.screen, MonitorScreen) and app.screen.run_id == monitor.run_id
         assert [p.name for p in runs.iterdir()] == [monitor.run_id]
-        await asyncio.sleep(0)
