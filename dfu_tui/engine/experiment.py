@@ -29,13 +29,11 @@ from dfu_tui.data.schema import (
 )
 from dfu_tui.engine.branch import BranchOutput
 from dfu_tui.engine.folds import CV, HOLDOUT, Fold
-from dfu_tui.engine.fusion import fuse
+from dfu_tui.engine.fusion import NEEDS_OOF, fuse
 from dfu_tui.engine.metrics import both_kappas, fold_metrics
 from dfu_tui.engine.records import FoldResult, PairedScores, Summary, combination_of
 from dfu_tui.engine.rules import check_predictions
 from dfu_tui.errors import InputError
-
-NEEDS_OOF = ("tuned", "stacked")
 
 # An epoch record of an image task (epoch, loss, kappas, shares, flags, ...).
 EpochCallback = Callable[[dict[str, Any]], None]

@@ -1,7 +1,11 @@
 """Late fusion of branch probabilities: fixed, learned_alpha, tuned, stacked.
 
-Branch probabilities are (N, 3) arrays with NaN rows where a sample lacks the modality.
-Only `fixed` uses no data; the others learn from the training fold, never the reported one.
+Each strategy is an estimator in the manner of scikit-learn's stacking estimators: settings
+in `__init__`, `fit(probas, y)` on branch probabilities of training rows, `predict_proba(probas)`,
+and what it learned in attributes ending in `_`. Branch probabilities are (N, 3) arrays with
+NaN rows where a sample lacks the modality. Only `fixed` uses no data; the others learn from
+the training fold (`tuned` and `stacked` from its inner out-of-fold rows), never the reported
+one.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -42,6 +47,135 @@ def tuning_step(n_samples: int) -> float:
     return 0.1 if n_samples >= FINE_GRID_SAMPLES else 0.25
 
 
+class Fusion(Protocol):
+    """A fusion strategy: fitted on training rows' branch probabilities, then applied."""
+
+    def fit(self, probas: Probs, y: np.ndarray) -> Fusion: ...
+
+    def predict_proba(self, probas: Probs) -> np.ndarray: ...
+
+
+class FixedFusion:
+    """A weighted mean of the branches with the configured weights (renormalised per sample
+    over the branches it has). Learns nothing."""
+
+    def __init__(self, weights: Mapping[str, float]) -> None:
+        self.weights = dict(weights)
+
+    def fit(self, probas: Probs, y: np.ndarray) -> FixedFusion:
+        self.weights_ = dict(self.weights)
+        return self
+
+    def predict_proba(self, probas: Probs) -> np.ndarray:
+        return weighted_average(probas, self.weights_)
+
+
+class TunedFusion:
+    """Fixed weights chosen by a grid search of kappa on the rows it is fitted on (the inner
+    out-of-fold rows); the grid is 0.1 from `FINE_GRID_SAMPLES` rows, else 0.25. Ties go to
+    the weights closest to the configured ones."""
+
+    def __init__(self, prior: Mapping[str, float], step: float | None = None) -> None:
+        self.prior = dict(prior)
+        self.step = step
+
+    def fit(self, probas: Probs, y: np.ndarray) -> TunedFusion:
+        self.grid_step_ = self.step if self.step is not None else tuning_step(len(y))
+        self.weights_ = tune_weights(probas, y, self.prior, self.grid_step_)
+        return self
+
+    def predict_proba(self, probas: Probs) -> np.ndarray:
+        return weighted_average(probas, self.weights_)
+
+
+class LearnedAlphaFusion:
+    """The research code's V1: alpha = sigmoid(w . [p_meta, p_image] + b) per sample, and
+    alpha * p_meta + (1 - alpha) * p_image, fitted by cross-entropy on the training fold's own
+    branch predictions, as the research code did; an over-confident image branch there pulls
+    alpha towards 0 (kept to reproduce that collapse). Without metadata: equal weights.
+
+    Five parameters and a smooth loss: SciPy's L-BFGS-B with the analytic gradient fits them
+    (a well-kept optimiser; a Keras model would load TensorFlow into every metadata+image
+    fold for a 5-parameter fit)."""
+
+    def __init__(self, seed: int = 0, max_iter: int = 500) -> None:
+        self.seed = seed
+        self.max_iter = max_iter
+
+    def fit(self, probas: Probs, y: np.ndarray) -> LearnedAlphaFusion:
+        from scipy.optimize import minimize
+
+        self.modalities_ = list(probas)
+        if METADATA not in probas:
+            self.weights_ = dict.fromkeys(probas, 1.0 / len(probas))
+            return self
+        meta, img = probas[METADATA], _image_mean(probas)
+        x = np.hstack([meta, img])
+        onehot = np.eye(3)[y]
+
+        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            w, b = theta[:-1], theta[-1]
+            alpha = 1 / (1 + np.exp(-(x @ w + b)))
+            fused = np.clip(alpha[:, None] * meta + (1 - alpha[:, None]) * img, 1e-7, None)
+            value = -float((onehot * np.log(fused)).sum()) / len(x)
+            d_fused = -(onehot / fused) / len(x)
+            d_alpha = (d_fused * (meta - img)).sum(axis=1) * alpha * (1 - alpha)
+            return value, np.append(x.T @ d_alpha, d_alpha.sum())
+
+        start = np.append(np.random.default_rng(self.seed).normal(0, 0.1, x.shape[1]), 0.0)
+        fitted = minimize(
+            loss, start, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter}
+        )
+        self.coef_, self.intercept_ = fitted.x[:-1], float(fitted.x[-1])
+        return self
+
+    def alpha(self, probas: Probs) -> np.ndarray:
+        """The metadata weight of each row."""
+        x = np.hstack([probas[METADATA], _image_mean(probas)])
+        return np.asarray(1 / (1 + np.exp(-(x @ self.coef_ + self.intercept_))))
+
+    def predict_proba(self, probas: Probs) -> np.ndarray:
+        if METADATA not in probas:
+            return weighted_average(probas, self.weights_)
+        alpha = self.alpha(probas)[:, None]
+        return np.asarray(alpha * probas[METADATA] + (1 - alpha) * _image_mean(probas))
+
+
+class StackedFusion:
+    """Multinomial logistic regression on the branch probabilities (a missing modality is
+    a uniform row plus a missing indicator), fitted on the inner out-of-fold rows."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def fit(self, probas: Probs, y: np.ndarray) -> StackedFusion:
+        from sklearn.linear_model import LogisticRegression
+
+        self.model_ = LogisticRegression(max_iter=1000, random_state=self.seed)
+        self.model_.fit(_stack_features(probas), y)
+        return self
+
+    def predict_proba(self, probas: Probs) -> np.ndarray:
+        return np.asarray(self.model_.predict_proba(_stack_features(probas)))
+
+
+# Strategies that are fitted on inner out-of-fold probabilities of the training rows.
+NEEDS_OOF = ("tuned", "stacked")
+
+
+def make_fusion(strategy: str, weights: Mapping[str, float], seed: int = 0) -> Fusion:
+    """The estimator of a fusion strategy with the run's settings."""
+    if strategy == "fixed":
+        return FixedFusion(weights)
+    if strategy == "tuned":
+        return TunedFusion(weights)
+    if strategy == "learned_alpha":
+        return LearnedAlphaFusion(seed)
+    if strategy == "stacked":
+        return StackedFusion(seed)
+    raise ValueError(f"unknown fusion strategy {strategy!r}")
+
+
 def fuse(
     strategy: str,
     combo: Sequence[str],
@@ -52,28 +186,26 @@ def fuse(
     oof: Probs | None = None,
     seed: int = 0,
 ) -> FusionResult:
-    """Fuse the branches of `combo` with `strategy`."""
+    """Fit `strategy` for the branches of `combo` on the training fold (its inner
+    out-of-fold rows where the strategy needs them) and fuse validation and training rows."""
     val = {m: val[m] for m in combo}
     train = {m: train[m] for m in combo}
     if len(combo) == 1:
         return FusionResult(val[combo[0]], train[combo[0]], {combo[0]: 1.0})
-    if strategy == "fixed":
-        return FusionResult(
-            weighted_average(val, weights), weighted_average(train, weights), dict(weights)
-        )
-    if strategy == "learned_alpha":
-        return _learned_alpha(combo, val, train, y_train, seed)
-    assert oof is not None, f"{strategy} fusion needs out-of-fold training probabilities"
-    oof = {m: oof[m] for m in combo}
-    if strategy == "tuned":
-        step = tuning_step(len(y_train))
-        best = tune_weights(oof, y_train, weights, step)
-        return FusionResult(
-            weighted_average(val, best), weighted_average(train, best), best, grid_step=step
-        )
-    if strategy == "stacked":
-        return _stacked(val, train, oof, y_train, seed)
-    raise ValueError(f"unknown fusion strategy {strategy!r}")
+    if strategy in NEEDS_OOF:
+        assert oof is not None, f"{strategy} fusion needs out-of-fold training probabilities"
+        fit_on = {m: oof[m] for m in combo}
+    else:
+        fit_on = train
+    model: Any = make_fusion(strategy, weights, seed).fit(fit_on, y_train)
+    result = FusionResult(
+        model.predict_proba(val), model.predict_proba(train), dict(getattr(model, "weights_", {}))
+    )
+    if isinstance(model, TunedFusion):
+        result.grid_step = model.grid_step_
+    if isinstance(model, LearnedAlphaFusion) and METADATA in combo:
+        result.mean_alpha = float(model.alpha(val).mean())
+    return result
 
 
 def tune_weights(
@@ -101,54 +233,13 @@ def tune_weights(
     return chosen
 
 
-def _image_mean(probs: Probs, combo: Sequence[str]) -> np.ndarray:
-    images = {m: probs[m] for m in combo if m != METADATA}
+def _image_mean(probs: Probs) -> np.ndarray:
+    """The image branches' mean per row; the metadata branch where a row has no image."""
+    images = {m: p for m, p in probs.items() if m != METADATA}
     out = weighted_average(images, dict.fromkeys(images, 1.0))
     missing = np.isnan(out).any(axis=1)
     out[missing] = probs[METADATA][missing]  # no image: the metadata branch alone
     return out
-
-
-def _learned_alpha(
-    combo: Sequence[str], val: Probs, train: Probs, y_train: np.ndarray, seed: int
-) -> FusionResult:
-    """The research code's V1: alpha = sigmoid(Dense(1)) on [p_meta, p_image], per sample.
-
-    Trained on the training fold's own branch predictions, as the research code did; an
-    over-confident image branch there pulls alpha towards 0 (kept to reproduce that collapse).
-    Combinations without metadata fall back to equal weights.
-    """
-    if METADATA not in combo:
-        equal = dict.fromkeys(combo, 1.0 / len(combo))
-        return FusionResult(weighted_average(val, equal), weighted_average(train, equal), equal)
-    meta_t, img_t = train[METADATA], _image_mean(train, combo)
-    meta_v, img_v = val[METADATA], _image_mean(val, combo)
-    x = np.hstack([meta_t, img_t])
-    rng = np.random.default_rng(seed)
-    w: np.ndarray = np.asarray(rng.normal(0, 0.1, x.shape[1]))
-    b = 0.0
-    onehot = np.eye(3)[y_train]
-    m1 = np.zeros(x.shape[1] + 1)
-    m2 = np.zeros(x.shape[1] + 1)
-    for step in range(1, 501):  # Adam on the cross-entropy of the fused output
-        alpha = 1 / (1 + np.exp(-(x @ w + b)))
-        fused = alpha[:, None] * meta_t + (1 - alpha[:, None]) * img_t
-        d_fused = -(onehot / np.clip(fused, 1e-7, None)) / len(x)
-        d_alpha = (d_fused * (meta_t - img_t)).sum(axis=1) * alpha * (1 - alpha)
-        grad = np.append(x.T @ d_alpha, d_alpha.sum())
-        m1 = 0.9 * m1 + 0.1 * grad
-        m2 = 0.999 * m2 + 0.001 * grad**2
-        update = 0.05 * (m1 / (1 - 0.9**step)) / (np.sqrt(m2 / (1 - 0.999**step)) + 1e-8)
-        w = w - update[:-1]
-        b = float(b - update[-1])
-
-    def apply(meta: np.ndarray, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        alpha = 1 / (1 + np.exp(-(np.hstack([meta, img]) @ w + b)))
-        return alpha[:, None] * meta + (1 - alpha[:, None]) * img, alpha
-
-    fused_v, alpha_v = apply(meta_v, img_v)
-    fused_t, _ = apply(meta_t, img_t)
-    return FusionResult(fused_v, fused_t, {}, float(alpha_v.mean()))
 
 
 def _stack_features(probs: Probs) -> np.ndarray:
@@ -157,14 +248,3 @@ def _stack_features(probs: Probs) -> np.ndarray:
         missing = np.isnan(p).any(axis=1, keepdims=True)
         cols += [np.where(missing, 1 / 3, p), missing.astype(float)]
     return np.hstack(cols)
-
-
-def _stacked(val: Probs, train: Probs, oof: Probs, y_train: np.ndarray, seed: int) -> FusionResult:
-    """Multinomial logistic regression on the inner out-of-fold probabilities."""
-    from sklearn.linear_model import LogisticRegression
-
-    model = LogisticRegression(max_iter=1000, random_state=seed)
-    model.fit(_stack_features(oof), y_train)
-    return FusionResult(
-        model.predict_proba(_stack_features(val)), model.predict_proba(_stack_features(train))
-    )

@@ -312,3 +312,27 @@ def test_tuned_grid_is_coarse_on_small_inner_data() -> None:
     )
     assert result.grid_step == 0.25
     assert all(round(w / 0.25, 6).is_integer() for w in result.weights.values())
+
+
+def test_fusion_strategies_are_estimators() -> None:
+    """Each strategy: settings in __init__, fit on training rows, predict_proba on any rows;
+    what it learned only changes with what it was fitted on."""
+    from dfu_tui.engine.fusion import make_fusion
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 120)
+    fit_rows = {
+        "metadata": np.eye(3)[y] * 0.5 + rng.dirichlet(np.ones(3), 120) * 0.5,
+        "thermal_map": rng.dirichlet(np.ones(3), 120),
+    }
+    other = {m: rng.dirichlet(np.ones(3), 30) for m in fit_rows}
+    other["thermal_map"][:5] = np.nan  # samples without an image
+    for strategy in ("fixed", "tuned", "learned_alpha", "stacked"):
+        model = make_fusion(strategy, {"metadata": 0.7, "thermal_map": 0.3}, seed=0)
+        fused = model.fit(fit_rows, y).predict_proba(other)
+        assert fused.shape == (30, 3) and np.allclose(fused.sum(axis=1), 1), strategy
+        again = make_fusion(strategy, {"metadata": 0.7, "thermal_map": 0.3}, seed=0)
+        assert np.allclose(again.fit(fit_rows, y).predict_proba(other), fused), strategy
+    fixed = make_fusion("fixed", {"metadata": 0.7, "thermal_map": 0.3}).fit(fit_rows, y)
+    expected = weighted_average(other, {"metadata": 0.7, "thermal_map": 0.3})
+    assert np.allclose(fixed.predict_proba(other), expected)
