@@ -3,6 +3,10 @@
 dashboard open vs. closed (side by side).
 
     python benchmarks/dashboard.py [--skip-training]
+    python benchmarks/dashboard.py --against REV   # this tree and git revision REV, alternately
+
+`--against` checks REV out in a temporary worktree and measures both trees twice, in turns
+(REV, this, REV, this), so a before/after of a change is read side by side in one run.
 """
 
 from __future__ import annotations
@@ -21,7 +25,12 @@ from pathlib import Path
 import numpy as np
 from _common import ROOT, latest_summary, run_cli
 
-from dfu_tui.runs.events import EventWriter
+if "--code" in sys.argv:  # measure the dfu_tui of another tree (see --against)
+    sys.path.insert(0, sys.argv[sys.argv.index("--code") + 1])
+
+from dfu_tui.runs.events import EventWriter  # noqa: E402
+
+CODE = Path(__import__("dfu_tui").__file__).resolve().parents[1]  # the tree measured
 
 FIXTURE = ROOT / "tests" / "fixtures" / "runs" / "20261128-133808-50f261"
 
@@ -169,7 +178,7 @@ def dashboard_in_tmux(runs: Path, session: str) -> int:
             f"{sys.executable} -m dfu_tui --runs-dir {runs}",
         ],
         check=True,
-        cwd=ROOT,
+        cwd=CODE,
     )
     time.sleep(3)
     out = subprocess.run(
@@ -213,17 +222,24 @@ def idle_cpu(runs: Path, seconds: float = 30.0) -> float:
 
 def curve_time(workdir: Path) -> tuple[float, int]:
     from dfu_tui.runs.state import load_state
-    from dfu_tui.tui.screens.compare import fusion_curve
 
     runs = workdir / "curve"
     run_cli("run", "configs/default.toml", "--runs-dir", str(runs), "--set", "image_model.epochs=3")
     summary = latest_summary(runs)
     run = runs / summary["run_id"]
     state = load_state(run)
+    combo, weights = ["metadata", "thermal_map"], {"metadata": 0.7, "thermal_map": 0.3}
     start = time.perf_counter()
-    grid, _ = fusion_curve(
-        run, state, ["metadata", "thermal_map"], {"metadata": 0.7, "thermal_map": 0.3}
-    )
+    try:  # from the layering refactor on, the curve is computed in dfu_tui.runs
+        from dfu_tui.runs.analysis import fusion_curve
+        from dfu_tui.runs.rundir import RunDir
+
+        folds = [f["fold"] for f in state.fold_results]
+        grid, _ = fusion_curve(RunDir(run), folds, combo, weights)
+    except ImportError:
+        from dfu_tui.tui.screens.compare import fusion_curve as old_curve  # type: ignore[attr-defined]
+
+        grid, _ = old_curve(run, state, combo, weights)
     return time.perf_counter() - start, len(grid)
 
 
@@ -240,10 +256,39 @@ def training_with_dashboard(workdir: Path) -> tuple[list[float], list[float]]:
     return closed, opened
 
 
+def against(rev: str, rounds: int = 2) -> None:
+    """Measure git revision `rev` and this tree in turns; print each figure side by side."""
+    tree = Path(tempfile.mkdtemp(prefix="dfu-dash-rev-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=ROOT, check=True)
+    lines: dict[str, list[list[str]]] = {rev: [], "this tree": []}
+    try:
+        for _ in range(rounds):
+            for name, code in ((rev, tree), ("this tree", ROOT)):
+                out = subprocess.run(
+                    [sys.executable, __file__, "--skip-training", "--code", str(code)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+                lines[name].append(out.strip().splitlines())
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+    for name, runs in lines.items():
+        for i, figures in enumerate(runs, 1):
+            print(f"[{name}, round {i}]")
+            for line in figures:
+                print(f"  {line}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--against", metavar="REV", help="also measure this git revision")
+    parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.against:
+        against(args.against)
+        return
     work = Path(tempfile.mkdtemp(prefix="dfu-dash-"))
     runs = work / "runs50"
     runs.mkdir()

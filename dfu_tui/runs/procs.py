@@ -84,11 +84,12 @@ def alive(pid: int) -> bool:
 
 
 def end_processes(pids: list[int], grace: float, poll: float = 0.1) -> list[int]:
-    """SIGTERM `pids`, SIGKILL what is left after `grace` seconds; return the pids that
-    are still alive at the end (normally none)."""
+    """SIGTERM `pids` (and SIGCONT, so a stopped one handles it), SIGKILL what is left after
+    `grace` seconds; return the pids that are still alive at the end (normally none)."""
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGCONT)
     end = time.monotonic() + grace
     while time.monotonic() < end and any(alive(p) for p in pids):
         time.sleep(poll)

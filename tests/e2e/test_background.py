@@ -17,6 +17,8 @@ from dfu_tui.runs.state import load_state
 from tests.helpers import run_dfu as dfu
 from tests.helpers import wait_for
 
+pytestmark = pytest.mark.slow  # trains real models
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -15,6 +15,8 @@ from dfu_tui.config import ImageModelConfig
 from tests.helpers import leak_run as leak_run_in
 from tests.helpers import run_dfu
 
+pytestmark = pytest.mark.slow  # trains real models
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

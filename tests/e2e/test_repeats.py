@@ -15,6 +15,8 @@ import pytest
 from dfu_tui.runs.state import load_state
 from tests.helpers import run_dfu, wait_for
 
+pytestmark = pytest.mark.slow  # trains real models
+
 SETS = [
     "demo.patients=40",
     "modalities.use=['metadata']",

@@ -15,6 +15,8 @@ from dfu_tui.config import ImageModelConfig, load_config
 from dfu_tui.runs.rundir import RESULTS_COLUMNS
 from tests.helpers import run_dfu
 
+pytestmark = pytest.mark.slow  # trains real models
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
     "data.image_size=32",

@@ -58,6 +58,7 @@ def test_demo_data_on_a_full_disk(small_disk: Path, env) -> None:
     assert sorted(p.name for p in small_disk.iterdir()) == []  # no partial folder
 
 
+@pytest.mark.slow
 def test_run_on_a_full_disk_leaves_no_run(small_disk: Path, env) -> None:
     fill(small_disk, 0)
     runs = small_disk / "runs"
@@ -67,6 +68,7 @@ def test_run_on_a_full_disk_leaves_no_run(small_disk: Path, env) -> None:
     assert not runs.exists() or not any(runs.iterdir())
 
 
+@pytest.mark.slow
 def test_a_run_that_fills_the_disk_fails_then_resumes(small_disk: Path, env) -> None:
     filler = fill(small_disk, 24_000)  # room for the run's files, not its predictions
     runs = small_disk / "runs"

@@ -54,6 +54,7 @@ def events(run: Path) -> list[dict]:
     return [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines() if x]
 
 
+@pytest.mark.slow
 def test_stop_right_after_detach_stops_for_real(tmp_path: Path, env: dict[str, str]) -> None:
     run = detach(env, tmp_path / "runs")
     proc = run_dfu(env, "stop", str(run))  # at once: the lock is already held
@@ -90,15 +91,20 @@ def test_stop_never_signals_a_process_that_is_not_the_runs(tmp_path: Path) -> No
         stranger.wait()
 
 
+@pytest.mark.slow
 def test_resume_ends_orphans_and_only_one_of_two_resumes_wins(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
     run = detach(env, tmp_path / "runs")
     wait_for(lambda: any(e["kind"] == "fold_finished" for e in events(run)))
     wait_for(lambda: any(p.role == "worker" for p in run_processes(run)))
-    os.kill(int((run / "lock").read_text()), signal.SIGKILL)
+    # the worker is held still, so it cannot finish before the resume finds it (SIGTERM
+    # from the resume must still end it: the supervisor continues what it ends)
     orphans = [p for p in run_processes(run) if p.role == "worker"]
-    assert orphans  # a worker outlived its supervisor
+    for p in orphans:
+        os.kill(p.pid, signal.SIGSTOP)
+    os.kill(int((run / "lock").read_text()), signal.SIGKILL)
+    assert orphans and all(alive(p.pid) for p in orphans)  # workers outlived their supervisor
     cmd = [sys.executable, "-m", "dfu_tui", "resume", str(run), "--detach", "--jobs", "1"]
     both = [
         subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -14,6 +14,8 @@ from dfu_tui.tui.screens.modals import PreparingScreen
 from dfu_tui.tui.screens.monitor import MonitorScreen
 from tests.helpers import open_form, until
 
+pytestmark = pytest.mark.slow  # trains real models
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

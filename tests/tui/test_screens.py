@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from textual.widgets import Button, DataTable, Input, Static
 
 from dfu_tui.tui.screens.compare import CompareScreen
@@ -173,6 +174,7 @@ class TestLaunchForm:
             assert "'history' needs features.history = true" in text_of(screen, "#errors")
 
 
+@pytest.mark.slow
 class TestFeaturePanels:
     async def test_monitor_and_fold_detail_show_the_radar(self, tmp_path: Path) -> None:
         """A real metadata-only run with the planted leak, compared without treatment."""

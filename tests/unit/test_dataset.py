@@ -172,6 +172,7 @@ class TestDemo:
         for info in cov["modalities"].values():
             assert 0 < info["samples_with_images"] <= ds.n_samples
 
+    @pytest.mark.slow
     def test_realistic_shares_and_visits(self, tmp_path: Path) -> None:
         root = write_demo(tmp_path / "d", patients=160, seed=0).root
         table = read_metadata(

@@ -240,6 +240,7 @@ class TestFusion:
         assert alpha.mean_alpha is not None and alpha.mean_alpha < 0.2  # trusts the image branch
 
 
+@pytest.mark.slow
 def test_metadata_only_run_on_a_bare_csv(tmp_path: Path, table) -> None:
     """The metadata branch needs nothing but the CSV (no image folders)."""
     from dfu_tui.cli import main
