@@ -440,7 +440,8 @@ def resolve_run(name: str, runs_dir: Path) -> RunDir:
 
     def is_run(path: Path) -> bool:
         try:
-            return (path / "events.jsonl").is_file() or (path / "config.toml").is_file()
+            run = RunDir(path)
+            return run.is_run() or run.config.is_file()
         except OSError:
             return False
 
@@ -499,13 +500,14 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Every run (or one) from its directory: state, progress, ETA, kappa, flags."""
+    from dfu_tui.runs.rundir import RunDir
     from dfu_tui.runs.state import load_state
 
     if args.run is not None:
         runs = [resolve_run(args.run, args.runs_dir).path]
     else:
         runs = (
-            sorted(p for p in args.runs_dir.glob("*") if (p / "events.jsonl").is_file())
+            sorted(p for p in args.runs_dir.glob("*") if RunDir(p).is_run())
             if args.runs_dir.is_dir()
             else []
         )

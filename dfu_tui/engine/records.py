@@ -5,8 +5,6 @@ so they are `TypedDict`s: readers written against these keys are checked by mypy
 written by an earlier version still reads as the same dictionaries.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict
 

@@ -85,8 +85,9 @@ class RunCatalog:
         update = CatalogUpdate()
         if self.runs_dir.is_dir():
             for path in sorted(self.runs_dir.iterdir()):
-                if path.name not in self._readers and (path / "events.jsonl").is_file():
-                    self._readers[path.name] = EventReader(path / "events.jsonl")
+                run = RunDir(path)
+                if path.name not in self._readers and run.is_run():
+                    self._readers[path.name] = EventReader(run.events)
                     update.events[path.name] = []
         for run_id, reader in self._readers.items():
             new = reader.read_new()

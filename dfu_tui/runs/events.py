@@ -16,23 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from dfu_tui.paths import PRIVATE_FILE_MODE
+from dfu_tui.runs.records import EVENT_TYPES
 
 SCHEMA_VERSION = 1
-KINDS = (
-    "run_started",
-    "run_resumed",
-    "heartbeat",
-    "fold_started",
-    "task_started",
-    "epoch",
-    "branch_finished",
-    "fold_finished",
-    "flag",
-    "message",
-    "run_finished",
-    "run_failed",
-    "run_cancelled",
-)
+KINDS = tuple(EVENT_TYPES)  # each kind's fields: dfu_tui/runs/records.py
 FINAL_KINDS = ("run_finished", "run_failed", "run_cancelled")
 
 Event = dict[str, Any]

@@ -82,6 +82,19 @@ class RunDir:
     def log(self) -> Path:
         return self.path / "worker.log"
 
+    @property
+    def lock(self) -> Path:
+        return self.path / "lock"
+
+    @property
+    def export(self) -> Path:
+        """Where the dashboard's export writes the run's CSV."""
+        return self.path / "export.csv"
+
+    def is_run(self) -> bool:
+        """Whether this folder holds a run (its event log exists)."""
+        return self.events.is_file()
+
 
 def create_run_dir(runs_dir: Path, cfg: Config) -> RunDir:
     """A new private run directory holding the resolved config."""

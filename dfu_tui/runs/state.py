@@ -9,18 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from dfu_tui.config import Config
-from dfu_tui.runs.events import FINAL_KINDS, Event, EventReader
+from dfu_tui.runs.events import FINAL_KINDS, KINDS, Event, EventReader
+from dfu_tui.runs.records import required_fields
+from dfu_tui.runs.rundir import RunDir
 
 DEFAULT_HEARTBEAT = 5.0
-#: Fields an event must carry to be applied (a line without them is skipped and counted).
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "run_started": ("folds", "combinations", "tasks"),
-    "task_started": ("task",),
-    "epoch": ("task", "fold", "branch", "epoch", "max_epochs"),
-    "branch_finished": ("task",),
-    "fold_finished": ("fold", "combinations", "branches"),
-    "flag": ("rule", "level", "detail"),
-}
+#: Fields an event must carry to be applied (a line without them is skipped and counted):
+#: the required keys of its typed definition in `runs/records.py`.
+REQUIRED: dict[str, tuple[str, ...]] = {k: required_fields(k) for k in KINDS}
 
 
 METRIC_FIELDS = {"kappa", "quadratic_kappa", "f1", "predicted_share", "true_share", "flags"}
@@ -268,7 +264,7 @@ class RunWatcher:
     """A run's state kept current by reading only the new bytes of its event log."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.reader = EventReader(run_dir / "events.jsonl")
+        self.reader = EventReader(RunDir(run_dir).events)
         self.state = RunState(run_dir.name)
 
     def refresh(self) -> list[Event]:

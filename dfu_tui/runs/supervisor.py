@@ -40,7 +40,7 @@ class RunLock:
     """An exclusive lock on a run directory, held by its one supervisor."""
 
     def __init__(self, run: RunDir) -> None:
-        self.path = run.path / "lock"
+        self.path = run.lock
         self._fh: IO[str] | None = None
 
     def acquire(self) -> None:
@@ -68,7 +68,7 @@ class RunLock:
 
 def is_locked(run: RunDir) -> bool:
     """Whether a live supervisor holds the run's lock."""
-    path = run.path / "lock"
+    path = run.lock
     if not path.exists():
         return False
     with open(path, "r+", encoding="utf-8") as fh:
@@ -327,7 +327,7 @@ def lock_holder(run: RunDir) -> int | None:
     if not is_locked(run):
         return None
     try:
-        return int((run.path / "lock").read_text(encoding="utf-8").strip() or 0) or None
+        return int(run.lock.read_text(encoding="utf-8").strip() or 0) or None
     except (OSError, ValueError):
         return None
 

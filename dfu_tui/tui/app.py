@@ -281,7 +281,7 @@ class DfuApp(App[None]):
 
     @work(group="control", description="export a run", exit_on_error=False)
     async def _export(self, run_id: str) -> None:
-        target = self.catalog.path(run_id) / "export.csv"
+        target = self.catalog.run(run_id).export
         result = await commands.export(self.catalog.path(run_id), target)
         if result.code != 0:
             raise RuntimeError(result.message)

@@ -131,3 +131,22 @@ def test_eta_counts_the_running_image_task_from_its_epochs() -> None:
     assert eta == 360 + 400 + 6
     later = state.eta(now=106.0)
     assert later == eta - 60
+
+
+def test_every_logged_field_has_a_typed_definition() -> None:
+    """The events of committed real runs (and the v1 fixture) use only the fields their
+    kind's TypedDict declares, and carry every required one."""
+    from dfu_tui.runs.records import EVENT_TYPES
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    logs = [fixtures / "events_v1.jsonl", *sorted((fixtures / "runs").glob("*/events.jsonl"))]
+    seen = set()
+    for log in logs:
+        for line in log.read_text(encoding="utf-8").splitlines():
+            e = json.loads(line)
+            typed = EVENT_TYPES[e["kind"]]
+            declared = typed.__required_keys__ | typed.__optional_keys__  # type: ignore[attr-defined]
+            assert set(e) <= declared, (log.name, e["kind"], set(e) - declared)
+            assert typed.__required_keys__ <= set(e), (log.name, e["kind"])  # type: ignore[attr-defined]
+            seen.add(e["kind"])
+    assert {"run_started", "epoch", "fold_finished", "flag", "run_finished"} <= seen
