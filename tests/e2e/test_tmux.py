@@ -58,7 +58,7 @@ def test_dropped_terminal_does_not_stop_training(tmp_path: Path, small_demo_mast
             wait_for(form_open, 30, every=1.0)
         except AssertionError:
             raise AssertionError(pane(session)) from None
-        wait_for(lambda: "combination(s)" in pane(session), 30)  # the form is filled
+        wait_for(lambda: "0.70" in pane(session), 30)  # the form is filled (metadata weight)
         tmux("send-keys", "-t", session, "C-l")
         events_file = wait_for(lambda: next(iter(runs.glob("*/events.jsonl")), None), 120)
         assert events_file is not None
