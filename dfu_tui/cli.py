@@ -81,12 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also train the metadata branch without GROUP (e.g. treatment), fold by fold",
     )
+    _executor_arguments(p)
 
     p = sub.add_parser("resume", help="re-run the missing tasks of a run")
     p.add_argument("run")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"))
     p.add_argument("--detach", action="store_true")
     p.add_argument("--jobs", type=int, default=None)
+    _executor_arguments(p)
 
     p = sub.add_parser("stop", help="stop a running run")
     p.add_argument("run")
@@ -405,13 +407,38 @@ def _supervise(run: RunDir, jobs: int, resume: bool, detach: bool) -> int:
     return 130
 
 
+def _executor_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default=None,
+        help="where tasks run: a process per task here (local), or a Ray cluster",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        default=None,
+        help="the Ray cluster (auto, or ray://host:10001); none: a local Ray instance",
+    )
+
+
+def executor_overrides(args: argparse.Namespace) -> list[str]:
+    """`--executor` / `--ray-address` as config overrides."""
+    out = []
+    if args.executor is not None:
+        out.append(f"executor.kind={json.dumps(args.executor)}")
+    if args.ray_address is not None:
+        out.append(f"executor.address={json.dumps(args.ray_address)}")
+    return out
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Start an experiment: foreground with a live view, or detached with --detach."""
     from dfu_tui.config import load_config
     from dfu_tui.runs.fingerprint import run_fingerprint, save_fingerprint
     from dfu_tui.runs.rundir import create_run_dir, write_features
 
-    overrides = list(args.overrides)
+    overrides = [*args.overrides, *executor_overrides(args)]
     if args.compare_features is not None:
         overrides.append(f"features.compare={json.dumps(args.compare_features)}")
     cfg = load_config(args.config, overrides)
@@ -485,6 +512,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
     diffs = differences(saved, run_fingerprint(cfg))
     if diffs:
         raise InputError([f"{run.path}: cannot resume: {d}" for d in diffs])
+    moved = executor_overrides(args)
+    if moved:  # where tasks run is not part of the fingerprint: resume elsewhere
+        from dfu_tui.paths import atomic_write_text
+
+        cfg = load_config(run.config, moved)
+        atomic_write_text(run.config, cfg.to_toml())
     return _supervise(run, args.jobs or 0, resume=True, detach=args.detach)
 
 

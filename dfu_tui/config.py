@@ -33,6 +33,7 @@ CV_STRATEGIES = ("grouped", "temporal")
 MAX_FEATURES = ("sqrt", "log2", "none")
 MAX_INNER_FOLDS = 10
 CRITERIA_METRICS = ("quadratic_kappa", "kappa")
+EXECUTORS = ("local", "ray")
 WEIGHT_SUM_TOLERANCE = 1e-6
 
 
@@ -104,6 +105,7 @@ class ImageModelConfig:
     augment: bool = True
     inner_val_fraction: float = 0.2
     threads: int = 0  # 0: decided by the number of parallel jobs
+    mixed_precision: bool = False  # float16 compute on a GPU (ignored without one)
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,21 @@ class CriteriaConfig:
 
 
 @dataclass(frozen=True)
+class ExecutorConfig:
+    """Where tasks run: "local" (a process per task on this machine) or "ray" (a Ray
+    cluster at `address`, "auto" for the one this machine belongs to; none: a local one).
+    Not part of a run's fingerprint: a run may resume on another executor."""
+
+    kind: str = "local"
+    address: str = ""
+    cpus_per_task: float = 1.0
+    gpus_per_task: float = 1.0  # image tasks only (fractions share a GPU); metadata: none
+    memory_gb: float = 0.0  # per task, 0: not reserved
+    tasks_per_gpu: int = 1  # local executor: image tasks sharing one GPU
+    max_retries: int = 2  # ray: a task whose node died runs again elsewhere
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole experiment's configuration."""
 
@@ -150,6 +167,7 @@ class Config:
     image_model: ImageModelConfig = field(default_factory=ImageModelConfig)
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
     criteria: CriteriaConfig = field(default_factory=CriteriaConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -191,8 +209,10 @@ class Config:
         return tomli_w.dumps(self.to_dict())
 
     def fingerprint(self) -> str:
-        """A short hash of the resolved settings."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        """A short hash of the settings the results depend on (not where tasks run)."""
+        doc = self.to_dict()
+        doc.pop("executor")
+        blob = json.dumps(doc, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -366,6 +386,19 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
     def bad(key: str, message: str) -> None:
         out.append(f"{source}: {key}: {message}")
 
+    ex = cfg.executor
+    if ex.kind not in EXECUTORS:
+        bad(
+            "executor.kind", f"unknown executor {ex.kind!r}; expected one of {', '.join(EXECUTORS)}"
+        )
+    if ex.cpus_per_task <= 0:
+        bad("executor.cpus_per_task", f"must be > 0, got {ex.cpus_per_task}")
+    if ex.gpus_per_task < 0 or ex.memory_gb < 0:
+        bad("executor", "gpus_per_task and memory_gb must be >= 0")
+    if ex.tasks_per_gpu < 1:
+        bad("executor.tasks_per_gpu", f"must be >= 1, got {ex.tasks_per_gpu}")
+    if ex.max_retries < 0:
+        bad("executor.max_retries", f"must be >= 0, got {ex.max_retries}")
     use = cfg.modalities.use
     if not use:
         bad(

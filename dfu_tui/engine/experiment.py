@@ -163,7 +163,7 @@ def train_task(
     else:
         from dfu_tui.engine.image_branch import configure_tensorflow, train_image_branch
 
-        configure_tensorflow(threads)
+        configure_tensorflow(threads, cfg.image_model.mixed_precision)
         crops = dataset.crops[branch]
         out = train_image_branch(
             branch,

@@ -33,19 +33,29 @@ class BranchFailed(RuntimeError):
     """A branch could not be trained (e.g. the loss became NaN)."""
 
 
-def configure_tensorflow(threads: int) -> None:
-    """Limit TensorFlow's CPU threads; must run before TensorFlow executes any op."""
+def configure_tensorflow(threads: int, mixed_precision: bool = False) -> list[str]:
+    """Limit TensorFlow's CPU threads, let it grow into the GPU memory it needs instead of
+    taking all of it (tasks may share a device), and use mixed precision on a GPU when
+    asked. Must run before TensorFlow executes any op; returns the GPUs it sees."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
     if os.environ.get("TF_DETERMINISTIC_OPS", "").lower() in ("1", "true"):
         tf.config.experimental.enable_op_determinism()  # reproducible CNNs, slower
-    if threads > 0:
-        try:
+    gpus = tf.config.list_physical_devices("GPU")
+    try:
+        if threads > 0:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-        except RuntimeError:
-            pass  # already initialised in this process: keep its settings
+        for gpu in gpus:
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError:
+        pass  # already initialised in this process: keep its settings
+    if mixed_precision and gpus:
+        import keras
+
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    return [g.name for g in gpus]
 
 
 def build_image_branch(modality: str, size: int, cfg: ImageModelConfig) -> keras.Model:
@@ -94,7 +104,10 @@ def build_image_branch(modality: str, size: int, cfg: ImageModelConfig) -> keras
         )
         x = backbone(x)
         x = layers.Dropout(0.3, name="dropout")(x)
-    outputs = layers.Dense(len(CLASSES), activation="softmax", name="probabilities")(x)
+    # float32 probabilities also under mixed precision (a float16 softmax loses small ones)
+    outputs = layers.Dense(
+        len(CLASSES), activation="softmax", dtype="float32", name="probabilities"
+    )(x)
     return keras.Model(inputs, outputs, name=f"{modality}_branch")
 
 

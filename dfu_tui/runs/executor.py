@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from dfu_tui.data.schema import is_metadata_branch
+from dfu_tui.runs.resources import GpuSlots, can_start, detect_gpus, task_devices
+from dfu_tui.runs.tasks import parse_task_id
+
 
 @dataclass(frozen=True)
 class TaskOutcome:
@@ -27,6 +31,9 @@ class TaskOutcome:
 class Executor(Protocol):
     """What the supervisor needs from an execution engine."""
 
+    def can_take(self, task_id: str) -> bool:
+        """Whether the task may start now (an image task waits for a free GPU slot)."""
+
     def submit(self, run_dir: Path, task_id: str, threads: int) -> None:
         """Start a task; returns at once."""
 
@@ -36,16 +43,25 @@ class Executor(Protocol):
     def cancel(self) -> None:
         """Stop every running task."""
 
+    def close(self) -> None:
+        """Release what the executor holds (a local Ray instance it started)."""
+
     @property
     def running(self) -> list[str]:
         """Ids of the tasks still running."""
 
 
 class LocalProcessExecutor:
-    """One `python -m dfu_tui.runs.worker RUN TASK` process per task on this machine."""
+    """One `python -m dfu_tui.runs.worker RUN TASK` process per task on this machine; on a
+    machine with GPUs each image task gets its own device (or a share of one, up to
+    `tasks_per_gpu`) through `CUDA_VISIBLE_DEVICES`, and metadata tasks see none."""
 
-    def __init__(self) -> None:
+    def __init__(self, gpus: list[str] | None = None, tasks_per_gpu: int = 1) -> None:
         self._procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+        self.slots = GpuSlots(detect_gpus() if gpus is None else gpus, max(1, tasks_per_gpu))
+
+    def can_take(self, task_id: str) -> bool:
+        return can_start(_is_image(task_id), self.slots)
 
     def submit(self, run_dir: Path, task_id: str, threads: int) -> None:
         logs = run_dir / "logs"
@@ -57,6 +73,7 @@ class LocalProcessExecutor:
             "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
             "OMP_NUM_THREADS": str(threads),
             "DFU_TUI_THREADS": str(threads),
+            **task_devices(_is_image(task_id), self.slots, task_id),
         }
         proc = subprocess.Popen(
             [sys.executable, "-m", "dfu_tui.runs.worker", str(run_dir.resolve()), task_id],
@@ -75,6 +92,7 @@ class LocalProcessExecutor:
             if code is not None:
                 finished.append(TaskOutcome(task_id, code, log))
                 del self._procs[task_id]
+                self.slots.give_back(task_id)
         return finished
 
     def cancel(self) -> None:
@@ -88,6 +106,10 @@ class LocalProcessExecutor:
                 proc.kill()
                 proc.wait()
         self._procs.clear()
+        self.slots.held.clear()
+
+    def close(self) -> None:
+        pass  # every worker process has ended with its task
 
     @property
     def running(self) -> list[str]:
@@ -101,3 +123,7 @@ def tail(path: Path, lines: int = 5) -> list[str]:
     except OSError:
         return []
     return [ln for ln in text.splitlines() if ln.strip()][-lines:]
+
+
+def _is_image(task_id: str) -> bool:
+    return not is_metadata_branch(parse_task_id(task_id)[1])

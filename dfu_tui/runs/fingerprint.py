@@ -29,7 +29,7 @@ def run_fingerprint(cfg: Config) -> dict[str, Any]:
     return {
         "code_version": code_version(),
         "data": data_fingerprint(cfg.dataset),
-        "config": cfg.to_dict(),
+        "config": {k: v for k, v in cfg.to_dict().items() if k != "executor"},
     }
 
 

@@ -57,6 +57,7 @@ class TaskStarted(EventBase):
     fold: NotRequired[int]
     branch: NotRequired[str]
     pid: NotRequired[int]
+    node: NotRequired[str]  # the host (and Ray node) the task runs on
 
 
 class Epoch(EventBase):
@@ -82,6 +83,7 @@ class BranchFinished(EventBase):
     branch: NotRequired[str]
     seconds: NotRequired[float]
     best_epoch: NotRequired[int | None]
+    node: NotRequired[str]
 
 
 class FoldFinished(EventBase):

@@ -80,6 +80,15 @@ def is_locked(run: RunDir) -> bool:
     return False
 
 
+def make_executor(cfg: Config, run: RunDir, events: EventWriter) -> Executor:
+    """The executor the config asks for: a process per task here, or Ray."""
+    if cfg.executor.kind == "ray":
+        from dfu_tui.runs.ray_executor import RayExecutor
+
+        return RayExecutor(run, cfg, events)
+    return LocalProcessExecutor(tasks_per_gpu=cfg.executor.tasks_per_gpu)
+
+
 class Supervisor:
     """Runs the pending tasks of one run to a single final event."""
 
@@ -95,9 +104,9 @@ class Supervisor:
         self.cfg: Config = load_config(run.config)
         self.jobs = max(1, jobs)
         self.heartbeat = heartbeat
-        self.executor: Executor = executor or LocalProcessExecutor()
         self.on_event = on_event
         self.events = EventWriter(run.events)
+        self.executor: Executor = executor or make_executor(self.cfg, run, self.events)
         self.reader = EventReader(run.events)
         self.cancel_requested = threading.Event()
         self._stop_beats = threading.Event()
@@ -182,7 +191,10 @@ class Supervisor:
                     )
                     return EXIT_CANCELLED
                 while pending and len(self.executor.running) < self.jobs:
-                    task_id = pending.pop(0)
+                    task_id = next((t for t in pending if self.executor.can_take(t)), "")
+                    if not task_id:
+                        break  # what is left waits for a GPU slot
+                    pending.remove(task_id)
                     fold_no = fold_of(task_id)
                     if fold_no not in started_folds:
                         started_folds.add(fold_no)
@@ -234,6 +246,8 @@ class Supervisor:
                 )
             return EXIT_FAILED
         finally:
+            with contextlib.suppress(Exception):  # a cluster already gone is closed enough
+                self.executor.close()
             self._stop_beats.set()
             self._pump()
             self.events.close()

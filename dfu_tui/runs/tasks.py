@@ -8,6 +8,7 @@ back to be scored. The task id (`fold{k}-{branch}`) is built and parsed only her
 from __future__ import annotations
 
 import os
+import socket
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -73,20 +74,18 @@ def run_task(
     from dfu_tui.engine.experiment import train_task
 
     tid = task_id(fold.number, branch)
-    events.emit("task_started", task=tid, fold=fold.number, branch=branch, pid=os.getpid())
+    events.emit(
+        "task_started",
+        task=tid,
+        fold=fold.number,
+        branch=branch,
+        pid=os.getpid(),
+        node=socket.gethostname(),
+    )
 
     def on_epoch(record: dict[str, Any]) -> None:
-        events.emit("epoch", task=tid, fold=fold.number, branch=branch, **record)
-        for flag in record["flags"]:
-            events.emit(
-                "flag",
-                scope="epoch",
-                task=tid,
-                fold=fold.number,
-                branch=branch,
-                epoch=record["epoch"],
-                **flag,
-            )
+        for kind, fields in epoch_events(tid, fold.number, branch, record):
+            events.emit(kind, **fields)
 
     result = train_task(cfg, dataset, fold, branch, threads, on_epoch)
     save_predictions(run.prediction_file(fold.number, branch), **result.arrays())
@@ -98,6 +97,30 @@ def run_task(
         seconds=result.seconds,
         best_epoch=result.best_epoch,
     )
+
+
+def epoch_events(
+    task: str, fold: int, branch: str, record: dict[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The events of one epoch record: the epoch, then each flag it raised."""
+    out: list[tuple[str, dict[str, Any]]] = [
+        ("epoch", {"task": task, "fold": fold, "branch": branch, **record})
+    ]
+    for flag in record["flags"]:
+        out.append(
+            (
+                "flag",
+                {
+                    "scope": "epoch",
+                    "task": task,
+                    "fold": fold,
+                    "branch": branch,
+                    "epoch": record["epoch"],
+                    **flag,
+                },
+            )
+        )
+    return out
 
 
 def score_fold(

@@ -1,0 +1,247 @@
+"""The Ray executor: the same (fold, branch) tasks on a Ray cluster (or a local Ray
+instance), one Ray worker process per task.
+
+No shared filesystem is assumed. The run's metadata table and each image modality's crops
+are put in Ray's object store once per run and shared by every task that needs them; a task
+gets them, the resolved config and its fold's indices, never a path. It streams its start
+(with the node it runs on) and its epochs back through a `ray.util.queue.Queue`, and returns
+its `TaskResult`; this executor, in the supervisor on the launching machine, writes the
+events and the predictions file exactly as a local worker would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dfu_tui.config import Config
+from dfu_tui.data.schema import is_metadata_branch
+from dfu_tui.errors import InputError
+from dfu_tui.runs.events import EventWriter
+from dfu_tui.runs.executor import TaskOutcome
+from dfu_tui.runs.rundir import RunDir, save_predictions
+from dfu_tui.runs.tasks import epoch_events, parse_task_id
+
+if TYPE_CHECKING:
+    from dfu_tui.engine.folds import Fold
+
+
+def train_remote(
+    cfg_doc: dict[str, Any],
+    table: Any,
+    crops: Any,
+    fold: tuple[int, Any, Any, int, str],
+    branch: str,
+    threads: int,
+    queue: Any,
+    task: str,
+) -> tuple[Any, str]:
+    """Runs inside a Ray worker: rebuild the config and the dataset slice from what was
+    sent, train the task with the engine, stream epochs, return the result and the node."""
+    import ray
+
+    from dfu_tui.config import load_config
+    from dfu_tui.data.dataset import Dataset
+    from dfu_tui.engine.experiment import train_task
+    from dfu_tui.engine.folds import Fold
+
+    node = node_name(ray.get_runtime_context().get_node_id())
+    queue.put(("started", task, node, os.getpid()))
+    cfg = load_config(None, raw=cfg_doc)
+    dataset = Dataset(Path("."), Path("."), table, {branch: crops} if crops is not None else {})
+    number, train, val, repeat, kind = fold
+
+    def on_epoch(record: dict[str, Any]) -> None:
+        queue.put(("epoch", task, record))
+
+    result = train_task(
+        cfg, dataset, Fold(number, train, val, repeat, kind), branch, threads, on_epoch
+    )
+    return result, node
+
+
+def node_name(node_id: str = "") -> str:
+    """How a node is named in events: its host name and IP (and Ray node id prefix)."""
+    try:
+        ip = socket.gethostbyname(socket.gethostname())
+    except OSError:
+        ip = "?"
+    name = f"{socket.gethostname()} ({ip})"
+    return f"{name} node {node_id[:8]}" if node_id else name
+
+
+class RayExecutor:
+    """Tasks of one run as Ray tasks (`max_calls=1`: a fresh worker process per task)."""
+
+    def __init__(self, run: RunDir, cfg: Config, events: EventWriter) -> None:
+        self.run, self.cfg, self.events = run, cfg, events
+        self.folds: list[Fold] = []
+        self._refs: dict[str, Any] = {}
+        self._nodes: dict[str, str] = {}
+        self._attempts: dict[str, int] = {}
+        self._payload: dict[str, Any] = {}
+        self._ray: Any = None
+        self._queue: Any = None
+        self._remote: Any = None
+        self._started_ray = False
+        self._cluster_gpus = False
+
+    # -- connection and data
+
+    def _connect(self) -> None:
+        if self._ray is not None:
+            return
+        try:
+            import ray
+            from ray.util.queue import Queue
+        except ImportError:
+            raise InputError("executor.kind = 'ray': Ray is not installed") from None
+        address = self.cfg.executor.address or None
+        try:
+            if not ray.is_initialized():
+                ray.init(
+                    address=address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+                self._started_ray = True
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = address or "a local instance"
+            raise InputError(
+                f"executor.address: cannot start or reach Ray at {where}: {exc}"
+            ) from None
+        self._ray = ray
+        # image tasks ask for GPUs only where the cluster has some (else they would wait)
+        self._cluster_gpus = float(ray.cluster_resources().get("GPU", 0)) > 0
+        self._queue = Queue(actor_options={"num_cpus": 0})
+        ex = self.cfg.executor
+        self._remote = ray.remote(max_calls=1, max_retries=ex.max_retries)(train_remote)
+
+    def _data(self, branch: str) -> tuple[Any, Any]:
+        """Object-store references to the table and the branch's crops (put once per run)."""
+        from dfu_tui.data.dataset import load_dataset
+
+        if "table" not in self._payload:
+            from dfu_tui.engine.experiment import run_folds
+
+            table = load_dataset(self.cfg.dataset, modalities=[]).table
+            self.folds = run_folds(self.cfg, table)
+            self._payload["table"] = self._ray.put(table)
+            self._payload["cfg"] = self.cfg.to_dict()
+        if is_metadata_branch(branch):
+            return self._payload["table"], None
+        if branch not in self._payload:
+            crops = load_dataset(self.cfg.dataset, modalities=[branch]).crops[branch]
+            self._payload[branch] = self._ray.put(crops)
+        return self._payload["table"], self._payload[branch]
+
+    # -- the executor interface
+
+    def can_take(self, task_id: str) -> bool:
+        return True  # Ray schedules by the resources each task asks for
+
+    def submit(self, run_dir: Path, task_id: str, threads: int) -> None:
+        self._connect()
+        number, branch = parse_task_id(task_id)
+        table, crops = self._data(branch)
+        fold = self.folds[number - 1]
+        ex = self.cfg.executor
+        image = not is_metadata_branch(branch)
+        options: dict[str, Any] = {
+            "num_cpus": ex.cpus_per_task,
+            "num_gpus": ex.gpus_per_task if image and self._cluster_gpus else 0,
+        }
+        if ex.memory_gb > 0:
+            options["memory"] = int(ex.memory_gb * 1e9)
+        packed = (fold.number, fold.train, fold.val, fold.repeat, fold.kind)
+        threads = max(1, int(ex.cpus_per_task))
+        self._refs[task_id] = self._remote.options(**options).remote(
+            self._payload["cfg"], table, crops, packed, branch, threads, self._queue, task_id
+        )
+
+    def poll(self) -> list[TaskOutcome]:
+        self._drain()
+        if not self._refs:
+            return []
+        ready, _ = self._ray.wait(list(self._refs.values()), num_returns=len(self._refs), timeout=0)
+        done = {id(r) for r in ready}
+        finished = []
+        for task_id, ref in list(self._refs.items()):
+            if id(ref) in done:
+                del self._refs[task_id]
+                finished.append(self._collect(task_id, ref))
+        self._drain()
+        return finished
+
+    def cancel(self) -> None:
+        for ref in self._refs.values():
+            with contextlib.suppress(Exception):  # a task already gone is cancelled enough
+                self._ray.cancel(ref, force=True)
+        self._refs.clear()
+
+    def close(self) -> None:
+        if self._ray is not None and self._started_ray:
+            self._ray.shutdown()
+
+    @property
+    def running(self) -> list[str]:
+        return list(self._refs)
+
+    # -- results and progress
+
+    def _log(self, task_id: str) -> Path:
+        logs = self.run.path / "logs"
+        logs.mkdir(mode=0o700, exist_ok=True)
+        return logs / f"{task_id}.log"
+
+    def _collect(self, task_id: str, ref: Any) -> TaskOutcome:
+        log = self._log(task_id)
+        number, branch = parse_task_id(task_id)
+        try:
+            result, node = self._ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - a task's failure is its outcome
+            text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            log.write_text(text.splitlines()[-1] + "\n", encoding="utf-8")
+            return TaskOutcome(task_id, 1, log)
+        save_predictions(self.run.prediction_file(number, branch), **result.arrays())
+        self.events.emit(
+            "branch_finished",
+            task=task_id,
+            fold=number,
+            branch=branch,
+            seconds=result.seconds,
+            best_epoch=result.best_epoch,
+            node=node,
+        )
+        return TaskOutcome(task_id, 0, log)
+
+    def _drain(self) -> None:
+        """Pass what running tasks reported (start, epochs) into the run's events."""
+        if self._queue is None:
+            return
+        messages = self._queue.get_nowait_batch(self._queue.qsize())
+        for message in messages:
+            if message[0] == "started":
+                _, task_id, node, pid = message
+                number, branch = parse_task_id(task_id)
+                self._attempts[task_id] = self._attempts.get(task_id, 0) + 1
+                if self._attempts[task_id] > 1:
+                    self.events.emit(
+                        "message",
+                        text=f"task {task_id} started again on {node} "
+                        f"(attempt {self._attempts[task_id]}: its node was lost)",
+                    )
+                self._nodes[task_id] = node
+                self.events.emit(
+                    "task_started", task=task_id, fold=number, branch=branch, pid=pid, node=node
+                )
+            elif message[0] == "epoch":
+                _, task_id, record = message
+                number, branch = parse_task_id(task_id)
+                for kind, fields in epoch_events(task_id, number, branch, record):
+                    self.events.emit(kind, **fields)

@@ -1,0 +1,69 @@
+"""GPU detection and placement (pure functions: no GPU needed), and the jobs default."""
+
+from __future__ import annotations
+
+from dfu_tui.runs.resources import (
+    GpuSlots,
+    can_start,
+    detect_gpus,
+    jobs_for,
+    parse_nvidia_smi,
+    parse_visible_devices,
+    task_devices,
+)
+
+SMI = """GPU 0: NVIDIA H200 (UUID: GPU-1c0e4f0a-0000-0000-0000-000000000000)
+GPU 1: NVIDIA H200 (UUID: GPU-2d1f5a1b-0000-0000-0000-000000000000)
+"""
+
+
+def test_visible_devices_win_over_nvidia_smi() -> None:
+    never = lambda: SMI  # noqa: E731
+    assert detect_gpus({"CUDA_VISIBLE_DEVICES": "2,3"}, never) == ["2", "3"]
+    assert detect_gpus({"CUDA_VISIBLE_DEVICES": ""}, never) == []
+    assert detect_gpus({"CUDA_VISIBLE_DEVICES": "-1"}, never) == []
+    assert detect_gpus({}, never) == ["0", "1"]
+    assert detect_gpus({}, lambda: None) == []  # no driver: no GPU, no error
+
+
+def test_parsing() -> None:
+    assert parse_visible_devices("0, 1,,GPU-abc") == ["0", "1", "GPU-abc"]
+    assert parse_visible_devices("1,-1,2") == ["1"]  # CUDA stops at an invalid id
+    assert parse_nvidia_smi(SMI) == ["0", "1"]
+    assert parse_nvidia_smi("No devices were found\n") == []
+
+
+def test_each_image_task_gets_its_own_gpu_and_metadata_none() -> None:
+    slots = GpuSlots(["0", "1"])
+    assert task_devices(False, slots, "fold1-metadata") == {"CUDA_VISIBLE_DEVICES": ""}
+    a = task_devices(True, slots, "fold1-thermal_map")
+    b = task_devices(True, slots, "fold1-depth_map")
+    assert {a["CUDA_VISIBLE_DEVICES"], b["CUDA_VISIBLE_DEVICES"]} == {"0", "1"}
+    assert not can_start(True, slots) and can_start(False, slots)  # both GPUs busy
+    slots.give_back("fold1-thermal_map")
+    assert can_start(True, slots)
+    c = task_devices(True, slots, "fold2-thermal_map")
+    assert c["CUDA_VISIBLE_DEVICES"] == a["CUDA_VISIBLE_DEVICES"]  # the one given back
+
+
+def test_tasks_share_a_gpu_with_memory_growth() -> None:
+    slots = GpuSlots(["0"], per_gpu=2)
+    first = task_devices(True, slots, "fold1-thermal_map")
+    second = task_devices(True, slots, "fold1-depth_rgb")
+    assert first == second == {"CUDA_VISIBLE_DEVICES": "0", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    assert not can_start(True, slots)
+
+
+def test_no_gpu_changes_nothing() -> None:
+    slots = GpuSlots([])
+    assert task_devices(True, slots, "fold1-thermal_map") == {}
+    assert can_start(True, slots)
+
+
+def test_jobs_default() -> None:
+    assert jobs_for(2, 24e9) == 2  # this machine: one task per core
+    assert jobs_for(16, 128e9) == 4  # no GPU: at most four CPU tasks
+    assert jobs_for(16, 128e9, gpus=1) == 2  # one image task on the GPU, one metadata task
+    assert jobs_for(16, 128e9, gpus=2, tasks_per_gpu=2) == 5
+    assert jobs_for(16, 4e9, gpus=2) == 1  # memory still bounds it
+    assert jobs_for(1, None) == 1
