@@ -21,11 +21,11 @@ run: $(STAMP)
 
 # Everything that gates a commit: format, lint, types, the layers contract, every test.
 test: lint
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # The same checks and every test that trains no model (under two minutes).
 test-fast: lint
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2 -m "not slow"
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check dfu_tui tests benchmarks

@@ -118,7 +118,11 @@ class RayExecutor:
         self._ray = ray
         # image tasks ask for GPUs only where the cluster has some (else they would wait)
         self._cluster_gpus = float(ray.cluster_resources().get("GPU", 0)) > 0
-        self._queue = Queue(actor_options={"num_cpus": 0})
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        # the progress queue lives on this (the launching) node: it outlives any other node
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self._queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
         ex = self.cfg.executor
         self._remote = ray.remote(max_calls=1, max_retries=ex.max_retries)(train_remote)
 

@@ -70,6 +70,7 @@ class RunState:
     running: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> latest epoch
     started_tasks: list[str] = field(default_factory=list)  # every task_started, in order
     task_started_at: dict[str, float] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)  # task -> host / Ray node it ran on
     fold_results: list[dict[str, Any]] = field(default_factory=list)
     epochs: list[Event] = field(default_factory=list)
     flags: list[Event] = field(default_factory=list)
@@ -110,6 +111,8 @@ class RunState:
         elif kind == "task_started":
             self.running[e["task"]] = {}
             self.started_tasks.append(e["task"])
+            if e.get("node"):
+                self.nodes[e["task"]] = str(e["node"])
             if ts is not None:
                 self.task_started_at[e["task"]] = ts
         elif kind == "epoch":
@@ -253,6 +256,8 @@ class RunState:
             "flags": self.flag_counts(),
             "combinations": self.combinations,
             "running": sorted(self.running),
+            "running_on": {t: self.nodes[t] for t in sorted(self.running) if t in self.nodes},
+            "nodes": sorted(set(self.nodes.values())),
             "skipped_event_lines": self.skipped,
             "last_heartbeat_age_s": None
             if self.last_heartbeat is None

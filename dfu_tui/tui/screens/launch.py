@@ -43,6 +43,7 @@ def form_overrides(values: dict[str, object]) -> list[str]:
         f"image_model.epochs={values['epochs']}",
         f"data.image_size={values['size']}",
         f"image_model.backbone='{values['backbone']}'",
+        f"executor.kind='{values.get('executor') or 'local'}'",
         "features.exclude=" + toml_list(_excluded(values)),
         f"features.history={'true' if values.get('history') else 'false'}",
         f"features.compare='{values.get('compare') or ''}'",
@@ -114,6 +115,13 @@ class LaunchScreen(DfuScreen):
                 with Vertical():
                     yield Label("Backbone")
                     yield Select([(b, b) for b in BACKBONES], allow_blank=False, id="backbone")
+                with Vertical():
+                    yield Label("Runs on")
+                    yield Select(
+                        [("this machine", "local"), ("Ray cluster", "ray")],
+                        allow_blank=False,
+                        id="executor",
+                    )
             yield Label("Metadata features: leave out")
             with Horizontal(classes="row features"):
                 for g in FORM_GROUPS:
@@ -193,6 +201,7 @@ class LaunchScreen(DfuScreen):
         self.query_one("#search", Switch).value = cfg.modalities.search
         self.query_one("#strategy", Select).value = cfg.fusion.strategy
         self.query_one("#backbone", Select).value = cfg.image_model.backbone
+        self.query_one("#executor", Select).value = cfg.executor.kind
         for g in FORM_GROUPS:
             self.query_one(f"#exclude-{g}", Checkbox).value = g in cfg.features.exclude
         self.exclude_other = [x for x in cfg.features.exclude if x not in FORM_GROUPS]
@@ -219,6 +228,7 @@ class LaunchScreen(DfuScreen):
         out["search"] = self.query_one("#search", Switch).value
         out["strategy"] = self.query_one("#strategy", Select).value
         out["backbone"] = self.query_one("#backbone", Select).value
+        out["executor"] = self.query_one("#executor", Select).value
         for g in FORM_GROUPS:
             out[f"exclude-{g}"] = self.query_one(f"#exclude-{g}", Checkbox).value
         out["exclude-other"] = self.exclude_other

@@ -229,12 +229,13 @@ class MonitorScreen(RunScreen):
             return
         task = sorted(state.running)[0]
         latest: dict[str, Any] = state.running[task]
+        node = f" on {escape(state.nodes[task])}" if task in state.nodes else ""
         if not latest:
-            task_box.update(f"{task}: starting")
+            task_box.update(f"{task}{node}: starting")
             curve.data = []
             return
         task_box.update(
-            f"fold {latest['fold']} {latest['branch']}: "
+            f"fold {latest['fold']} {latest['branch']}{node}: "
             f"epoch {latest['epoch']}/{latest['max_epochs']}"
             f"  loss {num(latest.get('loss'))}\ntrain kappa {num(latest.get('train_kappa'))}"
             f"  inner-val kappa {num(latest.get('val_kappa'))}"

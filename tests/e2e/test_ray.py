@@ -1,0 +1,151 @@
+"""The Ray executor on this machine: a local Ray instance, and a two-node cluster started in
+the test (`ray.cluster_utils.Cluster`) that loses a node mid-run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dfu_tui.runs.state import load_state
+from tests.helpers import ROOT, run_dfu, wait_for
+
+ray = pytest.importorskip("ray")
+
+# all Ray tests in one test process, one at a time (each starts or joins a Ray instance)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+
+TINY = [
+    "demo.patients=30",
+    "cv.folds=2",
+    "image_model.epochs=2",
+    "data.image_size=32",
+    "radar.enabled=false",
+]
+
+
+def sets(items: list[str]) -> list[str]:
+    return [a for s in items for a in ("--set", s)]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    import os
+
+    return {
+        **os.environ,
+        "DFU_TUI_CACHE_DIR": str(tmp_path / "cache"),
+        "DFU_TUI_HEARTBEAT": "1",
+        "RAY_DISABLE_USAGE_STATS": "1",
+    }
+
+
+def events(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines() if x]
+
+
+def summary_kappas(run: Path, branch: str) -> list[float]:
+    doc = json.loads((run / "summary.json").read_text())
+    return [f["kappa"] for f in next(b for b in doc["branches"] if b["branch"] == branch)["folds"]]
+
+
+def started(env: dict[str, str], runs: Path, *args: str) -> Path:
+    proc = run_dfu(env, "run", "configs/default.toml", "--runs-dir", str(runs), *args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return next(runs.iterdir())
+
+
+def test_ray_gives_the_local_results_and_streams_epochs(tmp_path: Path, env) -> None:
+    local = started(env, tmp_path / "local", "--jobs", "2", *sets(TINY))
+    on_ray = started(env, tmp_path / "ray", "--jobs", "2", "--executor", "ray", *sets(TINY))
+    # the deterministic branch: the same forest, the same fold kappas
+    assert summary_kappas(on_ray, "metadata") == summary_kappas(local, "metadata")
+    log = events(on_ray)
+    epochs = [e for e in log if e["kind"] == "epoch"]
+    assert {e["task"] for e in epochs} == {"fold1-thermal_map", "fold2-thermal_map"}
+    # epochs were logged while their task ran: between its start and its end
+    for task in ("fold1-thermal_map", "fold2-thermal_map"):
+        kinds = [e["kind"] for e in log if e.get("task") == task]
+        assert kinds[0] == "task_started" and kinds[-1] == "branch_finished"
+        assert "epoch" in kinds[1:-1]
+    assert all(e.get("node") for e in log if e["kind"] == "task_started")
+    status = json.loads(run_dfu(env, "status", str(on_ray), "--json").stdout)
+    assert status["status"] == "completed" and status["nodes"]
+    assert load_state(on_ray).status == "completed"
+
+
+def test_stop_cancels_every_ray_task(tmp_path: Path, env) -> None:
+    slow = [*TINY, "image_model.epochs=200", "image_model.patience=200"]
+    proc = run_dfu(
+        env,
+        "run",
+        "configs/default.toml",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--detach",
+        "--executor",
+        "ray",
+        *sets(slow),
+    )
+    assert proc.returncode == 0, proc.stderr
+    run = tmp_path / "runs" / proc.stdout.strip()
+    wait_for(lambda: any(e["kind"] == "epoch" for e in events(run)), timeout=180)
+    stop = run_dfu(env, "stop", str(run))
+    assert stop.returncode == 0 and "cancelled" in stop.stdout, stop.stdout + stop.stderr
+    assert load_state(run).status == "cancelled"
+    # the local Ray instance the supervisor started is gone with every task it ran
+    left = subprocess.run(["pgrep", "-f", "ray::"], capture_output=True, text=True).stdout
+    assert left.strip() == "", left
+
+
+def test_two_nodes_and_a_lost_node(tmp_path: Path, env) -> None:
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    worker = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    try:
+        longer = [*TINY, "image_model.epochs=12", "image_model.patience=12"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "dfu_tui",
+            "run",
+            "configs/default.toml",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--detach",
+            "--jobs",
+            "2",
+            "--executor",
+            "ray",
+            "--ray-address",
+            cluster.address,
+            *sets(longer),
+        ]
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        run = tmp_path / "runs" / proc.stdout.strip()
+        on_worker = f"node {worker.node_id[:8]}"
+
+        def busy_on_worker() -> bool:
+            log = events(run)
+            done = {e["task"] for e in log if e["kind"] == "branch_finished"}
+            return any(
+                e["kind"] == "task_started" and on_worker in e["node"] and e["task"] not in done
+                for e in log
+            )
+
+        wait_for(busy_on_worker, timeout=240, every=0.1)
+        cluster.remove_node(worker)  # its raylet and workers die mid-task
+        wait_for(lambda: load_state(run).status in ("completed", "failed"), timeout=400)
+        log = events(run)
+        assert load_state(run).status == "completed", [e for e in log if e["kind"] == "run_failed"]
+        assert any("started again" in e.get("text", "") for e in log if e["kind"] == "message")
+        nodes = {e["node"] for e in log if e["kind"] == "task_started"}
+        assert any(on_worker in n for n in nodes) and any(on_worker not in n for n in nodes)
+    finally:
+        cluster.shutdown()
