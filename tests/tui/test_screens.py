@@ -213,3 +213,30 @@ def test_dashboard_never_imports_the_training_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+async def test_current_task_names_its_node(runs_dir: Path) -> None:
+    """A task started on another machine (Ray) is shown with the node it runs on."""
+    from dfu_tui.runs.events import EventWriter
+
+    writer = EventWriter(runs_dir / CANCELLED / "events.jsonl")
+    writer.emit("run_resumed", pending=["fold2-depth_map"], jobs=1, heartbeat=5, pid=0, pgid=0)
+    writer.emit(
+        "task_started", task="fold2-depth_map", fold=2, branch="depth_map", pid=1, node="gpu-2"
+    )
+    writer.emit(
+        "epoch",
+        task="fold2-depth_map",
+        fold=2,
+        branch="depth_map",
+        epoch=1,
+        max_epochs=20,
+        loss=1.0,
+        flags=[],
+    )
+    writer.close()
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_run(CANCELLED)
+        await pilot.pause()
+        assert "fold 2 depth_map on gpu-2: epoch 1/20" in text_of(app.screen, "#task")
