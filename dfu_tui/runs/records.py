@@ -58,6 +58,7 @@ class TaskStarted(EventBase):
     branch: NotRequired[str]
     pid: NotRequired[int]
     node: NotRequired[str]  # the host (and Ray node) the task runs on
+    gpu: NotRequired[str]  # its CUDA_VISIBLE_DEVICES on a GPU machine ("" for none)
 
 
 class Epoch(EventBase):

@@ -74,6 +74,7 @@ def run_task(
     from dfu_tui.engine.experiment import train_task
 
     tid = task_id(fold.number, branch)
+    placed = os.environ.get("CUDA_VISIBLE_DEVICES")  # set by the executor on a GPU machine
     events.emit(
         "task_started",
         task=tid,
@@ -81,6 +82,7 @@ def run_task(
         branch=branch,
         pid=os.getpid(),
         node=socket.gethostname(),
+        **({"gpu": placed} if placed is not None else {}),
     )
 
     def on_epoch(record: dict[str, Any]) -> None:
