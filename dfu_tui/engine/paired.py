@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dfu_tui.config import Config
@@ -53,7 +54,7 @@ def outcome(diff: dict[str, Any]) -> str:
     return "beats" if diff["mean_difference"] > 0 else "worse"
 
 
-def test_train_ratio(folds: list[dict[str, Any]]) -> float:
+def test_train_ratio(folds: Sequence[Mapping[str, Any]]) -> float:
     """Mean n_validation / n_training over folds (0 when the folds do not say)."""
     ratios = [f["n_val"] / f["n_train"] for f in folds if f.get("n_train") and f.get("n_val")]
     return statistics.fmean(ratios) if ratios else 0.0

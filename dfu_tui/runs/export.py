@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from dfu_tui.runs.rundir import RunDir
@@ -49,6 +50,7 @@ def export_rows(run: RunDir) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     state = load_state(run.path)
     rows: list[dict[str, Any]] = []
     for fold in sorted(state.fold_results, key=lambda f: f["fold"]):
+        items: list[tuple[str, str, Mapping[str, Any]]]
         items = [("combination", "+".join(c["modalities"]), c) for c in fold["combinations"]]
         items += [("branch", b, m) for b, m in fold["branches"].items()]
         for kind, name, m in items:
@@ -95,7 +97,7 @@ def export_rows(run: RunDir) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return state.to_dict(), rows
 
 
-def _paired_cells(m: dict[str, Any]) -> dict[str, Any]:
+def _paired_cells(m: Mapping[str, Any]) -> dict[str, Any]:
     """A combination's scores on the rows that have every one of its modalities."""
     paired = m.get("paired")
     if not paired:
@@ -107,7 +109,7 @@ def _paired_cells(m: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _feature_rows(fold: dict[str, Any]) -> list[dict[str, Any]]:
+def _feature_rows(fold: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The fold's leakage radar (one row per feature) and its with/without-group rows."""
     rows = []
     for r in (fold.get("radar") or {}).get("features", []):

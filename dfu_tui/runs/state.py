@@ -6,9 +6,10 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from dfu_tui.config import Config
+from dfu_tui.engine.records import FoldResult
 from dfu_tui.runs.events import FINAL_KINDS, KINDS, Event, EventReader
 from dfu_tui.runs.records import required_fields
 from dfu_tui.runs.rundir import RunDir
@@ -71,7 +72,7 @@ class RunState:
     started_tasks: list[str] = field(default_factory=list)  # every task_started, in order
     task_started_at: dict[str, float] = field(default_factory=dict)
     nodes: dict[str, str] = field(default_factory=dict)  # task -> host / Ray node it ran on
-    fold_results: list[dict[str, Any]] = field(default_factory=list)
+    fold_results: list[FoldResult] = field(default_factory=list)  # fold_finished events
     epochs: list[Event] = field(default_factory=list)
     flags: list[Event] = field(default_factory=list)
     failed_task: str | None = None
@@ -122,7 +123,8 @@ class RunState:
             self.running.pop(e["task"], None)
             self.done[e["task"]] = e.get("seconds") or 0.0
         elif kind == "fold_finished":
-            self.fold_results = [f for f in self.fold_results if f["fold"] != e["fold"]] + [e]
+            kept = [f for f in self.fold_results if f["fold"] != e["fold"]]
+            self.fold_results = [*kept, cast(FoldResult, e)]
             # a fold scored again (a resume) replaces its flags, never adds to them
             self.fold_flags[e["fold"]] = self.pending_flags.pop(e["fold"], [])
         elif kind == "flag":

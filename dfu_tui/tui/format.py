@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from textual.markup import escape
@@ -79,7 +80,7 @@ def radar_lines(radar: dict[str, Any] | None, top: int = 5) -> str:
 
 
 def comparison_lines(
-    folds: list[dict[str, Any]], summary: dict[str, Any] | None = None
+    folds: Sequence[Mapping[str, Any]], summary: dict[str, Any] | None = None
 ) -> str | None:
     """The paired with/without-group comparison, fold by fold (markup), or None."""
     per = [f for f in sorted(folds, key=lambda f: f["fold"]) if "feature_comparison" in f]

@@ -37,7 +37,7 @@ def ranked(state: RunState, cfg: Any = None) -> list[dict[str, Any]]:
     ratio = test_train_ratio(folds)
     out = []
     for i, first in enumerate(folds[0]["combinations"]):
-        per = [
+        per: list[dict[str, Any]] = [
             {"fold": f["fold"], "repeat": f.get("repeat", 1), **f["combinations"][i]} for f in folds
         ]
         judged = judge_combination(cfg, first["modalities"], per, ratio) if cfg else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rich.markup import escape
@@ -48,7 +49,7 @@ class FoldDetailScreen(RunScreen):
         state = self.state
         fold = next(f for f in state.fold_results if f["fold"] == self.fold)
         sizes = [len(c["modalities"]) for c in fold["combinations"]]
-        fused: dict[str, Any] = fold["combinations"][sizes.index(max(sizes))]
+        fused = fold["combinations"][sizes.index(max(sizes))]
         name = "+".join(fused["modalities"])
         label = state.fold_name(self.fold)
         self.sub_title = f"{self.run_id} {label}"
@@ -78,6 +79,7 @@ class FoldDetailScreen(RunScreen):
             )
         metrics = self.query_one("#metrics", DataTable)
         metrics.add_columns("", *METRICS)
+        rows: list[tuple[str, Mapping[str, Any]]]
         rows = [("+".join(c["modalities"]), c) for c in fold["combinations"]]
         rows += [(f"{b} alone", m) for b, m in fold["branches"].items()]
         for label, m in rows:

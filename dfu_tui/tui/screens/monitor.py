@@ -13,6 +13,7 @@ from textual.containers import Grid, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Header, RichLog, Sparkline, Static
 
+from dfu_tui.engine.records import FoldResult
 from dfu_tui.engine.rules import SCALE_NAMES, criterion_value
 from dfu_tui.runs.events import Event
 from dfu_tui.runs.state import RunState, verdict_so_far
@@ -242,7 +243,7 @@ class MonitorScreen(RunScreen):
         )
         curve.data = [e.get("val_kappa") or 0.0 for e in state.epochs if e["task"] == task]
 
-    def _shown_fold(self, state: RunState) -> dict[str, Any] | None:
+    def _shown_fold(self, state: RunState) -> FoldResult | None:
         folds = sorted(state.fold_results, key=lambda f: f["fold"])
         if not folds:
             return None
