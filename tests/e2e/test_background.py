@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -51,6 +52,17 @@ def detach(env: dict[str, str], runs: Path, data: Path, epochs: int = 3) -> Path
     )
     assert proc.returncode == 0, proc.stderr
     return runs / proc.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory: pytest.TempPathFactory, small_demo_master: Path) -> Path:
+    """One uninterrupted run (4 epochs), completed: the reference of a resumed run, and the
+    completed run whose config a test changes (on a copy)."""
+    base = tmp_path_factory.mktemp("whole")
+    env = {**os.environ, "DFU_TUI_CACHE_DIR": str(base / "cache"), "DFU_TUI_HEARTBEAT": "1"}
+    run = detach(env, base / "runs", small_demo_master, epochs=4)
+    assert final(run) == "completed"
+    return run
 
 
 def events(run: Path) -> list[dict]:
@@ -114,8 +126,9 @@ def test_killed_worker_fails_the_run_naming_the_task(
     assert status["status"] == "failed" and status["failed_task"] == task
 
 
+@pytest.mark.xdist_group("whole")  # with the other user of `whole`: one reference run
 def test_stale_then_resume_runs_only_missing_tasks(
-    tmp_path: Path, env, small_demo_master: Path
+    tmp_path: Path, env, small_demo_master: Path, whole: Path
 ) -> None:
     run = detach(env, tmp_path / "runs", small_demo_master, epochs=4)
     wait_for(lambda: any(e["kind"] == "branch_finished" for e in events(run)))
@@ -140,8 +153,6 @@ def test_stale_then_resume_runs_only_missing_tasks(
     assert after[-1]["kind"] == "run_finished"
 
     # Same metrics as an uninterrupted run with the same seed (the forest exactly).
-    whole = detach(env, tmp_path / "whole", small_demo_master, epochs=4)
-    assert final(whole) == "completed"
     a = json.loads((run / "summary.json").read_text())["branches"][0]
     b = json.loads((whole / "summary.json").read_text())["branches"][0]
     assert a["branch"] == "metadata" and a["folds"] == b["folds"]
@@ -161,9 +172,10 @@ def test_stop_cancels_without_partial_files(tmp_path: Path, env, small_demo_mast
             assert data["val_proba"].shape[1] == 3
 
 
-def test_resume_refuses_changed_config(tmp_path: Path, env, small_demo_master: Path) -> None:
-    run = detach(env, tmp_path / "runs", small_demo_master)
-    assert final(run) == "completed"
+@pytest.mark.xdist_group("whole")
+def test_resume_refuses_changed_config(tmp_path: Path, env, whole: Path) -> None:
+    run = tmp_path / "runs" / whole.name
+    shutil.copytree(whole, run)
     config = run / "config.toml"
     config.write_text(config.read_text().replace("seed = 42", "seed = 43"))
     proc = dfu(env, "resume", str(run))

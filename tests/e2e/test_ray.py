@@ -108,7 +108,7 @@ def test_two_nodes_and_a_lost_node(tmp_path: Path, env) -> None:
     worker = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     try:
-        longer = [*TINY, "image_model.epochs=12", "image_model.patience=12"]
+        longer = [*TINY, "image_model.epochs=6", "image_model.patience=6"]
         cmd = [
             sys.executable,
             "-m",
