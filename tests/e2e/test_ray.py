@@ -58,11 +58,26 @@ def started(env: dict[str, str], runs: Path, *args: str) -> Path:
     return next(runs.iterdir())
 
 
-def test_ray_gives_the_local_results_and_streams_epochs(tmp_path: Path, env) -> None:
-    local = started(env, tmp_path / "local", "--jobs", "2", *sets(TINY))
+def test_ray_gives_the_local_results_and_streams_epochs(tmp_path: Path, env, monkeypatch) -> None:
+    import numpy as np
+
+    from dfu_tui.config import load_config
+    from dfu_tui.data.dataset import load_dataset
+    from dfu_tui.engine.experiment import run_folds, train_task
+    from dfu_tui.runs.rundir import RunDir, load_predictions
+
     on_ray = started(env, tmp_path / "ray", "--jobs", "2", "--executor", "ray", *sets(TINY))
-    # the deterministic branch: the same forest, the same fold kappas
-    assert summary_kappas(on_ray, "metadata") == summary_kappas(local, "metadata")
+    # the deterministic branch, as a local worker trains it (`runs.worker` calls exactly
+    # `train_task`): the same forest, the same probabilities, the same fold kappas
+    monkeypatch.setenv("DFU_TUI_CACHE_DIR", env["DFU_TUI_CACHE_DIR"])
+    cfg = load_config(on_ray / "config.toml")
+    table = load_dataset(cfg.dataset, modalities=[]).table
+    for fold in run_folds(cfg, table):
+        here = train_task(cfg, load_dataset(cfg.dataset, modalities=[]), fold, "metadata", 1)
+        there = load_predictions(RunDir(on_ray).prediction_file(fold.number, "metadata"))
+        assert np.array_equal(here.val_proba, there["val_proba"])
+        assert np.array_equal(here.val_index, there["val_index"])
+    assert len(summary_kappas(on_ray, "metadata")) == 2
     log = events(on_ray)
     epochs = [e for e in log if e["kind"] == "epoch"]
     assert {e["task"] for e in epochs} == {"fold1-thermal_map", "fold2-thermal_map"}
