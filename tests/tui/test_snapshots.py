@@ -29,7 +29,10 @@ def test_launch_form_with_weight_error(snap_compare, runs_dir: Path, monkeypatch
         note = form.query_one("#data-note")
         await until(pilot, lambda: "/nonexistent-dataset" in str(note.render()))
         await until(pilot, lambda: "must be >= 0" in str(form.query_one("#errors").render()))
-        form.query_one("#launch-form").scroll_end(animate=False)
+        scroll = form.query_one("#launch-form")
+        # scroll_end waits for a refresh of the layout: wait until it has landed at the end
+        scroll.scroll_end(animate=False)
+        await until(pilot, lambda: 0 < scroll.max_scroll_y == scroll.scroll_y)
         await pilot.pause()
 
     assert snap_compare(make_app(runs_dir), terminal_size=SIZE, run_before=bad_weight)
