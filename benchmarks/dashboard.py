@@ -235,7 +235,8 @@ def curve_time(workdir: Path) -> tuple[float, int]:
         from dfu_tui.runs.rundir import RunDir
 
         folds = [f["fold"] for f in state.fold_results]
-        grid, _ = fusion_curve(RunDir(run), folds, combo, weights)
+        curve = fusion_curve(RunDir(run), folds, combo, weights)
+        grid = curve.grid if hasattr(curve, "grid") else curve[0]  # a tuple before the plots
     except ImportError:
         from dfu_tui.tui.screens.compare import fusion_curve as old_curve  # type: ignore[attr-defined]
 

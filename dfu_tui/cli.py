@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--output", type=Path, default=None)
 
+    p = sub.add_parser("report", help="a run as one self-contained HTML file")
+    p.add_argument("run")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p.add_argument("--output", type=Path, default=None, help="default: RUN/report.html")
+
     p = sub.add_parser("demo-data", help="write the synthetic demo dataset into DIR")
     p.add_argument("dir", type=Path)
     p.add_argument("--patients", type=int, default=None)
@@ -616,6 +621,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The run's config, verdict, per-fold tables and figures as one HTML file (0600)."""
+    from dfu_tui.report import ReportError, write_report
+
+    run = resolve_run(args.run, args.runs_dir)
+    output: Path = args.output if args.output is not None else run.report
+    try:
+        write_report(run, output)
+    except ReportError as exc:
+        raise InputError(str(exc)) from None
+    err.print(f"wrote {output}", markup=False)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
     "run": cmd_run,
@@ -623,5 +642,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "stop": cmd_stop,
     "status": cmd_status,
     "export": cmd_export,
+    "report": cmd_report,
     "demo-data": cmd_demo_data,
 }

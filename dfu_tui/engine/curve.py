@@ -48,13 +48,13 @@ def cohen_kappa(y: np.ndarray, pred: np.ndarray, quadratic: bool = False) -> flo
     return float(1.0 - (weights * confusion).sum() / denominator)
 
 
-def weight_curve(
+def weight_curves(
     folds: Sequence[tuple[Mapping[str, np.ndarray], np.ndarray]],
     image_weights: Mapping[str, float],
     points: int = 101,
     anchor: str = "metadata",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean validation kappa over folds as the `anchor` weight goes from 0 to 1.
+    """Validation kappa of each fold (rows) as the `anchor` weight goes from 0 to 1 (columns).
 
     `folds` holds, per fold, the branch probabilities of the validation rows and their labels;
     the rest of the weight is split over the other branches in the ratio of `image_weights`.
@@ -62,11 +62,22 @@ def weight_curve(
     grid = np.linspace(0.0, 1.0, points)
     total = sum(image_weights.values()) or 1.0
     share = {m: w / total for m, w in image_weights.items()}
-    curve = np.zeros(points)
-    for probs, y in folds:
+    curves = np.zeros((len(folds), points))
+    for k, (probs, y) in enumerate(folds):
         for i, w in enumerate(grid):
             weights = {anchor: w, **{m: (1 - w) * s for m, s in share.items()}}
             fused = weighted_average(probs, weights)
             ok = ~np.isnan(fused).any(axis=1)
-            curve[i] += cohen_kappa(y[ok], fused[ok].argmax(axis=1))
-    return grid, curve / max(1, len(folds))
+            curves[k, i] = cohen_kappa(y[ok], fused[ok].argmax(axis=1))
+    return grid, curves
+
+
+def weight_curve(
+    folds: Sequence[tuple[Mapping[str, np.ndarray], np.ndarray]],
+    image_weights: Mapping[str, float],
+    points: int = 101,
+    anchor: str = "metadata",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean validation kappa over folds as the `anchor` weight goes from 0 to 1."""
+    grid, curves = weight_curves(folds, image_weights, points, anchor)
+    return grid, curves.mean(axis=0) if len(folds) else np.zeros(points)

@@ -91,6 +91,11 @@ class RunDir:
         """Where the dashboard's export writes the run's CSV."""
         return self.path / "export.csv"
 
+    @property
+    def report(self) -> Path:
+        """Where `dfu-tui report` writes the run's HTML report by default."""
+        return self.path / "report.html"
+
     def is_run(self) -> bool:
         """Whether this folder holds a run (its event log exists)."""
         return self.events.is_file()

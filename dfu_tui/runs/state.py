@@ -68,6 +68,7 @@ class RunState:
     combinations: list[list[str]] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     done: dict[str, float] = field(default_factory=dict)  # task -> seconds it took
+    best_epochs: dict[str, int] = field(default_factory=dict)  # task -> early stopping's best
     running: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> latest epoch
     started_tasks: list[str] = field(default_factory=list)  # every task_started, in order
     task_started_at: dict[str, float] = field(default_factory=dict)
@@ -122,6 +123,8 @@ class RunState:
         elif kind == "branch_finished":
             self.running.pop(e["task"], None)
             self.done[e["task"]] = e.get("seconds") or 0.0
+            if isinstance(e.get("best_epoch"), int):
+                self.best_epochs[e["task"]] = e["best_epoch"]
         elif kind == "fold_finished":
             kept = [f for f in self.fold_results if f["fold"] != e["fold"]]
             self.fold_results = [*kept, cast(FoldResult, e)]

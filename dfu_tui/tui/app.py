@@ -26,6 +26,7 @@ from dfu_tui.tui.messages import (
     OpenCompare,
     OpenFoldDetail,
     OpenRun,
+    ReportRun,
     ResumeRun,
     RunsChanged,
     RunsUpdated,
@@ -51,7 +52,10 @@ class DfuApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "dfu-tui"
-    BINDINGS = [Binding("question_mark", "help", "Help", key_display="?")]
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("ctrl+s", "save_screenshot", "Screenshot", show=False),
+    ]
 
     def __init__(
         self,
@@ -175,6 +179,9 @@ class DfuApp(App[None]):
     def on_export_run(self, message: ExportRun) -> None:
         self._export(message.run_id)
 
+    def on_report_run(self, message: ReportRun) -> None:
+        self._report(message.run_id)
+
     def on_launch_run(self, message: LaunchRun) -> None:
         if not self.start_run(message.config, message.overrides, message.jobs):
             self._launch_ended()
@@ -188,7 +195,8 @@ class DfuApp(App[None]):
         return None
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's own "Screenshot" saves into the working directory: ours replaces it
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Screenshot")
         yield SystemCommand("Launch", "Open the launch form for a new run", self.action_launch)
         run_id = self._selected_run()
         if run_id:
@@ -199,11 +207,41 @@ class DfuApp(App[None]):
             yield SystemCommand(
                 "Export run", f"Export {run_id} to CSV", lambda: self._export(run_id)
             )
+            yield SystemCommand(
+                "Report", f"Write the HTML report of {run_id}", lambda: self._report(run_id)
+            )
         yield SystemCommand(
             "Screenshot",
-            "Save an SVG screenshot in the current directory",
-            lambda: self.notify(f"saved {self.save_screenshot()}"),
+            "Save an SVG screenshot of this screen into its run's directory (ctrl+s)",
+            self.action_save_screenshot,
         )
+
+    def screenshot_folder(self) -> Path:
+        """Where a screenshot of the current screen goes: its run's directory, else the
+        runs directory (runs list, launch form)."""
+        run_id = getattr(self.screen, "run_id", None)
+        if isinstance(run_id, str) and run_id in self.catalog.states:
+            return self.catalog.path(run_id)
+        return self.runs_dir
+
+    def action_save_screenshot(self) -> None:
+        """An SVG of the current screen, private like every run file, named in a notification."""
+        from dfu_tui.paths import atomic_write_text
+
+        folder = self.screenshot_folder()
+        name = type(self.screen).__name__.removesuffix("Screen").lower() or "screen"
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.context.clock()))
+        path = folder / f"screenshot-{name}-{stamp}.svg"
+        n = 1
+        while path.exists():
+            n += 1
+            path = folder / f"screenshot-{name}-{stamp}-{n}.svg"
+        try:
+            atomic_write_text(path, self.export_screenshot())
+        except OSError as exc:
+            self.notify(f"{path}: cannot save the screenshot ({exc.strerror})", severity="error")
+            return
+        self.notify(f"Screenshot saved: {path}")
 
     # -- actions through the command line (never training in this process)
 
@@ -286,6 +324,15 @@ class DfuApp(App[None]):
         if result.code != 0:
             raise RuntimeError(result.message)
         self.notify(f"exported to {target}")
+
+    @work(group="control", description="write the report", exit_on_error=False)
+    async def _report(self, run_id: str) -> None:
+        target = self.catalog.run(run_id).report
+        self.notify(f"Writing the report of {run_id}…")
+        result = await commands.report(self.catalog.path(run_id), target)
+        if result.code != 0:
+            raise RuntimeError(result.message)
+        self.notify(f"Report written: {target}")
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:

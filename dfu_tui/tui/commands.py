@@ -100,3 +100,7 @@ async def resume(run_dir: Path, jobs: int = 1) -> CommandResult:
 
 async def export(run_dir: Path, output: Path, fmt: str = "csv") -> CommandResult:
     return await dfu("export", str(run_dir), "--format", fmt, "--output", str(output))
+
+
+async def report(run_dir: Path, output: Path) -> CommandResult:
+    return await dfu("report", str(run_dir), "--output", str(output))

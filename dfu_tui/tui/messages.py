@@ -52,6 +52,10 @@ class ExportRun(RunRequest):
     """Export the run to CSV in its directory."""
 
 
+class ReportRun(RunRequest):
+    """Write the run's HTML report into its directory."""
+
+
 class OpenFoldDetail(RunRequest):
     """Open one fold of the run in detail."""
 

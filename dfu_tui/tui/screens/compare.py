@@ -6,19 +6,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
 from dfu_tui.engine.rules import SCALE_NAMES
-from dfu_tui.runs.analysis import fusion_curve
+from dfu_tui.runs.analysis import FusionCurve, fusion_curve
+from dfu_tui.runs.figures import branch_means, curve_figure
 from dfu_tui.runs.state import RunState
+from dfu_tui.tui.plots import PlotPanel
 from dfu_tui.tui.screens.base import RunScreen
-
-CHART_HEIGHT = 8
-TICKS = " ▁▂▃▄▅▆▇█"
 
 
 def ranked(state: RunState, cfg: Any = None) -> list[dict[str, Any]]:
@@ -90,28 +88,6 @@ def plus_minus(pair: tuple[float, float]) -> str:
     return f"{mean:.3f}" if math.isnan(sd) else f"{mean:.3f} ± {sd:.3f}"
 
 
-def chart(grid: np.ndarray, values: np.ndarray, marked: float, width: int) -> str:
-    """A small block chart of `values` over `grid`, with the configured weight marked."""
-    width = max(20, min(len(grid), width))
-    pick = np.linspace(0, len(grid) - 1, width).round().astype(int)
-    ys = values[pick]
-    lo, hi = float(np.nanmin(ys)), float(np.nanmax(ys))
-    span = hi - lo or 1.0
-    levels = ((ys - lo) / span * (CHART_HEIGHT * 8 - 1)).astype(int)
-    rows = []
-    for r in range(CHART_HEIGHT - 1, -1, -1):
-        line = "".join(
-            TICKS[min(8, max(0, lv - r * 8 + 1))] if lv >= r * 8 else " " for lv in levels
-        )
-        label = f"{hi:6.3f} " if r == CHART_HEIGHT - 1 else (f"{lo:6.3f} " if r == 0 else " " * 7)
-        rows.append(label + "│" + line)
-    mark = int(round(marked * (width - 1)))
-    rows.append(" " * 7 + "└" + "─" * width)
-    rows.append(" " * 8 + " " * mark + "▲" + f" configured {marked:.2f}")
-    rows.append(" " * 8 + "0" + " " * (width - 2) + "1  metadata weight")
-    return "\n".join(rows)
-
-
 class CompareScreen(RunScreen):
     """Ranked combinations and the fusion-weight curve of the selected one (computed on a
     worker thread from the stored predictions)."""
@@ -122,11 +98,12 @@ class CompareScreen(RunScreen):
             yield Static(id="ranking-title")
             yield DataTable(id="ranking", cursor_type="row")
             yield Static(id="curve-title")
-            yield Static(id="curve-chart")
+            yield PlotPanel(id="curve-plot")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = f"{self.run_id} compare"
+        self.query_one("#curve-plot", PlotPanel).display = False  # until a curve is computed
         state = self.state
         cfg = self.context.catalog.documents(self.run_id).config
         rows = ranked(state, cfg)
@@ -189,10 +166,10 @@ class CompareScreen(RunScreen):
         """Draw the fusion-weight curve of one combination (computed off the UI thread)."""
         combo = name.split("+")
         title = self.query_one("#curve-title", Static)
-        chart_box = self.query_one("#curve-chart", Static)
+        plot = self.query_one("#curve-plot", PlotPanel)
         if "metadata" not in combo or len(combo) < 2:
             title.update(f"{name}: the fusion-weight curve needs metadata and an image branch")
-            chart_box.update("")
+            plot.display = False
             return
         cfg = self.context.catalog.documents(self.run_id).config
         weights = cfg.fusion_weights(tuple(combo)) if cfg is not None else {}
@@ -206,36 +183,47 @@ class CompareScreen(RunScreen):
     ) -> None:
         run = self.context.catalog.run(self.run_id)
         try:
-            grid, values = fusion_curve(run, folds, combo, weights)
+            curve = fusion_curve(run, folds, combo, weights)
         except (OSError, KeyError, ValueError) as exc:
             message = f"{name}: no stored probabilities to draw the curve from ({exc})"
-            self.app.call_from_thread(self._draw_curve, name, None, None, weights, message)
+            self.app.call_from_thread(self._draw_curve, name, combo, None, weights, message)
             return
-        self.app.call_from_thread(self._draw_curve, name, grid, values, weights, "")
+        self.app.call_from_thread(self._draw_curve, name, combo, curve, weights, "")
 
     def _draw_curve(
         self,
         name: str,
-        grid: np.ndarray | None,
-        values: np.ndarray | None,
+        combo: list[str],
+        curve: FusionCurve | None,
         weights: dict[str, float],
         message: str,
     ) -> None:
         title = self.query_one("#curve-title", Static)
-        chart_box = self.query_one("#curve-chart", Static)
-        if grid is None or values is None:
+        plot = self.query_one("#curve-plot", PlotPanel)
+        if curve is None:
             title.update(message)
-            chart_box.update("")
+            plot.display = False
             return
+        plot.display = True
         configured = weights.get("metadata", 0.7)
-        n_cv = sum(1 for f in self.state.fold_results if f.get("fold_kind", "cv") == "cv")
-        best = int(np.nanargmax(values))
-        at = values[int(round(configured * (len(grid) - 1)))]
+        n = len(curve.per_fold)
+        best, at = curve.best, curve.at(configured)
+        spread = "±1 sample sd over folds as the dotted band; " if n > 1 else ""
         title.update(
-            f"[b]Fusion-weight curve[/b] of {name}: mean kappa over {n_cv} validation "
-            f"folds as the metadata weight goes 0 → 1 (images keep their ratio).\n"
+            f"[b]Fusion-weight curve[/b] of {name}: mean kappa (unweighted) over {n} validation "
+            f"folds as the metadata weight goes 0 → 1 (images keep their ratio); {spread}"
+            "flat lines: each branch alone.\n"
             f"Measured on the validation folds: it describes the run, it must not select weights. "
-            f"Configured {configured:.2f}: kappa {at:.3f}; "
-            f"highest {values[best]:.3f} at {grid[best]:.2f}."
+            f"Configured {configured:.2f}: kappa {curve.mean[at]:.3f}; "
+            f"highest {curve.mean[best]:.3f} at {curve.grid[best]:.2f}."
         )
-        chart_box.update(chart(grid, values, configured, min(101, self.size.width - 30)))
+        figure = curve_figure(
+            name,
+            curve.grid.tolist(),
+            curve.mean.tolist(),
+            curve.sd.tolist(),
+            configured,
+            branch_means(self.state, combo),
+            n,
+        )
+        plot.show(figure)

@@ -10,8 +10,10 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
+from dfu_tui.runs.figures import confusion_heatmap, f1_figure, fused_index
 from dfu_tui.tui.format import CLASSES, flag_markup, num, radar_lines
 from dfu_tui.tui.messages import Context
+from dfu_tui.tui.plots import PlotPanel, fill_heatmap
 from dfu_tui.tui.screens.base import RunScreen
 
 METRICS = ("kappa", "quadratic_kappa", "accuracy", "macro_f1", "train_kappa")
@@ -28,9 +30,14 @@ class FoldDetailScreen(RunScreen):
         yield Header()
         with VerticalScroll():
             yield Static(id="detail-title")
-            yield Static("[b]Confusion matrix[/b] (rows: true, columns: predicted)")
+            yield Static(
+                "[b]Confusion matrix[/b] (rows: true, columns: predicted; "
+                "count and share of the row, shaded by the share)",
+                id="confusion-title",
+            )
             yield DataTable(id="confusion", show_cursor=False)
             yield Static("[b]Per-class F1[/b]")
+            yield PlotPanel(id="f1-plot")
             yield DataTable(id="f1", show_cursor=False)
             yield Static(
                 "[b]Combinations and branches alone[/b] (kappa unweighted; quadratic kappa)"
@@ -48,8 +55,8 @@ class FoldDetailScreen(RunScreen):
     def on_mount(self) -> None:
         state = self.state
         fold = next(f for f in state.fold_results if f["fold"] == self.fold)
-        sizes = [len(c["modalities"]) for c in fold["combinations"]]
-        fused = fold["combinations"][sizes.index(max(sizes))]
+        index = fused_index([c["modalities"] for c in fold["combinations"]])
+        fused = fold["combinations"][index]
         name = "+".join(fused["modalities"])
         label = state.fold_name(self.fold)
         self.sub_title = f"{self.run_id} {label}"
@@ -64,10 +71,13 @@ class FoldDetailScreen(RunScreen):
             f"[b]{label.capitalize()}[/b] of {escape(self.run_id)}: {name}, "
             f"{fused['n']} validation samples{same_rows}"
         )
-        confusion = self.query_one("#confusion", DataTable)
-        confusion.add_columns("true \\ predicted", *CLASSES)
-        for c, row in zip(CLASSES, fused["confusion"], strict=True):
-            confusion.add_row(c, *(str(v) for v in row))
+        heatmap = confusion_heatmap(fold, index)
+        fill_heatmap(self.query_one("#confusion", DataTable), heatmap, self.app.theme_variables)
+        self.query_one("#confusion-title", Static).update(
+            f"[b]Confusion matrix[/b] of {escape(name)} (rows: true, columns: predicted; "
+            "count and share of the row, shaded by the share)"
+        )
+        self.query_one("#f1-plot", PlotPanel).show(f1_figure(fold, index))
         f1 = self.query_one("#f1", DataTable)
         f1.add_columns("class", "F1", "predicted share", "true share")
         for c in CLASSES:

@@ -11,11 +11,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.reactive import reactive
-from textual.widgets import DataTable, Footer, Header, RichLog, Sparkline, Static
+from textual.widgets import DataTable, Footer, Header, RichLog, Static
 
 from dfu_tui.engine.records import FoldResult
 from dfu_tui.engine.rules import SCALE_NAMES, criterion_value
 from dfu_tui.runs.events import Event
+from dfu_tui.runs.figures import epoch_figure, epoch_task, fold_kappa_figure, share_figure
+from dfu_tui.runs.figures import fused_index as _fused
 from dfu_tui.runs.state import RunState, verdict_so_far
 from dfu_tui.tui.format import (
     comparison_lines,
@@ -30,10 +32,12 @@ from dfu_tui.tui.messages import (
     ExportRun,
     OpenCompare,
     OpenFoldDetail,
+    ReportRun,
     ResumeRun,
     RunsUpdated,
     StopRun,
 )
+from dfu_tui.tui.plots import PlotPanel
 from dfu_tui.tui.screens.base import RunScreen
 
 WIDE = 110  # columns from which the panels sit side by side (the screen's `-wide` class)
@@ -41,8 +45,7 @@ WIDE = 110  # columns from which the panels sit side by side (the screen's `-wid
 
 def fused_index(state: RunState) -> int:
     """The combination shown as 'fused': the one with the most modalities."""
-    sizes = [len(c) for c in state.combinations]
-    return sizes.index(max(sizes)) if sizes else 0
+    return _fused(state.combinations)
 
 
 def event_line(e: Event) -> str | None:
@@ -92,6 +95,7 @@ class MonitorScreen(RunScreen):
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
         Binding("e", "export", "Export"),
+        Binding("p", "report", "Report"),
     ]
 
     selected_fold: reactive[int | None] = reactive(None, init=False)  # None: follow the latest
@@ -104,16 +108,18 @@ class MonitorScreen(RunScreen):
             with Vertical(classes="panel", id="folds-panel"):
                 yield Static("[b]Per-fold kappa[/b] (validation folds)", classes="panel-title")
                 yield DataTable(id="folds", cursor_type="row", show_cursor=False)
+                yield PlotPanel(id="fold-plot")
             with Vertical(classes="panel", id="task-panel"):
                 yield Static("[b]Current task[/b]", classes="panel-title")
                 yield Static(id="task")
-                yield Sparkline([], id="curve")
+                yield PlotPanel(id="epoch-plot")
             with Vertical(classes="panel", id="dist-panel"):
                 yield Static(
                     "[b]Prediction distribution[/b]", classes="panel-title", id="dist-title"
                 )
                 yield Static(id="distribution")
                 yield Static(id="flags")
+                yield PlotPanel(id="share-plot")
             with Vertical(classes="panel", id="features-panel"):
                 yield Static("[b]Features[/b]", classes="panel-title", id="features-title")
                 yield Static(id="features")
@@ -155,7 +161,11 @@ class MonitorScreen(RunScreen):
         state = self.state
         self.show_header(state)
         self.show_fold_table(state)
+        self.query_one("#fold-plot", PlotPanel).show(fold_kappa_figure(state))
         self.show_task(state)
+        task = epoch_task(state, self.selected_epoch)
+        self.query_one("#epoch-plot", PlotPanel).show(epoch_figure(state, task))
+        self.query_one("#share-plot", PlotPanel).show(share_figure(state, task))
         self.show_distribution(state)
         self.show_features(state)
         self.show_verdict(state)
@@ -223,8 +233,6 @@ class MonitorScreen(RunScreen):
 
     def show_task(self, state: RunState) -> None:
         task_box = self.query_one("#task", Static)
-        curve = self.query_one("#curve", Sparkline)
-        curve.display = bool(state.running)
         if not state.running:
             task_box.update("no task running" if state.status == "running" else state.status)
             return
@@ -233,7 +241,6 @@ class MonitorScreen(RunScreen):
         node = f" on {escape(state.nodes[task])}" if task in state.nodes else ""
         if not latest:
             task_box.update(f"{task}{node}: starting")
-            curve.data = []
             return
         task_box.update(
             f"fold {latest['fold']} {latest['branch']}{node}: "
@@ -241,7 +248,6 @@ class MonitorScreen(RunScreen):
             f"  loss {num(latest.get('loss'))}\ntrain kappa {num(latest.get('train_kappa'))}"
             f"  inner-val kappa {num(latest.get('val_kappa'))}"
         )
-        curve.data = [e.get("val_kappa") or 0.0 for e in state.epochs if e["task"] == task]
 
     def _shown_fold(self, state: RunState) -> FoldResult | None:
         folds = sorted(state.fold_results, key=lambda f: f["fold"])
@@ -399,6 +405,9 @@ class MonitorScreen(RunScreen):
 
     def action_export(self) -> None:
         self.post_message(ExportRun(self.run_id))
+
+    def action_report(self) -> None:
+        self.post_message(ReportRun(self.run_id))
 
 
 def features_text(doc: dict[str, Any]) -> str:

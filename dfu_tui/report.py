@@ -1,0 +1,601 @@
+"""`dfu-tui report RUN`: one self-contained HTML file of a run, for a co-author or a clinician.
+
+Everything is inline: the figures are SVG drawn by matplotlib (Agg-family backends, text as
+paths, so no font is fetched) embedded as `data:` images, the style is one `<style>` block,
+and there is no script. It reads the run directory only (events, config, summary,
+fingerprint, stored predictions); it never imports TensorFlow or scikit-learn (their versions
+come from the installed package metadata). No per-patient value is written: the figures and
+tables hold per-fold aggregates only.
+
+A running, stale, failed or cancelled run gets a partial report, marked so at the top.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib.metadata
+import io
+import math
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from dfu_tui.data.schema import CLASSES
+from dfu_tui.engine.rules import SCALE_NAMES, criterion_value
+from dfu_tui.runs.catalog import read_docs, read_json
+from dfu_tui.runs.figures import (
+    Figure,
+    Heatmap,
+    branch_means,
+    curve_figure,
+    cv_folds,
+    epoch_figure,
+    flag_timeline,
+    fold_kappa_figure,
+    fused_index,
+    share_figure,
+)
+from dfu_tui.runs.rundir import RunDir
+from dfu_tui.runs.state import RunState, load_state, verdict_so_far
+from dfu_tui.runs.tasks import parse_task_id
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+# Colours of the series, in order of first appearance (colour-blind safe, Okabe-Ito).
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
+LEVEL_COLOURS = {"collapse": "#D55E00", "warning": "#E69F00"}
+VERSIONS = ("tensorflow", "scikit-learn", "numpy", "matplotlib", "textual")
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #1b1b1b; line-height: 1.45; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+pre { background: #f5f5f5; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+.banner { background: #fff3cd; border: 1px solid #e0b000; padding: 0.6em 1em; }
+.banner.failed { background: #f8d7da; border-color: #c0392b; }
+.ok { color: #1a7f37; } .no { color: #c0392b; }
+figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; }
+figcaption { color: #555; font-size: 0.9em; }
+"""
+
+
+class ReportError(Exception):
+    """The report cannot be written; the message names the file."""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _num(value: object, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{float(value):.{digits}f}" if isinstance(value, int | float) else _e(value)
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[object]], cls: str = "") -> str:
+    out = [f'<table class="{cls}"><thead><tr>']
+    out += [f"<th>{_e(h)}</th>" for h in head]
+    out.append("</tr></thead><tbody>")
+    for row in rows:
+        out.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+# -- figures (matplotlib, SVG)
+
+
+def _svg(fig: Any) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    return buf.getvalue()
+
+
+def _figure(fig: Any, caption: str, name: str) -> str:
+    data = base64.b64encode(_svg(fig).encode("utf-8")).decode("ascii")
+    return (
+        f'<figure data-figure="{_e(name)}"><img alt="{_e(caption)}" '
+        f'src="data:image/svg+xml;base64,{data}"><figcaption>{_e(caption)}</figcaption></figure>'
+    )
+
+
+def _new_figure(width: float, height: float, rows: int = 1, cols: int = 1) -> tuple[Any, Any]:
+    from matplotlib.figure import Figure as MplFigure
+
+    fig = MplFigure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    return fig, axes
+
+
+class Colours:
+    """A colour per series group, in order of first appearance."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+
+    def __call__(self, key: str) -> str:
+        if key not in self.seen:
+            self.seen[key] = LEVEL_COLOURS.get(key) or PALETTE[len(self.seen) % len(PALETTE)]
+        return self.seen[key]
+
+
+def draw(
+    ax: Axes,
+    f: Figure,
+    colours: Colours | None = None,
+    legend: bool = True,
+    title: str | None = None,
+) -> None:
+    """A `Figure` on matplotlib axes: the same series the dashboard draws."""
+    colours = colours or Colours()
+    title = f.title if title is None else title
+    ax.set_title(title if not f.empty else f"{title}: {f.empty}", fontsize=9)
+    if f.empty:
+        ax.set_axis_off()
+        return
+    ax.set_xlabel(f.xlabel, fontsize=8)
+    ax.set_ylabel(f.ylabel, fontsize=8)
+    right = ax.twinx() if any(s.side == "right" for s in f.series) else None
+    if right is not None:
+        right.set_ylabel(f.ylabel_right, fontsize=8)
+    bars = [s for s in f.series if s.kind == "bar"]
+    width = 0.8 / max(1, len(bars))
+    handles: list[Any] = []
+    for s in f.series:
+        h: Any
+        target = right if s.side == "right" and right is not None else ax
+        c = colours(s.group or s.label)
+        if s.kind == "line":
+            (h,) = target.plot(
+                s.x, s.y, color=c, label=s.label, marker="." if len(s.x) < 30 else ""
+            )
+        elif s.kind == "band":
+            h = target.fill_between(s.x, s.y, s.upper, color=c, alpha=0.2, label=s.label, lw=0)
+        elif s.kind == "scatter":
+            h = target.scatter(s.x, s.y, color=c, label=s.label, zorder=3, s=22)
+        elif s.kind == "hline":
+            h = target.axhline(s.y[0], color=c, ls="--", lw=1, label=s.label)
+        elif s.kind == "vline":
+            h = target.axvline(s.x[0], color=c, ls=":", lw=1.2, label=s.label)
+        else:  # bar
+            j = bars.index(s)
+            shift = (j - (len(bars) - 1) / 2) * width
+            h = target.bar([x + shift for x in s.x], s.y, width=width * 0.9, color=c, label=s.label)
+        handles.append(h)
+    if f.xticks:
+        ax.set_xticks([t for t, _ in f.xticks], [label for _, label in f.xticks])
+    if f.yticks:
+        ax.set_yticks([t for t, _ in f.yticks], [label for _, label in f.yticks])
+    if f.ylim:
+        ax.set_ylim(*f.ylim)
+    if f.xlim:
+        ax.set_xlim(*f.xlim)
+    ax.tick_params(labelsize=7)
+    if right is not None:
+        right.tick_params(labelsize=7)
+    ax.grid(alpha=0.25)
+    if legend and handles:
+        ax.legend(handles=handles, fontsize=7, loc="best", framealpha=0.8)
+
+
+def draw_heatmap(ax: Axes, h: Heatmap) -> None:
+    """A row-normalised matrix with each cell's count and share."""
+    ax.imshow(h.shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i, row in enumerate(h.counts):
+        for j, count in enumerate(row):
+            share = h.shares[i][j]
+            ax.text(
+                j,
+                i,
+                f"{count}\n{share:.0%}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if share > 0.55 else "black",
+            )
+    ax.set_xticks(range(len(h.columns)), h.columns)
+    ax.set_yticks(range(len(h.rows)), h.rows)
+    ax.set_xlabel(h.column_label, fontsize=8)
+    ax.set_ylabel(h.row_label, fontsize=8)
+    ax.set_title(h.title, fontsize=9)
+
+
+def _grid(n: int, cols: int = 4) -> tuple[int, int]:
+    cols = max(1, min(cols, n))
+    return -(-n // cols), cols
+
+
+def image_task_figures(state: RunState) -> list[str]:
+    """Per image branch: each fold's training curve, and each fold's predicted shares over
+    epochs against the true shares (small multiples, one panel per fold)."""
+    by_branch: dict[str, list[tuple[int, str]]] = {}
+    for task in dict.fromkeys(str(e["task"]) for e in state.epochs):
+        try:
+            fold, branch = parse_task_id(task)
+        except ValueError:
+            continue  # a damaged line's task id: nothing to draw
+        by_branch.setdefault(branch, []).append((fold, task))
+    out = []
+    for branch in sorted(by_branch):
+        mine = [t for _, t in sorted(by_branch[branch])]
+        rows, cols = _grid(len(mine))
+        for maker, what in (
+            (
+                epoch_figure,
+                "training curve: train and inner-validation kappa (unweighted), "
+                "loss on the right axis, early stopping's best epoch dotted",
+            ),
+            (
+                share_figure,
+                "predicted share of each class on the inner-validation split by "
+                "epoch; dashed: the true share (a collapse shows as one class taking over)",
+            ),
+        ):
+            fig, axes = _new_figure(3.2 * cols, 2.4 * rows + 0.3, rows, cols)
+            colours = Colours()
+            for k, ax in enumerate(axes.flat):
+                if k < len(mine):
+                    panel = state.fold_name(parse_task_id(mine[k])[0])
+                    draw(ax, maker(state, mine[k]), colours, legend=k == 0, title=panel)
+                else:
+                    ax.set_axis_off()
+            out.append(_figure(fig, f"{branch}, every fold: {what}", f"{maker.__name__}-{branch}"))
+    return out
+
+
+def pooled_confusion(state: RunState, index: int) -> Heatmap | None:
+    folds = cv_folds(state)
+    if not folds:
+        return None
+    total = [[0] * len(CLASSES) for _ in CLASSES]
+    for f in folds:
+        for i, row in enumerate(f["combinations"][index]["confusion"]):
+            for j, v in enumerate(row):
+                total[i][j] += int(v)
+    name = "+".join(folds[0]["combinations"][index]["modalities"])
+    return Heatmap(
+        f"{name}: confusion over {len(folds)} validation folds, row-normalised",
+        CLASSES,
+        CLASSES,
+        tuple(tuple(r) for r in total),
+    )
+
+
+def mean_f1_figure(state: RunState, index: int) -> Figure:
+    """Per-class F1 averaged over the cross-validation folds: fused, then each branch."""
+    from dfu_tui.runs.figures import Series
+
+    folds = cv_folds(state)
+    fused = folds[0]["combinations"][index]
+    rows: list[tuple[str, list[Mapping[str, Any]]]] = [
+        ("+".join(fused["modalities"]), [f["combinations"][index] for f in folds])
+    ]
+    if len(fused["modalities"]) > 1:
+        rows += [(f"{b} alone", [f["branches"][b] for f in folds]) for b in folds[0]["branches"]]
+    xs = tuple(float(k) for k in range(len(CLASSES)))
+    series = []
+    for label, ms in rows:
+        ys = []
+        for c in CLASSES:
+            vals = [float(m["f1"][c]) for m in ms if m["f1"].get(c) is not None]
+            ys.append(sum(vals) / len(vals) if vals else math.nan)
+        series.append(Series(label, xs, tuple(ys), kind="bar", group=label))
+    return Figure(
+        f"Per-class F1, mean over {len(folds)} validation folds",
+        xlabel="class",
+        ylabel="F1",
+        series=tuple(series),
+        xticks=tuple((float(k), c) for k, c in enumerate(CLASSES)),
+        ylim=(0.0, 1.0),
+    )
+
+
+def curve_section(run: RunDir, state: RunState, cfg: Any, index: int) -> str:
+    """The fusion-weight curve of the fused combination, from the stored predictions."""
+    from dfu_tui.runs.analysis import fusion_curve
+
+    combo = list(state.combinations[index])
+    if "metadata" not in combo or len(combo) < 2:
+        return "<p>The fusion-weight curve needs metadata and an image branch.</p>"
+    folds = [f["fold"] for f in cv_folds(state)]
+    weights = cfg.fusion_weights(tuple(combo)) if cfg is not None else {}
+    try:
+        curve = fusion_curve(run, folds, combo, weights)
+    except (OSError, KeyError, ValueError) as exc:
+        return f"<p>No stored probabilities to draw the fusion-weight curve from ({_e(exc)}).</p>"
+    configured = weights.get("metadata", 0.7)
+    fig = curve_figure(
+        "+".join(combo),
+        curve.grid.tolist(),
+        curve.mean.tolist(),
+        curve.sd.tolist(),
+        configured,
+        branch_means(state, combo),
+        len(folds),
+    )
+    mfig, axes = _new_figure(7.5, 3.6)
+    draw(axes[0][0], fig)
+    return _figure(
+        mfig,
+        f"Mean validation kappa (unweighted) over {len(folds)} folds as the metadata weight "
+        "goes 0 to 1 (images keep their ratio); band: ±1 sample sd over folds; dashed: each "
+        "branch alone. Measured on the validation folds: it describes the run and must not "
+        "be used to choose weights.",
+        "fusion-curve",
+    )
+
+
+# -- sections
+
+
+def _banner(state: RunState, now: float) -> str:
+    status = state.effective_status(now)
+    if status == "completed":
+        return ""
+    done = f"{state.folds_done} of {state.folds} folds finished"
+    reason = f": {_e(state.reason)}" if state.reason else ""
+    cls = "banner failed" if status == "failed" else "banner"
+    return (
+        f'<p class="{cls}"><b>Partial report</b>: the run is <b>{_e(status)}</b>{reason}; '
+        f"{done}. Every figure and table covers the finished folds only.</p>"
+    )
+
+
+def _verdict(state: RunState, docs: Any, index: int) -> str:
+    summary = docs.summary
+    if summary is not None and index < len(summary.get("combinations", [])):
+        verdict = summary["combinations"][index].get("verdict")
+        prefix = "Final verdict"
+    elif docs.config is not None and state.fold_results:
+        verdict = verdict_so_far(docs.config, state, index)
+        prefix = f"Verdict so far ({state.folds_done} of {state.folds} folds)"
+    else:
+        verdict, prefix = None, ""
+    if not verdict:
+        return "<p>No verdict yet: no fold has finished.</p>"
+    scale = SCALE_NAMES.get(verdict.get("metric", "kappa"), "unweighted kappa")
+    tiers = " ".join(
+        f'<span class="{"ok" if verdict[t] else "no"}">{"✔" if verdict[t] else "✘"} {t}</span>'
+        for t in ("minimum", "expected", "ideal")
+    )
+    rows = [
+        ("✔" if c["ok"] else "✘", c["tier"], c["name"], criterion_value(c))
+        for c in verdict["criteria"]
+    ]
+    name = "+".join(state.combinations[index])
+    return (
+        f"<p>{prefix} of <b>{_e(name)}</b> on <b>{_e(scale)}</b>, against the seed note's "
+        f"criteria: {tiers}</p>" + _table(("", "tier", "criterion", "value"), rows)
+    )
+
+
+def both(m: Mapping[str, Any]) -> str:
+    """`unweighted / quadratic` kappa."""
+    return f"{_num(m['kappa'])} / {_num(m['quadratic_kappa'])}"
+
+
+def _fold_table(state: RunState, index: int) -> str:
+    folds = sorted(state.fold_results, key=lambda f: f["fold"])
+    if not folds:
+        return "<p>No fold has finished yet.</p>"
+    branches = list(folds[0]["branches"])
+    head = [
+        "fold",
+        "n",
+        "kappa (unweighted)",
+        "quadratic kappa",
+        "accuracy",
+        "macro F1",
+        *(f"{b} alone: kappa / quadratic" for b in branches),
+    ]
+    rows = []
+    for f in folds:
+        c = f["combinations"][index]
+        rows.append(
+            [
+                state.fold_name(f["fold"]),
+                c.get("n", "-"),
+                _num(c["kappa"]),
+                _num(c["quadratic_kappa"]),
+                _num(c.get("accuracy")),
+                _num(c.get("macro_f1")),
+                *(both(f["branches"][b]) for b in branches),
+            ]
+        )
+    return _table(head, rows, "folds")
+
+
+def _combination_table(state: RunState) -> str:
+    from statistics import fmean, stdev
+
+    folds = cv_folds(state)
+    if not folds:
+        return ""
+
+    def ms(vals: list[float]) -> str:
+        if not vals:
+            return "-"
+        return f"{fmean(vals):.3f}" + (f" ± {stdev(vals):.3f}" if len(vals) > 1 else "")
+
+    def col(i: int, key: str) -> list[float]:
+        metrics = [cast(Mapping[str, Any], f["combinations"][i]) for f in folds]
+        return [float(v) for m in metrics if (v := m.get(key)) is not None]
+
+    rows = []
+    for i, first in enumerate(folds[0]["combinations"]):
+        rows.append(
+            [
+                "+".join(first["modalities"]),
+                ms(col(i, "kappa")),
+                ms(col(i, "quadratic_kappa")),
+                ms(col(i, "accuracy")),
+                ms(col(i, "macro_f1")),
+                sum(len(f["combinations"][i]["flags"]) for f in folds),
+            ]
+        )
+    return _table(
+        (
+            "combination",
+            "kappa (unweighted)",
+            "quadratic kappa",
+            "accuracy",
+            "macro F1",
+            "flags",
+        ),
+        rows,
+    ) + (
+        f"<p>Mean ± sample sd over {len(folds)} validation folds. "
+        + (
+            f"With {len(rows)} combinations, the best mean is selected from {len(rows)} and is "
+            "optimistic.</p>"
+            if len(rows) > 1
+            else "</p>"
+        )
+    )
+
+
+def _coverage(state: RunState, docs: Any) -> str:
+    """Samples per branch over the first repeat's validation folds (each sample once)."""
+    folds = [f for f in cv_folds(state) if f.get("repeat", 1) == 1]
+    lines = []
+    if folds:
+        index = fused_index(state.combinations)
+        total = sum(int(f["combinations"][index].get("n") or 0) for f in folds)
+        lines.append(f"{total} samples in the {len(folds)} finished validation folds")
+        for b in folds[0]["branches"]:
+            n = sum(int(f["branches"][b].get("n") or 0) for f in folds)
+            lines.append(f"{b}: {n} samples" + (" with images" if b != "metadata" else ""))
+    features = docs.features
+    if features is not None:
+        left = ", ".join(k for k in features.get("excluded", {}) if not k.startswith("label"))
+        lines.append(
+            f"{len(features.get('used', []))} metadata features used"
+            + (f"; left out: {left}" if left else "")
+        )
+    if not lines:
+        return "<p>No coverage yet: no fold has finished.</p>"
+    return "<ul>" + "".join(f"<li>{_e(x)}</li>" for x in lines) + "</ul>"
+
+
+def versions() -> list[tuple[str, str]]:
+    out = [("Python", platform.python_version())]
+    for name in ("dfu-tui", *VERSIONS):
+        try:
+            out.append((name, importlib.metadata.version(name)))
+        except importlib.metadata.PackageNotFoundError:
+            out.append((name, "not installed"))
+    return out
+
+
+def build_report(run: RunDir, now: float | None = None) -> str:
+    """The HTML text of the report of one run."""
+    now = time.time() if now is None else now
+    state = load_state(run.path)
+    if not state.combinations:
+        raise ReportError(f"{run.events}: the run has not started (no run_started event)")
+    docs = read_docs(run)
+    fingerprint = read_json(run.path / "fingerprint.json") or {}
+    index = fused_index(state.combinations)
+    fused = "+".join(state.combinations[index])
+    try:
+        config_text = run.config.read_text(encoding="utf-8")
+    except OSError as exc:
+        config_text = f"(cannot read {run.config}: {exc.strerror})"
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+        "img-src data:; style-src 'unsafe-inline'\">",
+        f"<title>dfu-tui report {_e(state.run_id)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>Run {_e(state.run_id)}: {_e(fused)}</h1>",
+        _banner(state, now),
+        f"<p>Status <b>{_e(state.effective_status(now))}</b>; {state.folds_done} of "
+        f"{state.folds} folds, {len(state.done)} of {len(state.tasks)} tasks; "
+        f"{len(state.combinations)} combination(s). Generated "
+        f"{_e(time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(now)))}.</p>",
+        "<h2>Verdict</h2>",
+        _verdict(state, docs, index),
+        "<h2>Per fold</h2>",
+        f"<p>{_e(fused)} on each validation fold; each branch alone on its own samples.</p>",
+        _fold_table(state, index),
+    ]
+    if state.fold_results:
+        fig, axes = _new_figure(7.5, 3.0)
+        draw(axes[0][0], fold_kappa_figure(state))
+        parts.append(
+            _figure(fig, "Kappa of each validation fold on both scales; dashed: the mean", "folds")
+        )
+    parts += ["<h2>Combinations</h2>", _combination_table(state)]
+    heatmap = pooled_confusion(state, index)
+    if heatmap is not None:
+        fig, axes = _new_figure(9.0, 3.4, 1, 2)
+        draw_heatmap(axes[0][0], heatmap)
+        draw(axes[0][1], mean_f1_figure(state, index))
+        parts += [
+            "<h2>Confusion and per-class F1</h2>",
+            _figure(
+                fig,
+                "Left: counts summed over the validation folds, shaded by the share of the true "
+                "class's row. Right: per-class F1 averaged over folds.",
+                "confusion",
+            ),
+        ]
+    parts.append("<h2>Fusion weight</h2>")
+    parts.append(
+        curve_section(run, state, docs.config, index)
+        if state.fold_results
+        else "<p>No fold has finished.</p>"
+    )
+    parts.append("<h2>Image branches by epoch</h2>")
+    parts += image_task_figures(state) or ["<p>No image task has reported an epoch.</p>"]
+    parts.append("<h2>Collapse flags</h2>")
+    timeline = flag_timeline(state)
+    if timeline.empty:
+        parts.append("<p>No flag was raised.</p>")
+    else:
+        rows = max(3, len(timeline.yticks))
+        fig, axes = _new_figure(8.0, 1.0 + 0.22 * rows)
+        draw(axes[0][0], timeline)
+        parts.append(
+            _figure(fig, "Every collapse and warning flag, by when it was raised", "flags")
+        )
+    parts += [
+        "<h2>Data and configuration</h2>",
+        _coverage(state, docs),
+        _table(
+            ("", "value"),
+            [
+                ("dataset fingerprint", fingerprint.get("data", "-")),
+                ("code version of the run", fingerprint.get("code_version", "-")),
+            ],
+        ),
+        f"<pre>{_e(config_text)}</pre>",
+        "<h2>Software</h2>",
+        "<p>Installed where this report was written.</p>",
+        _table(("package", "version"), versions()),
+        "</body></html>",
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+def write_report(run: RunDir, output: Path) -> Path:
+    """Write the report atomically, private (0600); ReportError names what failed."""
+    from dfu_tui.paths import atomic_write_text
+
+    text = build_report(run)
+    if output.is_dir():
+        raise ReportError(f"{output}: --output is a folder; give a file name")
+    if not output.parent.is_dir():
+        raise ReportError(f"{output}: --output folder {output.parent} does not exist")
+    try:
+        atomic_write_text(output, text)
+    except OSError as exc:
+        raise ReportError(f"{output}: cannot write the report ({exc.strerror})") from None
+    return output

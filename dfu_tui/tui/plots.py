@@ -1,0 +1,176 @@
+"""Plots in the terminal: a `Figure` (dfu_tui.runs.figures) drawn with plotext through
+Textual's own wrapper (`textual-plotext`), in the app theme's colours, with its legend as a
+line of text under the plot (readable at 80 columns, where plotext's legend would cover the
+lines). A plot is drawn again only when its figure changed."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.color import Color
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+from textual_plotext import PlotextPlot
+
+from dfu_tui.runs.figures import Figure, Heatmap, Series
+
+# Theme variables the series take their colours from, in order of first appearance.
+PALETTE = ("primary", "accent", "success", "foreground", "secondary", "error")
+LEVEL_COLOURS = {"collapse": "error", "warning": "warning"}
+MARKERS = {"line": "─", "band": "┄", "vline": "│", "hline": "╌", "scatter": "●", "bar": "█"}
+
+
+class FigurePlot(PlotextPlot):
+    """A plotext plot of one `Figure`, held in `figure` (what tests read)."""
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.figure: Figure | None = None
+        self._key = ""
+        self.colours: dict[str, tuple[int, int, int]] = {}
+        self.draws = 0  # how many times the figure was drawn (a new figure), for benchmarks
+
+    def show(self, figure: Figure) -> bool:
+        """Draw `figure` unless it is the one already shown; True when it was drawn."""
+        key = repr(figure)  # NaN-safe equality
+        if key == self._key:
+            return False
+        self.figure, self._key = figure, key
+        self.draws += 1
+        self._draw(figure)
+        self.refresh()
+        return True
+
+    def colour(self, s: Series) -> tuple[int, int, int]:
+        """The series' colour: its group's (or its own label's), from the app theme."""
+        name = s.group or s.label
+        if name not in self.colours:
+            variable = LEVEL_COLOURS.get(name) or PALETTE[len(self.colours) % len(PALETTE)]
+            theme = self.app.theme_variables if self.is_attached else {}
+            self.colours[name] = Color.parse(theme.get(variable, "white")).rgb
+        return self.colours[name]
+
+    def _draw(self, f: Figure) -> None:
+        plt = self.plt
+        plt.clear_figure()
+        plt.title(f.title if not f.empty else f"{f.title}: {f.empty}")
+        if f.empty:
+            return
+        plt.xlabel(f.xlabel)
+        plt.ylabel(f.ylabel, "left")  # the second argument is plotext's yside (its stub says xside)
+        if f.ylabel_right:
+            plt.ylabel(f.ylabel_right, "right")
+        xs = [x for s in f.series for x in s.x if not math.isnan(x)]
+        ys = [
+            y for s in f.series if s.side == "left" for y in (*s.y, *s.upper) if not math.isnan(y)
+        ]
+        x_range = f.xlim or _span(xs + [t for t, _ in f.xticks])
+        y_range = f.ylim or _span(ys)
+        bars = [s for s in f.series if s.kind == "bar"]
+        # grouped bars side by side around each x, with a gap (plotext's multiple_bar
+        # overlaps them beyond two series)
+        width = 0.8 / max(1, len(bars))
+        for j, s in enumerate(bars):
+            shift = (j - (len(bars) - 1) / 2) * width
+            plt.bar([x + shift for x in s.x], list(s.y), width=0.7 * width, color=self.colour(s))
+        if bars:
+            x_range = (x_range[0] - 0.5, x_range[1] + 0.5)
+        for s in f.series:
+            self._series(s, x_range, y_range)
+        if f.xticks:
+            plt.xticks([t for t, _ in f.xticks], [label for _, label in f.xticks])
+        if f.yticks:
+            plt.yticks([t for t, _ in f.yticks], [label for _, label in f.yticks])
+        if f.ylim:
+            plt.ylim(*f.ylim)
+        if x_range[0] < x_range[1]:
+            plt.xlim(*x_range)
+
+    def _series(
+        self, s: Series, x_range: tuple[float, float], y_range: tuple[float, float]
+    ) -> None:
+        plt, colour = self.plt, self.colour(s)
+        if s.kind in ("line", "band"):
+            for ys in (s.y, s.upper) if s.kind == "band" else (s.y,):
+                pts = [(x, y) for x, y in zip(s.x, ys, strict=True) if not math.isnan(y)]
+                if pts:
+                    marker = "braille" if s.kind == "line" else "dot"
+                    plt.plot(*zip(*pts, strict=True), color=colour, marker=marker, yside=s.side)
+        elif s.kind == "scatter":
+            pts = [(x, y) for x, y in zip(s.x, s.y, strict=True) if not math.isnan(y)]
+            if pts:
+                plt.scatter(*zip(*pts, strict=True), color=colour, marker="●", yside=s.side)
+        elif s.kind == "hline" and s.y and not math.isnan(s.y[0]):
+            plt.plot(list(x_range), [s.y[0]] * 2, color=colour, marker="dot", yside=s.side)
+        elif s.kind == "vline" and s.x:
+            plt.plot([s.x[0]] * 2, list(y_range), color=colour, marker="braille")
+
+    def legend(self) -> Text:
+        """One line: a coloured mark and the label of every series."""
+        text = Text()
+        f = self.figure
+        if f is None or f.empty:
+            return text
+        for s in f.series:
+            if text:
+                text.append("  ")
+            r, g, b = self.colour(s)
+            text.append(MARKERS[s.kind], style=f"rgb({r},{g},{b})")
+            text.append(f" {s.label}")
+        return text
+
+
+def _span(values: Iterable[float]) -> tuple[float, float]:
+    vals = list(values)
+    if not vals:
+        return 0.0, 1.0
+    low, high = min(vals), max(vals)
+    return (low, high) if low < high else (low - 0.5, high + 0.5)
+
+
+class PlotPanel(Vertical):
+    """A `FigurePlot` with its legend underneath."""
+
+    DEFAULT_CSS = """
+    PlotPanel { height: auto; }
+    PlotPanel FigurePlot { height: 12; }
+    PlotPanel .legend { height: auto; color: $text-muted; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+
+    def compose(self) -> ComposeResult:
+        yield FigurePlot()
+        yield Static(classes="legend")
+
+    @property
+    def plot(self) -> FigurePlot:
+        return self.query_one(FigurePlot)
+
+    @property
+    def figure(self) -> Figure | None:
+        return self.plot.figure
+
+    def show(self, figure: Figure) -> None:
+        if self.plot.show(figure):
+            self.query_one(".legend", Static).update(self.plot.legend())
+
+
+def fill_heatmap(table: DataTable[Text], heatmap: Heatmap, theme: dict[str, str]) -> None:
+    """A confusion matrix in a DataTable: each cell's count and row share, its background
+    shaded by the row share (surface to primary in the app theme)."""
+    table.clear(columns=True)
+    table.add_columns(f"{heatmap.row_label} \\ {heatmap.column_label}", *heatmap.columns)
+    low = Color.parse(theme.get("surface", "black"))
+    high = Color.parse(theme.get("primary", "blue"))
+    for name, counts, shares in zip(heatmap.rows, heatmap.counts, heatmap.shares, strict=True):
+        cells = []
+        for count, share in zip(counts, shares, strict=True):
+            back = low.blend(high, share)
+            fore = back.get_contrast_text(1.0)
+            cells.append(Text(f" {count:>4} {share:4.0%} ", style=f"{fore.hex} on {back.hex}"))
+        table.add_row(Text(name), *cells)
