@@ -20,6 +20,7 @@ from dfu_tui.runs.figures import Figure, Heatmap, Series
 # Theme variables the series take their colours from, in order of first appearance.
 PALETTE = ("primary", "accent", "success", "foreground", "secondary", "error")
 LEVEL_COLOURS = {"collapse": "error", "warning": "warning"}
+DRAW_ORDER = ("bar", "band", "hline", "vline", "line", "scatter")
 MARKERS = {"line": "─", "band": "┄", "vline": "│", "hline": "╌", "scatter": "●", "bar": "█"}
 
 
@@ -78,7 +79,8 @@ class FigurePlot(PlotextPlot):
             plt.bar([x + shift for x in s.x], list(s.y), width=0.7 * width, color=self.colour(s))
         if bars:
             x_range = (x_range[0] - 0.5, x_range[1] + 0.5)
-        for s in f.series:
+        # reference lines first, points last: nothing covers a fold's point or the best one
+        for s in sorted(f.series, key=lambda s: DRAW_ORDER.index(s.kind)):
             self._series(s, x_range, y_range)
         if f.xticks:
             plt.xticks([t for t, _ in f.xticks], [label for _, label in f.xticks])

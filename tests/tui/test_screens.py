@@ -15,6 +15,7 @@ from dfu_tui.tui.screens.launch import LaunchScreen
 from dfu_tui.tui.screens.modals import ConfirmScreen, HelpScreen
 from dfu_tui.tui.screens.monitor import MonitorScreen
 from dfu_tui.tui.screens.runs import RunsScreen
+from dfu_tui.tui.plots import PlotPanel
 from tests.helpers import open_form, until
 from tests.tui.conftest import CANCELLED, COMPLETED, make_app
 
@@ -119,7 +120,10 @@ class TestCompare:
             title = text_of(screen, "#curve-title")
             assert "Fusion-weight curve" in title and "Configured 0.70" in title
             assert "validation folds" in title
-            assert "▲ configured 0.70" in text_of(screen, "#curve-chart")
+            figure = screen.query_one("#curve-plot", PlotPanel).figure
+            assert figure is not None and any(
+                s.kind == "vline" and s.x == (0.7,) for s in figure.series
+            )
 
 
 class TestLaunchForm:

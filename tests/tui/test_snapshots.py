@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -38,33 +39,64 @@ def test_launch_form_with_weight_error(snap_compare, runs_dir: Path, monkeypatch
     assert snap_compare(make_app(runs_dir), terminal_size=SIZE, run_before=bad_weight)
 
 
-def test_monitor_with_collapse_flag(snap_compare, runs_dir: Path) -> None:
+# The screens with plots, at the smallest supported terminal and a roomy one.
+PLOT_SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+
+
+async def plotted(pilot: Pilot, kind: type) -> None:
+    """Until the screen of this kind is on top with every plot drawn."""
+    from dfu_tui.tui.plots import PlotPanel
+
+    app = pilot.app
+
+    def ready() -> bool:
+        panels = list(app.screen.query(PlotPanel)) if isinstance(app.screen, kind) else []
+        return bool(panels) and all(p.figure is not None or not p.display for p in panels)
+
+    await until(pilot, ready)
+    await pilot.pause()
+
+
+@PLOT_SIZES
+def test_monitor_with_collapse_flag(snap_compare, runs_dir: Path, size: tuple[int, int]) -> None:
+    from dfu_tui.tui.screens.monitor import MonitorScreen
+
     app = make_app(runs_dir)
 
     async def open_monitor(pilot: Pilot) -> None:
         app.open_run(CANCELLED)
-        await pilot.pause()
+        await plotted(pilot, MonitorScreen)
 
-    assert snap_compare(app, terminal_size=(130, 40), run_before=open_monitor)
+    assert snap_compare(app, terminal_size=size, run_before=open_monitor)
 
 
-def test_fold_detail(snap_compare, runs_dir: Path) -> None:
+@PLOT_SIZES
+def test_fold_detail(snap_compare, runs_dir: Path, size: tuple[int, int]) -> None:
+    from dfu_tui.tui.screens.detail import FoldDetailScreen
+
     app = make_app(runs_dir)
 
     async def open_detail(pilot: Pilot) -> None:
         app.open_fold_detail(COMPLETED, 1)
-        await pilot.pause()
+        await plotted(pilot, FoldDetailScreen)
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=open_detail)
+    assert snap_compare(app, terminal_size=size, run_before=open_detail)
 
 
-def test_compare(snap_compare, runs_dir: Path) -> None:
+@PLOT_SIZES
+def test_compare(snap_compare, runs_dir: Path, size: tuple[int, int]) -> None:
+    from dfu_tui.tui.plots import PlotPanel
+    from dfu_tui.tui.screens.compare import CompareScreen
+
     app = make_app(runs_dir)
 
     async def open_compare(pilot: Pilot) -> None:
         app.open_compare(COMPLETED)
+        await plotted(pilot, CompareScreen)
+        plot = app.screen.query_one("#curve-plot", PlotPanel)
+        await until(pilot, lambda: plot.figure is not None)
+        # the curve sits below the ranking: scroll it into view
+        plot.scroll_visible(animate=False, immediate=True)
         await pilot.pause()
-        screen = app.screen
-        await until(pilot, lambda: "Configured" in str(screen.query_one("#curve-title").render()))
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=open_compare)
+    assert snap_compare(app, terminal_size=size, run_before=open_compare)

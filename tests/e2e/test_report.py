@@ -1,0 +1,228 @@
+"""`dfu-tui report`: one self-contained HTML file from the committed fixture runs (completed,
+cancelled) and from runs cut out of them (running, failed), opened in a real headless
+Chromium that must render every figure without a single network request."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import ROOT, run_dfu
+from tests.tui.conftest import CANCELLED, COMPLETED, FIXTURES
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def fold_events(run: Path) -> list[dict[str, Any]]:
+    lines = (run / "events.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def cut(source: Path, target: Path, keep: int, ending: dict[str, Any] | None = None) -> Path:
+    """A copy of a fixture run whose log stops after `keep` events (no summary): a run still
+    going, or, with `ending`, one that ended there."""
+    shutil.copytree(source, target)
+    (target / "summary.json").unlink()
+    lines = (source / "events.jsonl").read_text().splitlines()[:keep]
+    if ending is not None:
+        ts = json.loads(lines[-1])["ts"] + 1
+        lines.append(json.dumps({"v": 1, "ts": ts, **ending}))
+    (target / "events.jsonl").write_text("\n".join(lines) + "\n")
+    return target
+
+
+def second_fold_half_done(runs: Path, ending: dict[str, Any] | None = None) -> Path:
+    """The completed fixture cut in the middle of fold 2's depth_rgb epochs."""
+    events = fold_events(FIXTURES / COMPLETED)
+    first = next(i for i, e in enumerate(events) if e["kind"] == "fold_finished")
+    middle = next(
+        i
+        for i, e in enumerate(events)
+        if i > first and e["kind"] == "epoch" and e["task"] == "fold2-depth_rgb"
+    )
+    name = "failed" if ending else "running"
+    return cut(FIXTURES / COMPLETED, runs / f"20261128-000000-{name}", middle + 2, ending)
+
+
+def report(run: Path, output: Path | None = None) -> tuple[subprocess.CompletedProcess[str], Path]:
+    target = output or run / "report.html"
+    args = ["report", str(run), "--output", str(target)]
+    return run_dfu(dict(os.environ), *args, timeout=120), target
+
+
+def text_of(page: str) -> str:
+    return re.sub(r"<[^>]+>", " ", page)
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Reports of the completed, cancelled, running and failed runs (written once)."""
+    runs = tmp_path_factory.mktemp("runs")
+    shutil.copytree(FIXTURES / COMPLETED, runs / COMPLETED)
+    shutil.copytree(FIXTURES / CANCELLED, runs / CANCELLED)
+    sources = {
+        "completed": runs / COMPLETED,
+        "cancelled": runs / CANCELLED,
+        "running": second_fold_half_done(runs),
+        "failed": second_fold_half_done(
+            runs, {"kind": "run_failed", "reason": "fold2-depth_rgb: worker killed (signal 9)"}
+        ),
+    }
+    out = {}
+    for name, run in sources.items():
+        result, path = report(run)
+        assert result.returncode == 0, result.stderr
+        assert f"wrote {path}" in result.stderr
+        out[name] = path
+    return out
+
+
+class TestReportContents:
+    def test_completed_holds_every_fold_kappa_and_section(self, reports: dict[str, Path]) -> None:
+        page = reports["completed"].read_text()
+        text = text_of(page)
+        summary = json.loads((FIXTURES / COMPLETED / "summary.json").read_text())
+        for combination in summary["combinations"]:
+            for fold in combination["folds"]:
+                assert f"{fold['kappa']:.3f}" in text
+                assert f"{fold['quadratic_kappa']:.3f}" in text
+        for heading in (
+            "Verdict",
+            "Per fold",
+            "Combinations",
+            "Confusion and per-class F1",
+            "Fusion weight",
+            "Image branches by epoch",
+            "Collapse flags",
+            "Data and configuration",
+            "Software",
+        ):
+            assert f"<h2>{heading}</h2>" in page
+        assert "Partial report" not in text
+        assert "fd16e4628f4545e8" in text  # the dataset fingerprint
+        for package in ("Python", "tensorflow", "scikit-learn", "dfu-tui"):
+            assert f"<td>{package}</td>" in page
+        assert "unweighted kappa" in text and "quadratic" in text
+        # every figure: fold points, confusion + F1, curve, 2 per image branch, flag timeline
+        assert len(re.findall(r'<img [^>]*src="data:image/svg\+xml;base64,', page)) == 8
+
+    def test_self_contained_and_private(self, reports: dict[str, Path]) -> None:
+        for path in reports.values():
+            page = path.read_text()
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+            assert "<script" not in page and "<link" not in page
+            assert not re.search(r"""(src|href)=["'](?!data:)""", page)
+            assert "http://" not in page and "https://" not in page
+            assert "default-src 'none'" in page  # the page itself forbids fetching anything
+
+    def test_partial_runs_are_marked(self, reports: dict[str, Path]) -> None:
+        running = text_of(reports["running"].read_text())
+        assert "Partial report" in running and "1 of 2 folds finished" in running
+        assert "Verdict so far (1 of 2 folds)" in running
+        failed = text_of(reports["failed"].read_text())
+        assert "Partial report" in failed and "failed" in failed
+        assert "worker killed (signal 9)" in failed
+        cancelled = text_of(reports["cancelled"].read_text())
+        assert "Partial report" in cancelled and "cancelled" in cancelled
+
+    def test_no_training_stack_imported(self, tmp_path: Path) -> None:
+        shutil.copytree(FIXTURES / COMPLETED, tmp_path / COMPLETED)
+        code = (
+            "import sys; from pathlib import Path; from dfu_tui.report import write_report; "
+            "from dfu_tui.runs.rundir import RunDir; "
+            f"write_report(RunDir(Path({str(tmp_path / COMPLETED)!r})), Path({str(tmp_path / 'r.html')!r})); "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'sklearn', 'textual') if m in sys.modules))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+        )
+        assert out.stdout.strip() == "[]"
+
+
+class TestReportBadInput:
+    @pytest.mark.parametrize(
+        "case",
+        ["unknown run", "output folder missing", "output is a folder", "not started", "damaged"],
+    )
+    def test_one_line_exit_2_nothing_written(self, tmp_path: Path, case: str) -> None:
+        runs = tmp_path / "runs"
+        runs.mkdir()
+        run = runs / COMPLETED
+        shutil.copytree(FIXTURES / COMPLETED, run)
+        target = run / "report.html"
+        args = ["report", COMPLETED, "--runs-dir", str(runs)]
+        if case == "unknown run":
+            args[1] = "20990101-nope"
+        elif case == "output folder missing":
+            target = tmp_path / "missing" / "r.html"
+            args += ["--output", str(target)]
+        elif case == "output is a folder":
+            target = tmp_path
+            args += ["--output", str(tmp_path)]
+        elif case == "not started":
+            (run / "events.jsonl").write_text("")
+        else:  # every line damaged: no run_started to read
+            (run / "events.jsonl").write_bytes(b"\x00\xff garbage\n{not json\n")
+        result = run_dfu(dict(os.environ), *args, timeout=120)
+        assert result.returncode == 2, result.stderr
+        lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "Traceback" not in result.stderr
+        assert COMPLETED[:8] in lines[0] or str(target) in lines[0] or "20990101" in lines[0]
+        if target != tmp_path:
+            assert not target.exists()
+        assert not list(run.glob("*.tmp*"))
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("DFU_TUI_REQUIRE_BROWSER"),
+    reason="no Chromium: install Debian's package (`apt-get install chromium`) to open the "
+    "report in a headless browser",
+)
+class TestReportInBrowser:
+    def test_every_figure_renders_without_network(self, reports: dict[str, Path]) -> None:
+        from playwright.sync_api import sync_playwright
+
+        assert CHROMIUM is not None, "DFU_TUI_REQUIRE_BROWSER is set but Chromium is missing"
+        summary = json.loads((FIXTURES / COMPLETED / "summary.json").read_text())
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--no-first-run",
+                ],
+            )
+            try:
+                for name, path in reports.items():
+                    page = browser.new_page()
+                    requests: list[str] = []
+                    page.on("request", lambda r, seen=requests: seen.append(r.url))
+                    page.goto(path.as_uri(), wait_until="load")
+                    images = page.eval_on_selector_all(
+                        "figure img",
+                        "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])",
+                    )
+                    assert images, f"{name}: no figure"
+                    for complete, width, height in images:
+                        assert complete and width > 100 and height > 50, (name, images)
+                    # data: images are no requests; the page's own file is the only one
+                    assert [u for u in requests if not u.startswith("data:")] == [path.as_uri()]
+                    if name == "completed":
+                        text = page.inner_text("body")
+                        for fold in summary["combinations"][-1]["folds"]:
+                            assert f"{fold['kappa']:.3f}" in text
+                    page.close()
+            finally:
+                browser.close()

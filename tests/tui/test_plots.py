@@ -1,0 +1,220 @@
+"""The plot widgets hold the right series for the committed fixture runs (the data each widget
+holds, read back against the run's own event log and stored predictions), screenshots land
+in the run directory, and a plot is drawn again only when its figure changed."""
+
+from __future__ import annotations
+
+import json
+import math
+import stat
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from textual.widgets import DataTable
+
+from dfu_tui.engine.curve import weight_curves
+from dfu_tui.runs.figures import Figure
+from dfu_tui.tui.messages import RunsUpdated
+from dfu_tui.tui.plots import PlotPanel
+from dfu_tui.tui.screens.compare import CompareScreen
+from dfu_tui.tui.screens.detail import FoldDetailScreen
+from dfu_tui.tui.screens.monitor import MonitorScreen
+from tests.helpers import until
+from tests.tui.conftest import CANCELLED, COMPLETED, FIXTURES, make_app
+
+SIZE = (120, 40)
+
+
+def events(run_id: str) -> list[dict[str, Any]]:
+    path = FIXTURES / run_id / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def figure_of(screen: Any, selector: str) -> Figure:
+    figure = screen.query_one(selector, PlotPanel).figure
+    assert figure is not None, f"{selector} holds no figure"
+    return figure
+
+
+async def shown(pilot: Any, kind: type) -> Any:
+    """The screen of this kind once it is on top and composed."""
+    app = pilot.app
+    await until(pilot, lambda: isinstance(app.screen, kind) and bool(app.screen.query(PlotPanel)))
+    await pilot.pause()
+    return app.screen
+
+
+def close(a: tuple[float, ...], b: list[float]) -> bool:
+    return len(a) == len(b) and all(math.isclose(x, y, abs_tol=1e-9) for x, y in zip(a, b))
+
+
+class TestMonitorPlots:
+    async def test_training_curve_shares_and_fold_points(self, runs_dir: Path) -> None:
+        log = events(COMPLETED)
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_run(COMPLETED)
+            screen = await shown(pilot, MonitorScreen)
+            # nothing running: the last image task that reported epochs
+            task = [e for e in log if e["kind"] == "epoch"][-1]["task"]
+            mine = [e for e in log if e["kind"] == "epoch" and e["task"] == task]
+            curve = figure_of(screen, "#epoch-plot")
+            assert curve.labels[:3] == ["train kappa", "inner-val kappa", "loss"]
+            assert close(curve.get("train kappa").y, [e["train_kappa"] for e in mine])
+            assert close(curve.get("inner-val kappa").y, [e["val_kappa"] for e in mine])
+            assert curve.get("loss").side == "right"
+            assert close(curve.get("loss").y, [e["loss"] for e in mine])
+            best = next(
+                e["best_epoch"] for e in log if e["kind"] == "branch_finished" and e["task"] == task
+            )
+            assert curve.get(f"best epoch {best}").x == (float(best),)
+            assert "kappa (unweighted)" in curve.title
+
+            shares = figure_of(screen, "#share-plot")
+            for c in "IPR":
+                predicted = [e["val_predicted_share"][c] for e in mine]
+                assert close(shares.get(f"{c} predicted").y, predicted)
+                assert close(shares.get(f"{c} true").y, [mine[-1]["val_true_share"][c]])
+
+            folds = figure_of(screen, "#fold-plot")
+            finished = [e for e in log if e["kind"] == "fold_finished"]
+            fused = [max(e["combinations"], key=lambda c: len(c["modalities"])) for e in finished]
+            assert close(folds.get("kappa (unweighted)").y, [c["kappa"] for c in fused])
+            assert close(folds.get("quadratic kappa").y, [c["quadratic_kappa"] for c in fused])
+            mean = statistics.fmean(c["kappa"] for c in fused)
+            line = next(s for s in folds.series if s.label.startswith("mean kappa"))
+            assert line.kind == "hline" and math.isclose(line.y[0], mean)
+            assert f"(n={len(fused)})" in line.label
+
+    async def test_stepping_epochs_follows_the_task(self, runs_dir: Path) -> None:
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_run(COMPLETED)
+            screen = await shown(pilot, MonitorScreen)
+            assert isinstance(screen, MonitorScreen)
+            assert figure_of(screen, "#epoch-plot").title.startswith("fold 2 thermal_map")
+            screen.selected_epoch = 0  # the first epoch of the run: fold 1's depth_rgb
+            await pilot.pause()
+            assert figure_of(screen, "#epoch-plot").title.startswith("fold 1 depth_rgb")
+            assert figure_of(screen, "#share-plot").title.startswith("fold 1 depth_rgb")
+            await pilot.press("l")
+            assert figure_of(screen, "#epoch-plot").title.startswith("fold 2 thermal_map")
+
+    async def test_collapse_is_visible_in_the_share_plot(self, runs_dir: Path) -> None:
+        # the cancelled fixture's image branch predicts one class for most epochs
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_run(CANCELLED)
+            shares = figure_of(await shown(pilot, MonitorScreen), "#share-plot")
+            top = [max(shares.get(f"{c} predicted").y[k] for c in "IPR") for k in range(2)]
+            assert max(top) > 0.9  # one class took (nearly) every prediction
+
+    async def test_no_redraw_without_new_events(self, runs_dir: Path) -> None:
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_run(COMPLETED)
+            screen = await shown(pilot, MonitorScreen)
+            plots = list(screen.query(PlotPanel))
+            before = [p.plot.draws for p in plots]
+            assert all(n == 1 for n in before)
+            for _ in range(5):
+                screen.post_message(RunsUpdated({COMPLETED}))
+            await pilot.pause()
+            assert [p.plot.draws for p in plots] == before
+
+
+class TestFoldDetailPlots:
+    async def test_heatmap_and_f1_bars(self, runs_dir: Path) -> None:
+        log = events(COMPLETED)
+        fold = next(e for e in log if e["kind"] == "fold_finished" and e["fold"] == 1)
+        fused = max(fold["combinations"], key=lambda c: len(c["modalities"]))
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_fold_detail(COMPLETED, 1)
+            screen = await shown(pilot, FoldDetailScreen)
+            table = screen.query_one("#confusion", DataTable)
+            for i, row in enumerate(fused["confusion"]):
+                total = sum(row)
+                for j, count in enumerate(row):
+                    cell = str(table.get_cell_at((i, j + 1)))
+                    assert cell.split()[0] == str(count)
+                    assert f"{count / total:.0%}" in cell
+            f1 = figure_of(screen, "#f1-plot")
+            name = "+".join(fused["modalities"])
+            assert f1.labels[0] == name and all(s.kind == "bar" for s in f1.series)
+            assert close(f1.get(name).y, [fused["f1"][c] for c in "IPR"])
+            for branch, metrics in fold["branches"].items():
+                assert close(f1.get(f"{branch} alone").y, [metrics["f1"][c] for c in "IPR"])
+
+
+class TestComparePlot:
+    async def test_curve_band_marks_and_reference_lines(self, runs_dir: Path) -> None:
+        combo = ["metadata", "depth_rgb", "thermal_map"]
+        # the expected curve, straight from the stored probabilities
+        scored = []
+        for k in (1, 2):
+            preds = {
+                b: np.load(FIXTURES / COMPLETED / "predictions" / f"fold{k}_{b}.npz") for b in combo
+            }
+            scored.append(
+                ({b: p["val_proba"] for b, p in preds.items()}, preds["metadata"]["val_label"])
+            )
+        grid, curves = weight_curves(scored, {"depth_rgb": 0.15, "thermal_map": 0.15})
+        mean, sd = curves.mean(axis=0), curves.std(axis=0, ddof=1)
+        log = events(COMPLETED)
+        finished = [e for e in log if e["kind"] == "fold_finished"]
+
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_compare(COMPLETED)
+            screen = await shown(pilot, CompareScreen)
+            await until(
+                pilot, lambda: screen.query_one("#curve-plot", PlotPanel).figure is not None
+            )
+            figure = figure_of(screen, "#curve-plot")
+            line = figure.get("mean over 2 folds")
+            assert close(line.x, list(grid)) and close(line.y, list(mean))
+            band = figure.get("±1 sd")
+            assert band.kind == "band"
+            assert close(band.y, list(mean - sd)) and close(band.upper, list(mean + sd))
+            at = int(np.abs(grid - 0.7).argmin())
+            assert figure.get(f"configured 0.70: {mean[at]:.3f}").x == (0.7,)
+            best = int(np.argmax(mean))
+            top = next(s for s in figure.series if s.label.startswith("highest"))
+            assert top.x == (grid[best],) and math.isclose(top.y[0], mean[best])
+            for b in combo:
+                expected = statistics.fmean(e["branches"][b]["kappa"] for e in finished)
+                ref = next(s for s in figure.series if s.label.startswith(f"{b} alone"))
+                assert ref.kind == "hline" and math.isclose(ref.y[0], expected)
+
+
+class TestScreenshots:
+    async def test_ctrl_s_saves_into_the_run_directory(self, runs_dir: Path) -> None:
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            app.open_run(COMPLETED)
+            await shown(pilot, MonitorScreen)
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: list((runs_dir / COMPLETED).glob("screenshot-*.svg")))
+            shot = next((runs_dir / COMPLETED).glob("screenshot-monitor-*.svg"))
+            assert stat.S_IMODE(shot.stat().st_mode) == 0o600
+            assert "<svg" in shot.read_text() and "Per-fold kappa" in shot.read_text().replace(
+                "&#160;", " "
+            )
+            assert any(str(shot) in str(n.message) for n in app._notifications)
+            await pilot.press("ctrl+s")  # a second one never overwrites the first
+            await until(pilot, lambda: len(list((runs_dir / COMPLETED).glob("screenshot-*"))) == 2)
+
+    async def test_runs_list_screenshot_and_palette_entry(self, runs_dir: Path) -> None:
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            titles = [c.title for c in app.get_system_commands(app.screen)]
+            assert titles.count("Screenshot") == 1 and "Report" in titles
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: list(runs_dir.glob("screenshot-runs-*.svg")))
+            for run in (COMPLETED, CANCELLED):
+                assert not list((runs_dir / run).glob("screenshot-*"))
