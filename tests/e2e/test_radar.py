@@ -33,6 +33,7 @@ def events(run: Path) -> list[dict]:
     return [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.xdist_group("leak")  # one worker: the module's leak run is made once
 class TestLeakRadar:
     def test_planted_leak_is_flagged_in_the_first_fold(self, leak_run: Path) -> None:
         flags = [e for e in events(leak_run) if e["kind"] == "flag" and e["fold"] == 1]

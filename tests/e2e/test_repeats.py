@@ -15,7 +15,8 @@ import pytest
 from dfu_tui.runs.state import load_state
 from tests.helpers import run_dfu, wait_for
 
-pytestmark = pytest.mark.slow  # trains real models
+# one worker runs every test here: the module's run is made once, not once per worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("repeats")]
 
 SETS = [
     "demo.patients=40",

@@ -86,6 +86,11 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
+# one worker runs every test that reads the module's reports: they are written once
+REPORTS = pytest.mark.xdist_group("reports")
+
+
+@REPORTS
 class TestReportContents:
     def test_completed_holds_every_fold_kappa_and_section(self, reports: dict[str, Path]) -> None:
         page = reports["completed"].read_text()
@@ -139,8 +144,10 @@ class TestReportContents:
         code = (
             "import sys; from pathlib import Path; from dfu_tui.report import write_report; "
             "from dfu_tui.runs.rundir import RunDir; "
-            f"write_report(RunDir(Path({str(tmp_path / COMPLETED)!r})), Path({str(tmp_path / 'r.html')!r})); "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'sklearn', 'textual') if m in sys.modules))"
+            f"write_report(RunDir(Path({str(tmp_path / COMPLETED)!r})), "
+            f"Path({str(tmp_path / 'r.html')!r})); "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'sklearn', 'textual') "
+            "if m in sys.modules))"
         )
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
@@ -187,6 +194,7 @@ class TestReportBadInput:
     reason="no Chromium: install Debian's package (`apt-get install chromium`) to open the "
     "report in a headless browser",
 )
+@REPORTS
 class TestReportInBrowser:
     def test_every_figure_renders_without_network(self, reports: dict[str, Path]) -> None:
         from playwright.sync_api import sync_playwright
@@ -208,7 +216,11 @@ class TestReportInBrowser:
                 for name, path in reports.items():
                     page = browser.new_page()
                     requests: list[str] = []
-                    page.on("request", lambda r, seen=requests: seen.append(r.url))
+
+                    def record(request: Any, seen: list[str] = requests) -> None:
+                        seen.append(request.url)
+
+                    page.on("request", record)
                     page.goto(path.as_uri(), wait_until="load")
                     images = page.eval_on_selector_all(
                         "figure img",

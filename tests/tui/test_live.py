@@ -10,6 +10,7 @@ from textual.widgets import DataTable, Input
 
 from dfu_tui.runs.state import load_state
 from dfu_tui.tui.app import DfuApp
+from dfu_tui.tui.plots import PlotPanel
 from dfu_tui.tui.screens.modals import PreparingScreen
 from dfu_tui.tui.screens.monitor import MonitorScreen
 from tests.helpers import open_form, until
@@ -42,6 +43,14 @@ async def test_launch_watch_stop_resume(tmp_path: Path, small_demo_master: Path,
         assert [p.name for p in runs.iterdir()] == [monitor.run_id]
         assert os.stat(run_dir).st_mode & 0o777 == 0o700
         await until(pilot, lambda: load_state(run_dir).epochs)
+        # the training-curve plot follows the running task as its epochs arrive
+        plot = monitor.query_one("#epoch-plot", PlotPanel)
+        await until(pilot, lambda: plot.figure is not None and not plot.figure.empty)
+        assert plot.figure is not None
+        task = plot.figure.title.split(":")[0].replace("fold ", "fold").replace(" ", "-")
+        points = plot.figure.get("inner-val kappa").y
+        logged = [e["val_kappa"] for e in load_state(run_dir).epochs if e["task"] == task]
+        assert points and list(points) == logged[: len(points)]
         # Stop from the monitor, with confirmation.
         await pilot.press("s")
         await pilot.press("y")

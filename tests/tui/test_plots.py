@@ -38,16 +38,18 @@ def figure_of(screen: Any, selector: str) -> Figure:
     return figure
 
 
-async def shown(pilot: Any, kind: type) -> Any:
+async def shown(pilot: Any, kind: Any) -> Any:
     """The screen of this kind once it is on top and composed."""
-    app = pilot.app
+    app: Any = pilot.app
     await until(pilot, lambda: isinstance(app.screen, kind) and bool(app.screen.query(PlotPanel)))
     await pilot.pause()
     return app.screen
 
 
 def close(a: tuple[float, ...], b: list[float]) -> bool:
-    return len(a) == len(b) and all(math.isclose(x, y, abs_tol=1e-9) for x, y in zip(a, b))
+    return len(a) == len(b) and all(
+        math.isclose(x, y, abs_tol=1e-9) for x, y in zip(a, b, strict=True)
+    )
 
 
 class TestMonitorPlots:

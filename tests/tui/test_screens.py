@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from textual.widgets import Button, DataTable, Input, Static
 
+from dfu_tui.tui.plots import PlotPanel
 from dfu_tui.tui.screens.compare import CompareScreen
 from dfu_tui.tui.screens.detail import FoldDetailScreen
 from dfu_tui.tui.screens.launch import LaunchScreen
 from dfu_tui.tui.screens.modals import ConfirmScreen, HelpScreen
 from dfu_tui.tui.screens.monitor import MonitorScreen
 from dfu_tui.tui.screens.runs import RunsScreen
-from dfu_tui.tui.plots import PlotPanel
 from tests.helpers import open_form, until
 from tests.tui.conftest import CANCELLED, COMPLETED, make_app
 

@@ -27,6 +27,7 @@ def table(tmp_path_factory: pytest.TempPathFactory):
     return read_metadata(root / META, "Healing Phase Abs", "Patient#")
 
 
+@pytest.mark.xdist_group("folds-table")  # one worker: the demo table is written once
 class TestFolds:
     def test_disjoint_by_patient_and_stratified(self, table) -> None:
         folds = make_folds(table.labels, table.patients, 3, seed=7)
@@ -73,6 +74,7 @@ def fit_fold(table, fold_index: int = 0, trees: int = 10, seed: int = 0, inner: 
     return fold, out
 
 
+@pytest.mark.xdist_group("folds-table")
 class TestMetadataBranch:
     def test_fit_on_training_rows_only(self, table) -> None:
         fold = make_folds(table.labels, table.patients, 3, seed=7)[0]
