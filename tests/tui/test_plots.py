@@ -220,3 +220,19 @@ class TestScreenshots:
             await until(pilot, lambda: list(runs_dir.glob("screenshot-runs-*.svg")))
             for run in (COMPLETED, CANCELLED):
                 assert not list((runs_dir / run).glob("screenshot-*"))
+
+
+class TestReportKey:
+    async def test_p_writes_the_report_through_the_command_line(self, runs_dir: Path) -> None:
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_run(CANCELLED)
+            await shown(pilot, MonitorScreen)
+            await pilot.press("p")
+            target = runs_dir / CANCELLED / "report.html"
+            await until(
+                pilot, lambda: any("Report written" in str(n.message) for n in app._notifications)
+            )
+            assert stat.S_IMODE(target.stat().st_mode) == 0o600
+            page = target.read_text()
+            assert "Partial report" in page and CANCELLED in page

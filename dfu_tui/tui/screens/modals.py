@@ -21,7 +21,8 @@ HELP = """\
 | key | action |
 |---|---|
 | `?` | this help |
-| `ctrl+p` | command palette: launch, open run, stop, export, screenshot, theme |
+| `ctrl+p` | command palette: launch, open run, stop, export, report, screenshot, theme |
+| `ctrl+s` | save an SVG screenshot of this screen into its run's directory |
 | `escape` | back / close |
 | `q` | quit (training goes on in the background) |
 
@@ -49,12 +50,17 @@ Columns: `kappa (unw.)` is the best mean unweighted kappa so far over finished f
 | key | action |
 |---|---|
 | `[` / `]` | previous / next fold in the prediction-distribution panel |
-| `,` / `.` | previous / next epoch (inner-validation shares of the image tasks) |
+| `,` / `.` | previous / next epoch (inner-validation shares and the plots of its task) |
 | `l` | latest: follow the newest fold or epoch |
 | `d` | fold detail of the shown fold |
 | `f` | the metadata features the run uses, and what was left out and why |
 | `c` | compare |
 | `s` / `r` / `e` | stop / resume / export |
+| `p` | write the run's HTML report (report.html in its directory) |
+
+The plots: each fold's kappa on both scales with their means; the task's train and
+inner-validation kappa and loss (right axis) by epoch, early stopping's best epoch marked;
+its predicted share of each class by epoch against the true shares (flat lines).
 
 ## Compare
 | key | action |
