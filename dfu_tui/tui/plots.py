@@ -9,9 +9,11 @@ import math
 from collections.abc import Iterable
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.color import Color
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
@@ -33,6 +35,21 @@ class FigurePlot(PlotextPlot):
         self._key = ""
         self.colours: dict[str, tuple[int, int, int]] = {}
         self.draws = 0  # how many times the figure was drawn (a new figure), for benchmarks
+
+    def on_mount(self) -> None:
+        # (Textual runs PlotextPlot.on_mount too: handlers are dispatched along the MRO)
+        self.app.theme_changed_signal.subscribe(self, lambda _: self._recolour())
+
+    def _recolour(self) -> None:
+        """A new theme: the series take its colours."""
+        self.colours.clear()
+        if self.figure is not None:
+            self._draw(self.figure)
+            self.refresh()
+            self.post_message(FigurePlot.Recoloured())
+
+    class Recoloured(Message):
+        """The plot took the new theme's colours (its legend follows)."""
 
     def show(self, figure: Figure) -> bool:
         """Draw `figure` unless it is the one already shown; True when it was drawn."""
@@ -60,6 +77,8 @@ class FigurePlot(PlotextPlot):
         plt.title(f.title if not f.empty else f"{f.title}: {f.empty}")
         if f.empty:
             return
+        for s in f.series:  # colours in the figure's order (the legend's), not drawing order
+            self.colour(s)
         plt.xlabel(f.xlabel)
         plt.ylabel(f.ylabel, "left")  # the second argument is plotext's yside (its stub says xside)
         if f.ylabel_right:
@@ -160,6 +179,10 @@ class PlotPanel(Vertical):
     def show(self, figure: Figure) -> None:
         if self.plot.show(figure):
             self.query_one(".legend", Static).update(self.plot.legend())
+
+    @on(FigurePlot.Recoloured)
+    def _recoloured(self) -> None:
+        self.query_one(".legend", Static).update(self.plot.legend())
 
 
 def fill_heatmap(table: DataTable[Text], heatmap: Heatmap, theme: dict[str, str]) -> None:

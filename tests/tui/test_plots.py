@@ -236,3 +236,24 @@ class TestReportKey:
             assert stat.S_IMODE(target.stat().st_mode) == 0o600
             page = target.read_text()
             assert "Partial report" in page and CANCELLED in page
+
+
+class TestTheme:
+    async def test_a_new_theme_recolours_the_series(self, runs_dir: Path) -> None:
+        from textual.color import Color
+
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_run(COMPLETED)
+            screen = await shown(pilot, MonitorScreen)
+            plot = screen.query_one("#epoch-plot", PlotPanel).plot
+            series = plot.figure.series[0]
+            before = plot.colour(series)
+            app.theme = "gruvbox"
+
+            def primary() -> tuple[int, int, int]:
+                return Color.parse(app.theme_variables["primary"]).rgb
+
+            await until(pilot, lambda: plot.colour(series) == primary() != before, timeout=10)
+            legend = str(screen.query_one("#epoch-plot .legend").render())
+            assert "train kappa" in legend
