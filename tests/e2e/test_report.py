@@ -117,8 +117,8 @@ class TestReportContents:
         for package in ("Python", "tensorflow", "scikit-learn", "dfu-tui"):
             assert f"<td>{package}</td>" in page
         assert "unweighted kappa" in text and "quadratic" in text
-        # every figure: fold points, confusion + F1, curve, 2 per image branch, flag timeline
-        assert len(re.findall(r'<img [^>]*src="data:image/svg\+xml;base64,', page)) == 8
+        # every figure: fold points, confusion, F1, curve, 2 per image branch, flag timeline
+        assert len(re.findall(r'<img [^>]*src="data:image/svg\+xml;base64,', page)) == 9
 
     def test_self_contained_and_private(self, reports: dict[str, Path]) -> None:
         for path in reports.values():
