@@ -606,31 +606,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        from dfu_tui.paths import atomic_write_text
+        from dfu_tui.paths import write_output
 
-        output: Path = args.output
-        if output.is_dir():
-            raise InputError(f"{output}: --output is a folder; give a file name")
-        if not output.parent.is_dir():
-            raise InputError(f"{output}: --output folder {output.parent} does not exist")
-        try:
-            atomic_write_text(output, text)
-        except OSError as exc:
-            raise InputError(f"{output}: cannot write the export ({exc.strerror})") from None
+        write_output(args.output, text, "export")
         err.print(f"wrote {args.output}", markup=False)
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """The run's config, verdict, per-fold tables and figures as one HTML file (0600)."""
-    from dfu_tui.report import ReportError, write_report
+    from dfu_tui.paths import write_output
+    from dfu_tui.report import build_report
 
     run = resolve_run(args.run, args.runs_dir)
     output: Path = args.output if args.output is not None else run.report
-    try:
-        write_report(run, output)
-    except ReportError as exc:
-        raise InputError(str(exc)) from None
+    write_output(output, build_report(run), "report")
     err.print(f"wrote {output}", markup=False)
     return EXIT_OK
 

@@ -10,6 +10,8 @@ from typing import IO
 
 import platformdirs
 
+from dfu_tui.errors import InputError
+
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 
@@ -76,3 +78,16 @@ def atomic_write_text(path: Path, text: str) -> None:
         fh.write(data)
 
     atomic_write(path, write)
+
+
+def write_output(output: Path, text: str, what: str) -> None:
+    """Write a file the user named with `--output` (atomic, private); a folder, a missing
+    folder or a failed write is one InputError naming the file."""
+    if output.is_dir():
+        raise InputError(f"{output}: --output is a folder; give a file name")
+    if not output.parent.is_dir():
+        raise InputError(f"{output}: --output folder {output.parent} does not exist")
+    try:
+        atomic_write_text(output, text)
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write the {what} ({exc.strerror})") from None

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from dfu_tui.data.schema import CLASSES
 from dfu_tui.engine.rules import SCALE_NAMES, criterion_value
+from dfu_tui.errors import InputError
 from dfu_tui.runs.catalog import read_docs, read_json
 from dfu_tui.runs.figures import (
     Figure,
@@ -64,10 +65,6 @@ pre { background: #f5f5f5; padding: 0.8em; overflow-x: auto; font-size: 0.85em; 
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: 0.9em; }
 """
-
-
-class ReportError(Exception):
-    """The report cannot be written; the message names the file."""
 
 
 def _e(value: object) -> str:
@@ -548,7 +545,7 @@ def build_report(run: RunDir, now: float | None = None) -> str:
     now = time.time() if now is None else now
     state = load_state(run.path)
     if not state.combinations:
-        raise ReportError(f"{run.events}: the run has not started (no run_started event)")
+        raise InputError(f"{run.events}: the run has not started (no run_started event)")
     docs = read_docs(run)
     fingerprint = read_json(run.path / "fingerprint.json") or {}
     index = fused_index(state.combinations)
@@ -641,16 +638,8 @@ def build_report(run: RunDir, now: float | None = None) -> str:
 
 
 def write_report(run: RunDir, output: Path) -> Path:
-    """Write the report atomically, private (0600); ReportError names what failed."""
-    from dfu_tui.paths import atomic_write_text
+    """Write the report atomically, private (0600); InputError names what failed."""
+    from dfu_tui.paths import write_output
 
-    text = build_report(run)
-    if output.is_dir():
-        raise ReportError(f"{output}: --output is a folder; give a file name")
-    if not output.parent.is_dir():
-        raise ReportError(f"{output}: --output folder {output.parent} does not exist")
-    try:
-        atomic_write_text(output, text)
-    except OSError as exc:
-        raise ReportError(f"{output}: cannot write the report ({exc.strerror})") from None
+    write_output(output, build_report(run), "report")
     return output
