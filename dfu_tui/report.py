@@ -564,7 +564,13 @@ def build_report(run: RunDir, now: float | None = None) -> str:
         f"<p>Status <b>{_e(state.effective_status(now))}</b>; {state.folds_done} of "
         f"{state.folds} folds, {len(state.done)} of {len(state.tasks)} tasks; "
         f"{len(state.combinations)} combination(s). Generated "
-        f"{_e(time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(now)))}.</p>",
+        f"{_e(time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(now)))}."
+        + (
+            f" <b>{state.skipped} damaged line(s) of the event log were skipped.</b>"
+            if state.skipped
+            else ""
+        )
+        + "</p>",
         "<h2>Verdict</h2>",
         _verdict(state, docs, index),
         "<h2>Per fold</h2>",

@@ -175,7 +175,7 @@ class TestReportBadInput:
         elif case == "output is a folder":
             target = tmp_path
             args += ["--output", str(tmp_path)]
-        elif case == "not started":
+        elif case == "not started":  # an empty log
             (run / "events.jsonl").write_text("")
         else:  # every line damaged: no run_started to read
             (run / "events.jsonl").write_bytes(b"\x00\xff garbage\n{not json\n")
@@ -238,3 +238,15 @@ class TestReportInBrowser:
                     page.close()
             finally:
                 browser.close()
+
+
+def test_damaged_lines_are_skipped_and_said(tmp_path: Path) -> None:
+    run = tmp_path / COMPLETED
+    shutil.copytree(FIXTURES / COMPLETED, run)
+    lines = (run / "events.jsonl").read_text().splitlines()
+    lines[5] = lines[5][: len(lines[5]) // 2]  # a torn write
+    lines.insert(9, "\x00\x00garbage")
+    (run / "events.jsonl").write_text("\n".join(lines) + "\n")
+    result, path = report(run)
+    assert result.returncode == 0, result.stderr
+    assert "2 damaged line(s) of the event log were skipped" in text_of(path.read_text())

@@ -1,0 +1,60 @@
+"""SVG screenshots of every screen at 80x24, from the committed fixture runs:
+
+.venv/bin/python docs/make_screenshots.py      # writes docs/screenshots/*.svg
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import open_form, until  # noqa: E402
+from tests.tui.conftest import CANCELLED, COMPLETED, FIXTURES, make_app  # noqa: E402
+
+OUT = ROOT / "docs" / "screenshots"
+
+
+async def main() -> None:
+    from dfu_tui.tui.plots import PlotPanel
+
+    runs = Path(tempfile.mkdtemp()) / "runs"
+    shutil.copytree(FIXTURES, runs)
+    app = make_app(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+
+        async def shot(name: str) -> None:
+            panels = list(app.screen.query(PlotPanel))
+            await until(pilot, lambda: all(p.figure is not None or not p.display for p in panels))
+            await pilot.pause(0.3)
+            app.save_screenshot(f"{name}.svg", str(OUT))
+
+        await until(pilot, lambda: app.loaded)
+        await shot("runs")
+        await open_form(pilot)
+        await shot("launch")
+        await pilot.press("escape")
+        app.open_run(CANCELLED)
+        await until(pilot, lambda: bool(app.screen.query(PlotPanel)))
+        await shot("monitor")
+        app.open_fold_detail(COMPLETED, 1)
+        await until(pilot, lambda: bool(app.screen.query("#f1-plot")))
+        await shot("fold-detail")
+        app.open_compare(COMPLETED)
+        await until(pilot, lambda: bool(app.screen.query("#curve-plot")))
+        plot = app.screen.query_one("#curve-plot", PlotPanel)
+        await until(pilot, lambda: plot.figure is not None)
+        await pilot.pause(0.3)
+        app.screen.query_one("VerticalScroll").scroll_end(animate=False)
+        await pilot.pause(0.5)
+        await shot("compare")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    print("\n".join(str(p) for p in sorted(OUT.glob("*.svg"))))
