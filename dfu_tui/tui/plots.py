@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
+from textual.app import ComposeResult, RenderResult
 from textual.color import Color
 from textual.containers import Vertical
 from textual.message import Message
@@ -35,6 +35,15 @@ class FigurePlot(PlotextPlot):
         self._key = ""
         self.colours: dict[str, tuple[int, int, int]] = {}
         self.draws = 0  # how many times the figure was drawn (a new figure), for benchmarks
+        self._rendered: tuple[object, RenderResult] | None = None
+
+    def render(self) -> RenderResult:
+        """plotext's text of the figure, built again only when the figure, the size or
+        the theme changed (a scroll or a repaint reuses it)."""
+        key = (self._key, self.size, self.app.theme)
+        if self._rendered is None or self._rendered[0] != key:
+            self._rendered = (key, super().render())
+        return self._rendered[1]
 
     def on_mount(self) -> None:
         # (Textual runs PlotextPlot.on_mount too: handlers are dispatched along the MRO)
@@ -43,6 +52,7 @@ class FigurePlot(PlotextPlot):
     def _recolour(self) -> None:
         """A new theme: the series take its colours."""
         self.colours.clear()
+        self._rendered = None
         if self.figure is not None:
             self._draw(self.figure)
             self.refresh()

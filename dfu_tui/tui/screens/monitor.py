@@ -161,14 +161,25 @@ class MonitorScreen(RunScreen):
         state = self.state
         self.show_header(state)
         self.show_fold_table(state)
-        self.query_one("#fold-plot", PlotPanel).show(fold_kappa_figure(state))
         self.show_task(state)
-        task = epoch_task(state, self.selected_epoch)
-        self.query_one("#epoch-plot", PlotPanel).show(epoch_figure(state, task))
-        self.query_one("#share-plot", PlotPanel).show(share_figure(state, task))
+        # the numbers first; the plots once they are on screen (one pending at a time)
+        if not self._plots_pending:
+            self._plots_pending = True
+            self.call_after_refresh(self.redraw_plots)
         self.show_distribution(state)
         self.show_features(state)
         self.show_verdict(state)
+
+    _plots_pending = False
+
+    def redraw_plots(self) -> None:
+        """Each plot from the state as it is now (drawn again only when its figure changed)."""
+        self._plots_pending = False
+        state = self.state
+        self.query_one("#fold-plot", PlotPanel).show(fold_kappa_figure(state))
+        task = epoch_task(state, self.selected_epoch)
+        self.query_one("#epoch-plot", PlotPanel).show(epoch_figure(state, task))
+        self.query_one("#share-plot", PlotPanel).show(share_figure(state, task))
 
     def show_header(self, state: RunState) -> None:
         now = self.context.clock()
