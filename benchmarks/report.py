@@ -9,6 +9,7 @@ Without --run it first trains the run (demo data, 32 px, 2 epochs: a few minutes
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import statistics
 import tempfile
@@ -57,9 +58,14 @@ def main() -> None:
         times.append(seconds)
     page = output.read_text()
     figures = len(re.findall(r"<figure ", page))
-    combos = len(re.findall(r"<tr><td>fold ", page))
+    started = next(
+        json.loads(line)
+        for line in (run / "events.jsonl").read_text().splitlines()
+        if '"run_started"' in line
+    )
     print(
-        f"dfu-tui report, {run.name} ({combos} fold x combination rows): "
+        f"dfu-tui report, {run.name} ({started['folds']} folds x "
+        f"{len(started['combinations'])} combinations): "
         f"median {statistics.median(times):.2f} s over {len(times)} runs "
         f"(min {min(times):.2f}, max {max(times):.2f}); "
         f"{output.stat().st_size / 1e6:.2f} MB, {figures} figures"
