@@ -28,6 +28,26 @@ def run_dfu(
     )
 
 
+def detached_run(
+    env: dict[str, str], runs: Path, sets: list[str], *options: str, config: str = ""
+) -> Path:
+    """`dfu-tui run CONFIG --detach` with `--set` for each of `sets` and extra command-line
+    `options`; the directory of the run it started."""
+    args = [a for item in sets for a in ("--set", item)]
+    proc = run_dfu(
+        env,
+        "run",
+        config or "configs/default.toml",
+        "--runs-dir",
+        str(runs),
+        "--detach",
+        *options,
+        *args,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return runs / proc.stdout.strip()
+
+
 def wait_for(check: Callable[[], T], timeout: float = 240.0, every: float = 0.2) -> T:
     """Poll `check` until it returns something true; fail after `timeout` seconds."""
     end = time.monotonic() + timeout

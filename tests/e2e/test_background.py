@@ -15,16 +15,17 @@ import numpy as np
 import pytest
 
 from dfu_tui.runs.state import load_state
+from tests.helpers import detached_run, wait_for
 from tests.helpers import run_dfu as dfu
-from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow  # trains real models
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def fast(data: Path, epochs: int = 3) -> list[str]:
-    items = [
+def fast_items(data: Path, epochs: int = 3) -> list[str]:
+    """`key=value` settings of a small, quick run on `data`."""
+    return [
         f"data.root='{data}'",
         "data.image_size=32",
         "cv.folds=2",
@@ -33,7 +34,10 @@ def fast(data: Path, epochs: int = 3) -> list[str]:
         f"image_model.patience={epochs}",
         "image_model.threads=1",
     ]
-    return [a for item in items for a in ("--set", item)]
+
+
+def fast(data: Path, epochs: int = 3) -> list[str]:
+    return [a for item in fast_items(data, epochs) for a in ("--set", item)]
 
 
 @pytest.fixture
@@ -47,11 +51,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def detach(env: dict[str, str], runs: Path, data: Path, epochs: int = 3) -> Path:
-    proc = dfu(
-        env, "run", "configs/default.toml", "--runs-dir", str(runs), "--detach", *fast(data, epochs)
-    )
-    assert proc.returncode == 0, proc.stderr
-    return runs / proc.stdout.strip()
+    return detached_run(env, runs, fast_items(data, epochs))
 
 
 @pytest.fixture(scope="module")

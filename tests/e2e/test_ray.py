@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dfu_tui.runs.state import load_state
-from tests.helpers import ROOT, run_dfu, wait_for
+from tests.helpers import ROOT, detached_run, run_dfu, wait_for
 
 ray = pytest.importorskip("ray")
 
@@ -94,19 +94,7 @@ def test_ray_gives_the_local_results_and_streams_epochs(tmp_path: Path, env, mon
 
 def test_stop_cancels_every_ray_task(tmp_path: Path, env) -> None:
     slow = [*TINY, "image_model.epochs=200", "image_model.patience=200"]
-    proc = run_dfu(
-        env,
-        "run",
-        "configs/default.toml",
-        "--runs-dir",
-        str(tmp_path / "runs"),
-        "--detach",
-        "--executor",
-        "ray",
-        *sets(slow),
-    )
-    assert proc.returncode == 0, proc.stderr
-    run = tmp_path / "runs" / proc.stdout.strip()
+    run = detached_run(env, tmp_path / "runs", slow, "--executor", "ray")
     wait_for(lambda: any(e["kind"] == "epoch" for e in events(run)), timeout=180)
     stop = run_dfu(env, "stop", str(run))
     assert stop.returncode == 0 and "cancelled" in stop.stdout, stop.stdout + stop.stderr

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from dfu_tui.runs.state import load_state
-from tests.helpers import run_dfu, wait_for
+from tests.helpers import detached_run, run_dfu, wait_for
 
 # one worker runs every test here: the module's run is made once, not once per worker
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("repeats")]
@@ -24,10 +24,6 @@ SETS = [
     "metadata_model.n_estimators=40",
     "radar.enabled=false",
 ]
-
-
-def sets(*extra: str) -> list[str]:
-    return [a for s in (*SETS, *extra) for a in ("--set", s)]
 
 
 @pytest.fixture(scope="module")
@@ -45,19 +41,7 @@ def repeated(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> P
     SIGKILL in repeat 2, then resumed to completion (one run serves every test here)."""
     runs = tmp_path_factory.mktemp("runs")
     extra = ("cv.folds=5", "cv.repeats=3", "cv.strategy='temporal'")
-    proc = run_dfu(
-        env,
-        "run",
-        "configs/default.toml",
-        "--runs-dir",
-        str(runs),
-        "--detach",
-        "--jobs",
-        "2",
-        *sets(*extra),
-    )
-    assert proc.returncode == 0, proc.stderr
-    run = runs / proc.stdout.strip()
+    run = detached_run(env, runs, [*SETS, *extra], "--jobs", "2")
     wait_for(lambda: any(e["kind"] == "fold_finished" and e["fold"] >= 7 for e in events(run)))
     os.kill(int((run / "lock").read_text()), signal.SIGKILL)
     before = events(run)

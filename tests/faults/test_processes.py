@@ -15,7 +15,7 @@ import pytest
 
 from dfu_tui.runs.procs import alive, run_processes
 from dfu_tui.runs.state import load_state
-from tests.helpers import ROOT, run_dfu, wait_for
+from tests.helpers import ROOT, detached_run, run_dfu, wait_for
 from tests.tui.conftest import CANCELLED, COMPLETED, FIXTURES
 
 SLOW = [  # enough trees that a fold takes a few seconds: time to stop or kill mid-run
@@ -34,20 +34,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def detach(env: dict[str, str], runs: Path, *extra: str) -> Path:
-    sets = [a for s in (*SLOW, *extra) for a in ("--set", s)]
-    proc = run_dfu(
-        env,
-        "run",
-        "configs/default.toml",
-        "--runs-dir",
-        str(runs),
-        "--detach",
-        "--jobs",
-        "1",
-        *sets,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return runs / proc.stdout.strip()
+    return detached_run(env, runs, [*SLOW, *extra], "--jobs", "1")
 
 
 def events(run: Path) -> list[dict]:
