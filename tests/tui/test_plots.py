@@ -39,11 +39,23 @@ def figure_of(screen: Any, selector: str) -> Figure:
 
 
 async def shown(pilot: Any, kind: Any) -> Any:
-    """The screen of this kind once it is on top and composed."""
+    """The screen of this kind once it is on top, composed, and its plots drawn (the monitor
+    draws them after a refresh; compare's curve is computed on a thread and may stay hidden)."""
     app: Any = pilot.app
-    await until(pilot, lambda: isinstance(app.screen, kind) and bool(app.screen.query(PlotPanel)))
-    await pilot.pause()
+
+    def drawn() -> bool:
+        if not isinstance(app.screen, kind):
+            return False
+        panels = list(app.screen.query(PlotPanel))
+        return bool(panels) and all(p.figure is not None or not p.display for p in panels)
+
+    await until(pilot, drawn)
     return app.screen
+
+
+def title_of(screen: Any, selector: str) -> str:
+    figure = screen.query_one(selector, PlotPanel).figure
+    return "" if figure is None else str(figure.title)
 
 
 def close(a: tuple[float, ...], b: list[float]) -> bool:
@@ -98,11 +110,11 @@ class TestMonitorPlots:
             assert isinstance(screen, MonitorScreen)
             assert figure_of(screen, "#epoch-plot").title.startswith("fold 2 thermal_map")
             screen.selected_epoch = 0  # the first epoch of the run: fold 1's depth_rgb
-            await pilot.pause()
-            assert figure_of(screen, "#epoch-plot").title.startswith("fold 1 depth_rgb")
+            await until(pilot, lambda: title_of(screen, "#epoch-plot").startswith("fold 1 depth"))
             assert figure_of(screen, "#share-plot").title.startswith("fold 1 depth_rgb")
             await pilot.press("l")
-            assert figure_of(screen, "#epoch-plot").title.startswith("fold 2 thermal_map")
+            await until(pilot, lambda: title_of(screen, "#epoch-plot").startswith("fold 2 therm"))
+            assert figure_of(screen, "#share-plot").title.startswith("fold 2 thermal_map")
 
     async def test_collapse_is_visible_in_the_share_plot(self, runs_dir: Path) -> None:
         # the cancelled fixture's image branch predicts one class for most epochs
@@ -123,6 +135,8 @@ class TestMonitorPlots:
             assert all(n == 1 for n in before)
             for _ in range(5):
                 screen.post_message(RunsUpdated({COMPLETED}))
+            await pilot.pause()
+            await until(pilot, lambda: not screen._plots_pending)  # the redraw has run
             await pilot.pause()
             assert [p.plot.draws for p in plots] == before
 

@@ -15,7 +15,24 @@ SIZE = (100, 32)
 
 
 def test_runs_list(snap_compare, runs_dir: Path) -> None:
-    assert snap_compare(make_app(runs_dir), terminal_size=SIZE)
+    from textual.widgets import DataTable
+
+    from dfu_tui.tui.screens.runs import RunsScreen
+
+    async def listed(pilot: Pilot) -> None:
+        # the runs are read on a thread before the first screen: wait for both rows
+        app = pilot.app
+
+        def ready() -> bool:
+            if not isinstance(app.screen, RunsScreen):
+                return False
+            tables = app.screen.query("#runs")
+            return bool(tables) and tables.first(DataTable).row_count == 2
+
+        await until(pilot, ready)
+        await pilot.pause()
+
+    assert snap_compare(make_app(runs_dir), terminal_size=SIZE, run_before=listed)
 
 
 def test_launch_form_with_weight_error(snap_compare, runs_dir: Path, monkeypatch) -> None:
