@@ -338,8 +338,8 @@ def curve_section(run: RunDir, state: RunState, cfg: Any, index: int) -> str:
         mfig,
         f"Mean validation kappa (unweighted) over {len(folds)} folds as the metadata weight "
         "goes 0 to 1 (images keep their ratio); band: ±1 sample sd over folds; dashed: each "
-        "branch alone. Measured on the validation folds: it describes the run and must not "
-        "be used to choose weights.",
+        "branch alone, mean kappa over the folds on its own samples. Measured on the "
+        "validation folds: it describes the run and must not be used to choose weights.",
         "fusion-curve",
     )
 

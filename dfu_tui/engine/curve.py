@@ -70,14 +70,3 @@ def weight_curves(
             ok = ~np.isnan(fused).any(axis=1)
             curves[k, i] = cohen_kappa(y[ok], fused[ok].argmax(axis=1))
     return grid, curves
-
-
-def weight_curve(
-    folds: Sequence[tuple[Mapping[str, np.ndarray], np.ndarray]],
-    image_weights: Mapping[str, float],
-    points: int = 101,
-    anchor: str = "metadata",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean validation kappa over folds as the `anchor` weight goes from 0 to 1."""
-    grid, curves = weight_curves(folds, image_weights, points, anchor)
-    return grid, curves.mean(axis=0) if len(folds) else np.zeros(points)

@@ -305,7 +305,10 @@ def curve_figure(
         Series(f"highest {m[best]:.3f} at {xs[best]:.2f}", (xs[best],), (m[best],), "scatter")
     )
     for b, kappa in branches.items():
-        series.append(Series(f"{b} alone {kappa:.3f}", (), (kappa,), "hline", group=b))
+        # each branch on its own samples (an image branch: those with its images)
+        series.append(
+            Series(f"{b} alone {kappa:.3f} (own samples)", (), (kappa,), "hline", group=b)
+        )
     return Figure(
         f"{name}: kappa (unweighted) by metadata weight",
         xlabel="metadata weight",

@@ -282,15 +282,16 @@ class TestCurve:
             assert cohen_kappa(y, pred, quadratic=True) == pytest.approx(quadratic_kappa(y, pred))
 
     def test_weight_curve_ends_are_the_branches_alone(self) -> None:
-        from dfu_tui.engine.curve import cohen_kappa, weight_curve
+        from dfu_tui.engine.curve import cohen_kappa, weight_curves
 
         rng = np.random.default_rng(4)
         y = rng.integers(0, 3, 60)
         meta = rng.dirichlet(np.ones(3), 60)
         img = rng.dirichlet(np.ones(3), 60)
-        grid, curve = weight_curve(
+        grid, curves = weight_curves(
             [({"metadata": meta, "thermal_map": img}, y)], {"thermal_map": 1.0}
         )
+        curve = curves[0]
         assert len(grid) == 101 and grid[0] == 0.0 and grid[-1] == 1.0
         assert curve[-1] == pytest.approx(cohen_kappa(y, meta.argmax(axis=1)))
         assert curve[0] == pytest.approx(cohen_kappa(y, img.argmax(axis=1)))
