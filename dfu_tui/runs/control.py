@@ -1,10 +1,12 @@
 """Stopping a run from outside: SIGTERM to the run's own processes, SIGKILL after a grace.
 
 The run's processes are the holder of its lock (a live supervisor: a held lock cannot
-belong to a reused pid) and the supervisor and worker processes whose command line names
-the run's directory (`runs.procs`). A recorded pid or process group is never signalled on
-its own. A stop is confirmed only once those processes are gone; the log then ends with
-the final event that matches what happened.
+belong to a reused pid), the supervisor and worker processes whose command line names
+the run's directory, and what a supervisor recorded by identity that it started (a local
+Ray instance and its workers, which a killed supervisor leaves behind): see `runs.procs`.
+A recorded pid or process group is never signalled on its own. A stop is confirmed only
+once those processes are gone; the log then ends with the final event that matches what
+happened.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ FINAL = ("completed", "failed", "cancelled")
 
 
 def _ours(run: RunDir) -> tuple[list[int], list[int]]:
-    """(supervisor pids, worker pids) of the run, never this process."""
+    """(supervisor pids, the pids of their workers and what else they started) of the run,
+    never this process."""
     procs = run_processes(run.path)
     supervisors = {p.pid for p in procs if p.role == "supervisor"}
     holder = lock_holder(run)
     if holder is not None:
         supervisors.add(holder)
-    workers = {p.pid for p in procs if p.role == "worker"}
+    workers = {p.pid for p in procs if p.role != "supervisor"}
     me = os.getpid()
     return sorted(supervisors - {me}), sorted(workers - {me})
 

@@ -4,11 +4,17 @@ A supervisor or worker of a run is recognised by its command line (`-m
 dfu_tui.supervise RUN_DIR` or `-m dfu_tui.runs.worker RUN_DIR TASK`, naming the run's
 directory) and by belonging to this user; a recorded process id or group alone is never
 trusted (ids are reused after a reboot or a wrap-around).
+
+What a supervisor starts that does not name the run on its command line (a local Ray
+instance: its servers, agents and worker processes, some of which outlive a killed
+supervisor as orphans and ignore SIGTERM) is recorded in the run's `processes.json` by
+identity: pid, boot and start time, which together name one process for good.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
@@ -27,7 +33,7 @@ MODULES = {
 @dataclass(frozen=True)
 class RunProcess:
     pid: int
-    role: str  # "supervisor" or "worker"
+    role: str  # "supervisor", "worker", or "started" (recorded in `processes.json`)
     task: str  # the worker's task id ("" for a supervisor)
 
 
@@ -47,7 +53,8 @@ def _same_path(arg: str, run_dir: Path) -> bool:
 
 
 def run_processes(run_dir: Path) -> list[RunProcess]:
-    """This user's live supervisor and worker processes of the run in `run_dir`."""
+    """This user's live supervisor and worker processes of the run in `run_dir`, and what
+    its supervisors recorded that they started (`record_started`)."""
     target = run_dir.resolve()
     uid = os.getuid()
     found = []
@@ -66,7 +73,78 @@ def run_processes(run_dir: Path) -> list[RunProcess]:
                 if rest and _same_path(rest[0], target):
                     task = rest[1] if role == "worker" and len(rest) > 1 else ""
                     found.append(RunProcess(int(entry.name), role, task))
+    named = {p.pid for p in found}
+    found += [RunProcess(pid, "started", "") for pid in _recorded(run_dir) if pid not in named]
     return found
+
+
+STARTED_FILE = "processes.json"
+
+
+def _boot() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def identity(pid: int) -> str:
+    """The boot and the start time of a live process ("" if there is none): with its pid it
+    names one process, as a pid is never reused within the same clock tick of one boot."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return ""
+    return f"{_boot()}:{fields[19]}" if fields[0] != "Z" else ""
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid`: its children, theirs, and so on."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if entry.name.isdigit():
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                children.setdefault(int(stat[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _read_started(run_dir: Path) -> dict[str, str]:
+    try:
+        doc = json.loads((run_dir / STARTED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # none recorded, or damaged: nothing is trusted from it
+    if not isinstance(doc, dict):
+        return {}
+    return {str(k): str(v) for k, v in doc.items()}
+
+
+def record_started(run_dir: Path, pids: list[int]) -> None:
+    """Add processes this supervisor started to the run's record (pid -> identity)."""
+    from dfu_tui.paths import atomic_write_text
+
+    known = _read_started(run_dir)
+    new = {str(p): i for p in pids if str(p) not in known and (i := identity(p))}
+    if new:
+        atomic_write_text(run_dir / STARTED_FILE, json.dumps({**known, **new}, indent=0))
+
+
+def _recorded(run_dir: Path) -> list[int]:
+    """The recorded processes that are still the very processes recorded, and this user's."""
+    uid = os.getuid()
+    live = []
+    for pid, ident in _read_started(run_dir).items():
+        if not pid.isdigit() or identity(int(pid)) != ident:
+            continue
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}").stat().st_uid == uid:
+                live.append(int(pid))
+    return live
 
 
 def alive(pid: int) -> bool:

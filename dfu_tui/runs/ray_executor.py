@@ -23,6 +23,7 @@ from dfu_tui.data.schema import is_metadata_branch
 from dfu_tui.errors import InputError
 from dfu_tui.runs.events import EventWriter
 from dfu_tui.runs.executor import TaskOutcome
+from dfu_tui.runs.procs import descendants, end_processes, record_started, run_processes
 from dfu_tui.runs.rundir import RunDir, save_predictions
 from dfu_tui.runs.tasks import epoch_events, parse_task_id
 
@@ -110,6 +111,7 @@ class RayExecutor:
                     configure_logging=False,
                 )
                 self._started_ray = True
+                self._record()
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = address or "a local instance"
             raise InputError(
@@ -189,8 +191,18 @@ class RayExecutor:
         self._refs.clear()
 
     def close(self) -> None:
-        if self._ray is not None and self._started_ray:
+        if self._started_ray:
             self._ray.shutdown()
+            # Ray ends its processes, and the workers follow their raylet, but not at once
+            # (and its agents ignore SIGTERM): the run is closed when they are gone
+            left = [p.pid for p in run_processes(self.run.path) if p.role == "started"]
+            end_processes(left, grace=5.0)
+
+    def _record(self) -> None:
+        """The local instance's processes (servers, agents, the workers started so far) in
+        the run's record, so that a stop finds them after this supervisor was killed."""
+        if self._started_ray:
+            record_started(self.run.path, descendants(os.getpid()))
 
     @property
     def running(self) -> list[str]:
@@ -241,6 +253,7 @@ class RayExecutor:
                         f"(attempt {self._attempts[task_id]}: its node was lost)",
                     )
                 self._nodes[task_id] = node
+                self._record()  # its worker process, on this machine with a local instance
                 self.events.emit(
                     "task_started", task=task_id, fold=number, branch=branch, pid=pid, node=node
                 )

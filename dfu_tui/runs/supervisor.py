@@ -271,17 +271,20 @@ class Supervisor:
         return out
 
     def _end_orphans(self) -> None:
-        """Workers of this run left by a supervisor that was killed: end them before their
-        tasks are trained again (their temporary files are removed next)."""
+        """Workers of this run left by a supervisor that was killed (and what else it
+        started, a local Ray instance's processes): end them before their tasks are trained
+        again (their temporary files are removed next)."""
         from dfu_tui.runs.procs import end_processes, run_processes
 
-        orphans = [p for p in run_processes(self.run.path) if p.role == "worker"]
+        orphans = [p for p in run_processes(self.run.path) if p.role != "supervisor"]
         if orphans:
             left = end_processes([p.pid for p in orphans], grace=10.0)
             self.events.emit(
                 "message",
-                text=f"ended {len(orphans) - len(left)} orphaned worker(s) of this run: "
-                + ", ".join(f"{p.task} (pid {p.pid})" for p in orphans),
+                text=f"ended {len(orphans) - len(left)} orphaned process(es) of this run: "
+                + ", ".join(
+                    f"{p.task or 'started by its supervisor'} (pid {p.pid})" for p in orphans
+                ),
             )
 
     def _clean_temporaries(self) -> None:

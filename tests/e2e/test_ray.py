@@ -92,16 +92,59 @@ def test_ray_gives_the_local_results_and_streams_epochs(tmp_path: Path, env, mon
     assert load_state(on_ray).status == "completed"
 
 
-def test_stop_cancels_every_ray_task(tmp_path: Path, env) -> None:
+def processes() -> dict[int, tuple[int, str, str]]:
+    """pid -> (parent pid, start time, command) of every process that `ps` sees and that
+    has not exited (a zombie, or one whose first thread has exited and whose other threads
+    are being torn down after a SIGKILL, has)."""
+    rows = subprocess.run(
+        ["ps", "-e", "-o", "pid=,ppid=,stat=,lstart=,args="], capture_output=True, text=True
+    ).stdout.splitlines()
+    return {
+        int(pid): (int(ppid), " ".join(rest[:5]), " ".join(rest[5:]))
+        for pid, ppid, stat, *rest in (row.split() for row in rows)
+        if not stat.startswith("Z")
+    }
+
+
+def process_tree(root: int) -> dict[int, tuple[int, str, str]]:
+    """Every process below `root` (children, theirs, ...)."""
+    every = processes()
+    below: dict[int, tuple[int, str, str]] = {}
+    grew = True
+    while grew:
+        grew = False
+        for pid, info in every.items():
+            if pid not in below and (info[0] == root or info[0] in below):
+                below[pid] = info
+                grew = True
+    return below
+
+
+@pytest.mark.parametrize("supervisor", ["alive", "killed"])
+def test_stop_cancels_every_ray_task(tmp_path: Path, env, supervisor: str) -> None:
+    """Stop ends the local Ray instance the supervisor started and every task it ran: at
+    once with a live supervisor, and as orphans after the supervisor was killed (-9)."""
+    import os
+    import signal
+
     slow = [*TINY, "image_model.epochs=200", "image_model.patience=200"]
     run = detached_run(env, tmp_path / "runs", slow, "--executor", "ray")
     wait_for(lambda: any(e["kind"] == "epoch" for e in events(run)), timeout=180)
+    pid = load_state(run).pid
+    assert pid is not None
+    # the local Ray instance the supervisor started, with the worker training the epochs
+    tree = process_tree(pid)
+    assert any("ray::train_remote" in command for _, _, command in tree.values()), tree
+    if supervisor == "killed":
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: pid not in processes())
     stop = run_dfu(env, "stop", str(run))
     assert stop.returncode == 0 and "cancelled" in stop.stdout, stop.stdout + stop.stderr
     assert load_state(run).status == "cancelled"
-    # the local Ray instance the supervisor started is gone with every task it ran
-    left = subprocess.run(["pgrep", "-f", "ray::"], capture_output=True, text=True).stdout
-    assert left.strip() == "", left
+    # ... is gone the moment stop returns
+    now = processes()  # an orphan has a new parent: the same pid and start time is the same
+    left = {p: i for p, i in tree.items() if p in now and now[p][1] == i[1]}
+    assert left == {}, left
 
 
 def test_two_nodes_and_a_lost_node(tmp_path: Path, env) -> None:

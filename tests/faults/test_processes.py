@@ -3,6 +3,7 @@ supervisor and worker processes on a tiny metadata-only run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -78,6 +79,64 @@ def test_stop_never_signals_a_process_that_is_not_the_runs(tmp_path: Path) -> No
         stranger.wait()
 
 
+def test_stop_ends_what_a_killed_supervisor_left_and_only_that(tmp_path: Path) -> None:
+    """What a supervisor starts without naming the run on its command line (a local Ray
+    instance and its workers, some of which ignore SIGTERM) is recorded by identity; after
+    the supervisor was killed, stop ends exactly those processes, never a reused pid."""
+    from dfu_tui.runs.procs import STARTED_FILE, descendants, identity, record_started
+
+    run = tmp_path / CANCELLED
+    shutil.copytree(FIXTURES / CANCELLED, run)
+
+    def start(command: list[str]) -> subprocess.Popen:
+        return subprocess.Popen(command, start_new_session=True)
+
+    ignores_term = start(["bash", "-c", "trap '' TERM; sleep 60 & wait"])
+    ours = [start(["sleep", "60"]), ignores_term]
+    strangers = [start(["sleep", "60"]), start(["sleep", "60"])]
+    try:
+        wait_for(lambda: len(descendants(ignores_term.pid)) == 1)  # its sleep
+        record_started(run, [p.pid for p in ours] + descendants(ignores_term.pid))
+        # a recorded pid that is now another process (reused): the recorded one started
+        # earlier than the process that has its pid now
+        doc = json.loads((run / STARTED_FILE).read_text())
+        boot, ticks = identity(strangers[0].pid).split(":")
+        doc[str(strangers[0].pid)] = f"{boot}:{int(ticks) - 100}"
+        doc["not-a-pid"] = "x"
+        (run / STARTED_FILE).write_text(json.dumps(doc))
+        found = {p.pid: p.role for p in run_processes(run)}
+        assert set(found) == {*(p.pid for p in ours), *descendants(ignores_term.pid)}
+        assert set(found.values()) == {"started"}
+        # the log still looks alive: its supervisor was killed
+        lines = (run / "events.jsonl").read_text().splitlines()
+        kept = [x for x in lines if json.loads(x)["kind"] != "run_cancelled"]
+        (run / "events.jsonl").write_text("\n".join(kept) + "\n")
+        proc = run_dfu(dict(os.environ), "stop", str(run))
+        assert proc.returncode == 0, proc.stderr
+        assert run_processes(run) == []
+        assert all(p.poll() is not None for p in ours)
+        assert all(p.poll() is None for p in strangers)
+        assert load_state(run).status == "cancelled"
+    finally:
+        for p in [*ours, *strangers]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def test_a_damaged_process_record_trusts_nothing(tmp_path: Path) -> None:
+    from dfu_tui.runs.procs import STARTED_FILE
+
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        for text in ("{", "[1, 2]", json.dumps({str(stranger.pid): "0:0"}), ""):
+            (tmp_path / STARTED_FILE).write_text(text)
+            assert run_processes(tmp_path) == []
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
 @pytest.mark.slow
 def test_resume_ends_orphans_and_only_one_of_two_resumes_wins(
     tmp_path: Path, env: dict[str, str]
@@ -104,7 +163,7 @@ def test_resume_ends_orphans_and_only_one_of_two_resumes_wins(
     assert "already running" in loser and "Traceback" not in loser
     wait_for(lambda: load_state(run).status == "completed", timeout=300)
     log = events(run)
-    assert any("orphaned worker" in e.get("text", "") for e in log if e["kind"] == "message")
+    assert any("orphaned process(es)" in e.get("text", "") for e in log if e["kind"] == "message")
     assert all(not alive(p.pid) for p in orphans)
     # folds complete before the kill were not scored (and flagged) a second time
     finished = [e["fold"] for e in log if e["kind"] == "fold_finished"]

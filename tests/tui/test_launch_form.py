@@ -71,3 +71,22 @@ async def test_folder_picker_fills_the_data_source(runs_dir: Path, tiny_demo: Pa
         await pilot.press("ctrl+o", "escape")
         await pilot.pause()
         assert form.query_one("#root", Input).value == str(tiny_demo)  # cancel keeps it
+
+
+async def test_estimate_follows_runs_read_after_the_form_opened(tmp_path: Path) -> None:
+    """The runs are read on a thread, and runs finish while the form is open: the estimate
+    from earlier runs appears when they are read, not only on the next keystroke."""
+    import shutil
+
+    from tests.tui.conftest import COMPLETED, FIXTURES
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    app = make_app(runs)
+    async with app.run_test(size=(100, 32)) as pilot:
+        form = await open_form(pilot)
+        preview = form.query_one("#preview", Static)
+        assert "earlier runs" not in str(preview.render())  # no run read yet
+        shutil.copytree(FIXTURES / COMPLETED, runs / COMPLETED)
+        await until(pilot, lambda: "from earlier runs" in str(preview.render()))
+        assert "6 tasks" in str(preview.render())  # the form's own numbers stay

@@ -47,6 +47,9 @@ def test_launch_form_with_weight_error(snap_compare, runs_dir: Path, monkeypatch
         note = form.query_one("#data-note")
         await until(pilot, lambda: "/nonexistent-dataset" in str(note.render()))
         await until(pilot, lambda: "must be >= 0" in str(form.query_one("#errors").render()))
+        # the estimate from the fixture runs, once the runs are read (on a thread at start)
+        preview = form.query_one("#preview")
+        await until(pilot, lambda: "from earlier runs" in str(preview.render()))
         scroll = form.query_one("#launch-form")
         # scroll_end waits for a refresh of the layout: wait until it has landed at the end
         scroll.scroll_end(animate=False)

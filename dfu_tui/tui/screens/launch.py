@@ -18,7 +18,7 @@ from dfu_tui.config import BACKBONES, FUSION_STRATEGIES, Config, load_config, re
 from dfu_tui.data.schema import GROUP_HELP, MODALITIES
 from dfu_tui.errors import InputError
 from dfu_tui.runs.resources import default_jobs
-from dfu_tui.tui.messages import Context, LaunchEnded, LaunchRun
+from dfu_tui.tui.messages import Context, LaunchEnded, LaunchRun, RunsUpdated
 from dfu_tui.tui.screens.base import DfuScreen
 
 # Feature groups offered as "leave out" switches, and as the paired comparison.
@@ -297,6 +297,12 @@ class LaunchScreen(DfuScreen):
     @on(Switch.Changed)
     def _changed(self) -> None:
         self.validate_form()
+
+    def on_runs_updated(self, message: RunsUpdated) -> None:
+        """The estimate from earlier runs follows the runs as they are read (at start, the
+        form may open before the runs directory has been read) and as they finish tasks."""
+        if self.ready:
+            self._preview(self.values())
 
     def action_pick_folder(self) -> None:
         from dfu_tui.tui.screens.modals import FolderScreen
