@@ -7,6 +7,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import tomllib
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,9 @@ MAX_FEATURES = ("sqrt", "log2", "none")
 MAX_INNER_FOLDS = 10
 CRITERIA_METRICS = ("quadratic_kappa", "kappa")
 EXECUTORS = ("local", "ray")
+# what `ray.init(address=...)` takes: a running cluster on this machine, a new local
+# instance, a cluster's GCS (host:port) or a Ray client server (ray://host:port)
+RAY_ADDRESS = re.compile(r"auto|local|(ray://)?[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}")
 WEIGHT_SUM_TOLERANCE = 1e-6
 
 
@@ -390,6 +394,11 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
     if ex.kind not in EXECUTORS:
         bad(
             "executor.kind", f"unknown executor {ex.kind!r}; expected one of {', '.join(EXECUTORS)}"
+        )
+    if ex.address and not RAY_ADDRESS.fullmatch(ex.address):
+        bad(
+            "executor.address",
+            f"expected auto, host:port or ray://host:port, got {ex.address!r}",
         )
     if ex.cpus_per_task <= 0:
         bad("executor.cpus_per_task", f"must be > 0, got {ex.cpus_per_task}")

@@ -4,6 +4,7 @@ jobs default, a folder picker and coverage as soon as a folder is chosen."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from textual.widgets import Checkbox, Input, Select, Static
@@ -90,3 +91,34 @@ async def test_estimate_follows_runs_read_after_the_form_opened(tmp_path: Path) 
         shutil.copytree(FIXTURES / COMPLETED, runs / COMPLETED)
         await until(pilot, lambda: "from earlier runs" in str(preview.render()))
         assert "6 tasks" in str(preview.render())  # the form's own numbers stay
+
+
+async def test_ray_address_is_asked_for_ray_only_and_checked(runs_dir: Path) -> None:
+    from textual.widgets import Button
+
+    app = make_app(runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = await open_form(pilot)
+        row = form.query_one("#ray-row")
+        address = form.query_one("#ray-address", Input)
+        assert not row.display  # the default config runs on this machine
+        form.query_one("#executor", Select).value = "ray"
+        await until(pilot, lambda: row.display)
+        errors = form.query_one("#errors", Static)
+        for bad in ("head", "http://head:10001", "ray://", "a b:6379"):
+            address.value = bad
+            await until(pilot, lambda: "executor.address" in str(errors.render()))
+            assert form.query_one("#launch", Button).disabled and form.valid is None
+
+        def holds(good: str) -> bool:
+            return form.valid is not None and form.valid.executor.address == good
+
+        for good in ("ray://head:10001", "10.0.0.5:6379", "[::1]:6379", "auto", ""):
+            address.value = good
+            await until(pilot, partial(holds, good))
+            assert str(errors.render()) == "" and form.valid.executor.kind == "ray"
+        address.value = "ray://head:10001"
+        form.query_one("#executor", Select).value = "local"
+        await until(pilot, lambda: not row.display)
+        await until(pilot, lambda: form.valid is not None and form.valid.executor.kind == "local")
+        assert form.valid.executor.address == ""  # not carried into a local run

@@ -164,3 +164,16 @@ def test_demo_data_refuses_non_empty_dir(tmp_path, capsys) -> None:
     (tmp_path / "d" / "keep.txt").write_text("x")
     assert main(["demo-data", str(tmp_path / "d")]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("address", ["head", "http://head:10001", "ray://", "head:port", "a b:1"])
+def test_a_ray_address_that_is_not_one_is_named_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], address: str
+) -> None:
+    runs = tmp_path / "runs"
+    argv = ["run", "configs/default.toml", "--runs-dir", str(runs), "--executor", "ray"]
+    rc = main([*argv, "--ray-address", address])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert "executor.address" in err[0] and repr(address) in err[0]
+    assert not runs.exists() or not any(runs.iterdir())  # no run directory half-made

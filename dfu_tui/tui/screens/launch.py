@@ -44,6 +44,11 @@ def form_overrides(values: dict[str, object]) -> list[str]:
         f"data.image_size={values['size']}",
         f"image_model.backbone='{values['backbone']}'",
         f"executor.kind='{values.get('executor') or 'local'}'",
+        *(
+            [f"executor.address={json.dumps(values.get('ray-address') or '')}"]
+            if values.get("executor") == "ray"
+            else []
+        ),
         "features.exclude=" + toml_list(_excluded(values)),
         f"features.history={'true' if values.get('history') else 'false'}",
         f"features.compare='{values.get('compare') or ''}'",
@@ -122,6 +127,9 @@ class LaunchScreen(DfuScreen):
                         allow_blank=False,
                         id="executor",
                     )
+            with Vertical(id="ray-row"):  # shown for Ray only
+                yield Label("Ray address (empty: a new local instance)")
+                yield Input(id="ray-address", placeholder="auto, host:port or ray://host:10001")
             yield Label("Metadata features: leave out")
             with Horizontal(classes="row features"):
                 for g in FORM_GROUPS:
@@ -202,6 +210,8 @@ class LaunchScreen(DfuScreen):
         self.query_one("#strategy", Select).value = cfg.fusion.strategy
         self.query_one("#backbone", Select).value = cfg.image_model.backbone
         self.query_one("#executor", Select).value = cfg.executor.kind
+        self.query_one("#ray-address", Input).value = cfg.executor.address
+        self._show_ray(cfg.executor.kind)
         for g in FORM_GROUPS:
             self.query_one(f"#exclude-{g}", Checkbox).value = g in cfg.features.exclude
         self.exclude_other = [x for x in cfg.features.exclude if x not in FORM_GROUPS]
@@ -229,6 +239,7 @@ class LaunchScreen(DfuScreen):
         out["strategy"] = self.query_one("#strategy", Select).value
         out["backbone"] = self.query_one("#backbone", Select).value
         out["executor"] = self.query_one("#executor", Select).value
+        out["ray-address"] = self.query_one("#ray-address", Input).value.strip()
         for g in FORM_GROUPS:
             out[f"exclude-{g}"] = self.query_one(f"#exclude-{g}", Checkbox).value
         out["exclude-other"] = self.exclude_other
@@ -361,8 +372,13 @@ class LaunchScreen(DfuScreen):
     def _select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "config":
             self.load_from(Path(str(event.value)))
-        else:
-            self.validate_form()
+            return
+        if event.select.id == "executor":
+            self._show_ray(str(event.value))
+        self.validate_form()
+
+    def _show_ray(self, kind: str) -> None:
+        self.query_one("#ray-row").display = kind == "ray"
 
     @on(Button.Pressed, "#launch")
     def _pressed(self) -> None:
