@@ -251,6 +251,35 @@ class TestReportKey:
             page = target.read_text()
             assert "Partial report" in page and CANCELLED in page
 
+    async def test_p_in_the_runs_list_reports_the_highlighted_run(self, runs_dir: Path) -> None:
+        from textual.widgets import DataTable
+
+        from dfu_tui.tui.screens.runs import RunsScreen
+
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(
+                pilot,
+                lambda: (
+                    isinstance(app.screen, RunsScreen)
+                    and app.screen.query_one("#runs", DataTable).row_count == 2
+                ),
+            )
+            screen = app.screen
+            assert isinstance(screen, RunsScreen)
+            assert screen.selected_run() == CANCELLED  # newest first
+            await pilot.press("down")  # the older run: the completed one
+            await until(pilot, lambda: screen.selected_run() == COMPLETED)
+            await pilot.press("p")
+            target = runs_dir / COMPLETED / "report.html"
+            await until(
+                pilot, lambda: any("Report written" in str(n.message) for n in app._notifications)
+            )
+            assert stat.S_IMODE(target.stat().st_mode) == 0o600
+            page = target.read_text()
+            assert COMPLETED in page and "Partial report" not in page
+            assert not (runs_dir / CANCELLED / "report.html").exists()
+
 
 class TestTheme:
     async def test_a_new_theme_recolours_the_series(self, runs_dir: Path) -> None:

@@ -34,6 +34,7 @@ HELP = """\
 | `s` | stop the selected run (asks first) |
 | `r` | resume the selected run |
 | `e` | export the selected run to CSV in its directory |
+| `p` | write the selected run's HTML report (report.html in its directory) |
 | `c` | compare combinations and the fusion-weight curve |
 | `/` | filter runs |
 

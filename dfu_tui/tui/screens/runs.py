@@ -11,7 +11,15 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from dfu_tui.runs.state import RunState
 from dfu_tui.tui.format import duration
-from dfu_tui.tui.messages import ExportRun, OpenCompare, OpenRun, ResumeRun, RunsUpdated, StopRun
+from dfu_tui.tui.messages import (
+    ExportRun,
+    OpenCompare,
+    OpenRun,
+    ReportRun,
+    ResumeRun,
+    RunsUpdated,
+    StopRun,
+)
 from dfu_tui.tui.screens.base import DfuScreen
 
 COLUMNS = (
@@ -59,6 +67,7 @@ class RunsScreen(DfuScreen):
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
         Binding("e", "export", "Export"),
+        Binding("p", "report", "Report"),
         Binding("c", "compare", "Compare"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
@@ -144,6 +153,11 @@ class RunsScreen(DfuScreen):
         run_id = self.selected_run()
         if run_id:
             self.post_message(ExportRun(run_id))
+
+    def action_report(self) -> None:
+        run_id = self.selected_run()
+        if run_id:
+            self.post_message(ReportRun(run_id))
 
     def action_compare(self) -> None:
         run_id = self.selected_run()
