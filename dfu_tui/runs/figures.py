@@ -151,7 +151,8 @@ def epoch_figure(state: RunState, task: str | None) -> Figure:
         series.append(Series(label, (float(best),), (), kind="vline"))
     top = int(epochs[-1]["max_epochs"]) if epochs else 1
     return Figure(
-        f"{_task_title(task)}: kappa (unweighted) and loss by epoch",
+        f"{_task_title(task)}: kappa (unweighted{_inner_n(epochs, '; inner-val ')}) "
+        "and loss by epoch",
         xlabel="epoch",
         ylabel="kappa",
         ylabel_right="loss",
@@ -160,9 +161,17 @@ def epoch_figure(state: RunState, task: str | None) -> Figure:
     )
 
 
+def _inner_n(epochs: list[Event], prefix: str) -> str:
+    """`prefix` and n=N, the size of the inner-validation split the epochs are scored on
+    ("" when the log does not say)."""
+    n = epochs[-1].get("val_n") if epochs else None
+    return f"{prefix}n={n}" if n else ""
+
+
 def share_figure(state: RunState, task: str | None) -> Figure:
     """Predicted share of each class on the inner-validation split over epochs, against
-    the true shares (flat lines): a collapse building up shows as one class taking over."""
+    the true shares (flat dashed lines, "true" in the legend): a collapse building up
+    shows as one class taking over."""
     if task is None:
         return Figure("Prediction distribution", empty="waiting for the first epoch")
     epochs = task_epochs(state, task)
@@ -177,7 +186,7 @@ def share_figure(state: RunState, task: str | None) -> Figure:
             series.append(Series(f"{c} true", (), (float(last_true[c]),), kind="hline", group=c))
     top = int(epochs[-1]["max_epochs"]) if epochs else 1
     return Figure(
-        f"{_task_title(task)}: predicted share by epoch (inner validation; flat: true share)",
+        f"{_task_title(task)}: predicted share by epoch (inner-val{_inner_n(epochs, ' ')})",
         xlabel="epoch",
         ylabel="share",
         series=tuple(series),

@@ -36,14 +36,31 @@ class FigurePlot(PlotextPlot):
         self.colours: dict[str, tuple[int, int, int]] = {}
         self.draws = 0  # how many times the figure was drawn (a new figure), for benchmarks
         self._rendered: tuple[object, RenderResult] | None = None
+        self._title = ""
 
     def render(self) -> RenderResult:
         """plotext's text of the figure, built again only when the figure, the size or
         the theme changed (a scroll or a repaint reuses it)."""
         key = (self._key, self.size, self.app.theme)
         if self._rendered is None or self._rendered[0] != key:
-            self._rendered = (key, super().render())
+            self._rendered = (key, self._render_titled())
         return self._rendered[1]
+
+    def _render_titled(self) -> RenderResult:
+        """plotext leaves out a title wider than the plot's frame: shortened to the frame
+        (ending in "…"), it stays, so a narrow terminal still says what the plot shows."""
+        title = self._title
+        self.plt.title(title)
+        text = super().render()
+        plain = text.plain if isinstance(text, Text) else ""
+        if not title or title in plain:
+            return text
+        frame = next((line for line in plain.splitlines() if "┌" in line), "")
+        width = len(frame.strip())
+        if width < 2:
+            return text
+        self.plt.title(title[: width - 1] + "…" if len(title) > width else title)
+        return super().render()
 
     def on_mount(self) -> None:
         # (Textual runs PlotextPlot.on_mount too: handlers are dispatched along the MRO)
@@ -84,7 +101,8 @@ class FigurePlot(PlotextPlot):
     def _draw(self, f: Figure) -> None:
         plt = self.plt
         plt.clear_figure()
-        plt.title(f.title if not f.empty else f"{f.title}: {f.empty}")
+        self._title = f.title if not f.empty else f"{f.title}: {f.empty}"
+        plt.title(self._title)
         if f.empty:
             return
         for s in f.series:  # colours in the figure's order (the legend's), not drawing order

@@ -141,6 +141,37 @@ class TestMonitorPlots:
             assert [p.plot.draws for p in plots] == before
 
 
+def title_line(plot: Any) -> str:
+    """The line above the plot's frame: where plotext writes the title."""
+    lines = plot.render().plain.splitlines()
+    frame = next(i for i, line in enumerate(lines) if "┌" in line)
+    return lines[frame - 1].strip() if frame else ""
+
+
+class TestTitles:
+    async def test_every_plot_says_what_it_shows_at_80x24(self, runs_dir: Path) -> None:
+        """plotext leaves out a title wider than the plot: each title is there, whole or
+        shortened to the frame with "…", at 80 columns."""
+        from dfu_tui.tui.plots import FigurePlot
+
+        app = make_app(runs_dir)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.open_run(CANCELLED)
+            monitor = await shown(pilot, MonitorScreen)
+            plots = [p for p in monitor.query(FigurePlot) if p.figure is not None]
+            assert len(plots) == 3
+            for plot in plots:
+                assert title_line(plot) == plot.figure.title  # they fit
+            wide = Figure(
+                "fold 1 depth_map: " + "a title wider than the frame " * 4,
+                series=plots[0].figure.series,
+            )
+            plots[0].show(wide)
+            line = title_line(plots[0])
+            assert line.endswith("…") and wide.title.startswith(line[:-1])
+            assert len(line) > 40  # shortened to the frame, not dropped
+
+
 class TestFoldDetailPlots:
     async def test_heatmap_and_f1_bars(self, runs_dir: Path) -> None:
         log = events(COMPLETED)

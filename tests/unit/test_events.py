@@ -150,3 +150,42 @@ def test_every_logged_field_has_a_typed_definition() -> None:
             assert typed.__required_keys__ <= set(e), (log.name, e["kind"])  # type: ignore[attr-defined]
             seen.add(e["kind"])
     assert {"run_started", "epoch", "fold_finished", "flag", "run_finished"} <= seen
+
+
+def test_epoch_plots_name_the_inner_split_size_when_the_log_does() -> None:
+    """An inner-validation kappa or share on 17 samples is not one on 170: the epoch plots
+    say n when the epochs carry it (logs written before `val_n` existed say nothing)."""
+    from dfu_tui.runs.figures import epoch_figure, share_figure
+
+    def state_with(**extra: object) -> RunState:
+        state = RunState("r")
+        state.apply({"kind": "run_started", "ts": 0.0, "folds": 1, "combinations": [], "tasks": []})
+        state.apply({"kind": "task_started", "ts": 0.0, "task": "fold1-depth_map"})
+        for epoch in (1, 2):
+            state.apply(
+                {
+                    "kind": "epoch",
+                    "ts": float(epoch),
+                    "task": "fold1-depth_map",
+                    "fold": 1,
+                    "branch": "depth_map",
+                    "epoch": epoch,
+                    "max_epochs": 5,
+                    "loss": 1.0,
+                    "train_kappa": 0.1,
+                    "val_kappa": 0.2,
+                    "val_predicted_share": {"I": 0.2, "P": 0.5, "R": 0.3},
+                    "val_true_share": {"I": 0.2, "P": 0.6, "R": 0.2},
+                    **extra,
+                }
+            )
+        return state
+
+    with_n, without = state_with(val_n=17), state_with()
+    assert "inner-val n=17" in epoch_figure(with_n, "fold1-depth_map").title
+    assert "inner-val n=17" in share_figure(with_n, "fold1-depth_map").title
+    for figure in (
+        epoch_figure(without, "fold1-depth_map"),
+        share_figure(without, "fold1-depth_map"),
+    ):
+        assert "n=" not in figure.title

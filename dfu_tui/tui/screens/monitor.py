@@ -258,6 +258,7 @@ class MonitorScreen(RunScreen):
             f"epoch {latest['epoch']}/{latest['max_epochs']}"
             f"  loss {num(latest.get('loss'))}\ntrain kappa {num(latest.get('train_kappa'))}"
             f"  inner-val kappa {num(latest.get('val_kappa'))}"
+            + (f" (n={latest['val_n']})" if latest.get("val_n") else "")
         )
 
     def _shown_fold(self, state: RunState) -> FoldResult | None:
