@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dfu_tui.config import Config
+from dfu_tui.config import Config, ExecutorConfig
 from dfu_tui.data.schema import is_metadata_branch
 from dfu_tui.errors import InputError
 from dfu_tui.runs.events import EventWriter
@@ -73,6 +73,20 @@ def node_name(node_id: str = "") -> str:
         ip = "?"
     name = f"{socket.gethostname()} ({ip})"
     return f"{name} node {node_id[:8]}" if node_id else name
+
+
+def task_options(ex: ExecutorConfig, branch: str, cluster_gpus: bool) -> dict[str, Any]:
+    """What a task asks Ray for: `cpus_per_task`; `gpus_per_task` (fractions share a GPU)
+    for an image task where the cluster has GPUs (else it would wait for ever), none for a
+    metadata task; `memory_gb` reserved when set."""
+    image = not is_metadata_branch(branch)
+    options: dict[str, Any] = {
+        "num_cpus": ex.cpus_per_task,
+        "num_gpus": ex.gpus_per_task if image and cluster_gpus else 0,
+    }
+    if ex.memory_gb > 0:
+        options["memory"] = int(ex.memory_gb * 1e9)
+    return options
 
 
 class RayExecutor:
@@ -157,13 +171,7 @@ class RayExecutor:
         table, crops = self._data(branch)
         fold = self.folds[number - 1]
         ex = self.cfg.executor
-        image = not is_metadata_branch(branch)
-        options: dict[str, Any] = {
-            "num_cpus": ex.cpus_per_task,
-            "num_gpus": ex.gpus_per_task if image and self._cluster_gpus else 0,
-        }
-        if ex.memory_gb > 0:
-            options["memory"] = int(ex.memory_gb * 1e9)
+        options = task_options(ex, branch, self._cluster_gpus)
         packed = (fold.number, fold.train, fold.val, fold.repeat, fold.kind)
         threads = max(1, int(ex.cpus_per_task))
         self._refs[task_id] = self._remote.options(**options).remote(

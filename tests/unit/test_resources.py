@@ -67,3 +67,23 @@ def test_jobs_default() -> None:
     assert jobs_for(16, 128e9, gpus=2, tasks_per_gpu=2) == 5
     assert jobs_for(16, 4e9, gpus=2) == 1  # memory still bounds it
     assert jobs_for(1, None) == 1
+
+
+def test_what_a_ray_task_asks_for() -> None:
+    """Ray schedules by what a task asks: a metadata task never asks for a GPU, an image
+    task asks for its share only where the cluster has GPUs (it would wait for ever
+    otherwise), and memory is reserved only when configured."""
+    from dfu_tui.config import ExecutorConfig
+    from dfu_tui.runs.ray_executor import task_options
+
+    ex = ExecutorConfig(kind="ray", cpus_per_task=2.0, gpus_per_task=0.5, memory_gb=2.5)
+    assert task_options(ex, "metadata", cluster_gpus=True) == {
+        "num_cpus": 2.0,
+        "num_gpus": 0,
+        "memory": 2_500_000_000,
+    }
+    assert task_options(ex, "metadata_without_timing", cluster_gpus=True)["num_gpus"] == 0
+    assert task_options(ex, "thermal_map", cluster_gpus=True)["num_gpus"] == 0.5
+    assert task_options(ex, "depth_rgb", cluster_gpus=False)["num_gpus"] == 0
+    plain = ExecutorConfig(kind="ray")
+    assert "memory" not in task_options(plain, "depth_map", cluster_gpus=False)
