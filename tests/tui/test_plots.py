@@ -267,19 +267,23 @@ class TestScreenshots:
                 assert not list((runs_dir / run).glob("screenshot-*"))
 
 
+async def press_p(pilot: Any, run: Path) -> str:
+    """Press `p`; the text of the run's report once the app says it was written (0600)."""
+    app: Any = pilot.app
+    await pilot.press("p")
+    await until(pilot, lambda: any("Report written" in str(n.message) for n in app._notifications))
+    target = run / "report.html"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    return target.read_text()
+
+
 class TestReportKey:
     async def test_p_writes_the_report_through_the_command_line(self, runs_dir: Path) -> None:
         app = make_app(runs_dir)
         async with app.run_test(size=SIZE) as pilot:
             app.open_run(CANCELLED)
             await shown(pilot, MonitorScreen)
-            await pilot.press("p")
-            target = runs_dir / CANCELLED / "report.html"
-            await until(
-                pilot, lambda: any("Report written" in str(n.message) for n in app._notifications)
-            )
-            assert stat.S_IMODE(target.stat().st_mode) == 0o600
-            page = target.read_text()
+            page = await press_p(pilot, runs_dir / CANCELLED)
             assert "Partial report" in page and CANCELLED in page
 
     async def test_p_in_the_runs_list_reports_the_highlighted_run(self, runs_dir: Path) -> None:
@@ -301,13 +305,7 @@ class TestReportKey:
             assert screen.selected_run() == CANCELLED  # newest first
             await pilot.press("down")  # the older run: the completed one
             await until(pilot, lambda: screen.selected_run() == COMPLETED)
-            await pilot.press("p")
-            target = runs_dir / COMPLETED / "report.html"
-            await until(
-                pilot, lambda: any("Report written" in str(n.message) for n in app._notifications)
-            )
-            assert stat.S_IMODE(target.stat().st_mode) == 0o600
-            page = target.read_text()
+            page = await press_p(pilot, runs_dir / COMPLETED)
             assert COMPLETED in page and "Partial report" not in page
             assert not (runs_dir / CANCELLED / "report.html").exists()
 
