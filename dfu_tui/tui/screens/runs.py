@@ -67,7 +67,8 @@ class RunsScreen(DfuScreen):
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
         Binding("e", "export", "Export"),
-        Binding("p", "report", "Report"),
+        # not in the footer, which is full at 80 columns (help and the palette list it)
+        Binding("p", "report", "Report", show=False),
         Binding("c", "compare", "Compare"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
