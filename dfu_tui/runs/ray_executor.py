@@ -210,7 +210,9 @@ class RayExecutor:
         """The local instance's processes (servers, agents, the workers started so far) in
         the run's record, so that a stop finds them after this supervisor was killed."""
         if self._started_ray:
-            record_started(self.run.path, descendants(os.getpid()))
+            # best effort: without the record only a killed supervisor's leftovers are missed
+            with contextlib.suppress(OSError):
+                record_started(self.run.path, descendants(os.getpid()))
 
     @property
     def running(self) -> list[str]:
