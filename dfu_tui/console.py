@@ -99,6 +99,8 @@ class RunConsole:
         elif kind == "fold_finished":
             for combo in event["combinations"]:
                 self.print(self._fold_line(event["fold"], combo))
+        elif kind == "message":  # a retried task, orphans ended on resume
+            self.print(str(event.get("text", "")))
 
     @staticmethod
     def _epoch_line(e: Event) -> str:

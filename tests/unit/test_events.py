@@ -189,3 +189,24 @@ def test_epoch_plots_name_the_inner_split_size_when_the_log_does() -> None:
         share_figure(without, "fold1-depth_map"),
     ):
         assert "n=" not in figure.title
+
+
+def test_messages_reach_the_console_and_the_monitor_log(tmp_path: Path) -> None:
+    """A retried task or orphans ended on resume are told in a `message` event: the
+    foreground console prints it and the monitor's log shows it (markup escaped)."""
+    import io
+
+    from rich.console import Console
+
+    from dfu_tui.config import load_config
+    from dfu_tui.console import RunConsole
+    from dfu_tui.runs.rundir import RunDir
+    from dfu_tui.tui.screens.monitor import event_line
+
+    text = "task fold1-thermal_map started again on node b [attempt 2]"
+    out = io.StringIO()
+    console = RunConsole(Console(file=out, width=200), load_config(None), RunDir(tmp_path))
+    console.on_event({"kind": "message", "text": text})
+    assert out.getvalue().strip() == text
+    line = event_line({"kind": "message", "text": text})
+    assert line is not None and "\\[attempt 2]" in line
