@@ -140,46 +140,6 @@ class TestMonitorPlots:
             await pilot.pause()
             assert [p.plot.draws for p in plots] == before
 
-    async def test_a_streaming_run_redraws_plots_at_a_bounded_rate(self, runs_dir: Path) -> None:
-        """Numbers follow every event; plots at most once every `PLOT_SECONDS` while a run
-        streams, with the last event drawn in the end; a key the user presses draws at once."""
-        from textual.widgets import RichLog
-
-        from dfu_tui.runs.catalog import CatalogUpdate
-
-        app = make_app(runs_dir)
-        async with app.run_test(size=SIZE) as pilot:
-            app.open_run(CANCELLED)
-            screen = await shown(pilot, MonitorScreen)
-            screen.PLOT_SECONDS = 5.0  # longer than the burst below takes, even on a busy CI
-            await until(pilot, lambda: not screen._plots_pending)
-            screen.redraw_plots()  # the last drawing is now
-            plot = screen.query_one("#epoch-plot", PlotPanel).plot
-            log = screen.query_one("#log", RichLog)
-            drawn, lines = plot.draws, len(log.lines)
-            logged = events(CANCELLED)
-            epoch = next(e for e in logged if e["kind"] == "epoch")
-            for n in range(3, 11):  # eight epochs as the watcher delivers them, one by one
-                text = f"[note] epoch {n}"  # a message line: the log follows every batch
-                batch = [
-                    {**epoch, "epoch": n, "max_epochs": 10},
-                    {"v": 1, "kind": "message", "ts": epoch["ts"] + n, "text": text},
-                ]
-                app.catalog.apply(CatalogUpdate(events={CANCELLED: batch}))
-                screen.post_message(RunsUpdated({CANCELLED}))
-                await pilot.pause()
-            assert len(log.lines) == lines + 8  # every message logged at once, as written
-            assert "[note] epoch 10" in log.lines[-1].text
-            assert plot.draws == drawn  # no plot drawn during the burst
-            figure = plot.figure
-            await until(pilot, lambda: plot.draws > drawn)
-            assert plot.draws == drawn + 1  # one drawing for eight epochs
-            assert figure is not None and plot.figure is not None
-            assert plot.figure.get("inner-val kappa").x[-1] == 10.0  # the last one included
-            last = screen._plots_drawn
-            await pilot.press("comma")  # the user steps back an epoch: plots redone at once
-            await until(pilot, lambda: screen._plots_drawn > last, timeout=3)
-
 
 def title_line(plot: Any) -> str:
     """The line above the plot's frame: where plotext writes the title."""

@@ -4,7 +4,6 @@ the collapse flag, verdict checklist and event log, all following the run's even
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Any
 
 from rich.markup import escape
@@ -150,7 +149,7 @@ class MonitorScreen(RunScreen):
         if self.run_id not in message.changed:
             return  # nothing new: nothing redrawn
         self._write_log(self.context.catalog.new_events.get(self.run_id, []))
-        self.redraw(streaming=True)
+        self.redraw()
 
     def watch_selected_fold(self) -> None:
         self.redraw()
@@ -160,37 +159,24 @@ class MonitorScreen(RunScreen):
 
     # -- panels
 
-    def redraw(self, streaming: bool = False) -> None:
-        """Every panel from the run's state. The numbers at once; the plots once the numbers
-        are on screen, one pending at a time, and while a run streams at most once every
-        `PLOT_SECONDS` (a key the user pressed draws them at once)."""
+    def redraw(self) -> None:
         state = self.state
         self.show_header(state)
         self.show_fold_table(state)
         self.show_task(state)
-        self._schedule_plots(streaming)
+        # the numbers first; the plots once they are on screen (one pending at a time)
+        if not self._plots_pending:
+            self._plots_pending = True
+            self.call_after_refresh(self.redraw_plots)
         self.show_distribution(state)
         self.show_features(state)
         self.show_verdict(state)
 
-    PLOT_SECONDS = 1.0
     _plots_pending = False
-    _plots_drawn = -PLOT_SECONDS  # monotonic time of the last plot drawing
-
-    def _schedule_plots(self, streaming: bool) -> None:
-        if streaming and self._plots_pending:
-            return  # the pending drawing will show this too
-        self._plots_pending = True
-        wait = self._plots_drawn + self.PLOT_SECONDS - time.monotonic() if streaming else 0.0
-        if wait > 0:
-            self.set_timer(wait, self.redraw_plots)
-        else:
-            self.call_after_refresh(self.redraw_plots)
 
     def redraw_plots(self) -> None:
         """Each plot from the state as it is now (drawn again only when its figure changed)."""
         self._plots_pending = False
-        self._plots_drawn = time.monotonic()
         state = self.state
         self.query_one("#fold-plot", PlotPanel).show(fold_kappa_figure(state))
         task = epoch_task(state, self.selected_epoch)
