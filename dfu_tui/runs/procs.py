@@ -125,13 +125,15 @@ def _read_started(run_dir: Path) -> dict[str, str]:
 
 
 def record_started(run_dir: Path, pids: list[int]) -> None:
-    """Add processes this supervisor started to the run's record (pid -> identity)."""
+    """Add processes this supervisor started to the run's record (pid -> identity); the
+    recorded processes that are gone (or whose pid is another process now) are dropped."""
     from dfu_tui.paths import atomic_write_text
 
     known = _read_started(run_dir)
-    new = {str(p): i for p in pids if str(p) not in known and (i := identity(p))}
-    if new:
-        atomic_write_text(run_dir / STARTED_FILE, json.dumps({**known, **new}, indent=0))
+    kept = {k: v for k, v in known.items() if k.isdigit() and identity(int(k)) == v}
+    record = {**kept, **{str(p): i for p in pids if (i := identity(p))}}
+    if record != known:
+        atomic_write_text(run_dir / STARTED_FILE, json.dumps(record, indent=0))
 
 
 def _recorded(run_dir: Path) -> list[int]:

@@ -208,3 +208,29 @@ def test_a_literal_prefix_still_finds_its_run(tmp_path: Path) -> None:
     assert proc.returncode == 0 and json.loads(proc.stdout)["run_id"] == COMPLETED
     many = run_dfu(dict(os.environ), "status", "2026", "--runs-dir", str(runs))
     assert many.returncode == 2 and "matches 2 runs" in many.stderr
+
+
+def test_the_process_record_keeps_only_live_processes(tmp_path: Path) -> None:
+    """Across resumes a run records new processes; a recorded one that is gone, or whose
+    pid is another process now, is dropped, and a reused pid gets its new identity."""
+    from dfu_tui.runs.procs import STARTED_FILE, identity, record_started
+
+    first, second = subprocess.Popen(["sleep", "60"]), subprocess.Popen(["sleep", "60"])
+    try:
+        record_started(tmp_path, [first.pid])
+        first.kill()
+        first.wait()
+        # as if `second` had got a recorded pid back: an old identity under its pid
+        doc = json.loads((tmp_path / STARTED_FILE).read_text())
+        boot, ticks = identity(second.pid).split(":")
+        doc[str(second.pid)] = f"{boot}:{int(ticks) - 100}"
+        (tmp_path / STARTED_FILE).write_text(json.dumps(doc))
+        record_started(tmp_path, [second.pid])
+        assert json.loads((tmp_path / STARTED_FILE).read_text()) == {
+            str(second.pid): identity(second.pid)
+        }
+        assert [p.pid for p in run_processes(tmp_path)] == [second.pid]
+    finally:
+        for p in (first, second):
+            p.kill()
+            p.wait()
