@@ -372,10 +372,19 @@ def data_fingerprint(cfg: DatasetSpec, modalities: list[str] | None = None) -> s
     return h.hexdigest()[:16]
 
 
-def image_counts(cfg: DatasetSpec) -> tuple[int, dict[str, int]]:
+def image_counts(cfg: DatasetSpec) -> tuple[int, dict[str, int]] | None:
     """(samples, samples with at least one image named for them, per image modality): a
     quick look for the launch form, from the metadata and the file names only (nothing is
-    decoded; boxes are not checked, so a run may use a few less)."""
+    decoded; boxes are not checked, so a run may use a few less).
+
+    None for the built-in demo before it exists: a look generates nothing (the launch does,
+    with its progress in the monitor)."""
+    if cfg.data.root == "demo":
+        from dfu_tui.data.demo import demo_complete, demo_path
+
+        demo = demo_path(cfg.demo.patients, cfg.demo.seed, cfg.demo.planted_leak)
+        if not demo_complete(demo, cfg.data.metadata_file):
+            return None
     table = load_dataset(cfg, modalities=[]).table
     keys = set(table.keys)
     root = resolve_root(cfg)

@@ -560,6 +560,12 @@ def demo_complete(target: Path, metadata_file: str = DEFAULT_METADATA_FILE) -> b
     return (target / COMPLETE_MARKER).is_file() and (target / metadata_file).is_file()
 
 
+def demo_path(patients: int = DEFAULT_PATIENTS, seed: int = 0, planted_leak: bool = False) -> Path:
+    """Where `ensure_demo_dataset` keeps the default demo of these settings (nothing created)."""
+    name = f"v{DEMO_VERSION}-p{patients}-s{seed}{'-leak' if planted_leak else ''}"
+    return user_cache_dir() / "demo" / name
+
+
 def ensure_demo_dataset(
     patients: int = DEFAULT_PATIENTS,
     seed: int = 0,
@@ -573,10 +579,10 @@ def ensure_demo_dataset(
     damaged by hand) is set aside and generated again; temporary folders of killed writers
     are removed.
     """
-    base = private_dir(user_cache_dir() / "demo")
-    target = base / f"v{DEMO_VERSION}-p{patients}-s{seed}{'-leak' if planted_leak else ''}"
+    target = demo_path(patients, seed, planted_leak)
     if demo_complete(target, metadata_file):
         return target
+    base = private_dir(target.parent)
     with _locked(base / f".{target.name}.lock"):
         if demo_complete(target, metadata_file):
             return target  # another process finished it while we waited

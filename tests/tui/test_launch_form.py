@@ -52,6 +52,28 @@ async def test_every_modality_fits_at_80x24_with_counts(runs_dir: Path, tiny_dem
         assert isinstance(form.query_one("#strategy", Select), Select)
 
 
+async def test_the_form_does_not_generate_the_demo(
+    runs_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Before the demo's first launch the form says it will be generated then; it does not
+    generate it itself (a few hundred images, in the dashboard's process)."""
+    cache = tmp_path / "fresh-cache"
+    monkeypatch.setenv("DFU_TUI_CACHE_DIR", str(cache))
+    app = make_app(runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = await open_form(pilot)
+        assert form.query_one("#root", Input).value == "demo"
+        note = form.query_one("#data-note", Static)
+        await until(pilot, lambda: "generated at the first launch" in str(note.render()))
+        assert not note.has_class("-problem")  # news, not an error
+        assert all(str(form.query_one(f"#images-{m}", Static).render()) == "" for m in MODALITIES)
+        assert not (cache / "demo").exists()
+        # a folder that is not a dataset is a problem
+        form.query_one("#root", Input).value = str(tmp_path)
+        await until(pilot, lambda: "not found" in str(note.render()))
+        assert note.has_class("-problem")
+
+
 async def test_folder_picker_fills_the_data_source(runs_dir: Path, tiny_demo: Path) -> None:
     app = make_app(runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:

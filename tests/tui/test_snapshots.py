@@ -12,6 +12,23 @@ from tests.helpers import open_form, until
 from tests.tui.conftest import CANCELLED, COMPLETED, make_app
 
 SIZE = (100, 32)
+FORM_SIZE = (100, 54)  # the launch form, whole
+
+
+async def settled(pilot: Pilot) -> None:
+    """Until the screen's own workers (reading files, counting images) are done and nothing
+    is left to lay out: the picture cannot change after this."""
+    from textual.worker import WorkerState
+
+    app = pilot.app
+    busy = (WorkerState.PENDING, WorkerState.RUNNING)
+    await until(
+        pilot,
+        lambda: not any(w.state in busy for w in app.workers if w.node is app.screen),
+    )
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
 
 
 def test_runs_list(snap_compare, runs_dir: Path) -> None:
@@ -50,13 +67,11 @@ def test_launch_form_with_weight_error(snap_compare, runs_dir: Path, monkeypatch
         # the estimate from the fixture runs, once the runs are read (on a thread at start)
         preview = form.query_one("#preview")
         await until(pilot, lambda: "from earlier runs" in str(preview.render()))
-        scroll = form.query_one("#launch-form")
-        # scroll_end waits for a refresh of the layout: wait until it has landed at the end
-        scroll.scroll_end(animate=False)
-        await until(pilot, lambda: 0 < scroll.max_scroll_y == scroll.scroll_y)
-        await pilot.pause()
+        await settled(pilot)
+        # the whole form on screen: no scroll position to race with a late layout
+        assert form.query_one("#launch-form").max_scroll_y == 0
 
-    assert snap_compare(make_app(runs_dir), terminal_size=SIZE, run_before=bad_weight)
+    assert snap_compare(make_app(runs_dir), terminal_size=FORM_SIZE, run_before=bad_weight)
 
 
 # The screens with plots, at the smallest supported terminal and a roomy one.

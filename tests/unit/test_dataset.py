@@ -149,6 +149,24 @@ class TestDemo:
         assert len(d_patient) == 3 and d_patient.startswith("0")  # zero-padded
         assert t_patient == str(int(t_patient))  # not padded
 
+    def test_a_look_at_the_demo_generates_nothing(self, tmp_path: Path, monkeypatch) -> None:
+        """The launch form's counts: the built-in demo before its first use is not generated
+        by a look (None); once it exists, it is counted like any folder."""
+        from dfu_tui.data.dataset import image_counts
+        from dfu_tui.data.demo import ensure_demo_dataset
+
+        monkeypatch.setenv("DFU_TUI_CACHE_DIR", str(tmp_path / "cache"))
+        cfg = load_config(None, ["data.root='demo'", "demo.patients=6"]).dataset
+        assert image_counts(cfg) is None
+        assert not (tmp_path / "cache").exists()  # not even a folder
+        root = ensure_demo_dataset(6, cfg.demo.seed, cfg.data.metadata_file)
+        found = image_counts(cfg)
+        assert found is not None
+        total, counts = found
+        assert total == len(load_dataset(config_for(root).dataset, modalities=[]).table.keys)
+        assert set(counts) == {"depth_rgb", "depth_map", "thermal_rgb", "thermal_map"}
+        assert all(0 < n <= total for n in counts.values())
+
     def test_deterministic_for_a_seed(self, tmp_path: Path) -> None:
         def digest(root: Path) -> str:
             h = hashlib.sha256()

@@ -345,15 +345,30 @@ class LaunchScreen(DfuScreen):
             return  # typing went on
         try:
             cfg = load_config(self.config_path, [f"data.root={json.dumps(root)}"])
-            total, counts = image_counts(cfg.dataset)
+            found = image_counts(cfg.dataset)
         except (InputError, OSError, ValueError) as exc:
             message = exc.problems[0] if isinstance(exc, InputError) else str(exc)
+            # the folder came from the form, not from the config file: no file name before it
+            message = message.removeprefix(f"{self.config_path}: ")
             self.app.call_from_thread(self._show_counts, root, None, 0, message)
             return
+        if found is None:  # the demo before its first launch: counted once it exists
+            message = (
+                f"the demo dataset ({cfg.demo.patients} patients) is generated at the first "
+                "launch; its image counts show here after that"
+            )
+            self.app.call_from_thread(self._show_counts, root, None, 0, message, False)
+            return
+        total, counts = found
         self.app.call_from_thread(self._show_counts, root, counts, total, "")
 
     def _show_counts(
-        self, root: str, counts: dict[str, int] | None, total: int, message: str
+        self,
+        root: str,
+        counts: dict[str, int] | None,
+        total: int,
+        message: str,
+        problem: bool = True,
     ) -> None:
         if root != self.counted_root:
             return
@@ -366,7 +381,9 @@ class LaunchScreen(DfuScreen):
                 box.update(f"{total} samples")
             else:
                 box.update(f"{counts.get(m, 0)} / {total} with images")
-        self.query_one("#data-note", Static).update(escape(message))
+        note = self.query_one("#data-note", Static)
+        note.update(escape(message))
+        note.set_class(problem, "-problem")
 
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:
