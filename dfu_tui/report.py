@@ -20,6 +20,7 @@ import math
 import platform
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -31,6 +32,7 @@ from dfu_tui.runs.figures import (
     Figure,
     Heatmap,
     branch_means,
+    confusion_heatmap,
     curve_figure,
     cv_folds,
     epoch_figure,
@@ -277,6 +279,39 @@ def pooled_confusion(state: RunState, index: int) -> Heatmap | None:
         CLASSES,
         CLASSES,
         tuple(tuple(r) for r in total),
+    )
+
+
+# Beyond this many validation folds (folds x repeats) the report keeps the pooled matrix
+# only: more panels than that are not read, and each costs the report time.
+MOST_FOLD_PANELS = 30
+
+
+def fold_confusion_figure(state: RunState, index: int) -> str:
+    """The fused combination's confusion on each validation fold, as the fold detail shows
+    it (small multiples): where one fold's errors lie, which the pooled matrix averages out."""
+    folds = cv_folds(state)
+    if len(folds) < 2:
+        return ""  # the pooled matrix is that fold's
+    if len(folds) > MOST_FOLD_PANELS:
+        return (
+            f"<p>{len(folds)} validation folds: the confusion of each is in the fold detail of "
+            f"the dashboard (the report draws one per fold up to {MOST_FOLD_PANELS}).</p>"
+        )
+    rows, cols = _grid(len(folds), cols=5)
+    fig, axes = _new_figure(2.6 * cols, 2.5 * rows + 0.3, rows, cols)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(folds):
+            ax.set_axis_off()
+            continue
+        h = confusion_heatmap(folds[k], index)
+        draw_heatmap(ax, replace(h, title=state.fold_name(int(folds[k]["fold"]))))
+    fused = "+".join(state.combinations[index])
+    return _figure(
+        fig,
+        f"{fused}: confusion on each validation fold (rows: true class; shaded by the share "
+        "of the row, count and share in each cell).",
+        "fold-confusion",
     )
 
 
@@ -604,6 +639,7 @@ def build_report(run: RunDir, now: float | None = None) -> str:
                 "alone (on its own samples).",
                 "f1",
             ),
+            fold_confusion_figure(state, index),
         ]
     parts.append("<h2>Fusion weight</h2>")
     parts.append(

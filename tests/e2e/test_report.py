@@ -117,8 +117,34 @@ class TestReportContents:
         for package in ("Python", "tensorflow", "scikit-learn", "dfu-tui"):
             assert f"<td>{package}</td>" in page
         assert "unweighted kappa" in text and "quadratic" in text
-        # every figure: fold points, confusion, F1, curve, 2 per image branch, flag timeline
-        assert len(re.findall(r'<img [^>]*src="data:image/svg\+xml;base64,', page)) == 9
+        # every figure: fold points, confusion (pooled and per fold), F1, curve, 2 per image
+        # branch, flag timeline
+        assert len(re.findall(r'<img [^>]*src="data:image/svg\+xml;base64,', page)) == 10
+        assert 'data-figure="fold-confusion"' in page
+
+    def test_each_fold_confusion_is_drawn(self, reports: dict[str, Path]) -> None:
+        """The fold detail's matrix for every validation fold: its title and exactly the
+        counts of the fused combination's confusion on that fold, nothing else."""
+        import base64
+        import html
+
+        from dfu_tui.runs.figures import cv_folds, fused_index
+        from dfu_tui.runs.state import load_state
+
+        page = reports["completed"].read_text()
+        found = re.search(r'<figure data-figure="fold-confusion"><img [^>]*base64,([^"]+)"', page)
+        assert found is not None
+        svg = base64.b64decode(found[1]).decode("utf-8")
+        texts = [html.unescape(t).strip() for t in re.findall(r"<text[^>]*>([^<]*)<", svg)]
+        state = load_state(FIXTURES / COMPLETED)
+        index = fused_index(state.combinations)
+        folds = cv_folds(state)
+        assert len(folds) == 2
+        counts = []
+        for f in folds:
+            assert state.fold_name(int(f["fold"])) in texts
+            counts += [int(v) for row in f["combinations"][index]["confusion"] for v in row]
+        assert sorted(int(t) for t in texts if t.isdigit()) == sorted(counts)
 
     def test_self_contained_and_private(self, reports: dict[str, Path]) -> None:
         for path in reports.values():
