@@ -337,10 +337,11 @@ def _run_blockers(cfg: Config, dataset: Dataset) -> list[str]:
 def cmd_demo_data(args: argparse.Namespace) -> int:
     """Write the demo dataset into a new folder."""
     from dfu_tui.data.demo import DEFAULT_PATIENTS, write_demo
+    from dfu_tui.data.settings import MAX_DEMO_PATIENTS as MAX_PATIENTS
 
     patients = DEFAULT_PATIENTS if args.patients is None else args.patients
-    if patients < 6:
-        raise InputError(f"--patients: must be >= 6, got {patients}")
+    if not 6 <= patients <= MAX_PATIENTS:
+        raise InputError(f"--patients: must be between 6 and {MAX_PATIENTS}, got {patients}")
     target: Path = args.dir
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise InputError(f"{target}: already exists and is not empty; expected a new folder")

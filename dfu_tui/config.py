@@ -7,6 +7,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import re
 import tomllib
 import typing
@@ -24,7 +25,13 @@ from dfu_tui.data.schema import (
     METADATA,
     MODALITIES,
 )
-from dfu_tui.data.settings import DataConfig, DatasetSpec, DemoConfig, FeaturesConfig
+from dfu_tui.data.settings import (
+    MAX_DEMO_PATIENTS,
+    DataConfig,
+    DatasetSpec,
+    DemoConfig,
+    FeaturesConfig,
+)
 from dfu_tui.errors import InputError
 
 FUSION_STRATEGIES = ("fixed", "learned_alpha", "tuned", "stacked")
@@ -33,6 +40,7 @@ LOSSES = ("weighted_ce", "focal")
 CV_STRATEGIES = ("grouped", "temporal")
 MAX_FEATURES = ("sqrt", "log2", "none")
 MAX_INNER_FOLDS = 10
+MAX_REPEATS = 100  # repeated CV is 5 or 10 repeats; a million is a typo (and 5e6 tasks)
 CRITERIA_METRICS = ("quadratic_kappa", "kappa")
 EXECUTORS = ("local", "ray")
 # what `ray.init(address=...)` takes: a running cluster on this machine, a new local
@@ -367,6 +375,10 @@ def _build(cls: type, raw: Any, source: str, prefix: str, problems: list[str]) -
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _build(typing.cast(type, tp), value, source, f"{prefix}{key}.", problems)
             continue
+        odd = _not_finite(value, f"{prefix}{key}")
+        if odd:
+            problems += [f"{source}: {k}: must be a finite number, got {v}" for k, v in odd]
+            continue
         ok, coerced = _coerce(value, tp)
         if not ok:
             problems.append(
@@ -375,6 +387,17 @@ def _build(cls: type, raw: Any, source: str, prefix: str, problems: list[str]) -
             continue
         kwargs[key] = coerced
     return cls(**kwargs)
+
+
+def _not_finite(value: Any, key: str) -> list[tuple[str, str]]:
+    """(key, value) of every nan or inf in a value (TOML allows them; no setting does)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(key, str(value))]
+    if isinstance(value, dict):
+        return [o for k, v in value.items() for o in _not_finite(v, f"{key}.{k}")]
+    if isinstance(value, list):
+        return [o for i, v in enumerate(value) for o in _not_finite(v, f"{key}[{i}]")]
+    return []
 
 
 def _describe(value: Any) -> str:
@@ -441,8 +464,8 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
 
     if cfg.cv.folds < 2:
         bad("cv.folds", f"must be >= 2, got {cfg.cv.folds}")
-    if cfg.cv.repeats < 1:
-        bad("cv.repeats", f"must be >= 1, got {cfg.cv.repeats}")
+    if not 1 <= cfg.cv.repeats <= MAX_REPEATS:
+        bad("cv.repeats", f"must be between 1 and {MAX_REPEATS}, got {cfg.cv.repeats}")
     if cfg.cv.strategy not in CV_STRATEGIES:
         bad("cv.strategy", f"'{cfg.cv.strategy}' is not one of {', '.join(CV_STRATEGIES)}")
     if not 0 < cfg.cv.holdout_fraction < 0.5:
@@ -464,8 +487,8 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
     for cam in cfg.data.box_files:
         if cam not in ("depth", "thermal"):
             bad(f"data.box_files.{cam}", "expected 'depth' or 'thermal'")
-    if cfg.demo.patients < 6:
-        bad("demo.patients", f"must be >= 6, got {cfg.demo.patients}")
+    if not 6 <= cfg.demo.patients <= MAX_DEMO_PATIENTS:
+        bad("demo.patients", f"must be between 6 and {MAX_DEMO_PATIENTS}, got {cfg.demo.patients}")
 
     mm = cfg.metadata_model
     if mm.n_estimators < 1:

@@ -73,6 +73,9 @@ def read_boxes(path: Path) -> BoxTable:
         if np.isnan(vals[:5]).any():
             skipped.append(f"{path}: row {line}: box skipped, non-numeric DFU# or corner")
             continue
+        if not np.isfinite(vals[:5]).all():  # "inf", 1e400
+            skipped.append(f"{path}: row {line}: box skipped, infinite DFU# or corner")
+            continue
         dfu, xmin, ymin, xmax, ymax = (int(v) for v in vals[:5])
         if xmin >= xmax or ymin >= ymax:
             skipped.append(
@@ -80,7 +83,7 @@ def read_boxes(path: Path) -> BoxTable:
                 f"(xmin {xmin}, xmax {xmax}, ymin {ymin}, ymax {ymax}); expected min < max"
             )
             continue
-        number = int(vals[5]) if has_number and not np.isnan(vals[5]) else 1
+        number = int(vals[5]) if has_number and np.isfinite(vals[5]) else 1
         box = Box(dfu, number, xmin, ymin, xmax, ymax, line)
         by_name.setdefault(name, []).append(box)
         parsed = parse_image_name(name)

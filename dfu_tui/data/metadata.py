@@ -125,7 +125,7 @@ def _lines(numbers: list[int], limit: int = 5) -> str:
 
 def _require_int(frame: pd.DataFrame, column: str, path: Path, problems: list[str]) -> None:
     values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
-    bad = values.isna() | (values != values.round())
+    bad = values.isna() | ~np.isfinite(values) | (values != values.round())
     if bad.any():
         problems.append(f"{path}: column '{column}': expected integers, rows {_rows(bad)}")
 
@@ -197,6 +197,16 @@ def read_metadata(
 
     label = frame[label_column]
     typed = _type_columns(frame)
+    for column in typed.select_dtypes("number").columns:
+        # "inf", "-Infinity", 1e400: no clinical value is one
+        odd = np.flatnonzero(np.isinf(typed[column].to_numpy(dtype=float)))
+        if len(odd):
+            problems.append(
+                f"{path}: column '{column}': {len(odd)} value(s) that are not finite numbers "
+                f"(inf, or beyond a double's range), rows {_lines([lines[i] for i in odd])}"
+            )
+    if problems:
+        raise InputError(problems)
     if history:
         from dfu_tui.data.history import add_visit_history
 

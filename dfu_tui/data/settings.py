@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 from dfu_tui.data.schema import DEFAULT_BOX_FILES, DEFAULT_FOLDERS, DEFAULT_METADATA_FILE
 
+# The clinic's data has 270 patients; a demo beyond this (about 0.7 GB of images) is a typo.
+MAX_DEMO_PATIENTS = 2000
+
 
 @dataclass(frozen=True)
 class DataConfig:

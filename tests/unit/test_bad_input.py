@@ -138,6 +138,83 @@ class TestImageErrors:
         assert "box outside image 1" in out and "bad box row 1" in out
 
 
+def set_cells(path: Path, cells: dict[tuple[int, str], str]) -> None:
+    """Set cells of a CSV by (file line, column name); the header is line 1."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    for (line, column), value in cells.items():
+        rows[line - 1][rows[0].index(column)] = value
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    path.write_text(out.getvalue(), encoding="utf-8-sig")
+
+
+class TestNotFiniteNumbers:
+    """ "inf", "-Infinity", 1e400 parse as numbers; no clinical value or box corner is one."""
+
+    @pytest.mark.parametrize("value", ["inf", "-Infinity", "1e400", "+INF", "-1e999"])
+    def test_metadata_names_column_and_rows_never_the_value(
+        self, tiny_demo, tmp_path, capsys, value: str
+    ) -> None:
+        set_cells(
+            tiny_demo / META, {(3, "Age"): value, (6, "Age"): value, (4, "Weight (Kg)"): value}
+        )
+        rc, err, _ = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 2
+        assert len(err) == 2
+        age, weight = sorted(err)
+        assert META in age and "column 'Age': 2 value(s) that are not finite" in age
+        assert age.endswith("rows 3, 6")
+        assert "column 'Weight (Kg)'" in weight and weight.endswith("rows 4")
+
+    def test_a_run_refuses_before_a_run_directory_exists(self, tiny_demo, tmp_path, capsys):
+        set_cells(tiny_demo / META, {(2, "Clinical Score"): "inf"})
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(
+            f"[data]\nroot = '{tiny_demo}'\n[modalities]\nuse = ['metadata']\n"
+            "[fusion.weights]\nmetadata = 1.0\n[cv]\nfolds = 2\n",
+            encoding="utf-8",
+        )
+        runs = tmp_path / "runs"
+        rc = main(["run", str(cfg), "--runs-dir", str(runs)])
+        err = capsys.readouterr().err
+        assert rc == 2 and "column 'Clinical Score'" in err and "rows 2" in err
+        assert not runs.exists() or not any(runs.iterdir())
+
+    @pytest.mark.parametrize("column", ["Patient#", "Appt#", "DFU#"])
+    def test_a_key_column_with_inf(self, tiny_demo, tmp_path, capsys, column: str) -> None:
+        set_cells(tiny_demo / META, {(5, column): "inf"})
+        rc, err, _ = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 2
+        (line,) = err
+        assert f"column '{column}': expected integers, rows 5" in line
+
+    @pytest.mark.parametrize(
+        "column, value",
+        [("Xmin", "inf"), ("Ymax", "1e400"), ("DFU#", "-inf"), ("Xmax", "Infinity")],
+    )
+    def test_a_box_corner_is_skipped_and_named(
+        self, tiny_demo, tmp_path, capsys, column: str, value: str
+    ) -> None:
+        set_cells(tiny_demo / "bounding_box_thermal.csv", {(2, column): value})
+        rc, err, out = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 0
+        assert any("bounding_box_thermal.csv: row 2: box skipped, infinite" in ln for ln in err)
+        assert "bad box row 1" in out
+
+    def test_an_infinite_box_number_means_box_one(self, tiny_demo, tmp_path, capsys) -> None:
+        from dfu_tui.data.images import read_boxes
+
+        path = tiny_demo / "bounding_box_depth.csv"
+        set_cells(path, {(2, "Bounding Box Number"): "inf"})
+        (box,) = [b for boxes in read_boxes(path).by_name.values() for b in boxes if b.row == 2]
+        assert box.number == 1
+        rc, _, _ = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 0
+
+
 def test_console_script_has_no_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "dfu_tui", "validate", str(tmp_path / "missing.toml")],
@@ -164,6 +241,14 @@ def test_demo_data_refuses_non_empty_dir(tmp_path, capsys) -> None:
     (tmp_path / "d" / "keep.txt").write_text("x")
     assert main(["demo-data", str(tmp_path / "d")]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("patients", ["5", "2001", "10000000", "-1"])
+def test_demo_data_refuses_a_size_that_is_a_typo(tmp_path, capsys, patients: str) -> None:
+    assert main(["demo-data", str(tmp_path / "d"), "--patients", patients]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == f"error: --patients: must be between 6 and 2000, got {patients}"
+    assert not (tmp_path / "d").exists()
 
 
 @pytest.mark.parametrize("address", ["head", "http://head:10001", "ray://", "head:port", "a b:1"])

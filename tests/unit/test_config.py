@@ -92,6 +92,42 @@ class TestErrors:
         assert any("fusion.weights.metadata" in ln and ">= 0" in ln for ln in lines)
         assert any("fusion.weights" in ln and "sum to 1" in ln for ln in lines)
 
+    @pytest.mark.parametrize(
+        "text, key",
+        [
+            ("[fusion]\nweights = { metadata = nan, image = 0.3 }\n", "fusion.weights.metadata"),
+            ("[fusion.weights]\nmetadata = 0.7\nimage = inf\n", "fusion.weights.image"),
+            ("[collapse]\nabsolute_cap = nan\n", "collapse.absolute_cap"),
+            ("[criteria]\nminimum_kappa = -inf\n", "criteria.minimum_kappa"),
+            ("[image_model]\nlearning_rate = +nan\n", "image_model.learning_rate"),
+            ("[executor]\ngpus_per_task = inf\n", "executor.gpus_per_task"),
+        ],
+    )
+    def test_nan_and_inf_are_refused(self, tmp_path: Path, text: str, key: str) -> None:
+        """TOML has nan and inf; every comparison with nan is false, so `>= 0` and `sum to 1`
+        let it through. No setting takes one."""
+        (line,) = problems_of(tmp_path, text)
+        assert f"{key}: must be a finite number" in line
+
+    def test_nan_from_the_command_line(self, tmp_path: Path) -> None:
+        (line,) = problems_of(tmp_path, "", ("fusion.weights.metadata=nan",))
+        assert "fusion.weights.metadata: must be a finite number, got nan" in line
+
+    @pytest.mark.parametrize(
+        "text, expect",
+        [
+            ("[demo]\npatients = 10000000\n", "demo.patients: must be between 6 and 2000"),
+            ("[demo]\npatients = 5\n", "demo.patients: must be between 6 and 2000"),
+            ("[cv]\nrepeats = 1000000\n", "cv.repeats: must be between 1 and 100"),
+            ("[cv]\nrepeats = 0\n", "cv.repeats: must be between 1 and 100"),
+        ],
+    )
+    def test_sizes_that_are_typos(self, tmp_path: Path, text: str, expect: str) -> None:
+        """A demo of ten million patients (validate would generate it) or a million repeats
+        (five million tasks) is refused before anything starts."""
+        (line,) = problems_of(tmp_path, text)
+        assert expect in line
+
     def test_sum_after_expanding_image(self, tmp_path: Path) -> None:
         text = (
             "[modalities]\nuse=['metadata','depth_rgb','thermal_map']\n"

@@ -145,7 +145,7 @@ def test_fold_labels() -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("cv.repeats=0", "cv.repeats: must be >= 1"),
+        ("cv.repeats=0", "cv.repeats: must be between 1 and 100"),
         ("cv.strategy='random'", "cv.strategy: 'random' is not one of grouped, temporal"),
         ("cv.holdout_fraction=0.7", "cv.holdout_fraction: must be in (0, 0.5)"),
         ("criteria.metric='auc'", "criteria.metric: 'auc' is not one of quadratic_kappa, kappa"),
