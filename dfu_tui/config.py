@@ -406,6 +406,18 @@ def _describe(value: Any) -> str:
     return f"{name} {json.dumps(value, default=str)}" if not isinstance(value, dict) else name
 
 
+def _outside_dataset(value: str) -> str:
+    """Why a file or folder setting does not name a place inside the dataset folder, or ""."""
+    path = Path(value)
+    if not value.strip():
+        return "empty"
+    if path.is_absolute() or value.startswith("~"):
+        return "an absolute path"
+    if ".." in path.parts:
+        return "'..' leaves the dataset folder"
+    return ""
+
+
 def _check_semantics(cfg: Config, source: str) -> list[str]:
     """The checks that relate values to each other or to allowed sets."""
     out: list[str] = []
@@ -487,6 +499,26 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
     for cam in cfg.data.box_files:
         if cam not in ("depth", "thermal"):
             bad(f"data.box_files.{cam}", "expected 'depth' or 'thermal'")
+    if not cfg.data.root.strip():
+        bad("data.root", "empty; expected demo or a dataset folder")
+    for key in ("label_column", "patient_column"):
+        if not str(getattr(cfg.data, key)).strip():
+            bad(f"data.{key}", "empty; expected a column name of the metadata CSV")
+    inside = {
+        "data.metadata_file": cfg.data.metadata_file,
+        **{f"data.folders.{m}": v for m, v in cfg.data.folders.items()},
+        **{f"data.box_files.{c}": v for c, v in cfg.data.box_files.items()},
+    }
+    for key, value in inside.items():
+        problem = _outside_dataset(value)
+        if problem:
+            bad(key, f"{problem}, got {value!r}; expected a path inside the dataset folder")
+    if cfg.data.root == "demo" and Path(cfg.data.metadata_file).name != cfg.data.metadata_file:
+        bad(
+            "data.metadata_file",
+            f"the demo writes its metadata CSV at the top of its folder; expected a file "
+            f"name, got {cfg.data.metadata_file!r}",
+        )
     if not 6 <= cfg.demo.patients <= MAX_DEMO_PATIENTS:
         bad("demo.patients", f"must be between 6 and {MAX_DEMO_PATIENTS}, got {cfg.demo.patients}")
 

@@ -128,6 +128,36 @@ class TestErrors:
         (line,) = problems_of(tmp_path, text)
         assert expect in line
 
+    @pytest.mark.parametrize(
+        "text, expect",
+        [
+            (
+                "[data]\nroot = 'demo'\nmetadata_file = '../../../../etc/passwd'\n",
+                "data.metadata_file: '..' leaves the dataset folder",
+            ),
+            ("[data.folders]\ndepth_rgb = '../../etc'\n", "data.folders.depth_rgb: '..' leaves"),
+            ("[data.box_files]\ndepth = '/etc/shadow'\n", "data.box_files.depth: an absolute"),
+            ("[data.box_files]\nthermal = '~/boxes.csv'\n", "data.box_files.thermal: an absolute"),
+            ("[data.folders]\nthermal_map = ''\n", "data.folders.thermal_map: empty"),
+            ("[data]\nroot = ' '\n", "data.root: empty"),
+            ("[data]\nlabel_column = ''\n", "data.label_column: empty"),
+            ("[data]\npatient_column = ' '\n", "data.patient_column: empty"),
+        ],
+    )
+    def test_dataset_names_stay_inside_the_dataset(
+        self, tmp_path: Path, text: str, expect: str
+    ) -> None:
+        """The demo writes its metadata file where `data.metadata_file` says: `..` would
+        have it write outside its folder. No file or folder setting leaves the dataset."""
+        lines = problems_of(tmp_path, text)
+        assert any(expect in ln for ln in lines), lines
+
+    def test_the_demo_metadata_file_is_a_file_name(self, tmp_path: Path) -> None:
+        (line,) = problems_of(tmp_path, "[data]\nroot = 'demo'\nmetadata_file = 'sub/m.csv'\n")
+        assert "data.metadata_file: the demo writes its metadata CSV at the top" in line
+        (tmp_path / "c.toml").write_text("[data]\nroot = '/data'\nmetadata_file = 'sub/m.csv'\n")
+        load_config(tmp_path / "c.toml")  # a real dataset may keep it in a subfolder
+
     def test_sum_after_expanding_image(self, tmp_path: Path) -> None:
         text = (
             "[modalities]\nuse=['metadata','depth_rgb','thermal_map']\n"
