@@ -243,6 +243,34 @@ def test_demo_data_refuses_non_empty_dir(tmp_path, capsys) -> None:
     assert "not empty" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["status"],
+        ["status", "x"],
+        ["stop", "x"],
+        ["resume", "x"],
+        ["export", "x"],
+        ["report", "x"],
+        ["run", "configs/default.toml"],
+    ],
+    ids=lambda a: " ".join(a) or "dashboard",
+)
+def test_a_runs_dir_that_is_a_file(tmp_path, capsys, args: list[str]) -> None:
+    """Every command with --runs-dir: a file there is named, exit 2, and left as it was
+    (the dashboard used to open on it, empty; `run` got as far as the dataset)."""
+    from tests.helpers import ROOT
+
+    target = tmp_path / "runs"
+    target.write_text("mine\n")
+    args = [str(ROOT / a) if a.endswith(".toml") else a for a in args]
+    assert main([*args, "--runs-dir", str(target)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == f"error: {target}: not a folder; expected the runs folder (--runs-dir)"
+    assert target.read_text() == "mine\n"
+
+
 @pytest.mark.parametrize("patients", ["5", "2001", "10000000", "-1"])
 def test_demo_data_refuses_a_size_that_is_a_typo(tmp_path, capsys, patients: str) -> None:
     assert main(["demo-data", str(tmp_path / "d"), "--patients", patients]) == 2
