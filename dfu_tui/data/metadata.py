@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,9 @@ def read_csv_text(path: Path, what: str) -> str:
         ) from None
     if not text.strip():
         raise InputError(f"{path}: empty file; expected a {what} with a header row")
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise InputError(f"{path}: line {line}: a NUL byte; the {what} is damaged (not text)")
     return text
 
 
@@ -100,6 +104,15 @@ def parse_csv(text: str, path: Path, what: str) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise InputError(f"{path}: not a valid {what}: {first}") from None
+    header = next(csv.reader(io.StringIO(text)), [])
+    names = [c.strip() for c in header]
+    twice = sorted({c for c in names if c and names.count(c) > 1})
+    if twice:
+        where = "; ".join(
+            f"'{c}' (columns {', '.join(str(i + 1) for i, n in enumerate(names) if n == c)})"
+            for c in twice
+        )
+        raise InputError(f"{path}: a column name appears twice in the header: {where}")
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = frame.apply(lambda column: column.str.strip())
     frame = frame.loc[~frame.eq("").all(axis=1)]

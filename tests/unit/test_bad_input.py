@@ -93,6 +93,39 @@ class TestImageErrors:
         assert rc == 2 and len(err) == 1
         assert "Thermal_Map_IMG" in err[0] and "'thermal_map' not found" in err[0]
 
+    @pytest.mark.parametrize("twin", ["Age", " Age ", "Healing Phase Abs"])
+    def test_a_column_name_twice(self, tiny_demo, tmp_path, capsys, twin: str) -> None:
+        """pandas would call the second one 'Age.1' and it became a feature; which of the
+        two is the real one is the clinic's to say."""
+        rewrite_csv(tiny_demo / META, lambda t: t.replace(",Weight (Kg),", f",{twin},", 1))
+        rc, err, _ = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 2
+        (line,) = err
+        assert f"a column name appears twice in the header: '{twin.strip()}' (columns" in line
+
+    def test_a_box_file_column_twice(self, tiny_demo, tmp_path, capsys) -> None:
+        rewrite_csv(
+            tiny_demo / "bounding_box_depth.csv", lambda t: t.replace(",Ymin,", ",Xmin,", 1)
+        )
+        rc, err, _ = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 2
+        assert any("bounding_box_depth.csv: a column name appears twice" in ln for ln in err)
+
+    @pytest.mark.parametrize("line", [1, 4])
+    def test_a_nul_byte(self, tiny_demo, tmp_path, capsys, line: int) -> None:
+        def edit(text: str) -> str:
+            lines = text.split("\n")
+            lines[line - 1] = lines[line - 1][:5] + "\x00" + lines[line - 1][5:]
+            return "\n".join(lines)
+
+        rewrite_csv(tiny_demo / META, edit)
+        rc, err, _ = validate(tiny_demo, tmp_path, capsys)
+        assert rc == 2
+        (only,) = err
+        assert only.endswith(
+            f"{META}: line {line}: a NUL byte; the metadata CSV is damaged (not text)"
+        )
+
     def test_box_file_missing_columns(self, tiny_demo, tmp_path, capsys) -> None:
         rewrite_csv(tiny_demo / "bounding_box_depth.csv", lambda t: t.replace(",Ymax", ",Ymx", 1))
         rc, err, _ = validate(tiny_demo, tmp_path, capsys)
