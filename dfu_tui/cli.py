@@ -453,6 +453,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs: must be >= 1, got {args.jobs}")
+    _check_ray_address(cfg)
     dataset = _prepare(cfg)
     run = create_run_dir(args.runs_dir, cfg)
     try:
@@ -464,6 +465,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise OSError(exc.errno, exc.strerror, str(run.path)) from None
         raise
     return _supervise(run, args.jobs or 0, resume=False, detach=args.detach)
+
+
+def _check_ray_address(cfg: Config) -> None:
+    """A Ray address where nothing answers is named in seconds, before anything is made
+    (Ray itself would retry for minutes)."""
+    if cfg.executor.kind == "ray":
+        from dfu_tui.runs.ray_executor import address_problem
+
+        problem = address_problem(cfg.executor.address)
+        if problem:
+            raise InputError(problem)
 
 
 def resolve_run(name: str, runs_dir: Path) -> RunDir:
@@ -526,7 +538,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
         from dfu_tui.paths import atomic_write_text
 
         cfg = load_config(run.config, moved)
+        _check_ray_address(cfg)  # before the run's config is changed
         atomic_write_text(run.config, cfg.to_toml())
+    else:
+        _check_ray_address(cfg)
     return _supervise(run, args.jobs or 0, resume=True, detach=args.detach)
 
 

@@ -75,6 +75,31 @@ def node_name(node_id: str = "") -> str:
     return f"{name} node {node_id[:8]}" if node_id else name
 
 
+def address_problem(address: str, timeout: float = 10.0) -> str:
+    """Why nothing answers at a Ray address given as `host:port` or `ray://host:port`, or ""
+    (also for a new local instance and for `auto`, which Ray itself refuses at once).
+
+    `ray.init` on an address where nothing listens does not fail: it retries for minutes,
+    printing its own log lines. A plain TCP connection says in seconds whether a head is
+    there, before a run directory exists.
+    """
+    if address in ("", "local", "auto"):
+        return ""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")  # an IPv6 literal
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return ""
+    except TimeoutError:
+        reason = f"no answer within {timeout:g} s"
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    return (
+        f"executor.address: no Ray cluster answers at {address} ({reason}); start one "
+        "there (`ray start --head`), or leave the address empty for a local instance"
+    )
+
+
 def task_options(ex: ExecutorConfig, branch: str, cluster_gpus: bool) -> dict[str, Any]:
     """What a task asks Ray for: `cpus_per_task`; `gpus_per_task` (fractions share a GPU)
     for an image task where the cluster has GPUs (else it would wait for ever), none for a
@@ -116,6 +141,9 @@ class RayExecutor:
         except ImportError:
             raise InputError("executor.kind = 'ray': Ray is not installed") from None
         address = self.cfg.executor.address or None
+        problem = address_problem(address or "")
+        if problem:
+            raise InputError(problem)
         try:
             if not ray.is_initialized():
                 ray.init(

@@ -323,3 +323,44 @@ def test_a_ray_address_that_is_not_one_is_named_before_anything_starts(
     assert rc == 2 and len(err) == 1
     assert "executor.address" in err[0] and repr(address) in err[0]
     assert not runs.exists() or not any(runs.iterdir())  # no run directory half-made
+
+
+def closed_port() -> int:
+    """A localhost port where nothing listens (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("form", ["127.0.0.1:{port}", "ray://127.0.0.1:{port}", "localhost:{port}"])
+def test_a_ray_address_where_nothing_answers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], form: str
+) -> None:
+    """`ray.init` retries such an address for minutes (measured: still retrying after 180 s,
+    its run directory showing "running"); it is named in seconds, before anything is made."""
+    address = form.format(port=closed_port())
+    runs = tmp_path / "runs"
+    argv = ["run", "configs/default.toml", "--runs-dir", str(runs), "--executor", "ray"]
+    rc = main([*argv, "--ray-address", address])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert line.startswith(f"error: executor.address: no Ray cluster answers at {address} (")
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_address_problem_says_nothing_where_something_listens() -> None:
+    import socket
+
+    from dfu_tui.runs.ray_executor import address_problem
+
+    for address in ("", "local", "auto"):  # a new local instance; Ray refuses `auto` itself
+        assert address_problem(address) == ""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert address_problem(f"127.0.0.1:{port}") == ""
+        assert address_problem(f"ray://127.0.0.1:{port}") == ""
+    assert "Connection refused" in address_problem(f"127.0.0.1:{closed_port()}")
