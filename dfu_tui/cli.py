@@ -50,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         type=Path,
-        default=Path("configs/default.toml"),
-        help="dashboard: the config preselected in the launch form",
+        default=None,
+        help="dashboard: the config preselected in the launch form (default: "
+        "configs/default.toml here, else the one shipped with dfu-tui)",
     )
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
@@ -161,10 +162,22 @@ def open_dashboard(args: argparse.Namespace) -> int:
     """`dfu-tui` with no subcommand: the Textual dashboard."""
     from dfu_tui.config import load_config
 
-    load_config(args.config)  # a bad preselected config is reported like any other
+    config = args.config or default_config()
+    load_config(config)  # a bad preselected config is reported like any other
     from dfu_tui.tui.app import run_dashboard
 
-    return run_dashboard(args.runs_dir, args.config)
+    return run_dashboard(args.runs_dir, config)
+
+
+#: The configs shipped with the package (the repository's `configs/` is a link to them).
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def default_config() -> Path:
+    """`configs/default.toml` in the current folder (a checkout, or a user's own set of
+    configs), else the shipped one: `dfu-tui` opens wherever it is typed."""
+    here = Path("configs/default.toml")
+    return here if here.exists() else SHIPPED_CONFIGS / "default.toml"
 
 
 def _progress() -> Progress:

@@ -34,6 +34,20 @@ class TestShippedConfigs:
         assert cfg.modalities.search
         assert len(cfg.combinations) == 2 ** len(cfg.modalities.use) - 1
 
+    def test_dfu_tui_opens_anywhere(self, tmp_path: Path, monkeypatch) -> None:
+        """`dfu-tui` typed outside a checkout preselects the shipped default (it said
+        "configs/default.toml: config file not found"); a configs/default.toml in the
+        current folder wins; the repository's configs/ is the shipped folder."""
+        from dfu_tui.cli import SHIPPED_CONFIGS, default_config
+
+        assert (ROOT / "configs").resolve() == SHIPPED_CONFIGS
+        monkeypatch.chdir(tmp_path)
+        assert default_config() == SHIPPED_CONFIGS / "default.toml"
+        assert load_config(default_config()) == load_config(ROOT / "configs" / "default.toml")
+        (tmp_path / "configs").mkdir()
+        (tmp_path / "configs" / "default.toml").write_text("[cv]\nfolds = 4\n")
+        assert load_config(default_config()).cv.folds == 4
+
     def test_frozen(self) -> None:
         cfg = load_config(None)
         with pytest.raises(AttributeError):
