@@ -353,11 +353,11 @@ def _run_blockers(cfg: Config, dataset: Dataset) -> list[str]:
 def cmd_demo_data(args: argparse.Namespace) -> int:
     """Write the demo dataset into a new folder."""
     from dfu_tui.data.demo import DEFAULT_PATIENTS, write_demo
-    from dfu_tui.data.settings import MAX_DEMO_PATIENTS as MAX_PATIENTS
+    from dfu_tui.data.settings import MAX_DEMO_PATIENTS
 
     patients = DEFAULT_PATIENTS if args.patients is None else args.patients
-    if not 6 <= patients <= MAX_PATIENTS:
-        raise InputError(f"--patients: must be between 6 and {MAX_PATIENTS}, got {patients}")
+    if not 6 <= patients <= MAX_DEMO_PATIENTS:
+        raise InputError(f"--patients: must be between 6 and {MAX_DEMO_PATIENTS}, got {patients}")
     target: Path = args.dir
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise InputError(f"{target}: already exists and is not empty; expected a new folder")
@@ -554,7 +554,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         _check_ray_address(cfg)  # before the run's config is changed
         atomic_write_text(run.config, cfg.to_toml())
     else:
-        _check_ray_address(cfg)
+        _check_ray_address(cfg)  # the executor the run was started on
     return _supervise(run, args.jobs or 0, resume=True, detach=args.detach)
 
 
