@@ -10,6 +10,7 @@ import json
 import math
 import re
 import tomllib
+import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,19 @@ class FusionConfig:
 
     strategy: str = "fixed"
     weights: dict[str, float] = field(default_factory=lambda: {METADATA: 0.70, "image": 0.30})
+    # more fusions of the same branch predictions, scored on the same rows beside `strategy`
+    # (the reference): strategy names, and weight tables for more fixed weightings
+    compare: list[str | dict[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FusionVariant:
+    """One fusion a run scores: a strategy, with its own weights for `fixed` and `tuned`
+    (tuned starts from them), under a name shown everywhere (`fixed`, `fixed 0.50/0.50`)."""
+
+    name: str
+    strategy: str
+    weights: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -204,11 +218,29 @@ class Config:
         """Per-modality weights (`image` expanded), renormalised over `combo` when given."""
         expanded = expand_weights(self.fusion.weights, self.image_modalities)
         keys = list(combo) if combo is not None else [m for m in MODALITIES if m in expanded]
-        chosen = {m: expanded.get(m, 0.0) for m in keys}
-        total = sum(chosen.values())
-        if total <= 0:
-            return {m: 1.0 / len(chosen) for m in chosen}
-        return {m: w / total for m, w in chosen.items()}
+        return renormalised(expanded, keys)
+
+    def fusion_variants(self) -> list[FusionVariant]:
+        """The configured fusion (the reference, first) and every other one of
+        `fusion.compare`, each once."""
+        out = [FusionVariant(self.fusion.strategy, self.fusion.strategy, dict(self.fusion.weights))]
+        for item in self.fusion.compare:
+            if isinstance(item, str):
+                variant = FusionVariant(item, item, dict(self.fusion.weights))
+            else:
+                variant = FusionVariant(weights_name(item), "fixed", dict(item))
+            same = any(
+                v.strategy == variant.strategy
+                and (v.strategy not in ("fixed", "tuned") or v.weights == variant.weights)
+                for v in out
+            )
+            if not same:
+                out.append(variant)
+        return out
+
+    def variant_weights(self, variant: FusionVariant, combo: Sequence[str]) -> dict[str, float]:
+        """A variant's per-modality weights, renormalised over `combo`."""
+        return renormalised(expand_weights(variant.weights, self.image_modalities), combo)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration as plain data (what is saved in a run directory)."""
@@ -226,6 +258,20 @@ class Config:
         doc.pop("executor")
         blob = json.dumps(doc, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def renormalised(expanded: Mapping[str, float], keys: Sequence[str]) -> dict[str, float]:
+    """The weights of `keys` scaled to sum to 1 (equal weights when they sum to 0)."""
+    chosen = {m: expanded.get(m, 0.0) for m in keys}
+    total = sum(chosen.values())
+    if total <= 0:
+        return {m: 1.0 / len(chosen) for m in chosen}
+    return {m: w / total for m, w in chosen.items()}
+
+
+def weights_name(weights: Mapping[str, float]) -> str:
+    """`fixed 0.50/0.50` for a weight table (in its own order), as a fusion's name."""
+    return "fixed " + "/".join(f"{float(v):.2f}" for v in weights.values())
 
 
 def expand_weights(
@@ -325,8 +371,18 @@ def _apply_override(raw: dict[str, Any], item: str, problems: list[str]) -> None
 
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(t) for t in typing.get_args(tp))
     if origin is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}s"
+        (inner,) = typing.get_args(tp)
+        if typing.get_origin(inner) in (typing.Union, types.UnionType):
+            kinds = " or ".join(
+                _type_name(t).replace("a table", "tables") if typing.get_origin(t) is dict
+                else _type_name(t) + "s"
+                for t in typing.get_args(inner)
+            )
+            return f"a list of {kinds}"
+        return f"a list of {_type_name(inner)}s"
     if origin is dict:
         return f"a table of {_type_name(typing.get_args(tp)[1])}s"
     names = {int: "integer", float: "number", str: "string", bool: "boolean"}
@@ -336,6 +392,12 @@ def _type_name(tp: Any) -> str:
 def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
     """Check `value` against a field type; ints are accepted where numbers are expected."""
     origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(tp):
+            ok, coerced = _coerce(value, option)
+            if ok:
+                return True, coerced
+        return False, None
     if origin is list:
         (inner,) = typing.get_args(tp)
         if not isinstance(value, list):
@@ -418,6 +480,27 @@ def _outside_dataset(value: str) -> str:
     return ""
 
 
+def _check_weights(key: str, weights: Mapping[str, float], cfg: Config, source: str) -> list[str]:
+    """The problems of one weight table: unknown or negative entries, a sum other than 1, a
+    chosen modality without a weight."""
+    out: list[str] = []
+    for name, weight in weights.items():
+        if name != "image" and name not in MODALITIES:
+            near = difflib.get_close_matches(name, [*MODALITIES, "image"], n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            out.append(f"{source}: {key}.{name}: unknown modality{hint}")
+        if weight < 0:
+            out.append(f"{source}: {key}.{name}: must be >= 0, got {weight:g}")
+    total = sum(weights.values())
+    if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
+        out.append(f"{source}: {key}: must sum to 1, got {total:g}")
+    expanded = expand_weights(weights, cfg.image_modalities)
+    for m in cfg.modalities.use:
+        if m in MODALITIES and m not in expanded:
+            out.append(f"{source}: {key}: no weight for '{m}' (give one, or an 'image' weight)")
+    return out
+
+
 def _check_semantics(cfg: Config, source: str) -> list[str]:
     """The checks that relate values to each other or to allowed sets."""
     out: list[str] = []
@@ -459,20 +542,16 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
     fusion = cfg.fusion
     if fusion.strategy not in FUSION_STRATEGIES:
         bad("fusion.strategy", f"'{fusion.strategy}' is not one of {', '.join(FUSION_STRATEGIES)}")
-    for key, weight in fusion.weights.items():
-        if key != "image" and key not in MODALITIES:
-            near = difflib.get_close_matches(key, [*MODALITIES, "image"], n=1)
-            hint = f"; did you mean '{near[0]}'?" if near else ""
-            bad(f"fusion.weights.{key}", f"unknown modality{hint}")
-        if weight < 0:
-            bad(f"fusion.weights.{key}", f"must be >= 0, got {weight:g}")
-    total = sum(fusion.weights.values())
-    if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
-        bad("fusion.weights", f"must sum to 1, got {total:g}")
-    expanded = expand_weights(fusion.weights, cfg.image_modalities)
-    for m in use:
-        if m in MODALITIES and m not in expanded:
-            bad("fusion.weights", f"no weight for '{m}' (give one, or an 'image' weight)")
+    out += _check_weights("fusion.weights", fusion.weights, cfg, source)
+    for i, item in enumerate(fusion.compare):
+        if isinstance(item, str):
+            if item not in FUSION_STRATEGIES:
+                bad(
+                    f"fusion.compare[{i}]",
+                    f"'{item}' is not one of {', '.join(FUSION_STRATEGIES)} (or a weight table)",
+                )
+        else:
+            out += _check_weights(f"fusion.compare[{i}]", item, cfg, source)
 
     if cfg.cv.folds < 2:
         bad("cv.folds", f"must be >= 2, got {cfg.cv.folds}")

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from dfu_tui.config import Config
+from dfu_tui.config import Config, FusionVariant
 from dfu_tui.data.dataset import Dataset
 from dfu_tui.data.schema import (
     FEATURE_GROUPS,
@@ -69,6 +69,12 @@ class TaskResult:
         fields = (f.name for f in dataclasses.fields(self))
         named = {k: v for k in fields if isinstance(v := getattr(self, k), np.ndarray)}
         return named | self.extra
+
+
+def needs_oof(cfg: Config) -> bool:
+    """Whether a fusion the run scores is fitted on inner out-of-fold probabilities (then
+    every branch task computes them)."""
+    return any(v.strategy in NEEDS_OOF for v in cfg.fusion_variants())
 
 
 def comparison_branch(cfg: Config) -> str | None:
@@ -144,7 +150,7 @@ def train_task(
     """
     threads = threads or cfg.image_model.threads or (os.cpu_count() or 1)
     table = dataset.table
-    inner = cfg.cv.inner_folds if cfg.fusion.strategy in NEEDS_OOF else 0
+    inner = cfg.cv.inner_folds if needs_oof(cfg) else 0
     seed = cfg.cv.seed * 1000 + fold.number
     start = time.perf_counter()
     extra: dict[str, np.ndarray] = {}
@@ -294,9 +300,7 @@ def evaluate_fold(
     branch's predictions (the arrays of its `TaskResult`)."""
     val = {b: p["val_proba"] for b, p in preds.items()}
     train = {b: p["train_proba"] for b, p in preds.items()}
-    oof = (
-        {b: p["oof_proba"] for b, p in preds.items()} if cfg.fusion.strategy in NEEDS_OOF else None
-    )
+    oof = {b: p["oof_proba"] for b, p in preds.items()} if needs_oof(cfg) else None
     result: dict[str, Any] = {
         "fold": fold.number,
         "repeat": fold.repeat,
@@ -333,6 +337,12 @@ def fold_flags(result: FoldResult) -> list[dict[str, Any]]:
         for flag in c["flags"]
     ]
     out += [{"combination": [METADATA], **f} for f in result.get("radar", {}).get("flags", [])]
+    out += [  # the other fusions of the comparison: their own flags, named
+        {"combination": c["modalities"], "strategy": row["name"], **flag}
+        for c in result["combinations"]
+        for row in c.get("strategies", [])[1:]
+        for flag in row["flags"]
+    ]
     return out
 
 
@@ -344,21 +354,91 @@ def _fused_metrics(
     val: dict[str, np.ndarray],
     train: dict[str, np.ndarray],
     oof: dict[str, np.ndarray] | None,
+    compare: bool = True,
 ) -> dict[str, Any]:
-    """Fuse one combination on one fold and score it, with its flags."""
-    weights = cfg.fusion_weights(combo)
-    fused = fuse(
-        cfg.fusion.strategy, combo, weights, val, train, labels[fold.train], oof, cfg.cv.seed
-    )
+    """Fuse one combination on one fold with the configured strategy and score it, with its
+    flags; with `compare`, every other fusion of `fusion.compare` too, on the same rows."""
+    variants = cfg.fusion_variants()
+    m, fused = _fuse_variant(cfg, labels, fold, combo, val, train, oof, variants[0])
+    m["paired"] = _paired_scores(labels, fold, combo, val, fused)
+    if compare and len(variants) > 1 and len(combo) > 1:
+        rows = []
+        for variant in variants:
+            if variant is variants[0]:
+                row, other = m, fused
+            else:
+                row, other = _fuse_variant(cfg, labels, fold, combo, val, train, oof, variant)
+            rows.append(_strategy_row(labels, fold, variant, row, other, fused))
+        m["strategies"] = rows
+    return m
+
+
+def _fuse_variant(
+    cfg: Config,
+    labels: np.ndarray,
+    fold: Fold,
+    combo: tuple[str, ...],
+    val: dict[str, np.ndarray],
+    train: dict[str, np.ndarray],
+    oof: dict[str, np.ndarray] | None,
+    variant: FusionVariant,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """One fusion of one combination on one fold: its metrics and flags, and its fused
+    validation probabilities."""
+    weights = cfg.variant_weights(variant, combo)
+    fused = fuse(variant.strategy, combo, weights, val, train, labels[fold.train], oof, cfg.cv.seed)
     m = _metrics(labels, fold, fused.val, fused.train)
-    m["paired"] = _paired_scores(labels, fold, combo, val, fused.val)
-    m["fusion"] = {"strategy": cfg.fusion.strategy, "weights": fused.weights}
+    m["fusion"] = {"strategy": variant.strategy, "weights": fused.weights}
+    if variant.name != variant.strategy:
+        m["fusion"]["name"] = variant.name
     if fused.grid_step is not None:
         m["fusion"]["grid_step"] = fused.grid_step
     if fused.mean_alpha is not None:
         m["mean_alpha"] = fused.mean_alpha
     m["flags"] = [f.to_dict() for f in _flags(cfg, labels, fold, fused.val, m, fused.mean_alpha)]
-    return m
+    return m, fused.val
+
+
+STRATEGY_KEYS = (
+    "n",
+    "kappa",
+    "quadratic_kappa",
+    "accuracy",
+    "macro_f1",
+    "train_kappa",
+    "train_quadratic_kappa",
+    "predicted_share",
+    "true_share",
+    "confusion",
+    "flags",
+)
+
+
+def _strategy_row(
+    labels: np.ndarray,
+    fold: Fold,
+    variant: FusionVariant,
+    m: Mapping[str, Any],
+    fused: np.ndarray,
+    reference: np.ndarray,
+) -> dict[str, Any]:
+    """One fusion's scores on a fold, and it and the reference fusion on their common rows."""
+    common = ~np.isnan(fused).any(axis=1) & ~np.isnan(reference).any(axis=1)
+    y = labels[fold.val][common]
+    row: dict[str, Any] = {
+        "name": variant.name,
+        "strategy": variant.strategy,
+        "weights": m["fusion"]["weights"],
+        **{k: m[k] for k in STRATEGY_KEYS},
+        "paired": {
+            "n": int(common.sum()),
+            "strategy": both_kappas(y, fused[common].argmax(axis=1)),
+            "reference": both_kappas(y, reference[common].argmax(axis=1)),
+        },
+    }
+    if "mean_alpha" in m:
+        row["mean_alpha"] = m["mean_alpha"]
+    return row
 
 
 def _paired_scores(
@@ -414,7 +494,7 @@ def _compare_fold(
     for combo, fused in zip(cfg.combinations, result["combinations"], strict=True):
         if METADATA not in combo or len(combo) == 1:
             continue
-        m = _fused_metrics(cfg, labels, fold, combo, swap(val), swap(train), swap(oof))  # type: ignore[arg-type]
+        m = _fused_metrics(cfg, labels, fold, combo, swap(val), swap(train), swap(oof), False)  # type: ignore[arg-type]
         rows.append(
             {
                 "modalities": list(combo),
@@ -453,6 +533,7 @@ def summarize(cfg: Config, run_id: str, folds: list[FoldResult], status: str) ->
         judge_combination,
         summarize_comparison,
         summarize_radar,
+        summarize_strategies,
         test_train_ratio,
     )
 
@@ -466,14 +547,18 @@ def summarize(cfg: Config, run_id: str, folds: list[FoldResult], status: str) ->
     combos: list[Any] = []
     for i, combo in enumerate(cfg.combinations):
         per = [combination_of(f, i) for f in cv]
-        combos.append(
-            {
-                "modalities": list(combo),
-                "fusion": {"strategy": cfg.fusion.strategy, "weights": cfg.fusion_weights(combo)},
-                "folds": per,
-                **judge_combination(cfg, list(combo), per, ratio),
-            }
+        entry = {
+            "modalities": list(combo),
+            "fusion": {"strategy": cfg.fusion.strategy, "weights": cfg.fusion_weights(combo)},
+            "folds": per,
+            **judge_combination(cfg, list(combo), per, ratio),
+        }
+        strategies = summarize_strategies(
+            per, cfg.criteria.metric, ratio, cfg.criteria.confidence
         )
+        if strategies is not None:
+            entry["strategies"] = strategies
+        combos.append(entry)
     doc: dict[str, Any] = {
         "run_id": run_id,
         "status": status,

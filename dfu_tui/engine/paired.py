@@ -217,3 +217,54 @@ def judge_combination(
             versus.get("metadata") if METADATA in combo and len(combo) > 1 else None,
         ),
     }
+
+
+def summarize_strategies(
+    per: list[dict[str, Any]], metric: str, ratio: float, confidence: float
+) -> dict[str, Any] | None:
+    """Every fusion of `fusion.compare` for one combination over its folds: both kappas on
+    all its rows (mean, sample sd, n), the train/validation gap, what it learned, its flags,
+    and its paired difference from the configured fusion (the reference, first) on their
+    common rows, on the criteria's scale."""
+    per = [f for f in per if f.get("strategies")]
+    if not per:
+        return None
+    names = [row["name"] for row in per[0]["strategies"]]
+    train_key = TRAIN_KEYS[metric]
+    rows = []
+    for i, name in enumerate(names):
+        folds = [f["strategies"][i] for f in per]
+        mean = {k: mean_sd([r[k] for r in folds])[0] for k in (*METRIC_NAMES, train_key)}
+        sd = {k: mean_sd([r[k] for r in folds])[1] for k in METRIC_NAMES}
+        row: dict[str, Any] = {
+            "name": name,
+            "strategy": folds[0]["strategy"],
+            "folds": [
+                {"fold": f["fold"], "repeat": f.get("repeat", 1), **r}
+                for f, r in zip(per, folds, strict=True)
+            ],
+            "n": sum(r["n"] for r in folds),
+            "mean": mean,
+            "std": sd,
+            "gap": mean[train_key] - mean[metric],
+            "flags": [{"fold": f["fold"], **fl} for f, r in zip(per, folds, strict=True)
+                      for fl in r["flags"]],
+        }
+        alphas = [r["mean_alpha"] for r in folds if r.get("mean_alpha") is not None]
+        if alphas:
+            row["mean_alpha"] = statistics.fmean(alphas)
+        if folds[0]["strategy"] != "fixed":  # what it learned, fold by fold
+            row["learned_weights"] = [r["weights"] for r in folds]
+        if i > 0:
+            mine = [r["paired"]["strategy"][metric] for r in folds]
+            ref = [r["paired"]["reference"][metric] for r in folds]
+            diff = paired_difference(mine, ref, ratio, confidence)
+            row["versus_reference"] = {
+                "n": [r["paired"]["n"] for r in folds],
+                "mean": mean_sd(mine)[0],
+                "reference_mean": mean_sd(ref)[0],
+                **diff,
+                "outcome": outcome(diff),
+            }
+        rows.append(row)
+    return {"reference": names[0], "metric": metric, "rows": rows}

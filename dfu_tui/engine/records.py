@@ -61,6 +61,7 @@ class CombinationResult(Metrics):
     paired: PairedScores
     fusion: dict[str, Any]
     mean_alpha: NotRequired[float]
+    strategies: NotRequired[list[dict[str, Any]]]  # every fusion of `fusion.compare`
 
 
 class FoldResult(TypedDict):
@@ -89,6 +90,7 @@ class CombinationSummary(TypedDict):
     repeats: list[dict[str, Any]]
     paired: dict[str, Any] | None
     verdict: dict[str, Any]
+    strategies: NotRequired[dict[str, Any]]  # every fusion of `fusion.compare`, side by side
 
 
 class Summary(TypedDict):

@@ -109,6 +109,7 @@ class Flag(EventBase):
     branch: NotRequired[str]
     epoch: NotRequired[int]
     combination: NotRequired[list[str]]
+    strategy: NotRequired[str]  # a fusion of `fusion.compare` other than the configured one
 
 
 class Message(EventBase):

@@ -57,6 +57,8 @@ class RunState:
     reason: str = ""
     started: float | None = None
     finished: float | None = None
+    running_since: float | None = None  # the start of the current running period
+    ran: float = 0.0  # seconds of the running periods that ended
     last_event: float | None = None
     last_heartbeat: float | None = None
     heartbeat: float = DEFAULT_HEARTBEAT
@@ -91,12 +93,18 @@ class RunState:
             self.skipped += 1
             return
         kind, ts = e["kind"], e.get("ts")
-        self.last_event = ts
+        previous, self.last_event = self.last_event, ts
         if kind not in ("heartbeat", "epoch"):
             self.log.append(e)
         if kind in ("run_started", "run_resumed"):
+            if self.running_since is not None and self.finished is None:
+                # the last period ended without a final event (killed): it ran until its
+                # last sign of life
+                seen = [t for t in (self.last_heartbeat, previous) if t is not None]
+                self.ran += max(0.0, max(seen, default=self.running_since) - self.running_since)
             self.status, self.reason, self.finished = "running", "", None
             self.started = self.started or ts
+            self.running_since = ts
             self.last_heartbeat = ts
             self.heartbeat = e.get("heartbeat", self.heartbeat)
             self.jobs = e.get("jobs", self.jobs)
@@ -142,6 +150,9 @@ class RunState:
             self.failed_task = e.get("task")
             self.finished = ts
             self.running.clear()
+            if self.running_since is not None and ts is not None:
+                self.ran += max(0.0, ts - self.running_since)
+            self.running_since = None
 
     def effective_status(self, now: float | None = None) -> str:
         """`stale` when a running run's heartbeats stopped for two intervals."""
@@ -164,10 +175,16 @@ class RunState:
         return fold_label(number, kind, self.folds_per_repeat, self.repeats)
 
     def elapsed(self, now: float | None = None) -> float:
+        """Seconds the run has been running: its running periods (a start, each resume),
+        never the time it lay finished, stopped or dead before a resume."""
         if self.started is None:
             return 0.0
-        end = self.finished or (time.time() if now is None else now)
-        return max(0.0, end - self.started)
+        if self.running_since is None:
+            return self.ran
+        end = time.time() if now is None else now
+        if self.effective_status(end) == "stale" and self.last_heartbeat is not None:
+            end = self.last_heartbeat
+        return self.ran + max(0.0, end - self.running_since)
 
     def eta(self, now: float | None = None) -> float | None:
         """Seconds left: every task still to run at the mean duration of finished tasks of
@@ -231,11 +248,13 @@ class RunState:
         return f"{best:.3f}" + (f" (best of {n})" if n > 1 else "")
 
     def flag_counts(self) -> dict[str, int]:
-        """Fold-level flags by level (epoch flags are diagnostics of inner splits)."""
+        """Fold-level flags of the configured fusion by level (epoch flags are diagnostics of
+        inner splits; the other fusions of `fusion.compare` have their own)."""
         counts = {"collapse": 0, "warning": 0}
         for flags in self.fold_flags.values():
             for f in flags:
-                counts[f["level"]] = counts.get(f["level"], 0) + 1
+                if not f.get("strategy"):  # the other fusions' flags are in their own table
+                    counts[f["level"]] = counts.get(f["level"], 0) + 1
         return counts
 
     def to_dict(self, now: float | None = None) -> dict[str, Any]:

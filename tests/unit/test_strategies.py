@@ -1,0 +1,165 @@
+"""Every fusion of `fusion.compare` on the same branch predictions: the same numbers as a run
+of that strategy alone, its own flags (the seed's learned-alpha collapse where it happens),
+and paired differences from the configured fusion that recompute by hand."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import numpy as np
+import pytest
+from scipy.stats import t
+
+from dfu_tui.config import load_config
+from dfu_tui.engine.experiment import evaluate_fold, fold_flags, needs_oof, summarize
+from dfu_tui.engine.folds import Fold
+
+ALL = "fusion.compare=['fixed','learned_alpha','tuned','stacked',{metadata=0.5,image=0.5}]"
+
+
+def cfg_of(*sets: str):
+    return load_config(None, ["modalities.use=['metadata','thermal_map']", *sets])
+
+
+def planted(seed: int, n: int = 240, overconfident: bool = True):
+    """Labels and branch predictions of one fold: a metadata branch that is right about 60 %
+    of the time, and an image branch that is perfect and over-confident on its training rows
+    but says P for every validation row (the research note's over-fitted CNN)."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, size=n, p=[0.31, 0.56, 0.13])
+    order = rng.permutation(n)
+    fold = Fold(1, np.sort(order[: n * 2 // 3]), np.sort(order[n * 2 // 3 :]))
+
+    def noisy(rows: np.ndarray, right: float) -> np.ndarray:
+        p = rng.dirichlet([2, 2, 2], size=len(rows))
+        hit = rng.random(len(rows)) < right
+        p[hit, y[rows][hit]] += 1.5
+        return p / p.sum(axis=1, keepdims=True)
+
+    meta = {
+        "val_proba": noisy(fold.val, 0.6),
+        "train_proba": noisy(fold.train, 0.9),
+        "oof_proba": noisy(fold.train, 0.6),
+    }
+    image_train = np.full((len(fold.train), 3), 0.01)
+    image_train[np.arange(len(fold.train)), y[fold.train]] = 0.98
+    image_val = np.tile([0.01, 0.98, 0.01], (len(fold.val), 1))
+    if not overconfident:
+        image_val = noisy(fold.val, 0.5)
+    image = {
+        "val_proba": image_val,
+        "train_proba": image_train,
+        "oof_proba": noisy(fold.train, 0.4),
+    }
+    return y, fold, {"metadata": meta, "thermal_map": image}
+
+
+def with_fold_number(fold: Fold, number: int) -> Fold:
+    return Fold(number, fold.train, fold.val)
+
+
+class TestEveryStrategyInOneRun:
+    def test_each_fusion_equals_a_run_of_it_alone(self) -> None:
+        y, fold, preds = planted(1, overconfident=False)
+        cfg = cfg_of(ALL)
+        assert needs_oof(cfg) and not needs_oof(cfg_of())
+        (combo,) = evaluate_fold(cfg, y, fold, preds)["combinations"]
+        rows = combo["strategies"]
+        assert [r["name"] for r in rows] == [
+            "fixed",
+            "learned_alpha",
+            "tuned",
+            "stacked",
+            "fixed 0.50/0.50",
+        ]
+        alone = {
+            "fixed": cfg_of(),
+            "learned_alpha": cfg_of("fusion.strategy=learned_alpha"),
+            "tuned": cfg_of("fusion.strategy=tuned"),
+            "stacked": cfg_of("fusion.strategy=stacked"),
+            "fixed 0.50/0.50": cfg_of("fusion.weights={metadata=0.5,image=0.5}"),
+        }
+        for row in rows:
+            (single,) = evaluate_fold(alone[row["name"]], y, fold, preds)["combinations"]
+            assert "strategies" not in single
+            for key in ("kappa", "quadratic_kappa", "confusion", "predicted_share", "flags"):
+                assert row[key] == single[key], (row["name"], key)
+            assert row["weights"] == single["fusion"]["weights"], row["name"]
+        # the reference row is the combination's own scores
+        assert rows[0]["kappa"] == combo["kappa"] and rows[0]["paired"]["n"] == len(fold.val)
+
+    def test_learned_alpha_collapses_where_fixed_does_not(self) -> None:
+        y, fold, preds = planted(2)
+        result = evaluate_fold(cfg_of(ALL), y, fold, preds)
+        rows = {r["name"]: r for r in result["combinations"][0]["strategies"]}
+        alpha = rows["learned_alpha"]
+        assert alpha["mean_alpha"] < 0.2  # it trusted the image branch
+        assert alpha["predicted_share"]["P"] > 0.9
+        assert any(f["level"] == "collapse" for f in alpha["flags"])
+        assert not any(f["level"] == "collapse" for f in rows["fixed"]["flags"])
+        # the other fusions' flags are logged with their name; the configured one's without
+        named = [f for f in fold_flags(result) if f.get("strategy")]
+        assert {f["strategy"] for f in named} >= {"learned_alpha"}
+        assert all(f["strategy"] != "fixed" for f in named)
+
+    def test_paired_differences_recompute_by_hand(self) -> None:
+        cfg = cfg_of(ALL)
+        folds = []
+        for k in range(1, 5):
+            y, fold, preds = planted(10 + k, overconfident=k % 2 == 0)
+            fold = with_fold_number(fold, k)
+            folds.append(evaluate_fold(cfg, y, fold, preds))
+        summary = summarize(cfg, "r", folds, "completed")
+        (combo,) = summary["combinations"]
+        table = combo["strategies"]
+        assert table["reference"] == "fixed" and table["metric"] == "quadratic_kappa"
+        alpha = next(r for r in table["rows"] if r["name"] == "learned_alpha")
+        diffs = [
+            f["combinations"][0]["strategies"][1]["paired"]["strategy"]["quadratic_kappa"]
+            - f["combinations"][0]["strategies"][1]["paired"]["reference"]["quadratic_kappa"]
+            for f in folds
+        ]
+        mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
+        ratio = statistics.fmean(f["n_val"] / f["n_train"] for f in folds)
+        half = t.ppf(0.975, 3) * sd * math.sqrt(1 / 4 + ratio)
+        versus = alpha["versus_reference"]
+        assert versus["mean_difference"] == pytest.approx(mean, abs=1e-12)
+        assert versus["ci95"] == pytest.approx([mean - half, mean + half], abs=1e-12)
+        assert versus["n"] == [f["n_val"] for f in folds]
+        assert "versus_reference" not in table["rows"][0]
+        assert alpha["n"] == sum(f["n_val"] for f in folds)
+        # the gap is on the criteria's scale
+        assert alpha["gap"] == pytest.approx(
+            alpha["mean"]["train_quadratic_kappa"] - alpha["mean"]["quadratic_kappa"]
+        )
+        assert len(alpha["flags"]) >= 2  # two planted folds collapse
+
+    def test_single_modality_combinations_have_nothing_to_compare(self) -> None:
+        y, fold, preds = planted(3)
+        cfg = cfg_of(ALL, "modalities.search=true")
+        combos = evaluate_fold(cfg, y, fold, preds)["combinations"]
+        assert [("strategies" in c) for c in combos] == [False, False, True]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("['fixd']", "fusion.compare[0]: 'fixd' is not one of fixed, learned_alpha"),
+        ("[{metadata=0.5,image=0.6}]", "fusion.compare[0]: must sum to 1, got 1.1"),
+        ("[{metadata=1.0}]", "fusion.compare[0]: no weight for 'thermal_map'"),
+        ("[{metadata=nan,image=0.5}]", "must be a finite number, got nan"),
+        ("3", "fusion.compare: expected a list of strings or tables of numbers, got integer 3"),
+        ("['fixed', 2]", "fusion.compare: expected a list of strings or tables of numbers"),
+    ],
+)
+def test_bad_compare_is_named(value: str, message: str) -> None:
+    from dfu_tui.errors import InputError
+
+    with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        cfg_of(f"fusion.compare={value}")
+
+
+def test_compare_names_each_fusion_once() -> None:
+    cfg = cfg_of("fusion.strategy=tuned", "fusion.compare=['tuned','fixed','fixed']")
+    assert [v.name for v in cfg.fusion_variants()] == ["tuned", "fixed"]
