@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None)
     _executor_arguments(p)
 
+    p = sub.add_parser("show", help="a finished run's summary, without touching the run")
+    p.add_argument("run")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+
     p = sub.add_parser("stop", help="stop a running run")
     p.add_argument("run")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"))
@@ -538,6 +542,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if is_locked(run):
         raise InputError(f"{run.path}: run is already running; stop it first or wait")
     cfg = load_config(run.config)
+    if is_complete(run, cfg):
+        out.print(
+            f"{run.run_id}: completed; nothing to resume, nothing changed "
+            f"(dfu-tui show {run.run_id} prints its summary)",
+            markup=False,
+        )
+        return EXIT_OK
     saved_path = run.path / "fingerprint.json"
     try:
         saved = json.loads(saved_path.read_text(encoding="utf-8"))
@@ -556,6 +567,47 @@ def cmd_resume(args: argparse.Namespace) -> int:
     else:
         _check_ray_address(cfg)  # the executor the run was started on
     return _supervise(run, args.jobs or 0, resume=True, detach=args.detach)
+
+
+def is_complete(run: RunDir, cfg: Config) -> bool:
+    """Whether a run finished with every task's output valid and its summary written (a
+    resume would only write the same files again)."""
+    from dfu_tui.runs.catalog import read_json
+    from dfu_tui.runs.state import load_state
+    from dfu_tui.runs.tasks import output_valid, plan
+
+    if load_state(run.path).status != "completed" or read_json(run.summary) is None:
+        return False
+    return all(output_valid(run, t) for t in plan(cfg))
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """A run's summary as `run` printed it at the end (verdicts, every combination, branch
+    and fusion); reads the run's files and writes nothing."""
+    from dfu_tui.config import load_config
+    from dfu_tui.console import RunConsole
+    from dfu_tui.runs.catalog import read_json
+    from dfu_tui.runs.state import load_state
+
+    run = resolve_run(args.run, args.runs_dir)
+    state = load_state(run.path)
+    summary = read_json(run.summary)
+    status = state.effective_status()
+    if summary is None or not summary.get("combinations"):
+        done = f"{state.folds_done}/{state.folds} folds"
+        out.print(
+            f"{run.run_id}: {status}, {done}; no summary yet (it is written when the run "
+            f"completes; dfu-tui status {run.run_id} follows it)",
+            markup=False,
+        )
+        return EXIT_OK
+    out.print(
+        f"{run.run_id}: {status}, elapsed {_duration(state.elapsed())}, "
+        f"{state.folds_done}/{state.folds} folds",
+        markup=False,
+    )
+    RunConsole(out, load_config(run.config), run).final_table(summary)
+    return EXIT_OK
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -662,6 +714,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "resume": cmd_resume,
     "stop": cmd_stop,
+    "show": cmd_show,
     "status": cmd_status,
     "export": cmd_export,
     "report": cmd_report,

@@ -377,7 +377,8 @@ def _type_name(tp: Any) -> str:
         (inner,) = typing.get_args(tp)
         if typing.get_origin(inner) in (typing.Union, types.UnionType):
             kinds = " or ".join(
-                _type_name(t).replace("a table", "tables") if typing.get_origin(t) is dict
+                _type_name(t).replace("a table", "tables")
+                if typing.get_origin(t) is dict
                 else _type_name(t) + "s"
                 for t in typing.get_args(inner)
             )

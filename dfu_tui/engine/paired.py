@@ -247,8 +247,11 @@ def summarize_strategies(
             "mean": mean,
             "std": sd,
             "gap": mean[train_key] - mean[metric],
-            "flags": [{"fold": f["fold"], **fl} for f, r in zip(per, folds, strict=True)
-                      for fl in r["flags"]],
+            "flags": [
+                {"fold": f["fold"], **fl}
+                for f, r in zip(per, folds, strict=True)
+                for fl in r["flags"]
+            ],
         }
         alphas = [r["mean_alpha"] for r in folds if r.get("mean_alpha") is not None]
         if alphas:

@@ -32,6 +32,7 @@ from dfu_tui.tui.messages import (
     RunsUpdated,
     StopRun,
 )
+from dfu_tui.tui.screens.base import DfuScreen
 from dfu_tui.tui.screens.compare import CompareScreen
 from dfu_tui.tui.screens.detail import FoldDetailScreen
 from dfu_tui.tui.screens.launch import LaunchScreen
@@ -41,6 +42,8 @@ from dfu_tui.tui.screens.runs import RunsScreen
 
 # At most four readings (and so redraws) a second, so slow SSH links are not flooded.
 REFRESH_SECONDS = 0.25
+# A run turns stale with the clock alone: the states are looked at this often.
+TICK_SECONDS = 1.0
 
 
 class DfuApp(App[None]):
@@ -76,6 +79,7 @@ class DfuApp(App[None]):
         self._pending = CatalogUpdate()
         self._pending_lock = threading.Lock()
         self._stop_watching = threading.Event()
+        self._shown: dict[str, str] = {}  # run -> the status its rows last showed (`_tick`)
 
     async def on_mount(self) -> None:
         # The runs as they are now, read on a thread (the UI thread never reads files), then
@@ -84,6 +88,7 @@ class DfuApp(App[None]):
         self.loaded = True
         self.push_screen(RunsScreen(self.context))
         self._watch()
+        self.set_interval(TICK_SECONDS, self._tick)
 
     def on_unmount(self) -> None:
         self._stop_watching.set()
@@ -107,8 +112,29 @@ class DfuApp(App[None]):
             update, self._pending = self._pending, CatalogUpdate()
         changed = self.catalog.apply(update)
         self._notify(self.catalog.new_events)  # runs found at start were shown, not notified
-        if changed:
+        self._tell(changed)
+
+    def _tell(self, changed: set[str]) -> None:
+        """Tell the visible screen what changed; the screens under it catch up when shown."""
+        if not changed:
+            return
+        for screen in self.screen_stack:
+            if isinstance(screen, DfuScreen) and screen is not self.screen:
+                screen.missed |= changed
+        if self.screen.is_mounted:  # a screen being mounted reads every run then
             self.screen.post_message(RunsUpdated(changed))
+
+    def _tick(self) -> None:
+        """What changes with time alone: a run whose heartbeats stopped turns stale, though
+        no event comes to say so (a running run's elapsed time moves with its heartbeats)."""
+        now = self.context.clock()
+        changed = set()
+        for run_id, state in self.catalog.states.items():
+            status = state.effective_status(now)
+            if self._shown.get(run_id, status) != status:
+                changed.add(run_id)
+            self._shown[run_id] = status
+        self._tell(changed)
 
     def _notify(self, new_events: dict[str, list[Event]]) -> None:
         for run_id, events in new_events.items():

@@ -176,6 +176,8 @@ class TestRunCommand:
                 # stacked fusion trains each CNN once more per inner fold: two inner folds
                 "fusion.strategy=stacked",
                 "cv.inner_folds=2",
+                # every other fusion of the same branch predictions, in the same run
+                "fusion.compare=['fixed','learned_alpha','tuned',{metadata=0.5,image=0.5}]",
             ),
         ]
         assert dfu(*args, env_cache=tmp_path / "c").returncode == 0
@@ -185,6 +187,19 @@ class TestRunCommand:
         assert len(started) == 2 * 2 == len(set(started))  # each (fold, branch) once
         summary = json.loads((run / "summary.json").read_text())
         assert len(summary["combinations"]) == 3
+        # the fused combination has every fusion side by side; each alone has nothing to fuse
+        assert [("strategies" in c) for c in summary["combinations"]] == [False, False, True]
+        table = summary["combinations"][2]["strategies"]
+        names = [r["name"] for r in table["rows"]]
+        assert names == ["stacked", "fixed", "learned_alpha", "tuned", "fixed 0.50/0.50"]
+        assert all(len(r["folds"]) == 2 and r["n"] > 0 for r in table["rows"])
+        assert all("versus_reference" in r for r in table["rows"][1:])
+        reference = table["rows"][0]["folds"]
+        assert [f["kappa"] for f in reference] == [
+            f["kappa"] for f in summary["combinations"][2]["folds"]
+        ]
+        shown = dfu("show", str(run), env_cache=tmp_path / "c")
+        assert shown.returncode == 0 and "Fusion strategies of metadata+depth_rgb" in shown.stdout
 
         results = []
         for i in range(2):

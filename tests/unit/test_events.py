@@ -210,3 +210,28 @@ def test_messages_reach_the_console_and_the_monitor_log(tmp_path: Path) -> None:
     assert out.getvalue().strip() == text
     line = event_line({"kind": "message", "text": text})
     assert line is not None and "\\[attempt 2]" in line
+
+
+def test_elapsed_counts_only_the_time_a_run_was_running() -> None:
+    def state(*events: tuple[str, float]) -> RunState:
+        s = RunState("r")
+        for kind, ts in events:
+            extra = {"folds": 1, "tasks": [], "combinations": [["metadata"]]}
+            s.apply({"kind": kind, "ts": ts, **(extra if kind == "run_started" else {})})
+        return s
+
+    # stopped after 10 s, resumed 90 s later, finished 30 s after that
+    stopped = state(
+        ("run_started", 0.0),
+        ("heartbeat", 5.0),
+        ("run_cancelled", 10.0),
+        ("run_resumed", 100.0),
+        ("run_finished", 130.0),
+    )
+    assert stopped.elapsed(now=1000.0) == 40.0
+    # killed (no final event) after its heartbeat at 20 s; resumed at 500 s, running now
+    killed = state(("run_started", 0.0), ("heartbeat", 20.0), ("run_resumed", 500.0))
+    assert killed.elapsed(now=503.0) == 23.0
+    # a stale run's clock stops at its last heartbeat
+    stale = state(("run_started", 0.0), ("heartbeat", 20.0))
+    assert stale.elapsed(now=400.0) == 20.0

@@ -57,6 +57,8 @@ def event_line(e: Event) -> str | None:
         if e.get("scope") != "fold":
             return None
         combo = "+".join(e.get("combination", []))
+        if e.get("strategy"):  # another fusion of `fusion.compare`
+            combo += f" ({escape(str(e['strategy']))} fusion)"
         return f"fold {e.get('fold', '?')} {combo}: {flag_markup(e)}"
     if kind == "task_started":
         return f"started {e['task']}"
@@ -133,22 +135,28 @@ class MonitorScreen(RunScreen):
                 yield RichLog(id="log", markup=True, wrap=True, max_lines=500)
         yield Footer()
 
+    _logged = 0  # events of the run's log written to the event log panel
+
     def on_mount(self) -> None:
         self.sub_title = self.run_id
-        self._write_log(self.state.log)
+        self._write_log()
         self.redraw()
 
-    def _write_log(self, events: list[Event]) -> None:
+    def _write_log(self) -> None:
+        """Every event of the run's log not written yet (also those that arrived while
+        another screen was shown)."""
         log = self.query_one("#log", RichLog)
-        for e in events:
+        events = self.state.log
+        for e in events[self._logged :]:
             line = event_line(e)
             if line:
                 log.write(for_rich(line))
+        self._logged = len(events)
 
     def on_runs_updated(self, message: RunsUpdated) -> None:
         if self.run_id not in message.changed:
             return  # nothing new: nothing redrawn
-        self._write_log(self.context.catalog.new_events.get(self.run_id, []))
+        self._write_log()
         self.redraw()
 
     def watch_selected_fold(self) -> None:

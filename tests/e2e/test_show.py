@@ -1,0 +1,66 @@
+"""Looking at a finished run changes nothing: `show`, `status`, `report`, `export`, `resume`
+and the dashboard leave every file of it byte for byte as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+from dfu_tui.cli import main
+from dfu_tui.tui.app import DfuApp
+from dfu_tui.tui.screens.compare import CompareScreen
+from dfu_tui.tui.screens.monitor import MonitorScreen
+from tests.helpers import until
+from tests.tui.conftest import CANCELLED, COMPLETED, FIXED_NOW, FIXTURES, ROOT
+
+
+def digests(run: Path) -> dict[str, tuple[str, int]]:
+    return {
+        str(p.relative_to(run)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(run.rglob("*"))
+        if p.is_file()
+    }
+
+
+async def test_looking_at_a_finished_run_changes_nothing(tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(FIXTURES, runs)
+    run = runs / COMPLETED
+    before = digests(run)
+    assert main(["show", COMPLETED, "--runs-dir", str(runs)]) == 0
+    shown = capsys.readouterr().out
+    assert "completed" in shown and "Verdict" in shown and "quadratic kappa" in shown
+    assert main(["status", "--runs-dir", str(runs)]) == 0
+    assert (
+        main(["export", COMPLETED, "--runs-dir", str(runs), "--output", str(tmp_path / "x")]) == 0
+    )
+    assert (
+        main(["report", COMPLETED, "--runs-dir", str(runs), "--output", str(tmp_path / "r")]) == 0
+    )
+    capsys.readouterr()
+    assert main(["resume", COMPLETED, "--runs-dir", str(runs)]) == 0
+    assert "nothing to resume" in capsys.readouterr().out
+    app = DfuApp(runs, ROOT / "configs" / "default.toml", 0.05, lambda: FIXED_NOW)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: COMPLETED in app.catalog.states)
+        app.open_run(COMPLETED)
+        await until(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        await pilot.pause()
+        await until(
+            pilot, lambda: "completed" in str(app.screen.query_one("#monitor-header").render())
+        )
+        app.open_compare(COMPLETED)
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await pilot.pause()
+    assert digests(run) == before
+
+
+def test_show_of_an_unfinished_run_says_so(tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(FIXTURES, runs)
+    before = digests(runs / CANCELLED)
+    assert main(["show", CANCELLED, "--runs-dir", str(runs)]) == 0
+    assert "cancelled, 1/3 folds; no summary yet" in capsys.readouterr().out
+    assert digests(runs / CANCELLED) == before
+    assert main(["show", "nope", "--runs-dir", str(runs)]) == 2
