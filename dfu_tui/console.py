@@ -231,69 +231,15 @@ class RunConsole:
 
 
 def strategy_table(name: str, strategies: dict[str, Any]) -> Table:
-    """Every fusion of one combination on the same branch predictions: both kappas (mean ±
-    sample sd, n), the train/validation gap, what it learned, its collapse flags, and its
-    paired difference from the configured fusion on the criteria's scale."""
-    metric = strategies["metric"]
-    scale = SCALE_NAMES[metric]
-    rows = strategies["rows"]
-    folds = len(rows[0]["folds"])
-    table = Table(
-        title=f"Fusion strategies of {name} on the same branch predictions ({folds} folds; "
-        f"difference from {strategies['reference']} on {scale}, same rows, corrected 95% CI)",
-        title_justify="left",
-    )
-    for col in (
-        "fusion",
-        "quadratic kappa",
-        "kappa (unweighted)",
-        "n",
-        f"gap ({scale})",
-        "learned",
-        "flags",
-        f"vs {strategies['reference']}",
-    ):
+    """Every fusion of one combination on the same branch predictions (`runs.strategies`)."""
+    from dfu_tui.runs import strategies as st
+
+    table = Table(title=st.title(name, strategies), title_justify="left")
+    for col in st.columns(strategies):
         table.add_column(col)
-    for r in rows:
-        table.add_row(*strategy_cells(r))
+    for r in strategies["rows"]:
+        table.add_row(*st.cells(r, strategies["metric"]))
     return table
-
-
-def strategy_cells(r: dict[str, Any]) -> tuple[str, ...]:
-    """One fusion's row of a strategy table (shared by the console, `show` and the TUI)."""
-    learned = "-"
-    if r.get("mean_alpha") is not None:
-        learned = f"mean alpha {r['mean_alpha']:.2f}"
-    elif r.get("learned_weights"):
-        first = r["learned_weights"][0]
-        if first:
-            mean = {
-                m: sum(w.get(m, 0.0) for w in r["learned_weights"]) / len(r["learned_weights"])
-                for m in first
-            }
-            learned = "/".join(f"{v:.2f}" for v in mean.values())
-    collapse = sum(f["level"] == "collapse" for f in r["flags"])
-    flags = "-"
-    if r["flags"]:
-        flags = f"{collapse} collapse / {len(r['flags']) - collapse} warning"
-    versus = "reference"
-    v = r.get("versus_reference")
-    if v:
-        low, high = v["ci95"]
-        versus = (
-            f"{v['mean_difference']:+.3f} [{low:+.3f}, {high:+.3f}] {v['outcome']} "
-            f"(n={sum(v['n'])})"
-        )
-    return (
-        r["name"],
-        plus_minus(r["mean"]["quadratic_kappa"], r["std"]["quadratic_kappa"]),
-        plus_minus(r["mean"]["kappa"], r["std"]["kappa"]),
-        str(r["n"]),
-        "-" if r["gap"] is None else f"{r['gap']:+.3f}",
-        learned,
-        flags,
-        versus,
-    )
 
 
 def plus_minus(mean: float | None, sd: float | None) -> str:

@@ -553,7 +553,9 @@ def summarize(cfg: Config, run_id: str, folds: list[FoldResult], status: str) ->
             "folds": per,
             **judge_combination(cfg, list(combo), per, ratio),
         }
-        strategies = summarize_strategies(per, cfg.criteria.metric, ratio, cfg.criteria.confidence)
+        strategies = summarize_strategies(
+            per, cfg.criteria.metric, ratio, cfg.criteria.confidence, cv
+        )
         if strategies is not None:
             entry["strategies"] = strategies
         combos.append(entry)

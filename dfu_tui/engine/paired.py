@@ -220,12 +220,21 @@ def judge_combination(
 
 
 def summarize_strategies(
-    per: list[dict[str, Any]], metric: str, ratio: float, confidence: float
+    per: list[dict[str, Any]],
+    metric: str,
+    ratio: float,
+    confidence: float,
+    folds: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
     """Every fusion of `fusion.compare` for one combination over its folds: both kappas on
     all its rows (mean, sample sd, n), the train/validation gap, what it learned, its flags,
     and its paired difference from the configured fusion (the reference, first) on their
-    common rows, on the criteria's scale."""
+    common rows, on the criteria's scale. With the fold results (`folds`, in the order of
+    `per`), each branch of the combination alone follows, paired with the reference on the
+    rows with every modality (as the verdict)."""
+    results = None
+    if folds is not None:
+        results = [f for f, p in zip(folds, per, strict=True) if p.get("strategies")]
     per = [f for f in per if f.get("strategies")]
     if not per:
         return None
@@ -270,4 +279,37 @@ def summarize_strategies(
                 "outcome": outcome(diff),
             }
         rows.append(row)
+    for b in per[0]["paired"]["branches"] if results is not None else []:
+        alone = [f["branches"][b] for f in results or []]
+        mean = {k: mean_sd([r[k] for r in alone])[0] for k in (*METRIC_NAMES, train_key)}
+        mine = [p["paired"]["branches"][b][metric] for p in per]
+        ref = [p["paired"]["fused"][metric] for p in per]
+        diff = paired_difference(mine, ref, ratio, confidence)
+        rows.append(
+            {
+                "name": f"{b} alone",
+                "strategy": "alone",
+                "branch": b,
+                "folds": [
+                    {"fold": f["fold"], "repeat": f.get("repeat", 1), **r}
+                    for f, r in zip(results or [], alone, strict=True)
+                ],
+                "n": sum(r["n"] for r in alone),
+                "mean": mean,
+                "std": {k: mean_sd([r[k] for r in alone])[1] for k in METRIC_NAMES},
+                "gap": mean[train_key] - mean[metric],
+                "flags": [
+                    {"fold": f["fold"], **fl}
+                    for f, r in zip(results or [], alone, strict=True)
+                    for fl in r["flags"]
+                ],
+                "versus_reference": {
+                    "n": [p["paired"]["n"] for p in per],
+                    "mean": mean_sd(mine)[0],
+                    "reference_mean": mean_sd(ref)[0],
+                    **diff,
+                    "outcome": outcome(diff),
+                },
+            }
+        )
     return {"reference": names[0], "metric": metric, "rows": rows}

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable
+from textual.widgets import DataTable, RichLog
 
 from dfu_tui.tui.app import DfuApp
 from dfu_tui.tui.screens.monitor import MonitorScreen
@@ -95,6 +95,6 @@ async def test_the_monitor_log_keeps_what_came_while_hidden(runs_dir: Path) -> N
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is monitor
-        log = "\n".join(str(line.text) for line in monitor.query_one("#log").lines)
+        log = "\n".join(str(line.text) for line in monitor.query_one("#log", RichLog).lines)
         assert "started again" in log and "completed" in log
         assert "completed" in str(monitor.query_one("#monitor-header").render())

@@ -134,6 +134,15 @@ class TestEveryStrategyInOneRun:
             alpha["mean"]["train_quadratic_kappa"] - alpha["mean"]["quadratic_kappa"]
         )
         assert len(alpha["flags"]) >= 2  # two planted folds collapse
+        # each branch alone follows, paired with the reference on the verdict's rows: the
+        # verdict's "beats metadata-only" difference with its sign turned
+        names = [r["name"] for r in table["rows"]]
+        assert names[-2:] == ["metadata alone", "thermal_map alone"]
+        meta = table["rows"][-2]["versus_reference"]
+        verdict_diff = combo["paired"]["versus"]["metadata"]
+        assert meta["mean_difference"] == pytest.approx(-verdict_diff["mean_difference"])
+        assert meta["n"] == combo["paired"]["n"]
+        assert table["rows"][-2]["n"] == sum(f["branches"]["metadata"]["n"] for f in folds)
 
     def test_single_modality_combinations_have_nothing_to_compare(self) -> None:
         y, fold, preds = planted(3)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -97,6 +98,8 @@ class CompareScreen(RunScreen):
         with VerticalScroll():
             yield Static(id="ranking-title")
             yield DataTable(id="ranking", cursor_type="row")
+            yield Static(id="strategies-title")
+            yield DataTable(id="strategies", cursor_type="row", show_cursor=False)
             yield Static(id="curve-title")
             yield PlotPanel(id="curve-plot")
         yield Footer()
@@ -104,6 +107,8 @@ class CompareScreen(RunScreen):
     def on_mount(self) -> None:
         self.sub_title = f"{self.run_id} compare"
         self.query_one("#curve-plot", PlotPanel).display = False  # until a curve is computed
+        self.query_one("#strategies-title", Static).display = False  # until a row is chosen
+        self.query_one("#strategies", DataTable).display = False
         state = self.state
         cfg = self.context.catalog.documents(self.run_id).config
         rows = ranked(state, cfg)
@@ -161,6 +166,32 @@ class CompareScreen(RunScreen):
     @on(DataTable.RowSelected, "#ranking")
     def _selected(self, event: DataTable.RowSelected) -> None:
         self.show_curve(str(event.row_key.value))
+
+    @on(DataTable.RowHighlighted, "#ranking")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_strategies(str(event.row_key.value))
+
+    def show_strategies(self, name: str) -> None:
+        """The fusion strategies of the highlighted combination, side by side (hidden for a
+        run that compares none, or a combination with nothing to fuse)."""
+        from dfu_tui.runs.strategies import cells, columns, strategies_of, title
+
+        docs = self.context.catalog.documents(self.run_id)
+        found, so_far = strategies_of(docs.config, self.state, docs.summary, name.split("+"))
+        heading = self.query_one("#strategies-title", Static)
+        table = self.query_one("#strategies", DataTable)
+        table.display = found is not None
+        table.clear(columns=True)
+        if found is None:
+            compared = docs.config is not None and len(docs.config.fusion_variants()) > 1
+            heading.update(f"{escape(name)}: one modality, nothing to fuse" if compared else "")
+            heading.display = compared
+            return
+        heading.display = True
+        heading.update("[b]" + escape(title(name, found, so_far)) + "[/b]")
+        table.add_columns(*columns(found))
+        for r in found["rows"]:
+            table.add_row(*(escape(c) for c in cells(r, found["metric"])))
 
     def show_curve(self, name: str) -> None:
         """Draw the fusion-weight curve of one combination (computed off the UI thread)."""

@@ -130,6 +130,10 @@ class MonitorScreen(RunScreen):
             with Vertical(classes="panel", id="verdict-panel"):
                 yield Static("[b]Verdict[/b] (seed note criteria)", classes="panel-title")
                 yield Static(id="verdict")
+            with Vertical(classes="panel", id="strategies-panel"):
+                yield Static("[b]Fusion strategies[/b]", classes="panel-title")
+                yield Static(id="strategies-title")
+                yield DataTable(id="strategies", cursor_type="row", show_cursor=False)
             with Vertical(classes="panel", id="log-panel"):
                 yield Static("[b]Events[/b]", classes="panel-title")
                 yield RichLog(id="log", markup=True, wrap=True, max_lines=500)
@@ -179,6 +183,7 @@ class MonitorScreen(RunScreen):
         self.show_distribution(state)
         self.show_features(state)
         self.show_verdict(state)
+        self.show_strategies(state)
 
     _plots_pending = False
 
@@ -369,6 +374,42 @@ class MonitorScreen(RunScreen):
             mark = "[$success]✔[/]" if c["ok"] else "[$error]✘[/]"
             lines.append(f"{mark} {c['tier']}: {c['name']} ({criterion_value(c)})")
         box.update("\n".join(lines))
+
+    _strategy_rows: list[tuple[str, ...]] | None = None
+
+    def show_strategies(self, state: RunState) -> None:
+        """Every fusion of `fusion.compare` for the fused combination, side by side; the
+        panel is hidden for a run that compares none."""
+        from dfu_tui.runs.strategies import cells, columns, strategies_of, title
+
+        panel = self.query_one("#strategies-panel")
+        docs = self.context.catalog.documents(self.run_id)
+        compared = docs.config is not None and len(docs.config.fusion_variants()) > 1
+        panel.display = compared and bool(state.combinations)
+        if not panel.display:
+            return
+        combo = state.combinations[fused_index(state)]
+        found, so_far = strategies_of(docs.config, state, docs.summary, combo)
+        note = self.query_one("#strategies-title", Static)
+        if found is None:
+            note.update(
+                "after the first fold: "
+                + ", ".join(
+                    v.name
+                    for v in docs.config.fusion_variants()  # type: ignore[union-attr]
+                )
+            )
+            return
+        note.update(escape(title("+".join(combo), found, so_far)))
+        rows = [cells(r, found["metric"]) for r in found["rows"]]
+        if rows == self._strategy_rows:
+            return  # nothing new: nothing redrawn
+        self._strategy_rows = rows
+        table = self.query_one("#strategies", DataTable)
+        table.clear(columns=True)
+        table.add_columns(*columns(found))
+        for row in rows:
+            table.add_row(*(escape(c) for c in row))
 
     # -- actions
 
