@@ -101,7 +101,11 @@ def strategies_so_far(cfg: Config, state: RunState, modalities: list[str]) -> di
         return None
     per = [combination_of(f, index) for f in folds]
     return summarize_strategies(
-        per, cfg.criteria.metric, test_train_ratio(folds), cfg.criteria.confidence, list(folds)
+        per,
+        cfg.criteria.metric,
+        test_train_ratio(folds),
+        cfg.criteria.confidence,
+        [dict(f) for f in folds],
     )
 
 

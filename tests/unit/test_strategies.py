@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from typing import Any
 
 import numpy as np
 import pytest
@@ -139,9 +140,10 @@ class TestEveryStrategyInOneRun:
         names = [r["name"] for r in table["rows"]]
         assert names[-2:] == ["metadata alone", "thermal_map alone"]
         meta = table["rows"][-2]["versus_reference"]
-        verdict_diff = combo["paired"]["versus"]["metadata"]
+        paired: Any = combo["paired"]
+        verdict_diff = paired["versus"]["metadata"]
         assert meta["mean_difference"] == pytest.approx(-verdict_diff["mean_difference"])
-        assert meta["n"] == combo["paired"]["n"]
+        assert meta["n"] == paired["n"]
         assert table["rows"][-2]["n"] == sum(f["branches"]["metadata"]["n"] for f in folds)
 
     def test_single_modality_combinations_have_nothing_to_compare(self) -> None:
