@@ -144,3 +144,32 @@ async def test_ray_address_is_asked_for_ray_only_and_checked(runs_dir: Path) -> 
         await until(pilot, lambda: not row.display)
         await until(pilot, lambda: form.valid is not None and form.valid.executor.kind == "local")
         assert form.valid.executor.address == ""  # not carried into a local run
+
+
+async def test_the_form_offers_every_strategy_in_one_run(runs_dir: Path) -> None:
+    """The switch scores every other fusion on the same branch predictions; the preview says
+    how many and that tuned / stacked make the branches train on inner folds."""
+    from textual.widgets import Switch
+
+    app = make_app(runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = await open_form(pilot)
+        assert isinstance(form, LaunchScreen)
+        assert form.valid is not None and len(form.valid.fusion_variants()) == 1
+        form.query_one("#compare-strategies", Switch).value = True
+        await until(
+            pilot, lambda: form.valid is not None and len(form.valid.fusion_variants()) == 4
+        )
+        assert form.valid is not None
+        assert [v.name for v in form.valid.fusion_variants()] == [
+            "fixed",
+            "learned_alpha",
+            "tuned",
+            "stacked",
+        ]
+        preview = str(form.query_one("#preview", Static).render())
+        assert "4 fusions scored on the same predictions" in preview and "inner folds" in preview
+        form.query_one("#compare-strategies", Switch).value = False
+        await until(
+            pilot, lambda: form.valid is not None and len(form.valid.fusion_variants()) == 1
+        )

@@ -52,7 +52,23 @@ def form_overrides(values: dict[str, object]) -> list[str]:
         "features.exclude=" + toml_list(_excluded(values)),
         f"features.history={'true' if values.get('history') else 'false'}",
         f"features.compare='{values.get('compare') or ''}'",
+        "fusion.compare=" + compare_list(values),
     ]
+
+
+def compare_list(values: dict[str, object]) -> str:
+    """`fusion.compare` as TOML: the config's own list when the switch is on and the config
+    has one, else every strategy; nothing when the switch is off."""
+    if not values.get("compare-strategies"):
+        return "[]"
+    items = values.get("compare-other") or list(FUSION_STRATEGIES)
+    out = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict):
+            out.append("{" + ", ".join(f"{k} = {float(v)!r}" for k, v in item.items()) + "}")
+        else:
+            out.append(json.dumps(str(item)))
+    return "[" + ", ".join(out) + "]"
 
 
 def toml_list(items: list[str]) -> str:
@@ -82,6 +98,7 @@ class LaunchScreen(DfuScreen):
         self.config_path = config
         self.valid: Config | None = None
         self.exclude_other: list[str] = []
+        self.compare_other: list[str | dict[str, float]] = []  # the config's fusion.compare
         self.counted_root = ""
         self.image_counts: dict[str, int] | None = None
         self.raw: dict[str, dict[str, Any] | InputError] = {}  # config file -> its TOML
@@ -111,6 +128,12 @@ class LaunchScreen(DfuScreen):
             with Horizontal(classes="row"):
                 yield Switch(id="search")
                 yield Static("search every combination of the chosen modalities", id="search-label")
+            with Horizontal(classes="row"):
+                yield Switch(id="compare-strategies")
+                yield Static(
+                    "also score every other fusion strategy on the same branch predictions",
+                    id="compare-strategies-label",
+                )
             with Horizontal(classes="row"):
                 with Vertical():
                     yield Label("Fusion strategy")
@@ -208,6 +231,8 @@ class LaunchScreen(DfuScreen):
             self.query_one(f"#weight-{m}", Input).value = f"{weights.get(m, 0.0):.2f}"
         self.query_one("#search", Switch).value = cfg.modalities.search
         self.query_one("#strategy", Select).value = cfg.fusion.strategy
+        self.compare_other = list(cfg.fusion.compare)
+        self.query_one("#compare-strategies", Switch).value = bool(cfg.fusion.compare)
         self.query_one("#backbone", Select).value = cfg.image_model.backbone
         self.query_one("#executor", Select).value = cfg.executor.kind
         self.query_one("#ray-address", Input).value = cfg.executor.address
@@ -237,6 +262,8 @@ class LaunchScreen(DfuScreen):
             out[f"weight-{m}"] = self.query_one(f"#weight-{m}", Input).value.strip() or "0"
         out["search"] = self.query_one("#search", Switch).value
         out["strategy"] = self.query_one("#strategy", Select).value
+        out["compare-strategies"] = self.query_one("#compare-strategies", Switch).value
+        out["compare-other"] = self.compare_other
         out["backbone"] = self.query_one("#backbone", Select).value
         out["executor"] = self.query_one("#executor", Select).value
         out["ray-address"] = self.query_one("#ray-address", Input).value.strip()
@@ -295,6 +322,13 @@ class LaunchScreen(DfuScreen):
             + (f", one of them metadata without {values['compare']}" if extra else "")
             + ")"
         )
+        if self.valid is not None and len(self.valid.fusion_variants()) > 1:
+            from dfu_tui.engine.fusion import NEEDS_OOF
+
+            variants = self.valid.fusion_variants()
+            text += f"; {len(variants)} fusions scored on the same predictions"
+            if any(v.strategy in NEEDS_OOF for v in variants):
+                text += " (each branch also trains on inner folds, for tuned / stacked)"
         per_task = self.context.catalog.mean_task_seconds()
         jobs = int(str(values["jobs"])) if str(values["jobs"]).isdigit() else 1
         if per_task is not None and tasks:
