@@ -423,6 +423,32 @@ def _verdict(state: RunState, docs: Any, index: int) -> str:
     )
 
 
+def _strategies(state: RunState, docs: Any, index: int) -> str:
+    """Every fusion of `fusion.compare` for the fused combination, side by side (the same
+    cells as the dashboard and the console), with each fusion's flags fold by fold."""
+    from dfu_tui.runs.strategies import cells, columns, strategies_of, title
+
+    name = "+".join(state.combinations[index])
+    found, so_far = strategies_of(docs.config, state, docs.summary, state.combinations[index])
+    if found is None:
+        return ""
+    rows = [cells(r, found["metric"]) for r in found["rows"]]
+    flags = [
+        (r["name"], f"fold {f['fold']}", f["level"].upper(), f["rule"], f["detail"])
+        for r in found["rows"]
+        for f in r["flags"]
+        if f["level"] == "collapse"
+    ]
+    out = f"<h2>Fusion strategies</h2><p>{_e(title(name, found, so_far))}.</p>" + _table(
+        columns(found), rows
+    )
+    if flags:
+        out += "<p>Collapse flags of each fusion:</p>" + _table(
+            ("fusion", "fold", "level", "rule", "numbers"), flags
+        )
+    return out
+
+
 def both(m: Mapping[str, Any]) -> str:
     """`unweighted / quadratic` kappa."""
     return f"{_num(m['kappa'])} / {_num(m['quadratic_kappa'])}"
@@ -608,6 +634,7 @@ def build_report(run: RunDir, now: float | None = None) -> str:
         + "</p>",
         "<h2>Verdict</h2>",
         _verdict(state, docs, index),
+        _strategies(state, docs, index),
         "<h2>Per fold</h2>",
         f"<p>{_e(fused)} on each validation fold; each branch alone on its own samples.</p>",
         _fold_table(state, index),

@@ -405,6 +405,7 @@ STRATEGY_KEYS = (
     "quadratic_kappa",
     "accuracy",
     "macro_f1",
+    "weighted_f1",
     "train_kappa",
     "train_quadratic_kappa",
     "predicted_share",

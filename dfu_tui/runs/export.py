@@ -42,6 +42,11 @@ COLUMNS = (
     "paired_n",
     "paired_kappa",
     "paired_quadratic_kappa",
+    # added with fusion.compare: a `strategy` row per fusion of a combination and fold, with
+    # its scores and the reference fusion's on their common rows
+    "strategy",
+    "reference_paired_kappa",
+    "reference_paired_quadratic_kappa",
 )
 
 
@@ -73,6 +78,8 @@ def export_rows(run: RunDir) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                     ),
                 }
             )
+            if kind == "combination":
+                rows += _strategy_rows(fold, name, m)
         rows += _feature_rows(fold)
     for e in state.epochs:
         share = e.get("val_predicted_share") or {}
@@ -107,6 +114,36 @@ def _paired_cells(m: Mapping[str, Any]) -> dict[str, Any]:
         "paired_kappa": paired["fused"]["kappa"],
         "paired_quadratic_kappa": paired["fused"]["quadratic_kappa"],
     }
+
+
+def _strategy_rows(
+    fold: Mapping[str, Any], name: str, m: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Each fusion of `fusion.compare` for one combination on one fold (the first is the
+    configured one): its scores on its own rows, and it and the configured fusion on their
+    common rows (`paired_*`, `reference_paired_*`)."""
+    rows = []
+    for r in m.get("strategies", []):
+        paired = r["paired"]
+        rows.append(
+            {
+                "row": "strategy",
+                "fold": fold["fold"],
+                "repeat": fold.get("repeat", 1),
+                "fold_kind": fold.get("fold_kind", "cv"),
+                "modalities": name,
+                "strategy": r["name"],
+                **{k: r.get(k) for k in METRICS},
+                **{f"predicted_{c}": r["predicted_share"][c] for c in "IPR"},
+                "paired_n": paired["n"],
+                "paired_kappa": paired["strategy"]["kappa"],
+                "paired_quadratic_kappa": paired["strategy"]["quadratic_kappa"],
+                "reference_paired_kappa": paired["reference"]["kappa"],
+                "reference_paired_quadratic_kappa": paired["reference"]["quadratic_kappa"],
+                "flags": "; ".join(f"{f['level']} {f['rule']}: {f['detail']}" for f in r["flags"]),
+            }
+        )
+    return rows
 
 
 def _feature_rows(fold: Mapping[str, Any]) -> list[dict[str, Any]]:

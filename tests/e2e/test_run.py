@@ -200,6 +200,12 @@ class TestRunCommand:
         ]
         shown = dfu("show", str(run), env_cache=tmp_path / "c")
         assert shown.returncode == 0 and "Fusion strategies of metadata+depth_rgb" in shown.stdout
+        exported = dfu("export", str(run), env_cache=tmp_path / "c").stdout.splitlines()
+        strategy_rows = [r.split(",") for r in exported if r.startswith("strategy,")]
+        assert len(strategy_rows) == 5 * 2  # every fusion on every fold
+        assert dfu("report", str(run), env_cache=tmp_path / "c").returncode == 0
+        html = (run / "report.html").read_text()
+        assert "<h2>Fusion strategies</h2>" in html and "learned_alpha" in html
 
         results = []
         for i in range(2):
