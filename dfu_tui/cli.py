@@ -82,7 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also train the metadata branch without GROUP (e.g. treatment), fold by fold",
     )
+    p.add_argument("--name", default="", help="a name for the run (shown in lists)")
+    p.add_argument("--tag", dest="tags", action="append", default=[], help="a tag (repeatable)")
     _executor_arguments(p)
+
+    p = sub.add_parser("compare", help="runs side by side (paired where their folds match)")
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true")
+    form.add_argument("--csv", action="store_true")
+
+    p = sub.add_parser("tag", help="name a run, add or remove its tags")
+    p.add_argument("run")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p.add_argument("--name", default=None, help="the run's new name ('' clears it)")
+    p.add_argument("--add", action="append", default=[], metavar="TAG")
+    p.add_argument("--remove", action="append", default=[], metavar="TAG")
 
     p = sub.add_parser("resume", help="re-run the missing tasks of a run")
     p.add_argument("run")
@@ -462,6 +478,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Start an experiment: foreground with a live view, or detached with --detach."""
     from dfu_tui.config import load_config
     from dfu_tui.runs.fingerprint import run_fingerprint, save_fingerprint
+    from dfu_tui.runs.labels import Labels, check_name, check_tag, write_labels
     from dfu_tui.runs.rundir import create_run_dir, write_features
 
     overrides = [*args.overrides, *executor_overrides(args)]
@@ -470,10 +487,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs: must be >= 1, got {args.jobs}")
+    labels = Labels(
+        check_name(args.name),
+        tuple(dict.fromkeys(check_tag(t) for t in args.tags)),
+        Path(args.config).name,
+    )
     _check_ray_address(cfg)
     dataset = _prepare(cfg)
     run = create_run_dir(args.runs_dir, cfg)
     try:
+        write_labels(run.path, labels)
         write_features(run, cfg, dataset)
         save_fingerprint(run.path / "fingerprint.json", run_fingerprint(cfg))
     except BaseException as exc:  # a run that could not be set up leaves nothing behind
@@ -610,6 +633,61 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Runs side by side: the keys that differ, the criteria-scale mean with n and interval,
+    flags and verdict; paired differences from the first run where the folds are the same."""
+    import csv
+    import io
+
+    from dfu_tui.engine.experiment import finite
+    from dfu_tui.runs.compare_runs import compare_runs, table_rows
+
+    runs = [resolve_run(name, args.runs_dir) for name in args.runs]
+    if len({r.path.resolve() for r in runs}) < 2:
+        raise InputError("compare: give two or more different runs")
+    doc = compare_runs(runs)
+    if args.json:
+        print(json.dumps(finite(doc), indent=2))
+        return EXIT_OK
+    head, rows = table_rows(doc)
+    if args.csv:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(head)
+        writer.writerows(rows)
+        sys.stdout.write(buf.getvalue())
+        return EXIT_OK
+    table = Table(
+        title=f"{len(runs)} runs side by side; paired differences from {doc['reference']} "
+        "only where the folds are the same (same data, same validation patients); intervals "
+        "are corrected 95% CIs over folds",
+        title_justify="left",
+    )
+    for i, col in enumerate(head):
+        table.add_column(escape(col), no_wrap=i == 0)  # a run id is copied whole
+    for row in rows:
+        table.add_row(*(escape(c) for c in row))
+    out.print(table)
+    return EXIT_OK
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    """Name a run, add or remove tags; prints the run's labels. Nothing else is touched."""
+    from dfu_tui.runs.labels import edited, read_labels, write_labels
+
+    run = resolve_run(args.run, args.runs_dir)
+    labels = read_labels(run.path)
+    if args.name is not None or args.add or args.remove:
+        labels = edited(labels, args.name, args.add, args.remove)
+        try:
+            write_labels(run.path, labels)
+        except OSError as exc:
+            raise InputError(f"{run.path}: cannot save the labels ({exc.strerror})") from None
+    tags = " ".join(f"#{t}" for t in labels.tags) or "no tags"
+    out.print(f"{run.run_id}: {labels.name or '(no name)'}; {tags}", markup=False)
+    return EXIT_OK
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     """SIGTERM to the supervisor's process group, SIGKILL after the grace period."""
     from dfu_tui.runs.control import stop_run
@@ -715,6 +793,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "resume": cmd_resume,
     "stop": cmd_stop,
     "show": cmd_show,
+    "tag": cmd_tag,
+    "compare": cmd_compare,
     "status": cmd_status,
     "export": cmd_export,
     "report": cmd_report,

@@ -36,6 +36,8 @@ from dfu_tui.data.settings import (
 from dfu_tui.errors import InputError
 
 FUSION_STRATEGIES = ("fixed", "learned_alpha", "tuned", "stacked")
+# strategies fitted on inner out-of-fold probabilities (their branches train inner folds)
+NEEDS_OOF = ("tuned", "stacked")
 BACKBONES = ("small_cnn", "EfficientNetB0", "MobileNetV3Small", "DenseNet121")
 LOSSES = ("weighted_ce", "focal")
 CV_STRATEGIES = ("grouped", "temporal")

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from dfu_tui.config import NEEDS_OOF
 from dfu_tui.data.schema import METADATA
 from dfu_tui.engine.curve import weighted_average
 from dfu_tui.engine.metrics import kappa
@@ -157,10 +158,6 @@ class StackedFusion:
 
     def predict_proba(self, probas: Probs) -> np.ndarray:
         return np.asarray(self.model_.predict_proba(_stack_features(probas)))
-
-
-# Strategies that are fitted on inner out-of-fold probabilities of the training rows.
-NEEDS_OOF = ("tuned", "stacked")
 
 
 def make_fusion(strategy: str, weights: Mapping[str, float], seed: int = 0) -> Fusion:

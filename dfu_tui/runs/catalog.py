@@ -15,6 +15,7 @@ from typing import Any
 from dfu_tui.config import Config, load_config
 from dfu_tui.errors import InputError
 from dfu_tui.runs.events import Event, EventReader
+from dfu_tui.runs.labels import Labels, labels_path, read_labels
 from dfu_tui.runs.rundir import RunDir
 from dfu_tui.runs.state import RunState, well_formed
 
@@ -29,6 +30,7 @@ class RunDocs:
     config: Config | None = None
     features: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
+    labels: Labels = field(default_factory=Labels)
 
 
 @dataclass
@@ -64,7 +66,15 @@ def read_docs(run: RunDir) -> RunDocs:
         config: Config | None = load_config(run.config)
     except (InputError, OSError):
         config = None
-    return RunDocs(config, read_json(run.features), read_json(run.summary))
+    return RunDocs(config, read_json(run.features), read_json(run.summary), read_labels(run.path))
+
+
+def _mtime(path: Path) -> float:
+    """A file's modification time, or 0 when it cannot be read."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 class RunCatalog:
@@ -75,6 +85,7 @@ class RunCatalog:
         self._readers: dict[str, EventReader] = {}  # touched by `read` only
         # run -> whether `read` has found its feature list (written once its data loaded)
         self._documented: dict[str, bool] = {}
+        self._labelled: dict[str, float] = {}  # run -> labels.json's mtime when last read
         self.states: dict[str, RunState] = {}  # touched by `apply` only
         self.docs: dict[str, RunDocs] = {}
         self.new_events: dict[str, list[Event]] = {}
@@ -99,9 +110,16 @@ class RunCatalog:
             if skipped:
                 update.skipped[run_id] = skipped
             known = self._documented.get(run_id)
-            if known is None or (good and not known) or any(e["kind"] in ENDINGS for e in good):
+            labelled = _mtime(labels_path(self.path(run_id)))
+            if (
+                known is None
+                or (good and not known)
+                or any(e["kind"] in ENDINGS for e in good)
+                or labelled != self._labelled.get(run_id)  # named or tagged since
+            ):
                 docs = update.docs[run_id] = read_docs(RunDir(self.path(run_id)))
                 self._documented[run_id] = docs.features is not None
+                self._labelled[run_id] = labelled
         return update
 
     def apply(self, update: CatalogUpdate) -> set[str]:

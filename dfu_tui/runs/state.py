@@ -67,6 +67,8 @@ class RunState:
     folds_per_repeat: int = 0
     repeats: int = 1
     strategy: str = "grouped"
+    metric: str = "quadratic_kappa"  # the criteria's scale: verdicts, "best" and rankings
+    fusion: str = ""  # the configured fusion strategy
     combinations: list[list[str]] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     done: dict[str, float] = field(default_factory=dict)  # task -> seconds it took
@@ -114,6 +116,11 @@ class RunState:
                 self.folds_per_repeat = int(e.get("folds_per_repeat") or e["folds"])
                 self.repeats = int(e.get("repeats") or 1)
                 self.strategy = str(e.get("strategy") or "grouped")
+                if e.get("metric") in ("kappa", "quadratic_kappa"):
+                    self.metric = e["metric"]
+                fusion = e.get("fusion")
+                if isinstance(fusion, dict) and isinstance(fusion.get("strategy"), str):
+                    self.fusion = fusion["strategy"]
                 self.combinations = e["combinations"]
                 self.tasks = e["tasks"]
         elif kind == "heartbeat":
@@ -234,18 +241,53 @@ class RunState:
                     sums.setdefault("+".join(c["modalities"]), []).append(c["kappa"])
         return {k: sum(v) / len(v) for k, v in sums.items()}
 
+    def criteria_means(self) -> dict[str, tuple[float, int, int]]:
+        """Per combination over the finished cross-validation folds, on the criteria's scale
+        as the verdict and `selection` measure it (the rows with every modality of the
+        combination): (mean, samples, collapse flags)."""
+        out: dict[str, tuple[list[float], int, int]] = {}
+        for fold in self.fold_results:
+            if fold.get("fold_kind", "cv") != "cv":
+                continue
+            for c in fold["combinations"]:
+                paired: Any = c.get("paired")
+                value: Any = paired["fused"].get(self.metric) if paired else c.get(self.metric)
+                n = paired["n"] if paired else c.get("n", 0)
+                if value is None:
+                    continue
+                values, total, collapse = out.setdefault("+".join(c["modalities"]), ([], 0, 0))
+                values.append(value)
+                out["+".join(c["modalities"])] = (
+                    values,
+                    total + int(n or 0),
+                    collapse + sum(f.get("level") == "collapse" for f in c["flags"]),
+                )
+        return {k: (sum(v) / len(v), n, cl) for k, (v, n, cl) in out.items()}
+
+    def best(self) -> tuple[str, float, int, int] | None:
+        """The combination a search would select so far, on the criteria's scale: (name,
+        mean, samples, collapse flags)."""
+        means = {k: v for k, v in self.criteria_means().items() if not math.isnan(v[0])}
+        if not means:
+            return None
+        name = max(means, key=lambda k: means[k][0])
+        return (name, *means[name])
+
     def best_kappa(self) -> float | None:
-        values = self.mean_kappa().values()
-        return max(values) if values else None
+        best = self.best()
+        return None if best is None else best[1]
 
     def best_kappa_text(self) -> str:
-        """The best mean unweighted kappa, labelled `best of N` when it was picked from N
-        combinations (the maximum of N noisy means is optimistic)."""
-        best = self.best_kappa()
-        if best is None or math.isnan(best):
+        """The best mean on the criteria's scale with its n, labelled `best of N` when it was
+        picked from N combinations (the maximum of N noisy means is optimistic), and its
+        collapse flags beside it."""
+        best = self.best()
+        if best is None:
             return "-"
-        n = len(self.combinations)
-        return f"{best:.3f}" + (f" (best of {n})" if n > 1 else "")
+        _, mean, n, collapse = best
+        n_combos = len(self.combinations)
+        text = f"{mean:.3f} n={n}" + (f" best of {n_combos}" if n_combos > 1 else "")
+        return text + (f" {collapse}C" if collapse else "")
 
     def flag_counts(self) -> dict[str, int]:
         """Fold-level flags of the configured fusion by level (epoch flags are diagnostics of
@@ -259,7 +301,8 @@ class RunState:
 
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
         eta = self.eta(now)
-        best = self.best_kappa()
+        chosen = self.best()
+        best = None if chosen is None else chosen[1]
         return {
             "run_id": self.run_id,
             "status": self.effective_status(now),
@@ -272,8 +315,15 @@ class RunState:
             "elapsed_s": round(self.elapsed(now), 1),
             "eta_s": None if eta is None else round(eta, 1),
             "mean_kappa": {k: round(v, 4) for k, v in self.mean_kappa().items()},
+            "mean_kappa_scale": "unweighted kappa, all samples of each combination",
+            "metric": self.metric,
             "best_mean_kappa": None if best is None or math.isnan(best) else round(best, 4),
+            "best_scale": f"{self.metric}, the rows with every modality of the combination",
+            "best_combination": None if chosen is None else chosen[0],
+            "best_n": None if chosen is None else chosen[2],
+            "best_collapse_flags": None if chosen is None else chosen[3],
             "best_selected_from": len(self.combinations),
+            "fusion": self.fusion,
             "folds_per_repeat": self.folds_per_repeat,
             "repeats": self.repeats,
             "cv_strategy": self.strategy,

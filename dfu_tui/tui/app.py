@@ -19,6 +19,7 @@ from dfu_tui.runs.catalog import CatalogUpdate, RunCatalog
 from dfu_tui.runs.events import Event
 from dfu_tui.tui import commands
 from dfu_tui.tui.messages import (
+    CompareRuns,
     Context,
     ExportRun,
     LaunchEnded,
@@ -195,6 +196,13 @@ class DfuApp(App[None]):
 
     def on_open_compare(self, message: OpenCompare) -> None:
         self.open_compare(message.run_id)
+
+    def on_compare_runs(self, message: CompareRuns) -> None:
+        from dfu_tui.tui.screens.runs_compare import RunsCompareScreen
+
+        known = [r for r in message.run_ids if r in self.catalog.states]
+        if len(known) >= 2:
+            self.push_screen(RunsCompareScreen(self.context, known))
 
     def on_stop_run(self, message: StopRun) -> None:
         self.confirm_stop(message.run_id)

@@ -64,6 +64,14 @@ class OpenFoldDetail(RunRequest):
         self.fold = fold
 
 
+class CompareRuns(Message):
+    """Put runs side by side (the runs marked in the runs list)."""
+
+    def __init__(self, run_ids: list[str]) -> None:
+        super().__init__()
+        self.run_ids = run_ids
+
+
 class LaunchRun(Message):
     """Start a run from a config with overrides (one run per form state)."""
 

@@ -38,7 +38,7 @@ def make_running(run: Path, now: float) -> None:
 
 def status_of(app: DfuApp, run_id: str) -> str:
     table = app.screen.query_one("#runs", DataTable)
-    return str(table.get_row(run_id)[1])
+    return str(table.get_cell(run_id, "status"))
 
 
 @pytest.mark.parametrize("ending", ["completed", "cancelled", "failed", "stale"])

@@ -32,10 +32,19 @@ class TestRunsScreen:
         async with app.run_test(size=SIZE):
             table = app.screen.query_one("#runs", DataTable)
             assert table.row_count == 2
-            rows = {str(k.value): table.get_row(k) for k in table.rows}
-            assert rows[COMPLETED][1] == "completed" and rows[COMPLETED][3] == "2/2"
-            assert rows[CANCELLED][1] == "cancelled" and rows[CANCELLED][3] == "1/3"
-            assert rows[CANCELLED][8] == "1C 0W"
+
+            def cell(run: str, column: str) -> str:
+                return str(table.get_cell(run, column))
+
+            assert cell(COMPLETED, "status") == "completed" and cell(COMPLETED, "folds") == "2/2"
+            assert cell(CANCELLED, "status") == "cancelled" and cell(CANCELLED, "folds") == "1/3"
+            assert cell(CANCELLED, "flags") == "1C 0W"
+            # "best" on the criteria's scale with its n, a search's "best of N", and the
+            # collapse flags of the best combination beside it
+            assert cell(COMPLETED, "best (criteria scale)").startswith("QWK ")
+            assert "n=" in cell(COMPLETED, "best (criteria scale)")
+            assert "best of 7" in cell(COMPLETED, "best (criteria scale)")
+            assert cell(CANCELLED, "best (criteria scale)").endswith(" 1C")
 
     async def test_filter(self, runs_dir: Path) -> None:
         app = make_app(runs_dir)

@@ -14,7 +14,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static, Switch
 
-from dfu_tui.config import BACKBONES, FUSION_STRATEGIES, Config, load_config, read_toml
+from dfu_tui.config import (
+    BACKBONES,
+    FUSION_STRATEGIES,
+    NEEDS_OOF,
+    Config,
+    load_config,
+    read_toml,
+)
 from dfu_tui.data.schema import GROUP_HELP, MODALITIES
 from dfu_tui.errors import InputError
 from dfu_tui.runs.resources import default_jobs
@@ -323,8 +330,6 @@ class LaunchScreen(DfuScreen):
             + ")"
         )
         if self.valid is not None and len(self.valid.fusion_variants()) > 1:
-            from dfu_tui.engine.fusion import NEEDS_OOF
-
             variants = self.valid.fusion_variants()
             text += f"; {len(variants)} fusions scored on the same predictions"
             if any(v.strategy in NEEDS_OOF for v in variants):

@@ -9,9 +9,11 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from dfu_tui.runs.labels import Labels
 from dfu_tui.runs.state import RunState
 from dfu_tui.tui.format import duration
 from dfu_tui.tui.messages import (
+    CompareRuns,
     ExportRun,
     OpenCompare,
     OpenRun,
@@ -22,21 +24,30 @@ from dfu_tui.tui.messages import (
 )
 from dfu_tui.tui.screens.base import DfuScreen
 
-COLUMNS = (
+COLUMNS = (  # what decides first: at 80 columns the later ones scroll
+    "",
     "run",
     "status",
+    "best (criteria scale)",
+    "flags",
+    "name",
     "combination",
+    "fusion",
     "folds",
     "tasks",
     "elapsed",
     "ETA",
-    "kappa (unw.)",
-    "flags",
+    "tags",
+    "config",
 )
 
 
-def run_row(state: RunState, now: float) -> tuple[str, ...]:
-    """The cells of one run's row."""
+def run_row(
+    state: RunState, now: float, labels: Labels | None = None, marked: bool = False
+) -> tuple[str, ...]:
+    """The cells of one run's row: the best combination's mean on the criteria's scale
+    (QWK or κ, as the verdict), with its n and its collapse flags beside it."""
+    labels = labels or Labels()
     combos = state.combinations
     label = "+".join(combos[0]) if len(combos) == 1 else f"{len(combos)} combinations"
     if len(label) > 24:
@@ -45,16 +56,23 @@ def run_row(state: RunState, now: float) -> tuple[str, ...]:
     flag_cell = "-"
     if flags["collapse"] or flags["warning"]:
         flag_cell = f"{flags['collapse']}C {flags['warning']}W"
+    scale = "QWK" if state.metric == "quadratic_kappa" else "κ"
+    best = state.best_kappa_text()
     return (
+        "✓" if marked else " ",
         escape(state.run_id),
         state.effective_status(now),
+        "-" if best == "-" else f"{scale} {best}",
+        flag_cell,
+        escape(labels.name) or "-",
         label,
+        escape(state.fusion) or "-",
         f"{state.folds_done}/{state.folds}",
         f"{len(state.done)}/{len(state.tasks)}",
         duration(state.elapsed(now)),
         duration(state.eta(now)),
-        state.best_kappa_text(),
-        flag_cell,
+        escape(" ".join(f"#{t}" for t in labels.tags)) or "-",
+        escape(labels.config_file) or "-",
     )
 
 
@@ -70,6 +88,7 @@ class RunsScreen(DfuScreen):
         # not in the footer, which is full at 80 columns (help and the palette list it)
         Binding("p", "report", "Report", show=False),
         Binding("c", "compare", "Compare"),
+        Binding("space", "mark", "Mark", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("q", "app.quit", "Quit"),
@@ -78,13 +97,14 @@ class RunsScreen(DfuScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="runs-body"):
-            yield Input(placeholder="filter runs (id, status, modality)", id="filter")
+            yield Input(placeholder="filter runs (id, name, #tag, status, modality)", id="filter")
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
             yield Static("", id="runs-empty")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#runs", DataTable)
+        self.marked = set()
         for column in COLUMNS:
             table.add_column(column, key=column)
         self.query_one("#filter", Input).display = False
@@ -93,27 +113,33 @@ class RunsScreen(DfuScreen):
 
     # -- data
 
-    def _visible(self, state: RunState) -> bool:
+    marked: set[str] = set()  # runs marked with space, for a side-by-side comparison
+
+    def row(self, run_id: str) -> tuple[str, ...]:
+        catalog = self.context.catalog
+        labels = catalog.documents(run_id).labels
+        return run_row(catalog.state(run_id), self.context.clock(), labels, run_id in self.marked)
+
+    def _visible(self, run_id: str) -> bool:
         needle = self.query_one("#filter", Input).value.strip().lower()
-        return not needle or needle in " ".join(run_row(state, self.context.clock())).lower()
+        return not needle or needle in " ".join(self.row(run_id)).lower()
 
     def refresh_rows(self, changed: set[str]) -> None:
         """Update only the rows of runs that changed (or all, when the filter changed)."""
         table = self.query_one("#runs", DataTable)
         catalog = self.context.catalog
-        now = self.context.clock()
-        wanted = [r for r in catalog.ids() if self._visible(catalog.state(r))]
+        wanted = [r for r in catalog.ids() if self._visible(r)]
         present = [str(k.value) for k in table.rows]
         if present != wanted:
             cursor = self.selected_run()
             table.clear()
             for run_id in wanted:
-                table.add_row(*run_row(catalog.state(run_id), now), key=run_id)
+                table.add_row(*self.row(run_id), key=run_id)
             if cursor in wanted:
                 table.move_cursor(row=wanted.index(cursor))
         else:
             for run_id in changed & set(wanted):
-                for column, value in zip(COLUMNS, run_row(catalog.state(run_id), now), strict=True):
+                for column, value in zip(COLUMNS, self.row(run_id), strict=True):
                     table.update_cell(run_id, column, value)
         empty = self.query_one("#runs-empty", Static)
         empty.update("" if wanted else f"No runs in {catalog.runs_dir}. Press n to launch one.")
@@ -161,9 +187,26 @@ class RunsScreen(DfuScreen):
             self.post_message(ReportRun(run_id))
 
     def action_compare(self) -> None:
+        """Two or more marked runs: side by side; else the highlighted run's combinations."""
+        marked = [r for r in self.context.catalog.ids() if r in self.marked]
+        if len(marked) >= 2:
+            self.post_message(CompareRuns(list(reversed(marked))))  # oldest first: the reference
+            return
         run_id = self.selected_run()
         if run_id:
             self.post_message(OpenCompare(run_id))
+
+    def action_mark(self) -> None:
+        """Mark or unmark the highlighted run for a side-by-side comparison (`c`)."""
+        run_id = self.selected_run()
+        if not run_id:
+            return
+        self.marked ^= {run_id}
+        self.refresh_rows({run_id})
+        table = self.query_one("#runs", DataTable)
+        table.move_cursor(row=min(table.cursor_row + 1, table.row_count - 1))
+        if len(self.marked) >= 2:
+            self.notify(f"{len(self.marked)} runs marked: c compares them side by side")
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)

@@ -1,0 +1,113 @@
+"""Runs a user can find and put side by side: names and tags in the list, filter by tag,
+space marks runs, `c` compares the marked runs (paired only where the folds match)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from textual.widgets import DataTable
+
+from dfu_tui.cli import main
+from dfu_tui.runs.compare_runs import NOT_PAIRED, compare_runs
+from dfu_tui.runs.rundir import RunDir
+from dfu_tui.tui.screens.runs import RunsScreen
+from dfu_tui.tui.screens.runs_compare import RunsCompareScreen
+from tests.helpers import until
+from tests.tui.conftest import CANCELLED, COMPLETED, make_app
+
+TWIN = "20261128-140000-beef01"  # a copy of the completed run: the same folds
+
+
+def twin(runs_dir: Path) -> Path:
+    """A second run on the same folds as COMPLETED, with another fusion setting and other
+    fold kappas (its fold results shifted by 0.05)."""
+    target = runs_dir / TWIN
+    shutil.copytree(runs_dir / COMPLETED, target)
+    lines = []
+    for line in (target / "events.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        if e["kind"] == "fold_finished":
+            for c in e["combinations"]:  # this log predates same-row scores
+                c["quadratic_kappa"] -= 0.05 * e["fold"]
+        lines.append(json.dumps(e))
+    (target / "events.jsonl").write_text("\n".join(lines) + "\n")
+    (target / "summary.json").unlink()
+    config = (target / "config.toml").read_text().replace("seed = 0", "seed = 5", 1)
+    (target / "config.toml").write_text(config)
+    return target
+
+
+class TestRunsSideBySide:
+    def test_paired_only_where_folds_match(self, runs_dir: Path) -> None:
+        twin(runs_dir)
+        doc = compare_runs([RunDir(runs_dir / COMPLETED), RunDir(runs_dir / TWIN)])
+        ref, other = doc["runs"]
+        assert ref["versus"]["note"] == "reference"
+        assert other["versus"]["paired"] and other["versus"]["folds"] == 2
+        assert abs(other["versus"]["mean_difference"] + 0.075) < 1e-9  # -(0.05 + 0.10) / 2
+        assert doc["differing_keys"] == ["demo.seed"]
+        assert other["differs"] == {"demo.seed": 5}
+        # a run on other folds (another split of other patients) is never paired
+        doc = compare_runs([RunDir(runs_dir / COMPLETED), RunDir(runs_dir / CANCELLED)])
+        assert doc["runs"][1]["versus"] == {"paired": False, "note": NOT_PAIRED}
+        assert "mean_difference" not in doc["runs"][1]["versus"]
+
+    def test_a_damaged_prediction_file_pairs_nothing(self, runs_dir: Path) -> None:
+        target = twin(runs_dir)
+        for f in (target / "predictions").glob("fold1_*.npz"):
+            f.write_bytes(b"not a zip")
+        doc = compare_runs([RunDir(runs_dir / COMPLETED), RunDir(target)])
+        assert doc["runs"][1]["versus"]["note"] == NOT_PAIRED
+
+    def test_command_line(self, runs_dir: Path, capsys) -> None:
+        twin(runs_dir)
+        args = ["compare", COMPLETED, TWIN, CANCELLED, "--runs-dir", str(runs_dir)]
+        assert main([*args, "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert [r["run_id"] for r in doc["runs"]] == [COMPLETED, TWIN, CANCELLED]
+        assert main([*args, "--csv"]) == 0
+        head, *rows = capsys.readouterr().out.splitlines()
+        assert head.startswith("run,quadratic kappa mean") and len(rows) == 3
+        assert NOT_PAIRED in rows[2]
+        assert main(["compare", COMPLETED, "--runs-dir", str(runs_dir)]) == 2
+
+    async def test_mark_and_compare_in_the_dashboard(self, runs_dir: Path) -> None:
+        twin(runs_dir)
+        assert main(["tag", TWIN, "--runs-dir", str(runs_dir), "--name", "seed five"]) == 0
+        assert main(["tag", TWIN, "--runs-dir", str(runs_dir), "--add", "ablation"]) == 0
+        app = make_app(runs_dir)
+        async with app.run_test(size=(120, 30)) as pilot:
+            table = app.screen.query_one("#runs", DataTable)
+            await until(pilot, lambda: table.row_count == 3)
+            assert str(table.get_cell(TWIN, "name")) == "seed five"
+            assert str(table.get_cell(TWIN, "tags")) == "#ablation"
+            # filter by tag
+            await pilot.press("slash", *"#ablation", "enter")
+            assert [str(k.value) for k in table.rows] == [TWIN]
+            await pilot.press("escape")
+            assert table.row_count == 3
+            # a tag added from the command line while the list is shown appears in it
+            main(["tag", COMPLETED, "--runs-dir", str(runs_dir), "--add", "baseline"])
+            await until(pilot, lambda: str(table.get_cell(COMPLETED, "tags")) == "#baseline")
+            # mark two runs with space, compare them with c
+            ids = [str(k.value) for k in table.rows]
+            table.move_cursor(row=ids.index(TWIN))
+            await pilot.press("space")
+            table.move_cursor(row=ids.index(COMPLETED))
+            await pilot.press("space")
+            assert str(table.get_cell(TWIN, "")) == "✓"
+            await pilot.press("c")
+            await until(pilot, lambda: isinstance(app.screen, RunsCompareScreen))
+            screen = app.screen
+            assert isinstance(screen, RunsCompareScreen)
+            await until(pilot, lambda: screen.doc is not None)
+            compared = screen.query_one("#runs-compare", DataTable)
+            assert compared.row_count == 2
+            assert [str(k.value) for k in compared.rows] == [COMPLETED, TWIN]  # oldest first
+            assert "≈ not distinguishable" in str(compared.get_row_at(1)[2]) or "worse" in str(
+                compared.get_row_at(1)[2]
+            )
+            await pilot.press("escape")
+            assert isinstance(app.screen, RunsScreen)
