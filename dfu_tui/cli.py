@@ -93,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     form.add_argument("--json", action="store_true")
     form.add_argument("--csv", action="store_true")
 
+    p = sub.add_parser("archive", help="move a run into the runs folder's trash (restorable)")
+    p.add_argument("run")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+
+    p = sub.add_parser("restore", help="bring an archived run back (no RUN: list them)")
+    p.add_argument("run", nargs="?")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+
     p = sub.add_parser("tag", help="name a run, add or remove its tags")
     p.add_argument("run")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"))
@@ -671,6 +679,32 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_archive(args: argparse.Namespace) -> int:
+    """Move a run into `RUNS/.trash/` (never a running one); `restore` brings it back."""
+    from dfu_tui.runs.archive import archive_run
+
+    run = resolve_run(args.run, args.runs_dir)
+    target = archive_run(run)
+    out.print(
+        f"{run.run_id}: archived to {target}; dfu-tui restore {run.run_id} brings it back",
+        markup=False,
+    )
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Bring an archived run back into the runs folder, or list the archived runs."""
+    from dfu_tui.runs.archive import archived, restore_run
+
+    if args.run is None:
+        ids = archived(args.runs_dir)
+        out.print("\n".join(ids) if ids else f"no archived runs in {args.runs_dir}", markup=False)
+        return EXIT_OK
+    target = restore_run(args.runs_dir, args.run)
+    out.print(f"{args.run}: restored to {target}", markup=False)
+    return EXIT_OK
+
+
 def cmd_tag(args: argparse.Namespace) -> int:
     """Name a run, add or remove tags; prints the run's labels. Nothing else is touched."""
     from dfu_tui.runs.labels import edited, read_labels, write_labels
@@ -727,16 +761,21 @@ def cmd_status(args: argparse.Namespace) -> int:
         "folds",
         "elapsed",
         "ETA",
-        "best mean kappa (unweighted)",
+        "best (criteria scale, same rows)",
         "flags",
     ):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "run")
     for s in states:
         combos = s["combinations"]
         label = "+".join(combos[0]) if len(combos) == 1 else f"{len(combos)} combinations"
-        kappa = "-" if s["best_mean_kappa"] is None else f"{s['best_mean_kappa']:.3f}"
-        if kappa != "-" and s["best_selected_from"] > 1:
-            kappa += f" (best of {s['best_selected_from']})"
+        kappa = "-"
+        if s["best_mean_kappa"] is not None:
+            scale = "QWK" if s["metric"] == "quadratic_kappa" else "kappa"
+            kappa = f"{scale} {s['best_mean_kappa']:.3f} n={s['best_n']}"
+            if s["best_selected_from"] > 1:
+                kappa += f" ({s['best_combination']}, best of {s['best_selected_from']})"
+            if s["best_collapse_flags"]:
+                kappa += f" {s['best_collapse_flags']} COLLAPSE"
         flags = s["flags"]
         table.add_row(
             escape(s["run_id"]),
@@ -795,6 +834,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "show": cmd_show,
     "tag": cmd_tag,
     "compare": cmd_compare,
+    "archive": cmd_archive,
+    "restore": cmd_restore,
     "status": cmd_status,
     "export": cmd_export,
     "report": cmd_report,

@@ -179,10 +179,18 @@ class RunConsole:
                 self.console.print(strategy_table("+".join(c["modalities"]), c["strategies"]))
         selected = summary.get("selection")
         if selected:
+            chosen = next(
+                c for c in summary["combinations"] if c["modalities"] == selected["selected"]
+            )
+            collapse = sum(
+                f["level"] == "collapse" for fold in chosen["folds"] for f in fold["flags"]
+            )
+            n = (chosen.get("paired") or {}).get("n") or [f.get("n", 0) for f in chosen["folds"]]
             self.print(
                 f"Selected {'+'.join(selected['selected'])} as the best of {selected['from']} "
-                f"combinations ({SCALE_NAMES[selected['metric']]} {selected['mean']:.3f}): "
-                f"{selected['note']}"
+                f"combinations ({SCALE_NAMES[selected['metric']]} {selected['mean']:.3f} on "
+                f"the rows with every modality, n={sum(n)}): {selected['note']}"
+                + (f"; it carries {collapse} COLLAPSE flag(s)" if collapse else "")
             )
         holdout = summary.get("holdout")
         if holdout:

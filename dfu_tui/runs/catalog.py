@@ -41,6 +41,8 @@ class CatalogUpdate:
     events: dict[str, list[Event]] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     docs: dict[str, RunDocs] = field(default_factory=dict)
+    gone: set[str] = field(default_factory=set)  # runs whose folder went (archived)
+    back: set[str] = field(default_factory=set)  # ... and came back (restored)
 
     def merge(self, later: CatalogUpdate) -> None:
         """Add a later update to this one (events in order, the later documents)."""
@@ -49,6 +51,8 @@ class CatalogUpdate:
         for run_id, n in later.skipped.items():
             self.skipped[run_id] = self.skipped.get(run_id, 0) + n
         self.docs.update(later.docs)
+        self.gone = (self.gone - later.back) | later.gone
+        self.back = (self.back - later.gone) | later.back
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -86,6 +90,8 @@ class RunCatalog:
         # run -> whether `read` has found its feature list (written once its data loaded)
         self._documented: dict[str, bool] = {}
         self._labelled: dict[str, float] = {}  # run -> labels.json's mtime when last read
+        self._gone: set[str] = set()  # runs whose folder went (touched by `read` only)
+        self.removed: set[str] = set()  # ... as applied (touched by `apply` only)
         self.states: dict[str, RunState] = {}  # touched by `apply` only
         self.docs: dict[str, RunDocs] = {}
         self.new_events: dict[str, list[Event]] = {}
@@ -94,19 +100,33 @@ class RunCatalog:
         """New runs and new events from disk, and the documents of runs that are new or
         just ended. Reads files; changes no state."""
         update = CatalogUpdate()
+        present: set[str] = set()
         if self.runs_dir.is_dir():
             for path in sorted(self.runs_dir.iterdir()):
                 run = RunDir(path)
-                if path.name not in self._readers and run.is_run():
+                if not run.is_run():
+                    continue
+                present.add(path.name)
+                if path.name not in self._readers:
                     self._readers[path.name] = EventReader(run.events)
                     update.events[path.name] = []
+        for run_id in self._readers:
+            if run_id not in present and run_id not in self._gone:
+                update.gone.add(run_id)
+            elif run_id in present and run_id in self._gone:
+                update.back.add(run_id)
+        self._gone = (self._gone | update.gone) - update.back
         for run_id, reader in self._readers.items():
+            if run_id in self._gone:
+                continue
             new = reader.read_new()
             good = [e for e in new if well_formed(e)]
             skipped = len(new) - len(good) + reader.skipped
             reader.skipped = 0
             if good:
                 update.events.setdefault(run_id, []).extend(good)
+            if run_id in update.back:
+                update.events.setdefault(run_id, [])
             if skipped:
                 update.skipped[run_id] = skipped
             known = self._documented.get(run_id)
@@ -139,6 +159,9 @@ class RunCatalog:
         for run_id, docs in update.docs.items():
             self.docs[run_id] = docs
             changed.add(run_id)
+        # an archived run leaves the lists; its state stays for a screen still showing it
+        self.removed = (self.removed | update.gone) - update.back
+        changed |= update.gone | update.back
         return changed
 
     def refresh(self) -> set[str]:
@@ -159,7 +182,7 @@ class RunCatalog:
 
     def ids(self) -> list[str]:
         """Run ids, newest first (ids start with their creation time)."""
-        return sorted(self.states, reverse=True)
+        return sorted((r for r in self.states if r not in self.removed), reverse=True)
 
     def mean_task_seconds(self) -> float | None:
         """Mean duration of the finished tasks of every run (for the launch preview)."""

@@ -67,7 +67,7 @@ class RunState:
     folds_per_repeat: int = 0
     repeats: int = 1
     strategy: str = "grouped"
-    metric: str = "quadratic_kappa"  # the criteria's scale: verdicts, "best" and rankings
+    metric: str = "kappa"  # the criteria scale (logs from before it was logged: unweighted)
     fusion: str = ""  # the configured fusion strategy
     combinations: list[list[str]] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)

@@ -19,6 +19,7 @@ from dfu_tui.runs.catalog import CatalogUpdate, RunCatalog
 from dfu_tui.runs.events import Event
 from dfu_tui.tui import commands
 from dfu_tui.tui.messages import (
+    ArchiveRun,
     CompareRuns,
     Context,
     ExportRun,
@@ -102,7 +103,7 @@ class DfuApp(App[None]):
         slow SSH links are not flooded) and poke the UI thread when something is new."""
         while not self._stop_watching.wait(self.refresh_seconds):
             update = self.catalog.read()
-            if update.events or update.skipped or update.docs:
+            if update.events or update.skipped or update.docs or update.gone or update.back:
                 with self._pending_lock:
                     self._pending.merge(update)
                 self.post_message(RunsChanged())
@@ -204,6 +205,34 @@ class DfuApp(App[None]):
         if len(known) >= 2:
             self.push_screen(RunsCompareScreen(self.context, known))
 
+    def on_archive_run(self, message: ArchiveRun) -> None:
+        run_id = message.run_id
+        state = self.catalog.states.get(run_id)
+        if state is None:
+            return
+        if state.effective_status(self.context.clock()) == "running":
+            self.notify(f"{run_id} is running: stop it before archiving", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._archive(run_id)
+
+        self.push_screen(
+            ConfirmScreen(
+                f"Archive run {run_id}? It moves to {self.runs_dir / '.trash'}; "
+                f"dfu-tui restore {run_id} brings it back."
+            ),
+            answered,
+        )
+
+    @work(group="control", description="archive a run", exit_on_error=False)
+    async def _archive(self, run_id: str) -> None:
+        result = await commands.archive(self.catalog.path(run_id))
+        if result.code != 0:
+            raise RuntimeError(result.stderr.strip() or result.message)
+        self.notify(f"archived {run_id} (dfu-tui restore {run_id} brings it back)")
+
     def on_stop_run(self, message: StopRun) -> None:
         self.confirm_stop(message.run_id)
 
@@ -217,7 +246,7 @@ class DfuApp(App[None]):
         self._report(message.run_id)
 
     def on_launch_run(self, message: LaunchRun) -> None:
-        if not self.start_run(message.config, message.overrides, message.jobs):
+        if not self.start_run(message.config, message.overrides, message.jobs, message.labels):
             self._launch_ended()
 
     def _selected_run(self) -> str | None:
@@ -279,7 +308,9 @@ class DfuApp(App[None]):
 
     # -- actions through the command line (never training in this process)
 
-    def start_run(self, config: Path, overrides: list[str], jobs: int) -> bool:
+    def start_run(
+        self, config: Path, overrides: list[str], jobs: int, labels: list[str] | None = None
+    ) -> bool:
         """Launch one run for a form state; False when nothing was started: a launch is
         already under way, or this very form state was launched before (its run opens)."""
         key = (str(config), tuple(overrides))
@@ -295,19 +326,24 @@ class DfuApp(App[None]):
             return False
         self.launching = True
         self.push_screen(PreparingScreen())
-        self._launch(config, overrides, jobs, key)
+        self._launch(config, overrides, jobs, key, labels or [])
         return True
 
     @work(group="launch", description="launch a run", exit_on_error=False)
     async def _launch(
-        self, config: Path, overrides: list[str], jobs: int, key: tuple[str, tuple[str, ...]]
+        self,
+        config: Path,
+        overrides: list[str],
+        jobs: int,
+        key: tuple[str, tuple[str, ...]],
+        labels: list[str],
     ) -> None:
         def progress(line: str) -> None:
             if isinstance(self.screen, PreparingScreen):
                 self.screen.add(line)
 
         try:
-            result = await commands.launch(config, overrides, self.runs_dir, jobs, progress)
+            result = await commands.launch(config, overrides, self.runs_dir, jobs, progress, labels)
             if result.code == 0:  # the run is open once the watcher has read it
                 run_id = result.stdout.strip().splitlines()[-1]
                 self.launched[key] = run_id

@@ -52,6 +52,7 @@ async def launch(
     runs_dir: Path,
     jobs: int,
     on_line: Callable[[str], None] | None = None,
+    labels: list[str] | None = None,
 ) -> CommandResult:
     """Start a detached run; stdout holds the run id on success. Preparation progress
     (demo generation, crops per modality) comes to `on_line` as it happens."""
@@ -68,6 +69,7 @@ async def launch(
         str(runs_dir),
         "--jobs",
         str(jobs),
+        *(labels or []),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -88,6 +90,10 @@ async def launch(
     out, _ = await asyncio.gather(proc.stdout.read(), follow())
     code = await proc.wait()
     return CommandResult(code or 0, out.decode(errors="replace"), "\n".join(err_lines))
+
+
+async def archive(run_dir: Path) -> CommandResult:
+    return await dfu("archive", str(run_dir))
 
 
 async def stop(run_dir: Path) -> CommandResult:

@@ -52,6 +52,10 @@ class ExportRun(RunRequest):
     """Export the run to CSV in its directory."""
 
 
+class ArchiveRun(RunRequest):
+    """Move the run into the runs folder's trash (after the user confirms)."""
+
+
 class ReportRun(RunRequest):
     """Write the run's HTML report into its directory."""
 
@@ -75,11 +79,14 @@ class CompareRuns(Message):
 class LaunchRun(Message):
     """Start a run from a config with overrides (one run per form state)."""
 
-    def __init__(self, config: Path, overrides: list[str], jobs: int) -> None:
+    def __init__(
+        self, config: Path, overrides: list[str], jobs: int, labels: list[str] | None = None
+    ) -> None:
         super().__init__()
         self.config = config
         self.overrides = overrides
         self.jobs = jobs
+        self.labels = labels or []  # --name / --tag arguments
 
 
 class LaunchEnded(Message):

@@ -111,3 +111,78 @@ class TestRunsSideBySide:
             )
             await pilot.press("escape")
             assert isinstance(app.screen, RunsScreen)
+
+
+class TestArchive:
+    def test_archive_and_restore(self, runs_dir: Path, capsys) -> None:
+        args = ["--runs-dir", str(runs_dir)]
+        before = sorted(p.name for p in (runs_dir / COMPLETED).rglob("*"))
+        assert main(["archive", COMPLETED, *args]) == 0
+        assert "restore" in capsys.readouterr().out
+        assert not (runs_dir / COMPLETED).exists()
+        assert (runs_dir / ".trash" / COMPLETED / "events.jsonl").is_file()
+        assert main(["status", *args]) == 0
+        assert COMPLETED not in capsys.readouterr().out  # gone from the lists
+        assert main(["restore", *args]) == 0
+        assert capsys.readouterr().out.split() == [COMPLETED]
+        assert main(["restore", COMPLETED, *args]) == 0
+        assert sorted(p.name for p in (runs_dir / COMPLETED).rglob("*")) == before
+        assert main(["restore", COMPLETED, *args]) == 2  # nothing archived under that id
+        assert main(["restore", "../x", *args]) == 2
+
+    def test_a_running_run_is_never_archived(self, runs_dir: Path) -> None:
+        from dfu_tui.runs.supervisor import RunLock
+
+        lock = RunLock(RunDir(runs_dir / CANCELLED))
+        lock.acquire()  # as its supervisor holds it
+        try:
+            assert main(["archive", CANCELLED, "--runs-dir", str(runs_dir)]) == 2
+        finally:
+            lock.release()
+        assert (runs_dir / CANCELLED / "events.jsonl").is_file()
+
+    async def test_the_dashboard_archives_with_confirmation(self, runs_dir: Path) -> None:
+        from dfu_tui.tui.screens.modals import ConfirmScreen
+
+        app = make_app(runs_dir)
+        async with app.run_test(size=(120, 30)) as pilot:
+            table = app.screen.query_one("#runs", DataTable)
+            await until(pilot, lambda: table.row_count == 2)
+            table.move_cursor(row=[str(k.value) for k in table.rows].index(CANCELLED))
+            await pilot.press("delete")
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("n")  # no: nothing moves
+            assert (runs_dir / CANCELLED).is_dir()
+            await pilot.press("delete")
+            await pilot.press("y")
+            await until(pilot, lambda: table.row_count == 1, 60)
+            assert (runs_dir / ".trash" / CANCELLED).is_dir()
+            # restored from the command line: back in the list
+            assert main(["restore", CANCELLED, "--runs-dir", str(runs_dir)]) == 0
+            await until(pilot, lambda: table.row_count == 2)
+
+
+async def test_the_form_names_and_tags_a_run(runs_dir: Path) -> None:
+    from textual.widgets import Input, Static
+
+    from dfu_tui.tui.screens.launch import label_arguments
+    from tests.helpers import open_form
+
+    app = make_app(runs_dir)
+    async with app.run_test(size=(100, 40)) as pilot:
+        form = await open_form(pilot)
+        form.query_one("#run-name", Input).value = "fixed vs alpha"
+        form.query_one("#run-tags", Input).value = "#ablation, v2"
+        await pilot.pause()
+        assert label_arguments(form.values()) == [
+            "--name",
+            "fixed vs alpha",
+            "--tag",
+            "ablation",
+            "--tag",
+            "v2",
+        ]
+        form.query_one("#run-tags", Input).value = "bad/tag"
+        errors = form.query_one("#errors", Static)
+        await until(pilot, lambda: "--tag" in str(errors.render()))
+        assert form.query_one("#launch").disabled

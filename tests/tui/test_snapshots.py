@@ -12,7 +12,7 @@ from tests.helpers import open_form, until
 from tests.tui.conftest import CANCELLED, COMPLETED, make_app
 
 SIZE = (100, 32)
-FORM_SIZE = (100, 56)  # the launch form, whole
+FORM_SIZE = (100, 60)  # the launch form, whole
 
 
 async def settled(pilot: Pilot) -> None:

@@ -78,6 +78,32 @@ def compare_list(values: dict[str, object]) -> str:
     return "[" + ", ".join(out) + "]"
 
 
+def label_arguments(values: dict[str, object]) -> list[str]:
+    """`--name` and `--tag` arguments for the form's name and tags (tags split on spaces and
+    commas, a leading # dropped)."""
+    out = []
+    name = str(values.get("run-name") or "").strip()
+    if name:
+        out += ["--name", name]
+    for tag in str(values.get("run-tags") or "").replace(",", " ").split():
+        out += ["--tag", tag.lstrip("#")]
+    return out
+
+
+def label_problems(values: dict[str, object]) -> list[str]:
+    """What is wrong with the form's name and tags, as the command line would say it."""
+    from dfu_tui.runs.labels import check_name, check_tag
+
+    problems = []
+    args = label_arguments(values)
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        try:
+            (check_name if flag == "--name" else check_tag)(value)
+        except InputError as exc:
+            problems += exc.problems
+    return problems
+
+
 def toml_list(items: list[str]) -> str:
     """A TOML array of strings."""
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
@@ -184,6 +210,13 @@ class LaunchScreen(DfuScreen):
                     with Vertical():
                         yield Label(label)
                         yield Input(id=key, type="integer")
+            with Horizontal(classes="row"):
+                with Vertical():
+                    yield Label("Run name (optional)")
+                    yield Input(id="run-name", placeholder="e.g. fixed vs learned alpha")
+                with Vertical():
+                    yield Label("Tags (space-separated)")
+                    yield Input(id="run-tags", placeholder="e.g. ablation v2")
             yield Static(id="preview")
             yield Static(id="errors")
             yield Button("Launch (ctrl+l)", id="launch", variant="primary", disabled=True)
@@ -281,6 +314,8 @@ class LaunchScreen(DfuScreen):
         out["compare"] = self.query_one("#compare", Select).value
         for key in ("folds", "repeats", "epochs", "size", "seed", "jobs"):
             out[key] = self.query_one(f"#{key}", Input).value.strip() or "0"
+        out["run-name"] = self.query_one("#run-name", Input).value
+        out["run-tags"] = self.query_one("#run-tags", Input).value
         return out
 
     def validate_form(self) -> None:
@@ -306,6 +341,7 @@ class LaunchScreen(DfuScreen):
                 problems = [p.split(": ", 1)[1] if ": " in p else p for p in exc.problems]
         if str(values["jobs"]) in ("", "0") or not str(values["jobs"]).isdigit():
             problems.append("jobs: must be >= 1")
+        problems += label_problems(values)
         errors = self.query_one("#errors", Static)
         errors.update("\n".join(f"[$error]✘ {p}[/]" for p in problems))
         self.query_one("#launch", Button).disabled = bool(problems)
@@ -456,6 +492,7 @@ class LaunchScreen(DfuScreen):
                 Path(str(self.query_one("#config", Select).value)),
                 form_overrides(values),
                 int(str(values["jobs"])),
+                label_arguments(values),
             )
         )
 

@@ -13,6 +13,7 @@ from dfu_tui.runs.labels import Labels
 from dfu_tui.runs.state import RunState
 from dfu_tui.tui.format import duration
 from dfu_tui.tui.messages import (
+    ArchiveRun,
     CompareRuns,
     ExportRun,
     OpenCompare,
@@ -89,6 +90,7 @@ class RunsScreen(DfuScreen):
         Binding("p", "report", "Report", show=False),
         Binding("c", "compare", "Compare"),
         Binding("space", "mark", "Mark", show=False),
+        Binding("delete", "archive", "Archive", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("q", "app.quit", "Quit"),
@@ -195,6 +197,11 @@ class RunsScreen(DfuScreen):
         run_id = self.selected_run()
         if run_id:
             self.post_message(OpenCompare(run_id))
+
+    def action_archive(self) -> None:
+        run_id = self.selected_run()
+        if run_id:
+            self.post_message(ArchiveRun(run_id))
 
     def action_mark(self) -> None:
         """Mark or unmark the highlighted run for a side-by-side comparison (`c`)."""
