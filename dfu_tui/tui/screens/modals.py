@@ -35,11 +35,17 @@ HELP = """\
 | `r` | resume the selected run |
 | `e` | export the selected run to CSV in its directory |
 | `p` | write the selected run's HTML report (report.html in its directory) |
-| `c` | compare combinations and the fusion-weight curve |
-| `/` | filter runs |
+| `c` | compare combinations and the fusion-weight curve; with two or more runs marked, the marked runs side by side |
+| `space` | mark / unmark the selected run (`✓`) for a side-by-side comparison |
+| `delete` | archive the selected run into the runs folder's `.trash` (asks first; never a running run; `dfu-tui restore RUN` brings it back) |
+| `/` | filter runs (id, name, `#tag`, status, modality) |
 
-Columns: `kappa (unw.)` is the best mean unweighted kappa so far over finished folds;
-`flags` counts fold-level collapse (`C`) and warning (`W`) flags.
+Columns: `best` is the best combination's mean so far over finished folds on the
+criteria's scale (`QWK` quadratic or `κ` unweighted, as the verdict), on the rows with
+every modality of the combination, with its `n` (samples), `best of N` when picked from
+N combinations, and its collapse flags (`C`) beside it; `flags` counts the configured
+fusion's fold-level collapse (`C`) and warning (`W`) flags; `name`, `tags` and `config`
+come from the launch (`dfu-tui tag` changes them).
 
 ## Launch
 | key | action |
@@ -67,6 +73,17 @@ its predicted share of each class by epoch against the true shares (flat lines).
 | key | action |
 |---|---|
 | `enter` | show the fusion-weight curve of the selected combination |
+
+With `fusion.compare`, the highlighted combination's fusion strategies are listed side by
+side: each on its own rows (mean ± sd, n) and paired with the configured fusion on their
+common rows (corrected 95% CI; `≈` not distinguishable), with its flags; each branch alone
+follows, paired on the rows the verdict uses.
+
+## Runs side by side
+Each marked run's fused (or selected) combination on the criteria's scale with its n and
+corrected CI, its collapse flags and verdict, and the config keys that differ. Paired
+differences from the oldest run only where the folds are the same (same data, same
+validation patients); otherwise "different folds: not paired".
 """
 
 
