@@ -495,18 +495,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs: must be >= 1, got {args.jobs}")
-    labels = Labels(
-        check_name(args.name),
-        tuple(dict.fromkeys(check_tag(t) for t in args.tags)),
-        Path(args.config).name,
-    )
+    labels = Labels(check_name(args.name), tuple(dict.fromkeys(check_tag(t) for t in args.tags)))
     _check_ray_address(cfg)
     dataset = _prepare(cfg)
     run = create_run_dir(args.runs_dir, cfg)
     try:
-        write_labels(run.path, labels)
+        if labels != Labels():  # a file only when there is something to say
+            write_labels(run.path, labels)
         write_features(run, cfg, dataset)
-        save_fingerprint(run.path / "fingerprint.json", run_fingerprint(cfg))
+        fingerprint = {**run_fingerprint(cfg), "config_file": Path(args.config).name}
+        save_fingerprint(run.path / "fingerprint.json", fingerprint)
     except BaseException as exc:  # a run that could not be set up leaves nothing behind
         shutil.rmtree(run.path, ignore_errors=True)
         if isinstance(exc, OSError):
@@ -573,18 +571,23 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if is_locked(run):
         raise InputError(f"{run.path}: run is already running; stop it first or wait")
     cfg = load_config(run.config)
+    saved_path = run.path / "fingerprint.json"
+    try:
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise InputError(f"{saved_path}: missing or unreadable; cannot check the run") from None
     if is_complete(run, cfg):
+        # a changed config is still named; the data is not read (nothing would run)
+        settings = {k: v for k, v in cfg.to_dict().items() if k != "executor"}
+        changed = differences({"config": saved.get("config", {})}, {"config": settings})
+        if changed:
+            raise InputError([f"{run.path}: cannot resume: {d}" for d in changed])
         out.print(
             f"{run.run_id}: completed; nothing to resume, nothing changed "
             f"(dfu-tui show {run.run_id} prints its summary)",
             markup=False,
         )
         return EXIT_OK
-    saved_path = run.path / "fingerprint.json"
-    try:
-        saved = json.loads(saved_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise InputError(f"{saved_path}: missing or unreadable; cannot check the run") from None
     diffs = differences(saved, run_fingerprint(cfg))
     if diffs:
         raise InputError([f"{run.path}: cannot resume: {d}" for d in diffs])

@@ -262,6 +262,18 @@ class Config:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def flatten(doc: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`section.key` -> value of a nested config document (weight and folder tables kept
+    whole: they are one setting each)."""
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict) and key not in ("weights", "folders", "box_files"):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def renormalised(expanded: Mapping[str, float], keys: Sequence[str]) -> dict[str, float]:
     """The weights of `keys` scaled to sum to 1 (equal weights when they sum to 0)."""
     chosen = {m: expanded.get(m, 0.0) for m in keys}

@@ -140,6 +140,7 @@ class RunConsole:
         )
         for col in (
             "modalities",
+            "n",
             "kappa (unweighted)",
             "quadratic kappa",
             "accuracy",
@@ -157,6 +158,7 @@ class RunConsole:
             collapse = sum(f["level"] == "collapse" for f in flags)
             table.add_row(
                 name,
+                str(sum(int(f.get("n") or 0) for f in folds)),
                 plus_minus(mean["kappa"], std["kappa"]),
                 plus_minus(mean["quadratic_kappa"], std["quadratic_kappa"]),
                 f"{mean['accuracy']:.3f}",

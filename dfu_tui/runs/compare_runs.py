@@ -9,22 +9,12 @@ import hashlib
 import math
 from typing import Any
 
+from dfu_tui.config import flatten
 from dfu_tui.runs.catalog import read_docs, read_json
 from dfu_tui.runs.rundir import RunDir, load_predictions
 from dfu_tui.runs.state import RunState, load_state, verdict_so_far
 
 NOT_PAIRED = "different folds: not paired"
-
-
-def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`section.key` -> value of a nested config document."""
-    out: dict[str, Any] = {}
-    for k, v in doc.items():
-        if isinstance(v, dict) and k not in ("weights", "folders", "box_files"):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def folds_signature(run: RunDir, state: RunState) -> str | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import dfu_tui
-from dfu_tui.config import Config
+from dfu_tui.config import Config, flatten
 from dfu_tui.data.dataset import data_fingerprint
 from dfu_tui.paths import atomic_write_text
 
@@ -37,24 +37,16 @@ def save_fingerprint(path: Path, fingerprint: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
 
 
-def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in doc.items():
-        if isinstance(value, dict) and key not in ("weights", "folders", "box_files"):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """One line per key that differs between two fingerprints."""
     lines = []
     for key in ("code_version", "data"):
         if saved.get(key) != current.get(key):
             lines.append(f"{key} changed ({saved.get(key)} -> {current.get(key)})")
-    old, new = _flatten(saved.get("config", {})), _flatten(current.get("config", {}))
+    old, new = flatten(saved.get("config", {})), flatten(current.get("config", {}))
+    # a key one side lacks (a run from before the key existed) has its default value
+    defaults = flatten(Config().to_dict())
     for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
+        if old.get(key, defaults.get(key)) != new.get(key, defaults.get(key)):
             lines.append(f"config key {key} changed ({old.get(key)!r} -> {new.get(key)!r})")
     return lines

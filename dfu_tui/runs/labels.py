@@ -21,7 +21,7 @@ class Labels:
 
     name: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
-    config_file: str = ""  # the config the run was started from (its file name)
+    config_file: str = ""  # the config the run was started from (from fingerprint.json)
 
 
 def check_name(name: str) -> str:
@@ -48,21 +48,21 @@ def labels_path(run: Path) -> Path:
     return run / "labels.json"
 
 
-def read_labels(run: Path) -> Labels:
-    """A run's labels; a missing, damaged or oddly typed file gives none (it is untrusted:
-    only well-formed values are kept)."""
-    path = labels_path(run)
+def _json(path: Path) -> dict[str, object]:
     try:
-        if not path.is_file():
-            return Labels()
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except (OSError, ValueError):
-        return Labels()
-    if not isinstance(doc, dict):
-        return Labels()
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def read_labels(run: Path) -> Labels:
+    """A run's labels and the config file it was started from; a missing, damaged or oddly
+    typed file gives none (it is untrusted: only well-formed values are kept)."""
+    doc = _json(labels_path(run))
     name = doc.get("name")
     tags = doc.get("tags")
-    config = doc.get("config_file")
+    config = _json(run / "fingerprint.json").get("config_file")
     return Labels(
         name[:MAX_NAME] if isinstance(name, str) and name.isprintable() else "",
         tuple(t for t in tags if isinstance(t, str) and TAG.fullmatch(t))
@@ -74,7 +74,7 @@ def read_labels(run: Path) -> Labels:
 
 def write_labels(run: Path, labels: Labels) -> None:
     """Save a run's labels (atomically, private like every run file)."""
-    doc = {"name": labels.name, "tags": list(labels.tags), "config_file": labels.config_file}
+    doc = {"name": labels.name, "tags": list(labels.tags)}
     atomic_write_text(labels_path(run), json.dumps(doc, indent=2) + "\n")
 
 

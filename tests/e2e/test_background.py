@@ -188,6 +188,9 @@ def test_resume_refuses_changed_config(tmp_path: Path, env, whole: Path) -> None
     assert header.startswith("row,fold,modalities,epoch,kappa,quadratic_kappa")
     kinds = {r.split(",")[0] for r in rows}
     assert kinds == {"combination", "branch", "epoch", "feature"}  # feature: the radar
-    assert header.endswith(",flags,repeat,fold_kind,paired_n,paired_kappa,paired_quadratic_kappa")
+    assert header.endswith(
+        ",flags,repeat,fold_kind,paired_n,paired_kappa,paired_quadratic_kappa,"
+        "strategy,reference_paired_kappa,reference_paired_quadratic_kappa"
+    )
     doc = json.loads(dfu(env, "export", str(run), "--format", "json").stdout)
     assert doc["run"]["status"] == "completed" and len(doc["folds"]) == 2

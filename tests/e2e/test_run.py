@@ -191,7 +191,15 @@ class TestRunCommand:
         assert [("strategies" in c) for c in summary["combinations"]] == [False, False, True]
         table = summary["combinations"][2]["strategies"]
         names = [r["name"] for r in table["rows"]]
-        assert names == ["stacked", "fixed", "learned_alpha", "tuned", "fixed 0.50/0.50"]
+        assert names == [
+            "stacked",
+            "fixed",
+            "learned_alpha",
+            "tuned",
+            "fixed 0.50/0.50",
+            "metadata alone",
+            "depth_rgb alone",
+        ]
         assert all(len(r["folds"]) == 2 and r["n"] > 0 for r in table["rows"])
         assert all("versus_reference" in r for r in table["rows"][1:])
         reference = table["rows"][0]["folds"]

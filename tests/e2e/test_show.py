@@ -64,3 +64,39 @@ def test_show_of_an_unfinished_run_says_so(tmp_path: Path, capsys) -> None:
     assert "cancelled, 1/3 folds; no summary yet" in capsys.readouterr().out
     assert digests(runs / CANCELLED) == before
     assert main(["show", "nope", "--runs-dir", str(runs)]) == 2
+
+
+def test_runs_on_other_folds_are_not_paired(tiny_demo_master: Path, tmp_path: Path) -> None:
+    """Three real metadata-only runs: two on cv.seed 1 (other forest sizes) are paired by
+    fold; the one on cv.seed 2 has other validation patients and is not."""
+    import json as _json
+
+    runs = tmp_path / "runs"
+    base = [
+        "--set",
+        f"data.root='{tiny_demo_master}'",
+        "--set",
+        "modalities.use=['metadata']",
+        "--set",
+        "cv.folds=2",
+        "--set",
+        "radar.enabled=false",
+    ]
+    made = []
+    for extra in (["cv.seed=1"], ["cv.seed=1", "metadata_model.n_estimators=20"], ["cv.seed=2"]):
+        sets = [a for x in extra for a in ("--set", x)]
+        assert main(["run", "configs/default.toml", "--runs-dir", str(runs), *base, *sets]) == 0
+        made.append(sorted(p.name for p in runs.iterdir() if p.name not in made)[-1])
+    from dfu_tui.runs.compare_runs import NOT_PAIRED, compare_runs
+    from dfu_tui.runs.rundir import RunDir
+
+    doc = compare_runs([RunDir(runs / r) for r in made])
+    same, other = doc["runs"][1]["versus"], doc["runs"][2]["versus"]
+    assert same["paired"] and same["folds"] == 2 and "mean_difference" in same
+    assert same["note"] == "same folds, same rows"
+    assert other == {"paired": False, "note": NOT_PAIRED}
+    assert doc["differing_keys"] == ["cv.seed", "metadata_model.n_estimators"]
+    assert (
+        _json.dumps(doc["runs"][2]["differs"])
+        == '{"cv.seed": 2, "metadata_model.n_estimators": 300}'
+    )

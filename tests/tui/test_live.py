@@ -64,7 +64,7 @@ async def test_launch_watch_stop_resume(tmp_path: Path, small_demo_master: Path,
         table = monitor.query_one("#folds", DataTable)
 
         def shown() -> list[str]:
-            return [str(table.get_row_at(i)[1]) for i in range(2)] if table.row_count >= 2 else []
+            return [str(table.get_row_at(i)[2]) for i in range(2)] if table.row_count >= 2 else []
 
         # each fold's fused kappa as logged by the supervisor, to three places
         logged = sorted(load_state(run_dir).fold_results, key=lambda f: f["fold"])

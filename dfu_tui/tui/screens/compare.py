@@ -50,6 +50,8 @@ def ranked(state: RunState, cfg: Any = None) -> list[dict[str, Any]]:
                 "accuracy": mean_sd([f["accuracy"] for f in per])[0],
                 "macro_f1": mean_sd([f["macro_f1"] for f in per])[0],
                 "flags": sum(len(f["flags"]) for f in per),
+                "n": sum(int(f.get("n") or 0) for f in per),
+                "paired_n": sum(int((f.get("paired") or {}).get("n") or 0) for f in per),
                 "folds": len(per),
                 "versus_metadata": versus,
             }
@@ -135,7 +137,9 @@ class CompareScreen(RunScreen):
             "combination",
             "kappa (unweighted)",
             "quadratic kappa",
+            "n",
             f"vs metadata alone ({scale}, paired)",
+            "same-row n",
             "macro F1",
             "flags",
         )
@@ -147,7 +151,9 @@ class CompareScreen(RunScreen):
                 name,
                 plus_minus(row["kappa"]),
                 plus_minus(row["quadratic_kappa"]),
+                str(row["n"]),
                 versus_text(row["versus_metadata"], row["modalities"]),
+                str(row["paired_n"]) if row["versus_metadata"] else "-",
                 f"{row['macro_f1']:.3f}",
                 str(row["flags"]),
                 key=row["name"],

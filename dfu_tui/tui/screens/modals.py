@@ -35,9 +35,9 @@ HELP = """\
 | `r` | resume the selected run |
 | `e` | export the selected run to CSV in its directory |
 | `p` | write the selected run's HTML report (report.html in its directory) |
-| `c` | compare combinations and the fusion-weight curve; with two or more runs marked, the marked runs side by side |
+| `c` | compare combinations and the fusion-weight curve (runs marked: side by side) |
 | `space` | mark / unmark the selected run (`✓`) for a side-by-side comparison |
-| `delete` | archive the selected run into the runs folder's `.trash` (asks first; never a running run; `dfu-tui restore RUN` brings it back) |
+| `delete` | archive the selected run into `.trash` (asks first; never while it runs) |
 | `/` | filter runs (id, name, `#tag`, status, modality) |
 
 Columns: `best` is the best combination's mean so far over finished folds on the

@@ -224,15 +224,23 @@ class MonitorScreen(RunScreen):
             return
         fused = "+".join(state.combinations[fused_index(state)])
         branches = list(state.fold_results[0]["branches"]) if state.fold_results else []
-        columns = ["fold", "kappa", "quadratic kappa", *(f"{b} alone kappa" for b in branches)]
+        columns = [
+            "fold",
+            "n",
+            "kappa",
+            "quadratic kappa",
+            *(f"{b} alone kappa" for b in branches),
+        ]
         if [str(c.label) for c in table.columns.values()] != columns:
             table.clear(columns=True)
             table.add_columns(*columns)
         table.clear()
         folds = sorted(state.fold_results, key=lambda f: f["fold"])
         rows: dict[int, list[float | None]] = {}
+        sizes: dict[int, int] = {}
         for f in folds:
             c = f["combinations"][fused_index(state)]
+            sizes[f["fold"]] = int(c.get("n") or 0)
             rows[f["fold"]] = [
                 c["kappa"],
                 c["quadratic_kappa"],
@@ -240,19 +248,25 @@ class MonitorScreen(RunScreen):
             ]
         for k in range(1, state.folds + 1):
             values = rows.get(k)
-            cells = [num(v) for v in values] if values else ["…" for _ in columns[1:]]
-            table.add_row(state.fold_name(k), *cells)
-        cv = [rows[f["fold"]] for f in folds if f.get("fold_kind", "cv") == "cv"]
+            cells = [num(v) for v in values] if values else ["…" for _ in columns[2:]]
+            table.add_row(state.fold_name(k), str(sizes[k]) if k in sizes else "…", *cells)
+        cv_folds = [f["fold"] for f in folds if f.get("fold_kind", "cv") == "cv"]
+        cv = [rows[k] for k in cv_folds]
         if cv:
-            table.add_row(f"mean ± sd ({len(cv)})", *mean_cells(cv))
+            n_all = sum(sizes[k] for k in cv_folds)
+            table.add_row(f"mean ± sd ({len(cv)})", str(n_all), *mean_cells(cv))
         if state.repeats > 1:
             for r in range(1, state.repeats + 1):
                 mine = [rows[f["fold"]] for f in folds if f.get("repeat") == r]
                 if mine:
-                    table.add_row(f"repeat {r} mean", *(c.split(" ±")[0] for c in mean_cells(mine)))
+                    n_r = sum(sizes[f["fold"]] for f in folds if f.get("repeat") == r)
+                    table.add_row(
+                        f"repeat {r} mean", str(n_r), *(c.split(" ±")[0] for c in mean_cells(mine))
+                    )
         title = self.query_one("#folds-panel .panel-title", Static)
         title.update(
-            f"[b]Per-fold kappa[/b]: {fused} (unweighted and quadratic), validation folds"
+            f"[b]Per-fold kappa[/b]: {fused} (unweighted and quadratic) on all its n "
+            "validation samples (the verdict: the rows with every modality)"
             + (f", {state.repeats} repeats" if state.repeats > 1 else "")
             + ("; hold-out not in the mean" if state.strategy == "temporal" else "")
         )
@@ -362,9 +376,15 @@ class MonitorScreen(RunScreen):
             box.update("after the first fold")
             return
         scale = SCALE_NAMES.get(verdict.get("metric", "kappa"), "unweighted kappa")
+        same = [
+            f["combinations"][fused_index(state)].get("paired", {}).get("n")
+            for f in state.fold_results
+            if f.get("fold_kind", "cv") == "cv"
+        ]
+        rows = f" (same rows: n={sum(same)})" if same and None not in same else ""
         lines = [
             prefix
-            + f" on {scale}: "
+            + f" on {scale}{rows}: "
             + "  ".join(
                 f"{'[$success]✔[/]' if verdict[t] else '[$error]✘[/]'} {t}"
                 for t in ("minimum", "expected", "ideal")
