@@ -23,6 +23,7 @@ from dfu_tui.tui.messages import (
     CompareRuns,
     Context,
     ExportRun,
+    LabelRun,
     LaunchEnded,
     LaunchRun,
     OpenCompare,
@@ -38,7 +39,13 @@ from dfu_tui.tui.screens.base import DfuScreen
 from dfu_tui.tui.screens.compare import CompareScreen
 from dfu_tui.tui.screens.detail import FoldDetailScreen
 from dfu_tui.tui.screens.launch import LaunchScreen
-from dfu_tui.tui.screens.modals import ConfirmScreen, HelpScreen, MessageScreen, PreparingScreen
+from dfu_tui.tui.screens.modals import (
+    ConfirmScreen,
+    HelpScreen,
+    LabelsScreen,
+    MessageScreen,
+    PreparingScreen,
+)
 from dfu_tui.tui.screens.monitor import MonitorScreen
 from dfu_tui.tui.screens.runs import RunsScreen
 
@@ -204,6 +211,27 @@ class DfuApp(App[None]):
         known = [r for r in message.run_ids if r in self.catalog.states]
         if len(known) >= 2:
             self.push_screen(RunsCompareScreen(self.context, known))
+
+    def on_label_run(self, message: LabelRun) -> None:
+        run_id = message.run_id
+        labels = self.catalog.documents(run_id).labels
+
+        def answered(result: tuple[str, str] | None) -> None:
+            if result is not None:
+                name, text = result
+                tags = [t.lstrip("#") for t in text.replace(",", " ").split()]
+                add = [t for t in tags if t not in labels.tags]
+                remove = [t for t in labels.tags if t not in tags]
+                self._label(run_id, name, add, remove)
+
+        self.push_screen(LabelsScreen(run_id, labels.name, " ".join(labels.tags)), answered)
+
+    @work(group="control", description="name and tag a run", exit_on_error=False)
+    async def _label(self, run_id: str, name: str, add: list[str], remove: list[str]) -> None:
+        result = await commands.tag(self.catalog.path(run_id), name, add, remove)
+        if result.code != 0:
+            raise RuntimeError(result.stderr.strip() or result.message)
+        self.notify(result.stdout.strip() or f"labelled {run_id}")
 
     def on_archive_run(self, message: ArchiveRun) -> None:
         run_id = message.run_id

@@ -92,6 +92,13 @@ async def launch(
     return CommandResult(code or 0, out.decode(errors="replace"), "\n".join(err_lines))
 
 
+async def tag(run_dir: Path, name: str, add: list[str], remove: list[str]) -> CommandResult:
+    args = ["tag", str(run_dir), "--name", name]
+    args += [a for t in add for a in ("--add", t)]
+    args += [a for t in remove for a in ("--remove", t)]
+    return await dfu(*args)
+
+
 async def archive(run_dir: Path) -> CommandResult:
     return await dfu("archive", str(run_dir))
 

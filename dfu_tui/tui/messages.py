@@ -52,6 +52,10 @@ class ExportRun(RunRequest):
     """Export the run to CSV in its directory."""
 
 
+class LabelRun(RunRequest):
+    """Name and tag the run (asks for them)."""
+
+
 class ArchiveRun(RunRequest):
     """Move the run into the runs folder's trash (after the user confirms)."""
 

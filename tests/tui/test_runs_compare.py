@@ -186,3 +186,27 @@ async def test_the_form_names_and_tags_a_run(runs_dir: Path) -> None:
         errors = form.query_one("#errors", Static)
         await until(pilot, lambda: "--tag" in str(errors.render()))
         assert form.query_one("#launch").disabled
+
+
+async def test_t_names_and_tags_a_run_from_the_list(runs_dir: Path) -> None:
+    from textual.widgets import Input
+
+    from dfu_tui.runs.labels import read_labels
+    from dfu_tui.tui.screens.modals import LabelsScreen
+
+    main(["tag", CANCELLED, "--runs-dir", str(runs_dir), "--add", "old", "--add", "keep"])
+    app = make_app(runs_dir)
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.screen.query_one("#runs", DataTable)
+        await until(pilot, lambda: str(table.get_cell(CANCELLED, "tags")) == "#old #keep")
+        table.move_cursor(row=[str(k.value) for k in table.rows].index(CANCELLED))
+        await pilot.press("t")
+        assert isinstance(app.screen, LabelsScreen)
+        app.screen.query_one("#labels-name", Input).value = "collapsed depth"
+        tags = app.screen.query_one("#labels-tags", Input)
+        tags.value = "keep #new"
+        tags.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: str(table.get_cell(CANCELLED, "name")) == "collapsed depth", 60)
+        assert str(table.get_cell(CANCELLED, "tags")) == "#keep #new"
+    assert read_labels(runs_dir / CANCELLED).tags == ("keep", "new")

@@ -88,12 +88,12 @@ class FoldDetailScreen(RunScreen):
                 num(fused["true_share"][c], 2),
             )
         metrics = self.query_one("#metrics", DataTable)
-        metrics.add_columns("", *METRICS)
+        metrics.add_columns("", "n", *METRICS)
         rows: list[tuple[str, Mapping[str, Any]]]
         rows = [("+".join(c["modalities"]), c) for c in fold["combinations"]]
         rows += [(f"{b} alone", m) for b, m in fold["branches"].items()]
         for label, m in rows:
-            metrics.add_row(label, *(num(m.get(k)) for k in METRICS))
+            metrics.add_row(label, str(m.get("n", "-")), *(num(m.get(k)) for k in METRICS))
         radar = fold.get("radar")
         self.query_one("#detail-features", Static).update(radar_lines(radar, top=10))
         flags = [(label, f) for label, m in rows for f in m["flags"]]

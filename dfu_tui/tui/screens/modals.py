@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, DirectoryTree, Markdown, Static
+from textual.widgets import Button, DirectoryTree, Input, Markdown, Static
 
 HELP = """\
 # dfu-tui keys
@@ -38,6 +38,7 @@ HELP = """\
 | `c` | compare combinations and the fusion-weight curve (runs marked: side by side) |
 | `space` | mark / unmark the selected run (`✓`) for a side-by-side comparison |
 | `delete` | archive the selected run into `.trash` (asks first; never while it runs) |
+| `t` | name and tag the selected run |
 | `/` | filter runs (id, name, `#tag`, status, modality) |
 
 Columns: `best` is the best combination's mean so far over finished folds on the
@@ -108,6 +109,35 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
+
+
+class LabelsScreen(ModalScreen[tuple[str, str] | None]):
+    """A run's name and tags (space-separated), edited; enter saves, escape cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, run_id: str, name: str, tags: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.name_text = name
+        self.tags_text = tags
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(f"[b]Name and tags of {self.run_id}[/b] (enter saves, escape cancels)")
+            yield Input(self.name_text, placeholder="name", id="labels-name")
+            yield Input(self.tags_text, placeholder="tags, space-separated", id="labels-tags")
+
+    def on_input_submitted(self) -> None:
+        self.dismiss(
+            (
+                self.query_one("#labels-name", Input).value,
+                self.query_one("#labels-tags", Input).value,
+            )
+        )
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 class MessageScreen(ModalScreen[None]):

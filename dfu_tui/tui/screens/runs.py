@@ -16,6 +16,7 @@ from dfu_tui.tui.messages import (
     ArchiveRun,
     CompareRuns,
     ExportRun,
+    LabelRun,
     OpenCompare,
     OpenRun,
     ReportRun,
@@ -91,6 +92,7 @@ class RunsScreen(DfuScreen):
         Binding("c", "compare", "Compare"),
         Binding("space", "mark", "Mark", show=False),
         Binding("delete", "archive", "Archive", show=False),
+        Binding("t", "label", "Name/tags", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("q", "app.quit", "Quit"),
@@ -197,6 +199,11 @@ class RunsScreen(DfuScreen):
         run_id = self.selected_run()
         if run_id:
             self.post_message(OpenCompare(run_id))
+
+    def action_label(self) -> None:
+        run_id = self.selected_run()
+        if run_id:
+            self.post_message(LabelRun(run_id))
 
     def action_archive(self) -> None:
         run_id = self.selected_run()
