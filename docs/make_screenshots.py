@@ -15,7 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.helpers import open_form, until  # noqa: E402
-from tests.tui.conftest import CANCELLED, COMPLETED, FIXTURES, make_app  # noqa: E402
+from tests.tui.conftest import (  # noqa: E402
+    CANCELLED,
+    COMPLETED,
+    FIXTURES,
+    STRATEGIES,
+    STRATEGY_FIXTURES,
+    make_app,
+)
 
 OUT = ROOT / "docs" / "screenshots"
 
@@ -59,6 +66,25 @@ async def main() -> None:
         app.screen.query_one("VerticalScroll").scroll_end(animate=False)
         await pilot.pause(0.5)
         await shot("compare")
+
+    # every fusion strategy of one run, and two runs side by side (the strategy fixtures)
+    runs = Path(tempfile.mkdtemp()) / "runs"
+    shutil.copytree(STRATEGY_FIXTURES, runs)
+    app = make_app(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.loaded)
+        app.open_run(STRATEGIES)
+        await until(pilot, lambda: bool(app.screen.query("#strategies")))
+        await until(pilot, lambda: app.screen.query_one("#strategies").row_count > 0)
+        app.screen.query_one("#strategies-panel").scroll_visible(animate=False, immediate=True)
+        await pilot.pause(0.5)
+        app.save_screenshot("strategies.svg", str(OUT))
+        await pilot.press("escape", "space", "space", "c")
+        await until(pilot, lambda: bool(app.screen.query("#runs-compare")))
+        await until(pilot, lambda: app.screen.query_one("#runs-compare").row_count == 2)
+        app.clear_notifications()
+        await pilot.pause(0.5)
+        app.save_screenshot("runs-compare.svg", str(OUT))
 
 
 if __name__ == "__main__":

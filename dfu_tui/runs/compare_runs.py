@@ -163,17 +163,20 @@ def versus_text(v: dict[str, Any]) -> str:
 
 
 def mean_text(e: dict[str, Any]) -> str:
-    """`0.412 ± 0.05 [0.30, 0.52] n=488`: the mean over folds with its corrected interval."""
-    mean, sd = e["mean"], e["sd"]
+    """`0.412 [0.30,0.52] n=488`: the mean over folds with its corrected interval and n."""
+    mean = e["mean"]
     if mean is None or math.isnan(mean):
         return "-"
     low, high = e["ci95"]
     text = f"{mean:.3f}"
-    if sd is not None and not math.isnan(sd):
-        text += f" ± {sd:.3f}"
     if low is not None and not math.isnan(low):
         text += f" [{low:.2f},{high:.2f}]"
     return text + f" n={e['n']}"
+
+
+def sd_text(e: dict[str, Any]) -> str:
+    sd = e["sd"]
+    return "-" if sd is None or math.isnan(sd) else f"{sd:.3f}"
 
 
 def value_text(value: Any) -> str:
@@ -191,12 +194,14 @@ def table_rows(doc: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     from dfu_tui.engine.rules import SCALE_NAMES
 
     metric = doc["runs"][0]["metric"]
+    short = "QWK" if metric == "quadratic_kappa" else "κ"
     head = [
         "run",
-        f"{SCALE_NAMES[metric]} mean ± sd [95% CI] n",
-        f"vs {doc['reference']} (paired by fold)",
+        f"{short} mean [95% CI] n",
+        "vs first (paired)",
         "collapse",
         "verdict",
+        f"{SCALE_NAMES[metric]} sd",
         "name",
         "status",
         "combination",
@@ -209,6 +214,7 @@ def table_rows(doc: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             versus_text(e["versus"]),
             str(e["collapse_flags"]),
             e["verdict"],
+            sd_text(e),
             e["name"] or "-",
             e["status"],
             e["combination"],

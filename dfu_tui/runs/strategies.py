@@ -71,7 +71,7 @@ def cells(r: dict[str, Any], metric: str = "quadratic_kappa") -> tuple[str, ...]
         if low is None or high is None or low != low:
             versus = f"{v['mean_difference']:+.3f} (1 fold)"
         else:
-            versus = f"{v['mean_difference']:+.3f} [{low:+.3f},{high:+.3f}] {mark}"
+            versus = f"{v['mean_difference']:+.3f} [{low:+.2f},{high:+.2f}] {mark}"
     gap = r.get("gap")
     return (
         r["name"],

@@ -12,12 +12,23 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPLETED = "20261128-133808-50f261"  # metadata, depth_rgb, thermal_map; search; 2 folds
 CANCELLED = "20261128-133945-3b5598"  # metadata + depth_map, stopped after fold 1 (collapse)
 FIXED_NOW = 1795873200.0
+# Two real runs on the same folds: fixed fusion scoring all four strategies, and learned alpha
+STRATEGY_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "strategy_runs"
+STRATEGIES = "20261130-173807-a2b67d"
+LEARNED = "20261130-173840-a8169a"
 
 
 @pytest.fixture
 def runs_dir(tmp_path: Path) -> Path:
     target = tmp_path / "runs"
     shutil.copytree(FIXTURES, target)
+    return target
+
+
+@pytest.fixture
+def strategy_runs(tmp_path: Path) -> Path:
+    target = tmp_path / "strategy-runs"
+    shutil.copytree(STRATEGY_FIXTURES, target)
     return target
 
 

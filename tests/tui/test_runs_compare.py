@@ -69,7 +69,7 @@ class TestRunsSideBySide:
         assert [r["run_id"] for r in doc["runs"]] == [COMPLETED, TWIN, CANCELLED]
         assert main([*args, "--csv"]) == 0
         head, *rows = capsys.readouterr().out.splitlines()
-        assert head.startswith("run,quadratic kappa mean") and len(rows) == 3
+        assert head.startswith("run,QWK mean [95% CI] n,vs first (paired)") and len(rows) == 3
         assert NOT_PAIRED in rows[2]
         assert main(["compare", COMPLETED, "--runs-dir", str(runs_dir)]) == 2
 

@@ -135,3 +135,42 @@ def test_compare(snap_compare, runs_dir: Path, size: tuple[int, int]) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=open_compare)
+
+
+def test_strategy_panel(snap_compare, strategy_runs: Path) -> None:
+    """Every fusion strategy of one run, side by side in the monitor, at 80x24."""
+    from tests.tui.conftest import STRATEGIES
+
+    app = make_app(strategy_runs)
+
+    async def open_panel(pilot: Pilot) -> None:
+        from dfu_tui.tui.screens.monitor import MonitorScreen
+
+        app.open_run(STRATEGIES)
+        await plotted(pilot, MonitorScreen)
+        table = app.screen.query_one("#strategies")
+        await until(pilot, lambda: table.row_count == 6)
+        app.screen.query_one("#strategies-panel").scroll_visible(animate=False, immediate=True)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=open_panel)
+
+
+def test_runs_side_by_side(snap_compare, strategy_runs: Path) -> None:
+    """Two runs marked with space and compared with c, at 80x24: paired by fold."""
+    from tests.tui.conftest import LEARNED
+
+    app = make_app(strategy_runs)
+
+    async def compare(pilot: Pilot) -> None:
+        from dfu_tui.tui.screens.runs_compare import RunsCompareScreen
+
+        await until(pilot, lambda: app.loaded)
+        await pilot.press("space", "space", "c")
+        await until(pilot, lambda: isinstance(app.screen, RunsCompareScreen))
+        await until(pilot, lambda: app.screen.query_one("#runs-compare").row_count == 2)
+        assert LEARNED in str(app.screen.query_one("#runs-compare").get_row_at(1)[0])
+        app.clear_notifications()  # the "2 runs marked" toast: gone after a few seconds
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=compare)

@@ -56,8 +56,9 @@ class RunsCompareScreen(DfuScreen):
         differ = ", ".join(doc["differing_keys"]) or "none"
         self.query_one("#runs-compare-title", Static).update(
             f"[b]{len(rows)} runs side by side[/b]: each run's fused (or selected) combination "
-            f"on {escape(scale)}, mean ± sample sd over its validation folds with a corrected "
-            f"95% CI and its n. Paired differences from {escape(doc['reference'])} only where "
+            f"on {escape(scale)} (QWK: quadratic, κ: unweighted), mean over its validation "
+            f"folds with a corrected 95% CI and its n. Paired differences from the first, "
+            f"{escape(doc['reference'])}, only where "
             "the folds are the same (same data, same validation patients); otherwise "
             f"'different folds: not paired'. Config keys that differ: {escape(differ)}."
         )
