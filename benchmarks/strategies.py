@@ -6,7 +6,8 @@ alternating rounds (this machine is shared and noisy: medians).
 
 The four strategies share the branch predictions, and `tuned` / `stacked` need inner
 out-of-fold predictions anyway, so the fair baseline is one run of `tuned` (same training);
-the ratio against `fixed` alone (no inner training) is printed too.
+the ratio against `fixed` alone (no inner training) is printed too, and that of fusions which
+need no inner predictions (fixed, learned_alpha, another fixed weighting) against `fixed`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from _common import latest_summary, run_cli, sets
 
 FOUR = "fusion.compare=['fixed','learned_alpha','tuned','stacked']"
+# fusions that need no inner out-of-fold predictions: no extra training at all
+NO_INNER = "fusion.compare=['fixed','learned_alpha',{metadata=0.5,image=0.5}]"
 
 
 def main() -> None:
@@ -41,6 +44,7 @@ def main() -> None:
         "four strategies (reference fixed)": (FOUR,),
         "tuned alone": ("fusion.strategy=tuned",),
         "fixed alone": (),
+        "fixed, learned_alpha, 0.50/0.50 (no inner folds)": (NO_INNER,),
     }
     times: dict[str, list[float]] = {k: [] for k in variants}
     run_cli("validate", "configs/default.toml", *sets(*base), cache=work / "cache")  # the crops
@@ -73,6 +77,10 @@ def main() -> None:
     four = med["four strategies (reference fixed)"]
     print(f"ratio four strategies / tuned alone: {four / med['tuned alone']:.3f} (target <= 1.1)")
     print(f"ratio four strategies / fixed alone: {four / med['fixed alone']:.3f} (inner training)")
+    three = med["fixed, learned_alpha, 0.50/0.50 (no inner folds)"]
+    print(
+        f"ratio three fusions without inner folds / fixed alone: {three / med['fixed alone']:.3f}"
+    )
 
 
 if __name__ == "__main__":
