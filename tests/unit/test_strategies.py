@@ -174,3 +174,12 @@ def test_bad_compare_is_named(value: str, message: str) -> None:
 def test_compare_names_each_fusion_once() -> None:
     cfg = cfg_of("fusion.strategy=tuned", "fusion.compare=['tuned','fixed','fixed']")
     assert [v.name for v in cfg.fusion_variants()] == ["tuned", "fixed"]
+
+
+def test_every_shipped_config_loads_and_strategies_compares_five() -> None:
+    from dfu_tui.cli import SHIPPED_CONFIGS
+
+    configs = {p.name: load_config(p) for p in sorted(SHIPPED_CONFIGS.glob("*.toml"))}
+    assert {"default.toml", "quick.toml", "paper.toml", "strategies.toml"} <= set(configs)
+    names = [v.name for v in configs["strategies.toml"].fusion_variants()]
+    assert names == ["fixed", "learned_alpha", "tuned", "stacked", "fixed 0.50/0.50"]
