@@ -153,9 +153,12 @@ def overfit_gap(train_kappa: float, kappa: float, cfg: CollapseConfig) -> list[F
 
 
 def alpha_pinned(mean_alpha: float, cfg: CollapseConfig) -> list[Flag]:
-    """A learned fusion weight stuck near 0 or 1."""
+    """A learned fusion weight stuck near 0 or 1: the fusion has become one branch. A fusion
+    warning, not a class collapse (the share rules say whether classes collapsed)."""
     if mean_alpha < cfg.alpha_pinned or mean_alpha > 1 - cfg.alpha_pinned:
-        return [Flag("alpha_pinned", COLLAPSE, f"mean alpha {mean_alpha:.3f}")]
+        alone = "the image branches" if mean_alpha < 0.5 else "metadata"
+        detail = f"mean alpha {mean_alpha:.3f}: the fusion is {alone} alone"
+        return [Flag("alpha_pinned", WARNING, detail)]
     return []
 
 

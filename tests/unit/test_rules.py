@@ -97,7 +97,9 @@ def test_seed_collapse_from_real_predictions() -> None:
 
 def test_other_rules_fire_alone() -> None:
     assert [f.rule for f in overfit_gap(0.9, 0.3, CFG)] == ["overfit_gap"]
-    assert [f.level for f in alpha_pinned(0.01, CFG)] == [COLLAPSE]
+    assert [f.level for f in alpha_pinned(0.01, CFG)] == [WARNING]
+    assert "image branches alone" in alpha_pinned(0.01, CFG)[0].detail
+    assert "metadata alone" in alpha_pinned(0.99, CFG)[0].detail
     assert alpha_pinned(0.5, CFG) == []
     assert [f.rule for f in nan_loss(float("inf"))] == ["nan_loss"]
 
