@@ -43,6 +43,7 @@ LOSSES = ("weighted_ce", "focal")
 CV_STRATEGIES = ("grouped", "temporal")
 MAX_FEATURES = ("sqrt", "log2", "none")
 MAX_INNER_FOLDS = 10
+MAX_COMPARE = 20  # fusions scored beside the configured one (each is fitted on every fold)
 MAX_REPEATS = 100  # repeated CV is 5 or 10 repeats; a million is a typo (and 5e6 tasks)
 CRITERIA_METRICS = ("quadratic_kappa", "kappa")
 EXECUTORS = ("local", "ray")
@@ -558,7 +559,9 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
     if fusion.strategy not in FUSION_STRATEGIES:
         bad("fusion.strategy", f"'{fusion.strategy}' is not one of {', '.join(FUSION_STRATEGIES)}")
     out += _check_weights("fusion.weights", fusion.weights, cfg, source)
-    for i, item in enumerate(fusion.compare):
+    if len(fusion.compare) > MAX_COMPARE:
+        bad("fusion.compare", f"at most {MAX_COMPARE} fusions, got {len(fusion.compare)}")
+    for i, item in enumerate(fusion.compare[:MAX_COMPARE]):
         if isinstance(item, str):
             if item not in FUSION_STRATEGIES:
                 bad(

@@ -24,7 +24,13 @@ def archive_run(run: RunDir) -> Path:
 
     if run.path.is_symlink() or not run.path.is_dir():
         raise InputError(f"{run.path}: not a run folder")
-    trash = private_dir(trash_dir(run.path.parent))
+    trash = trash_dir(run.path.parent)
+    if trash.is_symlink() or (trash.exists() and trash.stat().st_uid != os.getuid()):
+        raise InputError(f"{trash}: a link or another user's folder; not archiving into it")
+    try:
+        private_dir(trash)
+    except OSError as exc:
+        raise InputError(f"{trash}: cannot make the trash folder ({exc})") from None
     target = trash / run.run_id
     if target.exists():
         raise InputError(f"{target}: an archived run of that id is in the way; restore it first")
@@ -46,7 +52,12 @@ def restore_run(runs_dir: Path, run_id: str) -> Path:
     """Move an archived run back into the runs folder; returns where it is."""
     plain = run_id and "/" not in run_id and run_id not in (".", "..") and "\0" not in run_id
     source = trash_dir(runs_dir) / run_id
-    if not plain or not RunDir(source).is_run() or source.is_symlink():
+    if (
+        not plain
+        or trash_dir(runs_dir).is_symlink()
+        or source.is_symlink()
+        or not RunDir(source).is_run()
+    ):
         raise InputError(f"{trash_dir(runs_dir)}: no archived run '{run_id}'")
     target = runs_dir / run_id
     if target.exists():
@@ -61,6 +72,6 @@ def restore_run(runs_dir: Path, run_id: str) -> Path:
 def archived(runs_dir: Path) -> list[str]:
     """The ids of the archived runs, newest first."""
     trash = trash_dir(runs_dir)
-    if not trash.is_dir():
+    if trash.is_symlink() or not trash.is_dir():
         return []
     return sorted((p.name for p in trash.iterdir() if RunDir(p).is_run()), reverse=True)

@@ -4,7 +4,9 @@ directory): set at launch, editable later, never part of the config fingerprint.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,11 +50,26 @@ def labels_path(run: Path) -> Path:
     return run / "labels.json"
 
 
+MAX_BYTES = 64 * 1024  # a labels or fingerprint file is a few hundred bytes
+
+
 def _json(path: Path) -> dict[str, object]:
+    """A small JSON object from a regular file of ours: a link, a FIFO (never waited on), a
+    device, a folder, a huge or damaged file all give {}."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return {}
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
+            return {}
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            doc = json.loads(fh.read(MAX_BYTES + 1).decode("utf-8"))
     except (OSError, ValueError):
         return {}
+    finally:
+        os.close(fd)
     return doc if isinstance(doc, dict) else {}
 
 

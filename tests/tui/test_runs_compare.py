@@ -210,3 +210,50 @@ async def test_t_names_and_tags_a_run_from_the_list(runs_dir: Path) -> None:
         await until(pilot, lambda: str(table.get_cell(CANCELLED, "name")) == "collapsed depth", 60)
         assert str(table.get_cell(CANCELLED, "tags")) == "#keep #new"
     assert read_labels(runs_dir / CANCELLED).tags == ("keep", "new")
+
+
+class TestUntrustedLabelsAndTrash:
+    def test_labels_that_are_not_a_small_regular_file_are_ignored(self, runs_dir: Path) -> None:
+        import os
+        import threading
+
+        from dfu_tui.runs.labels import labels_path, read_labels
+
+        run = runs_dir / COMPLETED
+        target = runs_dir / "elsewhere.json"
+        target.write_text(json.dumps({"name": "planted", "tags": ["x"]}))
+        labels_path(run).symlink_to(target)  # a link: not followed
+        assert read_labels(run).name == ""
+        labels_path(run).unlink()
+        os.mkfifo(labels_path(run))  # a FIFO: never waited on
+        done = threading.Event()
+
+        def read() -> None:
+            read_labels(run)
+            done.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        assert done.wait(5)
+        labels_path(run).unlink()
+        labels_path(run).write_text(json.dumps({"name": "x" * 100_000}))  # huge
+        assert read_labels(run).name == ""
+        labels_path(run).write_text(json.dumps({"name": 3, "tags": ["ok", 4, "bad tag"]}))
+        assert read_labels(run).name == "" and read_labels(run).tags == ("ok",)
+        # tagging replaces the link itself, never writes through it
+        labels_path(run).unlink()
+        labels_path(run).symlink_to(target)
+        assert main(["tag", COMPLETED, "--runs-dir", str(runs_dir), "--add", "mine"]) == 0
+        assert json.loads(target.read_text())["name"] == "planted"
+        assert not labels_path(run).is_symlink()
+
+    def test_a_trash_that_is_a_link_is_refused(self, runs_dir: Path, tmp_path: Path) -> None:
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        (runs_dir / ".trash").symlink_to(elsewhere)
+        assert main(["archive", COMPLETED, "--runs-dir", str(runs_dir)]) == 2
+        assert (runs_dir / COMPLETED / "events.jsonl").is_file()
+        assert list(elsewhere.iterdir()) == []
+        (runs_dir / ".trash").unlink()
+        (runs_dir / ".trash").write_text("a file")
+        assert main(["archive", COMPLETED, "--runs-dir", str(runs_dir)]) == 2
+        assert (runs_dir / COMPLETED / "events.jsonl").is_file()

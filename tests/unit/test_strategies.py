@@ -162,6 +162,7 @@ class TestEveryStrategyInOneRun:
         ("[{metadata=nan,image=0.5}]", "must be a finite number, got nan"),
         ("3", "fusion.compare: expected a list of strings or tables of numbers, got integer 3"),
         ("['fixed', 2]", "fusion.compare: expected a list of strings or tables of numbers"),
+        (str(["tuned"] * 21), "fusion.compare: at most 20 fusions, got 21"),
     ],
 )
 def test_bad_compare_is_named(value: str, message: str) -> None:
