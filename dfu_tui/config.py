@@ -63,6 +63,7 @@ class RadarConfig:
     dominance_ratio: float = 2.0  # a column this many times the runner-up dominates
     min_importance: float = 0.03  # ... when its kappa drop is at least this
     min_single_kappa: float = 0.15  # ... or its single-feature kappa at least this
+    forest_seeds: int = 5  # with/without comparisons: each side averaged over this many forests
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,9 @@ class CriteriaConfig:
     expected_kappa: float = 0.22
     ideal_kappa: float = 0.25
     max_gap: float = 0.20
+    min_difference: float = 0.05  # the smallest paired difference worth detecting
+    min_folds: int = 10  # fewer folds in all: the verdict is exploratory (underpowered)
+    power: float = 0.80  # of the minimum detectable difference shown beside each "beats"
 
 
 @dataclass(frozen=True)
@@ -586,6 +590,12 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
         )
     if not 0.5 <= cfg.criteria.confidence < 1:
         bad("criteria.confidence", f"must be in [0.5, 1), got {cfg.criteria.confidence:g}")
+    if not 0 < cfg.criteria.min_difference < 1:
+        bad("criteria.min_difference", f"must be in (0, 1), got {cfg.criteria.min_difference:g}")
+    if cfg.criteria.min_folds < 2:
+        bad("criteria.min_folds", f"must be >= 2, got {cfg.criteria.min_folds}")
+    if not 0.5 <= cfg.criteria.power < 1:
+        bad("criteria.power", f"must be in [0.5, 1), got {cfg.criteria.power:g}")
     if cfg.cv.inner_folds < 2:
         bad("cv.inner_folds", f"must be >= 2, got {cfg.cv.inner_folds}")
     if not 16 <= cfg.data.image_size <= 512:
@@ -685,6 +695,8 @@ def _check_features(cfg: Config, bad: Callable[[str, str], None]) -> None:
     radar = cfg.radar
     if radar.repeats < 1:
         bad("radar.repeats", f"must be >= 1, got {radar.repeats}")
+    if radar.forest_seeds < 1 or radar.forest_seeds > 50:
+        bad("radar.forest_seeds", f"must be in 1..50, got {radar.forest_seeds}")
     if radar.top < 1:
         bad("radar.top", f"must be >= 1, got {radar.top}")
     if radar.dominance_ratio < 1:

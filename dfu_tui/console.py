@@ -18,7 +18,15 @@ from rich.table import Table
 
 from dfu_tui.config import Config
 from dfu_tui.data.schema import CLASSES
-from dfu_tui.engine.rules import SCALE_NAMES, criterion_value
+from dfu_tui.engine.caveats import holdout_text, selection_text
+from dfu_tui.engine.paired import collapse_findings
+from dfu_tui.engine.rules import (
+    SCALE_NAMES,
+    caveat_texts,
+    criterion_mark,
+    criterion_value,
+    verdict_headline,
+)
 from dfu_tui.runs.events import Event
 from dfu_tui.runs.rundir import RunDir
 
@@ -184,26 +192,15 @@ class RunConsole:
             chosen = next(
                 c for c in summary["combinations"] if c["modalities"] == selected["selected"]
             )
-            collapse = sum(
-                f["level"] == "collapse" for fold in chosen["folds"] for f in fold["flags"]
-            )
-            n = (chosen.get("paired") or {}).get("n") or [f.get("n", 0) for f in chosen["folds"]]
+            findings = collapse_findings(chosen["folds"])
             self.print(
-                f"Selected {'+'.join(selected['selected'])} as the best of {selected['from']} "
-                f"combinations ({SCALE_NAMES[selected['metric']]} {selected['mean']:.3f} on "
-                f"the rows with every modality, n={sum(n)}): {selected['note']}"
-                + (f"; it carries {collapse} COLLAPSE flag(s)" if collapse else "")
+                selection_text(selected)
+                + (f"; it collapsed in {len(findings)} fold(s)" if findings else "")
             )
         holdout = summary.get("holdout")
         if holdout:
             for r in holdout["combinations"]:
-                scale = SCALE_NAMES[holdout["metric"]]
-                self.print(
-                    f"Temporal hold-out ({holdout['n_val']} samples of the latest-enrolled "
-                    f"patients by {holdout['order']}): {'+'.join(r['modalities'])} {scale} "
-                    f"{r[holdout['metric']]:.3f} vs CV mean {r['cv_mean']:.3f} "
-                    f"(drift {r['drift']:+.3f})"
-                )
+                self.print(f"Temporal hold-out: {holdout_text(holdout['metric'], holdout, r)}")
         self._features(summary)
         self.print(f"Results: {self.run.results}  Summary: {self.run.summary}")
 
@@ -224,6 +221,12 @@ class RunConsole:
                 self.print(f"fold {f['fold']} {f['level'].upper()} {f['rule']}: {f['detail']}")
         comparison = summary.get("feature_comparison")
         if comparison:
+            seeds = comparison.get("forest_seeds", 1)
+            if seeds > 1:
+                self.print(
+                    f"Without {comparison['group']}: each side's forest averaged over {seeds} "
+                    "seeds (radar.forest_seeds), so the difference measures the columns"
+                )
             for row in comparison["rows"]:
                 for scale in ("kappa", "quadratic_kappa"):
                     k = row[scale]
@@ -264,14 +267,11 @@ def judgement_lines(c: dict[str, Any]) -> list[str]:
     v = c["verdict"]
     scale = SCALE_NAMES[v.get("metric", "kappa")]
     name = "+".join(c["modalities"])
-    marks = " ".join(
-        f"{tier} {'yes' if v[tier] else 'no'}" for tier in ("minimum", "expected", "ideal")
-    )
     details = "; ".join(
-        f"{'ok' if cr['ok'] else 'FAIL'} {cr['name']} ({criterion_value(cr)})"
-        for cr in v["criteria"]
+        f"{criterion_mark(cr)} {cr['name']} ({criterion_value(cr)})" for cr in v["criteria"]
     )
-    lines = [f"Verdict {name} on {scale}: {marks} ({details})"]
+    lines = [f"Verdict {name} on {scale}: {verdict_headline(v)} ({details})"]
+    lines += [f"  caveat: {text}" for text in caveat_texts(v)]
     paired = c.get("paired")
     if paired:
         n = paired["n"]

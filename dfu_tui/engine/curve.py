@@ -36,6 +36,15 @@ def cohen_kappa(y: np.ndarray, pred: np.ndarray, quadratic: bool = False) -> flo
         return float("nan")
     confusion = np.zeros((N_CLASSES, N_CLASSES))
     np.add.at(confusion, (y, pred), 1)
+    return kappa_of_confusion(confusion, quadratic)
+
+
+def kappa_of_confusion(confusion: np.ndarray, quadratic: bool = False) -> float:
+    """Cohen's kappa of a confusion matrix (rows: labels, columns: predictions); NaN when
+    it is empty. Confusion matrices of disjoint rows add up, so this pools folds."""
+    confusion = np.asarray(confusion, dtype=float)
+    if confusion.sum() == 0:
+        return float("nan")
     expected = np.outer(confusion.sum(axis=1), confusion.sum(axis=0)) / confusion.sum()
     idx = np.arange(N_CLASSES)
     if quadratic:

@@ -12,7 +12,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -31,7 +31,14 @@ from dfu_tui.engine.branch import BranchOutput
 from dfu_tui.engine.folds import CV, HOLDOUT, Fold
 from dfu_tui.engine.fusion import NEEDS_OOF, fuse
 from dfu_tui.engine.metrics import both_kappas, fold_metrics
-from dfu_tui.engine.records import FoldResult, PairedScores, Summary, combination_of
+from dfu_tui.engine.records import (
+    CASEMIX,
+    CASEMIX_FOLDS,
+    FoldResult,
+    PairedScores,
+    Summary,
+    combination_of,
+)
 from dfu_tui.engine.rules import check_predictions
 from dfu_tui.errors import InputError
 
@@ -100,8 +107,10 @@ def branch_features(cfg: Config, dataset: Dataset, branch: str) -> list[str]:
 
 
 def total_folds(cfg: Config) -> int:
-    """Outer folds of a run: folds x repeats, plus the temporal hold-out when asked for."""
-    return cfg.cv.folds * cfg.cv.repeats + (1 if cfg.cv.strategy == "temporal" else 0)
+    """Outer folds of a run: folds x repeats, plus the temporal hold-out and its case-mix
+    folds when asked for."""
+    extra = 1 + CASEMIX_FOLDS if cfg.cv.strategy == "temporal" else 0
+    return cfg.cv.folds * cfg.cv.repeats + extra
 
 
 def plan_tasks(cfg: Config) -> list[Task]:
@@ -161,11 +170,33 @@ def train_task(
         model_cfg = cfg.metadata_model
         if model_cfg.n_jobs == -1:
             model_cfg = dataclasses.replace(model_cfg, n_jobs=threads)
+        # Always inner out-of-fold: the forest's reported training kappa is patient-grouped
+        # (out-of-bag rows share patients with the bag).
         out: BranchOutput = train_metadata_branch(
-            frame, table.labels, table.patients, fold.train, fold.val, model_cfg, seed, inner
+            frame,
+            table.labels,
+            table.patients,
+            fold.train,
+            fold.val,
+            model_cfg,
+            seed,
+            cfg.cv.inner_folds,
         )
         if branch == METADATA and cfg.radar.enabled:
             extra = fold_radar(cfg, frame, table.labels, table.patients, fold, out, seed)
+        if cfg.features.compare and branch in (METADATA, comparison_branch(cfg)):
+            from dfu_tui.engine.metadata_branch import seed_averaged_proba
+
+            extra["seeds_val_proba"] = seed_averaged_proba(
+                frame,
+                table.labels,
+                fold.train,
+                fold.val,
+                model_cfg,
+                seed,
+                cfg.radar.forest_seeds,
+                out.val_proba,
+            )
     else:
         from dfu_tui.engine.image_branch import configure_tensorflow, train_image_branch
 
@@ -290,16 +321,49 @@ def _metrics(labels: np.ndarray, fold: Fold, val: np.ndarray, train: np.ndarray)
     return fold_metrics(labels[fold.val][ok_v], val[ok_v], labels[fold.train][ok_t], train[ok_t])
 
 
+#: On which training rows each branch's reported training kappa is measured.
+TRAIN_ROWS = {
+    "metadata": "patient-grouped inner out-of-fold predictions of the training fold",
+    "image": "in-sample predictions of the training fold (its early-stopping split included)",
+}
+
+
+def train_rows(branches: Any) -> str:
+    """What a branch's or combination's training kappa is measured on."""
+    kinds = sorted({"metadata" if is_metadata_branch(b) else "image" for b in branches})
+    return "; ".join(f"{k}: {TRAIN_ROWS[k]}" for k in kinds)
+
+
+def training_probabilities(preds: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Any]:
+    """Each branch's training-fold probabilities: a metadata branch's patient-grouped inner
+    out-of-fold ones when it has them (its out-of-bag ones share patients with the bag), an
+    image branch's in-sample ones."""
+    out = {}
+    for b, p in preds.items():
+        oof = p.get("oof_proba")
+        grouped = (
+            is_metadata_branch(b)
+            and oof is not None
+            and len(oof) == len(p["train_proba"])
+            and not np.isnan(oof).all()
+        )
+        out[b] = oof if grouped else p["train_proba"]
+    return out
+
+
 def evaluate_fold(
     cfg: Config,
     labels: np.ndarray,
     fold: Fold,
     preds: Mapping[str, Mapping[str, np.ndarray]],
+    groups: np.ndarray | None = None,
 ) -> FoldResult:
     """Fuse and score every combination and every branch alone on one fold, from each
-    branch's predictions (the arrays of its `TaskResult`)."""
+    branch's predictions (the arrays of its `TaskResult`); each combination also against the
+    run's common reference on their common rows. On the temporal hold-out, with the patients
+    (`groups`), each combination's score gets a patient-bootstrap interval."""
     val = {b: p["val_proba"] for b, p in preds.items()}
-    train = {b: p["train_proba"] for b, p in preds.items()}
+    train = training_probabilities(preds)
     oof = {b: p["oof_proba"] for b, p in preds.items()} if needs_oof(cfg) else None
     result: dict[str, Any] = {
         "fold": fold.number,
@@ -312,21 +376,93 @@ def evaluate_fold(
     }
     for b in preds:
         m = _metrics(labels, fold, val[b], train[b])
+        m["train_rows"] = train_rows([b])
         m["flags"] = [f.to_dict() for f in _flags(cfg, labels, fold, val[b], m)]
         result["branches"][b] = m
+    fused_val = []
     for combo in cfg.combinations:
-        m = _fused_metrics(cfg, labels, fold, combo, val, train, oof)
+        m, fused = _fused_metrics(cfg, labels, fold, combo, val, train, oof)
+        m["train_rows"] = train_rows(combo)
+        fused_val.append(fused)
         result["combinations"].append({"modalities": list(combo), **m})
+    if cfg.combinations:
+        name, ref = reference_of(cfg, val, fused_val)
+        for m, fused in zip(result["combinations"], fused_val, strict=True):
+            m["reference"] = _reference_scores(labels, fold, name, ref, fused)
+            if fold.kind == HOLDOUT and groups is not None:
+                ok = ~np.isnan(fused).any(axis=1)
+                m["interval"] = patient_bootstrap(
+                    labels[fold.val][ok],
+                    fused[ok].argmax(axis=1),
+                    groups[fold.val][ok],
+                    cfg.criteria.metric,
+                    cfg.criteria.confidence,
+                    cfg.cv.seed,
+                )
     if METADATA in preds:
         radar = read_radar(preds[METADATA], cfg.radar)
         if radar is not None:
             result["radar"] = radar
     variant = comparison_branch(cfg)
-    if variant is not None and variant in preds:
+    if variant is not None and variant in preds and METADATA in preds:
         result["feature_comparison"] = _compare_fold(
-            cfg, labels, fold, variant, val, train, oof, result
+            cfg, labels, fold, variant, preds, val, train, oof
         )
     return cast(FoldResult, result)
+
+
+def reference_of(
+    cfg: Config, val: Mapping[str, np.ndarray], fused: list[np.ndarray]
+) -> tuple[str, np.ndarray]:
+    """The common reference every combination is ranked against: metadata alone when the run
+    has the metadata branch, else the first combination."""
+    if METADATA in val:
+        return METADATA, val[METADATA]
+    return "+".join(cfg.combinations[0]), fused[0]
+
+
+def _reference_scores(
+    labels: np.ndarray, fold: Fold, name: str, ref: np.ndarray, fused: np.ndarray
+) -> dict[str, Any]:
+    common = ~np.isnan(fused).any(axis=1) & ~np.isnan(ref).any(axis=1)
+    y = labels[fold.val][common]
+    return {
+        "name": name,
+        "n": int(common.sum()),
+        "fused": both_kappas(y, fused[common].argmax(axis=1)),
+        "reference": both_kappas(y, ref[common].argmax(axis=1)),
+    }
+
+
+BOOTSTRAP_RESAMPLES = 1000
+
+
+def patient_bootstrap(
+    y: np.ndarray,
+    pred: np.ndarray,
+    groups: np.ndarray,
+    metric: str,
+    confidence: float,
+    seed: int,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> list[float] | None:
+    """A percentile interval of the kappa (`metric`) from resampling patients with
+    replacement (a patient's visits stay together); None with fewer than 2 patients."""
+    from dfu_tui.engine.curve import cohen_kappa
+
+    patients, inverse = np.unique(groups, return_inverse=True)
+    if len(patients) < 2:
+        return None
+    rows = [np.flatnonzero(inverse == i) for i in range(len(patients))]
+    rng = np.random.default_rng(seed)
+    quadratic = metric == "quadratic_kappa"
+    values = np.empty(resamples)
+    for r in range(resamples):
+        take = np.concatenate([rows[i] for i in rng.integers(0, len(patients), len(patients))])
+        values[r] = cohen_kappa(y[take], pred[take], quadratic=quadratic)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.nanpercentile(values, [tail, 100 - tail])
+    return [float(low), float(high)]
 
 
 def fold_flags(result: FoldResult) -> list[dict[str, Any]]:
@@ -355,9 +491,10 @@ def _fused_metrics(
     train: dict[str, np.ndarray],
     oof: dict[str, np.ndarray] | None,
     compare: bool = True,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], np.ndarray]:
     """Fuse one combination on one fold with the configured strategy and score it, with its
-    flags; with `compare`, every other fusion of `fusion.compare` too, on the same rows."""
+    flags; with `compare`, every other fusion of `fusion.compare` too, on the same rows.
+    Returns the metrics and the fused validation probabilities."""
     variants = cfg.fusion_variants()
     m, fused = _fuse_variant(cfg, labels, fold, combo, val, train, oof, variants[0])
     m["paired"] = _paired_scores(labels, fold, combo, val, fused)
@@ -370,7 +507,7 @@ def _fused_metrics(
                 row, other = _fuse_variant(cfg, labels, fold, combo, val, train, oof, variant)
             rows.append(_strategy_row(labels, fold, variant, row, other, fused))
         m["strategies"] = rows
-    return m
+    return m, fused
 
 
 def _fuse_variant(
@@ -471,39 +608,55 @@ def _compare_fold(
     labels: np.ndarray,
     fold: Fold,
     variant: str,
+    preds: Mapping[str, Mapping[str, np.ndarray]],
     val: dict[str, np.ndarray],
     train: dict[str, np.ndarray],
     oof: dict[str, np.ndarray] | None,
-    result: dict[str, Any],
 ) -> dict[str, Any]:
     """Each combination with metadata (and metadata alone) scored with and without the group,
-    on the same validation samples of this fold."""
+    on the same validation samples of this fold. Each side's forest predictions are averaged
+    over `radar.forest_seeds` differently seeded forests when the tasks stored them (one
+    forest each measures forest noise beside the columns)."""
 
-    def swap(probs: dict[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
-        return None if probs is None else {**probs, METADATA: probs[variant]}
+    def averaged(branch: str) -> np.ndarray:
+        return preds[branch].get("seeds_val_proba", val[branch])
 
+    seeds = cfg.radar.forest_seeds if "seeds_val_proba" in preds[variant] else 1
+    sides = {
+        "with": {**val, METADATA: averaged(METADATA)},
+        "without": {**val, METADATA: averaged(variant)},
+    }
+    swapped = {
+        "with": (train, oof),
+        "without": (
+            {**train, METADATA: train[variant]},
+            None if oof is None else {**oof, METADATA: oof[variant]},
+        ),
+    }
     keys = ("kappa", "quadratic_kappa")
-    with_meta = result["branches"][METADATA]
-    without_meta = result["branches"][variant]
+    y = labels[fold.val]
     rows = [
         {
             "modalities": [METADATA],
-            "with": {k: with_meta[k] for k in keys},
-            "without": {k: without_meta[k] for k in keys},
+            "with": both_kappas(y, sides["with"][METADATA].argmax(axis=1)),
+            "without": both_kappas(y, sides["without"][METADATA].argmax(axis=1)),
         }
     ]
-    for combo, fused in zip(cfg.combinations, result["combinations"], strict=True):
+    for combo in cfg.combinations:
         if METADATA not in combo or len(combo) == 1:
             continue
-        m = _fused_metrics(cfg, labels, fold, combo, swap(val), swap(train), swap(oof), False)  # type: ignore[arg-type]
-        rows.append(
-            {
-                "modalities": list(combo),
-                "with": {k: fused[k] for k in keys},
-                "without": {k: m[k] for k in keys},
-            }
-        )
-    return {"group": cfg.features.compare, "n": int(len(fold.val)), "rows": rows}
+        row: dict[str, Any] = {"modalities": list(combo)}
+        for side in ("with", "without"):
+            tr, of = swapped[side]
+            m, _ = _fused_metrics(cfg, labels, fold, combo, sides[side], tr, of, False)
+            row[side] = {k: m[k] for k in keys}
+        rows.append(row)
+    return {
+        "group": cfg.features.compare,
+        "n": int(len(fold.val)),
+        "forest_seeds": seeds,
+        "rows": rows,
+    }
 
 
 def _flags(
@@ -552,7 +705,7 @@ def summarize(cfg: Config, run_id: str, folds: list[FoldResult], status: str) ->
             "modalities": list(combo),
             "fusion": {"strategy": cfg.fusion.strategy, "weights": cfg.fusion_weights(combo)},
             "folds": per,
-            **judge_combination(cfg, list(combo), per, ratio),
+            **judge_combination(cfg, list(combo), per, ratio, cv),
         }
         strategies = summarize_strategies(
             per, cfg.criteria.metric, ratio, cfg.criteria.confidence, cv
@@ -578,7 +731,10 @@ def summarize(cfg: Config, run_id: str, folds: list[FoldResult], status: str) ->
         doc["selection"] = selection(combos, cfg.criteria.metric)
     holdout = [f for f in folds if f.get("fold_kind") == HOLDOUT]
     if holdout:
-        doc["holdout"] = holdout_summary(cfg, holdout[0], combos)
+        casemix = [f for f in folds if f.get("fold_kind") == CASEMIX]
+        doc["holdout"] = holdout_summary(cfg, holdout[0], combos, casemix)
+        for c, row in zip(combos, doc["holdout"]["combinations"], strict=True):
+            confirm_on_holdout(cfg, c["verdict"], row)
     radar = summarize_radar(cv, cfg.radar.top)
     if radar is not None:
         doc["radar"] = radar
@@ -589,44 +745,90 @@ def summarize(cfg: Config, run_id: str, folds: list[FoldResult], status: str) ->
 
 
 def selection(combos: list[Any], metric: str) -> dict[str, Any]:
-    """Which combination a search would pick, labelled as picked from N (its mean is biased
-    upwards: it is the maximum of N noisy means)."""
+    """Which combination a search would pick: the highest mean paired difference from the
+    run's common reference on their common rows (so no combination gains from its rows),
+    labelled as picked from N (the maximum of N noisy differences is optimistic)."""
 
     def score(c: Mapping[str, Any]) -> float:
-        value = c["paired"]["fused"]["mean"] if c.get("paired") else c["mean"][metric]
+        ref = c.get("reference")
+        value = ref["mean_difference"] if ref else None
         return -math.inf if value is None or math.isnan(value) else value
 
     best = max(combos, key=score)
+    ref = best.get("reference") or {}
     return {
         "selected": best["modalities"],
         "from": len(combos),
         "metric": metric,
-        "mean": score(best),
-        "note": f"highest mean of {len(combos)} combinations: optimistic, confirm on new data",
+        "reference": ref.get("reference"),
+        "versus_reference": score(best),
+        "mean": ref.get("mean"),
+        "n": sum(ref.get("n") or []),
+        "ranking": [
+            {
+                "modalities": c["modalities"],
+                "versus_reference": score(c),
+                "n": sum((c.get("reference") or {}).get("n") or []),
+            }
+            for c in sorted(combos, key=score, reverse=True)
+        ],
+        "note": (
+            f"highest mean paired difference from {ref.get('reference')} on common rows of "
+            f"{len(combos)} combinations: optimistic, confirm on new data"
+        ),
     }
 
 
-def holdout_summary(cfg: Config, fold: Mapping[str, Any], combos: list[Any]) -> dict[str, Any]:
+def pooled_kappas(folds: Sequence[Mapping[str, Any]], index: int) -> dict[str, Any] | None:
+    """Both kappas of combination `index` pooled over folds (their confusion matrices
+    summed: the rows are disjoint), with n."""
+    from dfu_tui.engine.curve import kappa_of_confusion
+
+    matrices = [np.asarray(f["combinations"][index]["confusion"]) for f in folds]
+    if not matrices:
+        return None
+    total = np.sum(matrices, axis=0)
+    return {
+        "kappa": kappa_of_confusion(total),
+        "quadratic_kappa": kappa_of_confusion(total, quadratic=True),
+        "n": int(total.sum()),
+    }
+
+
+def holdout_summary(
+    cfg: Config,
+    fold: Mapping[str, Any],
+    combos: list[Any],
+    casemix: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The temporal hold-out: each combination and branch on the latest-enrolled patients,
-    beside its cross-validation mean (the difference shows drift)."""
+    with a patient-bootstrap interval, beside its cross-validation mean. The gap splits in
+    two: case mix (the same patients scored by grouped CV on every other patient, minus the
+    CV mean: how much harder these patients are) and era (the hold-out minus that: what is
+    left for the passage of time)."""
     metric = cfg.criteria.metric
     rows = []
     for i, c in enumerate(combos):
         m = fold["combinations"][i]
         cv_mean = c["mean"][metric]
-        rows.append(
-            {
-                "modalities": c["modalities"],
-                "kappa": m["kappa"],
-                "quadratic_kappa": m["quadratic_kappa"],
-                "accuracy": m["accuracy"],
-                "macro_f1": m["macro_f1"],
-                "n": m["n"],
-                "cv_mean": cv_mean,
-                "drift": m[metric] - cv_mean,
-                "flags": m["flags"],
-            }
-        )
+        row = {
+            "modalities": c["modalities"],
+            "kappa": m["kappa"],
+            "quadratic_kappa": m["quadratic_kappa"],
+            "accuracy": m["accuracy"],
+            "macro_f1": m["macro_f1"],
+            "n": m["n"],
+            "interval": m.get("interval"),
+            "cv_mean": cv_mean,
+            "drift": m[metric] - cv_mean,
+            "flags": m["flags"],
+        }
+        mix = pooled_kappas(casemix or [], i)
+        if mix is not None:
+            row["same_patients_cv"] = mix
+            row["case_mix"] = mix[metric] - cv_mean
+            row["era"] = m[metric] - mix[metric]
+        rows.append(row)
     return {
         "label": "temporal hold-out (latest-enrolled patients)",
         "order": cfg.cv.order_column or cfg.data.patient_column,
@@ -634,12 +836,30 @@ def holdout_summary(cfg: Config, fold: Mapping[str, Any], combos: list[Any]) -> 
         "n_val": fold.get("n_val"),
         "n_train": fold.get("n_train"),
         "metric": metric,
+        "interval": f"patient bootstrap, {BOOTSTRAP_RESAMPLES} resamples, percentile",
+        "case_mix_folds": len(casemix or []),
         "combinations": rows,
         "branches": {
             b: {k: m[k] for k in ("kappa", "quadratic_kappa", "n")}
             for b, m in fold["branches"].items()
         },
     }
+
+
+def confirm_on_holdout(cfg: Config, v: dict[str, Any], row: Mapping[str, Any]) -> None:
+    """Mark a verdict confirmed or not on later patients, with a caveat when not."""
+    from dfu_tui.engine.caveats import holdout_caveat
+
+    caveat = holdout_caveat(cfg, dict(row))
+    v["holdout"] = {
+        "value": row.get(cfg.criteria.metric),
+        "interval": row.get("interval"),
+        "n": row.get("n"),
+        "threshold": cfg.criteria.minimum_kappa,
+        "confirmed": caveat is None,
+    }
+    if caveat is not None:
+        v.setdefault("caveats", []).append(caveat)
 
 
 def finite(doc: Any) -> Any:

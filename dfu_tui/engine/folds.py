@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dfu_tui.data.schema import CLASSES
-from dfu_tui.engine.records import CV, HOLDOUT, fold_label
+from dfu_tui.engine.records import CASEMIX, CASEMIX_FOLDS, CV, HOLDOUT, fold_label
 from dfu_tui.errors import InputError
 
 #: A repeat's seed is the configured seed plus this times (repeat - 1).
@@ -137,7 +137,10 @@ def make_cv(
     holdout: np.ndarray | None = None,
 ) -> list[Fold]:
     """`repeats` differently seeded grouped K-fold splits (repeat 1 uses `seed` itself), on the
-    samples outside `holdout`; then the hold-out as one last fold trained on all the rest."""
+    samples outside `holdout`; then the hold-out as one fold trained on all the rest; then its
+    case-mix folds: the hold-out's patients split in `CASEMIX_FOLDS` patient groups, each
+    scored by a model trained on every other patient (earlier and later alike), so the
+    hold-out's gap from CV splits into case mix (these patients are harder) and era."""
     rest = np.flatnonzero(~holdout) if holdout is not None else np.arange(len(labels))
     folds: list[Fold] = []
     for r in range(1, repeats + 1):
@@ -145,5 +148,33 @@ def make_cv(
         for f in split:
             folds.append(Fold(len(folds) + 1, rest[f.train], rest[f.val], repeat=r))
     if holdout is not None:
-        folds.append(Fold(len(folds) + 1, rest, np.flatnonzero(holdout), repeat=0, kind=HOLDOUT))
+        held = np.flatnonzero(holdout)
+        folds.append(Fold(len(folds) + 1, rest, held, repeat=0, kind=HOLDOUT))
+        for val in casemix_splits(labels, groups, held, seed):
+            train = np.setdiff1d(np.arange(len(labels)), val)
+            folds.append(Fold(len(folds) + 1, train, val, repeat=0, kind=CASEMIX))
     return folds
+
+
+def casemix_splits(
+    labels: np.ndarray, groups: np.ndarray, held: np.ndarray, seed: int
+) -> list[np.ndarray]:
+    """The held-out rows in `CASEMIX_FOLDS` patient-grouped parts (stratified when every
+    class has enough patients), each sorted."""
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+    n = min(CASEMIX_FOLDS, len(np.unique(groups[held])))
+    if n < 2:
+        return [np.sort(held)]
+    y, g = labels[held], groups[held]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        try:
+            splits = list(
+                StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=seed).split(
+                    np.zeros(len(y)), y, g
+                )
+            )
+        except ValueError:
+            splits = list(GroupKFold(n_splits=n).split(np.zeros(len(y)), y, g))
+    return [np.sort(held[val]) for _, val in splits]

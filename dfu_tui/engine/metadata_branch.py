@@ -105,3 +105,61 @@ def _reorder(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
     for j, cls in enumerate(classes):
         out[:, int(cls)] = proba[:, j]
     return out
+
+
+#: Seed offset between the forests a comparison averages (seed, seed + step, ...).
+SEED_STEP = 7919
+
+
+def seed_averaged_proba(
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    train: np.ndarray,
+    val: np.ndarray,
+    cfg: MetadataModelConfig,
+    seed: int,
+    seeds: int,
+    first: np.ndarray | None = None,
+) -> np.ndarray:
+    """Validation probabilities averaged over `seeds` forests of differently seeded trees
+    (`first`: the probabilities of the forest with `seed` itself, when already fitted).
+
+    Different columns grow different trees even with one `random_state`, so a with/without
+    comparison of one forest each measures forest noise beside the columns; averaging each
+    side over several forests shrinks that noise (measured in benchmarks/forest_seeds.py).
+    """
+    total = np.zeros((len(val), len(CLASSES)))
+    for s in range(seeds):
+        if s == 0 and first is not None:
+            total += first
+            continue
+        model = build_metadata_branch(frame, cfg, seed + SEED_STEP * s)
+        model.set_params(forest__oob_score=False)
+        _fit(model, frame.iloc[train], labels[train])
+        total += _proba(model, frame.iloc[val])
+    return total / seeds
+
+
+def seed_null(
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    cfg: MetadataModelConfig,
+    seed: int,
+    seeds: int,
+    quadratic: bool = True,
+) -> tuple[list[float], list[float]]:
+    """The same columns on both sides: per fold, the kappa of `seeds` forests averaged with
+    seeds from `seed`, and of `seeds` other forests (seeds after those). Their paired
+    difference is what a with/without comparison shows when the columns make no
+    difference."""
+    from dfu_tui.engine.curve import cohen_kappa
+
+    a, b = [], []
+    for k, (train, val) in enumerate(folds):
+        base = seed + 1000 * k
+        pa = seed_averaged_proba(frame, labels, train, val, cfg, base, seeds)
+        pb = seed_averaged_proba(frame, labels, train, val, cfg, base + SEED_STEP * seeds, seeds)
+        a.append(cohen_kappa(labels[val], pa.argmax(axis=1), quadratic=quadratic))
+        b.append(cohen_kappa(labels[val], pb.argmax(axis=1), quadratic=quadratic))
+    return a, b

@@ -16,6 +16,7 @@ def paired_difference(
     without: list[float],
     test_train_ratio: float = 0.0,
     confidence: float = 0.95,
+    power: float = 0.80,
 ) -> dict[str, Any]:
     """`with_ - without` per fold: mean, sd, a t interval over folds, and the folds.
 
@@ -24,6 +25,11 @@ def paired_difference(
     n_training) the variance is corrected as Nadeau and Bengio (2003) propose for repeated
     CV: (1/J + n_val/n_train) * sd^2 over the J folds. With one fold there is no interval;
     "distinguishable" says whether the interval excludes 0.
+
+    The power of the design: `half_width` is the smallest observed difference the interval
+    can call distinguishable; `mdd` the minimum detectable difference, the true difference
+    this design finds with probability `power` at the observed sd
+    ((t_{1-a/2} + t_{power}) * se on J - 1 degrees of freedom).
     """
     from scipy.stats import t
 
@@ -33,7 +39,9 @@ def paired_difference(
     mean = statistics.fmean(ok) if ok else math.nan
     sd = statistics.stdev(ok) if n > 1 else math.nan
     se = sd * math.sqrt(1 / n + test_train_ratio) if n > 1 else math.nan
-    half = float(t.ppf(0.5 + confidence / 2, n - 1)) * se if n > 1 else math.nan
+    t_alpha = float(t.ppf(0.5 + confidence / 2, n - 1)) if n > 1 else math.nan
+    half = t_alpha * se if n > 1 else math.nan
+    mdd = (t_alpha + float(t.ppf(power, n - 1))) * se if n > 1 else math.nan
     low, high = mean - half, mean + half
     return {
         "folds": n,
@@ -44,6 +52,9 @@ def paired_difference(
         "confidence": confidence,
         "correction": "nadeau-bengio" if test_train_ratio else "none",
         "distinguishable": bool(n > 1 and (low > 0 or high < 0)),
+        "half_width": half,
+        "mdd": mdd,
+        "power": power,
     }
 
 
@@ -88,7 +99,12 @@ def summarize_comparison(folds: list[dict[str, Any]]) -> dict[str, Any] | None:
                 **paired_difference(with_, without, ratio),
             }
         rows.append(entry)
-    return {"group": per[0]["group"], "samples": sum(p["n"] for p in per), "rows": rows}
+    return {
+        "group": per[0]["group"],
+        "samples": sum(p["n"] for p in per),
+        "forest_seeds": min(p.get("forest_seeds", 1) for p in per),
+        "rows": rows,
+    }
 
 
 def summarize_radar(folds: list[dict[str, Any]], top: int) -> dict[str, Any] | None:
@@ -144,10 +160,17 @@ def fold_means(per: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, f
 
 
 def paired_summary(
-    combo: list[str], per: list[dict[str, Any]], metric: str, ratio: float, confidence: float
+    combo: list[str],
+    per: list[dict[str, Any]],
+    metric: str,
+    ratio: float,
+    confidence: float,
+    power: float = 0.80,
 ) -> dict[str, Any] | None:
     """The combination and each branch scored on the same rows (those with every modality of
-    the combination), and the paired differences the verdict uses."""
+    the combination), and the paired differences the verdict uses: against metadata alone
+    (every combination but metadata alone, when the run has the metadata branch) and against
+    each of its image branches (a combination of more than one modality)."""
     per = [f for f in per if "paired" in f]
     if not per:
         return None
@@ -163,14 +186,53 @@ def paired_summary(
         },
         "versus": {},
     }
+
+    def versus(branch: str) -> dict[str, Any]:
+        diff = paired_difference(fused, branches[branch], ratio, confidence, power)
+        return {"branch": branch, **diff, "outcome": outcome(diff)}
+
     if METADATA in branches and combo != [METADATA]:
-        diff = paired_difference(fused, branches[METADATA], ratio, confidence)
-        out["versus"]["metadata"] = {"branch": METADATA, **diff, "outcome": outcome(diff)}
+        out["versus"]["metadata"] = versus(METADATA)
     images = [b for b in combo if b != METADATA]
-    if images and len(combo) > 1:  # the strongest image branch on these rows
-        best = max(images, key=lambda b: mean_sd(branches[b])[0])
-        diff = paired_difference(fused, branches[best], ratio, confidence)
-        out["versus"]["image"] = {"branch": best, **diff, "outcome": outcome(diff)}
+    if images and len(combo) > 1:
+        out["versus"]["images"] = {b: versus(b) for b in images}
+        best = max(images, key=lambda b: mean_sd(branches[b])[0])  # the strongest, as before
+        out["versus"]["image"] = out["versus"]["images"][best]
+    return out
+
+
+def reference_summary(
+    per: list[dict[str, Any]], metric: str, ratio: float, confidence: float, power: float
+) -> dict[str, Any] | None:
+    """The combination against the run's common reference (metadata alone, or the first
+    combination when the run has no metadata branch) on their common rows, per fold: what
+    selection and every ranking compare, so that no combination gains from its rows."""
+    per = [f for f in per if "reference" in f]
+    if not per:
+        return None
+    mine = [f["reference"]["fused"][metric] for f in per]
+    ref = [f["reference"]["reference"][metric] for f in per]
+    diff = paired_difference(mine, ref, ratio, confidence, power)
+    return {
+        "reference": per[0]["reference"]["name"],
+        "metric": metric,
+        "n": [f["reference"]["n"] for f in per],
+        "mean": mean_sd(mine)[0],
+        "reference_mean": mean_sd(ref)[0],
+        **diff,
+        "outcome": outcome(diff),
+    }
+
+
+def collapse_findings(per: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Class collapse, once per finding: each fold whose flags hold a collapse-level rule is
+    one finding, whichever rules and classes show it (one class predicted for every row
+    raises `missing_class` twice, `absolute_cap` and `low_entropy`: one collapse)."""
+    out = []
+    for f in per:
+        rules = sorted({fl["rule"] for fl in f.get("flags", []) if fl.get("level") == "collapse"})
+        if rules:
+            out.append({"fold": f.get("fold"), "repeat": f.get("repeat", 1), "rules": rules})
     return out
 
 
@@ -186,37 +248,50 @@ def repeat_means(repeat: int, folds: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def judge_combination(
-    cfg: Config, combo: list[str], per: list[dict[str, Any]], ratio: float
+    cfg: Config,
+    combo: list[str],
+    per: list[dict[str, Any]],
+    ratio: float,
+    folds: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Mean, sample sd, per-repeat means, paired scores and the verdict of one combination
-    over its cross-validation folds."""
+    over its cross-validation folds; with the fold results (`folds`), the verdict carries the
+    caveats of the radar and the feature comparison."""
+    from dfu_tui.engine.caveats import run_caveats
     from dfu_tui.engine.rules import verdict
 
-    metric = cfg.criteria.metric
+    crit = cfg.criteria
+    metric = crit.metric
     mean, std = fold_means(per)
-    paired = paired_summary(combo, per, metric, ratio, cfg.criteria.confidence)
+    paired = paired_summary(combo, per, metric, ratio, crit.confidence, crit.power)
     judged = dict(mean)
     if paired is not None:  # thresholds on the paired rows, as every comparison
         judged[metric] = paired["fused"]["mean"]
     versus = paired["versus"] if paired else {}
-    flags = [fl for f in per for fl in f.get("flags", [])]
     repeats: dict[int, list[dict[str, Any]]] = {}
     for f in per:
         repeats.setdefault(f.get("repeat", 1), []).append(f)
-    return {
+    has_metadata = bool(paired and METADATA in paired["branches"])
+    out = {
         "mean": mean,
         "std": std,
         "n_folds": len(per),
         "repeats": [repeat_means(r, fs) for r, fs in sorted(repeats.items())],
         "paired": paired,
-        "verdict": verdict(
-            judged,
-            flags,
-            cfg.criteria,
-            versus.get("image"),
-            versus.get("metadata") if METADATA in combo and len(combo) > 1 else None,
-        ),
+        "reference": reference_summary(per, metric, ratio, crit.confidence, crit.power),
     }
+    v = verdict(
+        judged,
+        collapse_findings(per),
+        crit,
+        combo,
+        versus,
+        has_metadata or METADATA in combo,
+        len(per),
+    )
+    v["caveats"] = run_caveats(cfg, combo, [dict(f) for f in folds or []], v)
+    out["verdict"] = v
+    return out
 
 
 def summarize_strategies(

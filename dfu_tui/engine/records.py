@@ -8,13 +8,18 @@ written by an earlier version still reads as the same dictionaries.
 from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict
 
-CV, HOLDOUT = "cv", "holdout"  # the kinds of outer fold
+CV, HOLDOUT, CASEMIX = "cv", "holdout", "casemix"  # the kinds of outer fold
+#: Case-mix folds of a temporal hold-out: its patients scored by grouped CV on all others.
+CASEMIX_FOLDS = 2
 
 
 def fold_label(number: int, kind: str, folds_per_repeat: int, repeats: int) -> str:
-    """How a fold is named on screen: `fold 3`, `r2 fold 3` with repeats, or `hold-out`."""
+    """How a fold is named on screen: `fold 3`, `r2 fold 3` with repeats, `hold-out`, or
+    `case-mix 1` (the hold-out's patients scored by grouped CV on every other patient)."""
     if kind == HOLDOUT:
         return "hold-out"
+    if kind == CASEMIX:
+        return f"case-mix {number - max(1, folds_per_repeat) * max(1, repeats) - 1}"
     if repeats <= 1 or folds_per_repeat <= 0:
         return f"fold {number}"
     repeat, within = divmod(number - 1, folds_per_repeat)

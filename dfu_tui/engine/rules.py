@@ -14,6 +14,7 @@ import numpy as np
 
 from dfu_tui.config import CollapseConfig, CriteriaConfig
 from dfu_tui.data.schema import CLASSES
+from dfu_tui.data.schema import METADATA as METADATA_NAME
 
 WARNING, COLLAPSE = "warning", "collapse"
 
@@ -247,40 +248,122 @@ SCALE_NAMES = {"kappa": "unweighted kappa", "quadratic_kappa": "quadratic kappa"
 
 def verdict(
     mean: dict[str, float],
-    flags: list[dict[str, str]],
+    findings: list[dict[str, Any]],
     cfg: CriteriaConfig,
-    versus_image: dict[str, Any] | None,
-    versus_metadata: dict[str, Any] | None,
+    combo: list[str],
+    versus: dict[str, Any],
+    has_metadata: bool,
+    n_folds: int,
 ) -> dict[str, Any]:
-    """The seed note's success criteria for one combination, each with its numbers.
+    """The seed note's success criteria for one combination, each with its numbers, the same
+    tests for every combination.
 
     Thresholds apply to `mean[cfg.metric]` (quadratic kappa by default: the seed note's
-    scale). `versus_*` are paired differences (combination minus the branch alone, per fold,
-    on the same rows): "beats" holds only when their interval lies above zero.
+    scale). `versus` holds paired differences (combination minus a branch alone, per fold, on
+    the same rows): "beats" holds only when the interval lies above zero. Expected asks a
+    combination of several modalities to beat each of its image branches; ideal asks every
+    combination but metadata alone to beat metadata alone (for metadata alone there is no
+    fusion to judge: not applicable). `findings` are the folds with a class collapse, each
+    counted once. Fewer than `cfg.min_folds` folds make the verdict exploratory.
     """
     metric = cfg.metric
     scale = SCALE_NAMES[metric]
     train_key = "train_kappa" if metric == "kappa" else f"train_{metric}"
     k = mean[metric]
     gap = mean.get(train_key, math.nan) - k
-    collapsed = [f for f in flags if f["level"] == COLLAPSE]
+    collapse = _criterion("minimum", "no class collapse", not findings, len(findings))
+    collapse["folds"] = n_folds
     criteria = [
         _criterion("minimum", f"{scale} > {cfg.minimum_kappa:.2f}", k > cfg.minimum_kappa, k),
-        _criterion("minimum", "no class collapse", not collapsed, len(collapsed)),
+        collapse,
         _criterion("expected", f"{scale} >= {cfg.expected_kappa:.2f}", k >= cfg.expected_kappa, k),
         _criterion("expected", f"train/validation gap < {cfg.max_gap:.2f}", gap < cfg.max_gap, gap),
-        _criterion("ideal", f"{scale} >= {cfg.ideal_kappa:.2f}", k >= cfg.ideal_kappa, k),
     ]
-    if versus_image is not None:
-        criteria.insert(4, _paired_criterion("expected", "beats image-only", versus_image))
-    if versus_metadata is not None:
-        criteria.append(_paired_criterion("ideal", "beats metadata-only", versus_metadata))
+    for branch, diff in (versus.get("images") or {}).items():
+        criteria.append(_paired_criterion("expected", f"beats {branch} alone", diff))
+    alone = combo == [METADATA_NAME]
+    if alone:
+        criteria.append(
+            {
+                "tier": "ideal",
+                "name": "beats metadata-only",
+                "ok": None,
+                "value": None,
+                "note": "not applicable: metadata alone, no fusion to judge",
+            }
+        )
+    else:
+        criteria.append(
+            _criterion("ideal", f"{scale} >= {cfg.ideal_kappa:.2f}", k >= cfg.ideal_kappa, k)
+        )
+        if versus.get("metadata") is not None:
+            criteria.append(_paired_criterion("ideal", "beats metadata-only", versus["metadata"]))
+        else:
+            note = (
+                "not measured: the run has no metadata branch"
+                if not has_metadata
+                else ("not measured: no fold has paired scores")
+            )
+            criteria.append(
+                {
+                    "tier": "ideal",
+                    "name": "beats metadata-only",
+                    "ok": False,
+                    "value": None,
+                    "note": note,
+                }
+            )
     tiers: dict[str, Any] = {}
     passed = True
     for tier in ("minimum", "expected", "ideal"):
         passed = passed and all(c["ok"] for c in criteria if c["tier"] == tier)
         tiers[tier] = passed
-    return {**tiers, "metric": metric, "criteria": criteria}
+    if alone:
+        tiers["ideal"] = None
+    design = {
+        "folds": n_folds,
+        "min_folds": cfg.min_folds,
+        "exploratory": n_folds < cfg.min_folds,
+        "min_difference": cfg.min_difference,
+    }
+    return {**tiers, "metric": metric, "criteria": criteria, "design": design}
+
+
+def tier_word(v: dict[str, Any], tier: str) -> str:
+    """`yes`, `no` or `n/a` (ideal for metadata alone) for one tier of a verdict."""
+    value = v.get(tier)
+    return "n/a" if value is None else "yes" if value else "no"
+
+
+def criterion_mark(c: dict[str, Any]) -> str:
+    """`ok`, `FAIL` or `n/a` for one criterion."""
+    return "n/a" if c.get("ok") is None else "ok" if c["ok"] else "FAIL"
+
+
+def design_text(v: dict[str, Any]) -> str:
+    """The verdict's standing: `exploratory (5 folds < 10)` or `confirmatory (15 folds)`,
+    and `not confirmed on later patients` when a hold-out missed a threshold."""
+    design = v.get("design")
+    if not design:
+        return ""
+    n, least = design["folds"], design["min_folds"]
+    text = f"exploratory ({n} folds < {least})" if design["exploratory"] else f"{n} folds"
+    holdout = v.get("holdout")
+    if holdout is not None and not holdout.get("confirmed", True):
+        text += "; not confirmed on later patients"
+    return text
+
+
+def verdict_headline(v: dict[str, Any]) -> str:
+    """`minimum yes, expected no, ideal n/a; exploratory (5 folds < 10)`."""
+    tiers = ", ".join(f"{t} {tier_word(v, t)}" for t in ("minimum", "expected", "ideal"))
+    design = design_text(v)
+    return f"{tiers}; {design}" if design else tiers
+
+
+def caveat_texts(v: dict[str, Any]) -> list[str]:
+    """The caveats a verdict carries, one line each."""
+    return [str(c["text"]) for c in v.get("caveats") or []]
 
 
 def _criterion(tier: str, name: str, ok: bool, value: float) -> dict[str, Any]:
@@ -289,7 +372,8 @@ def _criterion(tier: str, name: str, ok: bool, value: float) -> dict[str, Any]:
 
 
 def _paired_criterion(tier: str, name: str, diff: dict[str, Any]) -> dict[str, Any]:
-    """A "beats" criterion: passes only when the paired interval lies above zero."""
+    """A "beats" criterion: passes only when the paired interval lies above zero; with the
+    smallest difference the design detects (`half_width`, `mdd` at `power`)."""
     low, high = diff["ci95"]
     ok = bool(diff["distinguishable"] and diff["mean_difference"] > 0)
     out = _criterion(tier, name, ok, diff["mean_difference"])
@@ -301,6 +385,10 @@ def _paired_criterion(tier: str, name: str, diff: dict[str, Any]) -> dict[str, A
         confidence=diff.get("confidence", 0.95),
         outcome=diff.get("outcome", "beats" if ok else "not distinguishable"),
     )
+    if "mdd" in diff:
+        out.update(
+            half_width=_round(diff["half_width"]), mdd=_round(diff["mdd"]), power=diff["power"]
+        )
     return out
 
 
@@ -313,13 +401,21 @@ def criterion_value(criterion: dict[str, Any]) -> str:
     difference with its interval and outcome."""
     value = criterion["value"]
     if value is None:
-        return "-"
+        return str(criterion.get("note", "-"))
     if criterion.get("paired"):
         low, high = criterion["interval"]
         ci = "no interval" if low is None or high is None else f"CI {low:+.3f} to {high:+.3f}"
         versus = f" vs {criterion['versus']}" if criterion.get("versus") else ""
+        mdd = criterion.get("mdd")
+        power = (
+            f"; detects >= {mdd:.3f} ({criterion.get('power', 0.8):.0%} power)"
+            if mdd is not None
+            else ""
+        )
         return (
             f"{value:+.3f}{versus}, {criterion.get('confidence', 0.95):.0%} {ci}, "
-            f"{criterion['folds']} folds paired: {criterion['outcome']}"
+            f"{criterion['folds']} folds paired: {criterion['outcome']}{power}"
         )
+    if criterion.get("name") == "no class collapse" and criterion.get("folds"):
+        return f"{value} of {criterion['folds']} folds"
     return str(value) if isinstance(value, int) else f"{value:.3f}"

@@ -174,11 +174,14 @@ class RunState:
         return len(self.fold_results)
 
     def fold_name(self, number: int) -> str:
-        """`fold 3`, `r2 fold 3` with repeats, `hold-out` for the temporal hold-out."""
-        from dfu_tui.engine.records import HOLDOUT, fold_label
+        """`fold 3`, `r2 fold 3` with repeats, `hold-out` for the temporal hold-out and
+        `case-mix 1` for its case-mix folds."""
+        from dfu_tui.engine.records import CASEMIX, CV, HOLDOUT, fold_label
 
         cv_total = self.folds_per_repeat * self.repeats
-        kind = HOLDOUT if self.strategy == "temporal" and number > cv_total else "cv"
+        kind = CV
+        if self.strategy == "temporal" and number > cv_total:
+            kind = HOLDOUT if number == cv_total + 1 else CASEMIX
         return fold_label(number, kind, self.folds_per_repeat, self.repeats)
 
     def elapsed(self, now: float | None = None) -> float:
@@ -375,5 +378,6 @@ def verdict_so_far(cfg: Config, state: RunState, index: int) -> dict[str, Any] |
         return None
     combo = folds[0]["combinations"][index]["modalities"]
     per = [combination_of(f, index) for f in folds]
-    verdict: dict[str, Any] = judge_combination(cfg, combo, per, test_train_ratio(folds))["verdict"]
+    judged = judge_combination(cfg, combo, per, test_train_ratio(folds), folds)
+    verdict: dict[str, Any] = judged["verdict"]
     return verdict

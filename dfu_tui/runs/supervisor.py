@@ -178,7 +178,7 @@ class Supervisor:
             for fold in folds:  # folds already complete (resume): their logged scores, or now
                 if not any(fold_of(t) == fold.number for t in pending):
                     results[fold.number] = logged.get(fold.number) or score_fold(
-                        self.run, cfg, labels, fold, self.events
+                        self.run, cfg, labels, fold, self.events, table.patients
                     )
             while pending or self.executor.running:
                 if self.cancel_requested.is_set():
@@ -227,7 +227,12 @@ class Supervisor:
                     busy = [t for t in (*pending, *self.executor.running) if fold_of(t) == fold_no]
                     if not busy:
                         results[fold_no] = score_fold(
-                            self.run, cfg, labels, folds[fold_no - 1], self.events
+                            self.run,
+                            cfg,
+                            labels,
+                            folds[fold_no - 1],
+                            self.events,
+                            table.patients,
                         )
                 self._pump()
                 time.sleep(POLL_SECONDS)

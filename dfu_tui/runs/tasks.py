@@ -126,13 +126,19 @@ def epoch_events(
 
 
 def score_fold(
-    run: RunDir, cfg: Config, labels: np.ndarray, fold: Fold, events: EventWriter
+    run: RunDir,
+    cfg: Config,
+    labels: np.ndarray,
+    fold: Fold,
+    events: EventWriter,
+    groups: np.ndarray | None = None,
 ) -> FoldResult:
-    """Score one fold from its predictions files; log its flags and its `fold_finished`."""
+    """Score one fold from its predictions files (`groups`: the patients, for the hold-out's
+    patient bootstrap); log its flags and its `fold_finished`."""
     from dfu_tui.engine.experiment import branches_of, evaluate_fold, fold_flags
 
     preds = {b: load_predictions(run.prediction_file(fold.number, b)) for b in branches_of(cfg)}
-    result = evaluate_fold(cfg, labels, fold, preds)
+    result = evaluate_fold(cfg, labels, fold, preds, groups)
     for flag in fold_flags(result):
         events.emit("flag", scope="fold", fold=fold.number, **flag)
     events.emit("fold_finished", **result)

@@ -142,3 +142,39 @@ def test_local_weights_file_is_loaded(tmp_path: Path) -> None:
     backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     for a, b in zip(backbone.get_weights(), source.get_weights(), strict=True):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.xdist_group("leak")
+class TestLeakCaveat:
+    """The whole chain on the planted leak: the radar flags the dressing, the paired
+    comparison shows the drop, and the verdict carries both as a caveat, in summary.json and
+    on the console, beside the tiers."""
+
+    def test_verdict_carries_the_treatment_caveat(self, leak_run: Path) -> None:
+        summary = json.loads((leak_run / "summary.json").read_text())
+        verdict = summary["combinations"][0]["verdict"]
+        (caveat,) = [c for c in verdict["caveats"] if c["feature"] == "Dressing Grouped"]
+        assert caveat["kind"] in ("treatment_feature", "dominant_feature")
+        assert caveat["group"] == "treatment" and caveat["folds"] >= 2
+        diff = caveat["difference"]
+        assert diff["mean"] > 0.1 and diff["ci95"][0] > 0 and diff["folds"] == 3
+        # the same number the comparison reports, on the criteria's scale
+        row = summary["feature_comparison"]["rows"][0][summary["metric"]]
+        assert diff["mean"] == pytest.approx(row["mean_difference"])
+        assert "carried by treatment" in caveat["text"]
+        # metadata alone: no fusion to judge, and 3 folds is exploratory
+        assert verdict["ideal"] is None and verdict["design"]["exploratory"]
+        assert any(
+            c["kind"] == "power" and "cv.repeats = 4" in c["text"] for c in verdict["caveats"]
+        )
+        out = (leak_run / "stdout.txt").read_text()
+        assert "caveat: treatment feature Dressing Grouped" in out or (
+            "caveat: dominant feature Dressing Grouped" in out
+        )
+        assert "ideal n/a" in out and "exploratory (3 folds < 10)" in out
+
+    def test_show_prints_the_same_caveats(self, leak_run: Path) -> None:
+        proc = run_dfu({**os.environ}, "show", str(leak_run))
+        assert proc.returncode == 0, proc.stderr
+        assert "Dressing Grouped" in proc.stdout and "carried by treatment" in proc.stdout
+        assert "underpowered: 3 folds in all" in proc.stdout

@@ -13,7 +13,15 @@ from dfu_tui.engine.folds import inner_split, make_folds
 from dfu_tui.engine.fusion import fuse, tune_weights, weighted_average
 from dfu_tui.engine.metadata_branch import train_metadata_branch
 from dfu_tui.engine.metrics import fold_metrics, kappa, quadratic_kappa
-from dfu_tui.engine.rules import check_predictions, criterion_value, verdict
+from dfu_tui.engine.rules import (
+    check_predictions,
+    criterion_mark,
+    criterion_value,
+    design_text,
+    tier_word,
+    verdict,
+    verdict_headline,
+)
 from dfu_tui.errors import InputError
 
 META = "DataMaster_Processed_V12_WithMissing.csv"
@@ -168,27 +176,63 @@ class TestRules:
     def test_verdict_tiers(self) -> None:
         from dfu_tui.engine.paired import outcome, paired_difference
 
-        def diff(a: list[float], b: list[float]) -> dict:
+        def diff(a: list[float], b: list[float], branch: str) -> dict:
             d = paired_difference(a, b, 0.25)
-            return {**d, "outcome": outcome(d)}
+            return {"branch": branch, **d, "outcome": outcome(d)}
 
         fused = [0.25, 0.21, 0.24, 0.22]
-        beaten = diff(fused, [0.10, 0.12, 0.15, 0.11])
-        close = diff(fused, [0.26, 0.20, 0.23, 0.24])
+        beaten = diff(fused, [0.10, 0.12, 0.15, 0.11], "thermal_map")
+        close = diff(fused, [0.26, 0.20, 0.23, 0.24], "metadata")
+        versus = {"images": {"thermal_map": beaten}, "metadata": close}
         mean = {"quadratic_kappa": 0.23, "train_quadratic_kappa": 0.30, "kappa": 0.10}
-        v = verdict(mean, [], CriteriaConfig(), beaten, close)
+        combo = ["metadata", "thermal_map"]
+        v = verdict(mean, [], CriteriaConfig(), combo, versus, True, 4)
         assert v["metric"] == "quadratic_kappa"
         assert (v["minimum"], v["expected"], v["ideal"]) == (True, True, False)
         failing = [c for c in v["criteria"] if not c["ok"]]
         assert [c["name"] for c in failing] == ["quadratic kappa >= 0.25", "beats metadata-only"]
         assert failing[1]["outcome"] == "not distinguishable"
         assert "not distinguishable" in criterion_value(failing[1])
-        assert "4 folds paired: beats" in criterion_value(v["criteria"][4])
-        unweighted = verdict(mean, [], CriteriaConfig(metric="kappa"), None, None)
+        beats = next(c for c in v["criteria"] if c["name"] == "beats thermal_map alone")
+        assert "4 folds paired: beats" in criterion_value(beats)
+        assert beats["mdd"] > beats["half_width"] > 0  # the power of the design, said
+        assert "detects >= " in criterion_value(beats)
+        assert v["design"] == {
+            "folds": 4,
+            "min_folds": 10,
+            "exploratory": True,
+            "min_difference": 0.05,
+        }
+        assert design_text(v) == "exploratory (4 folds < 10)"
+        unweighted = verdict(mean, [], CriteriaConfig(metric="kappa"), combo, {}, True, 12)
         assert not unweighted["minimum"]  # 0.10 on the unweighted scale
         assert unweighted["criteria"][0]["name"] == "unweighted kappa > 0.20"
-        collapsed = verdict(mean, [{"level": "collapse"}], CriteriaConfig(), None, None)
+        assert not unweighted["design"]["exploratory"]
+        finding = [{"fold": 1, "rules": ["absolute_cap", "missing_class"]}]
+        collapsed = verdict(mean, finding, CriteriaConfig(), combo, versus, True, 4)
         assert not collapsed["minimum"] and not collapsed["ideal"]
+        assert criterion_value(collapsed["criteria"][1]) == "1 of 4 folds"
+
+    def test_every_combination_faces_the_same_tests(self) -> None:
+        from dfu_tui.engine.paired import outcome, paired_difference
+
+        worse = paired_difference([0.30, 0.35, 0.32, 0.37], [0.50, 0.52, 0.49, 0.55], 0.25)
+        worse = {"branch": "metadata", **worse, "outcome": outcome(worse)}
+        mean = {"quadratic_kappa": 0.371, "train_quadratic_kappa": 0.40, "kappa": 0.2}
+        image_alone = verdict(
+            mean, [], CriteriaConfig(), ["thermal_map"], {"metadata": worse}, True, 12
+        )
+        assert image_alone["ideal"] is False  # it never beat metadata: no "ideal yes"
+        ideal = [c for c in image_alone["criteria"] if c["tier"] == "ideal"]
+        assert ideal[-1]["name"] == "beats metadata-only" and ideal[-1]["outcome"] == "worse"
+        meta = verdict(mean, [], CriteriaConfig(), ["metadata"], {}, True, 12)
+        assert meta["ideal"] is None and tier_word(meta, "ideal") == "n/a"
+        assert criterion_mark(meta["criteria"][-1]) == "n/a"
+        assert "not applicable" in criterion_value(meta["criteria"][-1])
+        assert verdict_headline(meta) == "minimum yes, expected yes, ideal n/a; 12 folds"
+        unmeasured = verdict(mean, [], CriteriaConfig(), ["thermal_map"], {}, False, 12)
+        assert unmeasured["ideal"] is False
+        assert "no metadata branch" in criterion_value(unmeasured["criteria"][-1])
 
 
 class TestFusion:

@@ -10,6 +10,7 @@ import pytest
 from dfu_tui.config import load_config
 from dfu_tui.engine.folds import HOLDOUT, fold_label, make_cv, temporal_holdout
 from dfu_tui.engine.paired import judge_combination, mean_sd, paired_difference
+from dfu_tui.engine.records import CASEMIX
 from dfu_tui.errors import InputError
 
 
@@ -77,7 +78,8 @@ def test_judgement_uses_paired_rows_and_its_intervals() -> None:
     criteria = {c["name"]: c for c in verdict["criteria"]}
     assert verdict["metric"] == "quadratic_kappa"
     assert criteria["quadratic kappa > 0.20"]["value"] == pytest.approx(np.mean(fused), abs=1e-4)
-    assert criteria["beats image-only"]["ok"] and criteria["beats image-only"]["outcome"] == "beats"
+    beats = criteria["beats thermal_map alone"]
+    assert beats["ok"] and beats["outcome"] == "beats"
     meta = criteria["beats metadata-only"]
     assert not meta["ok"] and meta["outcome"] == "not distinguishable" and meta["folds"] == 6
     assert [r["repeat"] for r in judged["repeats"]] == [1, 2]
@@ -116,12 +118,21 @@ def test_make_cv_repeats_and_holdout() -> None:
     held = temporal_holdout(groups.astype(float), groups, 0.2)
     assert set(groups[held]) == set(range(33, 41))
     folds = make_cv(labels, groups, 3, 7, repeats=2, holdout=held)
-    assert [f.number for f in folds] == list(range(1, 8))
-    assert [f.repeat for f in folds] == [1, 1, 1, 2, 2, 2, 0] and folds[-1].kind == HOLDOUT
+    assert [f.number for f in folds] == list(range(1, 10))
+    assert [f.repeat for f in folds] == [1, 1, 1, 2, 2, 2, 0, 0, 0] and folds[6].kind == HOLDOUT
+    # the case-mix folds: the held-out patients, split by patient, each scored by a model
+    # trained on every other patient (earlier and later alike)
+    mix = folds[7:]
+    assert [f.kind for f in mix] == [CASEMIX, CASEMIX]
+    assert sorted(np.concatenate([f.val for f in mix])) == sorted(np.flatnonzero(held))
+    for f in mix:
+        assert not set(groups[f.train]) & set(groups[f.val])
+        assert sorted(np.concatenate([f.train, f.val])) == list(range(len(groups)))
+    assert [f.label(3, 2) for f in folds[6:]] == ["hold-out", "case-mix 1", "case-mix 2"]
     for r in (1, 2):
         vals = np.concatenate([f.val for f in folds if f.repeat == r])
         assert sorted(vals) == sorted(np.flatnonzero(~held))  # each repeat is a partition
-    assert sorted(folds[-1].train) == sorted(np.flatnonzero(~held))
+    assert sorted(folds[6].train) == sorted(np.flatnonzero(~held))
     again = make_cv(labels, groups, 3, 7, repeats=2, holdout=held)
     assert all((a.val == b.val).all() for a, b in zip(folds, again, strict=True))
     assert any(
@@ -184,4 +195,113 @@ def test_unknown_order_column_is_one_line(tiny_demo_master) -> None:
         ],
     )
     folds = run_folds(by_days, table)
-    assert folds[-1].kind == HOLDOUT and len(folds) == 3
+    assert folds[2].kind == HOLDOUT and len(folds) == 5
+
+
+def test_minimum_detectable_difference_by_hand() -> None:
+    from scipy.stats import t
+
+    a = [0.30, 0.28, 0.35, 0.29, 0.27]
+    b = [0.25, 0.27, 0.29, 0.30, 0.22]
+    d = paired_difference(a, b, 0.25, 0.95, 0.80)
+    se = np.subtract(a, b).std(ddof=1) * math.sqrt(1 / 5 + 0.25)
+    assert d["half_width"] == pytest.approx(t.ppf(0.975, 4) * se)
+    assert d["mdd"] == pytest.approx((t.ppf(0.975, 4) + t.ppf(0.80, 4)) * se)
+    # more folds, same spread: a smaller detectable difference
+    more = paired_difference(a * 3, b * 3, 0.25, 0.95, 0.80)
+    assert more["mdd"] < d["mdd"]
+
+
+def test_selection_ranks_on_common_rows_against_one_reference() -> None:
+    """The issue's case: fused at 0.554 on 425 rows beat metadata at 0.526 on 488 rows, but
+    metadata scores 0.544 on those 425: ranked by the paired difference, the margin is what
+    the rows do not explain."""
+    from dfu_tui.engine.experiment import selection
+    from dfu_tui.engine.paired import reference_summary
+
+    def combo(name: list[str], own: float, mine: list[float], ref: list[float], n: int) -> dict:
+        per = [
+            {
+                "reference": {
+                    "name": "metadata",
+                    "n": n,
+                    "fused": {"quadratic_kappa": m, "kappa": m},
+                    "reference": {"quadratic_kappa": r, "kappa": r},
+                }
+            }
+            for m, r in zip(mine, ref, strict=True)
+        ]
+        return {
+            "modalities": name,
+            "paired": {"fused": {"mean": own}},
+            "mean": {"quadratic_kappa": own},
+            "reference": reference_summary(per, "quadratic_kappa", 0.25, 0.95, 0.8),
+        }
+
+    meta = combo(["metadata"], 0.526, [0.52, 0.53], [0.52, 0.53], 244)
+    fused = combo(["metadata", "thermal_map"], 0.554, [0.55, 0.558], [0.545, 0.543], 212)
+    image = combo(["thermal_map"], 0.560, [0.40, 0.42], [0.545, 0.543], 212)
+    chosen = selection([meta, fused, image], "quadratic_kappa")
+    assert chosen["selected"] == ["metadata", "thermal_map"]  # not thermal_map at 0.560
+    assert chosen["versus_reference"] == pytest.approx(0.01)
+    assert chosen["reference"] == "metadata" and chosen["n"] == 424
+    assert [r["modalities"] for r in chosen["ranking"]] == [
+        ["metadata", "thermal_map"],
+        ["metadata"],
+        ["thermal_map"],
+    ]
+    assert "on common rows" in chosen["note"]
+
+
+def test_holdout_gap_splits_into_case_mix_and_era() -> None:
+    from dfu_tui.engine.experiment import holdout_summary
+
+    cfg = load_config(None, ["cv.strategy='temporal'", "criteria.metric='kappa'"])
+
+    def metrics(confusion: list[list[int]]) -> dict:
+        from dfu_tui.engine.curve import kappa_of_confusion
+
+        k = kappa_of_confusion(np.array(confusion))
+        return {
+            "kappa": k,
+            "quadratic_kappa": k,
+            "accuracy": 0.5,
+            "macro_f1": 0.5,
+            "n": int(np.sum(confusion)),
+            "flags": [],
+            "confusion": confusion,
+            "interval": [k - 0.1, k + 0.1],
+        }
+
+    hold = {"combinations": [metrics([[5, 5, 0], [5, 10, 5], [0, 5, 5]])], "branches": {}}
+    mix = [
+        {"combinations": [metrics([[4, 1, 0], [1, 8, 1], [0, 1, 4]])]},
+        {"combinations": [metrics([[3, 2, 0], [2, 6, 2], [0, 2, 3]])]},
+    ]
+    combos = [{"modalities": ["metadata"], "mean": {"kappa": 0.6}}]
+    row = holdout_summary(cfg, hold, combos, mix)["combinations"][0]
+    from dfu_tui.engine.curve import kappa_of_confusion
+
+    pooled = kappa_of_confusion(np.array([[7, 3, 0], [3, 14, 3], [0, 3, 7]]))
+    assert row["same_patients_cv"]["kappa"] == pytest.approx(pooled)
+    assert row["case_mix"] == pytest.approx(pooled - 0.6)
+    assert row["era"] == pytest.approx(row["kappa"] - pooled)
+    assert row["case_mix"] + row["era"] == pytest.approx(row["drift"])
+
+
+def test_patient_bootstrap_keeps_visits_together() -> None:
+    from dfu_tui.engine.experiment import patient_bootstrap
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(30), 3)
+    y = rng.integers(0, 3, len(groups))
+    good = np.where(rng.random(len(y)) < 0.7, y, rng.integers(0, 3, len(y)))
+    low, high = patient_bootstrap(y, good, groups, "quadratic_kappa", 0.95, 1)
+    from dfu_tui.engine.curve import cohen_kappa
+
+    point = cohen_kappa(y, good, quadratic=True)
+    assert low < point < high and 0.05 < high - low < 0.8
+    assert patient_bootstrap(y, good, groups, "kappa", 0.95, 1) == patient_bootstrap(
+        y, good, groups, "kappa", 0.95, 1
+    )  # seeded
+    assert patient_bootstrap(y[:3], good[:3], groups[:3], "kappa", 0.95, 1) is None
