@@ -651,7 +651,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import io
 
     from dfu_tui.engine.experiment import finite
-    from dfu_tui.runs.compare_runs import compare_runs, table_rows
+    from dfu_tui.runs.compare_runs import caveat_lines, compare_runs, table_rows
 
     runs = [resolve_run(name, args.runs_dir) for name in args.runs]
     if len({r.path.resolve() for r in runs}) < 2:
@@ -679,6 +679,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for row in rows:
         table.add_row(*(escape(c) for c in row))
     out.print(table)
+    for line in caveat_lines(doc):
+        out.print(f"caveat {line}", markup=False)
     return EXIT_OK
 
 
@@ -738,7 +740,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Every run (or one) from its directory: state, progress, ETA, kappa, flags."""
     from dfu_tui.runs.rundir import RunDir
-    from dfu_tui.runs.state import load_state
+    from dfu_tui.runs.state import SCALE_KEYS, load_state
 
     if args.run is not None:
         runs = [resolve_run(args.run, args.runs_dir).path]
@@ -764,7 +766,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         "folds",
         "elapsed",
         "ETA",
-        "best (criteria scale, same rows)",
+        "best (criteria scale, own rows; ranked on common rows vs a reference)",
         "flags",
     ):
         table.add_column(col, no_wrap=col == "run")
@@ -772,13 +774,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         combos = s["combinations"]
         label = "+".join(combos[0]) if len(combos) == 1 else f"{len(combos)} combinations"
         kappa = "-"
-        if s["best_mean_kappa"] is not None:
+        key = SCALE_KEYS.get(s["metric"], s["metric"])
+        if s[f"best_mean_{key}"] is not None:
             scale = "QWK" if s["metric"] == "quadratic_kappa" else "kappa"
-            kappa = f"{scale} {s['best_mean_kappa']:.3f} n={s['best_n']}"
+            kappa = f"{scale} {s[f'best_mean_{key}']:.3f} n={s['best_n']}"
+            versus = s[f"best_versus_reference_{key}"]
             if s["best_selected_from"] > 1:
-                kappa += f" ({s['best_combination']}, best of {s['best_selected_from']})"
-            if s["best_collapse_flags"]:
-                kappa += f" {s['best_collapse_flags']} COLLAPSE"
+                vs = f" {versus:+.3f} vs {s['best_reference']}," if versus is not None else ""
+                kappa += f" ({s['best_combination']},{vs} best of {s['best_selected_from']})"
+            if s["best_collapse_folds"]:
+                kappa += f" collapsed in {s['best_collapse_folds']} fold(s)"
         flags = s["flags"]
         table.add_row(
             escape(s["run_id"]),

@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from dfu_tui.data.schema import CLASSES
-from dfu_tui.engine.rules import SCALE_NAMES, criterion_value
+from dfu_tui.engine.caveats import holdout_text, selection_text
+from dfu_tui.engine.rules import (
+    SCALE_NAMES,
+    caveat_texts,
+    criterion_mark,
+    criterion_value,
+    design_text,
+    tier_word,
+)
 from dfu_tui.errors import InputError
 from dfu_tui.runs.catalog import read_docs, read_json
 from dfu_tui.runs.figures import (
@@ -395,6 +403,24 @@ def _banner(state: RunState, now: float) -> str:
     )
 
 
+def _later_patients(docs: Any) -> str:
+    """The selection (on common rows) and the temporal hold-out, with its interval and its
+    gap split into case mix and era, from summary.json."""
+    summary = docs.summary or {}
+    out = []
+    if summary.get("selection"):
+        out.append(f"<p>{_e(selection_text(summary['selection']))}</p>")
+    holdout = summary.get("holdout")
+    if holdout:
+        out.append("<h3>Temporal hold-out</h3><ul>")
+        out += [
+            f"<li>{_e(holdout_text(holdout['metric'], holdout, r))}</li>"
+            for r in holdout["combinations"]
+        ]
+        out.append(f"</ul><p>Interval: {_e(str(holdout.get('interval', 'none')))}.</p>")
+    return "".join(out)
+
+
 def _verdict(state: RunState, docs: Any, index: int) -> str:
     summary = docs.summary
     if summary is not None and index < len(summary.get("combinations", [])):
@@ -408,18 +434,33 @@ def _verdict(state: RunState, docs: Any, index: int) -> str:
     if not verdict:
         return "<p>No verdict yet: no fold has finished.</p>"
     scale = SCALE_NAMES.get(verdict.get("metric", "kappa"), "unweighted kappa")
+    marks = {"yes": ("ok", "✔"), "no": ("no", "✘"), "n/a": ("na", "–")}
     tiers = " ".join(
-        f'<span class="{"ok" if verdict[t] else "no"}">{"✔" if verdict[t] else "✘"} {t}</span>'
+        f'<span class="{marks[w][0]}">{marks[w][1]} {t}{" n/a" if w == "n/a" else ""}</span>'
         for t in ("minimum", "expected", "ideal")
+        for w in [tier_word(verdict, t)]
     )
+    symbol = {"ok": "✔", "FAIL": "✘", "n/a": "–"}
     rows = [
-        ("✔" if c["ok"] else "✘", c["tier"], c["name"], criterion_value(c))
+        (symbol[criterion_mark(c)], c["tier"], c["name"], criterion_value(c))
         for c in verdict["criteria"]
     ]
     name = "+".join(state.combinations[index])
+    design = design_text(verdict)
+    caveats = caveat_texts(verdict)
     return (
         f"<p>{prefix} of <b>{_e(name)}</b> on <b>{_e(scale)}</b>, against the seed note's "
-        f"criteria: {tiers}</p>" + _table(("", "tier", "criterion", "value"), rows)
+        f"criteria: {tiers}"
+        + (f" <b>{_e(design)}</b>" if design else "")
+        + "</p>"
+        + _table(("", "tier", "criterion", "value"), rows)
+        + (
+            '<p class="caveats"><b>Caveats</b></p><ul>'
+            + "".join(f"<li>{_e(t)}</li>" for t in caveats)
+            + "</ul>"
+            if caveats
+            else "<p>Caveats: none.</p>"
+        )
     )
 
 
@@ -634,6 +675,7 @@ def build_report(run: RunDir, now: float | None = None) -> str:
         + "</p>",
         "<h2>Verdict</h2>",
         _verdict(state, docs, index),
+        _later_patients(docs),
         _strategies(state, docs, index),
         "<h2>Per fold</h2>",
         f"<p>{_e(fused)} on each validation fold; each branch alone on its own samples.</p>",

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from dfu_tui.config import flatten
+from dfu_tui.engine.rules import caveat_texts
 from dfu_tui.runs.catalog import read_docs, read_json
 from dfu_tui.runs.rundir import RunDir, load_predictions
 from dfu_tui.runs.state import RunState, load_state, verdict_so_far
@@ -77,6 +78,9 @@ def run_entry(run: RunDir) -> dict[str, Any]:
         if verdict
         else "-"
     )
+    design = verdict.get("design") if verdict else None
+    if design and design.get("exploratory"):
+        tiers += " (exploratory)"
     return {
         "run_id": state.run_id,
         "name": docs.labels.name,
@@ -92,6 +96,7 @@ def run_entry(run: RunDir) -> dict[str, Any]:
         "n": sum(n.values()),
         "collapse_flags": collapse,
         "verdict": tiers,
+        "caveats": caveat_texts(verdict) if verdict else [],
         "config": flatten(docs.config.to_dict()) if docs.config is not None else {},
         "data": fingerprint.get("data"),
         "folds_signature": folds_signature(run, state),
@@ -149,6 +154,11 @@ def compare_runs(runs: list[RunDir]) -> dict[str, Any]:
         for k in ("config", "per_fold", "per_fold_n", "ratio"):
             e.pop(k)
     return {"reference": ref["run_id"], "differing_keys": differ, "runs": entries}
+
+
+def caveat_lines(doc: dict[str, Any]) -> list[str]:
+    """Each run's verdict caveats, `run: caveat`, for under the comparison table."""
+    return [f"{e['run_id']}: {text}" for e in doc["runs"] for text in e.get("caveats", [])]
 
 
 def versus_text(v: dict[str, Any]) -> str:

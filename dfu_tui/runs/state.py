@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from dfu_tui.config import Config
 from dfu_tui.engine.records import FoldResult
@@ -46,6 +47,37 @@ def well_formed(e: Event) -> bool:
     if e["kind"] == "run_started":
         return isinstance(e["folds"], int) and isinstance(e["tasks"], list)
     return True
+
+
+class Ranked(NamedTuple):
+    """A combination as rankings see it: its mean on its own paired rows, samples, folds
+    with a collapse, and its mean paired difference from the common reference (None when
+    the log has no paired references)."""
+
+    name: str
+    mean: float
+    n: int
+    findings: int
+    versus: float | None
+    reference: str | None
+
+
+def reference_difference(c: Mapping[str, Any], metric: str) -> tuple[str, float] | None:
+    """A fold's combination minus the common reference on their common rows: from its
+    `reference` scores, or (a log from before them) from its paired metadata branch."""
+    ref = c.get("reference")
+    if isinstance(ref, Mapping):
+        mine, theirs = ref["fused"].get(metric), ref["reference"].get(metric)
+        name = str(ref.get("name"))
+    else:
+        paired = c.get("paired") or {}
+        meta = (paired.get("branches") or {}).get("metadata")
+        if meta is None:
+            return None
+        mine, theirs, name = paired["fused"].get(metric), meta.get(metric), "metadata"
+    if mine is None or theirs is None:
+        return None
+    return name, float(mine) - float(theirs)
 
 
 @dataclass
@@ -234,7 +266,7 @@ class RunState:
 
     def mean_kappa(self) -> dict[str, float]:
         """Mean unweighted kappa so far per combination (`+`-joined), over finished
-        cross-validation folds (a temporal hold-out is reported apart)."""
+        cross-validation folds, on all samples of each (a temporal hold-out is apart)."""
         sums: dict[str, list[float]] = {}
         for fold in self.fold_results:
             if fold.get("fold_kind", "cv") != "cv":
@@ -244,53 +276,72 @@ class RunState:
                     sums.setdefault("+".join(c["modalities"]), []).append(c["kappa"])
         return {k: sum(v) / len(v) for k, v in sums.items()}
 
-    def criteria_means(self) -> dict[str, tuple[float, int, int]]:
-        """Per combination over the finished cross-validation folds, on the criteria's scale
-        as the verdict and `selection` measure it (the rows with every modality of the
-        combination): (mean, samples, collapse flags)."""
-        out: dict[str, tuple[list[float], int, int]] = {}
+    def criteria_means(self) -> dict[str, Ranked]:
+        """Per combination over the finished cross-validation folds, on the criteria's scale:
+        its mean on the rows with every modality (as the verdict), and its mean paired
+        difference from the run's common reference on their common rows (what selection
+        and rankings compare), with samples and collapse findings (folds with a collapse)."""
+        acc: dict[str, dict[str, Any]] = {}
         for fold in self.fold_results:
             if fold.get("fold_kind", "cv") != "cv":
                 continue
             for c in fold["combinations"]:
                 paired: Any = c.get("paired")
                 value: Any = paired["fused"].get(self.metric) if paired else c.get(self.metric)
-                n = paired["n"] if paired else c.get("n", 0)
                 if value is None:
                     continue
-                values, total, collapse = out.setdefault("+".join(c["modalities"]), ([], 0, 0))
-                values.append(value)
-                out["+".join(c["modalities"])] = (
-                    values,
-                    total + int(n or 0),
-                    collapse + sum(f.get("level") == "collapse" for f in c["flags"]),
+                entry = acc.setdefault(
+                    "+".join(c["modalities"]),
+                    {"values": [], "n": 0, "findings": 0, "diffs": [], "reference": None},
                 )
-        return {k: (sum(v) / len(v), n, cl) for k, (v, n, cl) in out.items()}
+                entry["values"].append(value)
+                entry["n"] += int((paired["n"] if paired else c.get("n", 0)) or 0)
+                entry["findings"] += any(f.get("level") == "collapse" for f in c["flags"])
+                diff = reference_difference(c, self.metric)
+                if diff is not None:
+                    entry["diffs"].append(diff[1])
+                    entry["reference"] = diff[0]
+        out = {}
+        for k, e in acc.items():
+            complete = len(e["diffs"]) == len(e["values"])
+            out[k] = Ranked(
+                k,
+                sum(e["values"]) / len(e["values"]),
+                e["n"],
+                e["findings"],
+                sum(e["diffs"]) / len(e["diffs"]) if complete and e["diffs"] else None,
+                e["reference"] if complete else None,
+            )
+        return out
 
-    def best(self) -> tuple[str, float, int, int] | None:
-        """The combination a search would select so far, on the criteria's scale: (name,
-        mean, samples, collapse flags)."""
-        means = {k: v for k, v in self.criteria_means().items() if not math.isnan(v[0])}
+    def best(self) -> Ranked | None:
+        """The combination a search would select so far: the highest mean paired difference
+        from the common reference on common rows (a log written before rankings were
+        paired: the highest mean on its own rows)."""
+        means = [r for r in self.criteria_means().values() if not math.isnan(r.mean)]
         if not means:
             return None
-        name = max(means, key=lambda k: means[k][0])
-        return (name, *means[name])
+        if all(r.versus is not None for r in means):
+            return max(means, key=lambda r: r.versus or 0.0)
+        return max(means, key=lambda r: r.mean)
 
     def best_kappa(self) -> float | None:
         best = self.best()
-        return None if best is None else best[1]
+        return None if best is None else best.mean
 
     def best_kappa_text(self) -> str:
-        """The best mean on the criteria's scale with its n, labelled `best of N` when it was
-        picked from N combinations (the maximum of N noisy means is optimistic), and its
-        collapse flags beside it."""
+        """The best mean on the criteria's scale with its n and, picked from N combinations,
+        its paired difference from the common reference (what ranked it) and `best of N`
+        (the maximum of N noisy means is optimistic); its collapse findings beside it."""
         best = self.best()
         if best is None:
             return "-"
-        _, mean, n, collapse = best
         n_combos = len(self.combinations)
-        text = f"{mean:.3f} n={n}" + (f" best of {n_combos}" if n_combos > 1 else "")
-        return text + (f" {collapse}C" if collapse else "")
+        text = f"{best.mean:.3f}"
+        if n_combos > 1 and best.versus is not None:
+            text += f" ({best.versus:+.3f})"
+        text += f" n={best.n}" + (f" best of {n_combos}" if n_combos > 1 else "")
+        return text + (f" {best.findings}C" if best.findings else "")
 
     def flag_counts(self) -> dict[str, int]:
         """Fold-level flags of the configured fusion by level (epoch flags are diagnostics of
@@ -305,7 +356,8 @@ class RunState:
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
         eta = self.eta(now)
         chosen = self.best()
-        best = None if chosen is None else chosen[1]
+        best = None if chosen is None else chosen.mean
+        scale = SCALE_KEYS.get(self.metric, self.metric)
         return {
             "run_id": self.run_id,
             "status": self.effective_status(now),
@@ -317,14 +369,22 @@ class RunState:
             "folds_total": self.folds,
             "elapsed_s": round(self.elapsed(now), 1),
             "eta_s": None if eta is None else round(eta, 1),
-            "mean_kappa": {k: round(v, 4) for k, v in self.mean_kappa().items()},
-            "mean_kappa_scale": "unweighted kappa, all samples of each combination",
+            "mean_unweighted_kappa_all_rows": {
+                k: round(v, 4) for k, v in self.mean_kappa().items()
+            },
             "metric": self.metric,
-            "best_mean_kappa": None if best is None or math.isnan(best) else round(best, 4),
-            "best_scale": f"{self.metric}, the rows with every modality of the combination",
-            "best_combination": None if chosen is None else chosen[0],
-            "best_n": None if chosen is None else chosen[2],
-            "best_collapse_flags": None if chosen is None else chosen[3],
+            f"best_mean_{scale}": None if best is None or math.isnan(best) else round(best, 4),
+            "best_rows": "the rows with every modality of the combination",
+            f"best_versus_reference_{scale}": None
+            if chosen is None or chosen.versus is None
+            else round(chosen.versus, 4),
+            "best_reference": None if chosen is None else chosen.reference,
+            "best_ranked_by": "mean paired difference from the reference on common rows"
+            if chosen is not None and chosen.versus is not None
+            else "mean on each combination's own rows (a log without paired references)",
+            "best_combination": None if chosen is None else chosen.name,
+            "best_n": None if chosen is None else chosen.n,
+            "best_collapse_folds": None if chosen is None else chosen.findings,
             "best_selected_from": len(self.combinations),
             "fusion": self.fusion,
             "folds_per_repeat": self.folds_per_repeat,
@@ -340,6 +400,10 @@ class RunState:
             if self.last_heartbeat is None
             else round((time.time() if now is None else now) - self.last_heartbeat, 1),
         }
+
+
+#: The scale in status keys: `best_mean_quadratic_kappa`, `best_mean_unweighted_kappa`.
+SCALE_KEYS = {"quadratic_kappa": "quadratic_kappa", "kappa": "unweighted_kappa"}
 
 
 class RunWatcher:

@@ -1,5 +1,6 @@
-"""Compare: combinations ranked by mean kappa, and the kappa-vs-fusion-weight curve computed
-from the stored branch probabilities (no retraining)."""
+"""Compare: combinations ranked by their paired difference from a common reference, with
+their verdicts and caveats, and the kappa-vs-fusion-weight curve computed from the stored
+branch probabilities (no retraining)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
-from dfu_tui.engine.rules import SCALE_NAMES
+from dfu_tui.engine.rules import SCALE_NAMES, caveat_texts, verdict_headline
 from dfu_tui.runs.analysis import FusionCurve, fusion_curve
 from dfu_tui.runs.figures import branch_means, curve_figure
 from dfu_tui.runs.state import RunState
@@ -22,11 +23,14 @@ from dfu_tui.tui.screens.base import RunScreen
 
 def ranked(state: RunState, cfg: Any = None) -> list[dict[str, Any]]:
     """Combinations over the finished cross-validation folds: mean and sample sd of both
-    kappas on all samples, and the paired difference against metadata alone (on the rows
-    with every modality of the combination, on the criteria's scale).
+    kappas on all samples, and the paired difference from the run's common reference
+    (metadata alone, or the first combination without it) on their common rows, on the
+    criteria's scale, with each verdict.
 
-    Ranked by that paired difference when the run has the metadata branch, else by mean
-    kappa; the top row of a search is labelled as selected from N.
+    Ranked by that paired difference; a log from before common references ranks by the
+    paired difference from metadata alone, and one without any paired scores is left in
+    its configured order (never ranked on different rows). The top row of a search is
+    labelled as selected from N.
     """
     from dfu_tui.engine.paired import judge_combination, mean_sd, test_train_ratio
 
@@ -39,8 +43,12 @@ def ranked(state: RunState, cfg: Any = None) -> list[dict[str, Any]]:
         per: list[dict[str, Any]] = [
             {"fold": f["fold"], "repeat": f.get("repeat", 1), **f["combinations"][i]} for f in folds
         ]
-        judged = judge_combination(cfg, first["modalities"], per, ratio) if cfg else None
-        versus = ((judged or {}).get("paired") or {}).get("versus", {}).get("metadata")
+        judged = judge_combination(cfg, first["modalities"], per, ratio, folds) if cfg else None
+        versus = (judged or {}).get("reference")
+        if versus is None:  # a log from before common references
+            versus = ((judged or {}).get("paired") or {}).get("versus", {}).get("metadata")
+            if versus is not None:
+                versus = {**versus, "reference": "metadata", "n": (judged or {})["paired"]["n"]}
         out.append(
             {
                 "name": "+".join(first["modalities"]),
@@ -51,37 +59,45 @@ def ranked(state: RunState, cfg: Any = None) -> list[dict[str, Any]]:
                 "macro_f1": mean_sd([f["macro_f1"] for f in per])[0],
                 "flags": sum(len(f["flags"]) for f in per),
                 "n": sum(int(f.get("n") or 0) for f in per),
-                "paired_n": sum(int((f.get("paired") or {}).get("n") or 0) for f in per),
+                "paired_n": sum(versus["n"]) if versus else 0,
                 "folds": len(per),
-                "versus_metadata": versus,
+                "versus_reference": versus,
+                "verdict": (judged or {}).get("verdict"),
             }
         )
 
-    paired = any(r["versus_metadata"] for r in out)
-
     def key(r: dict[str, Any]) -> float:
-        v = r["versus_metadata"]
-        if not paired:  # a run from before paired scores
-            return float(r["kappa"][0])
-        if r["modalities"] == ["metadata"]:
-            return 0.0
-        if v is not None and v["mean_difference"] is not None:
-            return float(v["mean_difference"])
-        return -1.0
+        v = r["versus_reference"]
+        if v is None:
+            return 0.0 if r["modalities"] == ["metadata"] else -math.inf
+        value = v["mean_difference"]
+        return -math.inf if value is None or math.isnan(value) else float(value)
 
+    if not any(r["versus_reference"] for r in out):
+        return out  # nothing paired: the configured order, not a ranking
     return sorted(out, key=lambda r: -key(r))
 
 
 def versus_text(v: dict[str, Any] | None, modalities: list[str]) -> str:
-    """`+0.036 (CI -0.076 to +0.148) not distinguishable`, or `reference` for metadata."""
-    if modalities == ["metadata"]:
-        return "reference"
+    """`+0.036 (CI -0.076 to +0.148) not distinguishable`, or `reference` for the
+    reference itself."""
     if v is None:
-        return "-"
+        return "reference" if modalities == ["metadata"] else "-"
+    if modalities == [v.get("reference")] or "+".join(modalities) == v.get("reference"):
+        return "reference"
     low, high = v["ci95"]
     if low is None or high is None or math.isnan(low):
         return f"{v['mean_difference']:+.3f} (one fold: no interval)"
     return f"{v['mean_difference']:+.3f} (CI {low:+.3f} to {high:+.3f}) {v['outcome']}"
+
+
+def caveats_text(rows: list[dict[str, Any]]) -> str:
+    """The caveats of each ranked combination's verdict, under the ranking."""
+    lines = []
+    for row in rows:
+        texts = caveat_texts(row["verdict"]) if row.get("verdict") else []
+        lines += [f"[b]{escape(row['name'])}[/b]: {escape(t)}" for t in texts]
+    return "Caveats:\n" + "\n".join(lines) if lines else "Caveats: none"
 
 
 def plus_minus(pair: tuple[float, float]) -> str:
@@ -100,6 +116,7 @@ class CompareScreen(RunScreen):
         with VerticalScroll():
             yield Static(id="ranking-title")
             yield DataTable(id="ranking", cursor_type="row")
+            yield Static(id="caveats")
             yield Static(id="strategies-title")
             yield DataTable(id="strategies", cursor_type="row", show_cursor=False)
             yield Static(id="curve-title")
@@ -116,12 +133,13 @@ class CompareScreen(RunScreen):
         rows = ranked(state, cfg)
         scale = SCALE_NAMES[cfg.criteria.metric] if cfg is not None else "kappa"
         folds = rows[0]["folds"] if rows else 0
-        paired = any(r["versus_metadata"] for r in rows)
+        paired = [r["versus_reference"] for r in rows if r["versus_reference"]]
+        reference = paired[0].get("reference", "metadata") if paired else None
         order = (
-            f"ranked by the paired difference from metadata alone ({scale}, same rows, "
+            f"ranked by the paired difference from {reference} on common rows ({scale}, "
             f"{cfg.criteria.confidence if cfg else 0.95:.0%} corrected CI)"
             if paired
-            else "ranked by mean unweighted kappa (this run has no paired scores)"
+            else "not ranked: this run has no paired scores (configured order)"
         )
         self.query_one("#ranking-title", Static).update(
             f"[b]Combinations[/b] over {folds} validation folds: mean ± sample sd on all "
@@ -138,8 +156,9 @@ class CompareScreen(RunScreen):
             "kappa (unweighted)",
             "quadratic kappa",
             "n",
-            f"vs metadata alone ({scale}, paired)",
-            "same-row n",
+            f"vs {reference or 'reference'} ({scale}, paired)",
+            "common-row n",
+            "verdict",
             "macro F1",
             "flags",
         )
@@ -152,12 +171,14 @@ class CompareScreen(RunScreen):
                 plus_minus(row["kappa"]),
                 plus_minus(row["quadratic_kappa"]),
                 str(row["n"]),
-                versus_text(row["versus_metadata"], row["modalities"]),
-                str(row["paired_n"]) if row["versus_metadata"] else "-",
+                versus_text(row["versus_reference"], row["modalities"]),
+                str(row["paired_n"]) if row["versus_reference"] else "-",
+                verdict_headline(row["verdict"]) if row["verdict"] else "-",
                 f"{row['macro_f1']:.3f}",
                 str(row["flags"]),
                 key=row["name"],
             )
+        self.query_one("#caveats", Static).update(caveats_text(rows))
         if not state.fold_results:
             self.query_one("#curve-title", Static).update("No fold has finished yet.")
             return

@@ -14,7 +14,14 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Header, RichLog, Static
 
 from dfu_tui.engine.records import FoldResult
-from dfu_tui.engine.rules import SCALE_NAMES, criterion_value
+from dfu_tui.engine.rules import (
+    SCALE_NAMES,
+    caveat_texts,
+    criterion_mark,
+    criterion_value,
+    design_text,
+    tier_word,
+)
 from dfu_tui.runs.events import Event
 from dfu_tui.runs.figures import epoch_figure, epoch_task, fold_kappa_figure, share_figure
 from dfu_tui.runs.figures import fused_index as _fused
@@ -382,17 +389,22 @@ class MonitorScreen(RunScreen):
             if f.get("fold_kind", "cv") == "cv"
         ]
         rows = f" (same rows: n={sum(same)})" if same and None not in same else ""
+        marks = {"yes": "[$success]✔[/]", "no": "[$error]✘[/]", "n/a": "–"}
+        design = design_text(verdict)
         lines = [
             prefix
             + f" on {scale}{rows}: "
             + "  ".join(
-                f"{'[$success]✔[/]' if verdict[t] else '[$error]✘[/]'} {t}"
-                for t in ("minimum", "expected", "ideal")
+                f"{marks[tier_word(verdict, t)]} {t}" for t in ("minimum", "expected", "ideal")
             )
+            + (f"  [b]{escape(design)}[/b]" if design else "")
         ]
         for c in verdict["criteria"]:
-            mark = "[$success]✔[/]" if c["ok"] else "[$error]✘[/]"
-            lines.append(f"{mark} {c['tier']}: {c['name']} ({criterion_value(c)})")
+            mark = {"ok": marks["yes"], "FAIL": marks["no"], "n/a": marks["n/a"]}
+            lines.append(
+                f"{mark[criterion_mark(c)]} {c['tier']}: {c['name']} ({escape(criterion_value(c))})"
+            )
+        lines += [f"[$warning]caveat[/]: {escape(t)}" for t in caveat_texts(verdict)]
         box.update("\n".join(lines))
 
     _strategy_rows: list[tuple[str, ...]] | None = None

@@ -32,6 +32,7 @@ class RunsCompareScreen(DfuScreen):
         with VerticalScroll():
             yield Static(f"Comparing {len(self.run_ids)} runs…", id="runs-compare-title")
             yield DataTable(id="runs-compare", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="runs-compare-caveats")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -48,7 +49,7 @@ class RunsCompareScreen(DfuScreen):
 
     def _show(self, doc: dict[str, Any]) -> None:
         from dfu_tui.engine.rules import SCALE_NAMES
-        from dfu_tui.runs.compare_runs import table_rows
+        from dfu_tui.runs.compare_runs import caveat_lines, table_rows
 
         self.doc = doc
         head, rows = table_rows(doc)
@@ -67,4 +68,8 @@ class RunsCompareScreen(DfuScreen):
         table.add_columns(*head)
         for row in rows:
             table.add_row(*(escape(c) for c in row), key=row[0])
+        caveats = caveat_lines(doc)
+        self.query_one("#runs-compare-caveats", Static).update(
+            "Caveats:\n" + "\n".join(escape(c) for c in caveats) if caveats else "Caveats: none"
+        )
         table.focus()
