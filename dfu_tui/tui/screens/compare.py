@@ -93,10 +93,15 @@ def versus_text(v: dict[str, Any] | None, modalities: list[str]) -> str:
 
 def caveats_text(rows: list[dict[str, Any]]) -> str:
     """The caveats of each ranked combination's verdict, under the ranking."""
-    lines = []
+    where: dict[str, list[str]] = {}  # one line per caveat, naming what it applies to
     for row in rows:
-        texts = caveat_texts(row["verdict"]) if row.get("verdict") else []
-        lines += [f"[b]{escape(row['name'])}[/b]: {escape(t)}" for t in texts]
+        for text in caveat_texts(row["verdict"]) if row.get("verdict") else []:
+            where.setdefault(text, []).append(row["name"])
+    lines = [
+        f"[b]{'every combination' if len(names) == len(rows) > 1 else escape(', '.join(names))}"
+        f"[/b]: {escape(text)}"
+        for text, names in where.items()
+    ]
     return "Caveats:\n" + "\n".join(lines) if lines else "Caveats: none"
 
 
@@ -183,12 +188,12 @@ class CompareScreen(RunScreen):
             self.query_one("#curve-title", Static).update("No fold has finished yet.")
             return
         table.focus()
-        default = next(
-            (r["name"] for r in rows if "metadata" in r["modalities"] and len(r["modalities"]) > 1),
-            None,
-        )
-        if default:
-            self.show_curve(default)
+        # the top-ranked fusion with metadata; unranked (no paired scores): the largest one
+        fusions = [r for r in rows if "metadata" in r["modalities"] and len(r["modalities"]) > 1]
+        if not paired:
+            fusions.sort(key=lambda r: -len(r["modalities"]))
+        if fusions:
+            self.show_curve(fusions[0]["name"])
 
     @on(DataTable.RowSelected, "#ranking")
     def _selected(self, event: DataTable.RowSelected) -> None:
