@@ -296,7 +296,9 @@ def test_patient_bootstrap_keeps_visits_together() -> None:
     groups = np.repeat(np.arange(30), 3)
     y = rng.integers(0, 3, len(groups))
     good = np.where(rng.random(len(y)) < 0.7, y, rng.integers(0, 3, len(y)))
-    low, high = patient_bootstrap(y, good, groups, "quadratic_kappa", 0.95, 1)
+    interval = patient_bootstrap(y, good, groups, "quadratic_kappa", 0.95, 1)
+    assert interval is not None
+    low, high = interval
     from dfu_tui.engine.curve import cohen_kappa
 
     point = cohen_kappa(y, good, quadratic=True)
