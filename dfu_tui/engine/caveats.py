@@ -64,16 +64,33 @@ def comparison_difference(
 
 
 def feature_caveats(cfg: Config, combo: list[str], folds: list[dict[str, Any]]) -> list[dict]:
+    """One caveat per column the radar flagged (treatment, dominant or both) for a
+    combination with metadata, with how much its group carries when the run measured it."""
     if METADATA not in combo:
         return []
     n = len(folds)
     short = SHORT[cfg.criteria.metric]
     out: list[dict[str, Any]] = []
-    for (rule, column), hit in sorted(flagged_features(folds).items(), key=lambda kv: kv[0]):
+    by_column: dict[str, dict[str, set[int]]] = {}  # one caveat per column, all its rules
+    for (rule, column), hit in flagged_features(folds).items():
+        by_column.setdefault(column, {})[rule] = hit
+    for column, rules in sorted(by_column.items()):
+        hit = set().union(*rules.values())
+        rule = "treatment_feature" if "treatment_feature" in rules else "dominant_feature"
+        what = " and ".join(
+            w
+            for r, w in (("treatment_feature", "treatment"), ("dominant_feature", "dominant"))
+            if r in rules
+        )
         group = group_of(column)
-        what = "treatment feature" if rule == "treatment_feature" else "dominant feature"
-        text = f"{what} {column} among the top features in {len(hit)} of {n} folds"
-        entry: dict[str, Any] = {"kind": rule, "feature": column, "group": group, "folds": len(hit)}
+        text = f"{what} feature {column} among the top features in {len(hit)} of {n} folds"
+        entry: dict[str, Any] = {
+            "kind": rule,
+            "rules": sorted(rules),
+            "feature": column,
+            "group": group,
+            "folds": len(hit),
+        }
         diff = comparison_difference(cfg, combo, folds, group) if group else None
         if diff is not None:
             low, high = diff["ci95"]

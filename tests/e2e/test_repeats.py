@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from dfu_tui.runs.state import load_state
@@ -60,12 +61,20 @@ def events(run: Path) -> list[dict]:
 
 def test_every_repeat_fold_and_the_holdout_is_a_task(repeated: Path) -> None:
     started = next(e for e in events(repeated) if e["kind"] == "run_started")
-    assert started["folds"] == 16 and started["repeats"] == 3 and started["folds_per_repeat"] == 5
-    assert started["tasks"] == [f"fold{k}-metadata" for k in range(1, 17)]
+    assert started["folds"] == 18 and started["repeats"] == 3 and started["folds_per_repeat"] == 5
+    assert started["tasks"] == [f"fold{k}-metadata" for k in range(1, 19)]
     folds = [e for e in events(repeated) if e["kind"] == "fold_finished"]
-    assert sorted(f["repeat"] for f in folds) == [0] + [1] * 5 + [2] * 5 + [3] * 5
+    assert sorted(f["repeat"] for f in folds) == [0] * 3 + [1] * 5 + [2] * 5 + [3] * 5
     holdout = next(f for f in folds if f["fold_kind"] == "holdout")
     assert holdout["fold"] == 16
+    assert [f["fold"] for f in folds if f["fold_kind"] == "casemix"] == [17, 18]
+    state = load_state(repeated)
+    assert [state.fold_name(k) for k in (15, 16, 17, 18)] == [
+        "r3 fold 5",
+        "hold-out",
+        "case-mix 1",
+        "case-mix 2",
+    ]
 
 
 def test_summary_names_its_scale_repeats_and_holdout(repeated: Path) -> None:
@@ -86,6 +95,16 @@ def test_summary_names_its_scale_repeats_and_holdout(repeated: Path) -> None:
     assert holdout["order"] == "Patient#" and holdout["n_val"] > 0
     row = holdout["combinations"][0]
     assert row["drift"] == pytest.approx(row["quadratic_kappa"] - row["cv_mean"])
+    # a patient-bootstrap interval around the hold-out score, and the gap in two parts
+    low, high = row["interval"]
+    assert low < row["quadratic_kappa"] < high
+    assert row["same_patients_cv"]["n"] == row["n"] == holdout["n_val"]
+    assert row["case_mix"] + row["era"] == pytest.approx(row["drift"])
+    verdict = combo["verdict"]
+    assert verdict["holdout"]["confirmed"] == (row["quadratic_kappa"] > 0.2)
+    assert not verdict["design"]["exploratory"]  # 15 folds
+    proc = run_dfu({**os.environ}, "show", str(repeated))
+    assert "Temporal hold-out: metadata QWK" in proc.stdout and "case mix" in proc.stdout
 
 
 def test_holdout_patients_are_the_latest_and_never_in_cv(repeated: Path) -> None:
@@ -96,11 +115,16 @@ def test_holdout_patients_are_the_latest_and_never_in_cv(repeated: Path) -> None
     cfg = load_config(repeated / "config.toml")
     table = load_dataset(cfg.dataset, modalities=[]).table
     folds = run_folds(cfg, table)
-    held = set(table.patients[folds[-1].val])
+    holdout = next(f for f in folds if f.kind == "holdout")
+    held = set(table.patients[holdout.val])
     assert min(held) > max(set(table.patients) - held)
-    for f in folds[:-1]:
-        assert not held & set(table.patients[f.val]) and not held & set(table.patients[f.train])
+    for f in folds:
         assert not set(table.patients[f.train]) & set(table.patients[f.val])
+        if f.kind == "cv":
+            assert not held & set(table.patients[f.val]) and not held & set(table.patients[f.train])
+    # the case-mix folds score exactly the held-out patients, by models that saw the rest
+    mix = [f for f in folds if f.kind == "casemix"]
+    assert len(mix) == 2 and set(table.patients[np.concatenate([f.val for f in mix])]) == held
 
 
 def test_same_seed_and_repeat_give_the_same_folds(repeated: Path) -> None:
@@ -138,7 +162,7 @@ def test_resume_mid_repeat_reruns_only_what_was_missing(repeated: Path) -> None:
     assert load_state(repeated).status == "completed"
     # folds finished before the kill keep their logged scores, scored once
     finished = [e["fold"] for e in after if e["kind"] == "fold_finished"]
-    assert sorted(finished) == list(range(1, 17))
+    assert sorted(finished) == list(range(1, 19))
     summary = json.loads((repeated / "summary.json").read_text())["combinations"][0]["folds"]
     for f in summary:
         if f["fold"] in folds:

@@ -391,3 +391,24 @@ class TestPaired:
         assert not same["distinguishable"]
         one = paired_difference([0.4], [0.3])
         assert one["folds"] == 1 and not one["distinguishable"]
+
+
+def test_same_columns_null_is_indistinguishable_from_zero(small_demo_master: Path) -> None:
+    """Point 4 of the feature comparison: with each side averaged over `radar.forest_seeds`
+    forests, the same columns with other seeds show a difference indistinguishable from 0
+    (benchmarks/forest_seeds.py prints it before and after on the full demo)."""
+    from dfu_tui.config import MetadataModelConfig
+    from dfu_tui.engine.folds import make_folds
+    from dfu_tui.engine.metadata_branch import seed_null
+    from dfu_tui.engine.paired import paired_difference, test_train_ratio
+
+    table = read(small_demo_master / CSV)
+    frame = table.frame[list(table.feature_columns)]
+    folds = [(f.train, f.val) for f in make_folds(table.labels, table.patients, 3, 42)]
+    ratio = test_train_ratio([{"n_val": len(v), "n_train": len(t)} for t, v in folds])
+    cfg = MetadataModelConfig(n_estimators=30, n_jobs=1)
+    a, b = seed_null(frame, table.labels, folds, cfg, 42, RadarConfig().forest_seeds)
+    assert a != b  # other seeds, other forests: a real null, not the same model twice
+    null = paired_difference(a, b, ratio)
+    assert not null["distinguishable"]
+    assert abs(null["mean_difference"]) < 0.1
