@@ -184,3 +184,54 @@ def test_every_shipped_config_loads_and_strategies_compares_five() -> None:
     assert {"default.toml", "quick.toml", "paper.toml", "strategies.toml"} <= set(configs)
     names = [v.name for v in configs["strategies.toml"].fusion_variants()]
     assert names == ["fixed", "learned_alpha", "tuned", "stacked", "fixed 0.50/0.50"]
+
+
+def test_the_research_notes_failure_on_the_demo(small_demo_master) -> None:
+    """The whole chain on the demo: the real forest of one fold, beside a planted image branch
+    that is perfect and over-confident on its training rows and leans to P, uninformative, on
+    every validation row (an over-fitted CNN). Learned alpha, fitted on those in-sample predictions, leans on the image branch and
+    collapses to P; fixed 0.70 / 0.30 does not. The forest's training kappa is the
+    patient-grouped inner out-of-fold one, not out-of-bag."""
+    from dfu_tui.data.dataset import load_dataset
+    from dfu_tui.engine.experiment import run_folds, train_task
+    from dfu_tui.engine.metrics import kappa
+
+    cfg = load_config(
+        None,
+        [
+            f"data.root='{small_demo_master}'",
+            "modalities.use=['metadata','thermal_map']",
+            "metadata_model.n_estimators=40",
+            "cv.folds=3",
+            "radar.enabled=false",
+        ],
+    )
+    dataset = load_dataset(cfg.dataset, modalities=[])
+    y = dataset.table.labels
+    fold = run_folds(cfg, dataset.table)[0]
+    meta = train_task(cfg, dataset, fold, "metadata", threads=1).arrays()
+    image_train = np.full((len(fold.train), 3), 0.01)
+    image_train[np.arange(len(fold.train)), y[fold.train]] = 0.98
+    image = {
+        "val_proba": np.tile([0.2, 0.6, 0.2], (len(fold.val), 1)),
+        "train_proba": image_train,
+        "oof_proba": np.zeros((0, 3)),
+    }
+    preds = {"metadata": meta, "thermal_map": image}
+    learned = evaluate_fold(cfg_of("fusion.strategy=learned_alpha"), y, fold, preds)
+    fixed = evaluate_fold(cfg, y, fold, preds)
+    (alpha,) = learned["combinations"]
+    assert alpha["mean_alpha"] < 0.5  # towards the over-confident image branch
+    assert alpha["predicted_share"]["P"] > 0.9
+    collapse = [f for f in fold_flags(learned) if f["level"] == "collapse"]
+    assert collapse and all(f["combination"] == ["metadata", "thermal_map"] for f in collapse)
+    assert not [f for f in fold_flags(fixed) if f["level"] == "collapse"]
+    # the forest's training kappa: patient-grouped inner out-of-fold, and it says so
+    branch = fixed["branches"]["metadata"]
+    grouped = kappa(y[fold.train], meta["oof_proba"].argmax(axis=1))
+    assert branch["train_kappa"] == pytest.approx(grouped)
+    assert branch["train_kappa"] != pytest.approx(
+        kappa(y[fold.train], meta["train_proba"].argmax(axis=1))
+    )  # not the out-of-bag one
+    assert "patient-grouped" in branch["train_rows"]
+    assert "in-sample" in fixed["branches"]["thermal_map"]["train_rows"]
