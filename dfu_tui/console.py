@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from types import TracebackType
 from typing import Any
 
@@ -238,8 +239,13 @@ class RunConsole:
                         f"difference {k['mean_difference']:+.3f} ± {k['sd_difference']:.3f} sd "
                         f"over {k['folds']} folds ({corrected}"
                         f"95% CI {low:+.3f} to {high:+.3f}"
-                        f"{'' if k['distinguishable'] else ', not distinguishable from 0'}; "
-                        f"{comparison['samples']} validation samples)"
+                        f"{'' if k['distinguishable'] else ', not distinguishable from 0'}"
+                        + (
+                            f", detects >= {k['mdd']:.3f} at {k['power']:.0%} power"
+                            if k.get("mdd") is not None and not math.isnan(k["mdd"])
+                            else ""
+                        )
+                        + f"; {comparison['samples']} validation samples)"
                     )
 
 

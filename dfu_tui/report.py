@@ -576,8 +576,12 @@ def _combination_table(state: RunState) -> str:
         metrics = [cast(Mapping[str, Any], f["combinations"][i]) for f in folds]
         return [float(v) for m in metrics if (v := m.get(key)) is not None]
 
+    ranked = state.criteria_means()
+    reference = next((r.reference for r in ranked.values() if r.reference), None)
+    short = "QWK" if state.metric == "quadratic_kappa" else "κ"
     rows = []
     for i, first in enumerate(folds[0]["combinations"]):
+        mine = ranked.get("+".join(first["modalities"]))
         rows.append(
             [
                 "+".join(first["modalities"]),
@@ -585,6 +589,7 @@ def _combination_table(state: RunState) -> str:
                 ms(col(i, "quadratic_kappa")),
                 ms(col(i, "accuracy")),
                 ms(col(i, "macro_f1")),
+                "-" if mine is None or mine.versus is None else f"{mine.versus:+.3f}",
                 sum(len(f["combinations"][i]["flags"]) for f in folds),
             ]
         )
@@ -595,6 +600,7 @@ def _combination_table(state: RunState) -> str:
             "quadratic kappa",
             "accuracy",
             "macro F1",
+            f"vs {reference or 'reference'} ({short}, common rows, what ranks)",
             "flags",
         ),
         rows,
