@@ -58,9 +58,11 @@ def run_entry(run: RunDir) -> dict[str, Any]:
     values: dict[int, float] = {}
     n: dict[int, int] = {}
     collapse = 0
+    all_paired = True
     for f in folds:
         c: Any = f["combinations"][index]
         paired = c.get("paired")
+        all_paired = all_paired and bool(paired)
         values[f["fold"]] = paired["fused"][metric] if paired else c[metric]
         n[f["fold"]] = paired["n"] if paired else c["n"]
         collapse += sum(fl.get("level") == "collapse" for fl in c["flags"])
@@ -95,6 +97,7 @@ def run_entry(run: RunDir) -> dict[str, Any]:
         "ci95": half,
         "n": sum(n.values()),
         "collapse_flags": collapse,
+        "rows": "every modality" if all_paired else "all rows (a log without paired scores)",
         "verdict": tiers,
         "caveats": caveat_texts(verdict) if verdict else [],
         "config": flatten(docs.config.to_dict()) if docs.config is not None else {},
@@ -181,7 +184,8 @@ def mean_text(e: dict[str, Any]) -> str:
     text = f"{mean:.3f}"
     if low is not None and not math.isnan(low):
         text += f" [{low:.2f},{high:.2f}]"
-    return text + f" n={e['n']}"
+    text += f" n={e['n']}"
+    return text if e.get("rows", "every modality") == "every modality" else text + " all rows"
 
 
 def sd_text(e: dict[str, Any]) -> str:

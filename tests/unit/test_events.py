@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from dfu_tui.runs.events import SCHEMA_VERSION, EventReader, EventWriter
 from dfu_tui.runs.state import RunState, RunWatcher, load_state
 
@@ -235,3 +237,58 @@ def test_elapsed_counts_only_the_time_a_run_was_running() -> None:
     # a stale run's clock stops at its last heartbeat
     stale = state(("run_started", 0.0), ("heartbeat", 20.0))
     assert stale.elapsed(now=400.0) == 20.0
+
+
+def test_rankings_use_the_common_reference_and_keys_name_their_scale() -> None:
+    """The issue's case in a log: metadata+thermal_map at 0.554 on its 425 rows against
+    metadata at 0.526 on 488, but metadata scores 0.544 on those 425 rows; thermal_map alone
+    scores higher on its own rows than it does against metadata on common rows."""
+    from dfu_tui.runs.state import RunState
+
+    def combo(name: list[str], own: float, n: int, mine: float, ref: float) -> dict:
+        return {
+            "modalities": name,
+            "kappa": own - 0.2,
+            "quadratic_kappa": own,
+            "n": n,
+            "flags": [],
+            "paired": {"n": n, "fused": {"quadratic_kappa": own, "kappa": own - 0.2}},
+            "reference": {
+                "name": "metadata",
+                "n": n,
+                "fused": {"quadratic_kappa": mine, "kappa": mine},
+                "reference": {"quadratic_kappa": ref, "kappa": ref},
+            },
+        }
+
+    state = RunState("r")
+    state.metric = "quadratic_kappa"
+    state.combinations = [["metadata"], ["metadata", "thermal_map"], ["thermal_map"]]
+    folds = []
+    for k in (1, 2):
+        folds.append(
+            {
+                "fold": k,
+                "fold_kind": "cv",
+                "combinations": [
+                    combo(["metadata"], 0.526, 244, 0.526, 0.526),
+                    combo(["metadata", "thermal_map"], 0.554, 212, 0.554, 0.544),
+                    combo(["thermal_map"], 0.570, 212, 0.371, 0.544),
+                ],
+            }
+        )
+    state.fold_results = folds  # type: ignore[assignment]
+    best = state.best()
+    assert best is not None and best.name == "metadata+thermal_map"  # not thermal_map, 0.570
+    assert best.versus == pytest.approx(0.010) and best.reference == "metadata"
+    assert state.best_kappa_text() == "0.554 (+0.010) n=424 best of 3"
+    doc = state.to_dict()
+    assert doc["best_mean_quadratic_kappa"] == 0.554
+    assert doc["best_versus_reference_quadratic_kappa"] == pytest.approx(0.01)
+    assert doc["best_reference"] == "metadata" and "common rows" in doc["best_ranked_by"]
+    assert "mean_kappa" not in doc and "best_mean_kappa" not in doc
+    assert set(doc["mean_unweighted_kappa_all_rows"]) == {
+        "metadata",
+        "metadata+thermal_map",
+        "thermal_map",
+    }
