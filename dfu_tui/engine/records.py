@@ -49,6 +49,7 @@ class Metrics(TypedDict):
     true_share: dict[str, float]
     confusion: list[list[int]]
     flags: list[dict[str, Any]]
+    train_rows: NotRequired[str]  # on which rows the training kappas are measured
 
 
 class PairedScores(TypedDict):
@@ -67,6 +68,8 @@ class CombinationResult(Metrics):
     fusion: dict[str, Any]
     mean_alpha: NotRequired[float]
     strategies: NotRequired[list[dict[str, Any]]]  # every fusion of `fusion.compare`
+    reference: NotRequired[dict[str, Any]]  # it and the common reference on common rows
+    interval: NotRequired[list[float] | None]  # the hold-out's patient-bootstrap interval
 
 
 class FoldResult(TypedDict):

@@ -190,8 +190,9 @@ def test_the_research_notes_failure_on_the_demo(small_demo_master) -> None:
     """The whole chain on the demo: the real forest of one fold, beside a planted image branch
     that is perfect and over-confident on its training rows and leans to P, uninformative, on
     every validation row (an over-fitted CNN). Learned alpha, fitted on those in-sample
-    predictions, leans on the image branch and collapses to P; fixed 0.70 / 0.30 does not. The forest's training kappa is the
-    patient-grouped inner out-of-fold one, not out-of-bag."""
+    predictions, leans on the image branch and collapses to P; fixed 0.70 / 0.30 does not.
+    The forest's training kappa is the patient-grouped inner out-of-fold one, not
+    out-of-bag."""
     from dfu_tui.data.dataset import load_dataset
     from dfu_tui.engine.experiment import run_folds, train_task
     from dfu_tui.engine.metrics import kappa
