@@ -76,6 +76,8 @@ def feature_caveats(cfg: Config, combo: list[str], folds: list[dict[str, Any]]) 
         by_column.setdefault(column, {})[rule] = hit
     for column, rules in sorted(by_column.items()):
         hit = set().union(*rules.values())
+        if "treatment_feature" not in rules and len(hit) < max(2, math.ceil(n / 4)):
+            continue  # dominant in a fold or two of many: the radar's flags show it
         rule = "treatment_feature" if "treatment_feature" in rules else "dominant_feature"
         what = " and ".join(
             w
@@ -161,24 +163,48 @@ def run_caveats(
 
 
 def holdout_caveat(cfg: Config, row: dict[str, Any]) -> dict[str, Any] | None:
-    """A hold-out below the minimum threshold: the verdict is not confirmed on later
-    patients (`row`: the combination's hold-out entry of the summary)."""
+    """What the temporal hold-out says against the verdict (`row`: the combination's
+    hold-out entry of the summary), None when nothing: at or below the minimum, it is not
+    confirmed on later patients; its patient-bootstrap interval below the CV mean, it
+    disagrees with CV (with the gap's case-mix / era split); its interval reaching the
+    minimum, it is not conclusive."""
     metric = cfg.criteria.metric
     value = row.get(metric)
-    if value is None or math.isnan(value) or value > cfg.criteria.minimum_kappa:
+    if value is None or math.isnan(value):
         return None
+    least = cfg.criteria.minimum_kappa
     ci = row.get("interval") or [None, None]
     interval = (
         f" (patient bootstrap 95% CI {ci[0]:.3f} to {ci[1]:.3f})" if ci[0] is not None else ""
     )
-    return {
-        "kind": "holdout",
-        "text": (
-            f"not confirmed on later patients: temporal hold-out {SHORT[metric]} {value:.3f}"
-            f"{interval}, n={row.get('n')}, at or below the minimum "
-            f"{cfg.criteria.minimum_kappa:.2f}"
-        ),
-    }
+    short = SHORT[metric]
+    said = f"temporal hold-out {short} {value:.3f}{interval}, n={row.get('n')}"
+    cv_mean = row.get("cv_mean")
+    split = (
+        f"; of its gap {row['drift']:+.3f} from CV, case mix {row['case_mix']:+.3f} (the same "
+        f"patients by grouped CV: {row['same_patients_cv'][metric]:.3f}) and era "
+        f"{row['era']:+.3f}"
+        if row.get("case_mix") is not None and row.get("drift") is not None
+        else ""
+    )
+    if value <= least:
+        kind, text = (
+            "holdout",
+            (f"not confirmed on later patients: {said}, at or below the minimum {least:.2f}"),
+        )
+    elif ci[1] is not None and cv_mean is not None and ci[1] < cv_mean:
+        kind, text = (
+            "holdout_disagrees",
+            (f"the later patients disagree with CV: {said} lies below the CV mean {cv_mean:.3f}"),
+        )
+    elif ci[0] is not None and ci[0] <= least:
+        kind, text = (
+            "holdout_uncertain",
+            (f"not conclusive on later patients: {said} reaches the minimum {least:.2f}"),
+        )
+    else:
+        return None
+    return {"kind": kind, "confirmed": kind != "holdout", "text": text + split}
 
 
 def selection_text(selected: dict[str, Any]) -> str:

@@ -847,7 +847,8 @@ def holdout_summary(
 
 
 def confirm_on_holdout(cfg: Config, v: dict[str, Any], row: Mapping[str, Any]) -> None:
-    """Mark a verdict confirmed or not on later patients, with a caveat when not."""
+    """Mark a verdict confirmed or not on later patients, with a caveat when the hold-out
+    misses the minimum, disagrees with CV or is not conclusive."""
     from dfu_tui.engine.caveats import holdout_caveat
 
     caveat = holdout_caveat(cfg, dict(row))
@@ -856,7 +857,7 @@ def confirm_on_holdout(cfg: Config, v: dict[str, Any], row: Mapping[str, Any]) -
         "interval": row.get("interval"),
         "n": row.get("n"),
         "threshold": cfg.criteria.minimum_kappa,
-        "confirmed": caveat is None,
+        "confirmed": caveat is None or caveat["confirmed"],
     }
     if caveat is not None:
         v.setdefault("caveats", []).append(caveat)

@@ -50,18 +50,22 @@ def test_one_caveat_per_column_with_the_measured_difference() -> None:
         fold(1, [TREAT, DOM, COLON], [0.40, 0.30]),
         fold(2, [TREAT], [0.42, 0.31]),
         fold(3, [IDENTITY], [0.38, 0.30]),
+        fold(4, [IDENTITY], [0.38, 0.30]),
     ]
     caveats = {c["feature"]: c for c in feature_caveats(cfg, ["metadata"], folds)}
     # a column with a colon in its name is read whole, not cut at its first colon
     assert set(caveats) == {"Dressing Grouped", "Offloading: Scotcast Boot or RCW", "DFU#"}
     dressing = caveats["Dressing Grouped"]
     assert dressing["rules"] == ["dominant_feature", "treatment_feature"]
-    assert dressing["folds"] == 2 and "in 2 of 3 folds" in dressing["text"]
-    assert abs(dressing["difference"]["mean"] - (0.10 + 0.11 + 0.08) / 3) < 1e-9
+    assert dressing["folds"] == 2 and "in 2 of 4 folds" in dressing["text"]
+    assert abs(dressing["difference"]["mean"] - (0.10 + 0.11 + 0.08 + 0.08) / 4) < 1e-9
     assert "carried by treatment" in dressing["text"] and "QWK" in dressing["text"]
     assert caveats["Offloading: Scotcast Boot or RCW"]["group"] == "treatment"
     # a column in the identity group: no comparison of that group in this run, offered
     assert "--compare-features identity" in caveats["DFU#"]["text"]
+    # a dominant (not treatment) column in one fold of many is the radar's business only
+    once = feature_caveats(cfg, ["metadata"], [*folds[:3], fold(4, [])])
+    assert "DFU#" not in {c["feature"] for c in once}
     # image alone: the metadata radar is not its caveat
     assert feature_caveats(cfg, ["thermal_map"], folds) == []
 
@@ -89,4 +93,22 @@ def test_power_and_holdout_caveats() -> None:
     caveat = holdout_caveat(cfg, low)
     assert caveat is not None and "not confirmed on later patients" in caveat["text"]
     assert "-0.050 to 0.370" in caveat["text"] and "n=87" in caveat["text"]
-    assert holdout_caveat(cfg, {**low, "quadratic_kappa": 0.3}) is None
+    assert caveat["kind"] == "holdout" and not caveat["confirmed"]
+    # above the minimum but its interval reaches it: not conclusive, still confirmed
+    unsure = holdout_caveat(cfg, {**low, "quadratic_kappa": 0.3, "cv_mean": 0.35})
+    assert unsure is not None and unsure["kind"] == "holdout_uncertain" and unsure["confirmed"]
+    # the whole interval below the CV mean: the later patients disagree, with the split
+    split = {"drift": -0.384, "case_mix": -0.281, "era": -0.103}
+    disagree = {
+        "quadratic_kappa": 0.30,
+        "interval": [0.22, 0.375],
+        "n": 103,
+        "cv_mean": 0.603,
+        "same_patients_cv": {"quadratic_kappa": 0.322},
+        **split,
+    }
+    caveat = holdout_caveat(cfg, disagree)
+    assert caveat is not None and caveat["kind"] == "holdout_disagrees"
+    assert "case mix -0.281" in caveat["text"] and "era -0.103" in caveat["text"]
+    agree = {**disagree, "interval": [0.25, 0.70]}
+    assert holdout_caveat(cfg, agree) is None
