@@ -19,6 +19,7 @@ from rich.table import Table
 
 from dfu_tui import __version__
 from dfu_tui.errors import InputError
+from dfu_tui.paths import UnsafePath
 
 if TYPE_CHECKING:
     from dfu_tui.config import Config
@@ -165,6 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except UnsafePath as exc:  # a run file that is a link, a FIFO, another user's...
+        err.print(f"error: {exc}; not touched", markup=False)
+        return EXIT_BAD_INPUT
     except OSError as exc:
         if exc.errno not in SYSTEM_ERRNOS:
             raise
@@ -524,6 +528,15 @@ def _check_ray_address(cfg: Config) -> None:
             raise InputError(problem)
 
 
+def own_run(run: RunDir) -> RunDir:
+    """The run, once its folder is checked to be this user's (before writing into it or
+    acting on its processes); another user's folder is one line, exit 2."""
+    from dfu_tui.paths import require_own_dir
+
+    require_own_dir(run.path)
+    return run
+
+
 def resolve_run(name: str, runs_dir: Path) -> RunDir:
     """A run given by its directory, its id in the runs directory, or a unique id prefix.
 
@@ -567,7 +580,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from dfu_tui.runs.fingerprint import differences, run_fingerprint
     from dfu_tui.runs.supervisor import is_locked
 
-    run = resolve_run(args.run, args.runs_dir)
+    run = own_run(resolve_run(args.run, args.runs_dir))
     if is_locked(run):
         raise InputError(f"{run.path}: run is already running; stop it first or wait")
     cfg = load_config(run.config)
@@ -688,7 +701,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
     """Move a run into `RUNS/.trash/` (never a running one); `restore` brings it back."""
     from dfu_tui.runs.archive import archive_run
 
-    run = resolve_run(args.run, args.runs_dir)
+    run = own_run(resolve_run(args.run, args.runs_dir))
     target = archive_run(run)
     out.print(
         f"{run.run_id}: archived to {target}; dfu-tui restore {run.run_id} brings it back",
@@ -714,7 +727,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     """Name a run, add or remove tags; prints the run's labels. Nothing else is touched."""
     from dfu_tui.runs.labels import edited, read_labels, write_labels
 
-    run = resolve_run(args.run, args.runs_dir)
+    run = own_run(resolve_run(args.run, args.runs_dir))
     labels = read_labels(run.path)
     if args.name is not None or args.add or args.remove:
         labels = edited(labels, args.name, args.add, args.remove)
@@ -731,7 +744,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     """SIGTERM to the supervisor's process group, SIGKILL after the grace period."""
     from dfu_tui.runs.control import stop_run
 
-    run = resolve_run(args.run, args.runs_dir)
+    run = own_run(resolve_run(args.run, args.runs_dir))
     status, seconds = stop_run(run, args.grace)
     out.print(f"{run.run_id}: {status} after {seconds:.1f} s", markup=False)
     return EXIT_OK
@@ -812,13 +825,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     run = resolve_run(args.run, args.runs_dir)
     text = export_run(run, args.format)
-    if args.output is None:
+    if args.output is None or str(args.output) == "-":
         sys.stdout.write(text)
     else:
         from dfu_tui.paths import write_output
 
-        write_output(args.output, text, "export")
-        err.print(f"wrote {args.output}", markup=False)
+        replaced = write_output(args.output, text, "export")
+        err.print(f"{'replaced' if replaced else 'wrote'} {args.output}", markup=False)
     return EXIT_OK
 
 
@@ -828,9 +841,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from dfu_tui.report import build_report
 
     run = resolve_run(args.run, args.runs_dir)
+    if args.output is None:
+        own_run(run)  # the report goes into the run's folder: it must be ours
     output: Path = args.output if args.output is not None else run.report
-    write_output(output, build_report(run), "report")
-    err.print(f"wrote {output}", markup=False)
+    replaced = write_output(output, build_report(run), "report")
+    err.print(f"{'replaced' if replaced else 'wrote'} {output}", markup=False)
     return EXIT_OK
 
 

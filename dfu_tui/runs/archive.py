@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from dfu_tui.errors import InputError
-from dfu_tui.paths import private_dir
+from dfu_tui.paths import private_dir, require_own_dir
 from dfu_tui.runs.rundir import RunDir
 
 TRASH = ".trash"
@@ -24,6 +24,7 @@ def archive_run(run: RunDir) -> Path:
 
     if run.path.is_symlink() or not run.path.is_dir():
         raise InputError(f"{run.path}: not a run folder")
+    require_own_dir(run.path)
     trash = trash_dir(run.path.parent)
     if trash.is_symlink() or (trash.exists() and trash.stat().st_uid != os.getuid()):
         raise InputError(f"{trash}: a link or another user's folder; not archiving into it")

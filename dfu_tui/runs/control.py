@@ -37,7 +37,11 @@ def _ours(run: RunDir) -> tuple[list[int], list[int]]:
 
 
 def stop_run(run: RunDir, grace: float = 10.0, poll: float = 0.1) -> tuple[str, float]:
-    """Stop a run; return its final status and the seconds it took to reach it."""
+    """Stop a run; return its final status and the seconds it took to reach it. Another
+    user's run folder is never acted on (InputError)."""
+    from dfu_tui.paths import require_own_dir
+
+    require_own_dir(run.path)
     start = time.monotonic()
     supervisors, workers = _ours(run)
     if not supervisors and not workers:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dfu_tui.paths import PRIVATE_FILE_MODE
+from dfu_tui.paths import PRIVATE_FILE_MODE, open_own
 from dfu_tui.runs.records import EVENT_TYPES
 
 SCHEMA_VERSION = 1
@@ -46,7 +47,8 @@ class EventWriter:
 
     def __init__(self, path: Path, listeners: list[Listener] | None = None) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+        # never through a link, never into a FIFO, device or another user's file
+        self._fd = open_own(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
         self.listeners = listeners or []
         self._lock = threading.Lock()
         self._terminate_torn_line()
@@ -55,12 +57,10 @@ class EventWriter:
         """A line cut by a crash or a full disk is ended before anything is appended, so the
         next event is not glued to it (the reader then skips the torn line alone)."""
         try:
-            with open(self.path, "rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                if fh.tell() == 0:
-                    return
-                fh.seek(-1, os.SEEK_END)
-                last = fh.read(1)
+            size = os.fstat(self._fd).st_size
+            if size == 0:
+                return
+            last = _last_byte(self.path, size)
         except OSError:
             return
         if last != b"\n":
@@ -79,6 +79,30 @@ class EventWriter:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def read_regular(path: Path, offset: int = 0) -> bytes:
+    """The bytes of a regular file from `offset`: never through a symbolic link and never
+    waiting on a FIFO (OSError for anything that is not a regular file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path}: not a regular file")
+        os.lseek(fd, offset, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _last_byte(path: Path, size: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        return os.pread(fd, 1, size - 1)
+    finally:
+        os.close(fd)
 
 
 def usable(event: Any) -> bool:
@@ -102,10 +126,8 @@ class EventReader:
     def read_new(self) -> list[Event]:
         """The complete events appended since the last call."""
         try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read()
-        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            data = read_regular(self.path, self.offset)
+        except OSError:  # missing, unreadable, a link, a FIFO, a folder: nothing to read
             return []
         end = data.rfind(b"\n")
         if end < 0:

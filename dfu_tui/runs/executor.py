@@ -64,10 +64,15 @@ class LocalProcessExecutor:
         return can_start(_is_image(task_id), self.slots)
 
     def submit(self, run_dir: Path, task_id: str, threads: int) -> None:
+        from dfu_tui.paths import check_own_dir, open_own
+
         logs = run_dir / "logs"
         logs.mkdir(mode=0o700, exist_ok=True)
+        check_own_dir(
+            logs, follow=False
+        )  # a link to elsewhere, or another user's folder: not written
         log = logs / f"{task_id}.log"
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = open_own(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         env = {
             **os.environ,
             "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),

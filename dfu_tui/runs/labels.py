@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dfu_tui.errors import InputError
-from dfu_tui.paths import atomic_write_text
+from dfu_tui.paths import atomic_write_text, require_own_dir
 
 MAX_NAME = 60
 TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,31}")
@@ -91,6 +91,7 @@ def read_labels(run: Path) -> Labels:
 
 def write_labels(run: Path, labels: Labels) -> None:
     """Save a run's labels (atomically, private like every run file)."""
+    require_own_dir(run)
     doc = {"name": labels.name, "tags": list(labels.tags)}
     atomic_write_text(labels_path(run), json.dumps(doc, indent=2) + "\n")
 

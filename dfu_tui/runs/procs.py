@@ -8,7 +8,12 @@ trusted (ids are reused after a reboot or a wrap-around).
 What a supervisor starts that does not name the run on its command line (a local Ray
 instance: its servers, agents and worker processes, some of which outlive a killed
 supervisor as orphans and ignore SIGTERM) is recorded in the run's `processes.json` by
-identity: pid, boot and start time, which together name one process for good.
+identity (pid, boot and start time, which together name one process for good) and by the
+supervisor's secret: a random token it puts in its own environment (`DFU_TUI_RUN_TOKEN`),
+which everything it starts inherits. Identity is public (/proc), so it proves nothing on its
+own; a recorded process is signalled only while it is this user's and its environment (which
+only its owner and root can read) holds the recorded token. `processes.json` is read only as
+a small regular file of ours.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import time
 from dataclasses import dataclass
@@ -114,37 +120,85 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def _read_started(run_dir: Path) -> dict[str, str]:
+TOKEN_ENV = "DFU_TUI_RUN_TOKEN"
+STARTED_LIMIT = 1 << 20  # a process record is small; a bigger file is not ours to parse
+
+
+def run_token() -> str:
+    """This supervisor's secret, made once and put in its environment (inherited by every
+    process it starts)."""
+    token = os.environ.get(TOKEN_ENV, "")
+    if len(token) != 32 or not all(c in "0123456789abcdef" for c in token):
+        token = secrets.token_hex(16)
+        os.environ[TOKEN_ENV] = token
+    return token
+
+
+def has_token(pid: int, token: str) -> bool:
+    """Whether a live process's environment holds `TOKEN_ENV=token` (only its owner and
+    root can read it)."""
+    if not token:
+        return False
     try:
-        doc = json.loads((run_dir / STARTED_FILE).read_text(encoding="utf-8"))
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return f"{TOKEN_ENV}={token}".encode() in environ.split(b"\0")
+
+
+def _read_started(run_dir: Path) -> dict[str, tuple[str, str]]:
+    """pid -> (identity, token) from the run's record; a record written before tokens (or
+    anything damaged, linked or not ours) gives nothing to trust."""
+    from dfu_tui.paths import read_own_bytes
+
+    try:
+        doc = json.loads(read_own_bytes(run_dir / STARTED_FILE, STARTED_LIMIT).decode("utf-8"))
     except (OSError, ValueError):
         return {}  # none recorded, or damaged: nothing is trusted from it
     if not isinstance(doc, dict):
         return {}
-    return {str(k): str(v) for k, v in doc.items()}
+    out = {}
+    for pid, entry in doc.items():
+        if isinstance(entry, dict) and isinstance(entry.get("identity"), str):
+            token = entry.get("token")
+            out[str(pid)] = (entry["identity"], token if isinstance(token, str) else "")
+    return out
 
 
-def record_started(run_dir: Path, pids: list[int]) -> None:
-    """Add processes this supervisor started to the run's record (pid -> identity); the
-    recorded processes that are gone (or whose pid is another process now) are dropped."""
+def record_started(run_dir: Path, pids: list[int], token: str | None = None) -> None:
+    """Add processes this supervisor started to the run's record (pid -> identity and the
+    supervisor's token, `run_token()` by default); only processes holding that token are
+    recorded, and recorded processes that are gone (or whose pid is another process now)
+    are dropped."""
     from dfu_tui.paths import atomic_write_text
 
+    token = token or run_token()
     known = _read_started(run_dir)
-    kept = {k: v for k, v in known.items() if k.isdigit() and identity(int(k)) == v}
-    record = {**kept, **{str(p): i for p in pids if (i := identity(p))}}
-    if record != known:
+    kept = {
+        k: {"identity": i, "token": t}
+        for k, (i, t) in known.items()
+        if k.isdigit() and identity(int(k)) == i
+    }
+    new = {
+        str(p): {"identity": i, "token": token}
+        for p in pids
+        if (i := identity(p)) and has_token(p, token)
+    }
+    record = {**kept, **new}
+    if record != {k: {"identity": i, "token": t} for k, (i, t) in known.items()}:
         atomic_write_text(run_dir / STARTED_FILE, json.dumps(record, indent=0))
 
 
 def _recorded(run_dir: Path) -> list[int]:
-    """The recorded processes that are still the very processes recorded, and this user's."""
+    """The recorded processes that are still the very processes recorded, this user's, and
+    hold the token they were recorded with."""
     uid = os.getuid()
     live = []
-    for pid, ident in _read_started(run_dir).items():
+    for pid, (ident, token) in _read_started(run_dir).items():
         if not pid.isdigit() or identity(int(pid)) != ident:
             continue
         with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}").stat().st_uid == uid:
+            if Path(f"/proc/{pid}").stat().st_uid == uid and has_token(int(pid), token):
                 live.append(int(pid))
     return live
 

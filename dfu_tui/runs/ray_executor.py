@@ -249,8 +249,11 @@ class RayExecutor:
     # -- results and progress
 
     def _log(self, task_id: str) -> Path:
+        from dfu_tui.paths import check_own_dir
+
         logs = self.run.path / "logs"
         logs.mkdir(mode=0o700, exist_ok=True)
+        check_own_dir(logs, follow=False)
         return logs / f"{task_id}.log"
 
     def _collect(self, task_id: str, ref: Any) -> TaskOutcome:
@@ -260,7 +263,9 @@ class RayExecutor:
             result, node = self._ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - a task's failure is its outcome
             text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            log.write_text(text.splitlines()[-1] + "\n", encoding="utf-8")
+            from dfu_tui.paths import write_own_text
+
+            write_own_text(log, text.splitlines()[-1] + "\n")
             return TaskOutcome(task_id, 1, log)
         save_predictions(self.run.prediction_file(number, branch), **result.arrays())
         self.events.emit(

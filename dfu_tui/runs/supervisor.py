@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -22,10 +23,10 @@ from typing import IO, TYPE_CHECKING, cast
 
 from dfu_tui.config import Config, load_config
 from dfu_tui.errors import InputError
-from dfu_tui.paths import PRIVATE_FILE_MODE
-from dfu_tui.runs.events import Event, EventReader, EventWriter
+from dfu_tui.paths import PRIVATE_FILE_MODE, open_own
+from dfu_tui.runs.events import Event, EventReader, EventWriter, read_regular
 from dfu_tui.runs.executor import Executor, LocalProcessExecutor, tail
-from dfu_tui.runs.procs import SUPERVISOR_MODULE
+from dfu_tui.runs.procs import SUPERVISOR_MODULE, run_token
 from dfu_tui.runs.rundir import RunDir
 from dfu_tui.runs.tasks import fold_of, output_valid, plan, score_fold
 
@@ -44,7 +45,7 @@ class RunLock:
         self._fh: IO[str] | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        fd = open_own(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)  # no link, no FIFO
         fh = os.fdopen(fd, "r+", encoding="utf-8")
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -68,16 +69,21 @@ class RunLock:
 
 def is_locked(run: RunDir) -> bool:
     """Whether a live supervisor holds the run's lock."""
-    path = run.lock
-    if not path.exists():
+    try:  # a lock that is a link, a FIFO or a folder is nobody's lock
+        fd = os.open(run.lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
         return False
-    with open(path, "r+", encoding="utf-8") as fh:
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return False
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def make_executor(cfg: Config, run: RunDir, events: EventWriter) -> Executor:
@@ -106,6 +112,7 @@ class Supervisor:
         self.heartbeat = heartbeat
         self.on_event = on_event
         self.events = EventWriter(run.events)
+        run_token()  # in our environment before anything is started: what proves it ours
         self.executor: Executor = executor or make_executor(self.cfg, run, self.events)
         self.reader = EventReader(run.events)
         self.cancel_requested = threading.Event()
@@ -329,7 +336,7 @@ def disk_full(path: Path, below: int = 1_000_000) -> bool:
 
 def spawn_detached(run: RunDir, jobs: int, resume: bool = False) -> subprocess.Popen[bytes]:
     """Start a supervisor in its own session, detached from this terminal."""
-    log = os.open(run.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+    log = open_own(run.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
     cmd = [sys.executable, "-m", SUPERVISOR_MODULE, str(run.path.resolve())]
     cmd += ["--jobs", str(jobs)]
     proc = subprocess.Popen(
@@ -349,7 +356,7 @@ def lock_holder(run: RunDir) -> int | None:
     if not is_locked(run):
         return None
     try:
-        return int(run.lock.read_text(encoding="utf-8").strip() or 0) or None
+        return int(read_regular(run.lock)[:64].decode("ascii").strip() or 0) or None
     except (OSError, ValueError):
         return None
 

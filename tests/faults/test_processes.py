@@ -83,25 +83,35 @@ def test_stop_ends_what_a_killed_supervisor_left_and_only_that(tmp_path: Path) -
     """What a supervisor starts without naming the run on its command line (a local Ray
     instance and its workers, some of which ignore SIGTERM) is recorded by identity; after
     the supervisor was killed, stop ends exactly those processes, never a reused pid."""
-    from dfu_tui.runs.procs import STARTED_FILE, descendants, identity, record_started
+    from dfu_tui.runs.procs import (
+        STARTED_FILE,
+        TOKEN_ENV,
+        descendants,
+        identity,
+        record_started,
+    )
 
     run = tmp_path / CANCELLED
     shutil.copytree(FIXTURES / CANCELLED, run)
+    token = "0123456789abcdef" * 2
 
-    def start(command: list[str]) -> subprocess.Popen:
-        return subprocess.Popen(command, start_new_session=True)
+    def start(command: list[str], secret: str | None = token) -> subprocess.Popen:
+        env = {**os.environ, **({TOKEN_ENV: secret} if secret else {})}
+        return subprocess.Popen(command, start_new_session=True, env=env)
 
     ignores_term = start(["bash", "-c", "trap '' TERM; sleep 60 & wait"])
     ours = [start(["sleep", "60"]), ignores_term]
-    strangers = [start(["sleep", "60"]), start(["sleep", "60"])]
+    # strangers: one whose pid the record names with an older identity (a reused pid), one
+    # named with its true identity but started by someone else (no token: identity is
+    # public in /proc and proves nothing)
+    strangers = [start(["sleep", "60"]), start(["sleep", "60"], secret=None)]
     try:
         wait_for(lambda: len(descendants(ignores_term.pid)) == 1)  # its sleep
-        record_started(run, [p.pid for p in ours] + descendants(ignores_term.pid))
-        # a recorded pid that is now another process (reused): the recorded one started
-        # earlier than the process that has its pid now
+        record_started(run, [p.pid for p in ours] + descendants(ignores_term.pid), token)
         doc = json.loads((run / STARTED_FILE).read_text())
         boot, ticks = identity(strangers[0].pid).split(":")
-        doc[str(strangers[0].pid)] = f"{boot}:{int(ticks) - 100}"
+        doc[str(strangers[0].pid)] = {"identity": f"{boot}:{int(ticks) - 100}", "token": token}
+        doc[str(strangers[1].pid)] = {"identity": identity(strangers[1].pid), "token": token}
         doc["not-a-pid"] = "x"
         (run / STARTED_FILE).write_text(json.dumps(doc))
         found = {p.pid: p.role for p in run_processes(run)}
@@ -129,7 +139,19 @@ def test_a_damaged_process_record_trusts_nothing(tmp_path: Path) -> None:
 
     stranger = subprocess.Popen(["sleep", "60"])
     try:
-        for text in ("{", "[1, 2]", json.dumps({str(stranger.pid): "0:0"}), ""):
+        from dfu_tui.runs.procs import identity
+
+        true = identity(stranger.pid)
+        for text in (
+            "{",
+            "[1, 2]",
+            json.dumps({str(stranger.pid): "0:0"}),
+            json.dumps({str(stranger.pid): true}),  # the format before tokens
+            json.dumps({str(stranger.pid): {"identity": true, "token": "guess"}}),
+            json.dumps({str(stranger.pid): {"identity": true, "token": ""}}),
+            json.dumps({str(stranger.pid): {"identity": true, "token": ["x"]}}),
+            "",
+        ):
             (tmp_path / STARTED_FILE).write_text(text)
             assert run_processes(tmp_path) == []
     finally:
@@ -213,21 +235,24 @@ def test_a_literal_prefix_still_finds_its_run(tmp_path: Path) -> None:
 def test_the_process_record_keeps_only_live_processes(tmp_path: Path) -> None:
     """Across resumes a run records new processes; a recorded one that is gone, or whose
     pid is another process now, is dropped, and a reused pid gets its new identity."""
-    from dfu_tui.runs.procs import STARTED_FILE, identity, record_started
+    from dfu_tui.runs.procs import STARTED_FILE, TOKEN_ENV, identity, record_started
 
-    first, second = subprocess.Popen(["sleep", "60"]), subprocess.Popen(["sleep", "60"])
+    token = "fedcba9876543210" * 2
+    env = {**os.environ, TOKEN_ENV: token}
+    first = subprocess.Popen(["sleep", "60"], env=env)
+    second = subprocess.Popen(["sleep", "60"], env=env)
     try:
-        record_started(tmp_path, [first.pid])
+        record_started(tmp_path, [first.pid], token)
         first.kill()
         first.wait()
         # as if `second` had got a recorded pid back: an old identity under its pid
         doc = json.loads((tmp_path / STARTED_FILE).read_text())
         boot, ticks = identity(second.pid).split(":")
-        doc[str(second.pid)] = f"{boot}:{int(ticks) - 100}"
+        doc[str(second.pid)] = {"identity": f"{boot}:{int(ticks) - 100}", "token": token}
         (tmp_path / STARTED_FILE).write_text(json.dumps(doc))
-        record_started(tmp_path, [second.pid])
+        record_started(tmp_path, [second.pid], token)
         assert json.loads((tmp_path / STARTED_FILE).read_text()) == {
-            str(second.pid): identity(second.pid)
+            str(second.pid): {"identity": identity(second.pid), "token": token}
         }
         assert [p.pid for p in run_processes(tmp_path)] == [second.pid]
     finally:
