@@ -753,17 +753,22 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Every run (or one) from its directory: state, progress, ETA, kappa, flags."""
     from dfu_tui.runs.rundir import RunDir
-    from dfu_tui.runs.state import SCALE_KEYS, load_state
+    from dfu_tui.runs.state import SCALE_KEYS, UNREADABLE, load_state
 
+    unreadable: list[Path] = []
     if args.run is not None:
         runs = [resolve_run(args.run, args.runs_dir).path]
     else:
-        runs = (
-            sorted(p for p in args.runs_dir.glob("*") if RunDir(p).is_run())
-            if args.runs_dir.is_dir()
-            else []
-        )
+        try:
+            found = sorted(args.runs_dir.glob("*")) if args.runs_dir.is_dir() else []
+        except OSError:
+            found = []
+        runs = [p for p in found if RunDir(p).is_run()]
+        unreadable = [p for p in found if RunDir(p).unreadable()]
     states = [load_state(p).to_dict() for p in runs]
+    # another user's runs: listed, never read
+    states += [{"run_id": p.name, "status": UNREADABLE} for p in unreadable]
+    states.sort(key=lambda s: s["run_id"])
     if args.json:
         print(json.dumps(states if not args.run else states[0], indent=2))
         return EXIT_OK
@@ -784,6 +789,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     ):
         table.add_column(col, no_wrap=col == "run")
     for s in states:
+        if s["status"] == UNREADABLE:
+            table.add_row(escape(s["run_id"]), UNREADABLE, *("-" * 7))
+            continue
         combos = s["combinations"]
         label = "+".join(combos[0]) if len(combos) == 1 else f"{len(combos)} combinations"
         kappa = "-"

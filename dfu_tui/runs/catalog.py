@@ -17,7 +17,7 @@ from dfu_tui.errors import InputError
 from dfu_tui.runs.events import Event, EventReader
 from dfu_tui.runs.labels import Labels, labels_path, read_labels
 from dfu_tui.runs.rundir import RunDir
-from dfu_tui.runs.state import RunState, well_formed
+from dfu_tui.runs.state import UNREADABLE, RunState, well_formed
 
 # Events after which a run's summary.json may have been written (or rewritten).
 ENDINGS = ("run_finished", "run_failed", "run_cancelled")
@@ -42,6 +42,7 @@ class CatalogUpdate:
     skipped: dict[str, int] = field(default_factory=dict)
     docs: dict[str, RunDocs] = field(default_factory=dict)
     gone: set[str] = field(default_factory=set)  # runs whose folder went (archived)
+    unreadable: set[str] = field(default_factory=set)  # folders we may not look into
     back: set[str] = field(default_factory=set)  # ... and came back (restored)
 
     def merge(self, later: CatalogUpdate) -> None:
@@ -53,6 +54,7 @@ class CatalogUpdate:
         self.docs.update(later.docs)
         self.gone = (self.gone - later.back) | later.gone
         self.back = (self.back - later.gone) | later.back
+        self.unreadable = later.unreadable
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -101,15 +103,20 @@ class RunCatalog:
         just ended. Reads files; changes no state."""
         update = CatalogUpdate()
         present: set[str] = set()
-        if self.runs_dir.is_dir():
-            for path in sorted(self.runs_dir.iterdir()):
-                run = RunDir(path)
-                if not run.is_run():
-                    continue
-                present.add(path.name)
-                if path.name not in self._readers:
-                    self._readers[path.name] = EventReader(run.events)
-                    update.events[path.name] = []
+        try:
+            paths = sorted(self.runs_dir.iterdir()) if self.runs_dir.is_dir() else []
+        except OSError:  # a runs folder we may not list: nothing to show, nothing to crash
+            paths = []
+        for path in paths:
+            run = RunDir(path)
+            if not run.is_run():
+                if run.unreadable():
+                    update.unreadable.add(path.name)
+                continue
+            present.add(path.name)
+            if path.name not in self._readers:
+                self._readers[path.name] = EventReader(run.events)
+                update.events[path.name] = []
         for run_id in self._readers:
             if run_id not in present and run_id not in self._gone:
                 update.gone.add(run_id)
@@ -158,6 +165,9 @@ class RunCatalog:
             changed.add(run_id)
         for run_id, docs in update.docs.items():
             self.docs[run_id] = docs
+            changed.add(run_id)
+        for run_id in update.unreadable - set(self.states):
+            self.states[run_id] = RunState(run_id, status=UNREADABLE)
             changed.add(run_id)
         # an archived run leaves the lists; its state stays for a screen still showing it
         self.removed = (self.removed | update.gone) - update.back

@@ -97,8 +97,22 @@ class RunDir:
         return self.path / "report.html"
 
     def is_run(self) -> bool:
-        """Whether this folder holds a run (its event log exists)."""
-        return self.events.is_file()
+        """Whether this folder holds a run (its event log exists and can be seen)."""
+        try:
+            return self.events.is_file()
+        except OSError:  # a folder we may not enter (another user's run): not ours to read
+            return False
+
+    def unreadable(self) -> bool:
+        """Whether this is a folder we may not look into (another user's run, 0700): listed
+        as "not readable", never read or touched."""
+        try:
+            self.events.stat()
+        except PermissionError:
+            return True
+        except OSError:
+            return False
+        return False
 
 
 def create_run_dir(runs_dir: Path, cfg: Config) -> RunDir:

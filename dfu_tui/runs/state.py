@@ -49,6 +49,10 @@ def well_formed(e: Event) -> bool:
     return True
 
 
+#: The status of a run folder this user may not look into (another user's run).
+UNREADABLE = "not readable"
+
+
 class Ranked(NamedTuple):
     """A combination as rankings see it: its mean on its own paired rows, samples, folds
     with a collapse, and its mean paired difference from the common reference (None when

@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from dfu_tui.runs.labels import Labels
-from dfu_tui.runs.state import RunState
+from dfu_tui.runs.state import UNREADABLE, RunState
 from dfu_tui.tui.format import duration
 from dfu_tui.tui.messages import (
     ArchiveRun,
@@ -157,7 +157,12 @@ class RunsScreen(DfuScreen):
         if table.row_count == 0:
             return None
         key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
-        return str(key.value)
+        run_id = str(key.value)
+        state = self.context.catalog.states.get(run_id)
+        if state is not None and state.status == UNREADABLE:
+            self.notify(f"{run_id}: not readable (another user's run); nothing to do")
+            return None
+        return run_id
 
     # -- actions
 

@@ -1,0 +1,230 @@
+"""A machine shared with colleagues, often as root (issue 20): a path we write to, a run folder
+and its files are untrusted until checked. Tests that need another user use `nobody`
+(chown as root; `setpriv` to act as them) and are skipped when not root."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, run_dfu
+from tests.tui.conftest import CANCELLED, COMPLETED, FIXTURES
+
+NOBODY = 65534
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+
+
+def copy_run(tmp_path: Path, run_id: str = COMPLETED) -> Path:
+    runs = tmp_path / "runs"
+    runs.mkdir(exist_ok=True)
+    return Path(shutil.copytree(FIXTURES / run_id, runs / run_id))
+
+
+def one_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+    return line
+
+
+def special_targets(tmp_path: Path) -> dict[str, Path]:
+    """Paths that are not a regular file of ours: a link to our file, a dangling link, a
+    FIFO, a folder, a socket and (as root) a character device and another user's file."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    out = {}
+    out["link"] = tmp_path / "link.csv"
+    out["link"].symlink_to(victim)
+    out["dangling"] = tmp_path / "dangling.csv"
+    out["dangling"].symlink_to(tmp_path / "nowhere.csv")
+    out["fifo"] = tmp_path / "fifo.csv"
+    os.mkfifo(out["fifo"])
+    out["folder"] = tmp_path / "folder.csv"
+    out["folder"].mkdir()
+    import socket
+
+    out["socket"] = tmp_path / "sock.csv"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(out["socket"]))
+    sock.close()
+    if os.geteuid() == 0:
+        out["device"] = tmp_path / "null.csv"
+        os.mknod(out["device"], 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        out["theirs"] = tmp_path / "theirs.csv"
+        out["theirs"].write_text("their work\n")
+        os.chown(out["theirs"], NOBODY, NOBODY)
+    return out
+
+
+def snapshot(path: Path) -> tuple[int, int, int, bytes | None]:
+    st = os.lstat(path)
+    data = path.read_bytes() if stat.S_ISREG(st.st_mode) else None
+    return st.st_mode, st.st_uid, st.st_ino, data
+
+
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_output_never_replaces_what_is_not_a_file_of_ours(tmp_path: Path, command: str) -> None:
+    run = copy_run(tmp_path)
+    for kind, target in special_targets(tmp_path).items():
+        before = snapshot(target)
+        proc = run_dfu(dict(os.environ), command, str(run), "--output", str(target), timeout=120)
+        line = one_error(proc)
+        assert str(target) in line, (kind, line)
+        assert snapshot(target) == before, kind  # nothing at the path changed
+    assert (tmp_path / "victim.txt").read_text() == "keep me\n"
+    assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written
+
+
+def test_output_replaces_a_regular_file_of_ours_and_dash_is_stdout(tmp_path: Path) -> None:
+    run = copy_run(tmp_path)
+    mine = tmp_path / "mine.csv"
+    mine.write_text("old\n")
+    proc = run_dfu(dict(os.environ), "export", str(run), "--output", str(mine))
+    assert proc.returncode == 0 and f"replaced {mine}" in proc.stderr
+    assert mine.read_text().startswith("row,") and stat.S_IMODE(mine.stat().st_mode) == 0o600
+    new = tmp_path / "new.csv"
+    proc = run_dfu(dict(os.environ), "export", str(run), "--output", str(new))
+    assert proc.returncode == 0 and f"wrote {new}" in proc.stderr
+    dash = run_dfu(dict(os.environ), "export", str(run), "--output", "-")
+    assert dash.returncode == 0 and dash.stdout == new.read_text()
+    assert not (ROOT / "-").exists()
+
+
+@pytest.mark.parametrize("name", ["events.jsonl", "lock", "supervisor.log"])
+def test_run_files_are_never_written_through_a_link(tmp_path: Path, name: str) -> None:
+    """A run folder whose log, lock or supervisor log is a link to another file: stop and
+    resume never write into the link's target."""
+    run = copy_run(tmp_path, CANCELLED)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    target = run / name
+    if name == "events.jsonl":
+        shutil.copy(target, tmp_path / "events.copy")
+    target.unlink(missing_ok=True)
+    target.symlink_to(victim)
+    for command in (("stop",), ("resume", "--detach")):
+        proc = run_dfu(dict(os.environ), *command, str(run), timeout=120)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert victim.read_text() == "keep me\n", (command, proc.stderr)
+    assert target.is_symlink()
+
+
+@pytest.mark.parametrize("name", ["events.jsonl", "lock"])
+def test_a_fifo_in_a_run_folder_never_hangs(tmp_path: Path, name: str) -> None:
+    run = copy_run(tmp_path, CANCELLED)
+    (run / name).unlink(missing_ok=True)
+    os.mkfifo(run / name)
+    runs = str(run.parent)
+    for args in (
+        ("status", "--runs-dir", runs),
+        ("status", str(run), "--json"),
+        ("export", str(run), "--output", str(tmp_path / "x.csv")),
+        ("report", str(run), "--output", str(tmp_path / "x.html")),
+        ("stop", str(run)),
+    ):
+        proc = run_dfu(dict(os.environ), *args, timeout=60)  # a hang fails by timeout
+        assert "Traceback" not in proc.stderr, (args, proc.stderr)
+        assert proc.returncode in (0, 1, 2), (args, proc.returncode)
+    assert stat.S_ISFIFO(os.lstat(run / name).st_mode)  # still what it was
+
+
+@pytest.fixture
+def shared(tmp_path: Path):
+    """A folder every user may enter (pytest's own is root's, 0700)."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="dfu-shared-", dir="/tmp"))
+    os.chmod(folder, 0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@as_root
+def test_another_users_run_is_listed_not_read_and_never_acted_on(shared: Path) -> None:
+    """In a shared runs folder: a run of root's (0700) seen by `nobody` is "not readable",
+    and their own run lists; root's stop, resume, tag, archive and report refuse a run
+    folder that belongs to `nobody`."""
+    tmp_path = shared
+    runs = tmp_path / "runs"
+    mine = copy_run(tmp_path, CANCELLED)  # root's, 0700
+    os.chmod(mine, 0o700)
+    theirs = Path(shutil.copytree(FIXTURES / COMPLETED, runs / COMPLETED))
+    for folder, _dirs, files in os.walk(theirs):
+        os.chown(folder, NOBODY, NOBODY)
+        for f in files:
+            os.chown(os.path.join(folder, f), NOBODY, NOBODY)
+    for p in (tmp_path, runs):
+        os.chmod(p, 0o755)
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    env = {**os.environ, "HOME": str(tmp_path), "DFU_TUI_CACHE_DIR": str(tmp_path / "c")}
+    for json_flag in ([], ["--json"]):
+        proc = subprocess.run(
+            [*as_nobody, sys.executable, "-m", "dfu_tui", "status", "--runs-dir", str(runs)]
+            + json_flag,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+        if json_flag:
+            states = {s["run_id"]: s["status"] for s in json.loads(proc.stdout)}
+            assert states == {CANCELLED: "not readable", COMPLETED: "completed"}
+        else:
+            assert "not readable" in proc.stdout and COMPLETED[:15] in proc.stdout
+    # the dashboard's reader, as nobody: lists root's run as not readable and goes on
+    snippet = (
+        "import sys; from pathlib import Path; from dfu_tui.runs.catalog import RunCatalog; "
+        "c = RunCatalog(Path(sys.argv[1])); c.refresh(); "
+        "print({k: s.status for k, s in c.states.items()})"
+    )
+    proc = subprocess.run(
+        [*as_nobody, sys.executable, "-c", snippet, str(runs)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == repr({COMPLETED: "completed", CANCELLED: "not readable"})
+    before = {p: snapshot(p) for p in theirs.rglob("*")}
+    for args in (
+        ("stop", str(theirs)),
+        ("resume", str(theirs), "--detach"),
+        ("tag", str(theirs), "--add", "x"),
+        ("archive", str(theirs)),
+        ("report", str(theirs)),
+    ):
+        line = one_error(run_dfu(dict(os.environ), *args, timeout=120))
+        assert "not by this user" in line, (args, line)
+    assert {p: snapshot(p) for p in theirs.rglob("*")} == before  # not one file changed
+
+
+def test_dashboard_lists_a_run_it_cannot_read(tmp_path: Path) -> None:
+    """The catalog (the dashboard's reader) lists an unreadable folder as "not readable"
+    and goes on (it crashed with PermissionError at start)."""
+    if os.geteuid() == 0:
+        pytest.skip("root reads every folder; covered as another user above")
+    from dfu_tui.runs.catalog import RunCatalog
+
+    runs = tmp_path / "runs"
+    copy_run(tmp_path, COMPLETED)
+    locked = runs / "20990101-000000-aaaaaa"
+    locked.mkdir(mode=0o000)
+    try:
+        catalog = RunCatalog(runs)
+        catalog.refresh()
+        assert catalog.states[locked.name].status == "not readable"
+        assert catalog.states[COMPLETED].status == "completed"
+    finally:
+        locked.chmod(0o700)
