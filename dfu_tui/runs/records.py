@@ -6,7 +6,20 @@ earlier versions of schema 1 still replay. `fold_finished` carries a `FoldResult
 (`engine/records.py`) and summary.json a `Summary`.
 """
 
-from typing import Any, NotRequired, TypedDict
+import functools
+import types
+from typing import (
+    Any,
+    NotRequired,
+    TypedDict,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+    is_typeddict,
+)
+
+from dfu_tui.engine.records import CombinationResult, Metrics
 
 
 class EventBase(TypedDict):
@@ -20,7 +33,7 @@ class RunStarted(EventBase):
     combinations: list[list[str]]
     tasks: list[str]
     run_id: NotRequired[str]
-    fingerprint: NotRequired[dict[str, Any]]
+    fingerprint: NotRequired[str | dict[str, Any]]
     folds_per_repeat: NotRequired[int]
     repeats: NotRequired[int]
     strategy: NotRequired[str]
@@ -89,8 +102,8 @@ class BranchFinished(EventBase):
 
 class FoldFinished(EventBase):
     fold: int
-    combinations: list[dict[str, Any]]
-    branches: dict[str, dict[str, Any]]
+    combinations: list[CombinationResult]
+    branches: dict[str, Metrics]
     repeat: NotRequired[int]
     fold_kind: NotRequired[str]
     n_train: NotRequired[int]
@@ -155,3 +168,47 @@ def required_fields(kind: str) -> tuple[str, ...]:
     """The fields an event of `kind` must carry besides `v`, `kind` and `ts`."""
     keys: frozenset[str] = EVENT_TYPES[kind].__required_keys__  # type: ignore[attr-defined]
     return tuple(sorted(keys - EventBase.__required_keys__))
+
+
+@functools.cache
+def _hints(typed: type) -> dict[str, Any]:
+    return get_type_hints(typed)
+
+
+def conforms(value: Any, hint: Any) -> bool:
+    """Whether a decoded JSON value has the type `hint` says (a TypedDict's present keys
+    recursively; a float may be null, as NaN is written). What enters from a log is checked
+    here before anything reads it."""
+    if hint is Any:
+        return True
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(conforms(value, h) for h in get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+    if hint is str:
+        return isinstance(value, str)
+    if origin is list:
+        (item,) = get_args(hint) or (Any,)
+        return isinstance(value, list) and all(conforms(v, item) for v in value)
+    if origin is dict:
+        key, item = get_args(hint) or (Any, Any)
+        return isinstance(value, dict) and all(
+            conforms(k, key) and conforms(v, item) for k, v in value.items()
+        )
+    if is_typeddict(hint):
+        return isinstance(value, dict) and all(
+            conforms(value[k], h) for k, h in _hints(hint).items() if k in value
+        )
+    return True
+
+
+def typed(event: dict[str, Any]) -> bool:
+    """Whether every field an event's kind defines has its type (extra fields are free)."""
+    return conforms(event, EVENT_TYPES[event["kind"]])

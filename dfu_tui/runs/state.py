@@ -12,7 +12,7 @@ from typing import Any, NamedTuple, cast
 from dfu_tui.config import Config
 from dfu_tui.engine.records import FoldResult
 from dfu_tui.runs.events import FINAL_KINDS, KINDS, Event, EventReader
-from dfu_tui.runs.records import required_fields
+from dfu_tui.runs.records import required_fields, typed
 from dfu_tui.runs.rundir import RunDir
 
 DEFAULT_HEARTBEAT = 5.0
@@ -29,8 +29,11 @@ def _is(e: Event, branches: type, combinations: type) -> bool:
 
 
 def well_formed(e: Event) -> bool:
-    """Whether an event has the fields its kind needs, with usable types."""
+    """Whether an event has the fields its kind needs, every field it defines with its
+    type (`runs.records.typed`), and usable values."""
     if any(k not in e for k in REQUIRED.get(e["kind"], ())):
+        return False
+    if not typed(e):
         return False
     ts = e.get("ts")
     if ts is not None and (not isinstance(ts, int | float) or isinstance(ts, bool)):

@@ -30,6 +30,38 @@ BAD_LINES = {
     "epoch without task": b'{"v":1,"kind":"epoch","ts":1.0,"epoch":1}\n',
     "string timestamp": b'{"v":1,"kind":"heartbeat","ts":"soon"}\n',
     "flag without rule": b'{"v":1,"kind":"flag","ts":1.0,"scope":"fold"}\n',
+    # well-formed lines with a field of the wrong type (issue 20): skipped and counted too
+    "task as a list": b'{"v":1,"kind":"task_started","ts":1.0,"task":[1,2]}\n',
+    "heartbeat period as text": (
+        b'{"v":1,"kind":"run_resumed","ts":1.0,"heartbeat":"5","pending":[]}\n'
+    ),
+    "level as a list": (
+        b'{"v":1,"kind":"flag","ts":1.0,"rule":"x","level":["collapse"],"detail":"d"}\n'
+    ),
+    "kappa as text": (
+        b'{"v":1,"kind":"fold_finished","ts":1.0,"fold":9,"branches":{},"combinations":'
+        b'[{"modalities":["metadata"],"kappa":"high","quadratic_kappa":0.1,"f1":{},'
+        b'"predicted_share":{},"true_share":{},"flags":[]}]}\n'
+    ),
+    "fold as text": b'{"v":1,"kind":"branch_finished","ts":1.0,"task":"fold1-x","fold":"1"}\n',
+    "pid as text": b'{"v":1,"kind":"heartbeat","ts":1.0,"pid":"12"}\n',
+    "tasks as text": (
+        b'{"v":1,"kind":"run_started","ts":1.0,"folds":2,"combinations":[],"tasks":"a"}\n'
+    ),
+    "epoch loss as a dict": (
+        b'{"v":1,"kind":"epoch","ts":1.0,"task":"fold1-x","fold":1,"branch":"x","epoch":1,'
+        b'"max_epochs":3,"loss":{"a":1}}\n'
+    ),
+    "share as text": (
+        b'{"v":1,"kind":"epoch","ts":1.0,"task":"fold1-x","fold":1,"branch":"x","epoch":1,'
+        b'"max_epochs":3,"val_predicted_share":{"I":"most"}}\n'
+    ),
+    "flags not a list": (
+        b'{"v":1,"kind":"fold_finished","ts":1.0,"fold":9,"branches":{"m":{"kappa":0.1,'
+        b'"quadratic_kappa":0.1,"f1":{},"predicted_share":{},"true_share":{},"flags":"x"}},'
+        b'"combinations":[]}\n'
+    ),
+    "version as text": b'{"v":"1","kind":"heartbeat","ts":1.0}\n',
 }
 
 
