@@ -157,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise InputError(f"{runs_dir}: not a folder; expected the runs folder (--runs-dir)")
         if args.command is None:
             return open_dashboard(args)
+        check_numbers(args)
         command: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
         return command(args)
     except InputError as exc:
@@ -497,8 +498,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.compare_features is not None:
         overrides.append(f"features.compare={json.dumps(args.compare_features)}")
     cfg = load_config(args.config, overrides)
-    if args.jobs is not None and args.jobs < 1:
-        raise InputError(f"--jobs: must be >= 1, got {args.jobs}")
+
     labels = Labels(check_name(args.name), tuple(dict.fromkeys(check_tag(t) for t in args.tags)))
     _check_ray_address(cfg)
     dataset = _prepare(cfg)
@@ -526,6 +526,31 @@ def _check_ray_address(cfg: Config) -> None:
         problem = address_problem(cfg.executor.address)
         if problem:
             raise InputError(problem)
+
+
+MAX_JOBS = 1024
+MAX_GRACE = 3600.0
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """The command line's numbers and the environment we read, before anything is made:
+    `--jobs` in 1..1024, `--grace` finite in [0, 3600], `DFU_TUI_HEARTBEAT` in range."""
+    from dfu_tui.runs.supervisor import heartbeat_seconds
+
+    problems = []
+    jobs = getattr(args, "jobs", None)
+    if jobs is not None and not 1 <= jobs <= MAX_JOBS:
+        problems.append(f"--jobs: must be in 1..{MAX_JOBS}, got {jobs}")
+    grace = getattr(args, "grace", None)
+    if grace is not None and not 0 <= grace <= MAX_GRACE:  # nan and inf fail too
+        problems.append(f"--grace: must be seconds in [0, {MAX_GRACE:g}], got {grace}")
+    if args.command in ("run", "resume"):
+        try:
+            heartbeat_seconds()
+        except InputError as exc:
+            problems += exc.problems
+    if problems:
+        raise InputError(problems)
 
 
 def own_run(run: RunDir) -> RunDir:
@@ -585,10 +610,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise InputError(f"{run.path}: run is already running; stop it first or wait")
     cfg = load_config(run.config)
     saved_path = run.path / "fingerprint.json"
+    from dfu_tui.paths import read_own_bytes
+
     try:
-        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+        saved = json.loads(read_own_bytes(saved_path, 1 << 20).decode("utf-8"))
     except (OSError, ValueError):
         raise InputError(f"{saved_path}: missing or unreadable; cannot check the run") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("config", {}), dict):
+        raise InputError(f"{saved_path}: not a fingerprint (a JSON object); cannot check the run")
     if is_complete(run, cfg):
         # a changed config is still named; the data is not read (nothing would run)
         settings = {k: v for k, v in cfg.to_dict().items() if k != "executor"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 import signal
 import stat
@@ -381,6 +382,22 @@ def confirm_started(
     raise InputError(f"{run.path}: supervisor did not take the run's lock in {timeout:g} s")
 
 
+HEARTBEAT_ENV = "DFU_TUI_HEARTBEAT"
+HEARTBEAT_RANGE = (0.05, 3600.0)
+
+
 def heartbeat_seconds() -> float:
-    """The heartbeat interval (`DFU_TUI_HEARTBEAT` seconds, default 5)."""
-    return float(os.environ.get("DFU_TUI_HEARTBEAT", "5"))
+    """The heartbeat interval (`DFU_TUI_HEARTBEAT` seconds, default 5): a finite number in
+    [0.05, 3600], else InputError naming the variable (0, a negative or nan would flood the
+    log; text would leave a half-made run), checked before any run folder exists."""
+    raw = os.environ.get(HEARTBEAT_ENV, "5")
+    low, high = HEARTBEAT_RANGE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:  # nan fails every comparison
+        raise InputError(
+            f"{HEARTBEAT_ENV}={raw[:40]!r}: must be a number of seconds in [{low:g}, {high:g}]"
+        )
+    return value

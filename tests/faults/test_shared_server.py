@@ -228,3 +228,41 @@ def test_dashboard_lists_a_run_it_cannot_read(tmp_path: Path) -> None:
         assert catalog.states[COMPLETED].status == "completed"
     finally:
         locked.chmod(0o700)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "abc", "1e9", ""])
+def test_heartbeat_variable_is_checked_before_a_run_exists(tmp_path: Path, value: str) -> None:
+    env = {**os.environ, "DFU_TUI_HEARTBEAT": value, "DFU_TUI_CACHE_DIR": str(tmp_path / "c")}
+    runs = tmp_path / "runs"
+    proc = run_dfu(env, "run", "configs/default.toml", "--runs-dir", str(runs), timeout=120)
+    assert "DFU_TUI_HEARTBEAT" in one_error(proc)
+    assert not runs.exists() or not any(runs.iterdir())  # no half-made run
+    run = copy_run(tmp_path, CANCELLED)
+    assert "DFU_TUI_HEARTBEAT" in one_error(run_dfu(env, "resume", str(run), "--detach"))
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (("stop", "--grace", "nan"), "--grace"),
+        (("stop", "--grace", "-5"), "--grace"),
+        (("stop", "--grace", "inf"), "--grace"),
+        (("resume", "--jobs", "0"), "--jobs"),
+        (("resume", "--jobs", "-3"), "--jobs"),
+        (("resume", "--jobs", "100000"), "--jobs"),
+    ],
+)
+def test_command_line_numbers_are_checked(tmp_path: Path, args: tuple[str, ...], name: str) -> None:
+    run = copy_run(tmp_path, CANCELLED)
+    before = (run / "events.jsonl").read_bytes()
+    line = one_error(run_dfu(dict(os.environ), args[0], str(run), *args[1:]))
+    assert name in line
+    assert (run / "events.jsonl").read_bytes() == before  # nothing done
+
+
+@pytest.mark.parametrize("text", ["null", "[]", '"x"', '{"config": 3}', "{", "\xff"])
+def test_a_damaged_fingerprint_is_one_line(tmp_path: Path, text: str) -> None:
+    run = copy_run(tmp_path, CANCELLED)
+    (run / "fingerprint.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    line = one_error(run_dfu(dict(os.environ), "resume", str(run)))
+    assert "fingerprint.json" in line
