@@ -62,6 +62,9 @@ def stop_run(run: RunDir, grace: float = 10.0, poll: float = 0.1) -> tuple[str, 
         time.sleep(poll)
     if not _ended(run):
         _close(run, f"stopped; the run's processes were ended within {grace:g} s")
+    from dfu_tui.runs.ray_executor import remove_session
+
+    remove_session(run.run_id)  # a local Ray instance's folder, left by a killed supervisor
     return load_state(run.path).status, time.monotonic() - start
 
 

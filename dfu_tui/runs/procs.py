@@ -8,12 +8,14 @@ trusted (ids are reused after a reboot or a wrap-around).
 What a supervisor starts that does not name the run on its command line (a local Ray
 instance: its servers, agents and worker processes, some of which outlive a killed
 supervisor as orphans and ignore SIGTERM) is recorded in the run's `processes.json` by
-identity (pid, boot and start time, which together name one process for good) and by the
-supervisor's secret: a random token it puts in its own environment (`DFU_TUI_RUN_TOKEN`),
-which everything it starts inherits. Identity is public (/proc), so it proves nothing on its
-own; a recorded process is signalled only while it is this user's and its environment (which
-only its owner and root can read) holds the recorded token. `processes.json` is read only as
-a small regular file of ours.
+identity (pid, boot and start time, which together name one process for good), the
+supervisor's secret (a random token it puts in its own environment, `DFU_TUI_RUN_TOKEN`,
+which everything it starts inherits) and the supervisor's session (which everything it starts
+stays in; no process can join a session it was not born in). Identity is public (/proc), so
+it proves nothing on its own: a recorded process is signalled only while it is this user's,
+and its environment (which only its owner and root can read) holds the recorded token or it
+is in the recorded session (a process that rewrites its title may hide its environment).
+`processes.json` is read only as a small regular file of ours.
 """
 
 from __future__ import annotations
@@ -146,9 +148,21 @@ def has_token(pid: int, token: str) -> bool:
     return f"{TOKEN_ENV}={token}".encode() in environ.split(b"\0")
 
 
-def _read_started(run_dir: Path) -> dict[str, tuple[str, str]]:
-    """pid -> (identity, token) from the run's record; a record written before tokens (or
-    anything damaged, linked or not ours) gives nothing to trust."""
+def session_of(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
+def _proven(pid: int, token: str, session: int | None) -> bool:
+    """A live process holds our token, or lives in our recorded session."""
+    return has_token(pid, token) or (bool(session) and session_of(pid) == session)
+
+
+def _read_started(run_dir: Path) -> dict[str, tuple[str, str, int | None]]:
+    """pid -> (identity, token, session) from the run's record; a record written before
+    tokens (or anything damaged, linked or not ours) gives nothing to trust."""
     from dfu_tui.paths import read_own_bytes
 
     try:
@@ -160,8 +174,12 @@ def _read_started(run_dir: Path) -> dict[str, tuple[str, str]]:
     out = {}
     for pid, entry in doc.items():
         if isinstance(entry, dict) and isinstance(entry.get("identity"), str):
-            token = entry.get("token")
-            out[str(pid)] = (entry["identity"], token if isinstance(token, str) else "")
+            token, session = entry.get("token"), entry.get("session")
+            out[str(pid)] = (
+                entry["identity"],
+                token if isinstance(token, str) else "",
+                session if isinstance(session, int) and not isinstance(session, bool) else None,
+            )
     return out
 
 
@@ -173,32 +191,32 @@ def record_started(run_dir: Path, pids: list[int], token: str | None = None) -> 
     from dfu_tui.paths import atomic_write_text
 
     token = token or run_token()
-    known = _read_started(run_dir)
-    kept = {
-        k: {"identity": i, "token": t}
-        for k, (i, t) in known.items()
-        if k.isdigit() and identity(int(k)) == i
+    session = session_of(0)
+    known = {
+        k: {"identity": i, "token": t, "session": s}
+        for k, (i, t, s) in _read_started(run_dir).items()
     }
+    kept = {k: v for k, v in known.items() if k.isdigit() and identity(int(k)) == v["identity"]}
     new = {
-        str(p): {"identity": i, "token": token}
+        str(p): {"identity": i, "token": token, "session": session}
         for p in pids
-        if (i := identity(p)) and has_token(p, token)
+        if (i := identity(p)) and _proven(p, token, session)
     }
     record = {**kept, **new}
-    if record != {k: {"identity": i, "token": t} for k, (i, t) in known.items()}:
+    if record != known:
         atomic_write_text(run_dir / STARTED_FILE, json.dumps(record, indent=0))
 
 
 def _recorded(run_dir: Path) -> list[int]:
     """The recorded processes that are still the very processes recorded, this user's, and
-    hold the token they were recorded with."""
+    hold the token they were recorded with or live in the recorded session."""
     uid = os.getuid()
     live = []
-    for pid, (ident, token) in _read_started(run_dir).items():
+    for pid, (ident, token, session) in _read_started(run_dir).items():
         if not pid.isdigit() or identity(int(pid)) != ident:
             continue
         with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}").stat().st_uid == uid and has_token(int(pid), token):
+            if Path(f"/proc/{pid}").stat().st_uid == uid and _proven(int(pid), token, session):
                 live.append(int(pid))
     return live
 

@@ -114,6 +114,30 @@ def task_options(ex: ExecutorConfig, branch: str, cluster_gpus: bool) -> dict[st
     return options
 
 
+def session_root(run_id: str) -> Path:
+    """A local Ray instance's session folder for one run: private (0700, ours) under the
+    system's temporary folder, short (Ray's socket paths are limited to about 100 bytes), and
+    removed when the run ends or is stopped (Ray's default is a shared, world-writable one)."""
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"dfu-ray-{os.geteuid()}" / run_id[-6:]
+
+
+def remove_session(run_id: str) -> None:
+    """Remove a run's local Ray session folder, if it is a folder of ours."""
+    import shutil
+
+    from dfu_tui.paths import UnsafePath, check_own_dir
+
+    root = session_root(run_id)
+    try:
+        check_own_dir(root.parent, follow=False)
+        check_own_dir(root, follow=False)
+    except UnsafePath:
+        return
+    shutil.rmtree(root, ignore_errors=True)
+
+
 class RayExecutor:
     """Tasks of one run as Ray tasks (`max_calls=1`: a fresh worker process per task)."""
 
@@ -144,6 +168,9 @@ class RayExecutor:
         problem = address_problem(address or "")
         if problem:
             raise InputError(problem)
+        local: dict[str, Any] = {}
+        if address is None:  # a local instance: this machine's loopback, our own folder
+            local = {"_node_ip_address": "127.0.0.1", "_temp_dir": str(self._session_root())}
         try:
             if not ray.is_initialized():
                 ray.init(
@@ -151,6 +178,7 @@ class RayExecutor:
                     include_dashboard=False,
                     log_to_driver=False,
                     configure_logging=False,
+                    **local,
                 )
                 self._started_ray = True
                 self._record()
@@ -226,6 +254,14 @@ class RayExecutor:
                 self._ray.cancel(ref, force=True)
         self._refs.clear()
 
+    def _session_root(self) -> Path:
+        from dfu_tui.paths import check_own_dir, private_dir
+
+        root = session_root(self.run.run_id)
+        private_dir(root.parent)
+        check_own_dir(root.parent, follow=False)  # another user's folder or a link: not used
+        return private_dir(root)
+
     def close(self) -> None:
         if self._started_ray:
             self._ray.shutdown()
@@ -233,6 +269,8 @@ class RayExecutor:
             # (and its agents ignore SIGTERM): the run is closed when they are gone
             left = [p.pid for p in run_processes(self.run.path) if p.role == "started"]
             end_processes(left, grace=5.0)
+            if not self.cfg.executor.address:
+                remove_session(self.run.run_id)
 
     def _record(self) -> None:
         """The local instance's processes (servers, agents, the workers started so far) in

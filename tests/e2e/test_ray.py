@@ -145,6 +145,11 @@ def test_stop_cancels_every_ray_task(tmp_path: Path, env, supervisor: str) -> No
     now = processes()  # an orphan has a new parent: the same pid and start time is the same
     left = {p: i for p, i in tree.items() if p in now and now[p][1] == i[1]}
     assert left == {}, left
+    # the local instance's session folder was private to us, and is gone with the run
+    from dfu_tui.runs.ray_executor import session_root
+
+    assert session_root(run.name).parent.stat().st_mode & 0o777 == 0o700
+    assert not session_root(run.name).exists()
 
 
 def test_two_nodes_and_a_lost_node(tmp_path: Path, env) -> None:

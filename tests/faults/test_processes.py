@@ -252,7 +252,11 @@ def test_the_process_record_keeps_only_live_processes(tmp_path: Path) -> None:
         (tmp_path / STARTED_FILE).write_text(json.dumps(doc))
         record_started(tmp_path, [second.pid], token)
         assert json.loads((tmp_path / STARTED_FILE).read_text()) == {
-            str(second.pid): {"identity": identity(second.pid), "token": token}
+            str(second.pid): {
+                "identity": identity(second.pid),
+                "token": token,
+                "session": os.getsid(0),
+            }
         }
         assert [p.pid for p in run_processes(tmp_path)] == [second.pid]
     finally:
