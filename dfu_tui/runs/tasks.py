@@ -50,14 +50,60 @@ def plan(cfg: Config) -> list[str]:
     return [task_id(t.fold, t.branch) for t in plan_tasks(cfg)]
 
 
-def output_valid(run: RunDir, task: str) -> bool:
-    """Whether a task's predictions file exists and is complete."""
-    fold, branch = parse_task_id(task)
+def output_valid(run: RunDir, task: str, fold: Fold | None = None) -> bool:
+    """Whether a task's predictions file exists, is complete and holds what a task writes
+    (checked where it enters: a file that fails is trained again): indices and labels of
+    one size, labels in 0..2, probabilities that are rows of three in [0, 1] summing to 1
+    (or a whole row of NaN: a sample without an image), and, given the fold, exactly the
+    fold's training and validation rows."""
+    number, branch = parse_task_id(task)
     try:
-        p = load_predictions(run.prediction_file(fold, branch))
+        p = load_predictions(run.prediction_file(number, branch))
     except (OSError, ValueError, EOFError):
         return False
-    return set(PREDICTION_KEYS) <= set(p) and p["val_proba"].shape == (len(p["val_index"]), 3)
+    if not set(PREDICTION_KEYS) <= set(p):
+        return False
+    try:
+        return predictions_sound(p, fold)
+    except (TypeError, ValueError):
+        return False
+
+
+def _probabilities(proba: np.ndarray, rows: int) -> bool:
+    if proba.shape != (rows, 3) or not np.issubdtype(proba.dtype, np.floating):
+        return False
+    empty = np.isnan(proba).all(axis=1)  # a sample without an image
+    given = proba[~empty]
+    sums = given.sum(axis=1)
+    return bool(
+        np.isfinite(given).all()
+        and (given >= 0).all()
+        and (given <= 1).all()
+        # each row sums to 1, or is all 0 (a training row no out-of-bag tree voted on)
+        and (np.isclose(sums, 1.0, atol=1e-3) | (sums == 0)).all()
+    )
+
+
+def predictions_sound(p: dict[str, np.ndarray], fold: Fold | None = None) -> bool:
+    """The content checks of `output_valid`."""
+    val, train = p["val_index"], p["train_index"]
+    if not (np.issubdtype(val.dtype, np.integer) and np.issubdtype(train.dtype, np.integer)):
+        return False
+    labels = p["val_label"]
+    if labels.shape != val.shape or not np.isin(labels, (0, 1, 2)).all():
+        return False
+    if not _probabilities(p["val_proba"], len(val)):
+        return False
+    if not _probabilities(p["train_proba"], len(train)):
+        return False
+    oof = p["oof_proba"]
+    if len(oof) and not (oof.shape == (len(train), 3) and np.issubdtype(oof.dtype, np.floating)):
+        return False
+    if fold is not None and not (
+        np.array_equal(val, fold.val) and np.array_equal(train, fold.train)
+    ):
+        return False
+    return True
 
 
 def run_task(

@@ -185,3 +185,63 @@ async def test_compare_survives_a_damaged_predictions_file(tmp_path: Path) -> No
 
         await until(pilot, lambda: "no stored probabilities to draw the curve from" in title())
         assert "damaged predictions file" in title()
+
+
+def _variants(p: dict) -> dict[str, dict]:
+    import numpy as np
+
+    def nan_cell(a):
+        a = a.copy()
+        a[0, 1] = np.nan  # part of a row: not "no image"
+        return a
+
+    def scaled(a):
+        return a * 2.0
+
+    return {
+        "3 rows for the fold": {
+            **p,
+            "val_index": p["val_index"][:3],
+            "val_label": p["val_label"][:3],
+            "val_proba": p["val_proba"][:3],
+        },
+        "a NaN probability": {**p, "val_proba": nan_cell(p["val_proba"])},
+        "probabilities above 1": {**p, "val_proba": scaled(p["val_proba"])},
+        "a label 7": {**p, "val_label": np.where(p["val_label"] == 0, 7, p["val_label"])},
+        "float indices": {**p, "val_index": p["val_index"].astype(float)},
+        "two columns": {**p, "train_proba": p["train_proba"][:, :2]},
+        "text probabilities": {**p, "val_proba": p["val_proba"].astype(str)},
+        "another fold's rows": {**p, "val_index": p["val_index"] + 1},
+    }
+
+
+VARIANTS = [
+    "3 rows for the fold",
+    "a NaN probability",
+    "probabilities above 1",
+    "a label 7",
+    "float indices",
+    "two columns",
+    "text probabilities",
+    "another fold's rows",
+]
+
+
+@pytest.mark.parametrize("how", VARIANTS)
+def test_a_predictions_file_with_wrong_content_is_trained_again(tmp_path: Path, how: str) -> None:
+    """Right keys, wrong content: rejected where it enters (was never re-run, and failed
+    every later resume)."""
+    import numpy as np
+
+    from dfu_tui.engine.folds import Fold
+    from dfu_tui.runs.rundir import RunDir, load_predictions
+    from dfu_tui.runs.tasks import output_valid
+
+    shutil.copytree(FIXTURES / COMPLETED, tmp_path / COMPLETED)
+    run = RunDir(tmp_path / COMPLETED)
+    path = run.prediction_file(1, "metadata")
+    good = load_predictions(path)
+    fold = Fold(1, good["train_index"], good["val_index"])
+    assert output_valid(run, "fold1-metadata", fold)
+    np.savez(path, **_variants(good)[how])
+    assert not output_valid(run, "fold1-metadata", fold)
