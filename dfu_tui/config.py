@@ -356,7 +356,25 @@ def read_toml(path: Path) -> dict[str, Any]:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{path}: TOML nested too deeply; a config is a few tables") from None
+    if _depth(raw) > MAX_TOML_DEPTH:
+        raise InputError(f"{path}: TOML nested deeper than {MAX_TOML_DEPTH} levels")
     return raw
+
+
+#: A config is sections of keys, some a table or list deep: deeper is not a config.
+MAX_TOML_DEPTH = 8
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_TOML_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
 
 
 def _with_defaults(raw: dict[str, Any]) -> dict[str, Any]:
@@ -521,6 +539,9 @@ def _check_weights(key: str, weights: Mapping[str, float], cfg: Config, source: 
     return out
 
 
+MAX_TREES = 100_000
+
+
 def _check_semantics(cfg: Config, source: str) -> list[str]:
     """The checks that relate values to each other or to allowed sets."""
     out: list[str] = []
@@ -630,8 +651,12 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
         bad("demo.patients", f"must be between 6 and {MAX_DEMO_PATIENTS}, got {cfg.demo.patients}")
 
     mm = cfg.metadata_model
-    if mm.n_estimators < 1:
-        bad("metadata_model.n_estimators", f"must be >= 1, got {mm.n_estimators}")
+    if not 1 <= mm.n_estimators <= MAX_TREES:
+        bad(
+            "metadata_model.n_estimators",
+            f"must be in 1..{MAX_TREES:,} (more never ends on a lab server), "
+            f"got {mm.n_estimators:,}",
+        )
     if mm.min_samples_leaf < 1:
         bad("metadata_model.min_samples_leaf", f"must be >= 1, got {mm.min_samples_leaf}")
     if mm.max_depth < 0:

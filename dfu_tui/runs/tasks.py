@@ -99,11 +99,7 @@ def predictions_sound(p: dict[str, np.ndarray], fold: Fold | None = None) -> boo
     oof = p["oof_proba"]
     if len(oof) and not (oof.shape == (len(train), 3) and np.issubdtype(oof.dtype, np.floating)):
         return False
-    if fold is not None and not (
-        np.array_equal(val, fold.val) and np.array_equal(train, fold.train)
-    ):
-        return False
-    return True
+    return fold is None or (np.array_equal(val, fold.val) and np.array_equal(train, fold.train))
 
 
 def run_task(

@@ -266,3 +266,33 @@ def test_a_damaged_fingerprint_is_one_line(tmp_path: Path, text: str) -> None:
     (run / "fingerprint.json").write_bytes(text.encode("utf-8", "surrogateescape"))
     line = one_error(run_dfu(dict(os.environ), "resume", str(run)))
     assert "fingerprint.json" in line
+
+
+def test_configs_that_imply_impossible_work_or_floods_are_one_line_each(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    nested = tmp_path / "nested.toml"
+    nested.write_text("[" + ".".join(f"t{i}" for i in range(30)) + "]\nx = 1\n")
+    trees = tmp_path / "trees.toml"
+    trees.write_text("[metadata_model]\nn_estimators = 100000000000000000000000000\n")
+    many = tmp_path / "many.toml"
+    names = ",".join(f'"c{i}"' for i in range(50_000))
+    many.write_text(f"[features]\nexclude = [{names}]\n")
+    for path, says in (
+        (deep, "nested too deeply"),
+        (nested, "nested deeper than"),
+        (trees, "metadata_model.n_estimators: must be in 1..100,000"),
+    ):
+        line = one_error(run_dfu(dict(os.environ), "validate", str(path), timeout=120))
+        assert says in line, line
+    proc = run_dfu(
+        {**os.environ, "DFU_TUI_CACHE_DIR": str(tmp_path / "c")},
+        "validate",
+        str(many),
+        "--set",
+        "demo.patients=12",
+        timeout=300,
+    )
+    errors = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+    assert proc.returncode == 2 and len(errors) == 21, len(errors)
+    assert "and 49,980 more" in errors[-1]
