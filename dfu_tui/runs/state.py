@@ -144,6 +144,9 @@ class RunState:
                 seen = [t for t in (self.last_heartbeat, previous) if t is not None]
                 self.ran += max(0.0, max(seen, default=self.running_since) - self.running_since)
             self.status, self.reason, self.finished = "running", "", None
+            # flags of a fold whose `fold_finished` never made it to the log (torn by a
+            # kill): that fold is scored again after this start, with its flags again
+            self.pending_flags.clear()
             self.started = self.started or ts
             self.running_since = ts
             self.last_heartbeat = ts

@@ -292,3 +292,42 @@ def test_rankings_use_the_common_reference_and_keys_name_their_scale() -> None:
         "metadata+thermal_map",
         "thermal_map",
     }
+
+
+def test_flags_of_a_torn_fold_are_not_counted_twice_after_a_resume(tmp_path: Path) -> None:
+    """A fold's flags were logged, its `fold_finished` line was torn by a kill; the resume
+    scores the fold again with its flags again: the fold has its flags once."""
+    from dfu_tui.runs.events import EventWriter
+
+    run = tmp_path / "r"
+    run.mkdir()
+    writer = EventWriter(run / "events.jsonl")
+    writer.emit("run_started", folds=1, combinations=[["metadata"]], tasks=["fold1-metadata"])
+    flag = {"scope": "fold", "fold": 1, "rule": "dominant_class", "level": "warning"}
+    writer.emit("flag", detail="P 0.7", **flag)
+    writer.close()
+    with open(run / "events.jsonl", "ab") as fh:
+        fh.write(b'{"v":1,"kind":"fold_finished","ts":2.0,"fold":1,"bra')  # torn
+    writer = EventWriter(run / "events.jsonl")
+    writer.emit("run_resumed", pending=[])
+    writer.emit("flag", detail="P 0.7", **flag)
+    metrics = {
+        "n": 3,
+        "kappa": 0.1,
+        "quadratic_kappa": 0.2,
+        "f1": {},
+        "predicted_share": {},
+        "true_share": {},
+        "flags": [],
+    }
+    writer.emit(
+        "fold_finished",
+        fold=1,
+        branches={"metadata": metrics},
+        combinations=[{"modalities": ["metadata"], **metrics}],
+    )
+    writer.close()
+    state = load_state(run)
+    assert state.skipped == 1  # the torn line
+    assert len(state.fold_flags[1]) == 1
+    assert state.flag_counts() == {"collapse": 0, "warning": 1}
