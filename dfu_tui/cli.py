@@ -152,6 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:
         args = build_parser().parse_args(argv)
+        from dfu_tui.paths import tool_cache_env
+
+        tool_cache_env()  # Keras and matplotlib caches in ours, not in $HOME
         runs_dir = getattr(args, "runs_dir", None)
         if runs_dir is not None and runs_dir.exists() and not runs_dir.is_dir():
             raise InputError(f"{runs_dir}: not a folder; expected the runs folder (--runs-dir)")

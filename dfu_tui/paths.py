@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -22,6 +23,21 @@ def user_cache_dir() -> Path:
     """Where the demo dataset and crop caches live (`DFU_TUI_CACHE_DIR` overrides)."""
     env = os.environ.get("DFU_TUI_CACHE_DIR")
     return Path(env) if env else Path(platformdirs.user_cache_dir("dfu-tui"))
+
+
+#: Libraries that write into `$HOME` unless told otherwise, and their folder in our cache.
+TOOL_CACHES = {"KERAS_HOME": "keras", "MPLCONFIGDIR": "matplotlib"}
+
+
+def tool_cache_env() -> None:
+    """Point Keras and matplotlib at folders of our private cache (not `$HOME`), unless the
+    user chose their own; the processes we start inherit it."""
+    for variable, name in TOOL_CACHES.items():
+        if not os.environ.get(variable):
+            folder = user_cache_dir() / name
+            with contextlib.suppress(OSError):  # a read-only cache: the library says so
+                private_dir(folder)
+            os.environ[variable] = str(folder)
 
 
 def private_dir(path: Path) -> Path:

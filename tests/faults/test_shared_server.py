@@ -296,3 +296,16 @@ def test_configs_that_imply_impossible_work_or_floods_are_one_line_each(tmp_path
     errors = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
     assert proc.returncode == 2 and len(errors) == 21, len(errors)
     assert "and 49,980 more" in errors[-1]
+
+
+def test_keras_and_matplotlib_write_into_our_cache_not_home(tmp_path: Path) -> None:
+    run = copy_run(tmp_path)
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "DFU_TUI_CACHE_DIR": str(cache)}
+    env.pop("MPLCONFIGDIR", None)
+    env.pop("KERAS_HOME", None)
+    proc = run_dfu(env, "report", str(run), "--output", str(tmp_path / "r.html"), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert not any(home.iterdir()), list(home.iterdir())  # matplotlib wrote nothing there
+    assert stat.S_IMODE((cache / "matplotlib").stat().st_mode) == 0o700
