@@ -212,5 +212,7 @@ def write_output(output: Path, text: str, what: str) -> bool:
     try:
         atomic_write_text(output, text)
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the machine's state: exit 1, the path
+            raise OSError(exc.errno, exc.strerror, str(output)) from None
         raise InputError(f"{output}: cannot write the {what} ({exc.strerror})") from None
     return replaced

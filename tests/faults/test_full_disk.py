@@ -84,3 +84,20 @@ def test_a_run_that_fills_the_disk_fails_then_resumes(small_disk: Path, env) -> 
     resumed = run_dfu(env, "resume", str(run))
     assert resumed.returncode == 0, resumed.stderr
     assert load_state(run).status == "completed"
+
+
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_export_and_report_on_a_full_disk_exit_1_naming_the_path(
+    small_disk: Path, env, command: str
+) -> None:
+    import shutil
+
+    from tests.tui.conftest import COMPLETED, FIXTURES
+
+    run = Path(shutil.copytree(FIXTURES / COMPLETED, Path(env["DFU_TUI_CACHE_DIR"]) / COMPLETED))
+    fill(small_disk, 0)
+    target = small_disk / f"out.{command}"
+    proc = run_dfu(env, command, str(run), "--output", str(target))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"error: {target}: No space left on device"]
+    assert not target.exists() and not list(small_disk.glob(".*.tmp"))  # nothing half-made
