@@ -68,3 +68,26 @@ class TestBoxFile:
             read_boxes(path)
         (line,) = info.value.problems
         assert str(path) in line and "'Xmax', 'Ymax'" in line
+
+
+def test_a_decompression_bomb_is_one_skip_not_a_raw_warning(tmp_path, recwarn) -> None:
+    """A PNG whose header claims 10000 x 10000 pixels (above PIL's bomb limit, below twice
+    it): PIL's warning is not printed raw; the image is refused as too large."""
+    import struct
+    import zlib
+
+    import pytest
+
+    from dfu_tui.data.images import ImageTooLarge, decode_png
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", 10_000, 10_000, 8, 2, 0, 0, 0)
+    path = tmp_path / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    with pytest.raises(ImageTooLarge):
+        decode_png(path)
+    assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]
