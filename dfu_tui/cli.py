@@ -606,11 +606,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
     """Re-run only the missing tasks of a run whose fingerprint still matches."""
     from dfu_tui.config import load_config
     from dfu_tui.runs.fingerprint import differences, run_fingerprint
-    from dfu_tui.runs.supervisor import is_locked
+    from dfu_tui.runs.supervisor import clear_stop, is_locked
 
     run = own_run(resolve_run(args.run, args.runs_dir))
     if is_locked(run):
         raise InputError(f"{run.path}: run is already running; stop it first or wait")
+    clear_stop(run)  # a stop from now on, before the supervisor holds the run, stops it
     cfg = load_config(run.config)
     saved_path = run.path / "fingerprint.json"
     from dfu_tui.paths import read_own_bytes

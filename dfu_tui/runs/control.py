@@ -11,6 +11,7 @@ happened.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -18,9 +19,10 @@ from dfu_tui.runs.events import EventWriter
 from dfu_tui.runs.procs import alive, end_processes, run_processes
 from dfu_tui.runs.rundir import RunDir
 from dfu_tui.runs.state import load_state
-from dfu_tui.runs.supervisor import lock_holder
+from dfu_tui.runs.supervisor import lock_holder, request_stop
 
 FINAL = ("completed", "failed", "cancelled")
+STARTING_WAIT = 1.0  # seconds a stop waits for a resume that is starting to show itself
 
 
 def _ours(run: RunDir) -> tuple[list[int], list[int]]:
@@ -45,9 +47,17 @@ def stop_run(run: RunDir, grace: float = 10.0, poll: float = 0.1) -> tuple[str, 
     start = time.monotonic()
     supervisors, workers = _ours(run)
     if not supervisors and not workers:
+        # a resume may be starting, with nothing to signal yet: it will find the request
+        with contextlib.suppress(OSError):  # best effort: a full disk refuses even this
+            request_stop(run)
+        end = time.monotonic() + STARTING_WAIT
+        while time.monotonic() < end and not (supervisors or workers):
+            time.sleep(poll)
+            supervisors, workers = _ours(run)
+    if not supervisors and not workers:
         status = load_state(run.path).status
         if status in FINAL:
-            return status, 0.0
+            return status, time.monotonic() - start
         _close(run, "supervisor was not running; marked cancelled by stop")
         return "cancelled", time.monotonic() - start
     if supervisors:  # the supervisor cancels its workers and writes the final event

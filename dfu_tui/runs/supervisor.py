@@ -68,6 +68,31 @@ class RunLock:
             self._fh = None
 
 
+STOP_FILE = "stop.request"
+
+
+def request_stop(run: RunDir) -> None:
+    """Leave a stop request in the run folder, for a resume that is starting and has no
+    process to signal yet; `clear_stop` (at the start of `resume`) removes it."""
+    from dfu_tui.paths import write_own_text
+
+    write_own_text(run.path / STOP_FILE, f"{time.time():.3f}\n")
+
+
+def stop_requested(run: RunDir) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(run.path / STOP_FILE).st_mode)
+    except OSError:
+        return False
+
+
+def clear_stop(run: RunDir) -> None:
+    path = run.path / STOP_FILE
+    with contextlib.suppress(OSError):
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            path.unlink()
+
+
 def is_locked(run: RunDir) -> bool:
     """Whether a live supervisor holds the run's lock."""
     try:  # a lock that is a link, a FIFO or a folder is nobody's lock
@@ -143,6 +168,10 @@ class Supervisor:
 
         lock = RunLock(self.run)
         lock.acquire()
+        if resume and stop_requested(self.run):  # a stop raced this resume while it started
+            lock.release()
+            print(f"error: {self.run.path}: stopped while the resume was starting", flush=True)
+            return EXIT_CANCELLED
         self._end_orphans()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)

@@ -309,3 +309,30 @@ def test_keras_and_matplotlib_write_into_our_cache_not_home(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr
     assert not any(home.iterdir()), list(home.iterdir())  # matplotlib wrote nothing there
     assert stat.S_IMODE((cache / "matplotlib").stat().st_mode) == 0o700
+
+
+def test_a_stop_racing_a_starting_resume_stops_it(tmp_path: Path) -> None:
+    """A stop that finds nothing to signal leaves a request: a supervisor that starts after
+    it (a resume past its checks) stops before training; `resume` itself clears an old
+    request first, so a later resume runs."""
+    run = copy_run(tmp_path, CANCELLED)
+    before = (run / "events.jsonl").read_bytes()
+    stop = run_dfu(dict(os.environ), "stop", str(run))
+    assert stop.returncode == 0 and "cancelled" in stop.stdout, stop.stderr
+    assert (run / "stop.request").is_file()
+    # the supervisor of a resume whose checks were done before the stop came
+    started = subprocess.run(
+        [sys.executable, "-m", "dfu_tui.supervise", str(run), "--resume", "--jobs", "1"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert started.returncode == 130, started.stdout + started.stderr
+    assert "stopped while the resume was starting" in started.stdout
+    assert (run / "events.jsonl").read_bytes() == before  # nothing trained, nothing logged
+    from dfu_tui.runs.rundir import RunDir
+    from dfu_tui.runs.supervisor import clear_stop, stop_requested
+
+    clear_stop(RunDir(run))  # what `resume` does first
+    assert not stop_requested(RunDir(run))
