@@ -158,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs_dir = getattr(args, "runs_dir", None)
         if runs_dir is not None and runs_dir.exists() and not runs_dir.is_dir():
             raise InputError(f"{runs_dir}: not a folder; expected the runs folder (--runs-dir)")
+        if runs_dir is not None and runs_dir.is_symlink() and not runs_dir.exists():
+            raise InputError(f"{runs_dir}: a dangling symbolic link; expected the runs folder")
         if args.command is None:
             return open_dashboard(args)
         check_numbers(args)
@@ -174,11 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"error: {exc}; not touched", markup=False)
         return EXIT_BAD_INPUT
     except OSError as exc:
-        if exc.errno not in SYSTEM_ERRNOS:
-            raise
+        # the machine's state (full disk, permissions): exit 1; any other path that is not
+        # what it should be (not a folder, gone, a link): bad input, exit 2; one line either way
         where = f"{exc.filename}: " if exc.filename else ""
-        err.print(f"error: {where}{exc.strerror}", markup=False)
-        return EXIT_FAILED
+        err.print(f"error: {where}{exc.strerror or exc}", markup=False)
+        return EXIT_FAILED if exc.errno in SYSTEM_ERRNOS else EXIT_BAD_INPUT
 
 
 #: System conditions (not our bugs) reported as one line with exit 1: a full disk, a quota,
@@ -395,6 +397,8 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     if not 6 <= patients <= MAX_DEMO_PATIENTS:
         raise InputError(f"--patients: must be between 6 and {MAX_DEMO_PATIENTS}, got {patients}")
     target: Path = args.dir
+    if target.is_symlink():
+        raise InputError(f"{target}: a symbolic link; give the folder itself (a new one)")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise InputError(f"{target}: already exists and is not empty; expected a new folder")
     if target.is_dir():
@@ -865,8 +869,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from dfu_tui.runs.export import export_run
 
     run = resolve_run(args.run, args.runs_dir)
+    to_file = args.output is not None and str(args.output) != "-"
+    if to_file:
+        from dfu_tui.paths import check_output
+
+        check_output(args.output)  # before the export is built
     text = export_run(run, args.format)
-    if args.output is None or str(args.output) == "-":
+    if not to_file:
         sys.stdout.write(text)
     else:
         from dfu_tui.paths import write_output
@@ -878,13 +887,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """The run's config, verdict, per-fold tables and figures as one HTML file (0600)."""
-    from dfu_tui.paths import write_output
+    from dfu_tui.paths import check_output, write_output
     from dfu_tui.report import build_report
 
     run = resolve_run(args.run, args.runs_dir)
     if args.output is None:
         own_run(run)  # the report goes into the run's folder: it must be ours
     output: Path = args.output if args.output is not None else run.report
+    check_output(output)  # before the report is built: a refused path costs nothing
     replaced = write_output(output, build_report(run), "report")
     err.print(f"{'replaced' if replaced else 'wrote'} {output}", markup=False)
     return EXIT_OK

@@ -199,16 +199,22 @@ def output_target(output: Path) -> bool:
     return True
 
 
+def check_output(output: Path) -> bool:
+    """Whether `--output` may be written (True: it replaces a regular file of ours), before
+    anything is computed for it; InputError otherwise (see `output_target`)."""
+    if output.is_dir() and not output.is_symlink():
+        raise InputError(f"{output}: --output is a folder; give a file name")
+    if not output.parent.is_dir():
+        raise InputError(f"{output}: --output folder {output.parent} does not exist")
+    return output_target(output)
+
+
 def write_output(output: Path, text: str, what: str) -> bool:
     """Write a file the user named with `--output` (atomic, private): a new file, or one
     replacing a regular file the user owns (returns True then). A folder, a missing folder,
     a link, a device, a FIFO, another user's file or a failed write is one InputError naming
     the file, and nothing at the path changes."""
-    if output.is_dir() and not output.is_symlink():
-        raise InputError(f"{output}: --output is a folder; give a file name")
-    if not output.parent.is_dir():
-        raise InputError(f"{output}: --output folder {output.parent} does not exist")
-    replaced = output_target(output)
+    replaced = check_output(output)
     try:
         atomic_write_text(output, text)
     except OSError as exc:

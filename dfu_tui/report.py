@@ -658,10 +658,14 @@ def build_report(run: RunDir, now: float | None = None) -> str:
     fingerprint = read_json(run.path / "fingerprint.json") or {}
     index = fused_index(state.combinations)
     fused = "+".join(state.combinations[index])
-    try:
-        config_text = run.config.read_text(encoding="utf-8")
+    from dfu_tui.runs.events import read_regular
+
+    try:  # no link, no FIFO wait, at most 1 MB; not UTF-8 is said, not raised
+        config_text = read_regular(run.config)[: 1 << 20].decode("utf-8")
+    except UnicodeDecodeError:
+        config_text = f"(cannot read {run.config}: not UTF-8 text)"
     except OSError as exc:
-        config_text = f"(cannot read {run.config}: {exc.strerror})"
+        config_text = f"(cannot read {run.config}: {exc.strerror or exc})"
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import time
@@ -104,8 +105,10 @@ class RunDir:
             return False
 
     def unreadable(self) -> bool:
-        """Whether this is a folder we may not look into (another user's run, 0700): listed
-        as "not readable", never read or touched."""
+        """Whether this is a run folder (named like a run id) we may not look into (another
+        user's run, 0700): listed as "not readable", never read or touched."""
+        if not RUN_ID.fullmatch(self.path.name):
+            return False
         try:
             self.events.stat()
         except PermissionError:
@@ -113,6 +116,9 @@ class RunDir:
         except OSError:
             return False
         return False
+
+
+RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
 
 
 def create_run_dir(runs_dir: Path, cfg: Config) -> RunDir:

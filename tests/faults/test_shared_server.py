@@ -336,3 +336,30 @@ def test_a_stop_racing_a_starting_resume_stops_it(tmp_path: Path) -> None:
 
     clear_stop(RunDir(run))  # what `resume` does first
     assert not stop_requested(RunDir(run))
+
+
+def test_odd_folders_on_the_command_line_are_one_line(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "linked").symlink_to(real)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    env = {**os.environ, "DFU_TUI_CACHE_DIR": str(tmp_path / "c")}
+    for args, says in (
+        (("demo-data", str(tmp_path / "linked"), "--patients", "12"), "a symbolic link"),
+        (("demo-data", str(tmp_path / "dangling"), "--patients", "12"), "a symbolic link"),
+        (("status", "--runs-dir", str(tmp_path / "dangling")), "dangling symbolic link"),
+        (("run", "configs/default.toml", "--runs-dir", str(tmp_path / "dangling")), "dangling"),
+    ):
+        line = one_error(run_dfu(env, *args, timeout=120))
+        assert says in line, (args, line)
+    assert not any(real.iterdir())  # nothing written through the link
+    listed = run_dfu(env, "status", "--runs-dir", "/proc/1")
+    assert listed.returncode == 0 and "not readable" not in listed.stdout  # not run folders
+
+
+def test_report_of_a_run_whose_config_is_not_utf8(tmp_path: Path) -> None:
+    run = copy_run(tmp_path, CANCELLED)
+    (run / "config.toml").write_bytes(b"\xff\xfe[data]\n")
+    proc = run_dfu(dict(os.environ), "report", str(run), "--output", str(tmp_path / "r.html"))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "not UTF-8" in (tmp_path / "r.html").read_text()
