@@ -12,7 +12,7 @@ from rich.markup import escape
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
 from dfu_tui.runs.catalog import CatalogUpdate, RunCatalog
@@ -176,11 +176,24 @@ class DfuApp(App[None]):
             self.push_screen(LaunchScreen(self.context, self.config_path))
 
     def _showing(self, kind: type, **attrs: object) -> bool:
-        """Whether the top screen already is this one (a burst of keys opens it once)."""
-        screen = self.screen
-        return isinstance(screen, kind) and all(
-            getattr(screen, k, None) == v for k, v in attrs.items()
-        )
+        """Whether this screen is open already: the top one (a burst of keys opens it once),
+        or one below (then the screens above it are closed, so it is on top again and the
+        stack never holds two copies of a screen)."""
+
+        def same(screen: object) -> bool:
+            return isinstance(screen, kind) and all(
+                getattr(screen, k, None) == v for k, v in attrs.items()
+            )
+
+        if same(self.screen):
+            return True
+        stack = self.screen_stack
+        below = [i for i, screen in enumerate(stack) if same(screen)]
+        if not below or any(isinstance(s, ModalScreen) for s in stack[below[-1] + 1 :]):
+            return False
+        for _ in range(len(stack) - 1 - below[-1]):
+            self.pop_screen()
+        return True
 
     def open_run(self, run_id: str) -> None:
         if run_id in self.catalog.states and not self._showing(MonitorScreen, run_id=run_id):
@@ -209,7 +222,7 @@ class DfuApp(App[None]):
         from dfu_tui.tui.screens.runs_compare import RunsCompareScreen
 
         known = [r for r in message.run_ids if r in self.catalog.states]
-        if len(known) >= 2:
+        if len(known) >= 2 and not self._showing(RunsCompareScreen, run_ids=known):
             self.push_screen(RunsCompareScreen(self.context, known))
 
     def on_label_run(self, message: LabelRun) -> None:
@@ -224,6 +237,8 @@ class DfuApp(App[None]):
                 remove = [t for t in labels.tags if t not in tags]
                 self._label(run_id, name, add, remove)
 
+        if isinstance(self.screen, ModalScreen):
+            return
         self.push_screen(LabelsScreen(run_id, labels.name, " ".join(labels.tags)), answered)
 
     @work(group="control", description="name and tag a run", exit_on_error=False)
@@ -246,6 +261,8 @@ class DfuApp(App[None]):
             if yes:
                 self._archive(run_id)
 
+        if isinstance(self.screen, ModalScreen):
+            return  # a question is open: answer it first
         self.push_screen(
             ConfirmScreen(
                 f"Archive run {run_id}? It moves to {self.runs_dir / '.trash'}; "
@@ -399,6 +416,8 @@ class DfuApp(App[None]):
             if yes:
                 self._stop(run_id)
 
+        if isinstance(self.screen, ModalScreen):
+            return  # a question is open: answer it first
         self.push_screen(ConfirmScreen(f"Stop run {run_id}?"), answered)
 
     @work(group="control", description="stop a run", exit_on_error=False)

@@ -66,6 +66,30 @@ class TestRunsScreen:
             await pilot.press("n")
             assert isinstance(app.screen, RunsScreen)
 
+    async def test_key_bursts_never_stack_copies_of_a_screen(self, runs_dir: Path) -> None:
+        """Monitor, compare, fold detail, monitor, compare, ... as fast as keys come: the
+        stack holds each screen once (it held 13 screens), and one question at a time."""
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            for _ in range(3):
+                for open_ in (
+                    lambda: app.open_run(COMPLETED),
+                    lambda: app.open_compare(COMPLETED),
+                    lambda: app.open_fold_detail(COMPLETED, 1),
+                    lambda: app.open_run(COMPLETED),
+                ):
+                    open_()
+                    await pilot.pause()
+            kinds = [type(s).__name__ for s in app.screen_stack]
+            assert kinds.count("MonitorScreen") == 1 and kinds.count("CompareScreen") <= 1
+            assert len(app.screen_stack) <= 5, kinds
+            assert isinstance(app.screen, MonitorScreen)
+            for _ in range(4):
+                app.confirm_stop(COMPLETED)
+            await pilot.pause()
+            assert sum(isinstance(s, ConfirmScreen) for s in app.screen_stack) == 1
+            await pilot.press("n")
+
     async def test_new_run_appears_live(self, runs_dir: Path) -> None:
         app = make_app(runs_dir)
         async with app.run_test(size=SIZE) as pilot:
