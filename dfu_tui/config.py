@@ -540,6 +540,7 @@ def _check_weights(key: str, weights: Mapping[str, float], cfg: Config, source: 
 
 
 MAX_TREES = 100_000
+MAX_BATCH_BYTES = 4 * 2**30  # one batch's float32 input; a larger one cannot fit a GPU
 
 
 def _check_semantics(cfg: Config, source: str) -> list[str]:
@@ -691,6 +692,13 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
         bad("image_model.epochs", f"must be >= 1, got {im.epochs}")
     if im.batch_size < 1:
         bad("image_model.batch_size", f"must be >= 1, got {im.batch_size}")
+    elif im.batch_size * cfg.data.image_size**2 * 3 * 4 > MAX_BATCH_BYTES:
+        bad(
+            "image_model.batch_size",
+            f"{im.batch_size} crops of {cfg.data.image_size} px is "
+            f"{im.batch_size * cfg.data.image_size**2 * 12 / 2**30:.1f} GiB of input per "
+            f"batch, above the {MAX_BATCH_BYTES / 2**30:.0f} GiB limit",
+        )
     if not 0 < im.learning_rate < 1:
         bad("image_model.learning_rate", f"must be between 0 and 1, got {im.learning_rate:g}")
     if not 0 < im.inner_val_fraction < 0.5:

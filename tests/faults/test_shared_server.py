@@ -278,7 +278,10 @@ def test_configs_that_imply_impossible_work_or_floods_are_one_line_each(tmp_path
     many = tmp_path / "many.toml"
     names = ",".join(f'"c{i}"' for i in range(50_000))
     many.write_text(f"[features]\nexclude = [{names}]\n")
+    batch = tmp_path / "batch.toml"
+    batch.write_text("[data]\nimage_size = 512\n[image_model]\nbatch_size = 100000\n")
     for path, says in (
+        (batch, "GiB of input per batch, above the 4 GiB limit"),
         (deep, "nested too deeply"),
         (nested, "nested deeper than"),
         (trees, "metadata_model.n_estimators: must be in 1..100,000"),
