@@ -162,18 +162,21 @@ def test_another_users_run_is_listed_not_read_and_never_acted_on(shared: Path) -
             os.chown(os.path.join(folder, f), NOBODY, NOBODY)
     for p in (tmp_path, runs):
         os.chmod(p, 0o755)
-    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
     env = {**os.environ, "HOME": str(tmp_path), "DFU_TUI_CACHE_DIR": str(tmp_path / "c")}
-    for json_flag in ([], ["--json"]):
-        proc = subprocess.run(
-            [*as_nobody, sys.executable, "-m", "dfu_tui", "status", "--runs-dir", str(runs)]
-            + json_flag,
+
+    def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+        drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        return subprocess.run(
+            [*drop, sys.executable, *args],
             capture_output=True,
             text=True,
             env=env,
             cwd=ROOT,
             timeout=120,
         )
+
+    for json_flag in ([], ["--json"]):
+        proc = as_nobody("-m", "dfu_tui", "status", "--runs-dir", str(runs), *json_flag)
         assert proc.returncode == 0, proc.stderr
         assert "Traceback" not in proc.stderr
         if json_flag:
@@ -187,14 +190,7 @@ def test_another_users_run_is_listed_not_read_and_never_acted_on(shared: Path) -
         "c = RunCatalog(Path(sys.argv[1])); c.refresh(); "
         "print({k: s.status for k, s in c.states.items()})"
     )
-    proc = subprocess.run(
-        [*as_nobody, sys.executable, "-c", snippet, str(runs)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
+    proc = as_nobody("-c", snippet, str(runs))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == repr({COMPLETED: "completed", CANCELLED: "not readable"})
     before = {p: snapshot(p) for p in theirs.rglob("*")}
