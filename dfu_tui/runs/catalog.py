@@ -156,7 +156,7 @@ class RunCatalog:
         for run_id, events in update.events.items():
             state = self.states.setdefault(run_id, RunState(run_id))
             for e in events:
-                state.apply(e)
+                state.apply(e, checked=True)  # `read` kept only well-formed ones
             if events:
                 self.new_events[run_id] = events
             changed.add(run_id)

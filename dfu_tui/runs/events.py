@@ -81,20 +81,29 @@ class EventWriter:
         os.close(self._fd)
 
 
-def read_regular(path: Path, offset: int = 0) -> bytes:
-    """The bytes of a regular file from `offset`: never through a symbolic link and never
-    waiting on a FIFO (OSError for anything that is not a regular file)."""
+def read_regular(path: Path, offset: int = 0, limit: int | None = None) -> bytes:
+    """The bytes of a regular file from `offset` (at most `limit`): never through a symbolic
+    link and never waiting on a FIFO (OSError for anything that is not a regular file)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(f"{path}: not a regular file")
         os.lseek(fd, offset, os.SEEK_SET)
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
+        chunks, size = [], 0
+        while limit is None or size < limit:
+            chunk = os.read(fd, 1 << 20 if limit is None else min(1 << 20, limit - size))
+            if not chunk:
+                break
             chunks.append(chunk)
+            size += len(chunk)
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+#: How much of a log one `read_new(CHUNK)` takes: a long log is applied chunk by chunk, so
+#: reading it holds a bounded amount of raw text and decoded events at a time.
+CHUNK = 4 << 20
 
 
 def _last_byte(path: Path, size: int) -> bytes:
@@ -122,17 +131,37 @@ class EventReader:
         self.path = path
         self.offset = 0
         self.skipped = 0
+        self.more = False  # the last `read_new(limit)` stopped at its limit
+        self._long = False  # inside a line longer than a whole chunk (skipped)
 
-    def read_new(self) -> list[Event]:
-        """The complete events appended since the last call."""
+    def read_new(self, limit: int | None = None) -> list[Event]:
+        """The complete events appended since the last call (with `limit`, those in the next
+        `limit` bytes; `more` then says whether the log goes on). A line longer than a whole
+        chunk is skipped and counted."""
         try:
-            data = read_regular(self.path, self.offset)
+            data = read_regular(self.path, self.offset, limit)
         except OSError:  # missing, unreadable, a link, a FIFO, a folder: nothing to read
             return []
+        self.more = limit is not None and len(data) >= limit
+        start = 0
+        if self._long:  # the rest of an overlong line
+            first = data.find(b"\n")
+            if first < 0:
+                self.offset += len(data) if self.more else 0
+                return []
+            start, self._long = first + 1, False
         end = data.rfind(b"\n")
-        if end < 0:
+        if end < start:
+            if self.more and start == 0:  # a whole chunk without a line end: overlong
+                self.skipped += 1
+                self._long = True
+                self.offset += len(data)
+            else:  # past the overlong line's end: the rest is read next time
+                self.offset += start
             return []
-        self.offset += end + 1
+        data = data[start:]
+        end -= start
+        self.offset += start + end + 1
         events = []
         for line in data[: end + 1].splitlines():
             if not line.strip(b" \t\r\n"):

@@ -8,6 +8,7 @@ earlier versions of schema 1 still replay. `fold_finished` carries a `FoldResult
 
 import functools
 import types
+from collections.abc import Callable
 from typing import (
     Any,
     NotRequired,
@@ -179,34 +180,62 @@ def conforms(value: Any, hint: Any) -> bool:
     """Whether a decoded JSON value has the type `hint` says (a TypedDict's present keys
     recursively; a float may be null, as NaN is written). What enters from a log is checked
     here before anything reads it."""
+    return _checker(hint)(value)
+
+
+Check = Callable[[Any], bool]
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int
+
+
+def _is_float(v: Any) -> bool:
+    return v is None or type(v) is float or type(v) is int
+
+
+def _is_str(v: Any) -> bool:
+    return type(v) is str
+
+
+def _is_bool(v: Any) -> bool:
+    return type(v) is bool
+
+
+def _anything(v: Any) -> bool:
+    return True
+
+
+@functools.cache
+def _checker(hint: Any) -> Check:
+    """A compiled check for one type hint (built once per hint: a log has many lines)."""
     if hint is Any:
-        return True
+        return _anything
+    simple = {int: _is_int, float: _is_float, str: _is_str, bool: _is_bool}
+    if hint in simple:
+        return simple[hint]
+    if hint is type(None):
+        return lambda v: v is None
     origin = get_origin(hint)
     if origin in (Union, types.UnionType):
-        return any(conforms(value, h) for h in get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
-    if hint is str:
-        return isinstance(value, str)
+        options = tuple(_checker(h) for h in get_args(hint))
+        return lambda v: any(c(v) for c in options)
     if origin is list:
         (item,) = get_args(hint) or (Any,)
-        return isinstance(value, list) and all(conforms(v, item) for v in value)
+        each = _checker(item)
+        if each is _anything:
+            return lambda v: type(v) is list
+        return lambda v: type(v) is list and all(each(x) for x in v)
     if origin is dict:
         key, item = get_args(hint) or (Any, Any)
-        return isinstance(value, dict) and all(
-            conforms(k, key) and conforms(v, item) for k, v in value.items()
-        )
+        k, i = _checker(key), _checker(item)
+        return lambda v: type(v) is dict and all(k(a) and i(b) for a, b in v.items())
     if is_typeddict(hint):
-        return isinstance(value, dict) and all(
-            conforms(value[k], h) for k, h in _hints(hint).items() if k in value
+        fields = {name: _checker(h) for name, h in _hints(hint).items()}
+        return lambda v: (
+            type(v) is dict and all(check(v[name]) for name, check in fields.items() if name in v)
         )
-    return True
+    return _anything
 
 
 def typed(event: dict[str, Any]) -> bool:

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, cast
 
 from dfu_tui.config import Config
 from dfu_tui.engine.records import FoldResult
-from dfu_tui.runs.events import FINAL_KINDS, KINDS, Event, EventReader
+from dfu_tui.runs.events import CHUNK, FINAL_KINDS, KINDS, Event, EventReader
 from dfu_tui.runs.records import required_fields, typed
 from dfu_tui.runs.rundir import RunDir
 
@@ -127,10 +127,10 @@ class RunState:
     skipped: int = 0  # event lines that could not be used (damaged or incomplete)
     log: list[Event] = field(default_factory=list)  # every event but heartbeats and epochs
 
-    def apply(self, e: Event) -> None:
+    def apply(self, e: Event, checked: bool = False) -> None:
         """Fold one event into the state; an event missing what its kind needs is skipped
-        and counted, never fatal."""
-        if not well_formed(e):
+        and counted, never fatal (`checked`: the caller has checked it already)."""
+        if not checked and not well_formed(e):
             self.skipped += 1
             return
         kind, ts = e["kind"], e.get("ts")
@@ -426,18 +426,29 @@ class RunWatcher:
     def refresh(self) -> list[Event]:
         """Apply the events appended since the last refresh; return them."""
         new = self.reader.read_new()
+        return self._apply(new)
+
+    def _apply(self, new: list[Event]) -> list[Event]:
         good = [e for e in new if well_formed(e)]
         self.state.skipped += len(new) - len(good) + self.reader.skipped
         self.reader.skipped = 0
         for e in good:
-            self.state.apply(e)
+            self.state.apply(e, checked=True)
         return good
+
+    def catch_up(self) -> None:
+        """Apply the whole log chunk by chunk (`events.CHUNK`): a long log is read in bounded
+        memory, the decoded events of one chunk at a time."""
+        while True:
+            self._apply(self.reader.read_new(CHUNK))
+            if not self.reader.more:
+                break
 
 
 def load_state(run_dir: Path) -> RunState:
     """The state of a run from its whole event log."""
     watcher = RunWatcher(run_dir)
-    watcher.refresh()
+    watcher.catch_up()
     return watcher.state
 
 

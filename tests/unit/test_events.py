@@ -331,3 +331,26 @@ def test_flags_of_a_torn_fold_are_not_counted_twice_after_a_resume(tmp_path: Pat
     assert state.skipped == 1  # the torn line
     assert len(state.fold_flags[1]) == 1
     assert state.flag_counts() == {"collapse": 0, "warning": 1}
+
+
+def test_a_log_read_in_small_chunks_gives_the_same_state(tmp_path: Path, monkeypatch) -> None:
+    """The reader applies a log chunk by chunk (bounded memory for a long log): any chunk
+    size gives the same state, and a line longer than a whole chunk is skipped, counted."""
+    import dfu_tui.runs.state as state_module
+    from tests.tui.conftest import COMPLETED, FIXTURES
+
+    run = tmp_path / COMPLETED
+    shutil.copytree(FIXTURES / COMPLETED, run)
+    full = load_state(run)
+    whole = full.to_dict(now=0)
+    lines = (run / "events.jsonl").read_bytes().splitlines(keepends=True)
+    longest = max(len(x) for x in lines)
+    monkeypatch.setattr(state_module, "CHUNK", longest + 1)
+    assert load_state(run).to_dict(now=0) == whole
+    monkeypatch.setattr(state_module, "CHUNK", 300)  # some lines now longer than a chunk
+    chunked = load_state(run)
+    overlong = sum(1 for x in lines if len(x) > 300)  # with its newline, above a chunk
+    assert chunked.skipped == overlong > 0
+    # every short line was read: heartbeats, flags and the final event
+    assert chunked.last_heartbeat == full.last_heartbeat and chunked.status == "completed"
+    assert len(chunked.flags) == len(full.flags)
