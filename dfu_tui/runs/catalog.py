@@ -14,7 +14,7 @@ from typing import Any
 
 from dfu_tui.config import Config, load_config
 from dfu_tui.errors import InputError
-from dfu_tui.runs.events import Event, EventReader
+from dfu_tui.runs.events import CHUNK, Event, EventReader
 from dfu_tui.runs.labels import Labels, labels_path, read_labels
 from dfu_tui.runs.rundir import RunDir
 from dfu_tui.runs.state import UNREADABLE, RunState, well_formed
@@ -83,6 +83,26 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
+def read_chunked(reader: EventReader) -> tuple[int, list[Event]]:
+    """Every new line of a log, chunk by chunk (`events.CHUNK`): how many were read, and the
+    well-formed events, with each run of consecutive heartbeats kept as its last one (all a
+    state takes from them), so a long log costs bounded memory beyond what a state keeps."""
+    count = 0
+    good: list[Event] = []
+    while True:
+        new = reader.read_new(CHUNK)
+        count += len(new)
+        for e in new:
+            if not well_formed(e):
+                continue
+            if e["kind"] == "heartbeat" and good and good[-1]["kind"] == "heartbeat":
+                good[-1] = e
+            else:
+                good.append(e)
+        if not reader.more:
+            return count, good
+
+
 class RunCatalog:
     """Readers and states for the runs in a directory; `refresh` reports which changed."""
 
@@ -126,9 +146,8 @@ class RunCatalog:
         for run_id, reader in self._readers.items():
             if run_id in self._gone:
                 continue
-            new = reader.read_new()
-            good = [e for e in new if well_formed(e)]
-            skipped = len(new) - len(good) + reader.skipped
+            new, good = read_chunked(reader)
+            skipped = new - len(good) + reader.skipped
             reader.skipped = 0
             if good:
                 update.events.setdefault(run_id, []).extend(good)

@@ -354,3 +354,25 @@ def test_a_log_read_in_small_chunks_gives_the_same_state(tmp_path: Path, monkeyp
     # every short line was read: heartbeats, flags and the final event
     assert chunked.last_heartbeat == full.last_heartbeat and chunked.status == "completed"
     assert len(chunked.flags) == len(full.flags)
+
+
+def test_the_dashboards_reader_keeps_the_same_state_in_chunks(tmp_path: Path, monkeypatch) -> None:
+    """The catalog reads a log chunk by chunk and keeps only the last of consecutive
+    heartbeats: the state is the one `load_state` builds."""
+    import dfu_tui.runs.catalog as catalog_module
+    from dfu_tui.runs.catalog import RunCatalog
+    from dfu_tui.runs.events import EventWriter
+    from tests.tui.conftest import COMPLETED, FIXTURES
+
+    runs = tmp_path / "runs"
+    run = runs / COMPLETED
+    shutil.copytree(FIXTURES / COMPLETED, run)
+    writer = EventWriter(run / "events.jsonl")
+    for pid in range(500):  # a long tail of heartbeats
+        writer.emit("heartbeat", pid=pid)
+    writer.close()
+    monkeypatch.setattr(catalog_module, "CHUNK", 2000)
+    catalog = RunCatalog(runs)
+    catalog.refresh()
+    assert catalog.states[COMPLETED].to_dict(now=0) == load_state(run).to_dict(now=0)
+    assert catalog.states[COMPLETED].last_heartbeat == load_state(run).last_heartbeat
