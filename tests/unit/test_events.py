@@ -371,7 +371,8 @@ def test_the_dashboards_reader_keeps_the_same_state_in_chunks(tmp_path: Path, mo
     for pid in range(500):  # a long tail of heartbeats
         writer.emit("heartbeat", pid=pid)
     writer.close()
-    monkeypatch.setattr(catalog_module, "CHUNK", 2000)
+    longest = max(len(x) for x in (run / "events.jsonl").read_bytes().splitlines(True))
+    monkeypatch.setattr(catalog_module, "CHUNK", longest + 1)  # many chunks, no line cut
     catalog = RunCatalog(runs)
     catalog.refresh()
     assert catalog.states[COMPLETED].to_dict(now=0) == load_state(run).to_dict(now=0)
