@@ -84,23 +84,24 @@ def _mtime(path: Path) -> float:
 
 
 def read_chunked(reader: EventReader) -> tuple[int, list[Event]]:
-    """Every new line of a log, chunk by chunk (`events.CHUNK`): how many were read, and the
-    well-formed events, with each run of consecutive heartbeats kept as its last one (all a
-    state takes from them), so a long log costs bounded memory beyond what a state keeps."""
-    count = 0
+    """Every new line of a log, chunk by chunk (`events.CHUNK`): how many were not
+    well-formed, and the well-formed events, with each run of consecutive heartbeats kept as
+    its last one (all a state takes from them), so a long log costs bounded memory beyond
+    what a state keeps."""
+    bad = 0
     good: list[Event] = []
     while True:
         new = reader.read_new(CHUNK)
-        count += len(new)
         for e in new:
             if not well_formed(e):
+                bad += 1
                 continue
             if e["kind"] == "heartbeat" and good and good[-1]["kind"] == "heartbeat":
                 good[-1] = e
             else:
                 good.append(e)
         if not reader.more:
-            return count, good
+            return bad, good
 
 
 class RunCatalog:
@@ -146,8 +147,8 @@ class RunCatalog:
         for run_id, reader in self._readers.items():
             if run_id in self._gone:
                 continue
-            new, good = read_chunked(reader)
-            skipped = new - len(good) + reader.skipped
+            bad, good = read_chunked(reader)
+            skipped = bad + reader.skipped
             reader.skipped = 0
             if good:
                 update.events.setdefault(run_id, []).extend(good)
