@@ -12,10 +12,11 @@ identity (pid, boot and start time, which together name one process for good), t
 supervisor's secret (a random token it puts in its own environment, `DFU_TUI_RUN_TOKEN`,
 which everything it starts inherits) and the supervisor's session (which everything it starts
 stays in; no process can join a session it was not born in). Identity is public (/proc), so
-it proves nothing on its own: a recorded process is signalled only while it is this user's,
-and its environment (which only its owner and root can read) holds the recorded token or it
-is in the recorded session (a process that rewrites its title may hide its environment).
-`processes.json` is read only as a small regular file of ours.
+it proves nothing on its own: a process is recorded only once proven ours (its environment,
+which only its owner and root can read, holds the token, or it is in the supervisor's
+session), the record is read only as a small regular file of ours in a run folder of ours
+(another user's folder is refused before anything is read), and a recorded process is
+signalled only while it is this user's and still the very process recorded.
 """
 
 from __future__ import annotations
@@ -208,15 +209,18 @@ def record_started(run_dir: Path, pids: list[int], token: str | None = None) -> 
 
 
 def _recorded(run_dir: Path) -> list[int]:
-    """The recorded processes that are still the very processes recorded, this user's, and
-    hold the token they were recorded with or live in the recorded session."""
+    """The recorded processes (proven ours when recorded) that are still the very processes
+    recorded, and this user's."""
     uid = os.getuid()
     live = []
-    for pid, (ident, token, session) in _read_started(run_dir).items():
-        if not pid.isdigit() or identity(int(pid)) != ident:
+    for pid, (ident, token, _session) in _read_started(run_dir).items():
+        # recorded only once proven ours (token or session) by our supervisor, in a record
+        # that is a regular file of ours in a folder of ours: its identity names that very
+        # process (a title rewritten since may hide the environment that proved it)
+        if not pid.isdigit() or not token or identity(int(pid)) != ident:
             continue
         with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}").stat().st_uid == uid and _proven(int(pid), token, session):
+            if Path(f"/proc/{pid}").stat().st_uid == uid:
                 live.append(int(pid))
     return live
 

@@ -102,16 +102,18 @@ def test_stop_ends_what_a_killed_supervisor_left_and_only_that(tmp_path: Path) -
     ignores_term = start(["bash", "-c", "trap '' TERM; sleep 60 & wait"])
     ours = [start(["sleep", "60"]), ignores_term]
     # strangers: one whose pid the record names with an older identity (a reused pid), one
-    # named with its true identity but started by someone else (no token: identity is
-    # public in /proc and proves nothing)
+    # started by someone else (no token, another session: identity is public in /proc and
+    # proves nothing, so it is never recorded)
     strangers = [start(["sleep", "60"]), start(["sleep", "60"], secret=None)]
     try:
         wait_for(lambda: len(descendants(ignores_term.pid)) == 1)  # its sleep
         record_started(run, [p.pid for p in ours] + descendants(ignores_term.pid), token)
+        # a process that is not ours (no token, another session) is never recorded
+        record_started(run, [strangers[1].pid], token)
+        assert str(strangers[1].pid) not in json.loads((run / STARTED_FILE).read_text())
         doc = json.loads((run / STARTED_FILE).read_text())
         boot, ticks = identity(strangers[0].pid).split(":")
         doc[str(strangers[0].pid)] = {"identity": f"{boot}:{int(ticks) - 100}", "token": token}
-        doc[str(strangers[1].pid)] = {"identity": identity(strangers[1].pid), "token": token}
         doc["not-a-pid"] = "x"
         (run / STARTED_FILE).write_text(json.dumps(doc))
         found = {p.pid: p.role for p in run_processes(run)}
@@ -147,7 +149,6 @@ def test_a_damaged_process_record_trusts_nothing(tmp_path: Path) -> None:
             "[1, 2]",
             json.dumps({str(stranger.pid): "0:0"}),
             json.dumps({str(stranger.pid): true}),  # the format before tokens
-            json.dumps({str(stranger.pid): {"identity": true, "token": "guess"}}),
             json.dumps({str(stranger.pid): {"identity": true, "token": ""}}),
             json.dumps({str(stranger.pid): {"identity": true, "token": ["x"]}}),
             "",
