@@ -459,7 +459,7 @@ def _supervise(run: RunDir, jobs: int, resume: bool, detach: bool) -> int:
     view = RunConsole(out, load_config(run.config), run)
     with view:
         code = Supervisor(run, jobs, heartbeat_seconds(), on_event=view.on_event).execute(resume)
-    state = load_state(run.path)
+    state = load_state(run.path, history=False)
     if code == 0:
         view.final_table(json.loads(run.summary.read_text(encoding="utf-8")))
         return EXIT_OK
@@ -660,7 +660,7 @@ def is_complete(run: RunDir, cfg: Config) -> bool:
     from dfu_tui.runs.state import load_state
     from dfu_tui.runs.tasks import output_valid, plan
 
-    if load_state(run.path).status != "completed" or read_json(run.summary) is None:
+    if load_state(run.path, history=False).status != "completed" or read_json(run.summary) is None:
         return False
     return all(output_valid(run, t) for t in plan(cfg))
 
@@ -674,7 +674,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from dfu_tui.runs.state import load_state
 
     run = resolve_run(args.run, args.runs_dir)
-    state = load_state(run.path)
+    state = load_state(run.path, history=False)
     summary = read_json(run.summary)
     status = state.effective_status()
     if summary is None or not summary.get("combinations"):
@@ -802,7 +802,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             found = []
         runs = [p for p in found if RunDir(p).is_run()]
         unreadable = [p for p in found if RunDir(p).unreadable()]
-    states = [load_state(p).to_dict() for p in runs]
+    states = [load_state(p, history=False).to_dict() for p in runs]
     # another user's runs: listed, never read
     states += [{"run_id": p.name, "status": UNREADABLE} for p in unreadable]
     states.sort(key=lambda s: s["run_id"])

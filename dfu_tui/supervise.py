@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=0)
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
+    _isolate_early(args.run_dir)
     try:
         from rich.console import Console
 
@@ -40,6 +41,19 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.problems:
             print(f"error: {line}", file=sys.stderr)
         return 2
+
+
+def _isolate_early(run_dir: Path) -> None:
+    """While this process has one thread: a local Ray run gets its own network namespace
+    (a user other than root can only have one now, before numpy starts its threads)."""
+    from dfu_tui.paths import read_own_bytes
+    from dfu_tui.runs import netns
+
+    try:
+        text = read_own_bytes(run_dir / "config.toml", limit=1 << 20)
+    except (OSError, InputError):
+        return  # the supervisor says what is wrong with the folder
+    netns.isolate_early(text)
 
 
 if __name__ == "__main__":

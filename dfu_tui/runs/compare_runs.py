@@ -49,7 +49,7 @@ def run_entry(run: RunDir) -> dict[str, Any]:
     """One run's row and what pairing needs."""
     from dfu_tui.engine.paired import mean_sd, paired_difference, test_train_ratio
 
-    state = load_state(run.path)
+    state = load_state(run.path, history=False)
     docs = read_docs(run)
     fingerprint = read_json(run.path / "fingerprint.json") or {}
     folds = [f for f in state.fold_results if f.get("fold_kind", "cv") == "cv"]

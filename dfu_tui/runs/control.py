@@ -55,7 +55,7 @@ def stop_run(run: RunDir, grace: float = 10.0, poll: float = 0.1) -> tuple[str, 
             time.sleep(poll)
             supervisors, workers = _ours(run)
     if not supervisors and not workers:
-        status = load_state(run.path).status
+        status = load_state(run.path, history=False).status
         if status in FINAL:
             return status, time.monotonic() - start
         _close(run, "supervisor was not running; marked cancelled by stop")
@@ -75,12 +75,12 @@ def stop_run(run: RunDir, grace: float = 10.0, poll: float = 0.1) -> tuple[str, 
     from dfu_tui.runs.ray_executor import remove_session
 
     remove_session(run.run_id)  # a local Ray instance's folder, left by a killed supervisor
-    return load_state(run.path).status, time.monotonic() - start
+    return load_state(run.path, history=False).status, time.monotonic() - start
 
 
 def _ended(run: RunDir) -> bool:
     """Whether the log's last start or resume is followed by a final event."""
-    state = load_state(run.path)
+    state = load_state(run.path, history=False)
     return state.status in FINAL
 
 

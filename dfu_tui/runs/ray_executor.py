@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from dfu_tui.config import Config, ExecutorConfig
 from dfu_tui.data.schema import is_metadata_branch
 from dfu_tui.errors import InputError
+from dfu_tui.runs import netns
 from dfu_tui.runs.events import EventWriter
 from dfu_tui.runs.executor import TaskOutcome
 from dfu_tui.runs.procs import descendants, end_processes, record_started, run_processes
@@ -169,10 +170,12 @@ class RayExecutor:
         if problem:
             raise InputError(problem)
         local: dict[str, Any] = {}
-        if address is None:  # a local instance: this machine's loopback, our own folder
+        if address in (None, "local"):  # a local instance: loopback only, our own folder
             local = {"_node_ip_address": "127.0.0.1", "_temp_dir": str(self._session_root())}
         try:
             if not ray.is_initialized():
+                if local:
+                    self._isolate()
                 ray.init(
                     address=address,
                     include_dashboard=False,
@@ -253,6 +256,18 @@ class RayExecutor:
             with contextlib.suppress(Exception):  # a task already gone is cancelled enough
                 self._ray.cancel(ref, force=True)
         self._refs.clear()
+
+    def _isolate(self) -> None:
+        """A local instance's servers bind every interface: started in a network namespace
+        whose only interface is loopback, nothing beyond this machine reaches them. Where
+        that cannot be had, the run says so (and goes on, as Ray alone would)."""
+        why = netns.isolate()
+        if why:
+            self.events.emit(
+                "message",
+                text=f"warning: the local Ray instance listens on every network interface "
+                f"of this machine for this run: {why}",
+            )
 
     def _session_root(self) -> Path:
         from dfu_tui.paths import check_own_dir, private_dir

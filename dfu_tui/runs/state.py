@@ -126,6 +126,9 @@ class RunState:
     pending_flags: dict[int, list[Event]] = field(default_factory=dict)
     skipped: int = 0  # event lines that could not be used (damaged or incomplete)
     log: list[Event] = field(default_factory=list)  # every event but heartbeats and epochs
+    # keep `epochs` and `log` (the dashboard's monitor, export, report); without them a
+    # state's memory does not grow with the log (status, stop, resume)
+    history: bool = field(default=True, compare=False)
 
     def apply(self, e: Event, checked: bool = False) -> None:
         """Fold one event into the state; an event missing what its kind needs is skipped
@@ -135,7 +138,7 @@ class RunState:
             return
         kind, ts = e["kind"], e.get("ts")
         previous, self.last_event = self.last_event, ts
-        if kind not in ("heartbeat", "epoch"):
+        if self.history and kind not in ("heartbeat", "epoch"):
             self.log.append(e)
         if kind in ("run_started", "run_resumed"):
             if self.running_since is not None and self.finished is None:
@@ -176,7 +179,8 @@ class RunState:
                 self.task_started_at[e["task"]] = ts
         elif kind == "epoch":
             self.running.setdefault(e["task"], {}).update(e)
-            self.epochs.append(e)
+            if self.history:
+                self.epochs.append(e)
         elif kind == "branch_finished":
             self.running.pop(e["task"], None)
             self.done[e["task"]] = e.get("seconds") or 0.0
@@ -419,9 +423,9 @@ SCALE_KEYS = {"quadratic_kappa": "quadratic_kappa", "kappa": "unweighted_kappa"}
 class RunWatcher:
     """A run's state kept current by reading only the new bytes of its event log."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, history: bool = True) -> None:
         self.reader = EventReader(RunDir(run_dir).events)
-        self.state = RunState(run_dir.name)
+        self.state = RunState(run_dir.name, history=history)
 
     def refresh(self) -> list[Event]:
         """Apply the events appended since the last refresh; return them."""
@@ -445,9 +449,10 @@ class RunWatcher:
                 break
 
 
-def load_state(run_dir: Path) -> RunState:
-    """The state of a run from its whole event log."""
-    watcher = RunWatcher(run_dir)
+def load_state(run_dir: Path, history: bool = True) -> RunState:
+    """The state of a run from its whole event log (`history`: with every epoch and event;
+    without, in memory that does not grow with the log)."""
+    watcher = RunWatcher(run_dir, history)
     watcher.catch_up()
     return watcher.state
 

@@ -313,7 +313,7 @@ class Supervisor:
         from dfu_tui.runs.state import load_state
 
         out = {}
-        for f in load_state(self.run.path).fold_results:
+        for f in load_state(self.run.path, history=False).fold_results:
             result = {k: v for k, v in f.items() if k not in ("v", "kind", "ts")}
             out[int(f["fold"])] = cast("FoldResult", result)
         return out

@@ -87,6 +87,8 @@ def test_ray_gives_the_local_results_and_streams_epochs(tmp_path: Path, env, mon
         assert kinds[0] == "task_started" and kinds[-1] == "branch_finished"
         assert "epoch" in kinds[1:-1]
     assert all(e.get("node") for e in log if e["kind"] == "task_started")
+    # a foreground run (many threads, as root) isolated its local instance too
+    assert not [e for e in log if "every network interface" in e.get("text", "")]
     status = json.loads(run_dfu(env, "status", str(on_ray), "--json").stdout)
     assert status["status"] == "completed" and status["nodes"]
     assert load_state(on_ray).status == "completed"
@@ -120,6 +122,41 @@ def process_tree(root: int) -> dict[int, tuple[int, str, str]]:
     return below
 
 
+def socket_inodes(pids: list[int]) -> set[int]:
+    import os
+
+    found: set[int] = set()
+    for pid in pids:
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:
+            continue  # ended meanwhile
+        found |= {int(x[8:-1]) for x in links if x.startswith("socket:[")}
+    return found
+
+
+def listening(pid: int | str) -> set[int]:
+    """Inodes of the listening TCP sockets in the network namespace of `pid`."""
+    found: set[int] = set()
+    for table in ("tcp", "tcp6"):
+        for row in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            cols = row.split()
+            if cols[3] == "0A":  # LISTEN
+                found.add(int(cols[9]))
+    return found
+
+
+def assert_loopback_only(pid: int, tree: dict[int, tuple[int, str, str]]) -> None:
+    """The local instance's servers listen, in a namespace whose only interface is loopback,
+    and none of them in this machine's own namespace (what `ss -ltn` lists)."""
+    from dfu_tui.runs import netns
+
+    ours = socket_inodes([pid, *tree])
+    assert listening(pid) & ours, "the Ray servers listen somewhere"
+    assert not listening("self") & ours
+    assert netns.interfaces(pid) == ["lo"]
+
+
 @pytest.mark.parametrize("supervisor", ["alive", "killed"])
 def test_stop_cancels_every_ray_task(tmp_path: Path, env, supervisor: str) -> None:
     """Stop ends the local Ray instance the supervisor started and every task it ran: at
@@ -135,6 +172,7 @@ def test_stop_cancels_every_ray_task(tmp_path: Path, env, supervisor: str) -> No
     # the local Ray instance the supervisor started, with the worker training the epochs
     tree = process_tree(pid)
     assert any("ray::train_remote" in command for _, _, command in tree.values()), tree
+    assert_loopback_only(pid, tree)
     if supervisor == "killed":
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: pid not in processes())

@@ -362,3 +362,72 @@ def test_report_of_a_run_whose_config_is_not_utf8(tmp_path: Path) -> None:
     proc = run_dfu(dict(os.environ), "report", str(run), "--output", str(tmp_path / "r.html"))
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "not UTF-8" in (tmp_path / "r.html").read_text()
+
+
+# a server as Ray's are: bound to every interface; is it reachable from this namespace?
+LISTENER = """
+import json, socket, sys, threading
+from dfu_tui.runs import netns
+if sys.argv[1] == "threaded":
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+why = netns.isolate()
+server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+server.bind(("0.0.0.0", 0))
+server.listen()
+inner = socket.create_connection(("127.0.0.1", server.getsockname()[1]), timeout=5)
+print(json.dumps({"why": why, "port": server.getsockname()[1], "seen": netns.interfaces()}))
+sys.stdout.flush()
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("user", ["root", "nobody"])
+def test_isolated_network_has_loopback_only(user: str) -> None:
+    """What binds every interface in the isolated namespace is reachable on its loopback and
+    from nowhere else: as root, and as another user (a user namespace, single-threaded)."""
+    from dfu_tui.runs import netns
+
+    if user == "nobody" and os.geteuid() != 0:
+        pytest.skip("needs root to act as another user")
+    drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    cmd = [*(drop if user == "nobody" else []), sys.executable, "-c", LISTENER, "single"]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read() if proc.stderr else ""
+        got = json.loads(line)
+        if got["why"] and "namespace" in got["why"] and os.geteuid() != 0:
+            pytest.skip(f"this system grants no namespace: {got['why']}")
+        assert got["why"] == "" and got["seen"] == ["lo"]
+        assert len(netns.interfaces()) >= 1
+        # from here (the machine's own namespace), nothing listens on that port
+        import socket
+
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", got["port"]), timeout=2).close()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@as_root
+def test_isolation_refused_says_why_and_changes_nothing() -> None:
+    """Another user's process that already has threads cannot have a user namespace: the
+    reason names the way out, and the process keeps the machine's network as it was."""
+    drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    proc = subprocess.run(
+        [*drop, sys.executable, "-c", LISTENER, "threaded"],
+        cwd=ROOT,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    got = json.loads(proc.stdout)
+    assert "--detach" in got["why"]
+    from dfu_tui.runs import netns
+
+    assert got["seen"] == netns.interfaces()

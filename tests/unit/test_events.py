@@ -356,6 +356,20 @@ def test_a_log_read_in_small_chunks_gives_the_same_state(tmp_path: Path, monkeyp
     assert len(chunked.flags) == len(full.flags)
 
 
+def test_a_state_without_history_has_the_same_status_in_bounded_memory(tmp_path: Path) -> None:
+    """`status`, `stop` and `resume` read a state without its epochs and event log: the same
+    status, ranking and flags, and nothing kept per epoch or per event."""
+    from tests.tui.conftest import COMPLETED, FIXTURES
+
+    run = tmp_path / COMPLETED
+    shutil.copytree(FIXTURES / COMPLETED, run)
+    full, light = load_state(run), load_state(run, history=False)
+    assert full.epochs and full.log
+    assert light.epochs == [] and light.log == []
+    assert light.to_dict(now=0) == full.to_dict(now=0)
+    assert light.flag_counts() == full.flag_counts() and light.best() == full.best()
+
+
 def test_the_dashboards_reader_keeps_the_same_state_in_chunks(tmp_path: Path, monkeypatch) -> None:
     """The catalog reads a log chunk by chunk and keeps only the last of consecutive
     heartbeats: the state is the one `load_state` builds."""
