@@ -35,9 +35,48 @@ from dfu_tui.data.settings import (
 )
 from dfu_tui.errors import InputError
 
-FUSION_STRATEGIES = ("fixed", "learned_alpha", "tuned", "stacked")
-# strategies fitted on inner out-of-fold probabilities (their branches train inner folds)
-NEEDS_OOF = ("tuned", "stacked")
+
+@dataclass(frozen=True)
+class FusionSpec:
+    """A fusion strategy as the config, the launch form, the engine and the tables know it.
+    Its estimator is registered under the same name in `engine/fusion.py` (a test checks
+    that every spec has one and every estimator a spec): adding a strategy is an entry here
+    and a class there."""
+
+    about: str  # one line, for the launch form and `validate`
+    learns_from: str = "nothing"  # "nothing", "training fold" or "inner out-of-fold rows"
+    uses_weights: bool = True  # the configured weights shape it (else: two such are the same)
+    shows_weights: bool = True  # what it learned reads as one weight per branch
+
+    @property
+    def needs_oof(self) -> bool:
+        """Fitted on inner out-of-fold probabilities (its branches train inner folds)."""
+        return self.learns_from == "inner out-of-fold rows"
+
+
+FUSIONS: dict[str, FusionSpec] = {
+    "fixed": FusionSpec("weighted mean of probabilities with the configured weights"),
+    "learned_alpha": FusionSpec(
+        "per-sample metadata weight from a logistic gate (the research code's V1)",
+        learns_from="training fold",
+        uses_weights=False,
+    ),
+    "tuned": FusionSpec(
+        "fixed weights chosen by kappa on inner out-of-fold rows",
+        learns_from="inner out-of-fold rows",
+    ),
+    "stacked": FusionSpec(
+        "logistic regression on the branch probabilities",
+        learns_from="inner out-of-fold rows",
+        uses_weights=False,
+        shows_weights=False,
+    ),
+    "geometric": FusionSpec(
+        "weighted geometric mean of probabilities with the configured weights (renormalised)"
+    ),
+}
+FUSION_STRATEGIES = tuple(FUSIONS)
+NEEDS_OOF = tuple(name for name, spec in FUSIONS.items() if spec.needs_oof)
 BACKBONES = ("small_cnn", "EfficientNetB0", "MobileNetV3Small", "DenseNet121")
 LOSSES = ("weighted_ce", "focal")
 CV_STRATEGIES = ("grouped", "temporal")
@@ -238,7 +277,7 @@ class Config:
                 variant = FusionVariant(weights_name(item), "fixed", dict(item))
             same = any(
                 v.strategy == variant.strategy
-                and (v.strategy not in ("fixed", "tuned") or v.weights == variant.weights)
+                and (not FUSIONS[v.strategy].uses_weights or v.weights == variant.weights)
                 for v in out
             )
             if not same:

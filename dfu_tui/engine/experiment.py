@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from dfu_tui.config import Config, FusionVariant
+from dfu_tui.config import FUSIONS, Config, FusionVariant
 from dfu_tui.data.dataset import Dataset
 from dfu_tui.data.schema import (
     FEATURE_GROUPS,
@@ -29,7 +29,7 @@ from dfu_tui.data.schema import (
 )
 from dfu_tui.engine.branch import BranchOutput
 from dfu_tui.engine.folds import CV, HOLDOUT, Fold
-from dfu_tui.engine.fusion import NEEDS_OOF, fuse
+from dfu_tui.engine.fusion import fuse
 from dfu_tui.engine.metrics import both_kappas, fold_metrics
 from dfu_tui.engine.records import (
     CASEMIX,
@@ -81,7 +81,7 @@ class TaskResult:
 def needs_oof(cfg: Config) -> bool:
     """Whether a fusion the run scores is fitted on inner out-of-fold probabilities (then
     every branch task computes them)."""
-    return any(v.strategy in NEEDS_OOF for v in cfg.fusion_variants())
+    return any(FUSIONS[v.strategy].needs_oof for v in cfg.fusion_variants())
 
 
 def comparison_branch(cfg: Config) -> str | None:

@@ -1,4 +1,4 @@
-"""Late fusion of branch probabilities: fixed, learned_alpha, tuned, stacked.
+"""Late fusion of branch probabilities: one estimator per strategy of `config.FUSIONS`.
 
 Each strategy is an estimator in the manner of scikit-learn's stacking estimators: settings
 in `__init__`, `fit(probas, y)` on branch probabilities of training rows, `predict_proba(probas)`,
@@ -6,6 +6,12 @@ and what it learned in attributes ending in `_`. Branch probabilities are (N, 3)
 NaN rows where a sample lacks the modality. Only `fixed` uses no data; the others learn from
 the training fold (`tuned` and `stacked` from its inner out-of-fold rows), never the reported
 one.
+
+Adding a strategy: its `FusionSpec` in `config.FUSIONS` (name, what it learns from, whether
+weights shape it) and here a class registered under that name with `@estimator`, built by
+`from_settings(weights, seed)`; what it learned beyond its weights goes in `learned(val)`
+(a `FusionResult` field). The config, the launch form, `fuse`, the strategy tables and
+`tests/unit/test_engine.py` all read the registry.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from dfu_tui.config import NEEDS_OOF
+from dfu_tui.config import FUSIONS
 from dfu_tui.data.schema import METADATA
 from dfu_tui.engine.curve import weighted_average
 from dfu_tui.engine.metrics import kappa
@@ -55,13 +61,43 @@ class Fusion(Protocol):
 
     def predict_proba(self, probas: Probs) -> np.ndarray: ...
 
+    def learned(self, val: Probs) -> dict[str, Any]:
+        """What it learned beyond `weights_`, as `FusionResult` fields (none by default)."""
+        ...
 
-class FixedFusion:
+
+#: strategy name -> its estimator's factory `(weights, seed) -> Fusion`
+ESTIMATORS: dict[str, Any] = {}
+
+
+def estimator(name: str) -> Any:
+    """Register a fusion estimator class under the name of its `config.FUSIONS` spec."""
+
+    def register(cls: Any) -> Any:
+        assert name in FUSIONS, f"fusion {name!r} has no FusionSpec in config.FUSIONS"
+        cls.strategy = name
+        ESTIMATORS[name] = cls.from_settings
+        return cls
+
+    return register
+
+
+class _Base:
+    def learned(self, val: Probs) -> dict[str, Any]:
+        return {}
+
+
+@estimator("fixed")
+class FixedFusion(_Base):
     """A weighted mean of the branches with the configured weights (renormalised per sample
     over the branches it has). Learns nothing."""
 
     def __init__(self, weights: Mapping[str, float]) -> None:
         self.weights = dict(weights)
+
+    @classmethod
+    def from_settings(cls, weights: Mapping[str, float], seed: int) -> FixedFusion:
+        return cls(weights)
 
     def fit(self, probas: Probs, y: np.ndarray) -> FixedFusion:
         self.weights_ = dict(self.weights)
@@ -71,7 +107,36 @@ class FixedFusion:
         return weighted_average(probas, self.weights_)
 
 
-class TunedFusion:
+@estimator("geometric")
+class GeometricFusion(_Base):
+    """A weighted geometric mean of the branches with the configured weights, renormalised
+    per sample over the branches it has, then normalised to sum to 1: a branch that gives a
+    class almost no probability vetoes it (the arithmetic mean only dilutes it). Learns
+    nothing."""
+
+    FLOOR = 1e-6  # a probability of 0 would veto for ever
+
+    def __init__(self, weights: Mapping[str, float]) -> None:
+        self.weights = dict(weights)
+
+    @classmethod
+    def from_settings(cls, weights: Mapping[str, float], seed: int) -> GeometricFusion:
+        return cls(weights)
+
+    def fit(self, probas: Probs, y: np.ndarray) -> GeometricFusion:
+        self.weights_ = dict(self.weights)
+        return self
+
+    def predict_proba(self, probas: Probs) -> np.ndarray:
+        logs = {m: np.log(np.clip(p, self.FLOOR, 1.0)) for m, p in probas.items()}
+        mean_log = weighted_average(logs, self.weights_)  # NaN rows: no branch at all
+        top = np.where(np.isnan(mean_log), -np.inf, mean_log).max(axis=1, keepdims=True)
+        fused = np.exp(mean_log - top)  # a row without any branch stays NaN
+        return np.asarray(fused / fused.sum(axis=1, keepdims=True))
+
+
+@estimator("tuned")
+class TunedFusion(_Base):
     """Fixed weights chosen by a grid search of kappa on the rows it is fitted on (the inner
     out-of-fold rows); the grid is 0.1 from `FINE_GRID_SAMPLES` rows, else 0.25. Ties go to
     the weights closest to the configured ones."""
@@ -79,6 +144,13 @@ class TunedFusion:
     def __init__(self, prior: Mapping[str, float], step: float | None = None) -> None:
         self.prior = dict(prior)
         self.step = step
+
+    @classmethod
+    def from_settings(cls, weights: Mapping[str, float], seed: int) -> TunedFusion:
+        return cls(weights)
+
+    def learned(self, val: Probs) -> dict[str, Any]:
+        return {"grid_step": self.grid_step_}
 
     def fit(self, probas: Probs, y: np.ndarray) -> TunedFusion:
         self.grid_step_ = self.step if self.step is not None else tuning_step(len(y))
@@ -89,7 +161,8 @@ class TunedFusion:
         return weighted_average(probas, self.weights_)
 
 
-class LearnedAlphaFusion:
+@estimator("learned_alpha")
+class LearnedAlphaFusion(_Base):
     """The research code's V1: alpha = sigmoid(w . [p_meta, p_image] + b) per sample, and
     alpha * p_meta + (1 - alpha) * p_image, fitted by cross-entropy on the training fold's own
     branch predictions, as the research code did; an over-confident image branch there pulls
@@ -102,6 +175,14 @@ class LearnedAlphaFusion:
     def __init__(self, seed: int = 0, max_iter: int = 500) -> None:
         self.seed = seed
         self.max_iter = max_iter
+
+    @classmethod
+    def from_settings(cls, weights: Mapping[str, float], seed: int) -> LearnedAlphaFusion:
+        return cls(seed)
+
+    def learned(self, val: Probs) -> dict[str, Any]:
+        """The mean metadata weight on the validation rows (with metadata only)."""
+        return {"mean_alpha": float(self.alpha(val).mean())} if METADATA in val else {}
 
     def fit(self, probas: Probs, y: np.ndarray) -> LearnedAlphaFusion:
         from scipy.optimize import minimize
@@ -142,12 +223,17 @@ class LearnedAlphaFusion:
         return np.asarray(alpha * probas[METADATA] + (1 - alpha) * _image_mean(probas))
 
 
-class StackedFusion:
+@estimator("stacked")
+class StackedFusion(_Base):
     """Multinomial logistic regression on the branch probabilities (a missing modality is
     a uniform row plus a missing indicator), fitted on the inner out-of-fold rows."""
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
+
+    @classmethod
+    def from_settings(cls, weights: Mapping[str, float], seed: int) -> StackedFusion:
+        return cls(seed)
 
     def fit(self, probas: Probs, y: np.ndarray) -> StackedFusion:
         from sklearn.linear_model import LogisticRegression
@@ -162,15 +248,9 @@ class StackedFusion:
 
 def make_fusion(strategy: str, weights: Mapping[str, float], seed: int = 0) -> Fusion:
     """The estimator of a fusion strategy with the run's settings."""
-    if strategy == "fixed":
-        return FixedFusion(weights)
-    if strategy == "tuned":
-        return TunedFusion(weights)
-    if strategy == "learned_alpha":
-        return LearnedAlphaFusion(seed)
-    if strategy == "stacked":
-        return StackedFusion(seed)
-    raise ValueError(f"unknown fusion strategy {strategy!r}")
+    if strategy not in ESTIMATORS:
+        raise ValueError(f"unknown fusion strategy {strategy!r}")
+    return ESTIMATORS[strategy](weights, seed)
 
 
 def fuse(
@@ -189,20 +269,18 @@ def fuse(
     train = {m: train[m] for m in combo}
     if len(combo) == 1:
         return FusionResult(val[combo[0]], train[combo[0]], {combo[0]: 1.0})
-    if strategy in NEEDS_OOF:
+    if FUSIONS[strategy].needs_oof:
         assert oof is not None, f"{strategy} fusion needs out-of-fold training probabilities"
         fit_on = {m: oof[m] for m in combo}
     else:
         fit_on = train
-    model: Any = make_fusion(strategy, weights, seed).fit(fit_on, y_train)
-    result = FusionResult(
-        model.predict_proba(val), model.predict_proba(train), dict(getattr(model, "weights_", {}))
+    model = make_fusion(strategy, weights, seed).fit(fit_on, y_train)
+    return FusionResult(
+        model.predict_proba(val),
+        model.predict_proba(train),
+        dict(getattr(model, "weights_", {})),
+        **model.learned(val),
     )
-    if isinstance(model, TunedFusion):
-        result.grid_step = model.grid_step_
-    if isinstance(model, LearnedAlphaFusion) and METADATA in combo:
-        result.mean_alpha = float(model.alpha(val).mean())
-    return result
 
 
 def tune_weights(

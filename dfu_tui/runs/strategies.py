@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dfu_tui.config import Config
+from dfu_tui.config import FUSIONS, Config
 from dfu_tui.engine.rules import SCALE_NAMES
 from dfu_tui.runs.state import RunState
 
@@ -52,7 +52,8 @@ def learned_text(r: dict[str, Any]) -> str:
     if r.get("mean_alpha") is not None:
         return f"alpha {r['mean_alpha']:.2f}"
     weights = [w for w in r.get("learned_weights") or [] if w]
-    if not weights or r["strategy"] == "stacked":
+    spec = FUSIONS.get(str(r.get("strategy")))
+    if not weights or (spec is not None and not spec.shows_weights):
         return "-"
     mean = {m: sum(w.get(m, 0.0) for w in weights) / len(weights) for m in weights[0]}
     return "/".join(f"{v:.2f}" for v in mean.values())

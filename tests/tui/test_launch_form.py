@@ -9,6 +9,7 @@ from pathlib import Path
 
 from textual.widgets import Checkbox, Input, Select, Static
 
+from dfu_tui.config import FUSION_STRATEGIES
 from dfu_tui.data.schema import MODALITIES
 from dfu_tui.runs.resources import default_jobs
 from dfu_tui.tui.screens.launch import LaunchScreen
@@ -157,18 +158,16 @@ async def test_the_form_offers_every_strategy_in_one_run(runs_dir: Path) -> None
         assert isinstance(form, LaunchScreen)
         assert form.valid is not None and len(form.valid.fusion_variants()) == 1
         form.query_one("#compare-strategies", Switch).value = True
+        every = len(FUSION_STRATEGIES)
         await until(
-            pilot, lambda: form.valid is not None and len(form.valid.fusion_variants()) == 4
+            pilot, lambda: form.valid is not None and len(form.valid.fusion_variants()) == every
         )
         assert form.valid is not None
-        assert [v.name for v in form.valid.fusion_variants()] == [
-            "fixed",
-            "learned_alpha",
-            "tuned",
-            "stacked",
-        ]
+        # every registered strategy, the configured one first
+        assert [v.name for v in form.valid.fusion_variants()] == list(FUSION_STRATEGIES)
         preview = str(form.query_one("#preview", Static).render())
-        assert "4 fusions scored on the same predictions" in preview and "inner folds" in preview
+        assert f"{every} fusions scored on the same predictions" in preview
+        assert "inner folds, for stacked / tuned" in preview
         form.query_one("#compare-strategies", Switch).value = False
         await until(
             pilot, lambda: form.valid is not None and len(form.valid.fusion_variants()) == 1

@@ -364,9 +364,10 @@ def test_tuned_grid_is_coarse_on_small_inner_data() -> None:
 
 
 def test_fusion_strategies_are_estimators() -> None:
-    """Each strategy: settings in __init__, fit on training rows, predict_proba on any rows;
-    what it learned only changes with what it was fitted on."""
-    from dfu_tui.engine.fusion import make_fusion
+    """Each registered strategy: settings in __init__, fit on training rows, predict_proba on
+    any rows; what it learned only changes with what it was fitted on."""
+    from dfu_tui.config import FUSIONS
+    from dfu_tui.engine.fusion import ESTIMATORS, make_fusion
 
     rng = np.random.default_rng(3)
     y = rng.integers(0, 3, 120)
@@ -376,7 +377,8 @@ def test_fusion_strategies_are_estimators() -> None:
     }
     other = {m: rng.dirichlet(np.ones(3), 30) for m in fit_rows}
     other["thermal_map"][:5] = np.nan  # samples without an image
-    for strategy in ("fixed", "tuned", "learned_alpha", "stacked"):
+    assert set(ESTIMATORS) == set(FUSIONS)  # every spec has an estimator, and back
+    for strategy in FUSIONS:
         model = make_fusion(strategy, {"metadata": 0.7, "thermal_map": 0.3}, seed=0)
         fused = model.fit(fit_rows, y).predict_proba(other)
         assert fused.shape == (30, 3) and np.allclose(fused.sum(axis=1), 1), strategy
@@ -385,3 +387,20 @@ def test_fusion_strategies_are_estimators() -> None:
     fixed = make_fusion("fixed", {"metadata": 0.7, "thermal_map": 0.3}).fit(fit_rows, y)
     expected = weighted_average(other, {"metadata": 0.7, "thermal_map": 0.3})
     assert np.allclose(fixed.predict_proba(other), expected)
+
+
+def test_geometric_fusion_is_a_weighted_geometric_mean() -> None:
+    """p ∝ Π p_m^w_m over the branches a sample has (weights renormalised over them); a
+    branch that gives a class almost nothing vetoes it, where the arithmetic mean dilutes."""
+    from dfu_tui.engine.fusion import make_fusion
+
+    w = {"metadata": 0.7, "thermal_map": 0.3}
+    meta = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6], [0.5, 0.5, 0.0]])
+    image = np.array([[0.2, 0.2, 0.6], [np.nan] * 3, [0.0, 0.5, 0.5]])
+    probas = {"metadata": meta, "thermal_map": image}
+    fused = make_fusion("geometric", w).fit(probas, np.zeros(3, int)).predict_proba(probas)
+    first = meta[0] ** 0.7 * image[0] ** 0.3
+    assert np.allclose(fused[0], first / first.sum())
+    assert np.allclose(fused[1], meta[1])  # no image: metadata alone
+    assert fused[2].argmax() == 1 and fused[2][0] < 0.05 and fused[2][2] < 0.05
+    assert weighted_average(probas, w)[2][0] > 0.3  # the arithmetic mean keeps class 0

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from scipy.stats import t
 
-from dfu_tui.config import load_config
+from dfu_tui.config import FUSION_STRATEGIES, load_config
 from dfu_tui.engine.experiment import evaluate_fold, fold_flags, needs_oof, summarize
 from dfu_tui.engine.folds import Fold
 
-ALL = "fusion.compare=['fixed','learned_alpha','tuned','stacked',{metadata=0.5,image=0.5}]"
+# every registered strategy (a new one is covered by each test below) and a weight table
+ALL = f"fusion.compare={list(FUSION_STRATEGIES)!r}"[:-1] + ",{metadata=0.5,image=0.5}]"
 
 
 def cfg_of(*sets: str):
@@ -67,20 +68,9 @@ class TestEveryStrategyInOneRun:
         assert needs_oof(cfg) and not needs_oof(cfg_of())
         (combo,) = evaluate_fold(cfg, y, fold, preds)["combinations"]
         rows = combo["strategies"]
-        assert [r["name"] for r in rows] == [
-            "fixed",
-            "learned_alpha",
-            "tuned",
-            "stacked",
-            "fixed 0.50/0.50",
-        ]
-        alone = {
-            "fixed": cfg_of(),
-            "learned_alpha": cfg_of("fusion.strategy=learned_alpha"),
-            "tuned": cfg_of("fusion.strategy=tuned"),
-            "stacked": cfg_of("fusion.strategy=stacked"),
-            "fixed 0.50/0.50": cfg_of("fusion.weights={metadata=0.5,image=0.5}"),
-        }
+        assert [r["name"] for r in rows] == [*FUSION_STRATEGIES, "fixed 0.50/0.50"]
+        alone = {name: cfg_of(f"fusion.strategy={name}") for name in FUSION_STRATEGIES}
+        alone["fixed 0.50/0.50"] = cfg_of("fusion.weights={metadata=0.5,image=0.5}")
         for row in rows:
             (single,) = evaluate_fold(alone[row["name"]], y, fold, preds)["combinations"]
             assert "strategies" not in single
@@ -177,13 +167,13 @@ def test_compare_names_each_fusion_once() -> None:
     assert [v.name for v in cfg.fusion_variants()] == ["tuned", "fixed"]
 
 
-def test_every_shipped_config_loads_and_strategies_compares_five() -> None:
+def test_every_shipped_config_loads_and_strategies_compares_six() -> None:
     from dfu_tui.cli import SHIPPED_CONFIGS
 
     configs = {p.name: load_config(p) for p in sorted(SHIPPED_CONFIGS.glob("*.toml"))}
     assert {"default.toml", "quick.toml", "paper.toml", "strategies.toml"} <= set(configs)
     names = [v.name for v in configs["strategies.toml"].fusion_variants()]
-    assert names == ["fixed", "learned_alpha", "tuned", "stacked", "fixed 0.50/0.50"]
+    assert names == ["fixed", "learned_alpha", "tuned", "stacked", "geometric", "fixed 0.50/0.50"]
 
 
 def test_the_research_notes_failure_on_the_demo(small_demo_master) -> None:

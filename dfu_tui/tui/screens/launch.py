@@ -17,7 +17,7 @@ from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Sele
 from dfu_tui.config import (
     BACKBONES,
     FUSION_STRATEGIES,
-    NEEDS_OOF,
+    FUSIONS,
     Config,
     load_config,
     read_toml,
@@ -368,8 +368,9 @@ class LaunchScreen(DfuScreen):
         if self.valid is not None and len(self.valid.fusion_variants()) > 1:
             variants = self.valid.fusion_variants()
             text += f"; {len(variants)} fusions scored on the same predictions"
-            if any(v.strategy in NEEDS_OOF for v in variants):
-                text += " (each branch also trains on inner folds, for tuned / stacked)"
+            oof = sorted({v.strategy for v in variants if FUSIONS[v.strategy].needs_oof})
+            if oof:
+                text += f" (each branch also trains on inner folds, for {' / '.join(oof)})"
         per_task = self.context.catalog.mean_task_seconds()
         jobs = int(str(values["jobs"])) if str(values["jobs"]).isdigit() else 1
         if per_task is not None and tasks:
