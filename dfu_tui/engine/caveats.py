@@ -18,6 +18,7 @@ from typing import Any
 
 from dfu_tui.config import Config
 from dfu_tui.data.schema import FEATURE_GROUPS, METADATA
+from dfu_tui.engine.paired import summarize_comparison
 
 SHORT = {"kappa": "κ", "quadratic_kappa": "QWK"}
 
@@ -52,8 +53,6 @@ def comparison_difference(
     criteria's scale, when the run compared that group (None otherwise)."""
     if cfg.features.compare != group:
         return None
-    from dfu_tui.engine.paired import summarize_comparison
-
     summary = summarize_comparison([f for f in folds if "feature_comparison" in f])
     if summary is None:
         return None

@@ -682,9 +682,9 @@ def summarize(cfg: Config, run_id: str, folds: list[FoldResult], status: str) ->
     """The summary.json document: per combination and per branch, the cross-validation folds
     with mean, sample sd, per-repeat means, paired scores and verdict; the temporal hold-out
     apart; the radar and feature comparison."""
+    from dfu_tui.engine.judge import judge_combination
     from dfu_tui.engine.paired import (
         fold_means,
-        judge_combination,
         summarize_comparison,
         summarize_radar,
         summarize_strategies,

@@ -7,7 +7,6 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dfu_tui.config import Config
 from dfu_tui.data.schema import CLASSES, METADATA
 
 
@@ -244,53 +243,6 @@ def repeat_means(repeat: int, folds: list[dict[str, Any]]) -> dict[str, Any]:
     paired = [f["paired"]["fused"] for f in folds if "paired" in f]
     if paired:
         out["paired"] = {k: mean_sd([p[k] for p in paired])[0] for k in METRIC_NAMES}
-    return out
-
-
-def judge_combination(
-    cfg: Config,
-    combo: list[str],
-    per: list[dict[str, Any]],
-    ratio: float,
-    folds: Sequence[Mapping[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Mean, sample sd, per-repeat means, paired scores and the verdict of one combination
-    over its cross-validation folds; with the fold results (`folds`), the verdict carries the
-    caveats of the radar and the feature comparison."""
-    from dfu_tui.engine.caveats import run_caveats
-    from dfu_tui.engine.rules import verdict
-
-    crit = cfg.criteria
-    metric = crit.metric
-    mean, std = fold_means(per)
-    paired = paired_summary(combo, per, metric, ratio, crit.confidence, crit.power)
-    judged = dict(mean)
-    if paired is not None:  # thresholds on the paired rows, as every comparison
-        judged[metric] = paired["fused"]["mean"]
-    versus = paired["versus"] if paired else {}
-    repeats: dict[int, list[dict[str, Any]]] = {}
-    for f in per:
-        repeats.setdefault(f.get("repeat", 1), []).append(f)
-    has_metadata = bool(paired and METADATA in paired["branches"])
-    out = {
-        "mean": mean,
-        "std": std,
-        "n_folds": len(per),
-        "repeats": [repeat_means(r, fs) for r, fs in sorted(repeats.items())],
-        "paired": paired,
-        "reference": reference_summary(per, metric, ratio, crit.confidence, crit.power),
-    }
-    v = verdict(
-        judged,
-        collapse_findings(per),
-        crit,
-        combo,
-        versus,
-        has_metadata or METADATA in combo,
-        len(per),
-    )
-    v["caveats"] = run_caveats(cfg, combo, [dict(f) for f in folds or []], v)
-    out["verdict"] = v
     return out
 
 

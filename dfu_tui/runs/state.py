@@ -460,7 +460,8 @@ def load_state(run_dir: Path, history: bool = True) -> RunState:
 def verdict_so_far(cfg: Config, state: RunState, index: int) -> dict[str, Any] | None:
     """The verdict of combination `index` over the cross-validation folds finished so far,
     judged by the engine's own `judge_combination` (the final one is in summary.json)."""
-    from dfu_tui.engine.paired import judge_combination, test_train_ratio
+    from dfu_tui.engine.judge import judge_combination
+    from dfu_tui.engine.paired import test_train_ratio
     from dfu_tui.engine.records import combination_of
 
     folds = [f for f in state.fold_results if f.get("fold_kind", "cv") == "cv"]

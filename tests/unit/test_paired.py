@@ -9,7 +9,8 @@ import pytest
 
 from dfu_tui.config import load_config
 from dfu_tui.engine.folds import HOLDOUT, fold_label, make_cv, temporal_holdout
-from dfu_tui.engine.paired import judge_combination, mean_sd, paired_difference
+from dfu_tui.engine.judge import judge_combination
+from dfu_tui.engine.paired import mean_sd, paired_difference
 from dfu_tui.engine.records import CASEMIX
 from dfu_tui.errors import InputError
 

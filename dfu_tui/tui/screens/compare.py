@@ -32,7 +32,8 @@ def ranked(state: RunState, cfg: Any = None) -> list[dict[str, Any]]:
     its configured order (never ranked on different rows). The top row of a search is
     labelled as selected from N.
     """
-    from dfu_tui.engine.paired import judge_combination, mean_sd, test_train_ratio
+    from dfu_tui.engine.judge import judge_combination
+    from dfu_tui.engine.paired import mean_sd, test_train_ratio
 
     folds = [f for f in state.fold_results if f.get("fold_kind", "cv") == "cv"]
     if not folds:
