@@ -21,6 +21,7 @@ from typing import Any
 import tomli_w
 
 from dfu_tui.data.schema import (
+    CAMERAS,
     FEATURE_GROUPS,
     IMAGE_MODALITIES,
     METADATA,
@@ -665,8 +666,8 @@ def _check_semantics(cfg: Config, source: str) -> list[str]:
         if m not in IMAGE_MODALITIES:
             bad(f"data.folders.{m}", f"not an image modality ({', '.join(IMAGE_MODALITIES)})")
     for cam in cfg.data.box_files:
-        if cam not in ("depth", "thermal"):
-            bad(f"data.box_files.{cam}", "expected 'depth' or 'thermal'")
+        if cam not in CAMERAS:
+            bad(f"data.box_files.{cam}", f"expected a camera: {' or '.join(map(repr, CAMERAS))}")
     if not cfg.data.root.strip():
         bad("data.root", "empty; expected demo or a dataset folder")
     for key in ("label_column", "patient_column"):

@@ -18,7 +18,7 @@ import numpy as np
 from dfu_tui.data import images
 from dfu_tui.data.filenames import parse_image_name
 from dfu_tui.data.metadata import SampleTable, read_metadata
-from dfu_tui.data.schema import CAMERA_OF, CLASSES, DEFAULT_BOX_FILES, DEFAULT_FOLDERS
+from dfu_tui.data.schema import CAMERA_OF, CAMERAS, CLASSES, DEFAULT_BOX_FILES, DEFAULT_FOLDERS
 from dfu_tui.data.settings import DatasetSpec
 from dfu_tui.errors import InputError
 from dfu_tui.paths import atomic_write, private_dir, user_cache_dir
@@ -250,7 +250,7 @@ def _build_crops(
     index: dict[tuple[int, int, int], list[int]] = {}
     for i, key in enumerate(table.keys):  # a repeated key's images feed each of its samples
         index.setdefault(key, []).append(i)
-    camera_letter = CAMERA_OF[modality][0].upper()
+    camera_letter = CAMERAS[CAMERA_OF[modality]].letter
     counts: Counter[str] = Counter()
     skipped = list(boxes.skipped)
     counts["bad box row"] += len(boxes.skipped)

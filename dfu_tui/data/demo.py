@@ -26,6 +26,7 @@ from PIL import Image
 from dfu_tui.data.filenames import ImageName
 from dfu_tui.data.schema import (
     BOX_COLUMNS,
+    CAMERAS,
     CLASSES,
     DEFAULT_BOX_FILES,
     DEFAULT_FOLDERS,
@@ -465,10 +466,10 @@ def generate_demo(
                 (d, a) for d in "BA" for a in "LMR" if (d, a) != ("B", "M") and rng.random() < 0.2
             ]
             for debri, angle in shots:
-                for camera in ("depth", "thermal"):
+                for camera, spec in CAMERAS.items():
                     view = "W" if rng.random() < 0.8 else "Z"
                     name = ImageName(
-                        counter, pid, appt, dfu, debri, camera[0].upper(), angle, view
+                        counter, pid, appt, dfu, debri, spec.letter, angle, view
                     ).filename()
                     counter += 1
                     own = _random_box(rng, camera, [])

@@ -8,9 +8,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from dfu_tui.data.schema import CAMERAS
+
+_LETTERS = "".join(re.escape(c.letter) for c in CAMERAS.values())
 _NAME = re.compile(
     r"^(?P<n>\d+)_P(?P<patient>\d{3})(?P<appt>\d{2})(?P<dfu>\d)"
-    r"(?P<debridement>[BA])(?P<camera>[DT])(?P<angle>[LMR])(?P<view>[WZ])\.png$"
+    rf"(?P<debridement>[BA])(?P<camera>[{_LETTERS}])(?P<angle>[LMR])(?P<view>[WZ])\.png$"
 )
 
 
@@ -23,7 +26,7 @@ class ImageName:
     appt: int
     dfu: int
     debridement: str  # B(efore) or A(fter) debridement
-    camera: str  # D(epth) or T(hermal)
+    camera: str  # the camera's letter (`schema.CAMERAS`): D(epth) or T(hermal)
     angle: str  # L(eft), M(iddle), R(ight)
     view: str  # W(ide) or Z(oomed)
 

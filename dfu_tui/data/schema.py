@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # The metadata CSV header, in order (data-format.md).
 METADATA_COLUMNS: tuple[str, ...] = (
     "ID",
@@ -112,27 +114,49 @@ CLASSES: tuple[str, ...] = ("I", "P", "R")
 SAMPLE_KEY_COLUMNS: tuple[str, str, str] = ("Patient#", "Appt#", "DFU#")
 
 METADATA = "metadata"
-IMAGE_MODALITIES: tuple[str, ...] = ("depth_rgb", "depth_map", "thermal_rgb", "thermal_map")
+
+
+@dataclass(frozen=True)
+class Camera:
+    """One camera of the clinic: the letter its image file names carry (`..{B|A}{letter}..`)
+    and its bounding-box file."""
+
+    name: str
+    letter: str
+    box_file: str
+
+
+@dataclass(frozen=True)
+class ImageModality:
+    """One image branch: the camera that takes it and its folder in a dataset."""
+
+    name: str
+    camera: str
+    folder: str
+
+
+# The one table of cameras and image modalities: file-name parsing, the config check, the
+# dataset loader and the demo read it (a new camera: a row in each, and how the demo draws
+# it in `demo.py`).
+CAMERAS: dict[str, Camera] = {
+    c.name: c
+    for c in (
+        Camera("depth", "D", "bounding_box_depth.csv"),
+        Camera("thermal", "T", "bounding_box_thermal.csv"),
+    )
+}
+IMAGE_MODALITY_TABLE: tuple[ImageModality, ...] = (
+    ImageModality("depth_rgb", "depth", "Depth_RGB"),
+    ImageModality("depth_map", "depth", "Depth_Map_IMG"),
+    ImageModality("thermal_rgb", "thermal", "Thermal_RGB"),
+    ImageModality("thermal_map", "thermal", "Thermal_Map_IMG"),
+)
+IMAGE_MODALITIES: tuple[str, ...] = tuple(m.name for m in IMAGE_MODALITY_TABLE)
 MODALITIES: tuple[str, ...] = (METADATA, *IMAGE_MODALITIES)
-
 # Which camera (and so which bounding-box file) each image modality comes from.
-CAMERA_OF: dict[str, str] = {
-    "depth_rgb": "depth",
-    "depth_map": "depth",
-    "thermal_rgb": "thermal",
-    "thermal_map": "thermal",
-}
-
-DEFAULT_FOLDERS: dict[str, str] = {
-    "depth_rgb": "Depth_RGB",
-    "depth_map": "Depth_Map_IMG",
-    "thermal_rgb": "Thermal_RGB",
-    "thermal_map": "Thermal_Map_IMG",
-}
-DEFAULT_BOX_FILES: dict[str, str] = {
-    "depth": "bounding_box_depth.csv",
-    "thermal": "bounding_box_thermal.csv",
-}
+CAMERA_OF: dict[str, str] = {m.name: m.camera for m in IMAGE_MODALITY_TABLE}
+DEFAULT_FOLDERS: dict[str, str] = {m.name: m.folder for m in IMAGE_MODALITY_TABLE}
+DEFAULT_BOX_FILES: dict[str, str] = {c.name: c.box_file for c in CAMERAS.values()}
 DEFAULT_METADATA_FILE = "DataMaster_Processed_V12_WithMissing.csv"
 
 BOX_COLUMNS: tuple[str, ...] = (

@@ -51,3 +51,18 @@ def test_invalid_names() -> None:
         "",
     ]:
         assert parse_image_name(bad) is None, bad
+
+
+def test_cameras_come_from_the_one_table() -> None:
+    """File-name parsing knows exactly the cameras of `schema.CAMERAS` (by their letters),
+    and every image modality's camera is one of them."""
+    import string
+
+    from dfu_tui.data.filenames import parse_image_name
+    from dfu_tui.data.schema import CAMERA_OF, CAMERAS, DEFAULT_BOX_FILES
+
+    letters = {c.letter for c in CAMERAS.values()}
+    for letter in string.ascii_uppercase:
+        parsed = parse_image_name(f"7_P01203{1}B{letter}MW.png")
+        assert (parsed is not None) == (letter in letters), letter
+    assert set(CAMERA_OF.values()) <= set(CAMERAS) and set(DEFAULT_BOX_FILES) == set(CAMERAS)
