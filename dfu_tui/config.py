@@ -178,21 +178,31 @@ class ImageModelConfig:
     mixed_precision: bool = False  # float16 compute on a GPU (ignored without one)
 
 
+def limited(default: float, low: float, high: float, low_open: bool = False) -> Any:
+    """A numeric setting with its allowed range declared beside it (checked by
+    `_check_limits`, named in the error): [low, high], or (low, high] with `low_open`."""
+    return field(default=default, metadata={"range": (low, high, low_open)})
+
+
 @dataclass(frozen=True)
 class CollapseConfig:
     """Thresholds of the collapse and health rules (calibrated on the cases in
-    tests/unit/test_rules.py)."""
+    tests/unit/test_rules.py), each with its allowed range."""
 
-    absolute_cap: float = 0.90  # one class this share of all predictions: collapse
-    share_margin: float = 0.10  # over-predicted: predicted share above true share + this
-    entropy_ratio: float = 0.80  # predicted/true entropy below this at chance kappa: collapse
-    chance_kappa: float = 0.05  # unweighted kappa at or below this is chance level
-    max_gap: float = 0.20
-    alpha_pinned: float = 0.05
-    min_support: int = 5  # a never-predicted class with this many samples: collapse
-    epoch_min_samples: int = 30  # epoch flags need an inner split at least this large
-    epoch_persist: int = 5  # ... and the rule to hold this many consecutive epochs
-    confidence: float = 0.95  # epoch flags: over-prediction must clear this Wilson bound
+    # one class this share of all predictions: collapse (below 1/3 every run would be)
+    absolute_cap: float = limited(0.90, 0.34, 1.0)
+    # over-predicted: predicted share above true share + this
+    share_margin: float = limited(0.10, 0.0, 1.0, low_open=True)
+    # predicted/true entropy below this at chance kappa: collapse
+    entropy_ratio: float = limited(0.80, 0.0, 1.0, low_open=True)
+    chance_kappa: float = limited(0.05, -1.0, 1.0)  # unweighted kappa at or below: chance
+    # train minus validation kappa above this: over-fitted (a fold's health flag)
+    max_gap: float = limited(0.20, 0.0, 2.0, low_open=True)
+    alpha_pinned: float = limited(0.05, 0.0, 0.5)  # learned alpha this near 0 or 1: pinned
+    min_support: int = limited(5, 1, 1_000_000)  # a never-predicted class with this many: collapse
+    epoch_min_samples: int = limited(30, 1, 1_000_000)  # epoch flags need this large a split
+    epoch_persist: int = limited(5, 1, 100_000)  # ... and the rule to hold this many epochs
+    confidence: float = limited(0.95, 0.5, 1.0)  # epoch flags: over-prediction's Wilson bound
 
 
 @dataclass(frozen=True)
@@ -583,9 +593,29 @@ MAX_TREES = 100_000
 MAX_BATCH_BYTES = 4 * 2**30  # one batch's float32 input; a larger one cannot fit a GPU
 
 
+def _check_limits(cfg: Config, source: str) -> list[str]:
+    """Every setting declared with `limited`: a finite number inside its range."""
+    out = []
+    for section in dataclasses.fields(cfg):
+        value = getattr(cfg, section.name)
+        if not dataclasses.is_dataclass(value):
+            continue
+        for f in dataclasses.fields(value):
+            if "range" not in f.metadata:
+                continue
+            low, high, low_open = f.metadata["range"]
+            x = getattr(value, f.name)
+            inside = (low < x if low_open else low <= x) and x <= high
+            if not (isinstance(x, int | float) and math.isfinite(x) and inside):
+                ends = [str(int(e)) if float(e).is_integer() else f"{e:g}" for e in (low, high)]
+                span = f"{'(' if low_open else '['}{ends[0]}, {ends[1]}]"
+                out.append(f"{source}: {section.name}.{f.name}: must be in {span}, got {x!r}")
+    return out
+
+
 def _check_semantics(cfg: Config, source: str) -> list[str]:
     """The checks that relate values to each other or to allowed sets."""
-    out: list[str] = []
+    out: list[str] = _check_limits(cfg, source)
 
     def bad(key: str, message: str) -> None:
         out.append(f"{source}: {key}: {message}")

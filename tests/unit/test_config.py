@@ -216,3 +216,34 @@ def test_overrides_apply() -> None:
     cfg = load_config(None, ["cv.folds=5", "fusion.strategy=stacked", "data.root=/x"])
     assert (cfg.cv.folds, cfg.fusion.strategy, cfg.data.root) == (5, "stacked", "/x")
     assert isinstance(cfg, Config)
+
+
+def test_every_collapse_threshold_is_checked_against_its_declared_range() -> None:
+    """Each `limited` setting (all ten collapse thresholds among them): its default passes,
+    a value just outside either end is one error naming the key and the range."""
+    import dataclasses
+
+    from dfu_tui.config import CollapseConfig, Config
+    from dfu_tui.errors import InputError
+
+    cfg = Config()
+    sections = [f.name for f in dataclasses.fields(Config)]
+    limited = [
+        (section, f)
+        for section in sections
+        if dataclasses.is_dataclass(getattr(cfg, section))
+        for f in dataclasses.fields(getattr(cfg, section))
+        if "range" in f.metadata
+    ]
+    assert {f.name for s, f in limited if s == "collapse"} == {
+        f.name for f in dataclasses.fields(CollapseConfig)
+    }
+    for section, f in limited:
+        low, high, low_open = f.metadata["range"]
+        step = 1 if f.type in (int, "int") else 1e-3
+        for value in (low if low_open else low - step, high + step):
+            text = repr(value) if f.type in (int, "int") else f"{value!r}"
+            with pytest.raises(InputError) as info:
+                load_config(None, [f"{section}.{f.name}={text}"])
+            (line,) = info.value.problems
+            assert f"{section}.{f.name}: must be in" in line, line
