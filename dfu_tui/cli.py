@@ -515,7 +515,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             write_labels(run.path, labels)
         write_features(run, cfg, dataset)
         fingerprint = {**run_fingerprint(cfg), "config_file": Path(args.config).name}
-        save_fingerprint(run.path / "fingerprint.json", fingerprint)
+        save_fingerprint(run.fingerprint, fingerprint)
     except BaseException as exc:  # a run that could not be set up leaves nothing behind
         shutil.rmtree(run.path, ignore_errors=True)
         if isinstance(exc, OSError):
@@ -617,7 +617,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise InputError(f"{run.path}: run is already running; stop it first or wait")
     clear_stop(run)  # a stop from now on, before the supervisor holds the run, stops it
     cfg = load_config(run.config)
-    saved_path = run.path / "fingerprint.json"
+    saved_path = run.fingerprint
     from dfu_tui.paths import read_own_bytes
 
     try:

@@ -21,7 +21,6 @@ import platform
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from dfu_tui.data.schema import CLASSES
@@ -655,7 +654,7 @@ def build_report(run: RunDir, now: float | None = None) -> str:
     if not state.combinations:
         raise InputError(f"{run.events}: the run has not started (no run_started event)")
     docs = read_docs(run)
-    fingerprint = read_json(run.path / "fingerprint.json") or {}
+    fingerprint = read_json(run.fingerprint) or {}
     index = fused_index(state.combinations)
     fused = "+".join(state.combinations[index])
     from dfu_tui.runs.events import read_regular
@@ -756,11 +755,3 @@ def build_report(run: RunDir, now: float | None = None) -> str:
         "</body></html>",
     ]
     return "\n".join(p for p in parts if p)
-
-
-def write_report(run: RunDir, output: Path) -> Path:
-    """Write the report atomically, private (0600); InputError names what failed."""
-    from dfu_tui.paths import write_output
-
-    write_output(output, build_report(run), "report")
-    return output

@@ -64,16 +64,3 @@ def fold_metrics(
 def both_kappas(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """Unweighted and quadratic kappa of one set of predictions."""
     return {"kappa": kappa(y_true, y_pred), "quadratic_kappa": quadratic_kappa(y_true, y_pred)}
-
-
-def mean_std(folds: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
-    """Mean and (population) standard deviation over folds of the summary metrics."""
-    mean, std = {}, {}
-    for key in (*SUMMARY_KEYS, "train_kappa"):
-        values = np.array([f[key] for f in folds], dtype=float)
-        mean[key] = float(np.nanmean(values)) if len(values) else float("nan")
-        std[key] = float(np.nanstd(values)) if len(values) else float("nan")
-    for c in CLASSES:
-        values = np.array([f["f1"][c] for f in folds], dtype=float)
-        mean[f"f1_{c}"] = float(np.mean(values)) if len(values) else float("nan")
-    return mean, std

@@ -51,7 +51,7 @@ def run_entry(run: RunDir) -> dict[str, Any]:
 
     state = load_state(run.path, history=False)
     docs = read_docs(run)
-    fingerprint = read_json(run.path / "fingerprint.json") or {}
+    fingerprint = read_json(run.fingerprint) or {}
     folds = [f for f in state.fold_results if f.get("fold_kind", "cv") == "cv"]
     index = _fused(state, docs.summary) if state.combinations else 0
     metric = docs.config.criteria.metric if docs.config is not None else state.metric

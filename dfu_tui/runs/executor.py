@@ -16,6 +16,7 @@ from typing import Protocol
 
 from dfu_tui.data.schema import is_metadata_branch
 from dfu_tui.runs.resources import GpuSlots, can_start, detect_gpus, task_devices
+from dfu_tui.runs.rundir import RunDir
 from dfu_tui.runs.tasks import parse_task_id
 
 
@@ -66,7 +67,7 @@ class LocalProcessExecutor:
     def submit(self, run_dir: Path, task_id: str, threads: int) -> None:
         from dfu_tui.paths import check_own_dir, open_own
 
-        logs = run_dir / "logs"
+        logs = RunDir(run_dir).logs
         logs.mkdir(mode=0o700, exist_ok=True)
         check_own_dir(
             logs, follow=False

@@ -304,7 +304,7 @@ class RayExecutor:
     def _log(self, task_id: str) -> Path:
         from dfu_tui.paths import check_own_dir
 
-        logs = self.run.path / "logs"
+        logs = self.run.logs
         logs.mkdir(mode=0o700, exist_ok=True)
         check_own_dir(logs, follow=False)
         return logs / f"{task_id}.log"

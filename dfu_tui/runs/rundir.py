@@ -93,6 +93,20 @@ class RunDir:
         return self.path / "export.csv"
 
     @property
+    def fingerprint(self) -> Path:
+        return self.path / "fingerprint.json"
+
+    @property
+    def logs(self) -> Path:
+        """Each task's own log (`logs/<task>.log`)."""
+        return self.path / "logs"
+
+    @property
+    def stop_request(self) -> Path:
+        """Left by `stop` for a resume that is starting (`supervisor.request_stop`)."""
+        return self.path / "stop.request"
+
+    @property
     def report(self) -> Path:
         """Where `dfu-tui report` writes the run's HTML report by default."""
         return self.path / "report.html"

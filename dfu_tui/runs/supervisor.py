@@ -68,26 +68,23 @@ class RunLock:
             self._fh = None
 
 
-STOP_FILE = "stop.request"
-
-
 def request_stop(run: RunDir) -> None:
     """Leave a stop request in the run folder, for a resume that is starting and has no
     process to signal yet; `clear_stop` (at the start of `resume`) removes it."""
     from dfu_tui.paths import write_own_text
 
-    write_own_text(run.path / STOP_FILE, f"{time.time():.3f}\n")
+    write_own_text(run.stop_request, f"{time.time():.3f}\n")
 
 
 def stop_requested(run: RunDir) -> bool:
     try:
-        return stat.S_ISREG(os.lstat(run.path / STOP_FILE).st_mode)
+        return stat.S_ISREG(os.lstat(run.stop_request).st_mode)
     except OSError:
         return False
 
 
 def clear_stop(run: RunDir) -> None:
-    path = run.path / STOP_FILE
+    path = run.stop_request
     with contextlib.suppress(OSError):
         if stat.S_ISREG(os.lstat(path).st_mode):
             path.unlink()

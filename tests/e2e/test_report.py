@@ -168,10 +168,9 @@ class TestReportContents:
     def test_no_training_stack_imported(self, tmp_path: Path) -> None:
         shutil.copytree(FIXTURES / COMPLETED, tmp_path / COMPLETED)
         code = (
-            "import sys; from pathlib import Path; from dfu_tui.report import write_report; "
+            "import sys; from pathlib import Path; from dfu_tui.report import build_report; "
             "from dfu_tui.runs.rundir import RunDir; "
-            f"write_report(RunDir(Path({str(tmp_path / COMPLETED)!r})), "
-            f"Path({str(tmp_path / 'r.html')!r})); "
+            f"build_report(RunDir(Path({str(tmp_path / COMPLETED)!r}))); "
             "print(sorted(m for m in ('tensorflow', 'keras', 'sklearn', 'textual') "
             "if m in sys.modules))"
         )
