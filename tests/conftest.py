@@ -11,6 +11,12 @@ import pytest
 # Keep TensorFlow quiet and small in tests that train.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# The stand-in image branch in this process too (tests that train in-process); processes the
+# tests start get it from `tests.helpers.standin_env`.
+from dfu_tui import config as _config  # noqa: E402
+
+_config.EXTRA_BACKBONES["standin"] = "tests.standin.branch:train"
+
 
 @pytest.fixture(autouse=True)
 def _private_cache(

@@ -12,6 +12,22 @@ from typing import Any, TypeVar
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
+#: The deterministic stand-in image branch (`tests/standin`), for tests whose subject is
+#: process handling: `--set` it with `standin_env` (which registers it in every process).
+STANDIN = "image_model.backbone='standin'"
+
+
+def standin_env(env: dict[str, str], epoch_seconds: float = 0.05) -> dict[str, str]:
+    """`env` with the stand-in registered in every Python process started from it."""
+    import os
+
+    path = [str(ROOT / "tests" / "standin"), str(ROOT), env.get("PYTHONPATH", "")]
+    return {
+        **env,
+        "PYTHONPATH": os.pathsep.join(p for p in path if p),
+        "DFU_TUI_STANDIN_EPOCH": str(epoch_seconds),
+    }
+
 
 def run_dfu(
     env: dict[str, str], *args: str, timeout: float = 600

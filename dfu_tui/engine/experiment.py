@@ -8,6 +8,7 @@ turns results into files and events.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import os
 import time
@@ -18,7 +19,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from dfu_tui.config import FUSIONS, Config, FusionVariant
+from dfu_tui.config import EXTRA_BACKBONES, FUSIONS, Config, FusionVariant
 from dfu_tui.data.dataset import Dataset
 from dfu_tui.data.schema import (
     FEATURE_GROUPS,
@@ -144,6 +145,19 @@ def pd_numeric(values: Any) -> Any:
     return pd.to_numeric(values, errors="coerce")
 
 
+def image_trainer(cfg: Config, threads: int) -> Callable[..., BranchOutput]:
+    """The function that trains an image branch: Keras (TensorFlow configured for `threads`),
+    or one registered in `config.EXTRA_BACKBONES` (the tests' stand-in)."""
+    registered = EXTRA_BACKBONES.get(cfg.image_model.backbone)
+    if registered is not None:
+        module, _, name = registered.partition(":")
+        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    from dfu_tui.engine.image_branch import configure_tensorflow, train_image_branch
+
+    configure_tensorflow(threads, cfg.image_model.mixed_precision)
+    return train_image_branch
+
+
 def train_task(
     cfg: Config,
     dataset: Dataset,
@@ -198,11 +212,8 @@ def train_task(
                 out.val_proba,
             )
     else:
-        from dfu_tui.engine.image_branch import configure_tensorflow, train_image_branch
-
-        configure_tensorflow(threads, cfg.image_model.mixed_precision)
         crops = dataset.crops[branch]
-        out = train_image_branch(
+        out = image_trainer(cfg, threads)(
             branch,
             crops.crops,
             crops.sample_index,

@@ -15,16 +15,17 @@ import numpy as np
 import pytest
 
 from dfu_tui.runs.state import load_state
-from tests.helpers import detached_run, wait_for
+from tests.helpers import STANDIN, detached_run, standin_env, wait_for
 from tests.helpers import run_dfu as dfu
 
-pytestmark = pytest.mark.slow  # trains real models
+pytestmark = pytest.mark.slow  # trains real models (the stand-in where processes are the subject)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def fast_items(data: Path, epochs: int = 3) -> list[str]:
-    """`key=value` settings of a small, quick run on `data`."""
+def fast_items(data: Path, epochs: int = 3, standin: bool = False) -> list[str]:
+    """`key=value` settings of a small, quick run on `data` (`standin`: the deterministic
+    stand-in image branch, where process handling is the subject, not training)."""
     return [
         f"data.root='{data}'",
         "data.image_size=32",
@@ -33,36 +34,30 @@ def fast_items(data: Path, epochs: int = 3) -> list[str]:
         f"image_model.epochs={epochs}",
         f"image_model.patience={epochs}",
         "image_model.threads=1",
+        *([STANDIN] if standin else []),
     ]
 
 
-def fast(data: Path, epochs: int = 3) -> list[str]:
-    return [a for item in fast_items(data, epochs) for a in ("--set", item)]
+def fast(data: Path, epochs: int = 3, standin: bool = False) -> list[str]:
+    return [a for item in fast_items(data, epochs, standin) for a in ("--set", item)]
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DFU_TUI_CACHE_DIR": str(tmp_path / "cache"),
-        "DFU_TUI_HEARTBEAT": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
+    return standin_env(
+        {
+            **os.environ,
+            "DFU_TUI_CACHE_DIR": str(tmp_path / "cache"),
+            "DFU_TUI_HEARTBEAT": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        }
+    )
 
 
-def detach(env: dict[str, str], runs: Path, data: Path, epochs: int = 3) -> Path:
-    return detached_run(env, runs, fast_items(data, epochs))
-
-
-@pytest.fixture(scope="module")
-def whole(tmp_path_factory: pytest.TempPathFactory, small_demo_master: Path) -> Path:
-    """One uninterrupted run (4 epochs), completed: the reference of a resumed run, and the
-    completed run whose config a test changes (on a copy)."""
-    base = tmp_path_factory.mktemp("whole")
-    env = {**os.environ, "DFU_TUI_CACHE_DIR": str(base / "cache"), "DFU_TUI_HEARTBEAT": "1"}
-    run = detach(env, base / "runs", small_demo_master, epochs=4)
-    assert final(run) == "completed"
-    return run
+def detach(
+    env: dict[str, str], runs: Path, data: Path, epochs: int = 3, standin: bool = False
+) -> Path:
+    return detached_run(env, runs, fast_items(data, epochs, standin))
 
 
 def events(run: Path) -> list[dict]:
@@ -81,7 +76,7 @@ def final(run: Path, timeout: float = 240) -> str:
 def test_survives_the_terminal(tmp_path: Path, env, small_demo_master: Path) -> None:
     """A detached run outlives its launcher and the terminal's whole process group."""
     runs = tmp_path / "runs"
-    args = " ".join(["'" + a + "'" for a in fast(small_demo_master)])
+    args = " ".join(["'" + a + "'" for a in fast(small_demo_master, standin=True)])
     terminal = subprocess.Popen(
         [
             "bash",
@@ -113,7 +108,7 @@ def test_survives_the_terminal(tmp_path: Path, env, small_demo_master: Path) -> 
 def test_killed_worker_fails_the_run_naming_the_task(
     tmp_path: Path, env, small_demo_master: Path
 ) -> None:
-    run = detach(env, tmp_path / "runs", small_demo_master, epochs=200)
+    run = detach(env, tmp_path / "runs", small_demo_master, epochs=200, standin=True)
     started = wait_for(lambda: [e for e in events(run) if e["kind"] == "epoch"])
     task = started[0]["task"]
     pid = next(e["pid"] for e in events(run) if e["kind"] == "task_started" and e["task"] == task)
@@ -126,10 +121,11 @@ def test_killed_worker_fails_the_run_naming_the_task(
     assert status["status"] == "failed" and status["failed_task"] == task
 
 
-@pytest.mark.xdist_group("whole")  # with the other user of `whole`: one reference run
 def test_stale_then_resume_runs_only_missing_tasks(
-    tmp_path: Path, env, small_demo_master: Path, whole: Path
+    tmp_path: Path, env, small_demo_master: Path, monkeypatch
 ) -> None:
+    """Resume after a killed supervisor, with real TensorFlow training: only the missing
+    tasks run, and the forest's predictions are those of an uninterrupted training."""
     run = detach(env, tmp_path / "runs", small_demo_master, epochs=4)
     wait_for(lambda: any(e["kind"] == "branch_finished" for e in events(run)))
     supervisor = int((run / "lock").read_text())
@@ -151,15 +147,26 @@ def test_stale_then_resume_runs_only_missing_tasks(
     rerun = [e["task"] for e in after[resumed_at:] if e["kind"] == "task_started"]
     assert rerun and not set(rerun) & done_before
     assert after[-1]["kind"] == "run_finished"
+    assert {e["task"] for e in after if e["kind"] == "epoch"}  # the CNN really trained
 
-    # Same metrics as an uninterrupted run with the same seed (the forest exactly).
-    a = json.loads((run / "summary.json").read_text())["branches"][0]
-    b = json.loads((whole / "summary.json").read_text())["branches"][0]
-    assert a["branch"] == "metadata" and a["folds"] == b["folds"]
+    # The same forest as an uninterrupted training with the same seed (the worker calls
+    # exactly `train_task`): the same probabilities, fold by fold.
+    from dfu_tui.config import load_config
+    from dfu_tui.data.dataset import load_dataset
+    from dfu_tui.engine.experiment import run_folds, train_task
+    from dfu_tui.runs.rundir import RunDir, load_predictions
+
+    monkeypatch.setenv("DFU_TUI_CACHE_DIR", env["DFU_TUI_CACHE_DIR"])
+    cfg = load_config(run / "config.toml")
+    dataset = load_dataset(cfg.dataset, modalities=[])
+    for fold in run_folds(cfg, dataset.table):
+        here = train_task(cfg, dataset, fold, "metadata", 1)
+        there = load_predictions(RunDir(run).prediction_file(fold.number, "metadata"))
+        assert np.array_equal(here.val_proba, there["val_proba"])
 
 
 def test_stop_cancels_without_partial_files(tmp_path: Path, env, small_demo_master: Path) -> None:
-    run = detach(env, tmp_path / "runs", small_demo_master, epochs=200)
+    run = detach(env, tmp_path / "runs", small_demo_master, epochs=200, standin=True)
     wait_for(lambda: any(e["kind"] == "epoch" for e in events(run)))
     second = dfu(env, "resume", str(run))  # the lock refuses a second supervisor
     assert second.returncode == 2 and "already running" in second.stderr
@@ -172,10 +179,11 @@ def test_stop_cancels_without_partial_files(tmp_path: Path, env, small_demo_mast
             assert data["val_proba"].shape[1] == 3
 
 
-@pytest.mark.xdist_group("whole")
-def test_resume_refuses_changed_config(tmp_path: Path, env, whole: Path) -> None:
-    run = tmp_path / "runs" / whole.name
-    shutil.copytree(whole, run)
+def test_resume_refuses_changed_config(tmp_path: Path, env) -> None:
+    from tests.tui.conftest import COMPLETED, FIXTURES
+
+    run = tmp_path / "runs" / COMPLETED
+    shutil.copytree(FIXTURES / COMPLETED, run)
     config = run / "config.toml"
     config.write_text(config.read_text().replace("seed = 42", "seed = 43"))
     proc = dfu(env, "resume", str(run))
@@ -187,7 +195,7 @@ def test_resume_refuses_changed_config(tmp_path: Path, env, whole: Path) -> None
     header, *rows = csv_text.splitlines()
     assert header.startswith("row,fold,modalities,epoch,kappa,quadratic_kappa")
     kinds = {r.split(",")[0] for r in rows}
-    assert kinds == {"combination", "branch", "epoch", "feature"}  # feature: the radar
+    assert kinds == {"combination", "branch", "epoch"}  # feature rows: test_radar.py
     assert header.endswith(
         ",flags,repeat,fold_kind,paired_n,paired_kappa,paired_quadratic_kappa,"
         "strategy,reference_paired_kappa,reference_paired_quadratic_kappa"

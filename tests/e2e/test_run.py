@@ -13,7 +13,7 @@ import pytest
 
 from dfu_tui.config import ImageModelConfig, load_config
 from dfu_tui.runs.rundir import RESULTS_COLUMNS
-from tests.helpers import run_dfu
+from tests.helpers import STANDIN, run_dfu, standin_env
 
 pytestmark = pytest.mark.slow  # trains real models
 
@@ -30,7 +30,7 @@ TINY = [
 
 def dfu(*args: str, env_cache: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DFU_TUI_CACHE_DIR": str(env_cache), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return run_dfu(env, *args)
+    return run_dfu(standin_env(env), *args)
 
 
 def sets(*items: str) -> list[str]:
@@ -171,9 +171,13 @@ class TestRunCommand:
             *sets(
                 f"data.root='{small_demo_master}'",
                 *TINY,
+                # the subject is branch reuse and the fusions of their outputs: the stand-in
+                # image branch (TensorFlow's inner folds: TestImageBranch; fusion of CNN
+                # outputs: test_run_writes_every_file)
+                STANDIN,
                 "modalities.search=true",
                 "modalities.use=['metadata','depth_rgb']",
-                # stacked fusion trains each CNN once more per inner fold: two inner folds
+                # stacked fusion trains each image branch once more per inner fold
                 "fusion.strategy=stacked",
                 "cv.inner_folds=2",
                 # every other fusion of the same branch predictions, in the same run

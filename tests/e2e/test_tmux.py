@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dfu_tui.runs.state import load_state
-from tests.helpers import wait_for
+from tests.helpers import standin_env, wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -34,11 +34,16 @@ def test_dropped_terminal_does_not_stop_training(tmp_path: Path, small_demo_mast
         f"[data]\nroot = '{small_demo_master}'\nimage_size = 32\n"
         "[modalities]\nuse = ['metadata', 'thermal_map']\n"
         "[cv]\nfolds = 2\n[metadata_model]\nn_estimators = 40\n"
-        "[image_model]\nepochs = 6\npatience = 6\n",
+        # the stand-in image branch: the subject is the terminal, not training
+        "[image_model]\nepochs = 6\npatience = 6\nbackbone = 'standin'\n",
         encoding="utf-8",
     )
     runs = tmp_path / "runs"
-    env = f"DFU_TUI_CACHE_DIR={tmp_path / 'cache'} DFU_TUI_HEARTBEAT=1 TF_CPP_MIN_LOG_LEVEL=3"
+    standin = standin_env({}, epoch_seconds=0.2)
+    env = (
+        f"DFU_TUI_CACHE_DIR={tmp_path / 'cache'} DFU_TUI_HEARTBEAT=1 TF_CPP_MIN_LOG_LEVEL=3 "
+        f"PYTHONPATH={standin['PYTHONPATH']} DFU_TUI_STANDIN_EPOCH=0.2"
+    )
     command = (
         f"cd {tmp_path} && env {env} {sys.executable} -m dfu_tui --runs-dir {runs} "
         f"--config {configs / 'tiny.toml'}"

@@ -14,7 +14,13 @@ import pytest
 from dfu_tui.runs.state import load_state
 from tests.helpers import run_dfu
 
-SETS = ["modalities.use=['metadata']", "demo.patients=40", "radar.enabled=false"]
+SETS = [
+    "modalities.use=['metadata']",
+    "demo.patients=40",
+    "radar.enabled=false",
+    "cv.folds=3",
+    "metadata_model.n_estimators=40",
+]
 
 
 @pytest.fixture
