@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dfu_tui.runs.state import load_state
-from tests.helpers import ROOT, detached_run, run_dfu, wait_for
+from tests.helpers import ROOT, STANDIN, detached_run, run_dfu, standin_env, wait_for
 
 ray = pytest.importorskip("ray")
 
@@ -35,12 +35,15 @@ def sets(items: list[str]) -> list[str]:
 def env(tmp_path: Path) -> dict[str, str]:
     import os
 
-    return {
-        **os.environ,
-        "DFU_TUI_CACHE_DIR": str(tmp_path / "cache"),
-        "DFU_TUI_HEARTBEAT": "1",
-        "RAY_DISABLE_USAGE_STATS": "1",
-    }
+    return standin_env(
+        {
+            **os.environ,
+            "DFU_TUI_CACHE_DIR": str(tmp_path / "cache"),
+            "DFU_TUI_HEARTBEAT": "1",
+            "RAY_DISABLE_USAGE_STATS": "1",
+        },
+        epoch_seconds=0.2,
+    )
 
 
 def events(run: Path) -> list[dict]:
@@ -164,7 +167,8 @@ def test_stop_cancels_every_ray_task(tmp_path: Path, env, supervisor: str) -> No
     import os
     import signal
 
-    slow = [*TINY, "image_model.epochs=200", "image_model.patience=200"]
+    # the subject is stopping: the stand-in image branch (TensorFlow on Ray: the test above)
+    slow = [*TINY, "image_model.epochs=200", "image_model.patience=200", STANDIN]
     run = detached_run(env, tmp_path / "runs", slow, "--executor", "ray")
     wait_for(lambda: any(e["kind"] == "epoch" for e in events(run)), timeout=180)
     pid = load_state(run).pid
@@ -190,14 +194,17 @@ def test_stop_cancels_every_ray_task(tmp_path: Path, env, supervisor: str) -> No
     assert not session_root(run.name).exists()
 
 
-def test_two_nodes_and_a_lost_node(tmp_path: Path, env) -> None:
+def test_two_nodes_and_a_lost_node(tmp_path: Path, env, monkeypatch) -> None:
     from ray.cluster_utils import Cluster
 
+    # the nodes' workers (started from this process) get the stand-in image branch too
+    monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])
+    monkeypatch.setenv("DFU_TUI_STANDIN_EPOCH", env["DFU_TUI_STANDIN_EPOCH"])
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     worker = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     try:
-        longer = [*TINY, "image_model.epochs=6", "image_model.patience=6"]
+        longer = [*TINY, "image_model.epochs=15", "image_model.patience=15", STANDIN]
         cmd = [
             sys.executable,
             "-m",
