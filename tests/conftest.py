@@ -58,3 +58,15 @@ def small_demo_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "small"
     write_demo(root, patients=30, seed=3)
     return root
+
+
+@pytest.fixture(scope="session")
+def shared_leak_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real metadata-only run on the demo with the planted dressing leak, compared without
+    the treatment group, made once per test process and shared by the radar tests and the
+    dashboard's feature panels (mark their tests `xdist_group("leak")`; do not modify)."""
+    from tests.helpers import leak_run
+
+    run, stdout = leak_run(tmp_path_factory.mktemp("leak"), patients=60, folds=3, trees=60)
+    (run / "stdout.txt").write_text(stdout, encoding="utf-8")
+    return run

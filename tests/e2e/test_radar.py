@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from dfu_tui.config import ImageModelConfig
-from tests.helpers import leak_run as leak_run_in
 from tests.helpers import run_dfu
 
 pytestmark = pytest.mark.slow  # trains real models
@@ -20,13 +19,9 @@ pytestmark = pytest.mark.slow  # trains real models
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def leak_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A metadata-only run on the demo with the planted dressing leak, compared without
-    the treatment group (one run, shared by the tests below)."""
-    run, stdout = leak_run_in(tmp_path_factory.mktemp("leak"), patients=60, folds=3, trees=60)
-    (run / "stdout.txt").write_text(stdout, encoding="utf-8")
-    return run
+@pytest.fixture
+def leak_run(shared_leak_run: Path) -> Path:
+    return shared_leak_run
 
 
 def events(run: Path) -> list[dict]:

@@ -212,13 +212,16 @@ class TestLaunchForm:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("leak")  # the radar tests' run, made once
 class TestFeaturePanels:
-    async def test_monitor_and_fold_detail_show_the_radar(self, tmp_path: Path) -> None:
+    async def test_monitor_and_fold_detail_show_the_radar(
+        self, tmp_path: Path, shared_leak_run: Path
+    ) -> None:
         """A real metadata-only run with the planted leak, compared without treatment."""
-        from tests.helpers import leak_run
+        import shutil
 
-        run, _ = leak_run(tmp_path, patients=40, folds=2, trees=40)
-        runs = run.parent
+        runs = tmp_path / "runs"
+        run = Path(shutil.copytree(shared_leak_run, runs / shared_leak_run.name))
         app = make_app(runs)
         async with app.run_test(size=(120, 60)) as pilot:
             app.open_run(run.name)
