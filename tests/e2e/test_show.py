@@ -81,6 +81,8 @@ def test_runs_on_other_folds_are_not_paired(tiny_demo_master: Path, tmp_path: Pa
         "cv.folds=2",
         "--set",
         "radar.enabled=false",
+        "--set",
+        "metadata_model.n_estimators=30",
     ]
     made = []
     for extra in (["cv.seed=1"], ["cv.seed=1", "metadata_model.n_estimators=20"], ["cv.seed=2"]):
@@ -98,5 +100,5 @@ def test_runs_on_other_folds_are_not_paired(tiny_demo_master: Path, tmp_path: Pa
     assert doc["differing_keys"] == ["cv.seed", "metadata_model.n_estimators"]
     assert (
         _json.dumps(doc["runs"][2]["differs"])
-        == '{"cv.seed": 2, "metadata_model.n_estimators": 300}'
+        == '{"cv.seed": 2, "metadata_model.n_estimators": 30}'
     )

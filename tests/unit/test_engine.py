@@ -288,15 +288,13 @@ class TestFusion:
 
 
 @pytest.mark.slow
-def test_metadata_only_run_on_a_bare_csv(tmp_path: Path, table) -> None:
+def test_metadata_only_run_on_a_bare_csv(tmp_path: Path, small_demo_master: Path) -> None:
     """The metadata branch needs nothing but the CSV (no image folders)."""
     from dfu_tui.cli import main
-    from dfu_tui.data.demo import write_demo
 
-    src = write_demo(tmp_path / "full", patients=30, seed=2).root
     bare = tmp_path / "bare"
     bare.mkdir()
-    (bare / META).write_bytes((src / META).read_bytes())
+    (bare / META).write_bytes((small_demo_master / META).read_bytes())
     rc = main(
         [
             "run",
@@ -309,6 +307,10 @@ def test_metadata_only_run_on_a_bare_csv(tmp_path: Path, table) -> None:
             "modalities.use=['metadata']",
             "--set",
             "metadata_model.n_estimators=30",
+            "--set",
+            "cv.folds=2",
+            "--set",
+            "radar.enabled=false",
         ]
     )
     assert rc == 0
