@@ -151,7 +151,7 @@ def image_trainer(cfg: Config, threads: int) -> Callable[..., BranchOutput]:
     registered = EXTRA_BACKBONES.get(cfg.image_model.backbone)
     if registered is not None:
         module, _, name = registered.partition(":")
-        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), name)
     from dfu_tui.engine.image_branch import configure_tensorflow, train_image_branch
 
     configure_tensorflow(threads, cfg.image_model.mixed_precision)
