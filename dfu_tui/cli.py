@@ -415,7 +415,8 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 def _prepare(cfg: Config) -> Dataset:
     """Check the data before anything is started: loads it and builds the crop cache."""
     from dfu_tui.data.schema import is_metadata_branch
-    from dfu_tui.engine.experiment import branches_of, run_folds
+    from dfu_tui.engine.experiment import run_folds
+    from dfu_tui.engine.plan import branches_of
 
     images = [b for b in branches_of(cfg) if not is_metadata_branch(b)]
     dataset = _load_with_progress(cfg, images)

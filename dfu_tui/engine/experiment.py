@@ -24,17 +24,15 @@ from dfu_tui.data.dataset import Dataset
 from dfu_tui.data.schema import (
     FEATURE_GROUPS,
     METADATA,
-    MODALITIES,
     is_metadata_branch,
-    without_branch,
 )
 from dfu_tui.engine.branch import BranchOutput
 from dfu_tui.engine.folds import CV, HOLDOUT, Fold
 from dfu_tui.engine.fusion import fuse
 from dfu_tui.engine.metrics import both_kappas, fold_metrics
+from dfu_tui.engine.plan import branches_of, comparison_branch
 from dfu_tui.engine.records import (
     CASEMIX,
-    CASEMIX_FOLDS,
     FoldResult,
     PairedScores,
     Summary,
@@ -45,14 +43,6 @@ from dfu_tui.errors import InputError
 
 # An epoch record of an image task (epoch, loss, kappas, shares, flags, ...).
 EpochCallback = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class Task:
-    """One unit of training: a branch on a fold."""
-
-    fold: int
-    branch: str
 
 
 @dataclass
@@ -85,19 +75,6 @@ def needs_oof(cfg: Config) -> bool:
     return any(FUSIONS[v.strategy].needs_oof for v in cfg.fusion_variants())
 
 
-def comparison_branch(cfg: Config) -> str | None:
-    """The metadata branch without `features.compare`'s group, when one is asked for."""
-    return without_branch(cfg.features.compare) if cfg.features.compare else None
-
-
-def branches_of(cfg: Config) -> list[str]:
-    """Every branch any combination needs, in canonical order, then the comparison branch."""
-    needed = {m for combo in cfg.combinations for m in combo}
-    out = [m for m in MODALITIES if m in needed]
-    extra = comparison_branch(cfg)
-    return [*out, extra] if extra and METADATA in out else out
-
-
 def branch_features(cfg: Config, dataset: Dataset, branch: str) -> list[str]:
     """The metadata columns a metadata branch uses (the comparison branch drops its group)."""
     columns = dataset.table.feature_columns
@@ -105,18 +82,6 @@ def branch_features(cfg: Config, dataset: Dataset, branch: str) -> list[str]:
         return list(columns)
     dropped = set(FEATURE_GROUPS[cfg.features.compare])
     return [c for c in columns if c not in dropped]
-
-
-def total_folds(cfg: Config) -> int:
-    """Outer folds of a run: folds x repeats, plus the temporal hold-out and its case-mix
-    folds when asked for."""
-    extra = 1 + CASEMIX_FOLDS if cfg.cv.strategy == "temporal" else 0
-    return cfg.cv.folds * cfg.cv.repeats + extra
-
-
-def plan_tasks(cfg: Config) -> list[Task]:
-    """All (fold, branch) tasks of a run, fold by fold (repeat by repeat)."""
-    return [Task(k, b) for k in range(1, total_folds(cfg) + 1) for b in branches_of(cfg)]
 
 
 def run_folds(cfg: Config, table: Any) -> list[Fold]:

@@ -161,7 +161,8 @@ class Supervisor:
     def execute(self, resume: bool) -> int:
         """Run to completion, failure or cancellation; return the exit code."""
         from dfu_tui.data.dataset import load_dataset
-        from dfu_tui.engine.experiment import run_folds, total_folds
+        from dfu_tui.engine.experiment import run_folds
+        from dfu_tui.engine.plan import total_folds
 
         lock = RunLock(self.run)
         lock.acquire()

@@ -45,7 +45,7 @@ def fold_of(text: str) -> int:
 
 def plan(cfg: Config) -> list[str]:
     """The ids of every task of a run, fold by fold."""
-    from dfu_tui.engine.experiment import plan_tasks
+    from dfu_tui.engine.plan import plan_tasks
 
     return [task_id(t.fold, t.branch) for t in plan_tasks(cfg)]
 
@@ -177,7 +177,8 @@ def score_fold(
 ) -> FoldResult:
     """Score one fold from its predictions files (`groups`: the patients, for the hold-out's
     patient bootstrap); log its flags and its `fold_finished`."""
-    from dfu_tui.engine.experiment import branches_of, evaluate_fold, fold_flags
+    from dfu_tui.engine.experiment import evaluate_fold, fold_flags
+    from dfu_tui.engine.plan import branches_of
 
     preds = {b: load_predictions(run.prediction_file(fold.number, b)) for b in branches_of(cfg)}
     result = evaluate_fold(cfg, labels, fold, preds, groups)

@@ -34,6 +34,7 @@ def fast_items(data: Path, epochs: int = 3, standin: bool = False) -> list[str]:
         f"image_model.epochs={epochs}",
         f"image_model.patience={epochs}",
         "image_model.threads=1",
+        "radar.enabled=false",  # the radar's tests: test_radar.py
         *([STANDIN] if standin else []),
     ]
 

@@ -175,6 +175,7 @@ class TestRunCommand:
                 # image branch (TensorFlow's inner folds: TestImageBranch; fusion of CNN
                 # outputs: test_run_writes_every_file)
                 STANDIN,
+                "radar.enabled=false",
                 "modalities.search=true",
                 "modalities.use=['metadata','depth_rgb']",
                 # stacked fusion trains each image branch once more per inner fold

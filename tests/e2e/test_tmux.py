@@ -33,7 +33,7 @@ def test_dropped_terminal_does_not_stop_training(tmp_path: Path, small_demo_mast
     (configs / "tiny.toml").write_text(
         f"[data]\nroot = '{small_demo_master}'\nimage_size = 32\n"
         "[modalities]\nuse = ['metadata', 'thermal_map']\n"
-        "[cv]\nfolds = 2\n[metadata_model]\nn_estimators = 40\n"
+        "[cv]\nfolds = 2\n[metadata_model]\nn_estimators = 40\n[radar]\nenabled = false\n"
         # the stand-in image branch: the subject is the terminal, not training
         "[image_model]\nepochs = 6\npatience = 6\nbackbone = 'standin'\n",
         encoding="utf-8",

@@ -172,3 +172,28 @@ async def test_the_form_offers_every_strategy_in_one_run(runs_dir: Path) -> None
         await until(
             pilot, lambda: form.valid is not None and len(form.valid.fusion_variants()) == 1
         )
+
+
+async def test_the_preview_counts_with_the_engines_plan(runs_dir: Path, tmp_path: Path) -> None:
+    """The preview's folds and tasks are the engine's plan of the config the form makes: a
+    temporal run's hold-out and case-mix folds are counted (and said)."""
+    from dfu_tui.config import load_config
+    from dfu_tui.engine.plan import plan_tasks, total_folds
+    from dfu_tui.tui.app import DfuApp
+    from tests.tui.conftest import FIXED_NOW, ROOT
+
+    text = (ROOT / "configs" / "default.toml").read_text(encoding="utf-8")
+    temporal = tmp_path / "temporal.toml"
+    temporal.write_text(text.replace("[cv]\n", "[cv]\nstrategy = 'temporal'\n", 1), "utf-8")
+    cfg = load_config(temporal)
+    assert cfg.cv.strategy == "temporal"
+    app = DfuApp(runs_dir, temporal, clock=lambda: FIXED_NOW)
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = await open_form(pilot)
+        await until(pilot, lambda: form.valid is not None)
+        assert form.valid is not None and form.valid.cv.strategy == "temporal"
+        folds, tasks = total_folds(form.valid), len(plan_tasks(form.valid))
+        assert folds == form.valid.cv.folds * form.valid.cv.repeats + 3  # hold-out, 2 case-mix
+        preview = str(form.query_one("#preview", Static).render())
+        assert f"x {folds} folds, with the temporal hold-out and its 2 case-mix folds" in preview
+        assert f"= {tasks} tasks" in preview

@@ -23,6 +23,8 @@ from dfu_tui.config import (
     read_toml,
 )
 from dfu_tui.data.schema import GROUP_HELP, MODALITIES
+from dfu_tui.engine.plan import branches_of, plan_tasks, total_folds
+from dfu_tui.engine.records import CASEMIX_FOLDS
 from dfu_tui.errors import InputError
 from dfu_tui.runs.resources import default_jobs
 from dfu_tui.tui.messages import Context, LaunchEnded, LaunchRun, RunsUpdated
@@ -353,17 +355,27 @@ class LaunchScreen(DfuScreen):
     def _preview(self, values: dict[str, object]) -> None:
         chosen = [m for m in MODALITIES if values[f"use-{m}"]]
         n = len(chosen)
-        combos = (2**n - 1) if values["search"] else (1 if n else 0)
-        folds = int(str(values["folds"])) if str(values["folds"]).isdigit() else 0
-        repeats = str(values.get("repeats", "1"))
-        folds *= int(repeats) if repeats.isdigit() else 1
-        extra = 1 if values.get("compare") and values.get("use-metadata") else 0
-        tasks = (n + extra) * folds
+        held = ""
+        if self.valid is not None:  # the engine's own plan: what the supervisor will run
+            cfg = self.valid
+            combos, folds = len(cfg.combinations), total_folds(cfg)
+            branches = branches_of(cfg)
+            extra = len(branches) - n
+            tasks = len(plan_tasks(cfg))
+            if cfg.cv.strategy == "temporal":
+                held = f", with the temporal hold-out and its {CASEMIX_FOLDS} case-mix folds"
+        else:  # an estimate from the form while it does not make a valid config
+            combos = (2**n - 1) if values["search"] else (1 if n else 0)
+            folds = int(str(values["folds"])) if str(values["folds"]).isdigit() else 0
+            repeats = str(values.get("repeats", "1"))
+            folds *= int(repeats) if repeats.isdigit() else 1
+            extra = 1 if values.get("compare") and values.get("use-metadata") else 0
+            tasks = (n + extra) * folds
         self.query_one("#search-label", Static).update(
             f"search every combination of the chosen modalities ({2**n - 1 if n else 0})"
         )
         text = (
-            f"{combos} combination(s) x {folds} folds = {tasks} tasks "
+            f"{combos} combination(s) x {folds} folds{held} = {tasks} tasks "
             f"({n + extra} branches per fold"
             + (f", one of them metadata without {values['compare']}" if extra else "")
             + ")"
