@@ -38,9 +38,7 @@ from dfu_tui.runs.catalog import read_docs, read_json
 from dfu_tui.runs.figures import (
     Figure,
     Heatmap,
-    branch_means,
     confusion_heatmap,
-    curve_figure,
     cv_folds,
     epoch_figure,
     flag_timeline,
@@ -353,32 +351,16 @@ def mean_f1_figure(state: RunState, index: int) -> Figure:
 
 def curve_section(run: RunDir, state: RunState, cfg: Any, index: int) -> str:
     """The fusion-weight curve of the fused combination, from the stored predictions."""
-    from dfu_tui.runs.analysis import fusion_curve
+    from dfu_tui.runs.analysis import curve_view
 
-    combo = list(state.combinations[index])
-    if "metadata" not in combo or len(combo) < 2:
-        return "<p>The fusion-weight curve needs metadata and an image branch.</p>"
-    folds = [f["fold"] for f in cv_folds(state)]
-    weights = cfg.fusion_weights(tuple(combo)) if cfg is not None else {}
-    try:
-        curve = fusion_curve(run, folds, combo, weights)
-    except (OSError, KeyError, ValueError) as exc:
-        return f"<p>No stored probabilities to draw the fusion-weight curve from ({_e(exc)}).</p>"
-    configured = weights.get("metadata", 0.7)
-    fig = curve_figure(
-        "+".join(combo),
-        curve.grid.tolist(),
-        curve.mean.tolist(),
-        curve.sd.tolist(),
-        configured,
-        branch_means(state, combo),
-        len(folds),
-    )
+    view = curve_view(run, state, cfg, state.combinations[index])
+    if view.figure is None:
+        return f"<p>{_e(view.problem[:1].upper() + view.problem[1:])}.</p>"
     mfig, axes = _new_figure(7.5, 3.6)
-    draw(axes[0][0], fig)
+    draw(axes[0][0], view.figure)
     return _figure(
         mfig,
-        f"Mean validation kappa (unweighted) over {len(folds)} folds as the metadata weight "
+        f"Mean validation kappa (unweighted) over {view.folds} folds as the metadata weight "
         "goes 0 to 1 (images keep their ratio); band: ±1 sample sd over folds; dashed: each "
         "branch alone, mean kappa over the folds on its own samples. Measured on the "
         "validation folds: it describes the run and must not be used to choose weights.",

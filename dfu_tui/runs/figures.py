@@ -286,7 +286,7 @@ def curve_figure(
     grid: Sequence[float],
     mean: Sequence[float],
     sd: Sequence[float],
-    configured: float,
+    configured: float | None,
     branches: Mapping[str, float],
     folds: int,
 ) -> Figure:
@@ -296,7 +296,6 @@ def curve_figure(
     xs = _floats(grid)
     m = _floats(mean)
     best = max(range(len(m)), key=lambda k: m[k])
-    at = min(range(len(xs)), key=lambda k: abs(xs[k] - configured))
     series = [Series(f"mean over {folds} folds", xs, m)]
     if folds > 1:
         s = _floats(sd)
@@ -309,7 +308,10 @@ def curve_figure(
                 upper=tuple(a + b for a, b in zip(m, s, strict=True)),
             )
         )
-    series.append(Series(f"configured {configured:.2f}: {m[at]:.3f}", (configured,), (), "vline"))
+    if configured is not None:  # None: the run's config could not be read
+        at = min(range(len(xs)), key=lambda k: abs(xs[k] - configured))
+        label = f"configured {configured:.2f}: {m[at]:.3f}"
+        series.append(Series(label, (configured,), (), "vline"))
     series.append(
         Series(f"highest {m[best]:.3f} at {xs[best]:.2f}", (xs[best],), (m[best],), "scatter")
     )

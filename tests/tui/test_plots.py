@@ -329,3 +329,31 @@ class TestTheme:
             await until(pilot, lambda: plot.colour(series) == primary() != before, timeout=10)
             legend = str(screen.query_one("#epoch-plot .legend").render())
             assert "train kappa" in legend
+
+
+def test_the_curve_view_is_one_for_report_and_screen_and_invents_no_weight(tmp_path) -> None:
+    """The report and the compare screen draw the same `curve_view`; with the run's config
+    unread it marks no configured weight (it used to assume 0.70)."""
+    import shutil
+
+    from dfu_tui.config import load_config
+    from dfu_tui.runs.analysis import curve_view
+    from dfu_tui.runs.rundir import RunDir
+    from dfu_tui.runs.state import load_state
+    from tests.tui.conftest import COMPLETED, FIXTURES
+
+    run = Path(shutil.copytree(FIXTURES / COMPLETED, tmp_path / COMPLETED))
+    state = load_state(run)
+    combo = next(c for c in state.combinations if "metadata" in c and len(c) > 1)
+    cfg = load_config(run / "config.toml")
+    known = curve_view(RunDir(run), state, cfg, combo)
+    assert (
+        known.figure is not None
+        and known.configured == cfg.fusion_weights(tuple(combo))["metadata"]
+    )
+    assert any(s.kind == "vline" for s in known.figure.series)
+    unknown = curve_view(RunDir(run), state, None, combo)
+    assert unknown.configured is None and unknown.figure is not None
+    assert not any(s.kind == "vline" for s in unknown.figure.series)
+    alone = curve_view(RunDir(run), state, cfg, ["metadata"])
+    assert alone.figure is None and "needs metadata and an image branch" in alone.problem

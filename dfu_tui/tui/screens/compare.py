@@ -14,8 +14,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
 from dfu_tui.engine.rules import SCALE_NAMES, caveat_texts, verdict_headline
-from dfu_tui.runs.analysis import FusionCurve, fusion_curve
-from dfu_tui.runs.figures import branch_means, curve_figure
+from dfu_tui.runs.analysis import CurveView, curve_view, needs_curve_problem
+from dfu_tui.runs.figures import cv_folds
 from dfu_tui.runs.state import RunState
 from dfu_tui.tui.plots import PlotPanel
 from dfu_tui.tui.screens.base import RunScreen
@@ -228,66 +228,46 @@ class CompareScreen(RunScreen):
 
     def show_curve(self, name: str) -> None:
         """Draw the fusion-weight curve of one combination (computed off the UI thread)."""
-        combo = name.split("+")
         title = self.query_one("#curve-title", Static)
         plot = self.query_one("#curve-plot", PlotPanel)
-        if "metadata" not in combo or len(combo) < 2:
-            title.update(f"{name}: the fusion-weight curve needs metadata and an image branch")
+        problem = needs_curve_problem(name.split("+"))
+        if problem:
+            title.update(f"{name}: {problem}")
             plot.display = False
             return
-        cfg = self.context.catalog.documents(self.run_id).config
-        weights = cfg.fusion_weights(tuple(combo)) if cfg is not None else {}
-        folds = [f["fold"] for f in self.state.fold_results if f.get("fold_kind", "cv") == "cv"]
-        title.update(f"{name}: computing the fusion-weight curve over {len(folds)} folds…")
-        self._compute_curve(name, combo, weights, folds)
+        folds = len(cv_folds(self.state))
+        title.update(f"{name}: computing the fusion-weight curve over {folds} folds…")
+        self._compute_curve(name)
 
     @work(thread=True, exclusive=True, group="curve", exit_on_error=False)
-    def _compute_curve(
-        self, name: str, combo: list[str], weights: dict[str, float], folds: list[int]
-    ) -> None:
+    def _compute_curve(self, name: str) -> None:
         run = self.context.catalog.run(self.run_id)
-        try:
-            curve = fusion_curve(run, folds, combo, weights)
-        except (OSError, KeyError, ValueError) as exc:
-            message = f"{name}: no stored probabilities to draw the curve from ({exc})"
-            self.app.call_from_thread(self._draw_curve, name, combo, None, weights, message)
-            return
-        self.app.call_from_thread(self._draw_curve, name, combo, curve, weights, "")
+        cfg = self.context.catalog.documents(self.run_id).config
+        view = curve_view(run, self.state, cfg, name.split("+"))
+        self.app.call_from_thread(self._draw_curve, view)
 
-    def _draw_curve(
-        self,
-        name: str,
-        combo: list[str],
-        curve: FusionCurve | None,
-        weights: dict[str, float],
-        message: str,
-    ) -> None:
+    def _draw_curve(self, view: CurveView) -> None:
         title = self.query_one("#curve-title", Static)
         plot = self.query_one("#curve-plot", PlotPanel)
-        if curve is None:
-            title.update(message)
+        if view.curve is None or view.figure is None:
+            title.update(f"{view.name}: {view.problem}")
             plot.display = False
             return
         plot.display = True
-        configured = weights.get("metadata", 0.7)
-        n = len(curve.per_fold)
-        best, at = curve.best, curve.at(configured)
+        curve, n = view.curve, view.folds
+        best = curve.best
         spread = "±1 sample sd over folds as the dotted band; " if n > 1 else ""
+        if view.configured is None:
+            configured = "Configured weight unknown (the run's config could not be read); "
+        else:
+            at = curve.at(view.configured)
+            configured = f"Configured {view.configured:.2f}: kappa {curve.mean[at]:.3f}; "
         title.update(
-            f"[b]Fusion-weight curve[/b] of {name}: mean kappa (unweighted) over {n} validation "
-            f"folds as the metadata weight goes 0 → 1 (images keep their ratio); {spread}"
-            "flat lines: each branch alone.\n"
+            f"[b]Fusion-weight curve[/b] of {view.name}: mean kappa (unweighted) over {n} "
+            "validation folds as the metadata weight goes 0 → 1 (images keep their ratio); "
+            f"{spread}flat lines: each branch alone.\n"
             f"Measured on the validation folds: it describes the run, it must not select weights. "
-            f"Configured {configured:.2f}: kappa {curve.mean[at]:.3f}; "
-            f"highest {curve.mean[best]:.3f} at {curve.grid[best]:.2f}."
+            f"{configured}highest {curve.mean[best]:.3f} at {curve.grid[best]:.2f}."
         )
-        figure = curve_figure(
-            name,
-            curve.grid.tolist(),
-            curve.mean.tolist(),
-            curve.sd.tolist(),
-            configured,
-            branch_means(self.state, combo),
-            n,
-        )
+        figure = view.figure
         plot.show(figure)
