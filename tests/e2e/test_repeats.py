@@ -1,6 +1,6 @@
 """Repeated CV, the temporal hold-out and paired verdicts, with real runs of the metadata
 branch (a fold trains in about a second): the summary, resume mid-repeat, and the monitor at
-80x24 with 3 x 5 folds."""
+80x24 with 2 x 5 folds."""
 
 from __future__ import annotations
 
@@ -39,10 +39,10 @@ KILLED: dict[str, Any] = {}  # what the module's run had done when it was killed
 
 @pytest.fixture(scope="module")
 def repeated(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Path:
-    """3 repeats of 5 folds and a temporal hold-out, detached, its supervisor killed with
-    SIGKILL in repeat 2, then resumed to completion (one run serves every test here)."""
+    """2 repeats of 5 folds (10 folds: not exploratory) and a temporal hold-out, detached,
+    its supervisor killed with SIGKILL in repeat 2, then resumed to completion (one run serves every test here)."""
     runs = tmp_path_factory.mktemp("runs")
-    extra = ("cv.folds=5", "cv.repeats=3", "cv.strategy='temporal'")
+    extra = ("cv.folds=5", "cv.repeats=2", "cv.strategy='temporal'")
     run = detached_run(env, runs, [*SETS, *extra], "--jobs", "2")
     wait_for(lambda: any(e["kind"] == "fold_finished" and e["fold"] >= 7 for e in events(run)))
     os.kill(int((run / "lock").read_text()), signal.SIGKILL)
@@ -62,16 +62,16 @@ def events(run: Path) -> list[dict]:
 
 def test_every_repeat_fold_and_the_holdout_is_a_task(repeated: Path) -> None:
     started = next(e for e in events(repeated) if e["kind"] == "run_started")
-    assert started["folds"] == 18 and started["repeats"] == 3 and started["folds_per_repeat"] == 5
-    assert started["tasks"] == [f"fold{k}-metadata" for k in range(1, 19)]
+    assert started["folds"] == 13 and started["repeats"] == 2 and started["folds_per_repeat"] == 5
+    assert started["tasks"] == [f"fold{k}-metadata" for k in range(1, 14)]
     folds = [e for e in events(repeated) if e["kind"] == "fold_finished"]
-    assert sorted(f["repeat"] for f in folds) == [0] * 3 + [1] * 5 + [2] * 5 + [3] * 5
+    assert sorted(f["repeat"] for f in folds) == [0] * 3 + [1] * 5 + [2] * 5
     holdout = next(f for f in folds if f["fold_kind"] == "holdout")
-    assert holdout["fold"] == 16
-    assert [f["fold"] for f in folds if f["fold_kind"] == "casemix"] == [17, 18]
+    assert holdout["fold"] == 11
+    assert [f["fold"] for f in folds if f["fold_kind"] == "casemix"] == [12, 13]
     state = load_state(repeated)
-    assert [state.fold_name(k) for k in (15, 16, 17, 18)] == [
-        "r3 fold 5",
+    assert [state.fold_name(k) for k in (10, 11, 12, 13)] == [
+        "r2 fold 5",
         "hold-out",
         "case-mix 1",
         "case-mix 2",
@@ -82,15 +82,15 @@ def test_summary_names_its_scale_repeats_and_holdout(repeated: Path) -> None:
     summary = json.loads((repeated / "summary.json").read_text())
     assert summary["metric"] == "quadratic_kappa"
     (combo,) = summary["combinations"]
-    assert combo["n_folds"] == 15 and len(combo["folds"]) == 15  # the hold-out is apart
-    assert [r["repeat"] for r in combo["repeats"]] == [1, 2, 3]
+    assert combo["n_folds"] == 10 and len(combo["folds"]) == 10  # the hold-out is apart
+    assert [r["repeat"] for r in combo["repeats"]] == [1, 2]
     assert all(r["folds"] == 5 for r in combo["repeats"])
     assert combo["verdict"]["metric"] == "quadratic_kappa"
     assert combo["verdict"]["criteria"][0]["name"].startswith("quadratic kappa > ")
-    # the ± is a sample sd (n - 1) over the 15 folds
+    # the ± is a sample sd (n - 1) over the 10 folds
     values = [f["quadratic_kappa"] for f in combo["folds"]]
-    mean = sum(values) / 15
-    sd = (sum((v - mean) ** 2 for v in values) / 14) ** 0.5
+    mean = sum(values) / 10
+    sd = (sum((v - mean) ** 2 for v in values) / 9) ** 0.5
     assert combo["std"]["quadratic_kappa"] == pytest.approx(sd)
     holdout = summary["holdout"]
     assert holdout["order"] == "Patient#" and holdout["n_val"] > 0
@@ -103,7 +103,7 @@ def test_summary_names_its_scale_repeats_and_holdout(repeated: Path) -> None:
     assert row["case_mix"] + row["era"] == pytest.approx(row["drift"])
     verdict = combo["verdict"]
     assert verdict["holdout"]["confirmed"] == (row["quadratic_kappa"] > 0.2)
-    assert not verdict["design"]["exploratory"]  # 15 folds
+    assert not verdict["design"]["exploratory"]  # 10 folds
     proc = run_dfu({**os.environ}, "show", str(repeated))
     assert "Temporal hold-out: metadata QWK" in proc.stdout and "case mix" in proc.stdout
 
@@ -149,21 +149,21 @@ def test_same_seed_and_repeat_give_the_same_folds(repeated: Path) -> None:
     plain = run_folds(
         dataclasses.replace(cfg, cv=dataclasses.replace(cfg.cv, strategy="grouped")), table
     )
-    assert len(plain) == 15
+    assert len(plain) == 10
     assert all((x.val == y.val).all() for x, y in zip(whole, plain[:5], strict=True))
 
 
 def test_resume_mid_repeat_reruns_only_what_was_missing(repeated: Path) -> None:
     done, folds = KILLED["done"], KILLED["folds"]
     assert isinstance(done, set) and isinstance(folds, dict)
-    assert 7 <= len(done) < 16  # killed in repeat 2
+    assert 7 <= len(done) < 11  # killed in repeat 2
     after = events(repeated)
     again = [e["task"] for e in after if e["kind"] == "task_started"][int(KILLED["started"]) :]
     assert again and not set(again) & done
     assert load_state(repeated).status == "completed"
     # folds finished before the kill keep their logged scores, scored once
     finished = [e["fold"] for e in after if e["kind"] == "fold_finished"]
-    assert sorted(finished) == list(range(1, 19))
+    assert sorted(finished) == list(range(1, 14))
     summary = json.loads((repeated / "summary.json").read_text())["combinations"][0]["folds"]
     for f in summary:
         if f["fold"] in folds:
@@ -171,7 +171,7 @@ def test_resume_mid_repeat_reruns_only_what_was_missing(repeated: Path) -> None:
             assert f["quadratic_kappa"] == logged["quadratic_kappa"]
 
 
-async def test_monitor_at_80x24_with_3_x_5_folds(repeated: Path) -> None:
+async def test_monitor_at_80x24_with_2_x_5_folds(repeated: Path) -> None:
     from textual.widgets import DataTable, Static
 
     from dfu_tui.tui.app import DfuApp
@@ -194,12 +194,11 @@ async def test_monitor_at_80x24_with_3_x_5_folds(repeated: Path) -> None:
             "r1 fold 5",
             "r2 fold 1",
         ]
-        assert "r3 fold 5" in labels and "hold-out" in labels
-        assert "mean ± sd (15)" in labels
+        assert "r2 fold 5" in labels and "hold-out" in labels
+        assert "mean ± sd (10)" in labels
         assert [lb for lb in labels if lb.startswith("repeat")] == [
             "repeat 1 mean",
             "repeat 2 mean",
-            "repeat 3 mean",
         ]
         verdict = str(screen.query_one("#verdict", Static).render())
         assert "final on quadratic kappa" in verdict
