@@ -29,6 +29,11 @@ def standin_env(env: dict[str, str], epoch_seconds: float = 0.05) -> dict[str, s
     }
 
 
+def set_args(items: list[str] | tuple[str, ...]) -> list[str]:
+    """`--set KEY=VALUE` for each item, as the command line takes them."""
+    return [arg for item in items for arg in ("--set", item)]
+
+
 def run_dfu(
     env: dict[str, str], *args: str, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
@@ -49,7 +54,7 @@ def detached_run(
 ) -> Path:
     """`dfu-tui run CONFIG --detach` with `--set` for each of `sets` and extra command-line
     `options`; the directory of the run it started."""
-    args = [a for item in sets for a in ("--set", item)]
+    args = set_args(sets)
     proc = run_dfu(
         env,
         "run",
@@ -88,7 +93,7 @@ def leak_run(base: Path, patients: int, folds: int, trees: int) -> tuple[Path, s
         f"cv.folds={folds}",
         f"metadata_model.n_estimators={trees}",
     ]
-    args = [a for s in sets for a in ("--set", s)]
+    args = set_args(sets)
     runs = base / "runs"
     proc = run_dfu(
         env,

@@ -15,12 +15,10 @@ import numpy as np
 import pytest
 
 from dfu_tui.runs.state import load_state
-from tests.helpers import STANDIN, detached_run, standin_env, wait_for
+from tests.helpers import ROOT, STANDIN, detached_run, set_args, standin_env, wait_for
 from tests.helpers import run_dfu as dfu
 
 pytestmark = pytest.mark.slow  # trains real models (the stand-in where processes are the subject)
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def fast_items(data: Path, epochs: int = 3, standin: bool = False) -> list[str]:
@@ -40,7 +38,7 @@ def fast_items(data: Path, epochs: int = 3, standin: bool = False) -> list[str]:
 
 
 def fast(data: Path, epochs: int = 3, standin: bool = False) -> list[str]:
-    return [a for item in fast_items(data, epochs, standin) for a in ("--set", item)]
+    return set_args(fast_items(data, epochs, standin))
 
 
 @pytest.fixture

@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 
 from dfu_tui.config import ImageModelConfig
-from tests.helpers import run_dfu
+from tests.helpers import run_dfu, set_args
 
 pytestmark = pytest.mark.slow  # trains real models
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -80,7 +78,7 @@ class TestLeakRadar:
 def test_validate_features_prints_the_single_feature_table(tmp_path: Path) -> None:
     env = {**os.environ, "DFU_TUI_CACHE_DIR": str(tmp_path / "cache")}
     sets = ["demo.patients=60", "demo.planted_leak=true", "modalities.use=['metadata']"]
-    args = [a for s in sets for a in ("--set", s)]
+    args = set_args(sets)
     proc = run_dfu(env, "validate", "configs/default.toml", "--features", *args)
     assert proc.returncode == 0, proc.stderr
     lines = [x for x in proc.stdout.splitlines() if x.startswith("│")]
@@ -106,7 +104,7 @@ def test_imagenet_offline_is_one_line(tmp_path: Path, tiny_demo_master: Path) ->
         "cv.folds=2",
         "data.image_size=32",
     ]
-    args = [a for s in sets for a in ("--set", s)]
+    args = set_args(sets)
     runs = tmp_path / "runs"
     proc = run_dfu(env, "run", "configs/default.toml", "--runs-dir", str(runs), *args)
     assert proc.returncode == 2

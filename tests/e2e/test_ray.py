@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dfu_tui.runs.state import load_state
-from tests.helpers import ROOT, STANDIN, detached_run, run_dfu, standin_env, wait_for
+from tests.helpers import ROOT, STANDIN, detached_run, run_dfu, set_args, standin_env, wait_for
 
 ray = pytest.importorskip("ray")
 
@@ -28,7 +28,7 @@ TINY = [
 
 
 def sets(items: list[str]) -> list[str]:
-    return [a for s in items for a in ("--set", s)]
+    return set_args(items)
 
 
 @pytest.fixture

@@ -40,7 +40,8 @@ KILLED: dict[str, Any] = {}  # what the module's run had done when it was killed
 @pytest.fixture(scope="module")
 def repeated(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Path:
     """2 repeats of 5 folds (10 folds: not exploratory) and a temporal hold-out, detached,
-    its supervisor killed with SIGKILL in repeat 2, then resumed to completion (one run serves every test here)."""
+    its supervisor killed with SIGKILL in repeat 2, then resumed to completion (one run
+    serves every test here)."""
     runs = tmp_path_factory.mktemp("runs")
     extra = ("cv.folds=5", "cv.repeats=2", "cv.strategy='temporal'")
     run = detached_run(env, runs, [*SETS, *extra], "--jobs", "2")

@@ -13,11 +13,10 @@ import pytest
 
 from dfu_tui.config import ImageModelConfig, load_config
 from dfu_tui.runs.rundir import RESULTS_COLUMNS
-from tests.helpers import STANDIN, run_dfu, standin_env
+from tests.helpers import STANDIN, run_dfu, set_args, standin_env
 
 pytestmark = pytest.mark.slow  # trains real models
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = [
     "data.image_size=32",
     "cv.folds=2",
@@ -34,7 +33,7 @@ def dfu(*args: str, env_cache: Path) -> subprocess.CompletedProcess[str]:
 
 
 def sets(*items: str) -> list[str]:
-    return [arg for item in items for arg in ("--set", item)]
+    return set_args(items)
 
 
 class TestImageBranch:

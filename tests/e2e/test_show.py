@@ -11,7 +11,7 @@ from dfu_tui.cli import main
 from dfu_tui.tui.app import DfuApp
 from dfu_tui.tui.screens.compare import CompareScreen
 from dfu_tui.tui.screens.monitor import MonitorScreen
-from tests.helpers import until
+from tests.helpers import set_args, until
 from tests.tui.conftest import CANCELLED, COMPLETED, FIXED_NOW, FIXTURES, ROOT
 
 
@@ -86,7 +86,7 @@ def test_runs_on_other_folds_are_not_paired(tiny_demo_master: Path, tmp_path: Pa
     ]
     made = []
     for extra in (["cv.seed=1"], ["cv.seed=1", "metadata_model.n_estimators=20"], ["cv.seed=2"]):
-        sets = [a for x in extra for a in ("--set", x)]
+        sets = set_args(extra)
         assert main(["run", "configs/default.toml", "--runs-dir", str(runs), *base, *sets]) == 0
         made.append(sorted(p.name for p in runs.iterdir() if p.name not in made)[-1])
     from dfu_tui.runs.compare_runs import NOT_PAIRED, compare_runs

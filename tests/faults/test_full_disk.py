@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dfu_tui.runs.state import load_state
-from tests.helpers import run_dfu
+from tests.helpers import run_dfu, set_args
 
 SETS = [
     "modalities.use=['metadata']",
@@ -52,7 +52,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def sets() -> list[str]:
-    return [a for s in SETS for a in ("--set", s)]
+    return set_args(SETS)
 
 
 def test_demo_data_on_a_full_disk(small_disk: Path, env) -> None:

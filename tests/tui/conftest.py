@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
+
+FIXTURES = ROOT / "tests" / "fixtures" / "runs"
+
 COMPLETED = "20261128-133808-50f261"  # metadata, depth_rgb, thermal_map; search; 2 folds
 CANCELLED = "20261128-133945-3b5598"  # metadata + depth_map, stopped after fold 1 (collapse)
 FIXED_NOW = 1795873200.0
 # Two real runs on the same folds: fixed fusion scoring all four strategies, and learned alpha
-STRATEGY_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "strategy_runs"
+STRATEGY_FIXTURES = ROOT / "tests" / "fixtures" / "strategy_runs"
 STRATEGIES = "20261130-173807-a2b67d"
 LEARNED = "20261130-173840-a8169a"
 

@@ -13,11 +13,9 @@ from dfu_tui.tui.app import DfuApp
 from dfu_tui.tui.plots import PlotPanel
 from dfu_tui.tui.screens.modals import PreparingScreen
 from dfu_tui.tui.screens.monitor import MonitorScreen
-from tests.helpers import open_form, until
+from tests.helpers import ROOT, open_form, until
 
 pytestmark = pytest.mark.slow  # trains real models
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ import pytest
 
 from dfu_tui.config import Config, load_config
 from dfu_tui.errors import InputError
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
 
 
 def problems_of(tmp_path: Path, text: str, overrides: tuple[str, ...] = ()) -> list[str]:
