@@ -183,7 +183,7 @@ async def test_compare_survives_a_damaged_predictions_file(tmp_path: Path) -> No
         def title() -> str:
             return str(screen.query_one("#curve-title", Static).render())
 
-        await until(pilot, lambda: "no stored probabilities to draw the curve from" in title())
+        await until(pilot, lambda: "no stored probabilities to draw the fusion-weight" in title())
         assert "damaged predictions file" in title()
 
 
