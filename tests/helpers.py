@@ -92,6 +92,7 @@ def leak_run(base: Path, patients: int, folds: int, trees: int) -> tuple[Path, s
         "modalities.use=['metadata']",
         f"cv.folds={folds}",
         f"metadata_model.n_estimators={trees}",
+        "cv.inner_folds=2",
     ]
     args = set_args(sets)
     runs = base / "runs"

@@ -26,6 +26,7 @@ SLOW = [  # enough trees that a fold takes a few seconds: time to stop or kill m
     "metadata_model.n_jobs=1",
     "radar.enabled=false",
     "cv.folds=3",
+    "cv.inner_folds=2",
 ]
 
 
