@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, cast
@@ -132,80 +132,99 @@ class RunState:
 
     def apply(self, e: Event, checked: bool = False) -> None:
         """Fold one event into the state; an event missing what its kind needs is skipped
-        and counted, never fatal (`checked`: the caller has checked it already)."""
+        and counted, never fatal (`checked`: the caller has checked it already). Each kind
+        has its one method (`_on_<kind>`, listed in `APPLY`)."""
         if not checked and not well_formed(e):
             self.skipped += 1
             return
-        kind, ts = e["kind"], e.get("ts")
-        previous, self.last_event = self.last_event, ts
+        kind = e["kind"]
+        previous, self.last_event = self.last_event, e.get("ts")
         if self.history and kind not in ("heartbeat", "epoch"):
             self.log.append(e)
-        if kind in ("run_started", "run_resumed"):
-            if self.running_since is not None and self.finished is None:
-                # the last period ended without a final event (killed): it ran until its
-                # last sign of life
-                seen = [t for t in (self.last_heartbeat, previous) if t is not None]
-                self.ran += max(0.0, max(seen, default=self.running_since) - self.running_since)
-            self.status, self.reason, self.finished = "running", "", None
-            # flags of a fold whose `fold_finished` never made it to the log (torn by a
-            # kill): that fold is scored again after this start, with its flags again
-            self.pending_flags.clear()
-            self.started = self.started or ts
-            self.running_since = ts
-            self.last_heartbeat = ts
-            self.heartbeat = e.get("heartbeat", self.heartbeat)
-            self.jobs = e.get("jobs", self.jobs)
-            self.pid, self.pgid = e.get("pid"), e.get("pgid")
-            if kind == "run_started":
-                self.folds = e["folds"]
-                self.folds_per_repeat = int(e.get("folds_per_repeat") or e["folds"])
-                self.repeats = int(e.get("repeats") or 1)
-                self.strategy = str(e.get("strategy") or "grouped")
-                if e.get("metric") in ("kappa", "quadratic_kappa"):
-                    self.metric = e["metric"]
-                fusion = e.get("fusion")
-                if isinstance(fusion, dict) and isinstance(fusion.get("strategy"), str):
-                    self.fusion = fusion["strategy"]
-                self.combinations = e["combinations"]
-                self.tasks = e["tasks"]
-        elif kind == "heartbeat":
-            self.last_heartbeat = ts
-        elif kind == "task_started":
-            self.running[e["task"]] = {}
-            self.started_tasks.append(e["task"])
-            if e.get("node"):
-                self.nodes[e["task"]] = str(e["node"])
-            if ts is not None:
-                self.task_started_at[e["task"]] = ts
-        elif kind == "epoch":
-            self.running.setdefault(e["task"], {}).update(e)
-            if self.history:
-                self.epochs.append(e)
-        elif kind == "branch_finished":
-            self.running.pop(e["task"], None)
-            self.done[e["task"]] = e.get("seconds") or 0.0
-            if isinstance(e.get("best_epoch"), int):
-                self.best_epochs[e["task"]] = e["best_epoch"]
-        elif kind == "fold_finished":
-            kept = [f for f in self.fold_results if f["fold"] != e["fold"]]
-            self.fold_results = [*kept, cast(FoldResult, e)]
-            # a fold scored again (a resume) replaces its flags, never adds to them
-            self.fold_flags[e["fold"]] = self.pending_flags.pop(e["fold"], [])
-        elif kind == "flag":
-            self.flags.append(e)
-            if e.get("scope") == "fold" and isinstance(e.get("fold"), int):
-                self.pending_flags.setdefault(e["fold"], []).append(e)
-        elif kind in FINAL_KINDS:
-            self.status = {"run_finished": "completed", "run_failed": "failed"}.get(
-                kind, "cancelled"
-            )
-            self.reason = e.get("reason", "")
-            self.failed_task = e.get("task")
-            self.finished = ts
-            self.running.clear()
-            if self.running_since is not None and ts is not None:
-                self.ran += max(0.0, ts - self.running_since)
-            self.running_since = None
+        handler = APPLY.get(kind)
+        if handler is not None:
+            handler(self, e, previous)
+
+    def _begin(self, e: Event, previous: float | None) -> None:
+        """What a start and a resume share: a new running period."""
+        ts = e.get("ts")
+        if self.running_since is not None and self.finished is None:
+            # the last period ended without a final event (killed): it ran until its last
+            # sign of life
+            seen = [t for t in (self.last_heartbeat, previous) if t is not None]
+            self.ran += max(0.0, max(seen, default=self.running_since) - self.running_since)
+        self.status, self.reason, self.finished = "running", "", None
+        # flags of a fold whose `fold_finished` never made it to the log (torn by a kill):
+        # that fold is scored again after this start, with its flags again
+        self.pending_flags.clear()
+        self.started = self.started or ts
+        self.running_since = ts
+        self.last_heartbeat = ts
+        self.heartbeat = e.get("heartbeat", self.heartbeat)
+        self.jobs = e.get("jobs", self.jobs)
+        self.pid, self.pgid = e.get("pid"), e.get("pgid")
+
+    def _on_run_started(self, e: Event, previous: float | None) -> None:
+        self._begin(e, previous)
+        self.folds = e["folds"]
+        self.folds_per_repeat = int(e.get("folds_per_repeat") or e["folds"])
+        self.repeats = int(e.get("repeats") or 1)
+        self.strategy = str(e.get("strategy") or "grouped")
+        if e.get("metric") in ("kappa", "quadratic_kappa"):
+            self.metric = e["metric"]
+        fusion = e.get("fusion")
+        if isinstance(fusion, dict) and isinstance(fusion.get("strategy"), str):
+            self.fusion = fusion["strategy"]
+        self.combinations = e["combinations"]
+        self.tasks = e["tasks"]
+
+    def _on_run_resumed(self, e: Event, previous: float | None) -> None:
+        self._begin(e, previous)
+
+    def _on_heartbeat(self, e: Event, previous: float | None) -> None:
+        self.last_heartbeat = e.get("ts")
+
+    def _on_task_started(self, e: Event, previous: float | None) -> None:
+        self.running[e["task"]] = {}
+        self.started_tasks.append(e["task"])
+        if e.get("node"):
+            self.nodes[e["task"]] = str(e["node"])
+        if e.get("ts") is not None:
+            self.task_started_at[e["task"]] = e["ts"]
+
+    def _on_epoch(self, e: Event, previous: float | None) -> None:
+        self.running.setdefault(e["task"], {}).update(e)
+        if self.history:
+            self.epochs.append(e)
+
+    def _on_branch_finished(self, e: Event, previous: float | None) -> None:
+        self.running.pop(e["task"], None)
+        self.done[e["task"]] = e.get("seconds") or 0.0
+        if isinstance(e.get("best_epoch"), int):
+            self.best_epochs[e["task"]] = e["best_epoch"]
+
+    def _on_fold_finished(self, e: Event, previous: float | None) -> None:
+        kept = [f for f in self.fold_results if f["fold"] != e["fold"]]
+        self.fold_results = [*kept, cast(FoldResult, e)]
+        # a fold scored again (a resume) replaces its flags, never adds to them
+        self.fold_flags[e["fold"]] = self.pending_flags.pop(e["fold"], [])
+
+    def _on_flag(self, e: Event, previous: float | None) -> None:
+        self.flags.append(e)
+        if e.get("scope") == "fold" and isinstance(e.get("fold"), int):
+            self.pending_flags.setdefault(e["fold"], []).append(e)
+
+    def _on_final(self, e: Event, previous: float | None) -> None:
+        ts = e.get("ts")
+        kind = e["kind"]
+        self.status = {"run_finished": "completed", "run_failed": "failed"}.get(kind, "cancelled")
+        self.reason = e.get("reason", "")
+        self.failed_task = e.get("task")
+        self.finished = ts
+        self.running.clear()
+        if self.running_since is not None and ts is not None:
+            self.ran += max(0.0, ts - self.running_since)
+        self.running_since = None
 
     def effective_status(self, now: float | None = None) -> str:
         """`stale` when a running run's heartbeats stopped for two intervals."""
@@ -415,6 +434,22 @@ class RunState:
             else round((time.time() if now is None else now) - self.last_heartbeat, 1),
         }
 
+
+#: Kinds that change nothing but the event log (`RunState.log`).
+LOG_ONLY = ("fold_started", "message")
+#: What each other event kind does to a run's state: one method per kind (a test checks that
+#: every kind of `records.EVENT_TYPES` is in exactly one of the two).
+APPLY: dict[str, Callable[[RunState, Event, float | None], None]] = {
+    "run_started": RunState._on_run_started,
+    "run_resumed": RunState._on_run_resumed,
+    "heartbeat": RunState._on_heartbeat,
+    "task_started": RunState._on_task_started,
+    "epoch": RunState._on_epoch,
+    "branch_finished": RunState._on_branch_finished,
+    "fold_finished": RunState._on_fold_finished,
+    "flag": RunState._on_flag,
+    **dict.fromkeys(FINAL_KINDS, RunState._on_final),
+}
 
 #: The scale in status keys: `best_mean_quadratic_kappa`, `best_mean_unweighted_kappa`.
 SCALE_KEYS = {"quadratic_kappa": "quadratic_kappa", "kappa": "unweighted_kappa"}

@@ -391,3 +391,13 @@ def test_the_dashboards_reader_keeps_the_same_state_in_chunks(tmp_path: Path, mo
     catalog.refresh()
     assert catalog.states[COMPLETED].to_dict(now=0) == load_state(run).to_dict(now=0)
     assert catalog.states[COMPLETED].last_heartbeat == load_state(run).last_heartbeat
+
+
+def test_every_event_kind_has_one_place_in_the_state() -> None:
+    """A kind either changes the state through its one method or is only logged: a new kind
+    must be given one or the other."""
+    from dfu_tui.runs.events import KINDS
+    from dfu_tui.runs.state import APPLY, LOG_ONLY
+
+    assert not set(APPLY) & set(LOG_ONLY)
+    assert set(APPLY) | set(LOG_ONLY) == set(KINDS)
