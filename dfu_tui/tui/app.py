@@ -17,7 +17,7 @@ from textual.worker import Worker, WorkerState
 
 from dfu_tui.runs.catalog import CatalogUpdate, RunCatalog
 from dfu_tui.runs.events import Event
-from dfu_tui.tui import commands
+from dfu_tui.tui import cli_client
 from dfu_tui.tui.messages import (
     ArchiveRun,
     CompareRuns,
@@ -243,7 +243,7 @@ class DfuApp(App[None]):
 
     @work(group="control", description="name and tag a run", exit_on_error=False)
     async def _label(self, run_id: str, name: str, add: list[str], remove: list[str]) -> None:
-        result = await commands.tag(self.catalog.path(run_id), name, add, remove)
+        result = await cli_client.tag(self.catalog.path(run_id), name, add, remove)
         if result.code != 0:
             raise RuntimeError(result.stderr.strip() or result.message)
         self.notify(result.stdout.strip() or f"labelled {run_id}")
@@ -273,7 +273,7 @@ class DfuApp(App[None]):
 
     @work(group="control", description="archive a run", exit_on_error=False)
     async def _archive(self, run_id: str) -> None:
-        result = await commands.archive(self.catalog.path(run_id))
+        result = await cli_client.archive(self.catalog.path(run_id))
         if result.code != 0:
             raise RuntimeError(result.stderr.strip() or result.message)
         self.notify(f"archived {run_id} (dfu-tui restore {run_id} brings it back)")
@@ -388,7 +388,9 @@ class DfuApp(App[None]):
                 self.screen.add(line)
 
         try:
-            result = await commands.launch(config, overrides, self.runs_dir, jobs, progress, labels)
+            result = await cli_client.launch(
+                config, overrides, self.runs_dir, jobs, progress, labels
+            )
             if result.code == 0:  # the run is open once the watcher has read it
                 run_id = result.stdout.strip().splitlines()[-1]
                 self.launched[key] = run_id
@@ -422,14 +424,14 @@ class DfuApp(App[None]):
 
     @work(group="control", description="stop a run", exit_on_error=False)
     async def _stop(self, run_id: str) -> None:
-        result = await commands.stop(self.catalog.path(run_id))
+        result = await cli_client.stop(self.catalog.path(run_id))
         if result.code != 0:
             raise RuntimeError(result.message)
         self.notify(result.message)
 
     @work(group="control", description="resume a run", exit_on_error=False)
     async def _resume(self, run_id: str) -> None:
-        result = await commands.resume(self.catalog.path(run_id))
+        result = await cli_client.resume(self.catalog.path(run_id))
         if result.code != 0:
             raise RuntimeError(result.stderr.strip() or result.message)
         self.notify(f"resumed {run_id}")
@@ -437,7 +439,7 @@ class DfuApp(App[None]):
     @work(group="control", description="export a run", exit_on_error=False)
     async def _export(self, run_id: str) -> None:
         target = self.catalog.run(run_id).export
-        result = await commands.export(self.catalog.path(run_id), target)
+        result = await cli_client.export(self.catalog.path(run_id), target)
         if result.code != 0:
             raise RuntimeError(result.message)
         self.notify(f"exported to {target}")
@@ -446,7 +448,7 @@ class DfuApp(App[None]):
     async def _report(self, run_id: str) -> None:
         target = self.catalog.run(run_id).report
         self.notify(f"Writing the report of {run_id}…")
-        result = await commands.report(self.catalog.path(run_id), target)
+        result = await cli_client.report(self.catalog.path(run_id), target)
         if result.code != 0:
             raise RuntimeError(result.message)
         self.notify(f"Report written: {target}")
