@@ -7,6 +7,8 @@ import hashlib
 import shutil
 from pathlib import Path
 
+import pytest
+
 from dfu_tui.cli import main
 from dfu_tui.tui.app import DfuApp
 from dfu_tui.tui.screens.compare import CompareScreen
@@ -66,6 +68,7 @@ def test_show_of_an_unfinished_run_says_so(tmp_path: Path, capsys) -> None:
     assert main(["show", "nope", "--runs-dir", str(runs)]) == 2
 
 
+@pytest.mark.slow  # three real runs
 def test_runs_on_other_folds_are_not_paired(tiny_demo_master: Path, tmp_path: Path) -> None:
     """Three real metadata-only runs: two on cv.seed 1 (other forest sizes) are paired by
     fold; the one on cv.seed 2 has other validation patients and is not."""

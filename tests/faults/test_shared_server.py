@@ -264,7 +264,9 @@ def test_a_damaged_fingerprint_is_one_line(tmp_path: Path, text: str) -> None:
     assert "fingerprint.json" in line
 
 
-def test_configs_that_imply_impossible_work_or_floods_are_one_line_each(tmp_path: Path) -> None:
+def test_configs_that_imply_impossible_work_or_floods_are_one_line_each(
+    tmp_path: Path, tiny_demo_master: Path
+) -> None:
     deep = tmp_path / "deep.toml"
     deep.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
     nested = tmp_path / "nested.toml"
@@ -289,7 +291,7 @@ def test_configs_that_imply_impossible_work_or_floods_are_one_line_each(tmp_path
         "validate",
         str(many),
         "--set",
-        "demo.patients=12",
+        f"data.root='{tiny_demo_master}'",  # an existing dataset: no demo to generate
         timeout=300,
     )
     errors = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
