@@ -96,7 +96,7 @@ class FixedFusion(_Base):
         self.weights = dict(weights)
 
     @classmethod
-    def from_settings(cls, weights: Mapping[str, float], seed: int) -> FixedFusion:
+    def from_settings(cls, weights: Mapping[str, float], seed: int) -> Fusion:
         return cls(weights)
 
     def fit(self, probas: Probs, y: np.ndarray) -> FixedFusion:
@@ -108,24 +108,13 @@ class FixedFusion(_Base):
 
 
 @estimator("geometric")
-class GeometricFusion(_Base):
+class GeometricFusion(FixedFusion):
     """A weighted geometric mean of the branches with the configured weights, renormalised
     per sample over the branches it has, then normalised to sum to 1: a branch that gives a
     class almost no probability vetoes it (the arithmetic mean only dilutes it). Learns
     nothing."""
 
     FLOOR = 1e-6  # a probability of 0 would veto for ever
-
-    def __init__(self, weights: Mapping[str, float]) -> None:
-        self.weights = dict(weights)
-
-    @classmethod
-    def from_settings(cls, weights: Mapping[str, float], seed: int) -> GeometricFusion:
-        return cls(weights)
-
-    def fit(self, probas: Probs, y: np.ndarray) -> GeometricFusion:
-        self.weights_ = dict(self.weights)
-        return self
 
     def predict_proba(self, probas: Probs) -> np.ndarray:
         logs = {m: np.log(np.clip(p, self.FLOOR, 1.0)) for m, p in probas.items()}
