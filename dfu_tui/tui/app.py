@@ -45,6 +45,7 @@ from dfu_tui.tui.screens.modals import (
     LabelsScreen,
     MessageScreen,
     PreparingScreen,
+    keys_here,
 )
 from dfu_tui.tui.screens.monitor import MonitorScreen
 from dfu_tui.tui.screens.runs import RunsScreen
@@ -169,7 +170,9 @@ class DfuApp(App[None]):
 
     def action_help(self) -> None:
         if not self._showing(HelpScreen):
-            self.push_screen(HelpScreen())
+            screen = self.screen
+            title = screen.title or type(screen).__name__.removesuffix("Screen").lower()
+            self.push_screen(HelpScreen(keys_here(str(title), dict(screen.active_bindings))))
 
     def action_launch(self) -> None:
         if not self._showing(LaunchScreen):

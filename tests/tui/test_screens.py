@@ -60,6 +60,11 @@ class TestRunsScreen:
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("question_mark")
             assert isinstance(app.screen, HelpScreen)
+            # the keys of the screen under it first, built from its bindings
+            here = app.screen.here
+            assert here.startswith("# Keys here: runs")
+            assert "| `n` | New run |" in here and "| `q` | Quit |" in here
+            assert "Prev fold" not in here  # the monitor's, not this screen's
             await pilot.press("escape")
             await pilot.press("s")
             assert isinstance(app.screen, ConfirmScreen)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from rich.markup import escape
 from textual import on
@@ -24,7 +25,7 @@ HELP = """\
 | `ctrl+p` | command palette: launch, open run, stop, export, report, screenshot, theme |
 | `ctrl+s` | save an SVG screenshot of this screen into its run's directory |
 | `escape` | back / close |
-| `q` | quit (training goes on in the background) |
+| `q` | quit, in the runs list (training goes on in the background); `ctrl+q` quits anywhere |
 
 ## Runs
 | key | action |
@@ -164,14 +165,36 @@ class MessageScreen(ModalScreen[None]):
         self.dismiss()
 
 
+def keys_here(title: str, bindings: dict[str, Any]) -> str:
+    """A Markdown table of the keys that work on the screen under the help, built from its
+    active bindings (Textual's `Screen.active_bindings`): what is listed is what works."""
+    rows = []
+    seen: set[tuple[str, str]] = set()
+    for key, active in bindings.items():
+        binding = active.binding
+        if not binding.description:
+            continue
+        shown = binding.key_display or key
+        if (binding.action, shown) in seen:
+            continue
+        seen.add((binding.action, shown))
+        rows.append(f"| `{shown}` | {binding.description} |")
+    table = "\n".join(["| key | action |", "|---|---|", *rows])
+    return f"# Keys here: {title}\n\n{table}\n\n`ctrl+q` quits from any screen.\n\n"
+
+
 class HelpScreen(ModalScreen[None]):
-    """Keys grouped by screen."""
+    """The keys of the screen under it (built from its bindings), then every screen's."""
 
     BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
 
+    def __init__(self, here: str = "") -> None:
+        super().__init__()
+        self.here = here
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog help"):
-            yield Markdown(HELP)
+            yield Markdown(self.here + HELP.replace("# dfu-tui keys", "# Every screen", 1))
 
     def action_close(self) -> None:
         self.dismiss()
