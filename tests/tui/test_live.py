@@ -25,7 +25,14 @@ def heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_launch_watch_stop_resume(tmp_path: Path, small_demo_master: Path, heartbeat) -> None:
     runs = tmp_path / "runs"
-    app = DfuApp(runs, ROOT / "configs" / "default.toml")
+    # the default config with a small forest and no radar: the CNN's real training is what
+    # the dashboard follows here
+    config = tmp_path / "live.toml"
+    text = (ROOT / "configs" / "default.toml").read_text(encoding="utf-8")
+    config.write_text(
+        text + "\n[metadata_model]\nn_estimators = 40\n\n[radar]\nenabled = false\n", "utf-8"
+    )
+    app = DfuApp(runs, config)
     async with app.run_test(size=(120, 40)) as pilot:
         form = await open_form(pilot)
         values = {"#root": str(small_demo_master), "#size": "32", "#folds": "2", "#epochs": "4"}
