@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from dfu_tui.paths import UnsafePath
 
 if TYPE_CHECKING:
     from dfu_tui.config import Config
+    from dfu_tui.console import RunConsole
     from dfu_tui.data.dataset import Dataset
     from dfu_tui.runs.rundir import RunDir
 
@@ -456,10 +458,19 @@ def _supervise(run: RunDir, jobs: int, resume: bool, detach: bool) -> int:
         )
         return EXIT_OK
     from dfu_tui.config import load_config
+    from dfu_tui.runs import netns
 
-    view = RunConsole(out, load_config(run.config), run)
+    cfg = load_config(run.config)
+    view = RunConsole(out, cfg, run)
     with view:
-        code = Supervisor(run, jobs, heartbeat_seconds(), on_event=view.on_event).execute(resume)
+        if netns.local_ray(cfg.executor) and not netns.can_isolate_here():
+            # this process has threads: only a fresh one can keep a local Ray instance on
+            # loopback (a user namespace); it runs detached and this view follows its log
+            code = _follow(run, jobs, resume, view)
+        else:
+            code = Supervisor(run, jobs, heartbeat_seconds(), on_event=view.on_event).execute(
+                resume
+            )
     state = load_state(run.path, history=False)
     if code == 0:
         view.final_table(json.loads(run.summary.read_text(encoding="utf-8")))
@@ -468,6 +479,35 @@ def _supervise(run: RunDir, jobs: int, resume: bool, detach: bool) -> int:
     if state.status == "failed":
         return EXIT_FAILED
     return 130
+
+
+def _follow(run: RunDir, jobs: int, resume: bool, view: RunConsole) -> int:
+    """Start the supervisor in a process of its own and show its events as they come, as a
+    foreground run does; Ctrl-C stops the run. Returns the supervisor's exit code."""
+    from dfu_tui.runs.control import stop_run
+    from dfu_tui.runs.events import FINAL_KINDS, EventReader
+    from dfu_tui.runs.state import well_formed
+    from dfu_tui.runs.supervisor import confirm_started, spawn_detached
+
+    reader = EventReader(run.events)
+    reader.offset = run.events.stat().st_size if run.events.exists() else 0
+    offset = run.log.stat().st_size if run.log.exists() else 0
+    proc = spawn_detached(run, jobs, resume)
+    confirm_started(run, proc, offset)
+    try:
+        while True:
+            ended = proc.poll() is not None
+            for event in reader.read_new():
+                if well_formed(event):
+                    view.on_event(event)
+                    if event["kind"] in FINAL_KINDS:
+                        ended = True
+            if ended:
+                return proc.wait()
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        stop_run(run)
+        return 130
 
 
 def _executor_arguments(p: argparse.ArgumentParser) -> None:

@@ -69,6 +69,18 @@ def _loopback_up() -> None:
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
 
 
+def can_isolate_here() -> bool:
+    """Whether this process can still get a network namespace of its own: as root at any
+    time, as another user only while it has a single thread."""
+    return os.geteuid() == 0 or _threads() == 1
+
+
+def local_ray(executor: object) -> bool:
+    """Whether an executor config asks for a new local Ray instance."""
+    kind, address = getattr(executor, "kind", ""), getattr(executor, "address", "")
+    return kind == "ray" and address in ("", "local")
+
+
 def interfaces(pid: int | str = "self") -> list[str]:
     """The network interfaces a process sees (its namespace's `/proc/PID/net/dev`)."""
     text = Path(f"/proc/{pid}/net/dev").read_text()

@@ -245,3 +245,30 @@ def test_two_nodes_and_a_lost_node(tmp_path: Path, env, monkeypatch) -> None:
         assert any(on_worker in n for n in nodes) and any(on_worker not in n for n in nodes)
     finally:
         cluster.shutdown()
+
+
+def test_a_foreground_run_that_cannot_isolate_itself_runs_its_supervisor_apart(
+    tmp_path: Path, env, monkeypatch
+) -> None:
+    """A user's foreground `run` has threads before Ray would start, so it cannot get a
+    network namespace: it starts the supervisor in a fresh process (which can) and follows
+    its events. The run completes there, isolated, with no warning."""
+    import os
+
+    from dfu_tui.cli import main
+    from dfu_tui.runs import netns
+
+    for key in ("DFU_TUI_CACHE_DIR", "PYTHONPATH", "DFU_TUI_STANDIN_EPOCH", "DFU_TUI_HEARTBEAT"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.setattr(netns, "can_isolate_here", lambda: False)  # as a user would be
+    runs = tmp_path / "runs"
+    args = ["run", "configs/default.toml", "--runs-dir", str(runs), "--executor", "ray"]
+    monkeypatch.chdir(ROOT)
+    assert main([*args, *sets([*TINY, STANDIN])]) == 0
+    (run,) = runs.iterdir()
+    log = events(run)
+    assert load_state(run).status == "completed"
+    started = next(e for e in log if e["kind"] == "run_started")
+    assert started["pid"] != os.getpid()  # the supervisor ran in its own process
+    assert not [e for e in log if "every network interface" in e.get("text", "")]
+    assert (run / "summary.json").is_file()
