@@ -461,9 +461,10 @@ def _supervise(run: RunDir, jobs: int, resume: bool, detach: bool) -> int:
     from dfu_tui.runs import netns
 
     cfg = load_config(run.config)
+    ex = cfg.executor
     view = RunConsole(out, cfg, run)
     with view:
-        if netns.local_ray(cfg.executor) and not netns.can_isolate_here():
+        if netns.local_ray(ex.kind, ex.address) and not netns.can_isolate_here():
             # this process has threads: only a fresh one can keep a local Ray instance on
             # loopback (a user namespace); it runs detached and this view follows its log
             code = _follow(run, jobs, resume, view)

@@ -611,8 +611,8 @@ def _check_limits(cfg: Config, source: str) -> list[str]:
                 continue
             low, high, low_open = f.metadata["range"]
             x = getattr(value, f.name)
-            inside = (low < x if low_open else low <= x) and x <= high
-            if not (isinstance(x, int | float) and math.isfinite(x) and inside):
+            number = isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+            if not (number and (low < x if low_open else low <= x) and x <= high):
                 ends = [str(int(e)) if float(e).is_integer() else f"{e:g}" for e in (low, high)]
                 span = f"{'(' if low_open else '['}{ends[0]}, {ends[1]}]"
                 out.append(f"{source}: {section.name}.{f.name}: must be in {span}, got {x!r}")

@@ -75,10 +75,10 @@ def can_isolate_here() -> bool:
     return os.geteuid() == 0 or _threads() == 1
 
 
-def local_ray(executor: object) -> bool:
-    """Whether an executor config asks for a new local Ray instance."""
-    kind, address = getattr(executor, "kind", ""), getattr(executor, "address", "")
-    return kind == "ray" and address in ("", "local")
+def local_ray(kind: object, address: object) -> bool:
+    """Whether `executor.kind` and `executor.address` ask for a new local Ray instance (no
+    address, or "local")."""
+    return kind == "ray" and address in (None, "", "local")
 
 
 def interfaces(pid: int | str = "self") -> list[str]:
@@ -134,9 +134,5 @@ def isolate_early(config_text: bytes) -> None:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return
     ex = doc.get("executor")
-    if isinstance(ex, dict) and ex.get("kind") == "ray" and not ex.get("address"):
+    if isinstance(ex, dict) and local_ray(ex.get("kind"), ex.get("address")):
         isolate()
-
-
-def outcome() -> str | None:
-    return _outcome

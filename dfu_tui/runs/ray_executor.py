@@ -170,7 +170,7 @@ class RayExecutor:
         if problem:
             raise InputError(problem)
         local: dict[str, Any] = {}
-        if address in (None, "local"):  # a local instance: loopback only, our own folder
+        if netns.local_ray("ray", address):  # a local instance: loopback only, our own folder
             local = {"_node_ip_address": "127.0.0.1", "_temp_dir": str(self._session_root())}
         try:
             if not ray.is_initialized():

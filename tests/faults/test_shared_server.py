@@ -433,3 +433,13 @@ def test_isolation_refused_says_why_and_changes_nothing() -> None:
     from dfu_tui.runs import netns
 
     assert got["seen"] == netns.interfaces()
+
+
+def test_which_configs_get_a_private_network() -> None:
+    """A new local Ray instance (no address or "local") is isolated, in the CLI, the early
+    supervisor check (raw TOML values) and the executor alike; a cluster address is not."""
+    from dfu_tui.runs.netns import local_ray
+
+    assert local_ray("ray", "") and local_ray("ray", None) and local_ray("ray", "local")
+    assert not local_ray("ray", "auto") and not local_ray("ray", "10.0.0.1:6379")
+    assert not local_ray("local", "") and not local_ray(["ray"], "") and not local_ray("ray", 5)
