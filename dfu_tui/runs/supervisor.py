@@ -249,22 +249,29 @@ class Supervisor:
                             fold_kind=fold.kind,
                         )
                     self.executor.submit(self.run.path, task_id, threads)
-                for outcome in self.executor.poll():
-                    if outcome.exit_code != 0 or not output_valid(self.run, outcome.task_id):
-                        self.executor.cancel()
-                        self._pump()
-                        if self.cancel_requested.is_set():
-                            continue  # the worker died of our own stop signal
-                        self.events.emit(
-                            "run_failed",
-                            task=outcome.task_id,
-                            exit_code=outcome.exit_code,
-                            reason=failure_reason(outcome.task_id, outcome.exit_code, outcome.log),
-                            log_tail=tail(outcome.log),
-                            seconds=round(time.perf_counter() - start, 3),
-                        )
-                        return EXIT_FAILED
-                    fold_no = fold_of(outcome.task_id)
+                # every outcome of one poll is judged before any fold is scored: a fold's
+                # tasks may end together, one of them failed (its file is missing)
+                outcomes = self.executor.poll()
+                failed = [
+                    o for o in outcomes if o.exit_code != 0 or not output_valid(self.run, o.task_id)
+                ]
+                if failed:
+                    outcome = failed[0]
+                    self.executor.cancel()
+                    self._pump()
+                    if self.cancel_requested.is_set():
+                        continue  # the worker died of our own stop signal
+                    self.events.emit(
+                        "run_failed",
+                        task=outcome.task_id,
+                        exit_code=outcome.exit_code,
+                        reason=failure_reason(outcome.task_id, outcome.exit_code, outcome.log),
+                        log_tail=tail(outcome.log),
+                        seconds=round(time.perf_counter() - start, 3),
+                    )
+                    return EXIT_FAILED
+                # each fold once, when none of its tasks is left to run
+                for fold_no in sorted({fold_of(o.task_id) for o in outcomes}):
                     busy = [t for t in (*pending, *self.executor.running) if fold_of(t) == fold_no]
                     if not busy:
                         results[fold_no] = score_fold(

@@ -265,3 +265,68 @@ def test_the_process_record_keeps_only_live_processes(tmp_path: Path) -> None:
         for p in (first, second):
             p.kill()
             p.wait()
+
+
+def test_tasks_of_a_fold_ending_together_one_killed_fail_the_run_naming_it(
+    tmp_path: Path, small_demo_master: Path, monkeypatch
+) -> None:
+    """A fold's tasks may end within one poll, one of them killed: the run fails naming the
+    killed task (it used to score the fold first and fail on the missing file); no fold is
+    scored twice when its tasks end together. Real worker processes; the executor only
+    reports them once every one of them has ended, as a slow poll would."""
+    from dfu_tui.config import load_config
+    from dfu_tui.data.dataset import load_dataset
+    from dfu_tui.runs.executor import LocalProcessExecutor, TaskOutcome
+    from dfu_tui.runs.fingerprint import run_fingerprint, save_fingerprint
+    from dfu_tui.runs.rundir import create_run_dir, write_features
+    from dfu_tui.runs.supervisor import Supervisor
+    from tests.helpers import STANDIN, standin_env
+
+    for key, value in standin_env({"DFU_TUI_CACHE_DIR": str(tmp_path / "cache")}).items():
+        monkeypatch.setenv(key, value)
+
+    class TogetherExecutor(LocalProcessExecutor):
+        """Reports outcomes only once no task runs; kills the image task of fold 1."""
+
+        def submit(self, run_dir: Path, task_id: str, threads: int) -> None:
+            super().submit(run_dir, task_id, threads)
+            if task_id == "fold1-thermal_map":
+                self._procs[task_id][0].kill()
+
+        def poll(self) -> list[TaskOutcome]:
+            if any(proc.poll() is None for proc, _ in self._procs.values()):
+                return []
+            return super().poll()
+
+    def prepared(sets: list[str]) -> Path:
+        cfg = load_config(ROOT / "configs" / "default.toml", sets)
+        run = create_run_dir(tmp_path / "runs", cfg)
+        write_features(run, cfg, load_dataset(cfg.dataset, modalities=[]))
+        save_fingerprint(run.fingerprint, run_fingerprint(cfg))
+        return run.path
+
+    base = [
+        f"data.root='{small_demo_master}'",
+        "data.image_size=32",
+        "cv.folds=2",
+        "metadata_model.n_estimators=20",
+        "radar.enabled=false",
+        "image_model.epochs=2",
+        STANDIN,
+    ]
+    from dfu_tui.runs.rundir import RunDir
+
+    failing = RunDir(prepared(base))
+    code = Supervisor(failing, 2, 1.0, executor=TogetherExecutor()).execute(resume=False)
+    assert code != 0
+    (failure,) = [e for e in events(failing.path) if e["kind"] == "run_failed"]
+    assert failure["task"] == "fold1-thermal_map" and failure["exit_code"] == -9
+
+    class Together(TogetherExecutor):
+        def submit(self, run_dir: Path, task_id: str, threads: int) -> None:
+            LocalProcessExecutor.submit(self, run_dir, task_id, threads)
+
+    whole = RunDir(prepared(base))
+    assert Supervisor(whole, 2, 1.0, executor=Together()).execute(resume=False) == 0
+    scored = [e["fold"] for e in events(whole.path) if e["kind"] == "fold_finished"]
+    assert sorted(scored) == [1, 2]  # each fold once
