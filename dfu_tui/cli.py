@@ -487,7 +487,6 @@ def _follow(run: RunDir, jobs: int, resume: bool, view: RunConsole) -> int:
     foreground run does; Ctrl-C stops the run. Returns the supervisor's exit code."""
     from dfu_tui.runs.control import stop_run
     from dfu_tui.runs.events import FINAL_KINDS, EventReader
-    from dfu_tui.runs.state import well_formed
     from dfu_tui.runs.supervisor import confirm_started, spawn_detached
 
     reader = EventReader(run.events)
@@ -499,10 +498,9 @@ def _follow(run: RunDir, jobs: int, resume: bool, view: RunConsole) -> int:
         while True:
             ended = proc.poll() is not None
             for event in reader.read_new():
-                if well_formed(event):
-                    view.on_event(event)
-                    if event["kind"] in FINAL_KINDS:
-                        ended = True
+                view.on_event(event)
+                if event["kind"] in FINAL_KINDS:
+                    ended = True
             if ended:
                 return proc.wait()
             time.sleep(0.2)

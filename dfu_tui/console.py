@@ -28,6 +28,7 @@ from dfu_tui.engine.rules import (
     criterion_value,
     verdict_headline,
 )
+from dfu_tui.runs.describe import describe
 from dfu_tui.runs.events import Event
 from dfu_tui.runs.rundir import RunDir
 
@@ -35,10 +36,6 @@ from dfu_tui.runs.rundir import RunDir
 def weights_line(weights: dict[str, float]) -> str:
     """`Fusion weights: metadata=0.70, thermal_map=0.30`, every modality named."""
     return "Fusion weights: " + ", ".join(f"{m}={w:.2f}" for m, w in weights.items())
-
-
-def _flags_text(flags: list[dict[str, str]]) -> str:
-    return "; ".join(f"{f['level'].upper()} {f['rule']}: {f['detail']}" for f in flags)
 
 
 class RunConsole:
@@ -82,6 +79,8 @@ class RunConsole:
         target.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def on_event(self, event: Event) -> None:
+        """Progress bars follow tasks and epochs; every line an event says is printed
+        (`runs.describe`), but epoch lines on a terminal, where the bar shows them."""
         kind = event["kind"]
         if kind == "run_started" and self.live:
             self._tasks = self.progress.add_task("tasks", total=len(event["tasks"]))
@@ -93,48 +92,14 @@ class RunConsole:
                 self._epochs = self.progress.add_task(
                     f"fold {event['fold']} {event['branch']}", total=self.cfg.image_model.epochs
                 )
-        elif kind == "epoch":
-            if self._epochs is not None:
-                self.progress.update(self._epochs, completed=event["epoch"])
-            if not self.live:
-                self.print(self._epoch_line(event))
-        elif kind == "branch_finished":
-            if self._tasks is not None:
-                self.progress.advance(self._tasks)
-            if not self.live:
-                self.print(
-                    f"fold {event['fold']} {event['branch']}: trained in {event['seconds']:.1f} s"
-                )
-        elif kind == "fold_finished":
-            for combo in event["combinations"]:
-                self.print(self._fold_line(event["fold"], combo))
-        elif kind == "message":  # a retried task, orphans ended on resume
-            self.print(str(event.get("text", "")))
-
-    @staticmethod
-    def _epoch_line(e: Event) -> str:
-        def num(key: str) -> str:
-            v = e.get(key)
-            return "nan" if v is None else f"{v:.3f}"
-
-        line = (
-            f"fold {e['fold']} {e['branch']} epoch {e['epoch']}/{e['max_epochs']} "
-            f"loss {num('loss')} train kappa {num('train_kappa')} "
-            f"inner-val kappa {num('val_kappa')}"
-        )
-        return line + (f" [{_flags_text(e['flags'])}]" if e.get("flags") else "")
-
-    @staticmethod
-    def _fold_line(fold: int, c: dict[str, Any]) -> str:
-        shares = " ".join(f"{k} {v:.2f}" for k, v in c["predicted_share"].items())
-        line = (
-            f"fold {fold} {'+'.join(c['modalities'])}: kappa {c['kappa']:.3f} "
-            f"quadratic_kappa {c['quadratic_kappa']:.3f} accuracy {c['accuracy']:.3f} "
-            f"macro_f1 {c['macro_f1']:.3f} predicted {shares}"
-        )
-        if c.get("mean_alpha") is not None:
-            line += f" mean alpha {c['mean_alpha']:.3f}"
-        return line + (f" [{_flags_text(c['flags'])}]" if c["flags"] else "")
+        elif kind == "epoch" and self._epochs is not None:
+            self.progress.update(self._epochs, completed=event["epoch"])
+        elif kind == "branch_finished" and self._tasks is not None:
+            self.progress.advance(self._tasks)
+        if kind == "epoch" and self.live:
+            return
+        for line in describe(event):
+            self.print(line.plain())
 
     def final_table(self, summary: dict[str, Any]) -> None:
         """One row per combination and per branch alone, then each combination's verdict."""

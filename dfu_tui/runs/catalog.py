@@ -17,7 +17,7 @@ from dfu_tui.errors import InputError
 from dfu_tui.runs.events import CHUNK, Event, EventReader
 from dfu_tui.runs.labels import Labels, labels_path, read_labels
 from dfu_tui.runs.rundir import RunDir
-from dfu_tui.runs.state import UNREADABLE, RunState, well_formed
+from dfu_tui.runs.state import UNREADABLE, RunState
 
 # Events after which a run's summary.json may have been written (or rewritten).
 ENDINGS = ("run_finished", "run_failed", "run_cancelled")
@@ -83,25 +83,20 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def read_chunked(reader: EventReader) -> tuple[int, list[Event]]:
-    """Every new line of a log, chunk by chunk (`events.CHUNK`): how many were not
-    well-formed, and the well-formed events, with each run of consecutive heartbeats kept as
-    its last one (all a state takes from them), so a long log costs bounded memory beyond
-    what a state keeps."""
-    bad = 0
+def read_chunked(reader: EventReader) -> list[Event]:
+    """Every new event of a log, chunk by chunk (`events.CHUNK`), with each run of
+    consecutive heartbeats kept as its last one (all a state takes from them), so a long log
+    costs bounded memory beyond what a state keeps (damaged lines: `reader.skipped`)."""
     good: list[Event] = []
     while True:
         new = reader.read_new(CHUNK)
         for e in new:
-            if not well_formed(e):
-                bad += 1
-                continue
             if e["kind"] == "heartbeat" and good and good[-1]["kind"] == "heartbeat":
                 good[-1] = e
             else:
                 good.append(e)
         if not reader.more:
-            return bad, good
+            return good
 
 
 class RunCatalog:
@@ -147,8 +142,8 @@ class RunCatalog:
         for run_id, reader in self._readers.items():
             if run_id in self._gone:
                 continue
-            bad, good = read_chunked(reader)
-            skipped = bad + reader.skipped
+            good = read_chunked(reader)
+            skipped = reader.skipped
             reader.skipped = 0
             if good:
                 update.events.setdefault(run_id, []).extend(good)
@@ -176,7 +171,7 @@ class RunCatalog:
         for run_id, events in update.events.items():
             state = self.states.setdefault(run_id, RunState(run_id))
             for e in events:
-                state.apply(e, checked=True)  # `read` kept only well-formed ones
+                state.apply(e)  # the reader yields only valid events
             if events:
                 self.new_events[run_id] = events
             changed.add(run_id)

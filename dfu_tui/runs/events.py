@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dfu_tui.paths import PRIVATE_FILE_MODE, open_own
-from dfu_tui.runs.records import EVENT_TYPES
+from dfu_tui.runs.records import EVENT_TYPES, valid
 
 SCHEMA_VERSION = 1
 KINDS = tuple(EVENT_TYPES)  # each kind's fields: dfu_tui/runs/records.py
@@ -114,17 +114,12 @@ def _last_byte(path: Path, size: int) -> bytes:
         os.close(fd)
 
 
-def usable(event: Any) -> bool:
-    """Whether a decoded line is an event this version can use: an object with a known
-    `kind` (other fields are checked where they are read)."""
-    return isinstance(event, dict) and event.get("kind") in KINDS
-
-
 class EventReader:
     """Follows a growing `events.jsonl` by byte offset; a partial last line waits.
 
-    Lines it cannot use (not UTF-8, not JSON, not an object, no known `kind`) are skipped
-    and counted in `skipped`.
+    It yields only valid events (`runs.records.valid`: a known kind with its fields and
+    their types); lines it cannot use (not UTF-8, not JSON, not an object, an unknown kind,
+    a missing or mistyped field) are skipped and counted in `skipped`.
     """
 
     def __init__(self, path: Path) -> None:
@@ -170,7 +165,7 @@ class EventReader:
                 event = json.loads(line.decode("utf-8"))
             except ValueError:  # not UTF-8 or not JSON (NUL bytes included)
                 event = None
-            if usable(event):
+            if valid(event):
                 events.append(event)
             else:
                 self.skipped += 1  # a damaged line is skipped and counted, not fatal

@@ -1,7 +1,7 @@
 """The typed events of a run's log, one definition per kind (schema version 1).
 
 Required keys are what a reader needs to apply an event (a line without them is skipped
-and counted: `state.well_formed`); everything else is `NotRequired`, so logs written by
+and counted: `valid`, applied by the reader); everything else is `NotRequired`, so logs written by
 earlier versions of schema 1 still replay. `fold_finished` carries a `FoldResult`
 (`engine/records.py`) and summary.json a `Summary`.
 """
@@ -11,6 +11,7 @@ import types
 from collections.abc import Callable
 from typing import (
     Any,
+    Literal,
     NotRequired,
     TypedDict,
     Union,
@@ -25,11 +26,11 @@ from dfu_tui.engine.records import CombinationResult, Metrics
 
 class EventBase(TypedDict):
     v: int
-    kind: str
     ts: float
 
 
 class RunStarted(EventBase):
+    kind: Literal["run_started"]
     folds: int
     combinations: list[list[str]]
     tasks: list[str]
@@ -47,6 +48,7 @@ class RunStarted(EventBase):
 
 
 class RunResumed(EventBase):
+    kind: Literal["run_resumed"]
     pending: NotRequired[list[str]]
     jobs: NotRequired[int]
     heartbeat: NotRequired[float]
@@ -55,10 +57,12 @@ class RunResumed(EventBase):
 
 
 class Heartbeat(EventBase):
+    kind: Literal["heartbeat"]
     pid: NotRequired[int]
 
 
 class FoldStarted(EventBase):
+    kind: Literal["fold_started"]
     fold: NotRequired[int]
     n_train: NotRequired[int]
     n_val: NotRequired[int]
@@ -67,6 +71,7 @@ class FoldStarted(EventBase):
 
 
 class TaskStarted(EventBase):
+    kind: Literal["task_started"]
     task: str
     fold: NotRequired[int]
     branch: NotRequired[str]
@@ -76,6 +81,7 @@ class TaskStarted(EventBase):
 
 
 class Epoch(EventBase):
+    kind: Literal["epoch"]
     task: str
     fold: int
     branch: str
@@ -93,6 +99,7 @@ class Epoch(EventBase):
 
 
 class BranchFinished(EventBase):
+    kind: Literal["branch_finished"]
     task: str
     fold: NotRequired[int]
     branch: NotRequired[str]
@@ -102,6 +109,7 @@ class BranchFinished(EventBase):
 
 
 class FoldFinished(EventBase):
+    kind: Literal["fold_finished"]
     fold: int
     combinations: list[CombinationResult]
     branches: dict[str, Metrics]
@@ -114,6 +122,7 @@ class FoldFinished(EventBase):
 
 
 class Flag(EventBase):
+    kind: Literal["flag"]
     rule: str
     level: str
     detail: str
@@ -127,15 +136,18 @@ class Flag(EventBase):
 
 
 class Message(EventBase):
+    kind: Literal["message"]
     text: NotRequired[str]
 
 
 class RunFinished(EventBase):
+    kind: Literal["run_finished"]
     status: NotRequired[str]
     seconds: NotRequired[float]
 
 
 class RunFailed(EventBase):
+    kind: Literal["run_failed"]
     reason: NotRequired[str]
     task: NotRequired[str]
     exit_code: NotRequired[int]
@@ -144,9 +156,27 @@ class RunFailed(EventBase):
 
 
 class RunCancelled(EventBase):
+    kind: Literal["run_cancelled"]
     reason: NotRequired[str]
     seconds: NotRequired[float]
 
+
+#: Any event of the log: mypy narrows it by `e["kind"] == ...` to that kind's fields.
+AnyEvent = (
+    RunStarted
+    | RunResumed
+    | Heartbeat
+    | FoldStarted
+    | TaskStarted
+    | Epoch
+    | BranchFinished
+    | FoldFinished
+    | Flag
+    | Message
+    | RunFinished
+    | RunFailed
+    | RunCancelled
+)
 
 EVENT_TYPES: dict[str, type] = {
     "run_started": RunStarted,
@@ -168,7 +198,7 @@ EVENT_TYPES: dict[str, type] = {
 def required_fields(kind: str) -> tuple[str, ...]:
     """The fields an event of `kind` must carry besides `v`, `kind` and `ts`."""
     keys: frozenset[str] = EVENT_TYPES[kind].__required_keys__  # type: ignore[attr-defined]
-    return tuple(sorted(keys - EventBase.__required_keys__))
+    return tuple(sorted(keys - EventBase.__required_keys__ - {"kind"}))
 
 
 @functools.cache
@@ -241,3 +271,30 @@ def _checker(hint: Any) -> Check:
 def typed(event: dict[str, Any]) -> bool:
     """Whether every field an event's kind defines has its type (extra fields are free)."""
     return conforms(event, EVENT_TYPES[event["kind"]])
+
+
+#: Fields an event must carry to be applied: the required keys of its definition above.
+REQUIRED: dict[str, tuple[str, ...]] = {k: required_fields(k) for k in EVENT_TYPES}
+METRIC_FIELDS = {"kappa", "quadratic_kappa", "f1", "predicted_share", "true_share", "flags"}
+
+
+def valid(e: Any) -> bool:
+    """Whether a decoded log line is an event this version can use: an object of a known
+    kind with the fields it needs, every field its kind defines with its type
+    (`typed`), and usable values. The reader yields only these (`events.EventReader`), so
+    what reads an event checks it no more."""
+    if not isinstance(e, dict) or e.get("kind") not in EVENT_TYPES:
+        return False
+    if any(k not in e for k in REQUIRED[e["kind"]]) or not typed(e):
+        return False
+    ts = e.get("ts")
+    if ts is not None and (not isinstance(ts, int | float) or isinstance(ts, bool)):
+        return False
+    if e["kind"] == "fold_finished":
+        results = [*e["combinations"], *e["branches"].values()]
+        return (
+            bool(results)
+            and all(isinstance(m, dict) and set(m) >= METRIC_FIELDS for m in results)
+            and all(isinstance(c.get("modalities"), list) for c in e["combinations"])
+        )
+    return True

@@ -11,47 +11,10 @@ from typing import Any, NamedTuple, cast
 
 from dfu_tui.config import Config
 from dfu_tui.engine.records import FoldResult
-from dfu_tui.runs.events import CHUNK, FINAL_KINDS, KINDS, Event, EventReader
-from dfu_tui.runs.records import required_fields, typed
+from dfu_tui.runs.events import CHUNK, FINAL_KINDS, Event, EventReader
 from dfu_tui.runs.rundir import RunDir
 
 DEFAULT_HEARTBEAT = 5.0
-#: Fields an event must carry to be applied (a line without them is skipped and counted):
-#: the required keys of its typed definition in `runs/records.py`.
-REQUIRED: dict[str, tuple[str, ...]] = {k: required_fields(k) for k in KINDS}
-
-
-METRIC_FIELDS = {"kappa", "quadratic_kappa", "f1", "predicted_share", "true_share", "flags"}
-
-
-def _is(e: Event, branches: type, combinations: type) -> bool:
-    return isinstance(e["branches"], branches) and isinstance(e["combinations"], combinations)
-
-
-def well_formed(e: Event) -> bool:
-    """Whether an event has the fields its kind needs, every field it defines with its
-    type (`runs.records.typed`), and usable values."""
-    if any(k not in e for k in REQUIRED.get(e["kind"], ())):
-        return False
-    if not typed(e):
-        return False
-    ts = e.get("ts")
-    if ts is not None and (not isinstance(ts, int | float) or isinstance(ts, bool)):
-        return False
-    if e["kind"] == "fold_finished":
-        if not _is(e, dict, list) or not isinstance(e["fold"], int):
-            return False
-        results = [*e["combinations"], *e["branches"].values()]
-        return (
-            bool(results)
-            and all(isinstance(m, dict) and set(m) >= METRIC_FIELDS for m in results)
-            and all(isinstance(c.get("modalities"), list) for c in e["combinations"])
-        )
-    if e["kind"] == "run_started":
-        return isinstance(e["folds"], int) and isinstance(e["tasks"], list)
-    return True
-
-
 #: The status of a run folder this user may not look into (another user's run).
 UNREADABLE = "not readable"
 
@@ -130,13 +93,10 @@ class RunState:
     # state's memory does not grow with the log (status, stop, resume)
     history: bool = field(default=True, compare=False)
 
-    def apply(self, e: Event, checked: bool = False) -> None:
-        """Fold one event into the state; an event missing what its kind needs is skipped
-        and counted, never fatal (`checked`: the caller has checked it already). Each kind
-        has its one method (`_on_<kind>`, listed in `APPLY`)."""
-        if not checked and not well_formed(e):
-            self.skipped += 1
-            return
+    def apply(self, e: Event) -> None:
+        """Fold one event into the state. Events come from `EventReader`, which yields only
+        valid ones (`runs.records.valid`). Each kind has its one method (`_on_<kind>`,
+        listed in `APPLY`)."""
         kind = e["kind"]
         previous, self.last_event = self.last_event, e.get("ts")
         if self.history and kind not in ("heartbeat", "epoch"):
@@ -468,12 +428,11 @@ class RunWatcher:
         return self._apply(new)
 
     def _apply(self, new: list[Event]) -> list[Event]:
-        good = [e for e in new if well_formed(e)]
-        self.state.skipped += len(new) - len(good) + self.reader.skipped
+        self.state.skipped += self.reader.skipped
         self.reader.skipped = 0
-        for e in good:
-            self.state.apply(e, checked=True)
-        return good
+        for e in new:
+            self.state.apply(e)
+        return new
 
     def catch_up(self) -> None:
         """Apply the whole log chunk by chunk (`events.CHUNK`): a long log is read in bounded

@@ -16,6 +16,7 @@ from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
 from dfu_tui.runs.catalog import CatalogUpdate, RunCatalog
+from dfu_tui.runs.describe import ALWAYS, AWAY, ERROR, describe
 from dfu_tui.runs.events import Event
 from dfu_tui.tui import cli_client
 from dfu_tui.tui.messages import (
@@ -147,24 +148,18 @@ class DfuApp(App[None]):
         self._tell(changed)
 
     def _notify(self, new_events: dict[str, list[Event]]) -> None:
+        """A toast for each line of an event that asks for one (`Line.notice`): a collapse
+        and a run's end for a user not watching the run, a failure for everyone."""
         for run_id, events in new_events.items():
             watching = isinstance(self.screen, MonitorScreen) and self.screen.run_id == run_id
             for e in events:
-                if (
-                    e["kind"] == "flag"
-                    and e.get("scope") == "fold"
-                    and e["level"] == "collapse"
-                    and not watching
-                ):
-                    self.notify(
-                        f"{run_id} fold {e['fold']}: COLLAPSE {e['rule']}: {e['detail']}",
-                        severity="error",
-                        timeout=8,
-                    )
-                elif e["kind"] == "run_failed":
-                    self.notify(f"{run_id} failed: {e.get('reason', '')}", severity="error")
-                elif e["kind"] == "run_finished" and not watching:
-                    self.notify(f"{run_id} completed")
+                for line in describe(e):
+                    if line.notice == ALWAYS or (line.notice == AWAY and not watching):
+                        self.notify(
+                            f"{run_id} {line.plain()}",
+                            severity="error" if line.tone == ERROR else "information",
+                            timeout=8,
+                        )
 
     # -- navigation
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from textual.markup import escape
 
+from dfu_tui.runs.describe import Line
+
 CLASSES = ("I", "P", "R")
 BAR_WIDTH = 20
 
@@ -26,6 +28,16 @@ def num(value: float | None, digits: int = 3) -> str:
 def bar(share: float, width: int = BAR_WIDTH) -> str:
     full = round(max(0.0, min(1.0, share)) * width)
     return "█" * full + "·" * (width - full)
+
+
+def line_markup(line: Line) -> str:
+    """A line about an event (`runs.describe`) in the theme's colours: its head bold."""
+    colour = f"${line.tone}" if line.tone else ""
+    if line.head:
+        head = f"[bold {colour}]{escape(line.head)}[/]" if colour else escape(line.head)
+        return f"{escape(line.where)}{head}: {escape(line.text)}"
+    text = escape(line.where + line.text)
+    return f"[{colour}]{text}[/]" if colour else text
 
 
 def flag_markup(flag: dict[str, Any]) -> str:

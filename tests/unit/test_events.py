@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dfu_tui.runs.events import SCHEMA_VERSION, EventReader, EventWriter
+from dfu_tui.runs.rundir import RunDir
 from dfu_tui.runs.state import RunState, RunWatcher, load_state
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "events_v1.jsonl"
@@ -202,7 +203,6 @@ def test_messages_reach_the_console_and_the_monitor_log(tmp_path: Path) -> None:
 
     from dfu_tui.config import load_config
     from dfu_tui.console import RunConsole
-    from dfu_tui.runs.rundir import RunDir
     from dfu_tui.tui.screens.monitor import event_line
 
     text = "task fold1-thermal_map started again on node b [attempt 2]"
@@ -401,3 +401,55 @@ def test_every_event_kind_has_one_place_in_the_state() -> None:
 
     assert not set(APPLY) & set(LOG_ONLY)
     assert set(APPLY) | set(LOG_ONLY) == set(KINDS)
+
+
+def test_every_event_kind_is_typed_and_described_once() -> None:
+    """Each kind has its typed definition (whose `kind` is that literal) and its one
+    description, which the console, the monitor's log and the notifications all read."""
+    from typing import get_args, get_type_hints
+
+    from dfu_tui.runs.describe import DESCRIBE
+    from dfu_tui.runs.events import KINDS
+    from dfu_tui.runs.records import EVENT_TYPES
+
+    assert set(DESCRIBE) == set(KINDS)
+    for kind, typed in EVENT_TYPES.items():
+        assert get_args(get_type_hints(typed)["kind"]) == (kind,)
+
+
+def test_the_console_the_monitor_and_the_notifications_say_the_same(tmp_path: Path) -> None:
+    """Every event of the fixture runs described: a fold's COLLAPSE flag reads the same in
+    the console, the monitor's log line and the toast, which goes to a user not watching the
+    run; a failure is told to everyone."""
+    import io
+
+    from rich.console import Console
+
+    from dfu_tui.config import load_config
+    from dfu_tui.console import RunConsole
+    from dfu_tui.runs.describe import ALWAYS, AWAY, QUIET, describe
+    from dfu_tui.tui.screens.monitor import event_line
+
+    fixtures = Path(__file__).parents[1] / "fixtures"
+    events = [
+        e
+        for log in sorted(fixtures.glob("*runs/*/events.jsonl"))
+        for e in EventReader(log).read_new()
+    ]
+    assert {e["kind"] for e in events} >= {"flag", "fold_finished", "epoch"}
+    collapses = [e for e in events if e["kind"] == "flag" and e.get("scope") == "fold"]
+    collapses = [e for e in collapses if e["level"] == "collapse"]
+    assert collapses
+    for flag in collapses:
+        (line,) = describe(flag)
+        assert line.notice == AWAY and line.tone == "error"
+        assert line.head == f"COLLAPSE {flag['rule']}" and line.text == flag["detail"]
+        out = io.StringIO()
+        RunConsole(Console(file=out, width=400), load_config(None), RunDir(tmp_path)).on_event(flag)
+        assert out.getvalue().strip() == line.plain()
+        shown = event_line(flag)
+        assert shown is not None and f"COLLAPSE {flag['rule']}" in shown
+    failed = {"v": 1, "kind": "run_failed", "ts": 1.0, "reason": "task fold1-metadata failed"}
+    assert [x.notice for x in describe(failed)] == [ALWAYS]
+    assert all(x.notice == QUIET for e in events if e["kind"] == "epoch" for x in describe(e))
+    assert all(event_line(e) is None for e in events if e["kind"] in ("epoch", "heartbeat"))

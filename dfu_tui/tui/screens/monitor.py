@@ -22,6 +22,7 @@ from dfu_tui.engine.rules import (
     design_text,
     tier_word,
 )
+from dfu_tui.runs.describe import describe
 from dfu_tui.runs.events import Event
 from dfu_tui.runs.figures import epoch_figure, epoch_task, fold_kappa_figure, share_figure
 from dfu_tui.runs.figures import fused_index as _fused
@@ -32,6 +33,7 @@ from dfu_tui.tui.format import (
     duration,
     flag_markup,
     for_rich,
+    line_markup,
     num,
     radar_lines,
 )
@@ -56,38 +58,10 @@ def fused_index(state: RunState) -> int:
 
 
 def event_line(e: Event) -> str | None:
-    """One markup line of the event log, or None for events not worth a line."""
-    kind = e["kind"]
-    if kind in ("heartbeat", "epoch"):
-        return None
-    if kind == "flag":
-        if e.get("scope") != "fold":
-            return None
-        combo = "+".join(e.get("combination", []))
-        if e.get("strategy"):  # another fusion of `fusion.compare`
-            combo += f" ({escape(str(e['strategy']))} fusion)"
-        return f"fold {e.get('fold', '?')} {combo}: {flag_markup(e)}"
-    if kind == "task_started":
-        return f"started {e['task']}"
-    if kind == "branch_finished":
-        return f"finished {e['task']} in {e.get('seconds') or 0:.1f} s"
-    if kind == "fold_finished":
-        best = e["combinations"][-1]
-        return (
-            f"fold {e['fold']} done: {'+'.join(best['modalities'])} kappa {num(best['kappa'])} "
-            f"quadratic_kappa {num(best['quadratic_kappa'])}"
-        )
-    if kind == "run_failed":
-        return f"[bold $error]FAILED[/] {e.get('reason', '')}"
-    if kind == "run_cancelled":
-        return f"[$warning]CANCELLED[/] {e.get('reason', '')}"
-    if kind == "run_finished":
-        return "[$success]completed[/]"
-    if kind in ("run_started", "run_resumed"):
-        return kind.replace("_", " ")
-    if kind == "message":  # a retried task, orphans ended on resume
-        return f"[$warning]{escape(str(e.get('text', '')))}[/]"
-    return None
+    """One markup line of the event log (what `runs.describe` says, its figures left to the
+    panels), or None for events not worth a line."""
+    lines = [line_markup(line) for line in describe(e) if not line.detail]
+    return "\n".join(lines) or None
 
 
 class MonitorScreen(RunScreen):
