@@ -6,7 +6,6 @@ import argparse
 import errno
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -268,6 +267,7 @@ PROGRESS_LINES_ENV = "DFU_TUI_PROGRESS_LINES"
 def cmd_validate(args: argparse.Namespace) -> int:
     """Load config and dataset, build or reuse the crop cache, print the coverage report."""
     from dfu_tui.config import load_config
+    from dfu_tui.runs.prepare import blockers, table_warnings
 
     cfg = load_config(args.config, args.overrides)
     dataset = _load_with_progress(cfg, None)
@@ -307,10 +307,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     skipped_lines = dataset.skipped()
     for line in skipped_lines:
         err.print(f"warning: {line}", markup=False)
-    notes = _table_warnings(dataset)
+    notes = table_warnings(dataset)
     for line in notes:
         err.print(f"{'error' if args.strict else 'warning'}: {line}", markup=False)
-    problems = _run_blockers(cfg, dataset)
+    problems = blockers(cfg, dataset)
     for line in problems:
         err.print(f"error: {line}", markup=False)
     if args.features and not problems:
@@ -319,32 +319,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     out.print(f"OK: a run of {cfg.source} could start.")
     return EXIT_OK
-
-
-def _table_warnings(dataset: Dataset) -> list[str]:
-    """What the metadata CSV has that a run copes with but a user should know."""
-    table = dataset.table
-    lines = []
-    if table.repeated_keys:
-        rows = sorted(line for group in table.repeated_keys for line in group)
-        shown = ", ".join(map(str, rows[:8])) + (
-            f" and {len(rows) - 8} more" if len(rows) > 8 else ""
-        )
-        modalities = dataset.coverage()["modalities"]
-        assert isinstance(modalities, dict)
-        images = sum(int(info["repeated_key_samples_with_images"]) for info in modalities.values())
-        lines.append(
-            f"{dataset.metadata_path}: {len(table.repeated_keys)} sample keys (Patient#, Appt#, "
-            f"DFU#) repeated on {len(rows)} rows with differing values (rows {shown}); kept as "
-            f"separate samples, images named with such a key feed each of them "
-            f"({images} sample-modality pairs with images)"
-        )
-    if table.extra_columns:
-        lines.append(
-            f"{dataset.metadata_path}: {len(table.extra_columns)} column(s) not in the clinic's "
-            f"format, used as features: {', '.join(table.extra_columns)}"
-        )
-    return lines
 
 
 def _print_single_feature_table(cfg: Config, dataset: Dataset) -> None:
@@ -369,27 +343,6 @@ def _print_single_feature_table(cfg: Config, dataset: Dataset) -> None:
     out.print(out_table)
 
 
-def _run_blockers(cfg: Config, dataset: Dataset) -> list[str]:
-    """Problems that would stop a run even though the data loaded."""
-    import numpy as np
-
-    from dfu_tui.data.schema import CLASSES
-
-    problems = []
-    labels, patients = dataset.table.labels, dataset.table.patients
-    for i, name in enumerate(CLASSES):
-        n = len(np.unique(patients[labels == i]))
-        if n < cfg.cv.folds:
-            problems.append(
-                f"{cfg.source}: cv.folds: class {name} has {n} patients, fewer than "
-                f"{cfg.cv.folds} folds; expected at least one per validation fold"
-            )
-    for m, crops in dataset.crops.items():
-        if crops.samples_with_images() == 0:
-            problems.append(f"{dataset.root}: modality '{m}' has no usable images")
-    return problems
-
-
 def cmd_demo_data(args: argparse.Namespace) -> int:
     """Write the demo dataset into a new folder."""
     from dfu_tui.data.demo import DEFAULT_PATIENTS, write_demo
@@ -412,26 +365,6 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         f"in {summary.seconds:.1f} s"
     )
     return EXIT_OK
-
-
-def _prepare(cfg: Config) -> Dataset:
-    """Check the data before anything is started: loads it and builds the crop cache."""
-    from dfu_tui.data.schema import is_metadata_branch
-    from dfu_tui.engine.experiment import run_folds
-    from dfu_tui.engine.plan import branches_of
-
-    images = [b for b in branches_of(cfg) if not is_metadata_branch(b)]
-    dataset = _load_with_progress(cfg, images)
-    run_folds(cfg, dataset.table)
-    for m in images:
-        if dataset.crops[m].samples_with_images() == 0:
-            raise InputError(f"{dataset.root}: modality '{m}' has no usable images")
-    if images and cfg.image_model.weights == "imagenet":
-        from dfu_tui.engine.pretrained import ensure_pretrained_weights
-
-        err.print(f"checking the {cfg.image_model.backbone} ImageNet weights ...", markup=False)
-        ensure_pretrained_weights(cfg.image_model.backbone, cfg.data.image_size)
-    return dataset
 
 
 def _supervise(run: RunDir, jobs: int, resume: bool, detach: bool) -> int:
@@ -537,9 +470,8 @@ def executor_overrides(args: argparse.Namespace) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     """Start an experiment: foreground with a live view, or detached with --detach."""
     from dfu_tui.config import load_config
-    from dfu_tui.runs.fingerprint import run_fingerprint, save_fingerprint
-    from dfu_tui.runs.labels import Labels, check_name, check_tag, write_labels
-    from dfu_tui.runs.rundir import create_run_dir, write_features
+    from dfu_tui.runs.labels import Labels, check_name, check_tag
+    from dfu_tui.runs.prepare import check_data, check_ray_address, create_run
 
     overrides = [*args.overrides, *executor_overrides(args)]
     if args.compare_features is not None:
@@ -547,32 +479,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)
 
     labels = Labels(check_name(args.name), tuple(dict.fromkeys(check_tag(t) for t in args.tags)))
-    _check_ray_address(cfg)
-    dataset = _prepare(cfg)
-    run = create_run_dir(args.runs_dir, cfg)
-    try:
-        if labels != Labels():  # a file only when there is something to say
-            write_labels(run.path, labels)
-        write_features(run, cfg, dataset)
-        fingerprint = {**run_fingerprint(cfg), "config_file": Path(args.config).name}
-        save_fingerprint(run.fingerprint, fingerprint)
-    except BaseException as exc:  # a run that could not be set up leaves nothing behind
-        shutil.rmtree(run.path, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise OSError(exc.errno, exc.strerror, str(run.path)) from None
-        raise
+    check_ray_address(cfg)
+    dataset = check_data(cfg, _load_with_progress, lambda text: err.print(text, markup=False))
+    run = create_run(args.runs_dir, cfg, dataset, labels, Path(args.config).name)
     return _supervise(run, args.jobs or 0, resume=False, detach=args.detach)
 
 
-def _check_ray_address(cfg: Config) -> None:
-    """A Ray address where nothing answers is named in seconds, before anything is made
-    (Ray itself would retry for minutes)."""
-    if cfg.executor.kind == "ray":
-        from dfu_tui.runs.ray_executor import address_problem
+def resolve_run(name: str, runs_dir: Path) -> RunDir:
+    """`runs.rundir.resolve_run`, imported when a command needs it (`--help` stays quick)."""
+    from dfu_tui.runs.rundir import resolve_run as find
 
-        problem = address_problem(cfg.executor.address)
-        if problem:
-            raise InputError(problem)
+    return find(name, runs_dir)
+
+
+def own_run(run: RunDir) -> RunDir:
+    """`runs.rundir.own_run`: the run, once its folder is checked to be this user's."""
+    from dfu_tui.runs.rundir import own_run as checked
+
+    return checked(run)
 
 
 MAX_JOBS = 1024
@@ -600,109 +524,19 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise InputError(problems)
 
 
-def own_run(run: RunDir) -> RunDir:
-    """The run, once its folder is checked to be this user's (before writing into it or
-    acting on its processes); another user's folder is one line, exit 2."""
-    from dfu_tui.paths import require_own_dir
-
-    require_own_dir(run.path)
-    return run
-
-
-def resolve_run(name: str, runs_dir: Path) -> RunDir:
-    """A run given by its directory, its id in the runs directory, or a unique id prefix.
-
-    The name is taken literally: no glob patterns (`*`, `?`, `[`), and an id or prefix has
-    no path separator; anything else is "no such run".
-    """
-    from dfu_tui.runs.rundir import RunDir
-
-    def is_run(path: Path) -> bool:
-        try:
-            run = RunDir(path)
-            return run.is_run() or run.config.is_file()
-        except OSError:
-            return False
-
-    if is_run(Path(name)):
-        return RunDir(Path(name))
-    plain = bool(name) and "/" not in name and name not in (".", "..") and "\0" not in name
-    if plain and is_run(runs_dir / name):
-        return RunDir(runs_dir / name)
-    matches = []
-    if plain:
-        try:
-            entries = list(os.scandir(runs_dir))
-        except OSError:
-            entries = []
-        matches = sorted(
-            Path(e.path) for e in entries if e.name.startswith(name) and is_run(Path(e.path))
-        )
-    if len(matches) == 1:
-        return RunDir(matches[0])
-    shown = name
-    if len(matches) > 1:
-        raise InputError(f"{runs_dir}: run id prefix '{shown}' matches {len(matches)} runs")
-    raise InputError(f"{runs_dir}: no run '{shown}'")
-
-
 def cmd_resume(args: argparse.Namespace) -> int:
     """Re-run only the missing tasks of a run whose fingerprint still matches."""
-    from dfu_tui.config import load_config
-    from dfu_tui.runs.fingerprint import differences, run_fingerprint
-    from dfu_tui.runs.supervisor import clear_stop, is_locked
+    from dfu_tui.runs.resume import check_resume
 
     run = own_run(resolve_run(args.run, args.runs_dir))
-    if is_locked(run):
-        raise InputError(f"{run.path}: run is already running; stop it first or wait")
-    clear_stop(run)  # a stop from now on, before the supervisor holds the run, stops it
-    cfg = load_config(run.config)
-    saved_path = run.fingerprint
-    from dfu_tui.paths import read_own_bytes
-
-    try:
-        saved = json.loads(read_own_bytes(saved_path, 1 << 20).decode("utf-8"))
-    except (OSError, ValueError):
-        raise InputError(f"{saved_path}: missing or unreadable; cannot check the run") from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("config", {}), dict):
-        raise InputError(f"{saved_path}: not a fingerprint (a JSON object); cannot check the run")
-    if is_complete(run, cfg):
-        # a changed config is still named; the data is not read (nothing would run)
-        settings = {k: v for k, v in cfg.to_dict().items() if k != "executor"}
-        changed = differences({"config": saved.get("config", {})}, {"config": settings})
-        if changed:
-            raise InputError([f"{run.path}: cannot resume: {d}" for d in changed])
+    if check_resume(run, executor_overrides(args)) is None:
         out.print(
             f"{run.run_id}: completed; nothing to resume, nothing changed "
             f"(dfu-tui show {run.run_id} prints its summary)",
             markup=False,
         )
         return EXIT_OK
-    diffs = differences(saved, run_fingerprint(cfg))
-    if diffs:
-        raise InputError([f"{run.path}: cannot resume: {d}" for d in diffs])
-    moved = executor_overrides(args)
-    if moved:  # where tasks run is not part of the fingerprint: resume elsewhere
-        from dfu_tui.paths import atomic_write_text
-
-        cfg = load_config(run.config, moved)
-        _check_ray_address(cfg)  # before the run's config is changed
-        atomic_write_text(run.config, cfg.to_toml())
-    else:
-        _check_ray_address(cfg)  # the executor the run was started on
     return _supervise(run, args.jobs or 0, resume=True, detach=args.detach)
-
-
-def is_complete(run: RunDir, cfg: Config) -> bool:
-    """Whether a run finished with every task's output valid and its summary written (a
-    resume would only write the same files again)."""
-    from dfu_tui.runs.catalog import read_json
-    from dfu_tui.runs.state import load_state
-    from dfu_tui.runs.tasks import output_valid, plan
-
-    if load_state(run.path, history=False).status != "completed" or read_json(run.summary) is None:
-        return False
-    return all(output_valid(run, t) for t in plan(cfg))
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -7,8 +7,23 @@ only a `DatasetSpec` (`Config.dataset`), so nothing under `dfu_tui.data` imports
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from dfu_tui.data.schema import DEFAULT_BOX_FILES, DEFAULT_FOLDERS, DEFAULT_METADATA_FILE
+
+
+def limited(
+    default: float,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Any:
+    """A numeric setting with its allowed range declared beside it (checked when a config
+    loads, named in the error): from `low` to `high` (either may be left open-ended), each
+    end included unless `low_open` / `high_open`."""
+    return field(default=default, metadata={"range": (low, high, low_open, high_open)})
+
 
 # The clinic's data has 270 patients; a demo beyond this (about 0.7 GB of images) is a typo.
 MAX_DEMO_PATIENTS = 2000
@@ -26,7 +41,7 @@ class DataConfig:
     box_files: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BOX_FILES))
     exclude_columns: list[str] = field(default_factory=list)
     use_free_text: bool = False
-    image_size: int = 64
+    image_size: int = limited(64, 16, 512)
     cache_dir: str = ""
 
 
@@ -43,7 +58,7 @@ class FeaturesConfig:
 class DemoConfig:
     """The built-in synthetic dataset used when `data.root = "demo"`."""
 
-    patients: int = 160
+    patients: int = limited(160, 6, MAX_DEMO_PATIENTS)
     seed: int = 0
     planted_leak: bool = False  # the dressing follows the label (a test of the radar)
 

@@ -147,9 +147,9 @@ def chance_kappa(kappa: float, cfg: CollapseConfig) -> list[Flag]:
 def overfit_gap(train_kappa: float, kappa: float, cfg: CollapseConfig) -> list[Flag]:
     """Training kappa far above validation kappa."""
     gap = train_kappa - kappa
-    if not math.isnan(gap) and gap > cfg.max_gap:
+    if not math.isnan(gap) and gap > cfg.overfit_gap:
         detail = f"train kappa {train_kappa:.2f} - validation {kappa:.2f} = {gap:.2f}"
-        return [Flag("overfit_gap", WARNING, detail + f" > {cfg.max_gap:.2f}")]
+        return [Flag("overfit_gap", WARNING, detail + f" > {cfg.overfit_gap:.2f}")]
     return []
 
 
@@ -277,7 +277,12 @@ def verdict(
         _criterion("minimum", f"{scale} > {cfg.minimum_kappa:.2f}", k > cfg.minimum_kappa, k),
         collapse,
         _criterion("expected", f"{scale} >= {cfg.expected_kappa:.2f}", k >= cfg.expected_kappa, k),
-        _criterion("expected", f"train/validation gap < {cfg.max_gap:.2f}", gap < cfg.max_gap, gap),
+        _criterion(
+            "expected",
+            f"train/validation gap < {cfg.max_train_gap:.2f}",
+            gap < cfg.max_train_gap,
+            gap,
+        ),
     ]
     for branch, diff in (versus.get("images") or {}).items():
         criteria.append(_paired_criterion("expected", f"beats {branch} alone", diff))

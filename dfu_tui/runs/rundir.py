@@ -19,10 +19,17 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from dfu_tui.config import Config
+from dfu_tui.errors import InputError
 
 if TYPE_CHECKING:
     from dfu_tui.data.dataset import Dataset
-from dfu_tui.paths import PRIVATE_FILE_MODE, atomic_write, atomic_write_text, private_dir
+from dfu_tui.paths import (
+    PRIVATE_FILE_MODE,
+    atomic_write,
+    atomic_write_text,
+    private_dir,
+    require_own_dir,
+)
 
 RESULTS_COLUMNS = (
     "Modalities",
@@ -228,3 +235,46 @@ def write_summary(run: RunDir, summary: dict[str, Any]) -> None:
             ]
         )
     atomic_write_text(run.results, buf.getvalue())
+
+
+def own_run(run: RunDir) -> RunDir:
+    """The run, once its folder is checked to be this user's (before writing into it or
+    acting on its processes); another user's folder is one line, exit 2."""
+    require_own_dir(run.path)
+    return run
+
+
+def resolve_run(name: str, runs_dir: Path) -> RunDir:
+    """A run given by its directory, its id in the runs directory, or a unique id prefix.
+
+    The name is taken literally: no glob patterns (`*`, `?`, `[`), and an id or prefix has
+    no path separator; anything else is "no such run".
+    """
+
+    def is_run(path: Path) -> bool:
+        try:
+            run = RunDir(path)
+            return run.is_run() or run.config.is_file()
+        except OSError:
+            return False
+
+    if is_run(Path(name)):
+        return RunDir(Path(name))
+    plain = bool(name) and "/" not in name and name not in (".", "..") and "\0" not in name
+    if plain and is_run(runs_dir / name):
+        return RunDir(runs_dir / name)
+    matches = []
+    if plain:
+        try:
+            entries = list(os.scandir(runs_dir))
+        except OSError:
+            entries = []
+        matches = sorted(
+            Path(e.path) for e in entries if e.name.startswith(name) and is_run(Path(e.path))
+        )
+    if len(matches) == 1:
+        return RunDir(matches[0])
+    shown = name
+    if len(matches) > 1:
+        raise InputError(f"{runs_dir}: run id prefix '{shown}' matches {len(matches)} runs")
+    raise InputError(f"{runs_dir}: no run '{shown}'")

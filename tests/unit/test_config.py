@@ -217,9 +217,10 @@ def test_overrides_apply() -> None:
     assert isinstance(cfg, Config)
 
 
-def test_every_collapse_threshold_is_checked_against_its_declared_range() -> None:
+def test_every_limited_setting_is_checked_against_its_declared_range() -> None:
     """Each `limited` setting (all ten collapse thresholds among them): its default passes,
-    a value just outside either end is one error naming the key and the range."""
+    a value just outside either end (each end it has) is one error naming the key and the
+    range."""
     import dataclasses
 
     from dfu_tui.config import CollapseConfig, Config
@@ -237,12 +238,78 @@ def test_every_collapse_threshold_is_checked_against_its_declared_range() -> Non
     assert {f.name for s, f in limited if s == "collapse"} == {
         f.name for f in dataclasses.fields(CollapseConfig)
     }
+    assert len(limited) >= 35  # every range of a section is declared beside its field
     for section, f in limited:
-        low, high, low_open = f.metadata["range"]
-        step = 1 if f.type in (int, "int") else 1e-3
-        for value in (low if low_open else low - step, high + step):
-            text = repr(value) if f.type in (int, "int") else f"{value!r}"
+        low, high, low_open, high_open = f.metadata["range"]
+        integer = f.type in (int, "int")
+        step = 1 if integer else 1e-3
+        outside = []
+        if low is not None:
+            outside.append(low if low_open else low - step)
+        if high is not None:
+            outside.append(high if high_open else high + step)
+        for value in outside:
+            value = int(value) if integer else float(value)
             with pytest.raises(InputError) as info:
-                load_config(None, [f"{section}.{f.name}={text}"])
+                load_config(None, [f"{section}.{f.name}={value!r}"])
             (line,) = info.value.problems
-            assert f"{section}.{f.name}: must be in" in line, line
+            assert f"{section}.{f.name}: must be " in line and f"got {value!r}" in line, line
+
+
+def test_every_option_names_its_allowed_values() -> None:
+    """Each option declared as a `Literal`: a value outside it is one error naming the key,
+    the value, every allowed one and the nearest."""
+    import dataclasses
+    import typing
+
+    from dfu_tui.config import Config
+    from dfu_tui.errors import InputError
+
+    cfg = Config()
+    options = [
+        (section.name, name, typing.get_args(tp))
+        for section in dataclasses.fields(Config)
+        if dataclasses.is_dataclass(getattr(cfg, section.name))
+        for name, tp in typing.get_type_hints(type(getattr(cfg, section.name))).items()
+        if typing.get_origin(tp) is typing.Literal
+    ]
+    assert {f"{s}.{n}" for s, n, _ in options} >= {
+        "cv.strategy",
+        "criteria.metric",
+        "executor.kind",
+        "image_model.loss",
+        "metadata_model.max_features",
+        "metadata_model.class_weight",
+    }
+    for section, name, allowed in options:
+        typo = allowed[0][:-1] + "x"
+        with pytest.raises(InputError) as info:
+            load_config(None, [f"{section}.{name}='{typo}'"])
+        (line,) = info.value.problems
+        assert f"{section}.{name}: '{typo}' is not one of {', '.join(allowed)}" in line
+        assert f"did you mean '{allowed[0]}'" in line, line
+
+
+def test_renamed_settings_still_load_under_their_old_names(tmp_path: Path) -> None:
+    """A config written before a rename (a saved run's, a user's, a --set) loads as the new
+    key; both names at once is one error; a fingerprint saved under the old name is not a
+    difference."""
+    from dfu_tui.config import RENAMED, Config
+    from dfu_tui.errors import InputError
+    from dfu_tui.runs.fingerprint import differences
+
+    assert RENAMED
+    for old, new in RENAMED.items():
+        section, key = old.split(".")
+        path = tmp_path / "old.toml"
+        path.write_text(f"[{section}]\n{key} = 0.31\n")
+        cfg = load_config(path)
+        new_key = new.split(".")[1]
+        assert getattr(getattr(cfg, section), new_key) == 0.31
+        assert getattr(load_config(None, [f"{old}=0.29"]), section).__dict__[new_key] == 0.29
+        path.write_text(f"[{section}]\n{key} = 0.31\n{new_key} = 0.2\n")
+        with pytest.raises(InputError, match=f"{section}.{key}: renamed {new}"):
+            load_config(path)
+        saved = Config().to_dict()
+        saved[section] = {(key if k == new_key else k): v for k, v in saved[section].items()}
+        assert differences({"config": saved}, {"config": Config().to_dict()}) == []
