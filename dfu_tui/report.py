@@ -21,10 +21,11 @@ import platform
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from dfu_tui.data.schema import CLASSES
 from dfu_tui.engine.caveats import holdout_text, selection_text
+from dfu_tui.engine.records import figure
 from dfu_tui.engine.rules import (
     SCALE_NAMES,
     caveat_texts,
@@ -554,8 +555,8 @@ def _combination_table(state: RunState) -> str:
         return f"{fmean(vals):.3f}" + (f" ± {stdev(vals):.3f}" if len(vals) > 1 else "")
 
     def col(i: int, key: str) -> list[float]:
-        metrics = [cast(Mapping[str, Any], f["combinations"][i]) for f in folds]
-        return [float(v) for m in metrics if (v := m.get(key)) is not None]
+        values = [figure(f["combinations"][i], key) for f in folds]
+        return [v for v in values if v is not None]
 
     ranked = state.criteria_means()
     reference = next((r.reference for r in ranked.values() if r.reference), None)

@@ -14,6 +14,7 @@ Pure Python over the fold results and the verdict: the dashboard reads the same 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from dfu_tui.config import Config
@@ -119,7 +120,7 @@ def feature_caveats(cfg: Config, combo: list[str], folds: list[dict[str, Any]]) 
     return out
 
 
-def power_caveat(cfg: Config, v: dict[str, Any]) -> dict[str, Any] | None:
+def power_caveat(cfg: Config, v: Mapping[str, Any]) -> dict[str, Any] | None:
     """Too few folds, or comparisons that cannot detect the difference the criteria care
     about: one caveat naming both."""
     design = v.get("design") or {}
@@ -151,7 +152,7 @@ def power_caveat(cfg: Config, v: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def run_caveats(
-    cfg: Config, combo: list[str], folds: list[dict[str, Any]], v: dict[str, Any]
+    cfg: Config, combo: list[str], folds: list[dict[str, Any]], v: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     """Every caveat of one combination's verdict over its cross-validation folds."""
     out = feature_caveats(cfg, combo, folds)

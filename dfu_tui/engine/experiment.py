@@ -15,7 +15,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -33,10 +33,25 @@ from dfu_tui.engine.metrics import both_kappas, fold_metrics
 from dfu_tui.engine.plan import branches_of, comparison_branch
 from dfu_tui.engine.records import (
     CASEMIX,
+    CombinationResult,
+    CombinationSummary,
+    FeatureComparisonFold,
     FoldResult,
+    FusedMetrics,
+    FusionInfo,
+    Kappas,
+    Metrics,
     PairedScores,
+    RadarFold,
+    ReferenceScores,
+    RunCV,
+    Scores,
+    StrategyPaired,
+    StrategyRow,
     Summary,
+    Verdict,
     combination_of,
+    scores_of,
 )
 from dfu_tui.engine.rules import check_predictions
 from dfu_tui.errors import InputError
@@ -265,7 +280,7 @@ def fold_radar(
     }
 
 
-def read_radar(pred: Mapping[str, np.ndarray], radar_cfg: Any) -> dict[str, Any] | None:
+def read_radar(pred: Mapping[str, np.ndarray], radar_cfg: Any) -> RadarFold | None:
     """The radar table and flags from a metadata predictions file (None when it has none)."""
     if "radar_features" not in pred:
         return None
@@ -281,17 +296,17 @@ def read_radar(pred: Mapping[str, np.ndarray], radar_cfg: Any) -> dict[str, Any]
     single = dict(zip(columns, (float(v) for v in pred["radar_single_kappa"]), strict=True))
     rows = radar_table(imp, single)
     n_val, n_train = len(pred["val_index"]), len(pred["train_index"])
-    return {
-        "baseline_kappa": imp.baseline,
-        "n_validation": n_val,
-        "n_training": n_train,
-        "repeats": radar_cfg.repeats,
-        "features": rows,
-        "flags": [f.to_dict() for f in radar_flags(rows, radar_cfg, n_val, n_train)],
-    }
+    return RadarFold(
+        baseline_kappa=imp.baseline,
+        n_validation=n_val,
+        n_training=n_train,
+        repeats=radar_cfg.repeats,
+        features=rows,
+        flags=[f.to_dict() for f in radar_flags(rows, radar_cfg, n_val, n_train)],
+    )
 
 
-def _metrics(labels: np.ndarray, fold: Fold, val: np.ndarray, train: np.ndarray) -> dict[str, Any]:
+def _metrics(labels: np.ndarray, fold: Fold, val: np.ndarray, train: np.ndarray) -> Scores:
     ok_v = ~np.isnan(val).any(axis=1)
     ok_t = ~np.isnan(train).any(axis=1)
     return fold_metrics(labels[fold.val][ok_v], val[ok_v], labels[fold.train][ok_t], train[ok_t])
@@ -341,26 +356,28 @@ def evaluate_fold(
     val = {b: p["val_proba"] for b, p in preds.items()}
     train = training_probabilities(preds)
     oof = {b: p["oof_proba"] for b, p in preds.items()} if needs_oof(cfg) else None
-    result: dict[str, Any] = {
-        "fold": fold.number,
-        "repeat": fold.repeat,
-        "fold_kind": fold.kind,
-        "n_train": int(len(fold.train)),
-        "n_val": int(len(fold.val)),
-        "branches": {},
-        "combinations": [],
-    }
+    result = FoldResult(
+        fold=fold.number,
+        repeat=fold.repeat,
+        fold_kind=fold.kind,
+        n_train=int(len(fold.train)),
+        n_val=int(len(fold.val)),
+        branches={},
+        combinations=[],
+    )
     for b in preds:
-        m = _metrics(labels, fold, val[b], train[b])
-        m["train_rows"] = train_rows([b])
-        m["flags"] = [f.to_dict() for f in _flags(cfg, labels, fold, val[b], m)]
-        result["branches"][b] = m
+        scores = _metrics(labels, fold, val[b], train[b])
+        flags = [f.to_dict() for f in _flags(cfg, labels, fold, val[b], scores)]
+        result["branches"][b] = Metrics(**scores, flags=flags, train_rows=train_rows([b]))
     fused_val = []
     for combo in cfg.combinations:
-        m, fused = _fused_metrics(cfg, labels, fold, combo, val, train, oof)
-        m["train_rows"] = train_rows(combo)
+        m, paired, rows, fused = _fused_metrics(cfg, labels, fold, combo, val, train, oof)
         fused_val.append(fused)
-        result["combinations"].append({"modalities": list(combo), **m})
+        c = CombinationResult(**m, modalities=list(combo), paired=paired)
+        c["train_rows"] = train_rows(combo)
+        if rows is not None:
+            c["strategies"] = rows
+        result["combinations"].append(c)
     if cfg.combinations:
         name, ref = reference_of(cfg, val, fused_val)
         for m, fused in zip(result["combinations"], fused_val, strict=True):
@@ -384,7 +401,7 @@ def evaluate_fold(
         result["feature_comparison"] = _compare_fold(
             cfg, labels, fold, variant, preds, val, train, oof
         )
-    return cast(FoldResult, result)
+    return result
 
 
 def reference_of(
@@ -399,15 +416,15 @@ def reference_of(
 
 def _reference_scores(
     labels: np.ndarray, fold: Fold, name: str, ref: np.ndarray, fused: np.ndarray
-) -> dict[str, Any]:
+) -> ReferenceScores:
     common = ~np.isnan(fused).any(axis=1) & ~np.isnan(ref).any(axis=1)
     y = labels[fold.val][common]
-    return {
-        "name": name,
-        "n": int(common.sum()),
-        "fused": both_kappas(y, fused[common].argmax(axis=1)),
-        "reference": both_kappas(y, ref[common].argmax(axis=1)),
-    }
+    return ReferenceScores(
+        name=name,
+        n=int(common.sum()),
+        fused=both_kappas(y, fused[common].argmax(axis=1)),
+        reference=both_kappas(y, ref[common].argmax(axis=1)),
+    )
 
 
 BOOTSTRAP_RESAMPLES = 1000
@@ -467,13 +484,15 @@ def _fused_metrics(
     train: dict[str, np.ndarray],
     oof: dict[str, np.ndarray] | None,
     compare: bool = True,
-) -> tuple[dict[str, Any], np.ndarray]:
+) -> tuple[FusedMetrics, PairedScores, list[StrategyRow] | None, np.ndarray]:
     """Fuse one combination on one fold with the configured strategy and score it, with its
-    flags; with `compare`, every other fusion of `fusion.compare` too, on the same rows.
-    Returns the metrics and the fused validation probabilities."""
+    flags and its branches on the same rows; with `compare`, every other fusion of
+    `fusion.compare` too, on the same rows. Returns the metrics, the paired scores, the
+    comparison's rows (None without one) and the fused validation probabilities."""
     variants = cfg.fusion_variants()
     m, fused = _fuse_variant(cfg, labels, fold, combo, val, train, oof, variants[0])
-    m["paired"] = _paired_scores(labels, fold, combo, val, fused)
+    paired = _paired_scores(labels, fold, combo, val, fused)
+    rows = None
     if compare and len(variants) > 1 and len(combo) > 1:
         rows = []
         for variant in variants:
@@ -482,8 +501,7 @@ def _fused_metrics(
             else:
                 row, other = _fuse_variant(cfg, labels, fold, combo, val, train, oof, variant)
             rows.append(_strategy_row(labels, fold, variant, row, other, fused))
-        m["strategies"] = rows
-    return m, fused
+    return m, paired, rows, fused
 
 
 def _fuse_variant(
@@ -495,61 +513,47 @@ def _fuse_variant(
     train: dict[str, np.ndarray],
     oof: dict[str, np.ndarray] | None,
     variant: FusionVariant,
-) -> tuple[dict[str, Any], np.ndarray]:
+) -> tuple[FusedMetrics, np.ndarray]:
     """One fusion of one combination on one fold: its metrics and flags, and its fused
     validation probabilities."""
     weights = cfg.variant_weights(variant, combo)
     fused = fuse(variant.strategy, combo, weights, val, train, labels[fold.train], oof, cfg.cv.seed)
-    m = _metrics(labels, fold, fused.val, fused.train)
-    m["fusion"] = {"strategy": variant.strategy, "weights": fused.weights}
+    scores = _metrics(labels, fold, fused.val, fused.train)
+    info = FusionInfo(strategy=variant.strategy, weights=fused.weights)
     if variant.name != variant.strategy:
-        m["fusion"]["name"] = variant.name
+        info["name"] = variant.name
     if fused.grid_step is not None:
-        m["fusion"]["grid_step"] = fused.grid_step
+        info["grid_step"] = fused.grid_step
+    flags = _flags(cfg, labels, fold, fused.val, scores, fused.mean_alpha)
+    m = FusedMetrics(**scores, flags=[f.to_dict() for f in flags], fusion=info)
     if fused.mean_alpha is not None:
         m["mean_alpha"] = fused.mean_alpha
-    m["flags"] = [f.to_dict() for f in _flags(cfg, labels, fold, fused.val, m, fused.mean_alpha)]
     return m, fused.val
-
-
-STRATEGY_KEYS = (
-    "n",
-    "kappa",
-    "quadratic_kappa",
-    "accuracy",
-    "macro_f1",
-    "weighted_f1",
-    "train_kappa",
-    "train_quadratic_kappa",
-    "predicted_share",
-    "true_share",
-    "confusion",
-    "flags",
-)
 
 
 def _strategy_row(
     labels: np.ndarray,
     fold: Fold,
     variant: FusionVariant,
-    m: Mapping[str, Any],
+    m: FusedMetrics,
     fused: np.ndarray,
     reference: np.ndarray,
-) -> dict[str, Any]:
+) -> StrategyRow:
     """One fusion's scores on a fold, and it and the reference fusion on their common rows."""
     common = ~np.isnan(fused).any(axis=1) & ~np.isnan(reference).any(axis=1)
     y = labels[fold.val][common]
-    row: dict[str, Any] = {
-        "name": variant.name,
-        "strategy": variant.strategy,
-        "weights": m["fusion"]["weights"],
-        **{k: m[k] for k in STRATEGY_KEYS},
-        "paired": {
-            "n": int(common.sum()),
-            "strategy": both_kappas(y, fused[common].argmax(axis=1)),
-            "reference": both_kappas(y, reference[common].argmax(axis=1)),
-        },
-    }
+    row = StrategyRow(
+        **scores_of(m),
+        name=variant.name,
+        strategy=variant.strategy,
+        weights=m["fusion"]["weights"],
+        flags=m["flags"],
+        paired=StrategyPaired(
+            n=int(common.sum()),
+            strategy=both_kappas(y, fused[common].argmax(axis=1)),
+            reference=both_kappas(y, reference[common].argmax(axis=1)),
+        ),
+    )
     if "mean_alpha" in m:
         row["mean_alpha"] = m["mean_alpha"]
     return row
@@ -569,13 +573,10 @@ def _paired_scores(
         common &= ~np.isnan(val[b]).any(axis=1)
     y = labels[fold.val][common]
     names = [*combo, *([METADATA] if METADATA in val and METADATA not in combo else [])]
-    return cast(
-        PairedScores,
-        {
-            "n": int(common.sum()),
-            "fused": both_kappas(y, fused[common].argmax(axis=1)),
-            "branches": {b: both_kappas(y, val[b][common].argmax(axis=1)) for b in names},
-        },
+    return PairedScores(
+        n=int(common.sum()),
+        fused=both_kappas(y, fused[common].argmax(axis=1)),
+        branches={b: both_kappas(y, val[b][common].argmax(axis=1)) for b in names},
     )
 
 
@@ -588,7 +589,7 @@ def _compare_fold(
     val: dict[str, np.ndarray],
     train: dict[str, np.ndarray],
     oof: dict[str, np.ndarray] | None,
-) -> dict[str, Any]:
+) -> FeatureComparisonFold:
     """Each combination with metadata (and metadata alone) scored with and without the group,
     on the same validation samples of this fold. Each side's forest predictions are averaged
     over `radar.forest_seeds` differently seeded forests when the tasks stored them (one
@@ -609,7 +610,6 @@ def _compare_fold(
             None if oof is None else {**oof, METADATA: oof[variant]},
         ),
     }
-    keys = ("kappa", "quadratic_kappa")
     y = labels[fold.val]
     rows = [
         {
@@ -624,15 +624,12 @@ def _compare_fold(
         row: dict[str, Any] = {"modalities": list(combo)}
         for side in ("with", "without"):
             tr, of = swapped[side]
-            m, _ = _fused_metrics(cfg, labels, fold, combo, sides[side], tr, of, False)
-            row[side] = {k: m[k] for k in keys}
+            m, _, _, _ = _fused_metrics(cfg, labels, fold, combo, sides[side], tr, of, False)
+            row[side] = Kappas(kappa=m["kappa"], quadratic_kappa=m["quadratic_kappa"])
         rows.append(row)
-    return {
-        "group": cfg.features.compare,
-        "n": int(len(fold.val)),
-        "forest_seeds": seeds,
-        "rows": rows,
-    }
+    return FeatureComparisonFold(
+        group=cfg.features.compare, n=int(len(fold.val)), forest_seeds=seeds, rows=rows
+    )
 
 
 def _flags(
@@ -640,7 +637,7 @@ def _flags(
     labels: np.ndarray,
     fold: Fold,
     proba: np.ndarray,
-    m: dict[str, Any],
+    m: Scores,
     mean_alpha: float | None = None,
 ) -> list[Any]:
     ok = ~np.isnan(proba).any(axis=1)
@@ -674,35 +671,35 @@ def summarize(cfg: Config, run_id: str, folds: list[FoldResult], status: str) ->
         per = [{"fold": f["fold"], "repeat": f.get("repeat", 1), **f["branches"][b]} for f in cv]
         mean, std = fold_means(per)
         branches.append({"branch": b, "folds": per, "mean": mean, "std": std})
-    combos: list[Any] = []
+    combos: list[CombinationSummary] = []
     for i, combo in enumerate(cfg.combinations):
         per = [combination_of(f, i) for f in cv]
-        entry = {
-            "modalities": list(combo),
-            "fusion": {"strategy": cfg.fusion.strategy, "weights": cfg.fusion_weights(combo)},
-            "folds": per,
+        entry = CombinationSummary(
             **judge_combination(cfg, list(combo), per, ratio, cv),
-        }
+            modalities=list(combo),
+            fusion={"strategy": cfg.fusion.strategy, "weights": cfg.fusion_weights(combo)},
+            folds=per,
+        )
         strategies = summarize_strategies(
             per, cfg.criteria.metric, ratio, cfg.criteria.confidence, cv
         )
         if strategies is not None:
             entry["strategies"] = strategies
         combos.append(entry)
-    doc: dict[str, Any] = {
-        "run_id": run_id,
-        "status": status,
-        "metric": cfg.criteria.metric,
-        "cv": {
-            "folds": cfg.cv.folds,
-            "repeats": cfg.cv.repeats,
-            "strategy": cfg.cv.strategy,
-            "folds_done": len(cv),
-            "interval": "paired t over folds x repeats, Nadeau-Bengio corrected",
-        },
-        "combinations": combos,
-        "branches": branches,
-    }
+    doc = Summary(
+        run_id=run_id,
+        status=status,
+        metric=cfg.criteria.metric,
+        cv=RunCV(
+            folds=cfg.cv.folds,
+            repeats=cfg.cv.repeats,
+            strategy=cfg.cv.strategy,
+            folds_done=len(cv),
+            interval="paired t over folds x repeats, Nadeau-Bengio corrected",
+        ),
+        combinations=combos,
+        branches=branches,
+    )
     if len(combos) > 1:
         doc["selection"] = selection(combos, cfg.criteria.metric)
     holdout = [f for f in folds if f.get("fold_kind") == HOLDOUT]
@@ -717,7 +714,7 @@ def summarize(cfg: Config, run_id: str, folds: list[FoldResult], status: str) ->
     comparison = summarize_comparison(cv)
     if comparison is not None:
         doc["feature_comparison"] = comparison
-    return cast(Summary, doc)
+    return doc
 
 
 def selection(combos: list[Any], metric: str) -> dict[str, Any]:
@@ -822,7 +819,7 @@ def holdout_summary(
     }
 
 
-def confirm_on_holdout(cfg: Config, v: dict[str, Any], row: Mapping[str, Any]) -> None:
+def confirm_on_holdout(cfg: Config, v: Verdict, row: Mapping[str, Any]) -> None:
     """Mark a verdict confirmed or not on later patients, with a caveat when the hold-out
     misses the minimum, disagrees with CV or is not conclusive."""
     from dfu_tui.engine.caveats import holdout_caveat

@@ -16,6 +16,7 @@ from dfu_tui.engine.paired import (
     reference_summary,
     repeat_means,
 )
+from dfu_tui.engine.records import Judged
 from dfu_tui.engine.rules import verdict
 
 
@@ -25,7 +26,7 @@ def judge_combination(
     per: list[dict[str, Any]],
     ratio: float,
     folds: Sequence[Mapping[str, Any]] | None = None,
-) -> dict[str, Any]:
+) -> Judged:
     """Mean, sample sd, per-repeat means, paired scores and the verdict of one combination
     over its cross-validation folds; with the fold results (`folds`), the verdict carries the
     caveats of the radar and the feature comparison."""
@@ -41,14 +42,6 @@ def judge_combination(
     for f in per:
         repeats.setdefault(f.get("repeat", 1), []).append(f)
     has_metadata = bool(paired and METADATA in paired["branches"])
-    out = {
-        "mean": mean,
-        "std": std,
-        "n_folds": len(per),
-        "repeats": [repeat_means(r, fs) for r, fs in sorted(repeats.items())],
-        "paired": paired,
-        "reference": reference_summary(per, metric, ratio, crit.confidence, crit.power),
-    }
     v = verdict(
         judged,
         collapse_findings(per),
@@ -59,5 +52,12 @@ def judge_combination(
         len(per),
     )
     v["caveats"] = run_caveats(cfg, combo, [dict(f) for f in folds or []], v)
-    out["verdict"] = v
-    return out
+    return Judged(
+        mean=mean,
+        std=std,
+        n_folds=len(per),
+        repeats=[repeat_means(r, fs) for r, fs in sorted(repeats.items())],
+        paired=paired,
+        reference=reference_summary(per, metric, ratio, crit.confidence, crit.power),
+        verdict=v,
+    )

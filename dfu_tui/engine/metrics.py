@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
 
 from dfu_tui.data.schema import CLASSES
+from dfu_tui.engine.records import Kappas, Scores
 
 LABELS = list(range(len(CLASSES)))
 SUMMARY_KEYS = ("kappa", "quadratic_kappa", "accuracy", "macro_f1", "weighted_f1")
@@ -37,30 +36,28 @@ def shares(y: np.ndarray) -> dict[str, float]:
 
 def fold_metrics(
     y_true: np.ndarray, proba: np.ndarray, y_train: np.ndarray, train_proba: np.ndarray
-) -> dict[str, Any]:
+) -> Scores:
     """All metrics of one fold from validation and (in-sample or OOB) training probabilities."""
     y_pred = proba.argmax(axis=1)
     per_class = f1_score(y_true, y_pred, labels=LABELS, average=None, zero_division=0)
-    return {
-        "n": int(len(y_true)),
-        "kappa": kappa(y_true, y_pred),
-        "quadratic_kappa": quadratic_kappa(y_true, y_pred),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(
-            f1_score(y_true, y_pred, average="macro", labels=LABELS, zero_division=0)
-        ),
-        "weighted_f1": float(
+    return Scores(
+        n=int(len(y_true)),
+        kappa=kappa(y_true, y_pred),
+        quadratic_kappa=quadratic_kappa(y_true, y_pred),
+        accuracy=float(accuracy_score(y_true, y_pred)),
+        macro_f1=float(f1_score(y_true, y_pred, average="macro", labels=LABELS, zero_division=0)),
+        weighted_f1=float(
             f1_score(y_true, y_pred, average="weighted", labels=LABELS, zero_division=0)
         ),
-        "f1": {c: float(per_class[i]) for i, c in enumerate(CLASSES)},
-        "train_kappa": kappa(y_train, train_proba.argmax(axis=1)),
-        "train_quadratic_kappa": quadratic_kappa(y_train, train_proba.argmax(axis=1)),
-        "predicted_share": shares(y_pred),
-        "true_share": shares(y_true),
-        "confusion": confusion_matrix(y_true, y_pred, labels=LABELS).tolist(),
-    }
+        f1={c: float(per_class[i]) for i, c in enumerate(CLASSES)},
+        train_kappa=kappa(y_train, train_proba.argmax(axis=1)),
+        train_quadratic_kappa=quadratic_kappa(y_train, train_proba.argmax(axis=1)),
+        predicted_share=shares(y_pred),
+        true_share=shares(y_true),
+        confusion=confusion_matrix(y_true, y_pred, labels=LABELS).tolist(),
+    )
 
 
-def both_kappas(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+def both_kappas(y_true: np.ndarray, y_pred: np.ndarray) -> Kappas:
     """Unweighted and quadratic kappa of one set of predictions."""
-    return {"kappa": kappa(y_true, y_pred), "quadratic_kappa": quadratic_kappa(y_true, y_pred)}
+    return Kappas(kappa=kappa(y_true, y_pred), quadratic_kappa=quadratic_kappa(y_true, y_pred))

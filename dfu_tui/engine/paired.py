@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dfu_tui.data.schema import CLASSES, METADATA
+from dfu_tui.engine.records import FeatureComparison, RadarSummary
 
 
 def paired_difference(
@@ -77,7 +78,7 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return mean, statistics.stdev(ok) if len(ok) > 1 else math.nan
 
 
-def summarize_comparison(folds: list[dict[str, Any]]) -> dict[str, Any] | None:
+def summarize_comparison(folds: Sequence[Mapping[str, Any]]) -> FeatureComparison | None:
     """Per row (metadata alone, each fused combination): both kappas per fold and the paired
     difference on each scale."""
     per = [f["feature_comparison"] for f in folds if "feature_comparison" in f]
@@ -98,15 +99,15 @@ def summarize_comparison(folds: list[dict[str, Any]]) -> dict[str, Any] | None:
                 **paired_difference(with_, without, ratio),
             }
         rows.append(entry)
-    return {
-        "group": per[0]["group"],
-        "samples": sum(p["n"] for p in per),
-        "forest_seeds": min(p.get("forest_seeds", 1) for p in per),
-        "rows": rows,
-    }
+    return FeatureComparison(
+        group=per[0]["group"],
+        samples=sum(p["n"] for p in per),
+        forest_seeds=min(p.get("forest_seeds", 1) for p in per),
+        rows=rows,
+    )
 
 
-def summarize_radar(folds: list[dict[str, Any]], top: int) -> dict[str, Any] | None:
+def summarize_radar(folds: Sequence[Mapping[str, Any]], top: int) -> RadarSummary | None:
     """Mean importance and single-feature kappa per column over folds, and the flags."""
     radars = [f["radar"] for f in folds if "radar" in f]
     if not radars:
@@ -131,7 +132,7 @@ def summarize_radar(folds: list[dict[str, Any]], top: int) -> dict[str, Any] | N
     flags = [
         {"fold": f["fold"], **flag} for f in folds if "radar" in f for flag in f["radar"]["flags"]
     ]
-    return {"folds": len(radars), "features": table, "flags": flags}
+    return RadarSummary(folds=len(radars), features=table, flags=flags)
 
 
 METRIC_NAMES = {"kappa": "unweighted kappa", "quadratic_kappa": "quadratic kappa"}

@@ -7,6 +7,7 @@ numbers that made it fire.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 from dfu_tui.config import CollapseConfig, CriteriaConfig
 from dfu_tui.data.schema import CLASSES
 from dfu_tui.data.schema import METADATA as METADATA_NAME
+from dfu_tui.engine.records import Design, Verdict
 
 WARNING, COLLAPSE = "warning", "collapse"
 
@@ -254,7 +256,7 @@ def verdict(
     versus: dict[str, Any],
     has_metadata: bool,
     n_folds: int,
-) -> dict[str, Any]:
+) -> Verdict:
     """The seed note's success criteria for one combination, each with its numbers, the same
     tests for every combination.
 
@@ -318,23 +320,28 @@ def verdict(
                     "note": note,
                 }
             )
-    tiers: dict[str, Any] = {}
-    passed = True
+    passed: dict[str, bool] = {}
+    so_far = True
     for tier in ("minimum", "expected", "ideal"):
-        passed = passed and all(c["ok"] for c in criteria if c["tier"] == tier)
-        tiers[tier] = passed
-    if alone:
-        tiers["ideal"] = None
-    design = {
-        "folds": n_folds,
-        "min_folds": cfg.min_folds,
-        "exploratory": n_folds < cfg.min_folds,
-        "min_difference": cfg.min_difference,
-    }
-    return {**tiers, "metric": metric, "criteria": criteria, "design": design}
+        so_far = so_far and all(c["ok"] for c in criteria if c["tier"] == tier)
+        passed[tier] = so_far
+    design = Design(
+        folds=n_folds,
+        min_folds=cfg.min_folds,
+        exploratory=n_folds < cfg.min_folds,
+        min_difference=cfg.min_difference,
+    )
+    return Verdict(
+        minimum=passed["minimum"],
+        expected=passed["expected"],
+        ideal=None if alone else passed["ideal"],
+        metric=metric,
+        criteria=criteria,
+        design=design,
+    )
 
 
-def tier_word(v: dict[str, Any], tier: str) -> str:
+def tier_word(v: Mapping[str, Any], tier: str) -> str:
     """`yes`, `no` or `n/a` (ideal for metadata alone) for one tier of a verdict."""
     value = v.get(tier)
     return "n/a" if value is None else "yes" if value else "no"
@@ -345,7 +352,7 @@ def criterion_mark(c: dict[str, Any]) -> str:
     return "n/a" if c.get("ok") is None else "ok" if c["ok"] else "FAIL"
 
 
-def design_text(v: dict[str, Any]) -> str:
+def design_text(v: Mapping[str, Any]) -> str:
     """The verdict's standing: `exploratory (5 folds < 10)` or `confirmatory (15 folds)`,
     and `not confirmed on later patients` when a hold-out missed a threshold."""
     design = v.get("design")
@@ -359,14 +366,14 @@ def design_text(v: dict[str, Any]) -> str:
     return text
 
 
-def verdict_headline(v: dict[str, Any]) -> str:
+def verdict_headline(v: Mapping[str, Any]) -> str:
     """`minimum yes, expected no, ideal n/a; exploratory (5 folds < 10)`."""
     tiers = ", ".join(f"{t} {tier_word(v, t)}" for t in ("minimum", "expected", "ideal"))
     design = design_text(v)
     return f"{tiers}; {design}" if design else tiers
 
 
-def caveat_texts(v: dict[str, Any]) -> list[str]:
+def caveat_texts(v: Mapping[str, Any]) -> list[str]:
     """The caveats a verdict carries, one line each."""
     return [str(c["text"]) for c in v.get("caveats") or []]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from dfu_tui.data.schema import CLASSES
-from dfu_tui.engine.records import FoldResult
+from dfu_tui.engine.records import FoldResult, figure
 from dfu_tui.runs.events import Event
 from dfu_tui.runs.state import RunState
 
@@ -242,8 +242,7 @@ def fold_kappa_figure(state: RunState, combination: int | None = None) -> Figure
 
 
 def _metric(fold: FoldResult, combination: int, key: str) -> float | None:
-    value = cast(Mapping[str, Any], fold["combinations"][combination]).get(key)
-    return None if value is None else float(value)
+    return figure(fold["combinations"][combination], key)
 
 
 def confusion_heatmap(fold: Mapping[str, Any], combination: int) -> Heatmap:

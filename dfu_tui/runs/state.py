@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from dfu_tui.config import Config
-from dfu_tui.engine.records import FoldResult
+from dfu_tui.engine.records import FoldResult, Verdict, fold_result
 from dfu_tui.runs.events import CHUNK, FINAL_KINDS, Event, EventReader
 from dfu_tui.runs.rundir import RunDir
 
@@ -165,7 +165,7 @@ class RunState:
 
     def _on_fold_finished(self, e: Event, previous: float | None) -> None:
         kept = [f for f in self.fold_results if f["fold"] != e["fold"]]
-        self.fold_results = [*kept, cast(FoldResult, e)]
+        self.fold_results = [*kept, fold_result(e)]
         # a fold scored again (a resume) replaces its flags, never adds to them
         self.fold_flags[e["fold"]] = self.pending_flags.pop(e["fold"], [])
 
@@ -451,7 +451,7 @@ def load_state(run_dir: Path, history: bool = True) -> RunState:
     return watcher.state
 
 
-def verdict_so_far(cfg: Config, state: RunState, index: int) -> dict[str, Any] | None:
+def verdict_so_far(cfg: Config, state: RunState, index: int) -> Verdict | None:
     """The verdict of combination `index` over the cross-validation folds finished so far,
     judged by the engine's own `judge_combination` (the final one is in summary.json)."""
     from dfu_tui.engine.judge import judge_combination
@@ -463,6 +463,4 @@ def verdict_so_far(cfg: Config, state: RunState, index: int) -> dict[str, Any] |
         return None
     combo = folds[0]["combinations"][index]["modalities"]
     per = [combination_of(f, index) for f in folds]
-    judged = judge_combination(cfg, combo, per, test_train_ratio(folds), folds)
-    verdict: dict[str, Any] = judged["verdict"]
-    return verdict
+    return judge_combination(cfg, combo, per, test_train_ratio(folds), folds)["verdict"]

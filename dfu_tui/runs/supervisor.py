@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, cast
+from typing import IO, TYPE_CHECKING
 
 from dfu_tui.config import Config, load_config
 from dfu_tui.errors import InputError
@@ -319,8 +319,7 @@ class Supervisor:
 
         out = {}
         for f in load_state(self.run.path, history=False).fold_results:
-            result = {k: v for k, v in f.items() if k not in ("v", "kind", "ts")}
-            out[int(f["fold"])] = cast("FoldResult", result)
+            out[f["fold"]] = f  # the fold's own fields (`records.fold_result`)
         return out
 
     def _end_orphans(self) -> None:

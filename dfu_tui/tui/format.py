@@ -70,7 +70,7 @@ def for_rich(markup: str) -> str:
     return markup
 
 
-def radar_lines(radar: dict[str, Any] | None, top: int = 5) -> str:
+def radar_lines(radar: Mapping[str, Any] | None, top: int = 5) -> str:
     """A fold's top features by permutation importance, with single-feature kappa (markup)."""
     if not radar:
         return "[$text-muted]no feature radar in this fold[/]"
@@ -92,7 +92,7 @@ def radar_lines(radar: dict[str, Any] | None, top: int = 5) -> str:
 
 
 def comparison_lines(
-    folds: Sequence[Mapping[str, Any]], summary: dict[str, Any] | None = None
+    folds: Sequence[Mapping[str, Any]], summary: Mapping[str, Any] | None = None
 ) -> str | None:
     """The paired with/without-group comparison, fold by fold (markup), or None."""
     per = [f for f in sorted(folds, key=lambda f: f["fold"]) if "feature_comparison" in f]

@@ -84,7 +84,8 @@ def test_judgement_uses_paired_rows_and_its_intervals() -> None:
     meta = criteria["beats metadata-only"]
     assert not meta["ok"] and meta["outcome"] == "not distinguishable" and meta["folds"] == 6
     assert [r["repeat"] for r in judged["repeats"]] == [1, 2]
-    assert judged["paired"]["n"] == [30] * 6
+    paired = judged["paired"]
+    assert paired is not None and paired["n"] == [30] * 6
 
 
 def test_paired_scores_use_only_rows_with_every_modality() -> None:

@@ -45,11 +45,12 @@ def ranked(state: RunState, cfg: Any = None) -> list[dict[str, Any]]:
             {"fold": f["fold"], "repeat": f.get("repeat", 1), **f["combinations"][i]} for f in folds
         ]
         judged = judge_combination(cfg, first["modalities"], per, ratio, folds) if cfg else None
-        versus = (judged or {}).get("reference")
-        if versus is None:  # a log from before common references
-            versus = ((judged or {}).get("paired") or {}).get("versus", {}).get("metadata")
+        versus = judged["reference"] if judged else None
+        paired = judged["paired"] if judged else None
+        if versus is None and paired:  # a log from before common references
+            versus = paired.get("versus", {}).get("metadata")
             if versus is not None:
-                versus = {**versus, "reference": "metadata", "n": (judged or {})["paired"]["n"]}
+                versus = {**versus, "reference": "metadata", "n": paired["n"]}
         out.append(
             {
                 "name": "+".join(first["modalities"]),
@@ -63,7 +64,7 @@ def ranked(state: RunState, cfg: Any = None) -> list[dict[str, Any]]:
                 "paired_n": sum(versus["n"]) if versus else 0,
                 "folds": len(per),
                 "versus_reference": versus,
-                "verdict": (judged or {}).get("verdict"),
+                "verdict": judged["verdict"] if judged else None,
             }
         )
 

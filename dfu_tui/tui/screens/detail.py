@@ -97,7 +97,7 @@ class FoldDetailScreen(RunScreen):
         radar = fold.get("radar")
         self.query_one("#detail-features", Static).update(radar_lines(radar, top=10))
         flags = [(label, f) for label, m in rows for f in m["flags"]]
-        flags += [("metadata features", f) for f in (radar or {}).get("flags", [])]
+        flags += [("metadata features", f) for f in (radar["flags"] if radar else [])]
         self.query_one("#detail-flags", Static).update(
             "\n".join(f"{label}: {flag_markup(f)}" for label, f in flags) or "[$success]none[/]"
         )

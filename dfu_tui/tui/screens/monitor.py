@@ -336,7 +336,7 @@ class MonitorScreen(RunScreen):
             title.update(f"[b]Features[/b]: leakage radar, fold {fold['fold']}")
             radar = fold.get("radar")
             lines.append(radar_lines(radar))
-            lines += [flag_markup(f) for f in (radar or {}).get("flags", [])]
+            lines += [flag_markup(f) for f in (radar["flags"] if radar else [])]
         summary = (docs.summary or {}).get("feature_comparison")
         compared = comparison_lines(state.fold_results, summary)
         if compared:
