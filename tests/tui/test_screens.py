@@ -123,6 +123,44 @@ class TestMonitor:
             assert "cancelled" in text_of(screen, "#monitor-header")
             assert "minimum" in text_of(screen, "#verdict")
 
+    async def test_each_panel_repaints_only_what_changed(self, runs_dir: Path) -> None:
+        """The monitor's panels are widgets that change on screen only what changed: a redraw
+        with nothing new rebuilds no table row and updates no text; choosing another fold
+        changes the distribution's title, never the per-fold table."""
+        from dfu_tui.tui.panels.base import Panel
+
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_run(COMPLETED)
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, MonitorScreen)
+            panels = list(screen.query(Panel))
+            assert {p.id for p in panels} >= {
+                "folds-panel",
+                "task-panel",
+                "dist-panel",
+                "features-panel",
+                "verdict-panel",
+                "log-panel",
+            }
+            folds = screen.query_one("#folds", DataTable)
+            keys = list(folds.rows)
+            updates: list[str] = []
+            for box in screen.query(Static):
+                original = box.update
+
+                def counting(*args, _box=box, _original=original, **kwargs):
+                    updates.append(str(_box.id))
+                    return _original(*args, **kwargs)
+
+                box.update = counting  # type: ignore[method-assign]
+            screen.redraw()
+            await pilot.pause()
+            assert updates == [] and list(folds.rows) == keys
+            await pilot.press("left_square_bracket")
+            assert "dist-title" in updates and list(folds.rows) == keys
+
     async def test_fold_keys_and_detail(self, runs_dir: Path) -> None:
         app = make_app(runs_dir)
         async with app.run_test(size=SIZE) as pilot:

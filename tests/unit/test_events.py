@@ -203,7 +203,7 @@ def test_messages_reach_the_console_and_the_monitor_log(tmp_path: Path) -> None:
 
     from dfu_tui.config import load_config
     from dfu_tui.console import RunConsole
-    from dfu_tui.tui.screens.monitor import event_line
+    from dfu_tui.tui.panels.events import event_line
 
     text = "task fold1-thermal_map started again on node b [attempt 2]"
     out = io.StringIO()
@@ -428,7 +428,7 @@ def test_the_console_the_monitor_and_the_notifications_say_the_same(tmp_path: Pa
     from dfu_tui.config import load_config
     from dfu_tui.console import RunConsole
     from dfu_tui.runs.describe import ALWAYS, AWAY, QUIET, describe
-    from dfu_tui.tui.screens.monitor import event_line
+    from dfu_tui.tui.panels.events import event_line
 
     fixtures = Path(__file__).parents[1] / "fixtures"
     events = [

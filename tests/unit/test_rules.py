@@ -198,7 +198,7 @@ def test_monitor_shows_flags_in_force_and_rules_still_waiting() -> None:
     """The epoch view lists a raised flag while its rule holds, and rules holding but not yet
     raised apart (the raw shares are shown every epoch either way)."""
     from dfu_tui.runs.state import RunState
-    from dfu_tui.tui.screens.monitor import epoch_flags
+    from dfu_tui.tui.panels.distribution import epoch_flags
 
     state = RunState("r")
     flagger = EpochFlagger(CFG3)

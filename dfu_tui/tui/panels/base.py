@@ -1,0 +1,84 @@
+"""What every monitor panel shares: the view it draws from, and updates only on change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from dfu_tui.engine.records import FoldResult
+from dfu_tui.runs.catalog import RunDocs
+from dfu_tui.runs.figures import fused_index as _fused
+from dfu_tui.runs.state import RunState
+
+
+@dataclass(frozen=True)
+class MonitorView:
+    """What the monitor shows now: the run's state and documents, and the user's selection
+    (`fold`, `epoch`: None follows the latest)."""
+
+    run_id: str
+    state: RunState
+    docs: RunDocs
+    fold: int | None
+    epoch: int | None
+    clock: Callable[[], float]
+
+    @property
+    def fused(self) -> int:
+        """The combination shown as 'fused': the one with the most modalities."""
+        return _fused(self.state.combinations)
+
+    def shown_fold(self) -> FoldResult | None:
+        """The selected fold's result, or the latest one's."""
+        folds = sorted(self.state.fold_results, key=lambda f: f["fold"])
+        if not folds:
+            return None
+        if self.fold is None:
+            return folds[-1]
+        return next((f for f in folds if f["fold"] == self.fold), folds[-1])
+
+
+class Panel(Vertical):
+    """A bordered panel of the monitor. `draw(view)` computes what it shows; `set_text` and
+    `set_rows` change a widget only when its content differs, so an event that changes
+    nothing here repaints nothing here."""
+
+    DEFAULT_CLASSES = "panel"
+    DEFAULT_CSS = """
+    Panel { height: auto; border: round $primary; padding: 0 1; }
+    Panel .panel-title { color: $text-accent; }
+    """
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id)
+        self._shown: dict[str, object] = {}  # selector -> what its widget shows
+
+    def draw(self, view: MonitorView) -> None:
+        raise NotImplementedError
+
+    def draw_plots(self, view: MonitorView) -> None:
+        """The panel's plots (drawn after the numbers are on screen)."""
+
+    def set_text(self, selector: str, text: str) -> None:
+        if self._shown.get(selector) != text:
+            self._shown[selector] = text
+            self.query_one(selector, Static).update(text)
+
+    def set_rows(
+        self, selector: str, columns: Sequence[str], rows: Sequence[Sequence[str]]
+    ) -> None:
+        """A table's columns and rows, rebuilt only when either changed."""
+        wanted = (tuple(columns), tuple(tuple(r) for r in rows))
+        if self._shown.get(selector) == wanted:
+            return
+        self._shown[selector] = wanted
+        table = self.query_one(selector, DataTable)
+        if [str(c.label) for c in table.columns.values()] != list(columns):
+            table.clear(columns=True)
+            table.add_columns(*columns)
+        table.clear()
+        for row in rows:
+            table.add_row(*row)

@@ -1,0 +1,42 @@
+"""The run's event log, one line per event worth one (`runs.describe`), wrapped."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import RichLog, Static
+
+from dfu_tui.runs.describe import describe
+from dfu_tui.runs.events import Event
+from dfu_tui.tui.format import for_rich, line_markup
+from dfu_tui.tui.panels.base import MonitorView, Panel
+
+
+def event_line(e: Event) -> str | None:
+    """One markup line of the event log (what `runs.describe` says, its figures left to the
+    panels), or None for events not worth a line."""
+    lines = [line_markup(line) for line in describe(e) if not line.detail]
+    return "\n".join(lines) or None
+
+
+class EventsPanel(Panel):
+    DEFAULT_CSS = """
+    EventsPanel { column-span: 2; }
+    EventsPanel #log { height: 10; }
+    """
+
+    _logged = 0  # events of the run's log written so far
+
+    def compose(self) -> ComposeResult:
+        yield Static("[b]Events[/b]", classes="panel-title")
+        yield RichLog(id="log", markup=True, wrap=True, max_lines=500)
+
+    def draw(self, view: MonitorView) -> None:
+        """Every event of the run's log not written yet (also those that arrived while
+        another screen was shown)."""
+        log = self.query_one("#log", RichLog)
+        events = view.state.log
+        for e in events[self._logged :]:
+            line = event_line(e)
+            if line:
+                log.write(for_rich(line))
+        self._logged = len(events)
