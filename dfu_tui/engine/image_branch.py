@@ -18,7 +18,7 @@ from dfu_tui.data.schema import CLASSES
 from dfu_tui.engine.branch import BranchOutput
 from dfu_tui.engine.folds import inner_folds, inner_split
 from dfu_tui.engine.metrics import kappa, shares
-from dfu_tui.engine.rules import EpochFlagger, nan_loss
+from dfu_tui.engine.rules import TRAINING, EpochFlagger, Evidence, run_rules
 
 if TYPE_CHECKING:
     import keras
@@ -159,7 +159,7 @@ def _make_reporter(
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             logs = logs if logs is not None else {}
             loss = float(logs.get("loss", float("nan")))
-            flags = nan_loss(loss)
+            flags = run_rules(TRAINING, Evidence(loss=loss), collapse)
             record: dict[str, Any] = {"epoch": epoch + 1, "max_epochs": max_epochs, "loss": loss}
             if flags:
                 self.failed = flags[0].detail

@@ -7,7 +7,7 @@ numbers that made it fire.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -174,15 +174,104 @@ def nan_loss(loss: float) -> list[Flag]:
 
 #: Collapse rules whose detail already states the chance-level kappa.
 CITES_KAPPA = ("chance_concentration", "low_entropy")
+FOLD, EPOCH, TRAINING = "fold", "epoch", "training"  # where a rule runs
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the rules look at: class counts and kappas of one set of predictions (`counts`
+    None: too few samples for the share rules), and what training or fusion adds."""
+
+    counts: Counts | None = None
+    kappa: float | None = None
+    train_kappa: float | None = None
+    mean_alpha: float | None = None
+    loss: float | None = None
+    confidence: float | None = None  # epochs: over-prediction needs this Wilson bound
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One registered rule: the flags it may raise, where it runs (a validation fold, an
+    epoch of an inner split, a training step) and the `collapse.*` thresholds it reads.
+    `check` sees the evidence, the thresholds and the flags raised before it."""
+
+    raises: tuple[str, ...]
+    paths: tuple[str, ...]
+    thresholds: tuple[str, ...]
+    check: Callable[[Evidence, CollapseConfig, list[Flag]], list[Flag]]
+
+
+def _on_counts(
+    rule: Callable[[Counts, CollapseConfig], list[Flag]],
+) -> Callable[[Evidence, CollapseConfig, list[Flag]], list[Flag]]:
+    return lambda e, cfg, before: rule(e.counts, cfg) if e.counts is not None else []
+
+
+def _chance_rule(e: Evidence, cfg: CollapseConfig, before: list[Flag]) -> list[Flag]:
+    """One finding, one flag: left out when a collapse rule already cites the kappa."""
+    if e.counts is None or e.kappa is None or any(f.rule in CITES_KAPPA for f in before):
+        return []
+    return chance_kappa(e.kappa, cfg)
+
+
+#: Every rule, in the order they run. Adding one: its function above, an entry here, and
+#: its thresholds in `CollapseConfig` (declared with their ranges).
+RULES: tuple[Rule, ...] = (
+    Rule(("missing_class",), (FOLD, EPOCH), ("min_support",), _on_counts(missing_class)),
+    Rule(
+        ("absolute_cap", "chance_concentration", "dominant_class"),
+        (FOLD, EPOCH),
+        ("absolute_cap", "share_margin", "chance_kappa", "confidence"),
+        lambda e, cfg, before: (
+            concentration(e.counts, cfg, e.confidence) if e.counts is not None else []
+        ),
+    ),
+    Rule(
+        ("low_entropy",), (FOLD, EPOCH), ("entropy_ratio", "chance_kappa"), _on_counts(low_entropy)
+    ),
+    Rule(("chance_kappa",), (FOLD, EPOCH), ("chance_kappa",), _chance_rule),
+    Rule(
+        ("overfit_gap",),
+        (FOLD, EPOCH),
+        ("overfit_gap",),
+        lambda e, cfg, before: (
+            overfit_gap(e.train_kappa, e.kappa, cfg)
+            if e.kappa is not None and e.train_kappa is not None
+            else []
+        ),
+    ),
+    Rule(
+        ("alpha_pinned",),
+        (FOLD,),
+        ("alpha_pinned",),
+        lambda e, cfg, before: alpha_pinned(e.mean_alpha, cfg) if e.mean_alpha is not None else [],
+    ),
+    Rule(
+        ("nan_loss",),
+        (TRAINING,),
+        (),
+        lambda e, cfg, before: nan_loss(e.loss) if e.loss is not None else [],
+    ),
+)
+#: Epoch flags: the share rules need this many samples (`epoch_min_samples`) and a rule must
+#: hold this many epochs (`epoch_persist`) before it is raised (`EpochFlagger`).
+EPOCH_THRESHOLDS = ("epoch_min_samples", "epoch_persist")
+
+
+def run_rules(path: str, evidence: Evidence, cfg: CollapseConfig) -> list[Flag]:
+    """Every registered rule of `path`, in order, on one piece of evidence."""
+    flags: list[Flag] = []
+    for rule in RULES:
+        if path in rule.paths:
+            flags += rule.check(evidence, cfg, flags)
+    return flags
 
 
 def share_rules(c: Counts, cfg: CollapseConfig, confidence: float | None = None) -> list[Flag]:
     """The rules on class counts and kappa; `chance_kappa` is left out when a collapse rule
     already cites the chance-level kappa (one finding, one flag)."""
-    flags = missing_class(c, cfg) + concentration(c, cfg, confidence) + low_entropy(c, cfg)
-    if c.kappa is not None and not any(f.rule in CITES_KAPPA for f in flags):
-        flags += chance_kappa(c.kappa, cfg)
-    return flags
+    return run_rules(FOLD, Evidence(c, c.kappa, confidence=confidence), cfg)
 
 
 def check_predictions(
@@ -193,13 +282,9 @@ def check_predictions(
     train_kappa: float | None = None,
     mean_alpha: float | None = None,
 ) -> list[Flag]:
-    """Every rule that applies to one set of predictions (a fold, or a combination on it)."""
-    flags = share_rules(Counts.of(y_true, y_pred, kappa), cfg)
-    if kappa is not None and train_kappa is not None:
-        flags += overfit_gap(train_kappa, kappa, cfg)
-    if mean_alpha is not None:
-        flags += alpha_pinned(mean_alpha, cfg)
-    return flags
+    """Every rule that runs on a validation fold (a branch, or a combination on it)."""
+    counts = Counts.of(y_true, y_pred, kappa)
+    return run_rules(FOLD, Evidence(counts, kappa, train_kappa, mean_alpha), cfg)
 
 
 class EpochFlagger:
@@ -226,10 +311,10 @@ class EpochFlagger:
         self, y_true: np.ndarray, y_pred: np.ndarray, kappa: float, train_kappa: float
     ) -> list[Flag]:
         cfg = self.cfg
-        held: list[Flag] = []
-        if len(y_true) >= cfg.epoch_min_samples:
-            held = share_rules(Counts.of(y_true, y_pred, kappa), cfg, cfg.confidence)
-        held += overfit_gap(train_kappa, kappa, cfg)
+        counts = Counts.of(y_true, y_pred, kappa) if len(y_true) >= cfg.epoch_min_samples else None
+        held = run_rules(
+            EPOCH, Evidence(counts, kappa, train_kappa, confidence=cfg.confidence), cfg
+        )
         self.raw.append(held)
 
         def raise_(flag: Flag) -> Flag:

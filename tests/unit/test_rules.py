@@ -227,3 +227,39 @@ def test_monitor_shows_flags_in_force_and_rules_still_waiting() -> None:
     fourth, _ = epoch_flags(state, epochs[3])
     assert fourth  # still in force, though raised one epoch earlier
     assert epoch_flags(state, epochs[4]) == ([], [])  # healthy again: nothing in force
+
+
+def test_every_rule_is_registered_once_with_its_paths_and_thresholds() -> None:
+    """One table of rules: each flag name raised by one rule, each rule running on a named
+    path, every `collapse.*` threshold read by some rule (or the epoch flagger), and each
+    threshold a rule names is a real setting. The README names every flag."""
+    import dataclasses
+
+    from dfu_tui.config import CollapseConfig
+    from dfu_tui.engine.rules import EPOCH, EPOCH_THRESHOLDS, FOLD, RULES, TRAINING
+    from tests.helpers import ROOT
+
+    names = [name for rule in RULES for name in rule.raises]
+    assert len(names) == len(set(names))
+    assert all(rule.paths and set(rule.paths) <= {FOLD, EPOCH, TRAINING} for rule in RULES)
+    fields = {f.name for f in dataclasses.fields(CollapseConfig)}
+    read = {t for rule in RULES for t in rule.thresholds} | set(EPOCH_THRESHOLDS)
+    assert read == fields
+    readme = (ROOT / "README.md").read_text()
+    assert [n for n in names if f"`{n}`" not in readme] == []
+
+
+def test_the_registry_runs_each_rule_on_its_own_path() -> None:
+    """A fold sees `alpha_pinned`, an epoch never does; a training step sees `nan_loss` only;
+    an epoch with too few samples runs no share rule but still the train/validation gap."""
+    from dfu_tui.engine.rules import EPOCH, FOLD, TRAINING, Evidence, run_rules
+
+    stuck = Counts(np.array([30, 40, 30]), np.array([0, 100, 0]), -0.01)
+    evidence = Evidence(stuck, -0.01, train_kappa=0.9, mean_alpha=0.99, loss=float("nan"))
+    fold = {f.rule for f in run_rules(FOLD, evidence, CFG)}
+    epoch = {f.rule for f in run_rules(EPOCH, evidence, CFG)}
+    assert {"alpha_pinned", "missing_class", "overfit_gap"} <= fold and "nan_loss" not in fold
+    assert "alpha_pinned" not in epoch and "missing_class" in epoch
+    assert {f.rule for f in run_rules(TRAINING, evidence, CFG)} == {"nan_loss"}
+    small = Evidence(None, -0.01, train_kappa=0.9)
+    assert {f.rule for f in run_rules(EPOCH, small, CFG)} == {"overfit_gap"}
