@@ -9,6 +9,7 @@ from typing import Any
 
 from dfu_tui.data.schema import CLASSES, METADATA
 from dfu_tui.engine.records import FeatureComparison, RadarSummary
+from dfu_tui.engine.tdist import t_quantile
 
 
 def paired_difference(
@@ -31,17 +32,15 @@ def paired_difference(
     this design finds with probability `power` at the observed sd
     ((t_{1-a/2} + t_{power}) * se on J - 1 degrees of freedom).
     """
-    from scipy.stats import t
-
     diffs = [a - b for a, b in zip(with_, without, strict=True)]
     ok = [d for d in diffs if not math.isnan(d)]
     n = len(ok)
     mean = statistics.fmean(ok) if ok else math.nan
     sd = statistics.stdev(ok) if n > 1 else math.nan
     se = sd * math.sqrt(1 / n + test_train_ratio) if n > 1 else math.nan
-    t_alpha = float(t.ppf(0.5 + confidence / 2, n - 1)) if n > 1 else math.nan
+    t_alpha = t_quantile(0.5 + confidence / 2, n - 1) if n > 1 else math.nan
     half = t_alpha * se if n > 1 else math.nan
-    mdd = (t_alpha + float(t.ppf(power, n - 1))) * se if n > 1 else math.nan
+    mdd = (t_alpha + t_quantile(power, n - 1)) * se if n > 1 else math.nan
     low, high = mean - half, mean + half
     return {
         "folds": n,

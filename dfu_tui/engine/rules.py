@@ -7,6 +7,7 @@ numbers that made it fire.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -42,9 +43,7 @@ def wilson_lower(successes: float, n: int, confidence: float) -> float:
     """The lower end of the Wilson score interval of a proportion (0 when n is 0)."""
     if n <= 0:
         return 0.0
-    from scipy.stats import norm
-
-    z = float(norm.ppf(0.5 + confidence / 2))
+    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
     p = successes / n
     centre = p + z * z / (2 * n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))

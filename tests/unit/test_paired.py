@@ -309,3 +309,40 @@ def test_patient_bootstrap_keeps_visits_together() -> None:
         y, good, groups, "kappa", 0.95, 1
     )  # seeded
     assert patient_bootstrap(y[:3], good[:3], groups[:3], "kappa", 0.95, 1) is None
+
+
+def test_t_quantiles_match_scipy_without_importing_it() -> None:
+    """The verdict's t quantiles come from `engine/tdist.py` (SciPy's import froze the
+    dashboard's thread for seconds): equal to `scipy.stats.t.ppf` to 1e-10 relative."""
+    from scipy.stats import t
+
+    from dfu_tui.engine.tdist import t_cdf, t_quantile
+
+    for df in (1, 2, 3, 4, 5, 9, 10, 19, 49, 99, 299):
+        for p in (0.025, 0.2, 0.6, 0.8, 0.9, 0.95, 0.975, 0.99, 0.9995):
+            want = float(t.ppf(p, df))
+            assert t_quantile(p, df) == pytest.approx(want, rel=1e-10), (df, p)
+            assert t_cdf(want, df) == pytest.approx(p, rel=1e-10)
+    assert math.isnan(t_quantile(1.0, 5)) and t_quantile(0.5, 5) == 0.0
+
+
+def test_judging_a_run_in_the_dashboard_imports_no_scipy() -> None:
+    """The monitor's and compare's verdicts, judged in a fresh process the way the dashboard
+    judges them: SciPy never loads."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from dfu_tui.config import load_config\n"
+        "from dfu_tui.runs.state import load_state, verdict_so_far\n"
+        "run = Path('tests/fixtures/runs/20261128-133945-3b5598')\n"
+        "v = verdict_so_far(load_config(run / 'config.toml'), load_state(run), 0)\n"
+        "assert v is not None and v['criteria'], v\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'scipy'], 'scipy loaded'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
