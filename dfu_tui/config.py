@@ -191,7 +191,13 @@ class ImageModelConfig:
     loss: Loss = "weighted_ce"
     augment: bool = True
     inner_val_fraction: float = limited(0.2, 0, 0.5, low_open=True, high_open=True)
-    threads: int = 0  # 0: decided by the number of parallel jobs
+    # TensorFlow's threads per image task (intra-op; inter-op 1), fixed by the config so
+    # `--jobs` never changes the trained model; 0: what `--jobs` leaves per task (as before
+    # 0.5: the model then depends on --jobs)
+    threads: int = limited(1, 0, 256)
+    # TensorFlow's deterministic ops: the same config and seed give the same model (on a CPU
+    # at little cost; on a GPU some kernels are slower)
+    deterministic: bool = True
     mixed_precision: bool = False  # float16 compute on a GPU (ignored without one)
 
 

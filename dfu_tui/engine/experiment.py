@@ -126,15 +126,20 @@ def pd_numeric(values: Any) -> Any:
 
 
 def image_trainer(cfg: Config, threads: int) -> Callable[..., BranchOutput]:
-    """The function that trains an image branch: Keras (TensorFlow configured for `threads`),
-    or one registered in `config.EXTRA_BACKBONES` (the tests' stand-in)."""
+    """The function that trains an image branch: Keras, or one registered in
+    `config.EXTRA_BACKBONES` (the tests' stand-in). TensorFlow's threads are
+    `image_model.threads` (the same whatever `--jobs` says, so the model is too); with 0,
+    the task's share of the cores (`threads`), as before."""
     registered = EXTRA_BACKBONES.get(cfg.image_model.backbone)
     if registered is not None:
         module, _, name = registered.partition(":")
         return getattr(importlib.import_module(module), name)
     from dfu_tui.engine.image_branch import configure_tensorflow, train_image_branch
 
-    configure_tensorflow(threads, cfg.image_model.mixed_precision)
+    im = cfg.image_model
+    configure_tensorflow(
+        im.threads or threads, im.mixed_precision, im.deterministic, fixed=im.threads > 0
+    )
     return train_image_branch
 
 
@@ -148,10 +153,11 @@ def train_task(
 ) -> TaskResult:
     """Train one branch on one fold and return its predictions.
 
-    `threads` caps the CPU threads of this task (0: all cores, or `image_model.threads`);
+    `threads` caps the CPU threads of this task where they do not change its result (the
+    forest's `n_jobs`; TensorFlow's come from `image_model.threads`; 0: all cores);
     `on_epoch` receives each epoch record of an image branch as it ends.
     """
-    threads = threads or cfg.image_model.threads or (os.cpu_count() or 1)
+    threads = threads or (os.cpu_count() or 1)
     table = dataset.table
     inner = cfg.cv.inner_folds if needs_oof(cfg) else 0
     seed = cfg.cv.seed * 1000 + fold.number

@@ -33,20 +33,24 @@ class BranchFailed(RuntimeError):
     """A branch could not be trained (e.g. the loss became NaN)."""
 
 
-def configure_tensorflow(threads: int, mixed_precision: bool = False) -> list[str]:
-    """Limit TensorFlow's CPU threads, let it grow into the GPU memory it needs instead of
-    taking all of it (tasks may share a device), and use mixed precision on a GPU when
-    asked. Must run before TensorFlow executes any op; returns the GPUs it sees."""
+def configure_tensorflow(
+    threads: int, mixed_precision: bool = False, deterministic: bool = False, fixed: bool = False
+) -> list[str]:
+    """Set TensorFlow's CPU threads (`fixed`: from the config, `threads` intra-op and one
+    inter-op, so the model never depends on how many tasks run beside it), its deterministic
+    ops, let it grow into the GPU memory it needs instead of taking all of it (tasks may
+    share a device), and use mixed precision on a GPU when asked. Must run before
+    TensorFlow executes any op; returns the GPUs it sees."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    if os.environ.get("TF_DETERMINISTIC_OPS", "").lower() in ("1", "true"):
-        tf.config.experimental.enable_op_determinism()  # reproducible CNNs, slower
+    if deterministic or os.environ.get("TF_DETERMINISTIC_OPS", "").lower() in ("1", "true"):
+        tf.config.experimental.enable_op_determinism()  # reproducible CNNs
     gpus = tf.config.list_physical_devices("GPU")
     try:
         if threads > 0:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+            tf.config.threading.set_inter_op_parallelism_threads(1 if fixed else min(2, threads))
         for gpu in gpus:
             tf.config.experimental.set_memory_growth(gpu, True)
     except RuntimeError:

@@ -81,6 +81,29 @@ def test_ray_gives_the_local_results_and_streams_epochs(tmp_path: Path, env, mon
         assert np.array_equal(here.val_proba, there["val_proba"])
         assert np.array_equal(here.val_index, there["val_index"])
     assert len(summary_kappas(on_ray, "metadata")) == 2
+    # the CNN too, trained apart as `--jobs 1` would give it the machine's threads (the run
+    # had 2 jobs): TensorFlow's threads come from the config, so the model is the same
+    code = (
+        "import sys, numpy as np\n"
+        "from dfu_tui.config import load_config\n"
+        "from dfu_tui.data.dataset import load_dataset\n"
+        "from dfu_tui.engine.experiment import run_folds, train_task\n"
+        "cfg = load_config(sys.argv[1])\n"
+        "data = load_dataset(cfg.dataset, modalities=['thermal_map'])\n"
+        "fold = run_folds(cfg, data.table)[0]\n"
+        "np.save(sys.argv[2], train_task(cfg, data, fold, 'thermal_map', 8).val_proba)\n"
+    )
+    alone = tmp_path / "alone.npy"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(on_ray / "config.toml"), str(alone)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    ray_cnn = load_predictions(RunDir(on_ray).prediction_file(1, "thermal_map"))["val_proba"]
+    assert np.array_equal(np.load(alone), ray_cnn, equal_nan=True)
     log = events(on_ray)
     epochs = [e for e in log if e["kind"] == "epoch"]
     assert {e["task"] for e in epochs} == {"fold1-thermal_map", "fold2-thermal_map"}
