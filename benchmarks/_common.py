@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+_SCRATCH: list[Path] = []
+
+
+def _clean() -> None:
+    for path in _SCRATCH:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # atexit cleans up on the way out
+
+
+def scratch(prefix: str) -> Path:
+    """A new temporary folder, removed when the benchmark ends (normally, on an error, on
+    Ctrl-C or SIGTERM): benchmarks leave nothing behind."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if not _SCRATCH:
+        atexit.register(_clean)
+        signal.signal(signal.SIGTERM, _terminated)
+    _SCRATCH.append(path)
+    return path
 
 
 def run_cli(

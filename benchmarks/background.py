@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import tempfile
 import time
 from pathlib import Path
 
-from _common import run_cli
+from _common import run_cli, scratch
 
 from dfu_tui.runs.state import load_state
 
@@ -38,7 +37,7 @@ def epoch_seen(run: Path) -> bool:
 
 
 def main() -> None:
-    runs = Path(tempfile.mkdtemp(prefix="dfu-bg-"))
+    runs = scratch("dfu-bg-")
     run_cli("validate", "configs/default.toml")  # demo data and crop cache ready
     heartbeat = float(os.environ.get("DFU_TUI_HEARTBEAT", "5"))
 

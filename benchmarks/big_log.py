@@ -13,9 +13,10 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from _common import scratch
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "runs" / "20261128-133945-3b5598"
@@ -25,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=200)
     args = parser.parse_args()
-    run = Path(tempfile.mkdtemp(prefix="dfu-biglog-")) / FIXTURE.name
+    run = scratch("dfu-biglog-") / FIXTURE.name
     shutil.copytree(FIXTURE, run)
     heartbeat = json.dumps({"v": 1, "kind": "heartbeat", "ts": 1.0, "pid": 1}) + "\n"
     epoch = (

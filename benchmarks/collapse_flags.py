@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import tempfile
 from pathlib import Path
 
-from _common import ROOT, latest_summary, run_cli, sets
+from _common import ROOT, latest_summary, run_cli, scratch, sets
 
 CLASSES = ("I", "P", "R")
 
@@ -95,7 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs-dir", type=Path, default=None)
     args = parser.parse_args()
-    runs = args.runs_dir or Path(tempfile.mkdtemp(prefix="dfu-flags-"))
+    runs = args.runs_dir or scratch("dfu-flags-")
     seconds, _ = run_cli(
         "run", "configs/default.toml", "--runs-dir", str(runs / "default"), *sets("cv.repeats=3")
     )

@@ -17,13 +17,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import ROOT, latest_summary, run_cli
+from _common import ROOT, latest_summary, run_cli, scratch
 
 if "--code" in sys.argv:  # measure the dfu_tui of another tree (see --against)
     sys.path.insert(0, sys.argv[sys.argv.index("--code") + 1])
@@ -259,7 +258,7 @@ def training_with_dashboard(workdir: Path) -> tuple[list[float], list[float]]:
 
 def against(rev: str, rounds: int = 2) -> None:
     """Measure git revision `rev` and this tree in turns; print each figure side by side."""
-    tree = Path(tempfile.mkdtemp(prefix="dfu-dash-rev-")) / "tree"
+    tree = scratch("dfu-dash-rev-") / "tree"
     subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=ROOT, check=True)
     lines: dict[str, list[list[str]]] = {rev: [], "this tree": []}
     try:
@@ -290,7 +289,7 @@ def main() -> None:
     if args.against:
         against(args.against)
         return
-    work = Path(tempfile.mkdtemp(prefix="dfu-dash-"))
+    work = scratch("dfu-dash-")
     runs = work / "runs50"
     runs.mkdir()
     for i in range(50):

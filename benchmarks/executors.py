@@ -14,10 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 from pathlib import Path
 
-from _common import run_cli, sets
+from _common import run_cli, scratch, sets
 
 
 def task_seconds(run: Path) -> tuple[float, float]:
@@ -35,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="dfu-exec-"))
+    work = scratch("dfu-exec-")
     cache = work / "cache"
     run_cli("validate", "configs/default.toml", cache=cache)  # demo and crops made once
     walls: dict[str, list[float]] = {"local": [], "ray": []}

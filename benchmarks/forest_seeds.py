@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
+from _common import scratch
 
 from dfu_tui.config import MetadataModelConfig
 from dfu_tui.data.demo import write_demo
@@ -48,7 +47,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--trees", type=int, default=300)
     args = parser.parse_args()
-    root = write_demo(Path(tempfile.mkdtemp()) / "demo", patients=args.patients, seed=0).root
+    root = write_demo(scratch("dfu-bench-") / "demo", patients=args.patients, seed=0).root
     table = read_metadata(root / META, "Healing Phase Abs", "Patient#")
     frame = table.frame[list(table.feature_columns)]
     labels, groups = table.labels, table.patients

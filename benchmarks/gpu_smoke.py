@@ -10,10 +10,9 @@ On a machine without GPUs it says so in one line and checks nothing.
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
-from _common import run_cli, sets
+from _common import run_cli, scratch, sets
 
 from dfu_tui.runs.resources import detect_gpus
 
@@ -36,7 +35,7 @@ def main() -> None:
         print("no GPU on this machine (CUDA_VISIBLE_DEVICES / nvidia-smi -L): nothing to check")
         return
     print(f"GPUs: {gpus}")
-    work = Path(tempfile.mkdtemp(prefix="dfu-gpu-"))
+    work = scratch("dfu-gpu-")
     for per_gpu in (1, 2):
         runs = work / f"per{per_gpu}"
         seconds, proc = run_cli(

@@ -5,9 +5,9 @@ python benchmarks/metadata_fold.py
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
+
+from _common import scratch
 
 from dfu_tui.config import MetadataModelConfig
 from dfu_tui.data.demo import generate_demo
@@ -17,7 +17,7 @@ from dfu_tui.engine.metadata_branch import train_metadata_branch
 
 
 def main() -> None:
-    root = Path(tempfile.mkdtemp(prefix="dfu-meta-")) / "demo"
+    root = scratch("dfu-meta-") / "demo"
     generate_demo(root, patients=290, seed=0)
     start = time.perf_counter()
     table = read_metadata(

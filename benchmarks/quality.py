@@ -10,10 +10,9 @@ stacked for metadata + thermal_map.
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
-from _common import latest_summary, run_cli, sets
+from _common import latest_summary, run_cli, scratch, sets
 
 ALL = "modalities.use=['metadata','depth_rgb','depth_map','thermal_rgb','thermal_map']"
 
@@ -22,7 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs-dir", type=Path, default=None)
     args = parser.parse_args()
-    runs = args.runs_dir or Path(tempfile.mkdtemp(prefix="dfu-quality-"))
+    runs = args.runs_dir or scratch("dfu-quality-")
     seconds, _ = run_cli(
         "run",
         "configs/default.toml",

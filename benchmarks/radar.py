@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
+from _common import scratch
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import make_scorer
 
@@ -37,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     from dfu_tui.engine.experiment import fold_radar
 
-    root = Path(tempfile.mkdtemp(prefix="dfu-radar-")) / "demo"
+    root = scratch("dfu-radar-") / "demo"
     generate_demo(root, patients=args.patients, seed=0)
     table = read_metadata(
         root / "DataMaster_Processed_V12_WithMissing.csv", "Healing Phase Abs", "Patient#"

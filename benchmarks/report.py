@@ -12,10 +12,9 @@ import argparse
 import json
 import re
 import statistics
-import tempfile
 from pathlib import Path
 
-from _common import run_cli, sets
+from _common import run_cli, scratch, sets
 
 
 def make_run(work: Path) -> Path:
@@ -49,7 +48,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="an existing run directory to report on")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="dfu-report-"))
+    work = scratch("dfu-report-")
     run = args.run or make_run(work)
     times = []
     output = work / "report.html"

@@ -9,10 +9,8 @@ Measured side by side in one run on a small demo (40 patients, 32 px, 2 folds, 3
 from __future__ import annotations
 
 import itertools
-import tempfile
-from pathlib import Path
 
-from _common import run_cli, sets
+from _common import run_cli, scratch, sets
 
 MODALITIES = ["metadata", "depth_rgb", "depth_map", "thermal_rgb", "thermal_map"]
 SMALL = (
@@ -30,24 +28,24 @@ def use(combo: tuple[str, ...] | list[str]) -> str:
 
 
 def main() -> None:
-    runs = Path(tempfile.mkdtemp(prefix="dfu-search-"))
+    runs = scratch("dfu-search-")
     base = ("run", "configs/default.toml", "--runs-dir", str(runs))
     run_cli("validate", "configs/default.toml", *sets(*SMALL, use(MODALITIES)))  # warm caches
     five, _ = run_cli(*base, *sets(*SMALL, use(MODALITIES)))
     search, _ = run_cli(*base, *sets(*SMALL, use(MODALITIES), "modalities.search=true"))
-    scratch = 0.0
+    from_scratch = 0.0
     combos = [c for k in range(1, 6) for c in itertools.combinations(MODALITIES, k)]
     for combo in combos:
         seconds, _ = run_cli(*base, *sets(*SMALL, use(combo)))
-        scratch += seconds
+        from_scratch += seconds
     print(f"five branches once (one combination):      {five:7.1f} s")
     print(
         f"search, 31 combinations, branch reuse:     {search:7.1f} s  "
         f"ratio to five branches {search / five:.2f}"
     )
     print(
-        f"31 combinations, each trained from scratch: {scratch:7.1f} s  "
-        f"ratio to reuse {scratch / search:.1f}"
+        f"31 combinations, each trained from scratch: {from_scratch:7.1f} s  "
+        f"ratio to reuse {from_scratch / search:.1f}"
     )
 
 

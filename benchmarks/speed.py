@@ -7,14 +7,11 @@ The demo dataset and crop caches are built first, so the figures are training ti
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
-from _common import run_cli
+from _common import run_cli, scratch
 
 
 def main() -> None:
-    runs = Path(tempfile.mkdtemp(prefix="dfu-speed-"))
+    runs = scratch("dfu-speed-")
     for config in ("configs/quick.toml", "configs/default.toml"):
         run_cli("validate", config)  # demo data and crop cache ready before timing
     for config in ("configs/quick.toml", "configs/default.toml"):

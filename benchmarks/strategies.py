@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
-from pathlib import Path
 
-from _common import latest_summary, run_cli, sets
+from _common import latest_summary, run_cli, scratch, sets
 
 FOUR = "fusion.compare=['fixed','learned_alpha','tuned','stacked']"
 # fusions that need no inner out-of-fold predictions: no extra training at all
@@ -30,7 +28,7 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=60)
     parser.add_argument("--epochs", type=int, default=6)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="dfu-strategies-"))
+    work = scratch("dfu-strategies-")
     base = (
         f"demo.patients={args.patients}",
         "data.image_size=32",
