@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 run: $(STAMP)
+	@echo "dfu-tui is installed in $(BIN): run $(BIN)/dfu-tui --help, or . $(BIN)/activate first"
 	$(BIN)/dfu-tui validate configs/default.toml
 	$(BIN)/dfu-tui --config configs/default.toml
 

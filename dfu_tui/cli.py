@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -42,13 +42,64 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{self.prog}: {message}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
-    parser = _Parser(prog="dfu-tui", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"dfu-tui {__version__}")
-    parser.add_argument(
-        "--runs-dir", type=Path, default=Path("runs"), help="dashboard: runs folder"
+RUN_HELP = "a run: its id, a unique prefix of it (as `status` prints), or its folder"
+RUNS_DIR_HELP = "the folder of runs (default: ./runs)"
+SET_HELP = "change one setting of the config, e.g. cv.folds=10 (repeatable)"
+
+#: Examples shown under each command's --help.
+EXAMPLES = {
+    "": "dfu-tui                                  the dashboard on ./runs\n"
+    "  dfu-tui run configs/default.toml --detach  start a run in the background\n"
+    "  dfu-tui status                           every run, with short ids to copy",
+    "validate": "dfu-tui validate configs/default.toml --set data.root=/data/dfu",
+    "run": "dfu-tui run configs/default.toml --detach --name baseline\n"
+    "  dfu-tui run configs/default.toml --set cv.folds=10 --set cv.repeats=2",
+    "compare": "dfu-tui compare 20261201-1 20261201-2 --csv > both.csv",
+    "archive": "dfu-tui archive 20261201-1",
+    "restore": "dfu-tui restore            list archived runs\n  dfu-tui restore 20261201-1",
+    "tag": "dfu-tui tag 20261201-1 --name baseline --add thermal",
+    "resume": "dfu-tui resume 20261201-1 --detach",
+    "show": "dfu-tui show 20261201-1",
+    "stop": "dfu-tui stop 20261201-1 --grace 30",
+    "status": "dfu-tui status            every run\n  dfu-tui status 20261201-1 --json",
+    "export": "dfu-tui export 20261201-1                   CSV on stdout\n"
+    "  dfu-tui export 20261201-1 --output metrics.csv",
+    "report": "dfu-tui report 20261201-1 --output baseline.html",
+    "demo-data": "dfu-tui demo-data /tmp/demo --patients 60",
+}
+
+
+def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        epilog="example:\n  " + EXAMPLES[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    return p
+
+
+def _run_argument(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    if optional:
+        p.add_argument("run", nargs="?", help=RUN_HELP + " (none: every run)")
+    else:
+        p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help=RUNS_DIR_HELP)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface: every argument with its help, every command with an
+    example."""
+    parser = _Parser(
+        prog="dfu-tui",
+        description="Patient-level cross-validated DFU experiments and their dashboard. "
+        "Without a command: the dashboard.",
+        epilog="examples:\n  " + EXAMPLES[""],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"dfu-tui {__version__}")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help=RUNS_DIR_HELP)
     parser.add_argument(
         "--config",
         type=Path,
@@ -56,11 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="dashboard: the config preselected in the launch form (default: "
         "configs/default.toml here, else the one shipped with dfu-tui)",
     )
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check a config and its dataset, print the coverage")
-    p.add_argument("config", type=Path)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p = _command(sub, "validate", "check a config and its dataset, print the coverage")
+    p.add_argument("config", type=Path, help="a TOML config (configs/default.toml shows all)")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP
+    )
     p.add_argument(
         "--strict",
         action="store_true",
@@ -72,12 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="print each metadata feature's single-feature kappa (patient-grouped CV)",
     )
 
-    p = sub.add_parser("run", help="run an experiment (foreground, or --detach)")
-    p.add_argument("config", type=Path)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p = _command(sub, "run", "run an experiment (foreground, or --detach)")
+    p.add_argument("config", type=Path, help="a TOML config (configs/default.toml shows all)")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP
+    )
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help=RUNS_DIR_HELP)
     p.add_argument("--detach", action="store_true", help="run in the background and return")
-    p.add_argument("--jobs", type=int, default=None, help="parallel tasks (default: by machine)")
+    p.add_argument(
+        "--jobs", type=int, default=None, help="tasks at once (default: what the machine allows)"
+    )
     p.add_argument(
         "--compare-features",
         metavar="GROUP",
@@ -88,64 +145,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", dest="tags", action="append", default=[], help="a tag (repeatable)")
     _executor_arguments(p)
 
-    p = sub.add_parser("compare", help="runs side by side (paired where their folds match)")
-    p.add_argument("runs", nargs="+", metavar="RUN")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p = _command(sub, "compare", "runs side by side (paired where their folds match)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help=RUN_HELP + " (two or more)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help=RUNS_DIR_HELP)
     form = p.add_mutually_exclusive_group()
-    form.add_argument("--json", action="store_true")
-    form.add_argument("--csv", action="store_true")
+    form.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    form.add_argument("--csv", action="store_true", help="print CSV instead of a table")
 
-    p = sub.add_parser("archive", help="move a run into the runs folder's trash (restorable)")
-    p.add_argument("run")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p = _command(sub, "archive", "move a run into the runs folder's trash (restorable)")
+    _run_argument(p)
 
-    p = sub.add_parser("restore", help="bring an archived run back (no RUN: list them)")
-    p.add_argument("run", nargs="?")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p = _command(sub, "restore", "bring an archived run back (no RUN: list them)")
+    p.add_argument("run", nargs="?", help="an archived run's id (none: list them)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help=RUNS_DIR_HELP)
 
-    p = sub.add_parser("tag", help="name a run, add or remove its tags")
-    p.add_argument("run")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p = _command(sub, "tag", "name a run, add or remove its tags")
+    _run_argument(p)
     p.add_argument("--name", default=None, help="the run's new name ('' clears it)")
-    p.add_argument("--add", action="append", default=[], metavar="TAG")
-    p.add_argument("--remove", action="append", default=[], metavar="TAG")
+    p.add_argument("--add", action="append", default=[], metavar="TAG", help="add a tag")
+    p.add_argument("--remove", action="append", default=[], metavar="TAG", help="remove a tag")
 
-    p = sub.add_parser("resume", help="re-run the missing tasks of a run")
-    p.add_argument("run")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
-    p.add_argument("--detach", action="store_true")
-    p.add_argument("--jobs", type=int, default=None)
+    p = _command(sub, "resume", "re-run the missing tasks of a run")
+    _run_argument(p)
+    p.add_argument("--detach", action="store_true", help="resume in the background and return")
+    p.add_argument(
+        "--jobs", type=int, default=None, help="tasks at once (default: what the machine allows)"
+    )
     _executor_arguments(p)
 
-    p = sub.add_parser("show", help="a finished run's summary, without touching the run")
-    p.add_argument("run")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p = _command(sub, "show", "a finished run's summary, without touching the run")
+    _run_argument(p)
 
-    p = sub.add_parser("stop", help="stop a running run")
-    p.add_argument("run")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
-    p.add_argument("--grace", type=float, default=10.0, help="seconds before SIGKILL")
+    p = _command(sub, "stop", "stop a running run")
+    _run_argument(p)
+    p.add_argument("--grace", type=float, default=10.0, help="seconds before SIGKILL (default: 10)")
 
-    p = sub.add_parser("status", help="state of every run, or one")
-    p.add_argument("run", nargs="?")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
-    p.add_argument("--json", action="store_true")
+    p = _command(sub, "status", "state of every run, or one")
+    _run_argument(p, optional=True)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    p = sub.add_parser("export", help="a run's metrics and epoch history")
-    p.add_argument("run")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
-    p.add_argument("--output", type=Path, default=None)
+    p = _command(sub, "export", "a run's metrics and epoch history")
+    _run_argument(p)
+    p.add_argument("--format", choices=("csv", "json"), default="csv", help="csv (default) or json")
+    p.add_argument(
+        "--output", type=Path, default=None, help="write this file (default: standard output)"
+    )
 
-    p = sub.add_parser("report", help="a run as one self-contained HTML file")
-    p.add_argument("run")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p = _command(sub, "report", "a run as one self-contained HTML file")
+    _run_argument(p)
     p.add_argument("--output", type=Path, default=None, help="default: RUN/report.html")
 
-    p = sub.add_parser("demo-data", help="write the synthetic demo dataset into DIR")
-    p.add_argument("dir", type=Path)
-    p.add_argument("--patients", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p = _command(sub, "demo-data", "write the synthetic demo dataset into DIR")
+    p.add_argument("dir", type=Path, help="a new or empty folder")
+    p.add_argument(
+        "--patients", type=int, default=None, help="how many patients (default: as the clinic's)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="the generator's seed (default: 0)")
     return parser
 
 
@@ -307,7 +362,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     skipped_lines = dataset.skipped()
     for line in skipped_lines:
         err.print(f"warning: {line}", markup=False)
-    notes = table_warnings(dataset)
+    notes = table_warnings(dataset, demo=cfg.data.root == "demo")
     for line in notes:
         err.print(f"{'error' if args.strict else 'warning'}: {line}", markup=False)
     problems = blockers(cfg, dataset)

@@ -51,8 +51,9 @@ def blockers(cfg: Config, dataset: Dataset) -> list[str]:
     return problems
 
 
-def table_warnings(dataset: Dataset) -> list[str]:
-    """What the metadata CSV has that a run copes with but a user should know."""
+def table_warnings(dataset: Dataset, demo: bool = False) -> list[str]:
+    """What the metadata CSV has that a run copes with but a user should know (`demo`: the
+    built-in demo, whose quirks are planted on purpose and said so)."""
     table = dataset.table
     lines = []
     if table.repeated_keys:
@@ -68,6 +69,7 @@ def table_warnings(dataset: Dataset) -> list[str]:
             f"DFU#) repeated on {len(rows)} rows with differing values (rows {shown}); kept as "
             f"separate samples, images named with such a key feed each of them "
             f"({images} sample-modality pairs with images)"
+            + ("; the demo plants these on purpose, as the clinic's file has them" if demo else "")
         )
     if table.extra_columns:
         lines.append(

@@ -364,3 +364,22 @@ def test_address_problem_says_nothing_where_something_listens() -> None:
         assert address_problem(f"127.0.0.1:{port}") == ""
         assert address_problem(f"ray://127.0.0.1:{port}") == ""
     assert "Connection refused" in address_problem(f"127.0.0.1:{closed_port()}")
+
+
+def test_every_command_and_argument_has_help_and_an_example() -> None:
+    """`--help` of dfu-tui and of each command: every argument explained (positionals,
+    --set, --runs-dir and --json included), and an example to copy."""
+    import argparse
+
+    from dfu_tui.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) >= {"run", "status", "export", "report", "compare", "resume"}
+    for name, command in [("", parser), *commands.choices.items()]:
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+                continue
+            assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
+        assert "example" in (command.epilog or ""), name
+        assert f"dfu-tui {name}".strip() in command.format_help(), name

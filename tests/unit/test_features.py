@@ -81,7 +81,9 @@ class TestRepeatedKeys:
         assert cov["repeated_key_samples"] == 6
         assert cov["modalities"]["thermal_map"]["repeated_key_samples_with_images"] >= 2
 
-    def test_validate_warns_once_and_strict_refuses(self, tiny_demo_master: Path) -> None:
+    def test_validate_warns_once_and_strict_refuses(
+        self, tiny_demo_master: Path, tmp_path: Path
+    ) -> None:
         import os
 
         env = dict(os.environ)
@@ -97,6 +99,13 @@ class TestRepeatedKeys:
         strict = run_dfu(env, "validate", "configs/default.toml", *cfg, "--strict")
         assert strict.returncode == 2
         assert any(x.startswith("error: ") and "repeated" in x for x in strict.stderr.splitlines())
+        assert "on purpose" not in ok.stderr  # a folder of files: the clinic's quirk, not ours
+        # the built-in demo says its repeated keys are planted, not a broken install
+        demo = [*cfg[2:], *("--set", "demo.patients=30")]
+        env["DFU_TUI_CACHE_DIR"] = str(tmp_path / "cache")
+        planted = run_dfu(env, "validate", "configs/default.toml", *demo)
+        assert planted.returncode == 0, planted.stderr
+        assert "the demo plants these on purpose" in planted.stderr
 
 
 def resave(text: str, variant: dict[str, object], seed: int) -> str:
