@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 out = Console(highlight=False)
-if not out.is_terminal:  # logs and pipes: wide enough that tables and lines do not wrap
+if not out.is_terminal and not os.environ.get("COLUMNS"):
+    # logs and pipes: wide enough that tables and lines do not wrap (COLUMNS still rules)
     out = Console(highlight=False, width=160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -741,22 +742,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not states:
         out.print(f"no runs in {args.runs_dir}")
         return EXIT_OK
-    table = Table(title=f"Runs in {args.runs_dir}", title_justify="left")
-    for col in (
-        "run",
-        "status",
-        "combinations",
-        "tasks",
-        "folds",
-        "elapsed",
-        "ETA",
-        "best (criteria scale, own rows; ranked on common rows vs a reference)",
-        "flags",
-    ):
-        table.add_column(col, no_wrap=col == "run")
+    from dfu_tui.runs.rundir import short_ids
+
+    short = short_ids([s["run_id"] for s in states])
+    table = Table(
+        title=f"Runs in {args.runs_dir}",
+        title_justify="left",
+        caption="run: the shortest unique prefix of its id (every command takes it; --json "
+        "has the whole id). best: the mean on the criteria scale (QWK: quadratic, kappa: "
+        "unweighted) over its own rows, n samples. flags: collapse C, warning W.",
+        caption_justify="left",
+        box=None,
+        pad_edge=False,
+    )
+    width = max((len(v) for v in short.values()), default=3)
+    table.add_column("run", no_wrap=True, min_width=width)
+    table.add_column("status", no_wrap=True)
+    table.add_column("tasks folds", no_wrap=True)
+    table.add_column("time (ETA)")
+    table.add_column("combination: best", overflow="fold")
+    table.add_column("flags", no_wrap=True)
     for s in states:
+        run_id = escape(short[s["run_id"]])
         if s["status"] == UNREADABLE:
-            table.add_row(escape(s["run_id"]), UNREADABLE, *("-" * 7))
+            table.add_row(run_id, UNREADABLE, *("-" * 4))
             continue
         combos = s["combinations"]
         label = "+".join(combos[0]) if len(combos) == 1 else f"{len(combos)} combinations"
@@ -772,16 +781,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             if s["best_collapse_folds"]:
                 kappa += f" collapsed in {s['best_collapse_folds']} fold(s)"
         flags = s["flags"]
+        time_left = "" if s["eta_s"] is None else f" ({_duration(s['eta_s'])})"
         table.add_row(
-            escape(s["run_id"]),
+            run_id,
             s["status"],
-            label,
-            f"{s['tasks_done']}/{s['tasks_total']}",
-            f"{s['folds_done']}/{s['folds_total']}",
-            _duration(s["elapsed_s"]),
-            "-" if s["eta_s"] is None else _duration(s["eta_s"]),
-            kappa,
-            f"{flags['collapse']} collapse / {flags['warning']} warning",
+            f"{s['tasks_done']}/{s['tasks_total']} {s['folds_done']}/{s['folds_total']}",
+            _duration(s["elapsed_s"]) + time_left,
+            f"{label}: {kappa}",
+            f"{flags['collapse']}C {flags['warning']}W",
         )
     out.print(table)
     return EXIT_OK

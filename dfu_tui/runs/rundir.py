@@ -237,6 +237,23 @@ def write_summary(run: RunDir, summary: dict[str, Any]) -> None:
     atomic_write_text(run.results, buf.getvalue())
 
 
+#: A short id is never shorter than the date and the hour of the run's start.
+SHORT_ID = 11
+
+
+def short_ids(ids: list[str]) -> dict[str, str]:
+    """Each run id's shortest prefix (of at least `SHORT_ID` characters) that no other of
+    `ids` starts with: what `status` prints, and every command takes back."""
+    out = {}
+    for run_id in ids:
+        others = [o for o in ids if o != run_id]
+        n = min(SHORT_ID, len(run_id))
+        while n < len(run_id) and any(o.startswith(run_id[:n]) for o in others):
+            n += 1
+        out[run_id] = run_id[:n]
+    return out
+
+
 def own_run(run: RunDir) -> RunDir:
     """The run, once its folder is checked to be this user's (before writing into it or
     acting on its processes); another user's folder is one line, exit 2."""
