@@ -21,6 +21,7 @@ import platform
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from statistics import fmean
 from typing import TYPE_CHECKING, Any
 
 from dfu_tui.data.schema import CLASSES
@@ -477,6 +478,53 @@ def both(m: Mapping[str, Any]) -> str:
     return f"{_num(m['kappa'])} / {_num(m['quadratic_kappa'])}"
 
 
+def _clinical_table(state: RunState, index: int) -> str:
+    """Per class sensitivity, specificity and one-vs-rest ROC AUC, and the Brier score: the
+    mean over the validation folds of the fused combination and of each branch alone."""
+    folds = [f for f in state.fold_results if f.get("fold_kind", "cv") == "cv"]
+    rows: list[tuple[str, Mapping[str, Any]]] = []
+    for f in folds:
+        rows.append(("+".join(f["combinations"][index]["modalities"]), f["combinations"][index]))
+        rows += [(f"{b} alone", m) for b, m in f["branches"].items()]
+    if not any(m.get("brier") is not None for _, m in rows):
+        return "<p>Sensitivity, specificity, ROC AUC and calibration: not in this run's log.</p>"
+
+    def mean(name: str, key: str, c: str | None = None) -> object:
+        values = [
+            v
+            for label, m in rows
+            if label == name
+            and (v := (m.get(key) if c is None else (m.get(key) or {}).get(c))) is not None
+        ]
+        return fmean(values) if values else None
+
+    names = list(dict.fromkeys(label for label, _ in rows))
+    table = []
+    for name in names:
+        n = sum(int(m.get("n") or 0) for label, m in rows if label == name)
+        for c in CLASSES:
+            table.append(
+                [
+                    name,
+                    c,
+                    _num(mean(name, "sensitivity", c)),
+                    _num(mean(name, "specificity", c)),
+                    _num(mean(name, "roc_auc", c)),
+                    _num(mean(name, "brier")) if c == CLASSES[0] else "",
+                    str(n) if c == CLASSES[0] else "",
+                ]
+            )
+    head = ["", "class", "sensitivity", "specificity", "ROC AUC (one vs rest)", "Brier", "n"]
+    return (
+        "<h2>Sensitivity, specificity, discrimination and calibration</h2>"
+        f"<p>Means over the {len(folds)} validation folds, each class against the other two. "
+        "Brier: the multi-class Brier score of the probabilities (0 perfect, 2 worst; a "
+        "uniform guess 0.667); fusion averages probabilities, so their calibration decides "
+        "what a weight means. n: validation samples summed over the folds.</p>"
+        + _table(head, table)
+    )
+
+
 def _fold_table(state: RunState, index: int) -> str:
     folds = sorted(state.fold_results, key=lambda f: f["fold"])
     if not folds:
@@ -701,6 +749,7 @@ def build_report(run: RunDir, now: float | None = None) -> str:
                 "f1",
             ),
             fold_confusion_figure(state, index),
+            _clinical_table(state, index),
         ]
     parts.append("<h2>Fusion weight</h2>")
     parts.append(

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
+from sklearn.metrics import (
+    accuracy_score,
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+    roc_auc_score,
+)
 
 from dfu_tui.data.schema import CLASSES
-from dfu_tui.engine.records import Kappas, Scores
+from dfu_tui.engine.records import Clinical, Kappas, Scores
 
 LABELS = list(range(len(CLASSES)))
 SUMMARY_KEYS = ("kappa", "quadratic_kappa", "accuracy", "macro_f1", "weighted_f1")
@@ -34,6 +40,52 @@ def shares(y: np.ndarray) -> dict[str, float]:
     return {c: float(counts[i]) for i, c in enumerate(CLASSES)}
 
 
+#: Confidence bins of the reliability diagram (the predicted class's probability).
+RELIABILITY_BINS = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def clinical_scores(y_true: np.ndarray, proba: np.ndarray) -> Clinical:
+    """What a clinician asks first, per class one-vs-rest: sensitivity, specificity and ROC
+    AUC (None where a class is absent or alone), and the calibration of the probabilities:
+    the multi-class Brier score (0 perfect, 2 worst; a uniform guess over 3 classes 0.67)
+    and a reliability table (per confidence bin: its n, mean confidence and accuracy)."""
+    y_pred = proba.argmax(axis=1)
+    cm = confusion_matrix(y_true, y_pred, labels=LABELS)
+    total = cm.sum()
+    sensitivity: dict[str, float | None] = {}
+    specificity: dict[str, float | None] = {}
+    auc: dict[str, float | None] = {}
+    for i, c in enumerate(CLASSES):
+        tp = cm[i, i]
+        fn = cm[i].sum() - tp
+        fp = cm[:, i].sum() - tp
+        tn = total - tp - fn - fp
+        sensitivity[c] = float(tp / (tp + fn)) if tp + fn else None
+        specificity[c] = float(tn / (tn + fp)) if tn + fp else None
+        positive = y_true == i
+        both = 0 < positive.sum() < len(y_true)
+        auc[c] = float(roc_auc_score(positive, proba[:, i])) if both else None
+    onehot = np.eye(len(CLASSES))[y_true] if len(y_true) else np.zeros((0, len(CLASSES)))
+    brier = float(((proba - onehot) ** 2).sum(axis=1).mean()) if len(y_true) else None
+    confidence = proba.max(axis=1) if len(y_true) else np.zeros(0)
+    reliability: list[list[float]] = []
+    edges = RELIABILITY_BINS
+    for k, (low, high) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        last = k == len(edges) - 2
+        inside = (confidence >= low) & ((confidence <= high) if last else (confidence < high))
+        n = int(inside.sum())
+        if n:
+            hits = float((y_pred[inside] == y_true[inside]).mean())
+            reliability.append([low, high, n, float(confidence[inside].mean()), hits])
+    return Clinical(
+        sensitivity=sensitivity,
+        specificity=specificity,
+        roc_auc=auc,
+        brier=brier,
+        reliability=reliability,
+    )
+
+
 def fold_metrics(
     y_true: np.ndarray, proba: np.ndarray, y_train: np.ndarray, train_proba: np.ndarray
 ) -> Scores:
@@ -55,6 +107,7 @@ def fold_metrics(
         predicted_share=shares(y_pred),
         true_share=shares(y_true),
         confusion=confusion_matrix(y_true, y_pred, labels=LABELS).tolist(),
+        **clinical_scores(y_true, proba),
     )
 
 

@@ -33,8 +33,21 @@ class Kappas(TypedDict):
     quadratic_kappa: float
 
 
+class Clinical(TypedDict):
+    """Per class one-vs-rest sensitivity, specificity and ROC AUC (None where undefined),
+    the multi-class Brier score, and the reliability table: per confidence bin [low, high,
+    n, mean confidence, accuracy]."""
+
+    sensitivity: dict[str, float | None]
+    specificity: dict[str, float | None]
+    roc_auc: dict[str, float | None]
+    brier: float | None
+    reliability: list[list[float]]
+
+
 class Scores(TypedDict):
-    """Every score of one set of validation predictions and its training kappas."""
+    """Every score of one set of validation predictions and its training kappas (runs
+    logged before the clinical scores lack them)."""
 
     n: int
     kappa: float
@@ -48,11 +61,16 @@ class Scores(TypedDict):
     predicted_share: dict[str, float]
     true_share: dict[str, float]
     confusion: list[list[int]]
+    sensitivity: NotRequired[dict[str, float | None]]
+    specificity: NotRequired[dict[str, float | None]]
+    roc_auc: NotRequired[dict[str, float | None]]
+    brier: NotRequired[float | None]
+    reliability: NotRequired[list[list[float]]]
 
 
 def scores_of(m: Scores) -> Scores:
     """Just the `Scores` of a richer record (its flags, fusion and the like left out)."""
-    return Scores(
+    out = Scores(
         n=m["n"],
         kappa=m["kappa"],
         quadratic_kappa=m["quadratic_kappa"],
@@ -66,6 +84,14 @@ def scores_of(m: Scores) -> Scores:
         true_share=m["true_share"],
         confusion=m["confusion"],
     )
+    for key in ("sensitivity", "specificity", "roc_auc"):
+        if key in m:
+            out[key] = m[key]
+    if "brier" in m:
+        out["brier"] = m["brier"]
+    if "reliability" in m:
+        out["reliability"] = m["reliability"]
+    return out
 
 
 class Metrics(Scores):

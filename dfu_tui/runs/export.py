@@ -47,7 +47,23 @@ COLUMNS = (
     "strategy",
     "reference_paired_kappa",
     "reference_paired_quadratic_kappa",
+    # added with the clinical scores (one-vs-rest per class, and the Brier score)
+    *(f"sensitivity_{c}" for c in "IPR"),
+    *(f"specificity_{c}" for c in "IPR"),
+    *(f"roc_auc_{c}" for c in "IPR"),
+    "brier",
 )
+
+
+def _clinical_cells(m: Mapping[str, Any]) -> dict[str, Any]:
+    """Per class sensitivity, specificity and ROC AUC, and the Brier score ("" for a run
+    logged before them, or where undefined)."""
+    out: dict[str, Any] = {}
+    for key in ("sensitivity", "specificity", "roc_auc"):
+        values = m.get(key) or {}
+        out.update({f"{key}_{c}": "" if values.get(c) is None else values[c] for c in "IPR"})
+    out["brier"] = "" if m.get("brier") is None else m["brier"]
+    return out
 
 
 def export_rows(run: RunDir) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -73,6 +89,7 @@ def export_rows(run: RunDir) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                     "loss": "",
                     "val_kappa": "",
                     **_paired_cells(m),
+                    **_clinical_cells(m),
                     "flags": "; ".join(
                         f"{f['level']} {f['rule']}: {f['detail']}" for f in m["flags"]
                     ),

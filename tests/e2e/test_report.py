@@ -113,6 +113,8 @@ class TestReportContents:
         ):
             assert f"<h2>{heading}</h2>" in page
         assert "Partial report" not in text
+        # a run logged before the clinical scores: said, not invented
+        assert "Sensitivity, specificity, ROC AUC and calibration: not in this run" in text
         assert "fd16e4628f4545e8" in text  # the dataset fingerprint
         for package in ("Python", "tensorflow", "scikit-learn", "dfu-tui"):
             assert f"<td>{package}</td>" in page
@@ -275,3 +277,28 @@ def test_damaged_lines_are_skipped_and_said(tmp_path: Path) -> None:
     result, path = report(run)
     assert result.returncode == 0, result.stderr
     assert "2 damaged line(s) of the event log were skipped" in text_of(path.read_text())
+
+
+def test_the_clinical_table_averages_each_class_over_the_folds() -> None:
+    """Sensitivity, specificity, ROC AUC and Brier of the fused combination and each branch,
+    the mean over the validation folds, with the samples they rest on."""
+    import numpy as np
+
+    from dfu_tui.engine.metrics import clinical_scores
+    from dfu_tui.report import _clinical_table
+    from dfu_tui.runs.state import load_state
+
+    state = load_state(FIXTURES / COMPLETED)
+    rng = np.random.default_rng(0)
+    briers: list[float] = []
+    for fold in state.fold_results:
+        for m in [*fold["combinations"], *fold["branches"].values()]:
+            y = rng.integers(0, 3, 40)
+            clinical = clinical_scores(y, rng.dirichlet([1, 1, 1], 40))
+            m.update(clinical)
+            if m is fold["combinations"][-1] and clinical["brier"] is not None:
+                briers.append(clinical["brier"])
+    html = _clinical_table(state, len(state.combinations) - 1)
+    assert "<h2>Sensitivity, specificity, discrimination and calibration</h2>" in html
+    assert f"{sum(briers) / len(briers):.3f}" in html
+    assert html.count("<tr>") >= 3 * (1 + len(state.fold_results[0]["branches"]))

@@ -128,6 +128,12 @@ class TestRunCommand:
         assert all(e["v"] == 1 for e in events)
         for kind in ("fold_started", "task_started", "epoch", "branch_finished", "fold_finished"):
             assert kind in kinds
+        # a clinician's scores of the fused CNN + forest: per class, and calibration
+        fold = next(e for e in events if e["kind"] == "fold_finished")
+        fused = fold["combinations"][0]
+        assert set(fused["sensitivity"]) == set(fused["roc_auc"]) == {"I", "P", "R"}
+        assert 0 <= fused["brier"] <= 2 and fused["reliability"]
+        assert sum(b[2] for b in fused["reliability"]) == fused["n"]
         names = sorted(p.name for p in (run / "predictions").iterdir())
         assert names == [f"fold{k}_{b}.npz" for k in (1, 2) for b in ("metadata", "thermal_map")]
         with np.load(run / "predictions" / names[0], allow_pickle=False) as npz:

@@ -173,6 +173,11 @@ class TestMonitor:
             assert isinstance(app.screen, FoldDetailScreen) and app.screen.fold == 1
             confusion = app.screen.query_one("#confusion", DataTable)
             assert confusion.row_count == 3
+            per_class = app.screen.query_one("#f1", DataTable)
+            labels = [str(c.label) for c in per_class.columns.values()]
+            assert {"sensitivity", "specificity", "ROC AUC"} <= set(labels)
+            # a run logged before the clinical scores says so, not a made-up number
+            assert "logged before" in text_of(app.screen, "#calibration")
             await pilot.press("escape", "l")
             assert "fold 2 (latest)" in text_of(app.screen, "#dist-title")
             await pilot.press("comma", "comma")

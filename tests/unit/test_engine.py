@@ -406,3 +406,34 @@ def test_geometric_fusion_is_a_weighted_geometric_mean() -> None:
     assert np.allclose(fused[1], meta[1])  # no image: metadata alone
     assert fused[2].argmax() == 1 and fused[2][0] < 0.05 and fused[2][2] < 0.05
     assert weighted_average(probas, w)[2][0] > 0.3  # the arithmetic mean keeps class 0
+
+
+def test_clinical_scores_per_class_and_calibration() -> None:
+    """Sensitivity is recall, specificity the true-negative rate, ROC AUC one-vs-rest (as
+    scikit-learn computes each); the Brier score is the mean squared distance to the one-hot
+    label; the reliability bins hold every sample once. A class absent from the fold has no
+    sensitivity or AUC (None), never a number."""
+    import numpy as np
+    from sklearn.metrics import recall_score, roc_auc_score
+
+    from dfu_tui.engine.metrics import clinical_scores
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 80)
+    proba = rng.dirichlet([2, 2, 2], 80)
+    proba[np.arange(80), y] += rng.random(80)  # some signal
+    proba /= proba.sum(axis=1, keepdims=True)
+    got = clinical_scores(y, proba)
+    recall = recall_score(y, proba.argmax(axis=1), labels=[0, 1, 2], average=None)
+    for i, c in enumerate("IPR"):
+        assert got["sensitivity"][c] == pytest.approx(recall[i])
+        negative = y != i
+        tn = np.sum(negative & (proba.argmax(axis=1) != i))
+        assert got["specificity"][c] == pytest.approx(tn / negative.sum())
+        assert got["roc_auc"][c] == pytest.approx(roc_auc_score(y == i, proba[:, i]))
+    onehot = np.eye(3)[y]
+    assert got["brier"] == pytest.approx(float(((proba - onehot) ** 2).sum(axis=1).mean()))
+    assert sum(int(b[2]) for b in got["reliability"]) == 80
+    no_r = clinical_scores(np.array([0, 1, 0, 1]), np.eye(3)[[0, 1, 1, 1]])
+    assert no_r["sensitivity"]["R"] is None and no_r["roc_auc"]["R"] is None
+    assert no_r["specificity"]["R"] == 1.0

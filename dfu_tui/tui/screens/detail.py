@@ -39,6 +39,7 @@ class FoldDetailScreen(RunScreen):
             yield Static("[b]Per-class F1[/b]")
             yield PlotPanel(id="f1-plot")
             yield DataTable(id="f1", show_cursor=False)
+            yield Static(id="calibration")
             yield Static(
                 "[b]Combinations and branches alone[/b] (kappa unweighted; quadratic kappa)"
             )
@@ -79,14 +80,20 @@ class FoldDetailScreen(RunScreen):
         )
         self.query_one("#f1-plot", PlotPanel).show(f1_figure(fold, index))
         f1 = self.query_one("#f1", DataTable)
-        f1.add_columns("class", "F1", "predicted share", "true share")
+        f1.add_columns(
+            "class", "F1", "sensitivity", "specificity", "ROC AUC", "predicted", "true share"
+        )
         for c in CLASSES:
             f1.add_row(
                 c,
                 num(fused["f1"][c]),
+                num((fused.get("sensitivity") or {}).get(c)),
+                num((fused.get("specificity") or {}).get(c)),
+                num((fused.get("roc_auc") or {}).get(c)),
                 num(fused["predicted_share"][c], 2),
                 num(fused["true_share"][c], 2),
             )
+        self.query_one("#calibration", Static).update(calibration_text(fused))
         metrics = self.query_one("#metrics", DataTable)
         metrics.add_columns("", "n", *METRICS)
         rows: list[tuple[str, Mapping[str, Any]]]
@@ -101,3 +108,23 @@ class FoldDetailScreen(RunScreen):
         self.query_one("#detail-flags", Static).update(
             "\n".join(f"{label}: {flag_markup(f)}" for label, f in flags) or "[$success]none[/]"
         )
+
+
+def calibration_text(m: Mapping[str, Any]) -> str:
+    """The Brier score and the reliability table of one set of predictions (markup), or
+    why there is none (a run logged before they were)."""
+    if m.get("brier") is None:
+        return "[$text-muted]no calibration in this run's log (logged before it was)[/]"
+    lines = [
+        f"[b]Calibration[/b] (n={m.get('n', '?')}): Brier score {num(m['brier'])} "
+        "(0 perfect, 2 worst; a uniform guess 0.667). Reliability, by the predicted "
+        "class's probability:"
+    ]
+    for low, high, n, confidence, accuracy in m.get("reliability") or []:
+        gap = accuracy - confidence
+        lines.append(
+            f"  {low:.1f}-{high:.1f}: n={int(n):<4} mean probability {confidence:.2f}, "
+            f"correct {accuracy:.2f} ({'over' if gap < 0 else 'under'}-confident by "
+            f"{abs(gap):.2f})"
+        )
+    return "\n".join(lines)
