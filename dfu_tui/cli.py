@@ -30,8 +30,7 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 out = Console(highlight=False)
-if not out.is_terminal and not os.environ.get("COLUMNS"):
-    # logs and pipes: wide enough that tables and lines do not wrap (COLUMNS still rules)
+if not out.is_terminal:  # logs and pipes: wide enough that tables and lines do not wrap
     out = Console(highlight=False, width=160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

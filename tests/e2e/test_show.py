@@ -13,7 +13,7 @@ from dfu_tui.cli import main
 from dfu_tui.tui.app import DfuApp
 from dfu_tui.tui.screens.compare import CompareScreen
 from dfu_tui.tui.screens.monitor import MonitorScreen
-from tests.helpers import run_dfu, set_args, until
+from tests.helpers import set_args, until
 from tests.tui.conftest import CANCELLED, COMPLETED, FIXED_NOW, FIXTURES, ROOT
 
 
@@ -107,29 +107,36 @@ def test_runs_on_other_folds_are_not_paired(tiny_demo_master: Path, tmp_path: Pa
     )
 
 
-def test_status_at_80_columns_shows_every_figure_and_a_whole_short_id(tmp_path: Path) -> None:
+def test_status_at_80_columns_shows_every_figure_and_a_whole_short_id(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
     """In an 80-column terminal `status` cuts nothing a user needs: each run's shortest
     unique id prefix is printed whole and every command takes it back; its figures and
     flags are on screen."""
-    import os
+    import io
+    import json
     import re
+
+    from rich.console import Console
+
+    from dfu_tui import cli
 
     runs = tmp_path / "runs"
     shutil.copytree(FIXTURES, runs)
     shutil.copytree(FIXTURES.parent / "strategy_runs", runs, dirs_exist_ok=True)
-    env = {**os.environ, "COLUMNS": "80"}
-    table = run_dfu(env, "status", "--runs-dir", str(runs))
-    assert table.returncode == 0, table.stderr
-    lines = table.stdout.splitlines()
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "out", Console(file=screen, width=80, highlight=False))
+    assert main(["status", "--runs-dir", str(runs)]) == 0
+    lines = screen.getvalue().splitlines()
     assert max(len(line) for line in lines) <= 80
     ids = sorted(p.name for p in runs.iterdir())
+    capsys.readouterr()
     for run_id in ids:
-        (line,) = [ln for ln in lines if ln.split(" ", 1)[0] and run_id.startswith(ln.split()[0])]
+        (line,) = [ln for ln in lines if ln.split() and run_id.startswith(ln.split()[0])]
         short = line.split()[0]
-        assert len(short) < len(run_id) and not [
-            o for o in ids if o != run_id and o.startswith(short)
-        ]
+        assert len(short) < len(run_id)
+        assert not [o for o in ids if o != run_id and o.startswith(short)]
         assert re.search(r"\d+C \d+W", line), line  # the flags column is on screen
-        shown = run_dfu(env, "status", short, "--runs-dir", str(runs), "--json")
-        assert shown.returncode == 0 and f'"run_id": "{run_id}"' in shown.stdout
-    assert "QWK 0." in table.stdout and "kappa 0." in table.stdout
+        assert main(["status", short, "--runs-dir", str(runs), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["run_id"] == run_id
+    assert "QWK 0." in screen.getvalue() and "kappa 0." in screen.getvalue()
