@@ -195,9 +195,12 @@ def test_resume_refuses_changed_config(tmp_path: Path, env) -> None:
     assert header.startswith("row,fold,modalities,epoch,kappa,quadratic_kappa")
     kinds = {r.split(",")[0] for r in rows}
     assert kinds == {"combination", "branch", "epoch"}  # feature rows: test_radar.py
+    # columns added later come after the older ones, whose positions stay
     assert header.endswith(
         ",flags,repeat,fold_kind,paired_n,paired_kappa,paired_quadratic_kappa,"
-        "strategy,reference_paired_kappa,reference_paired_quadratic_kappa"
+        "strategy,reference_paired_kappa,reference_paired_quadratic_kappa,"
+        "sensitivity_I,sensitivity_P,sensitivity_R,specificity_I,specificity_P,specificity_R,"
+        "roc_auc_I,roc_auc_P,roc_auc_R,brier"
     )
     doc = json.loads(dfu(env, "export", str(run), "--format", "json").stdout)
     assert doc["run"]["status"] == "completed" and len(doc["folds"]) == 2
