@@ -122,6 +122,8 @@ async def test_ray_address_is_asked_for_ray_only_and_checked(runs_dir: Path) -> 
     app = make_app(runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         form = await open_form(pilot)
+        # the form opens with its first field focused (a visible place to start typing)
+        assert app.focused is form.query_one("#config", Select)
         row = form.query_one("#ray-row")
         address = form.query_one("#ray-address", Input)
         assert not row.display  # the default config runs on this machine

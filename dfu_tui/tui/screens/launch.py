@@ -122,6 +122,7 @@ class LaunchScreen(DfuScreen):
     """New run. The config files are read on a worker thread when the form opens; the form
     is filled (`ready`) once they are, and validated from memory on every change."""
 
+    AUTO_FOCUS = "#config"  # the form opens with its first field focused, visibly
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("ctrl+l", "launch", "Launch"),
