@@ -292,8 +292,11 @@ class DfuApp(App[None]):
         if not self.start_run(message.config, message.overrides, message.jobs, message.labels):
             self._launch_ended()
 
-    def _selected_run(self) -> str | None:
-        screen = self.screen
+    def _selected_run(self, screen: Screen | None = None) -> str | None:
+        """The run a screen is about (the highlighted one in the runs list); `screen`: the
+        one the command palette was opened from (while it is open, `self.screen` is the
+        palette itself)."""
+        screen = self.screen if screen is None else screen
         if isinstance(screen, MonitorScreen | CompareScreen | FoldDetailScreen):
             return screen.run_id
         if isinstance(screen, RunsScreen):
@@ -304,7 +307,7 @@ class DfuApp(App[None]):
         # Textual's own "Screenshot" saves into the working directory: ours replaces it
         yield from (c for c in super().get_system_commands(screen) if c.title != "Screenshot")
         yield SystemCommand("Launch", "Open the launch form for a new run", self.action_launch)
-        run_id = self._selected_run()
+        run_id = self._selected_run(screen)
         if run_id:
             yield SystemCommand(
                 "Open run", f"Open the monitor of {run_id}", lambda: self.open_run(run_id)

@@ -357,3 +357,27 @@ def test_the_curve_view_is_one_for_report_and_screen_and_invents_no_weight(tmp_p
     assert not any(s.kind == "vline" for s in unknown.figure.series)
     alone = curve_view(RunDir(run), state, cfg, ["metadata"])
     assert alone.figure is None and "needs metadata and an image branch" in alone.problem
+
+
+async def test_the_palette_offers_the_actions_of_the_open_run(runs_dir: Path) -> None:
+    """ctrl+p over a run's monitor lists Open, Stop, Export and Report for that run (while the
+    palette is open it is the app's screen; the commands must come from the one under it)."""
+    from textual.command import CommandPalette
+    from textual.widgets import OptionList
+
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_run(COMPLETED)
+        await pilot.pause()
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"run")
+        results = app.screen.query_one(OptionList)
+
+        def offered() -> str:
+            return " ".join(
+                str(results.get_option_at_index(i).prompt) for i in range(results.option_count)
+            )
+
+        await until(pilot, lambda: "Stop run" in offered() and "Export run" in offered())
+        assert "Open run" in offered()
