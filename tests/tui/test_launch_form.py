@@ -199,3 +199,24 @@ async def test_the_preview_counts_with_the_engines_plan(runs_dir: Path, tmp_path
         preview = str(form.query_one("#preview", Static).render())
         assert f"x {folds} folds, with the temporal hold-out and its 2 case-mix folds" in preview
         assert f"= {tasks} tasks" in preview
+
+
+async def test_ticked_and_unticked_boxes_differ_without_colour(runs_dir: Path) -> None:
+    """With every colour stripped, a ticked box still reads apart from an unticked one (a
+    low-colour SSH terminal, a colour-blind reader)."""
+    from dfu_tui.tui.widgets import Tick
+
+    app = make_app(runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = await open_form(pilot)
+        boxes = list(form.query(Tick))
+        assert len(boxes) >= len(MODALITIES)
+        on = [b for b in boxes if b.value]
+        off = [b for b in boxes if not b.value]
+        assert on and off  # the default config uses some modalities, not all
+        for box in boxes:
+            plain = box.render().plain
+            assert ("✔" in plain) == box.value, plain
+        off[0].value = True
+        await pilot.pause()
+        assert "✔" in off[0].render().plain

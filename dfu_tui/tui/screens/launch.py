@@ -29,6 +29,7 @@ from dfu_tui.errors import InputError
 from dfu_tui.runs.resources import default_jobs
 from dfu_tui.tui.messages import Context, LaunchEnded, LaunchRun, RunsUpdated
 from dfu_tui.tui.screens.base import DfuScreen
+from dfu_tui.tui.widgets import Tick
 
 # Feature groups offered as "leave out" switches, and as the paired comparison.
 FORM_GROUPS = ("treatment", "timing", "identity")
@@ -156,7 +157,7 @@ class LaunchScreen(DfuScreen):
             yield Label("Modalities and fusion weights")
             for m in MODALITIES:
                 with Horizontal(classes="modality"):
-                    yield Checkbox(m, id=f"use-{m}", compact=True)
+                    yield Tick(m, id=f"use-{m}", compact=True)
                     yield Input(
                         id=f"weight-{m}", classes="weight", placeholder="weight", compact=True
                     )
@@ -192,8 +193,8 @@ class LaunchScreen(DfuScreen):
             yield Label("Metadata features: leave out")
             with Horizontal(classes="row features"):
                 for g in FORM_GROUPS:
-                    yield Checkbox(g, id=f"exclude-{g}", tooltip=GROUP_HELP[g])
-                yield Checkbox("add visit history", id="history", tooltip=GROUP_HELP["history"])
+                    yield Tick(g, id=f"exclude-{g}", tooltip=GROUP_HELP[g])
+                yield Tick("add visit history", id="history", tooltip=GROUP_HELP["history"])
             with Horizontal(classes="row"), Vertical():
                 yield Label("Compare with and without (paired, same folds)")
                 yield Select(
