@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=290)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    from dfu_tui.engine.experiment import fold_radar
+    from dfu_tui.engine.training import fold_radar
 
     root = scratch("dfu-radar-") / "demo"
     generate_demo(root, patients=args.patients, seed=0)

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from dfu_tui.config import Config
 from dfu_tui.data.schema import CLASSES
 from dfu_tui.engine.records import CASEMIX, CASEMIX_FOLDS, CV, HOLDOUT, fold_label
 from dfu_tui.errors import InputError
@@ -178,3 +180,27 @@ def casemix_splits(
         except ValueError:
             splits = list(GroupKFold(n_splits=n).split(np.zeros(len(y)), y, g))
     return [np.sort(held[val]) for _, val in splits]
+
+
+def run_folds(cfg: Config, table: Any) -> list[Fold]:
+    """The run's outer folds: repeated grouped K-fold, then the temporal hold-out if asked."""
+    holdout = None
+    if cfg.cv.strategy == "temporal":
+        column = cfg.cv.order_column
+        if not column or column == cfg.data.patient_column:
+            order = table.patients.astype(float)
+        elif column in table.frame.columns:
+            order = np.asarray(pd_numeric(table.frame[column]), dtype=float)
+            if np.isnan(order).all():
+                raise InputError(f"cv.order_column: column '{column}' has no numeric values")
+        else:
+            raise InputError(f"cv.order_column: no column '{column}' in the metadata file")
+        holdout = temporal_holdout(order, table.patients, cfg.cv.holdout_fraction)
+    return make_cv(table.labels, table.patients, cfg.cv.folds, cfg.cv.seed, cfg.cv.repeats, holdout)
+
+
+def pd_numeric(values: Any) -> Any:
+    """A column as numbers (text that is not a number becomes NaN)."""
+    import pandas as pd
+
+    return pd.to_numeric(values, errors="coerce")

@@ -1,13 +1,13 @@
 """A run's plan: its branches, outer folds and (fold, branch) tasks, from the config alone.
 
 No NumPy, no scikit-learn: the launch form's preview counts with the same functions the
-supervisor schedules with (the folds themselves are made by `experiment.run_folds`)."""
+supervisor schedules with (the folds themselves are made by `folds.run_folds`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dfu_tui.config import Config
+from dfu_tui.config import FUSIONS, Config
 from dfu_tui.data.schema import METADATA, MODALITIES, without_branch
 from dfu_tui.engine.records import CASEMIX_FOLDS
 
@@ -43,3 +43,9 @@ def total_folds(cfg: Config) -> int:
 def plan_tasks(cfg: Config) -> list[Task]:
     """All (fold, branch) tasks of a run, fold by fold (repeat by repeat)."""
     return [Task(k, b) for k in range(1, total_folds(cfg) + 1) for b in branches_of(cfg)]
+
+
+def needs_oof(cfg: Config) -> bool:
+    """Whether a fusion the run scores is fitted on inner out-of-fold probabilities (then
+    every branch task computes them)."""
+    return any(FUSIONS[v.strategy].needs_oof for v in cfg.fusion_variants())

@@ -83,7 +83,7 @@ def check_data(cfg: Config, load: Loader, say: Callable[[str], None]) -> Dataset
     """Check the data before anything is started: loads it, builds the crop cache, splits
     the folds and fetches pretrained weights a run would need (`say`: what it is doing)."""
     from dfu_tui.data.schema import is_metadata_branch
-    from dfu_tui.engine.experiment import run_folds
+    from dfu_tui.engine.folds import run_folds
     from dfu_tui.engine.plan import branches_of
 
     images = [b for b in branches_of(cfg) if not is_metadata_branch(b)]

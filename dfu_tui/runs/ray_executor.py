@@ -48,8 +48,8 @@ def train_remote(
 
     from dfu_tui.config import load_config
     from dfu_tui.data.dataset import Dataset
-    from dfu_tui.engine.experiment import train_task
     from dfu_tui.engine.folds import Fold
+    from dfu_tui.engine.training import train_task
 
     node = node_name(ray.get_runtime_context().get_node_id())
     queue.put(("started", task, node, os.getpid()))
@@ -206,7 +206,7 @@ class RayExecutor:
         from dfu_tui.data.dataset import load_dataset
 
         if "table" not in self._payload:
-            from dfu_tui.engine.experiment import run_folds
+            from dfu_tui.engine.folds import run_folds
 
             table = load_dataset(self.cfg.dataset, modalities=[]).table
             self.folds = run_folds(self.cfg, table)

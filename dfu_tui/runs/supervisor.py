@@ -161,7 +161,7 @@ class Supervisor:
     def execute(self, resume: bool) -> int:
         """Run to completion, failure or cancellation; return the exit code."""
         from dfu_tui.data.dataset import load_dataset
-        from dfu_tui.engine.experiment import run_folds
+        from dfu_tui.engine.folds import run_folds
         from dfu_tui.engine.plan import total_folds
 
         lock = RunLock(self.run)
@@ -307,7 +307,7 @@ class Supervisor:
             lock.release()
 
     def _finish(self, cfg: Config, results: dict[int, FoldResult]) -> None:
-        from dfu_tui.engine.experiment import finite, summarize
+        from dfu_tui.engine.summary import finite, summarize
         from dfu_tui.runs.rundir import write_summary
 
         ordered = [results[k] for k in sorted(results)]

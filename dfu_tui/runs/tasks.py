@@ -113,7 +113,7 @@ def run_task(
 ) -> None:
     """Train one task with the engine, streaming its epochs as events; write its
     predictions file, then its `branch_finished` event."""
-    from dfu_tui.engine.experiment import train_task
+    from dfu_tui.engine.training import train_task
 
     tid = task_id(fold.number, branch)
     placed = os.environ.get("CUDA_VISIBLE_DEVICES")  # set by the executor on a GPU machine
@@ -177,8 +177,8 @@ def score_fold(
 ) -> FoldResult:
     """Score one fold from its predictions files (`groups`: the patients, for the hold-out's
     patient bootstrap); log its flags and its `fold_finished`."""
-    from dfu_tui.engine.experiment import evaluate_fold, fold_flags
     from dfu_tui.engine.plan import branches_of
+    from dfu_tui.engine.scoring import evaluate_fold, fold_flags
 
     preds = {b: load_predictions(run.prediction_file(fold.number, b)) for b in branches_of(cfg)}
     result = evaluate_fold(cfg, labels, fold, preds, groups)

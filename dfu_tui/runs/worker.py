@@ -25,7 +25,7 @@ def run_task(run_dir: Path, task: str, threads: int) -> None:
     from dfu_tui.config import load_config
     from dfu_tui.data.dataset import load_dataset
     from dfu_tui.data.schema import is_metadata_branch
-    from dfu_tui.engine.experiment import run_folds
+    from dfu_tui.engine.folds import run_folds
     from dfu_tui.runs import tasks
     from dfu_tui.runs.events import EventWriter
     from dfu_tui.runs.rundir import RunDir

@@ -152,7 +152,8 @@ def test_stale_then_resume_runs_only_missing_tasks(
     # exactly `train_task`): the same probabilities, fold by fold.
     from dfu_tui.config import load_config
     from dfu_tui.data.dataset import load_dataset
-    from dfu_tui.engine.experiment import run_folds, train_task
+    from dfu_tui.engine.folds import run_folds
+    from dfu_tui.engine.training import train_task
     from dfu_tui.runs.rundir import RunDir, load_predictions
 
     monkeypatch.setenv("DFU_TUI_CACHE_DIR", env["DFU_TUI_CACHE_DIR"])

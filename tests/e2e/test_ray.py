@@ -66,7 +66,8 @@ def test_ray_gives_the_local_results_and_streams_epochs(tmp_path: Path, env, mon
 
     from dfu_tui.config import load_config
     from dfu_tui.data.dataset import load_dataset
-    from dfu_tui.engine.experiment import run_folds, train_task
+    from dfu_tui.engine.folds import run_folds
+    from dfu_tui.engine.training import train_task
     from dfu_tui.runs.rundir import RunDir, load_predictions
 
     on_ray = started(env, tmp_path / "ray", "--jobs", "2", "--executor", "ray", *sets(TINY))
@@ -87,7 +88,8 @@ def test_ray_gives_the_local_results_and_streams_epochs(tmp_path: Path, env, mon
         "import sys, numpy as np\n"
         "from dfu_tui.config import load_config\n"
         "from dfu_tui.data.dataset import load_dataset\n"
-        "from dfu_tui.engine.experiment import run_folds, train_task\n"
+        "from dfu_tui.engine.folds import run_folds\n"
+        "from dfu_tui.engine.training import train_task\n"
         "cfg = load_config(sys.argv[1])\n"
         "data = load_dataset(cfg.dataset, modalities=['thermal_map'])\n"
         "fold = run_folds(cfg, data.table)[0]\n"

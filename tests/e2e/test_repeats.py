@@ -112,7 +112,7 @@ def test_summary_names_its_scale_repeats_and_holdout(repeated: Path) -> None:
 def test_holdout_patients_are_the_latest_and_never_in_cv(repeated: Path) -> None:
     from dfu_tui.config import load_config
     from dfu_tui.data.dataset import load_dataset
-    from dfu_tui.engine.experiment import run_folds
+    from dfu_tui.engine.folds import run_folds
 
     cfg = load_config(repeated / "config.toml")
     table = load_dataset(cfg.dataset, modalities=[]).table
@@ -132,8 +132,7 @@ def test_holdout_patients_are_the_latest_and_never_in_cv(repeated: Path) -> None
 def test_same_seed_and_repeat_give_the_same_folds(repeated: Path) -> None:
     from dfu_tui.config import load_config
     from dfu_tui.data.dataset import load_dataset
-    from dfu_tui.engine.experiment import run_folds
-    from dfu_tui.engine.folds import make_folds
+    from dfu_tui.engine.folds import make_folds, run_folds
 
     cfg = load_config(repeated / "config.toml")
     table = load_dataset(cfg.dataset, modalities=[]).table

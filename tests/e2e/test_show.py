@@ -119,13 +119,13 @@ def test_status_at_80_columns_shows_every_figure_and_a_whole_short_id(
 
     from rich.console import Console
 
-    from dfu_tui import cli
+    from dfu_tui.cli import term
 
     runs = tmp_path / "runs"
     shutil.copytree(FIXTURES, runs)
     shutil.copytree(FIXTURES.parent / "strategy_runs", runs, dirs_exist_ok=True)
     screen = io.StringIO()
-    monkeypatch.setattr(cli, "out", Console(file=screen, width=80, highlight=False))
+    monkeypatch.setattr(term, "out", Console(file=screen, width=80, highlight=False))
     assert main(["status", "--runs-dir", str(runs)]) == 0
     lines = screen.getvalue().splitlines()
     assert max(len(line) for line in lines) <= 80

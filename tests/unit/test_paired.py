@@ -89,8 +89,8 @@ def test_judgement_uses_paired_rows_and_its_intervals() -> None:
 
 
 def test_paired_scores_use_only_rows_with_every_modality() -> None:
-    from dfu_tui.engine.experiment import _paired_scores
     from dfu_tui.engine.folds import Fold
+    from dfu_tui.engine.scoring import _paired_scores
 
     labels = np.array([0, 1, 2, 1, 0, 2, 1, 1])
     fold = Fold(1, np.array([], dtype=int), np.arange(8))
@@ -173,7 +173,7 @@ def test_bad_cv_and_criteria_keys(override: str, message: str) -> None:
 
 def test_unknown_order_column_is_one_line(tiny_demo_master) -> None:
     from dfu_tui.data.dataset import load_dataset
-    from dfu_tui.engine.experiment import run_folds
+    from dfu_tui.engine.folds import run_folds
 
     cfg = load_config(
         "configs/default.toml",
@@ -218,8 +218,8 @@ def test_selection_ranks_on_common_rows_against_one_reference() -> None:
     """The issue's case: fused at 0.554 on 425 rows beat metadata at 0.526 on 488 rows, but
     metadata scores 0.544 on those 425: ranked by the paired difference, the margin is what
     the rows do not explain."""
-    from dfu_tui.engine.experiment import selection
     from dfu_tui.engine.paired import reference_summary
+    from dfu_tui.engine.summary import selection
 
     def combo(name: list[str], own: float, mine: list[float], ref: list[float], n: int) -> dict:
         per = [
@@ -256,7 +256,7 @@ def test_selection_ranks_on_common_rows_against_one_reference() -> None:
 
 
 def test_holdout_gap_splits_into_case_mix_and_era() -> None:
-    from dfu_tui.engine.experiment import holdout_summary
+    from dfu_tui.engine.summary import holdout_summary
 
     cfg = load_config(None, ["cv.strategy='temporal'", "criteria.metric='kappa'"])
 
@@ -292,7 +292,7 @@ def test_holdout_gap_splits_into_case_mix_and_era() -> None:
 
 
 def test_patient_bootstrap_keeps_visits_together() -> None:
-    from dfu_tui.engine.experiment import patient_bootstrap
+    from dfu_tui.engine.scoring import patient_bootstrap
 
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(30), 3)

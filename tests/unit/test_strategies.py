@@ -13,8 +13,10 @@ import pytest
 from scipy.stats import t
 
 from dfu_tui.config import FUSION_STRATEGIES, load_config
-from dfu_tui.engine.experiment import evaluate_fold, fold_flags, needs_oof, summarize
 from dfu_tui.engine.folds import Fold
+from dfu_tui.engine.plan import needs_oof
+from dfu_tui.engine.scoring import evaluate_fold, fold_flags
+from dfu_tui.engine.summary import summarize
 
 # every registered strategy (a new one is covered by each test below) and a weight table
 ALL = f"fusion.compare={list(FUSION_STRATEGIES)!r}"[:-1] + ",{metadata=0.5,image=0.5}]"
@@ -184,8 +186,9 @@ def test_the_research_notes_failure_on_the_demo(small_demo_master) -> None:
     The forest's training kappa is the patient-grouped inner out-of-fold one, not
     out-of-bag."""
     from dfu_tui.data.dataset import load_dataset
-    from dfu_tui.engine.experiment import run_folds, train_task
+    from dfu_tui.engine.folds import run_folds
     from dfu_tui.engine.metrics import kappa
+    from dfu_tui.engine.training import train_task
 
     cfg = load_config(
         None,
