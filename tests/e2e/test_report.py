@@ -285,7 +285,7 @@ def test_the_clinical_table_averages_each_class_over_the_folds() -> None:
     import numpy as np
 
     from dfu_tui.engine.metrics import clinical_scores
-    from dfu_tui.report import _clinical_table
+    from dfu_tui.report import clinical_table
     from dfu_tui.runs.state import load_state
 
     state = load_state(FIXTURES / COMPLETED)
@@ -298,7 +298,7 @@ def test_the_clinical_table_averages_each_class_over_the_folds() -> None:
             m.update(clinical)
             if m is fold["combinations"][-1] and clinical["brier"] is not None:
                 briers.append(clinical["brier"])
-    html = _clinical_table(state, len(state.combinations) - 1)
+    html = clinical_table(state, len(state.combinations) - 1)
     assert "<h2>Sensitivity, specificity, discrimination and calibration</h2>" in html
     assert f"{sum(briers) / len(briers):.3f}" in html
     assert html.count("<tr>") >= 3 * (1 + len(state.fold_results[0]["branches"]))

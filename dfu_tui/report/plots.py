@@ -1,0 +1,304 @@
+"""The report's figures: the series of `runs.figures` drawn by matplotlib as inline SVG (the
+same series the dashboard draws), small multiples per fold, the fusion-weight curve."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from dfu_tui.data.schema import CLASSES
+from dfu_tui.runs.figures import (
+    Figure,
+    Heatmap,
+    confusion_heatmap,
+    cv_folds,
+    epoch_figure,
+    share_figure,
+)
+from dfu_tui.runs.rundir import RunDir
+from dfu_tui.runs.state import RunState
+from dfu_tui.runs.tasks import parse_task_id
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+from dfu_tui.report.html import esc
+
+# Colours of the series, in order of first appearance (colour-blind safe, Okabe-Ito).
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
+LEVEL_COLOURS = {"collapse": "#D55E00", "warning": "#E69F00"}
+
+
+def svg(fig: Any) -> str:
+    """The figure as SVG. Text stays text in a generic sans-serif family (the viewer's own
+    font: nothing is fetched), which is several times faster to write than glyph paths."""
+    from matplotlib import rc_context
+
+    buf = io.StringIO()
+    with rc_context({"svg.fonttype": "none", "font.family": "sans-serif"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    return buf.getvalue()
+
+
+def embed(fig: Any, caption: str, name: str) -> str:
+    data = base64.b64encode(svg(fig).encode("utf-8")).decode("ascii")
+    return (
+        f'<figure data-figure="{esc(name)}"><img alt="{esc(caption)}" '
+        f'src="data:image/svg+xml;base64,{data}"><figcaption>{esc(caption)}</figcaption></figure>'
+    )
+
+
+def new_figure(width: float, height: float, rows: int = 1, cols: int = 1) -> tuple[Any, Any]:
+    """A figure of rows x cols axes. Small multiples get fixed spacing: the constrained
+    layout measures every label of every panel and was most of a 10-fold report's time."""
+    from matplotlib.figure import Figure as MplFigure
+
+    many = rows * cols > 2
+    fig = MplFigure(figsize=(width, height), layout=None if many else "constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    if many:
+        fig.subplots_adjust(
+            left=0.07, right=0.93, bottom=0.12 / rows, top=1 - 0.1 / rows, wspace=0.8, hspace=0.6
+        )
+    return fig, axes
+
+
+class Colours:
+    """A colour per series group, in order of first appearance."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+
+    def __call__(self, key: str) -> str:
+        if key not in self.seen:
+            self.seen[key] = LEVEL_COLOURS.get(key) or PALETTE[len(self.seen) % len(PALETTE)]
+        return self.seen[key]
+
+
+def draw(
+    ax: Axes,
+    f: Figure,
+    colours: Colours | None = None,
+    legend: bool = True,
+    title: str | None = None,
+) -> None:
+    """A `Figure` on matplotlib axes: the same series the dashboard draws."""
+    colours = colours or Colours()
+    title = f.title if title is None else title
+    ax.set_title(title if not f.empty else f"{title}: {f.empty}", fontsize=9)
+    if f.empty:
+        ax.set_axis_off()
+        return
+    ax.set_xlabel(f.xlabel, fontsize=8)
+    ax.set_ylabel(f.ylabel, fontsize=8)
+    right = ax.twinx() if any(s.side == "right" for s in f.series) else None
+    if right is not None:
+        right.set_ylabel(f.ylabel_right, fontsize=8)
+    bars = [s for s in f.series if s.kind == "bar"]
+    width = 0.8 / max(1, len(bars))
+    handles: list[Any] = []
+    for s in f.series:
+        h: Any
+        target = right if s.side == "right" and right is not None else ax
+        c = colours(s.group or s.label)
+        if s.kind == "line":
+            (h,) = target.plot(
+                s.x, s.y, color=c, label=s.label, marker="." if len(s.x) < 30 else ""
+            )
+        elif s.kind == "band":
+            h = target.fill_between(s.x, s.y, s.upper, color=c, alpha=0.2, label=s.label, lw=0)
+        elif s.kind == "scatter":
+            h = target.scatter(s.x, s.y, color=c, label=s.label, zorder=3, s=22)
+        elif s.kind == "hline":
+            h = target.axhline(s.y[0], color=c, ls="--", lw=1, label=s.label)
+        elif s.kind == "vline":
+            h = target.axvline(s.x[0], color=c, ls=":", lw=1.2, label=s.label)
+        else:  # bar
+            j = bars.index(s)
+            shift = (j - (len(bars) - 1) / 2) * width
+            h = target.bar([x + shift for x in s.x], s.y, width=width * 0.9, color=c, label=s.label)
+        handles.append(h)
+    if f.xticks:
+        ax.set_xticks([t for t, _ in f.xticks], [label for _, label in f.xticks])
+    if f.yticks:
+        ax.set_yticks([t for t, _ in f.yticks], [label for _, label in f.yticks])
+    if f.ylim:
+        ax.set_ylim(*f.ylim)
+    if f.xlim:
+        ax.set_xlim(*f.xlim)
+    ax.tick_params(labelsize=7)
+    if right is not None:
+        right.tick_params(labelsize=7)
+    ax.grid(alpha=0.25)
+    if legend and handles:
+        if bars:  # beside the bars, never over them
+            ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        else:
+            ax.legend(handles=handles, fontsize=7, loc="best", framealpha=0.8)
+
+
+def draw_heatmap(ax: Axes, h: Heatmap) -> None:
+    """A row-normalised matrix with each cell's count and share."""
+    ax.imshow(h.shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i, row in enumerate(h.counts):
+        for j, count in enumerate(row):
+            share = h.shares[i][j]
+            ax.text(
+                j,
+                i,
+                f"{count}\n{share:.0%}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if share > 0.55 else "black",
+            )
+    ax.set_xticks(range(len(h.columns)), h.columns)
+    ax.set_yticks(range(len(h.rows)), h.rows)
+    ax.set_xlabel(h.column_label, fontsize=8)
+    ax.set_ylabel(h.row_label, fontsize=8)
+    ax.set_title(h.title, fontsize=9)
+
+
+def grid(n: int, cols: int = 4) -> tuple[int, int]:
+    cols = max(1, min(cols, n))
+    return -(-n // cols), cols
+
+
+def image_task_figures(state: RunState) -> list[str]:
+    """Per image branch: each fold's training curve, and each fold's predicted shares over
+    epochs against the true shares (small multiples, one panel per fold)."""
+    by_branch: dict[str, list[tuple[int, str]]] = {}
+    for task in dict.fromkeys(str(e["task"]) for e in state.epochs):
+        try:
+            fold, branch = parse_task_id(task)
+        except ValueError:
+            continue  # a damaged line's task id: nothing to draw
+        by_branch.setdefault(branch, []).append((fold, task))
+    out = []
+    for branch in sorted(by_branch):
+        mine = [t for _, t in sorted(by_branch[branch])]
+        rows, cols = grid(len(mine))
+        for maker, what in (
+            (
+                epoch_figure,
+                "training curve: train and inner-validation kappa (unweighted), "
+                "loss on the right axis, early stopping's best epoch dotted",
+            ),
+            (
+                share_figure,
+                "predicted share of each class on the inner-validation split by "
+                "epoch; dashed: the true share (a collapse shows as one class taking over)",
+            ),
+        ):
+            fig, axes = new_figure(3.2 * cols, 2.4 * rows + 0.3, rows, cols)
+            colours = Colours()
+            for k, ax in enumerate(axes.flat):
+                if k < len(mine):
+                    panel = state.fold_name(parse_task_id(mine[k])[0])
+                    draw(ax, maker(state, mine[k]), colours, legend=k == 0, title=panel)
+                else:
+                    ax.set_axis_off()
+            out.append(embed(fig, f"{branch}, every fold: {what}", f"{maker.__name__}-{branch}"))
+    return out
+
+
+def pooled_confusion(state: RunState, index: int) -> Heatmap | None:
+    folds = cv_folds(state)
+    if not folds:
+        return None
+    total = [[0] * len(CLASSES) for _ in CLASSES]
+    for f in folds:
+        for i, row in enumerate(f["combinations"][index]["confusion"]):
+            for j, v in enumerate(row):
+                total[i][j] += int(v)
+    return Heatmap(
+        f"Confusion over {len(folds)} validation folds\n(rows: true class, normalised)",
+        CLASSES,
+        CLASSES,
+        tuple(tuple(r) for r in total),
+    )
+
+
+# Beyond this many validation folds (folds x repeats) the report keeps the pooled matrix
+# only: more panels than that are not read, and each costs the report time.
+MOST_FOLD_PANELS = 30
+
+
+def fold_confusion_figure(state: RunState, index: int) -> str:
+    """The fused combination's confusion on each validation fold, as the fold detail shows
+    it (small multiples): where one fold's errors lie, which the pooled matrix averages out."""
+    folds = cv_folds(state)
+    if len(folds) < 2:
+        return ""  # the pooled matrix is that fold's
+    if len(folds) > MOST_FOLD_PANELS:
+        return (
+            f"<p>{len(folds)} validation folds: the confusion of each is in the fold detail of "
+            f"the dashboard (the report draws one per fold up to {MOST_FOLD_PANELS}).</p>"
+        )
+    rows, cols = grid(len(folds), cols=5)
+    fig, axes = new_figure(2.6 * cols, 2.5 * rows + 0.3, rows, cols)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(folds):
+            ax.set_axis_off()
+            continue
+        h = confusion_heatmap(folds[k], index)
+        draw_heatmap(ax, replace(h, title=state.fold_name(int(folds[k]["fold"]))))
+    fused = "+".join(state.combinations[index])
+    return embed(
+        fig,
+        f"{fused}: confusion on each validation fold (rows: true class; shaded by the share "
+        "of the row, count and share in each cell).",
+        "fold-confusion",
+    )
+
+
+def mean_f1_figure(state: RunState, index: int) -> Figure:
+    """Per-class F1 averaged over the cross-validation folds: fused, then each branch."""
+    from dfu_tui.runs.figures import Series
+
+    folds = cv_folds(state)
+    fused = folds[0]["combinations"][index]
+    rows: list[tuple[str, list[Mapping[str, Any]]]] = [
+        ("+".join(fused["modalities"]), [f["combinations"][index] for f in folds])
+    ]
+    if len(fused["modalities"]) > 1:
+        rows += [(f"{b} alone", [f["branches"][b] for f in folds]) for b in folds[0]["branches"]]
+    xs = tuple(float(k) for k in range(len(CLASSES)))
+    series = []
+    for label, ms in rows:
+        ys = []
+        for c in CLASSES:
+            vals = [float(m["f1"][c]) for m in ms if m["f1"].get(c) is not None]
+            ys.append(sum(vals) / len(vals) if vals else math.nan)
+        series.append(Series(label, xs, tuple(ys), kind="bar", group=label))
+    return Figure(
+        f"Per-class F1\nmean over {len(folds)} validation folds",
+        xlabel="class",
+        ylabel="F1",
+        series=tuple(series),
+        xticks=tuple((float(k), c) for k, c in enumerate(CLASSES)),
+        ylim=(0.0, 1.0),
+    )
+
+
+def curve_section(run: RunDir, state: RunState, cfg: Any, index: int) -> str:
+    """The fusion-weight curve of the fused combination, from the stored predictions."""
+    from dfu_tui.runs.analysis import curve_view
+
+    view = curve_view(run, state, cfg, state.combinations[index])
+    if view.figure is None:
+        return f"<p>{esc(view.problem[:1].upper() + view.problem[1:])}.</p>"
+    mfig, axes = new_figure(7.5, 3.6)
+    draw(axes[0][0], view.figure)
+    return embed(
+        mfig,
+        f"Mean validation kappa (unweighted) over {view.folds} folds as the metadata weight "
+        "goes 0 to 1 (images keep their ratio); band: ±1 sample sd over folds; dashed: each "
+        "branch alone, mean kappa over the folds on its own samples. Measured on the "
+        "validation folds: it describes the run and must not be used to choose weights.",
+        "fusion-curve",
+    )
