@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from dfu_tui.data import demo_images
 from dfu_tui.data.filenames import ImageName
 from dfu_tui.data.schema import (
     BOX_COLUMNS,
@@ -39,12 +40,6 @@ from dfu_tui.paths import make_private_tree, private_dir, user_cache_dir
 DEMO_VERSION = 3
 DEFAULT_PATIENTS = 160
 
-# Full frames are smaller than the real cameras' (1280x720 depth, 1080x1440 thermal) to keep
-# the dataset light; wound boxes keep the real sizes, so crops are small as in the real data.
-FRAME = {"depth": (144, 256), "thermal": (240, 180)}  # (height, width)
-BOX_MEDIAN = {"depth": (55, 56), "thermal": (63, 82)}  # (width, height)
-# Noise on the phase seen by each image modality: larger is a weaker signal.
-IMAGE_NOISE = {"depth_rgb": 1.2, "depth_map": 2.5, "thermal_rgb": 1.1, "thermal_map": 1.0}
 
 DRESSING_GROUP = {
     "Betadine": "Antiseptic",
@@ -95,6 +90,121 @@ def _visits(rng: np.random.Generator, patients: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Patient#", "Appt#", "DFU#", "phase", "nw", "days"])
 
 
+#: Ulcer locations as the clinic writes them, with their relative frequencies.
+LOCATIONS: dict[Any, Any] = {
+    "sub 1st": 11,
+    "heel": 5,
+    "2nd metatarsal": 4,
+    "Big Toe": 3,
+    "hallux": 3,
+    "lateral mid foot": 2,
+    "3rd toe": 2,
+    "5th met head": 2,
+    "dorsal 2nd toe": 1,
+}
+
+#: The clinic's grouping of each location.
+LOCATION_GROUP: dict[Any, Any] = {
+    "sub 1st": "Hallux",
+    "heel": "Heel",
+    "2nd metatarsal": "toes",
+    "Big Toe": "Hallux",
+    "hallux": "Hallux",
+    "lateral mid foot": "middle",
+    "3rd toe": "toes",
+    "5th met head": "toes",
+    "dorsal 2nd toe": "toes",
+}
+
+#: Type of Pain, with relative frequencies ("0": none).
+PAIN_TYPES: dict[Any, Any] = {
+    "0": 81,
+    "Frequent": 4,
+    "pressure pain": 3,
+    "pinching/throbbing": 2,
+    "shooting pain": 1,
+    "Calf": 1,
+    "burning": 1,
+}
+
+#: The clinic's grouping of each type of pain.
+PAIN_GROUP: dict[Any, Any] = {
+    "0": "NoPain",
+    "Frequent": "ChronicPain",
+    "pressure pain": "PressureAndMovement",
+    "pinching/throbbing": "ThrobbingPain",
+    "shooting pain": "ShootingPain",
+    "Calf": "GeneralAches",
+    "burning": "LocalizedPain",
+}
+
+#: A second type of pain, where one is recorded (80 % blank).
+PAIN2_TYPES: dict[Any, Any] = {
+    "Frequent": 21,
+    "pressure pain": 17,
+    "pinching/throbbing": 9,
+    "Calf": 3,
+    "burn": 3,
+}
+
+#: Its grouping, spelled as the clinic's file spells it.
+PAIN2_GROUP: dict[Any, Any] = {
+    "Frequent": "ChronicPain",
+    "pressure pain": "PressureandMovement",
+    "pinching/throbbing": "ThrobbingPain",
+    "Calf": "GeneralAches",
+    "burn": "LocalizedPain",
+}
+
+#: Dressings, with relative frequencies.
+DRESSINGS: dict[Any, Any] = {
+    "Betadine": 80,
+    "Idosorb": 8,
+    "0": 4,
+    "polysporin": 2,
+    "vac": 2,
+    "Primapore": 1,
+}
+
+#: Per-column missing rates like the real data's.
+MISSING_RATES: dict[Any, Any] = {  # per-column missing rates like the real data's
+    "Age": 0.002,
+    "Weight (Kg)": 0.029,
+    "Height (cm)": 0.027,
+    "Type of Diabetes": 0.035,
+    "Sensory Peripheral": 0.019,
+    "Clinical Score": 0.055,
+    "Onset (Days)": 0.044,
+    "Wound Centre Temperature (°C)": 0.046,
+    "Peri-Ulcer Temperature (°C)": 0.047,
+    "Intact Skin Temperature (°C)": 0.051,
+    "Wound Centre Temperature Normalized (°C)": 0.051,
+    "Peri-Ulcer Temperature Normalized (°C)": 0.051,
+    "Pain Level": 0.008,
+    "Type of Pain": 0.008,
+    "Type of Pain Grouped": 0.008,
+    "Type of Pain2": 0.804,
+    "Type of Pain_Grouped2": 0.804,
+    "Wound Tunneling": 0.022,
+    "Exudate Amount (None:0,Minor,Medium,Severe:3)": 0.028,
+    "Exudate Appearance (Serous:1,Haemoserous,Bloody,Thick:4)": 0.217,
+    "Odor": 0.019,
+    "Wound Score": 0.024,
+    "Dressing": 0.02,
+    "Dressing Grouped": 0.02,
+    "Charcot Arthropathy": 0.052,
+    "Foot Score": 0.063,
+    "Phase Confidence (%)": 0.034,
+    "Erythema at Peri-ulcer": 0.024,
+    "Edema at Peri-ulcer": 0.024,
+    "Leg Score": 0.024,
+    "No Offloading": 0.011,
+    "Offloading Score": 0.011,
+    "Bunion": 0.038,
+    "Claw": 0.038,
+}
+
+
 def _metadata(rng: np.random.Generator, v: pd.DataFrame) -> pd.DataFrame:
     """All 72 columns with realistic marginals and a few weakly informative ones."""
     n = len(v)
@@ -131,66 +241,16 @@ def _metadata(rng: np.random.Generator, v: pd.DataFrame) -> pd.DataFrame:
     peri_norm = 0.03 - 0.02 * seen + rng.normal(0, 0.05, n)
     location = _choice(
         rng,
-        {
-            "sub 1st": 11,
-            "heel": 5,
-            "2nd metatarsal": 4,
-            "Big Toe": 3,
-            "hallux": 3,
-            "lateral mid foot": 2,
-            "3rd toe": 2,
-            "5th met head": 2,
-            "dorsal 2nd toe": 1,
-        },
+        LOCATIONS,
         n,
     )
-    grouped_of = {
-        "sub 1st": "Hallux",
-        "heel": "Heel",
-        "2nd metatarsal": "toes",
-        "Big Toe": "Hallux",
-        "hallux": "Hallux",
-        "lateral mid foot": "middle",
-        "3rd toe": "toes",
-        "5th met head": "toes",
-        "dorsal 2nd toe": "toes",
-    }
     pain_type = _choice(
         rng,
-        {
-            "0": 81,
-            "Frequent": 4,
-            "pressure pain": 3,
-            "pinching/throbbing": 2,
-            "shooting pain": 1,
-            "Calf": 1,
-            "burning": 1,
-        },
+        PAIN_TYPES,
         n,
     )
-    pain_group = {
-        "0": "NoPain",
-        "Frequent": "ChronicPain",
-        "pressure pain": "PressureAndMovement",
-        "pinching/throbbing": "ThrobbingPain",
-        "shooting pain": "ShootingPain",
-        "Calf": "GeneralAches",
-        "burning": "LocalizedPain",
-    }
-    pain2 = _choice(
-        rng, {"Frequent": 21, "pressure pain": 17, "pinching/throbbing": 9, "Calf": 3, "burn": 3}, n
-    )
-    pain2_group = {
-        "Frequent": "ChronicPain",
-        "pressure pain": "PressureandMovement",
-        "pinching/throbbing": "ThrobbingPain",
-        "Calf": "GeneralAches",
-        "burn": "LocalizedPain",
-    }
-    dressing = _choice(
-        rng, {"Betadine": 80, "Idosorb": 8, "0": 4, "polysporin": 2, "vac": 2, "Primapore": 1}, n
-    )
-    dressing_group = DRESSING_GROUP
+    pain2 = _choice(rng, PAIN2_TYPES, n)
+    dressing = _choice(rng, DRESSINGS, n)
     fine = {0: ["I+", "I", "I-"], 1: ["P+", "P", "P-"], 2: ["R+", "R", "R-"]}
     cols: dict[str, object] = {
         "ID": np.array([f"{(7919 * p) % 9000 + 1000}" for p in pid], dtype=object),
@@ -213,7 +273,7 @@ def _metadata(rng: np.random.Generator, v: pd.DataFrame) -> pd.DataFrame:
         "Foot Aspect": _choice(rng, {"Plantar": 87, "Dorsal": 10, "Lateral": 2, "Medial": 1}, n),
         "Location": location,
         "Location Grouped (Hallux:1,Toes,Middle,Heel,Ankle:5)": np.array(
-            [grouped_of[x] for x in location], dtype=object
+            [LOCATION_GROUP[x] for x in location], dtype=object
         ),
         "Onset (Days)": np.clip(rng.lognormal(5.4, 1.0, n) + v["days"].to_numpy(), 0, 7071).round(),
         "No Toes Deformities": patient({0: 43, 1: 57}),
@@ -234,9 +294,9 @@ def _metadata(rng: np.random.Generator, v: pd.DataFrame) -> pd.DataFrame:
         "Peri-Ulcer Temperature Normalized (°C)": peri_norm.round(5),
         "Pain Level": graded([0, 0, 0, 0, 1, 2, 3, 4, 5], -0.3, 1.5),
         "Type of Pain": pain_type,
-        "Type of Pain Grouped": np.array([pain_group[x] for x in pain_type], dtype=object),
+        "Type of Pain Grouped": np.array([PAIN_GROUP[x] for x in pain_type], dtype=object),
         "Type of Pain2": pain2,
-        "Type of Pain_Grouped2": np.array([pain2_group[x] for x in pain2], dtype=object),
+        "Type of Pain_Grouped2": np.array([PAIN2_GROUP[x] for x in pain2], dtype=object),
         "Wound Tunneling": graded([0, 0, 0, 0, 0, 0, 0, 1, 1, 2], -0.5),
         "Exudate Amount (None:0,Minor,Medium,Severe:3)": graded([2, 1, 1, 1, 0, 0], 1.0),
         "Exudate Appearance (Serous:1,Haemoserous,Bloody,Thick:4)": graded(
@@ -250,7 +310,7 @@ def _metadata(rng: np.random.Generator, v: pd.DataFrame) -> pd.DataFrame:
         "Maceration at Peri-ulcer": flag(0.11),
         "Wound Score": graded([2, 1, 1, 0, 0, 0], 1.2),
         "Dressing": dressing,
-        "Dressing Grouped": np.array([dressing_group[x] for x in dressing], dtype=object),
+        "Dressing Grouped": np.array([DRESSING_GROUP[x] for x in dressing], dtype=object),
         "No Foot Abnormalities": patient({0: 84, 1: 16}),
         "Foot Hair Loss": patient({0: 89, 1: 11}),
         "Foot Dry Skin": patient({0: 46, 1: 54}),
@@ -271,42 +331,7 @@ def _metadata(rng: np.random.Generator, v: pd.DataFrame) -> pd.DataFrame:
         "Healing Phase Abs": np.array([CLASSES[int(p)] for p in phase], dtype=object),
     }
     frame = pd.DataFrame({c: pd.Series(cols[c], dtype=object) for c in METADATA_COLUMNS})
-    missing = {  # per-column missing rates like the real data's
-        "Age": 0.002,
-        "Weight (Kg)": 0.029,
-        "Height (cm)": 0.027,
-        "Type of Diabetes": 0.035,
-        "Sensory Peripheral": 0.019,
-        "Clinical Score": 0.055,
-        "Onset (Days)": 0.044,
-        "Wound Centre Temperature (°C)": 0.046,
-        "Peri-Ulcer Temperature (°C)": 0.047,
-        "Intact Skin Temperature (°C)": 0.051,
-        "Wound Centre Temperature Normalized (°C)": 0.051,
-        "Peri-Ulcer Temperature Normalized (°C)": 0.051,
-        "Pain Level": 0.008,
-        "Type of Pain": 0.008,
-        "Type of Pain Grouped": 0.008,
-        "Type of Pain2": 0.804,
-        "Type of Pain_Grouped2": 0.804,
-        "Wound Tunneling": 0.022,
-        "Exudate Amount (None:0,Minor,Medium,Severe:3)": 0.028,
-        "Exudate Appearance (Serous:1,Haemoserous,Bloody,Thick:4)": 0.217,
-        "Odor": 0.019,
-        "Wound Score": 0.024,
-        "Dressing": 0.02,
-        "Dressing Grouped": 0.02,
-        "Charcot Arthropathy": 0.052,
-        "Foot Score": 0.063,
-        "Phase Confidence (%)": 0.034,
-        "Erythema at Peri-ulcer": 0.024,
-        "Edema at Peri-ulcer": 0.024,
-        "Leg Score": 0.024,
-        "No Offloading": 0.011,
-        "Offloading Score": 0.011,
-        "Bunion": 0.038,
-        "Claw": 0.038,
-    }
+    missing = MISSING_RATES
     for column, rate in missing.items():
         frame.loc[rng.random(n) < rate, column] = None
     return frame
@@ -354,77 +379,6 @@ def _repeat_keys(rng: np.random.Generator, meta: pd.DataFrame, pairs: int) -> pd
     return pd.concat([meta, copies]).sort_index(kind="stable").reset_index(drop=True)
 
 
-def _blur_noise(rng: np.random.Generator, shape: tuple[int, int], cell: int) -> np.ndarray:
-    """Smooth noise in [-1, 1]: random values on a coarse grid, enlarged."""
-    h, w = shape
-    small = rng.uniform(-1, 1, (h // cell + 2, w // cell + 2)).astype(np.float32)
-    big = np.asarray(
-        Image.fromarray(small, mode="F").resize((w + cell, h + cell), Image.Resampling.BILINEAR)
-    )
-    return big[:h, :w]
-
-
-def _ellipse(shape: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
-    h, w = shape
-    x0, y0, x1, y1 = box
-    yy, xx = np.ogrid[:h, :w]
-    cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2.6, (y1 - y0) / 2.6
-    return (((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2) <= 1.0
-
-
-def _frames(
-    rng: np.random.Generator,
-    camera: str,
-    signal: dict[str, float],
-    boxes: list[tuple[int, ...]],
-    skin: float,
-) -> dict[str, np.ndarray]:
-    """The map and RGB images of one camera shot, with wounds drawn inside `boxes`."""
-    shape = FRAME[camera]
-    base = skin + 18 * _blur_noise(rng, shape, 24)
-    if camera == "thermal":
-        heat = base.copy()
-        rgb_heat = base.copy()
-        for box in boxes:
-            mask = _ellipse(shape, box)  # type: ignore[arg-type]
-            heat[mask] += 45 - 22 * signal["thermal_map"] + rng.normal(0, 6, mask.sum())
-            rgb_heat[mask] += 45 - 22 * signal["thermal_rgb"] + rng.normal(0, 6, mask.sum())
-        t = np.clip(rgb_heat, 0, 255) / 255.0
-        rgb = np.stack([t, 1 - np.abs(2 * t - 1), 1 - t], axis=2) * 255
-        return {
-            "thermal_map": np.clip(heat, 0, 255).astype(np.uint8),
-            "thermal_rgb": np.clip(rgb, 0, 255).astype(np.uint8),
-        }
-    depth = 120 + 40 * np.linspace(0, 1, shape[1], dtype=np.float32)[None, :] + base * 0.2
-    tone = np.array([205, 160, 130], dtype=np.float32)
-    rgb = np.repeat(base[:, :, None] * 0.1, 3, axis=2) + tone
-    for box in boxes:
-        mask = _ellipse(shape, box)  # type: ignore[arg-type]
-        depth[mask] += 25 + 12 * signal["depth_map"] + rng.normal(0, 8, mask.sum())
-        s = float(np.clip(signal["depth_rgb"], -0.5, 2.5)) / 2.0
-        wound = np.array([190 - 10 * s, 40 + 110 * s, 45 + 80 * s], dtype=np.float32)
-        rgb[mask] = wound + rng.normal(0, 14, (mask.sum(), 3))
-    return {
-        "depth_map": np.clip(depth, 0, 255).astype(np.uint8),
-        "depth_rgb": np.clip(rgb, 0, 255).astype(np.uint8),
-    }
-
-
-def _random_box(
-    rng: np.random.Generator, camera: str, taken: list[tuple[int, ...]]
-) -> tuple[int, int, int, int]:
-    h, w = FRAME[camera]
-    bw0, bh0 = BOX_MEDIAN[camera]
-    for _ in range(20):
-        bw = int(np.clip(rng.normal(bw0, bw0 * 0.25), 24, w // 2))
-        bh = int(np.clip(rng.normal(bh0, bh0 * 0.25), 24, h // 2))
-        x0, y0 = int(rng.integers(4, w - bw - 4)), int(rng.integers(4, h - bh - 4))
-        box = (x0, y0, x0 + bw, y0 + bh)
-        if all(box[2] < t[0] or box[0] > t[2] or box[3] < t[1] or box[1] > t[3] for t in taken):
-            return box
-    return box
-
-
 def generate_demo(
     root: Path,
     patients: int = DEFAULT_PATIENTS,
@@ -460,7 +414,7 @@ def generate_demo(
             continue
         for _, wound in group.iterrows():
             dfu, phase = int(wound["DFU#"]), int(wound["phase"])
-            signal = {m: phase + rng.normal(0, s) for m, s in IMAGE_NOISE.items()}
+            signal = {m: phase + rng.normal(0, s) for m, s in demo_images.IMAGE_NOISE.items()}
             others = group[group["DFU#"] != dfu]
             shots = [("B", "M")] + [
                 (d, a) for d in "BA" for a in "LMR" if (d, a) != ("B", "M") and rng.random() < 0.2
@@ -472,11 +426,18 @@ def generate_demo(
                         counter, pid, appt, dfu, debri, spec.letter, angle, view
                     ).filename()
                     counter += 1
-                    own = _random_box(rng, camera, [])
+                    own = demo_images.random_box(rng, camera, [])
                     boxes = [(dfu, own)]
                     if len(others) and rng.random() < 0.5:  # the other wound is in view too
-                        boxes.append((int(others.iloc[0]["DFU#"]), _random_box(rng, camera, [own])))
-                    frames = _frames(rng, camera, signal, [b for _, b in boxes], skin[pid])
+                        boxes.append(
+                            (
+                                int(others.iloc[0]["DFU#"]),
+                                demo_images.random_box(rng, camera, [own]),
+                            )
+                        )
+                    frames = demo_images.frames(
+                        rng, camera, signal, [b for _, b in boxes], skin[pid]
+                    )
                     for modality, arr in frames.items():
                         Image.fromarray(arr).save(
                             root / DEFAULT_FOLDERS[modality] / name, compress_level=1
