@@ -297,11 +297,7 @@ class DfuApp(App[None]):
         one the command palette was opened from (while it is open, `self.screen` is the
         palette itself)."""
         screen = self.screen if screen is None else screen
-        if isinstance(screen, MonitorScreen | CompareScreen | FoldDetailScreen):
-            return screen.run_id
-        if isinstance(screen, RunsScreen):
-            return screen.selected_run()
-        return None
+        return screen.target_run() if isinstance(screen, DfuScreen) else None
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         # Textual's own "Screenshot" saves into the working directory: ours replaces it

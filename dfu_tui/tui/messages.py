@@ -72,6 +72,20 @@ class OpenFoldDetail(RunRequest):
         self.fold = fold
 
 
+#: The requests a key can make about a screen's run, by the name its binding gives:
+#: `Binding("s", "run('stop')", "Stop")`.
+RUN_REQUESTS: dict[str, type[RunRequest]] = {
+    "open": OpenRun,
+    "compare": OpenCompare,
+    "stop": StopRun,
+    "resume": ResumeRun,
+    "export": ExportRun,
+    "label": LabelRun,
+    "archive": ArchiveRun,
+    "report": ReportRun,
+}
+
+
 class CompareRuns(Message):
     """Put runs side by side (the runs marked in the runs list)."""
 

@@ -328,3 +328,26 @@ async def test_current_task_names_its_node(runs_dir: Path) -> None:
         app.open_run(CANCELLED)
         await pilot.pause()
         assert "fold 2 depth_map on gpu-2: epoch 1/20" in text_of(app.screen, "#task")
+
+
+def test_every_run_key_goes_through_the_one_run_action() -> None:
+    """A key that acts on a run names its request in `run('...')` (one action for all, in
+    the screens' base); no screen keeps a method per key."""
+    import re
+
+    from dfu_tui.tui.messages import RUN_REQUESTS
+    from dfu_tui.tui.screens.base import DfuScreen
+
+    named = []
+    for screen in (RunsScreen, MonitorScreen):
+        for binding in screen.BINDINGS:
+            assert not isinstance(binding, tuple)
+            found = re.fullmatch(r"run\('(\w+)'\)", binding.action)
+            if found:
+                assert found.group(1) in RUN_REQUESTS, binding
+                named.append(found.group(1))
+            assert binding.action.removeprefix("app.") not in RUN_REQUESTS, binding
+        mine = [m for m in vars(screen) if m.removeprefix("action_") in RUN_REQUESTS]
+        assert mine == [], f"{screen.__name__} keeps per-key methods: {mine}"
+    assert {"stop", "resume", "export", "report", "compare", "open"} <= set(named)
+    assert "action_run" in vars(DfuScreen)

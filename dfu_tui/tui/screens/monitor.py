@@ -16,13 +16,8 @@ from textual.widgets import Footer, Header, Static
 from dfu_tui.runs.state import RunState
 from dfu_tui.tui.format import duration
 from dfu_tui.tui.messages import (
-    ExportRun,
-    OpenCompare,
     OpenFoldDetail,
-    ReportRun,
-    ResumeRun,
     RunsUpdated,
-    StopRun,
 )
 from dfu_tui.tui.panels.base import MonitorView, Panel
 from dfu_tui.tui.panels.distribution import DistributionPanel
@@ -49,11 +44,11 @@ class MonitorScreen(RunScreen):
         Binding("l", "latest", "Latest"),
         Binding("d", "detail", "Fold detail"),
         Binding("f", "features", "Features"),
-        Binding("c", "compare", "Compare"),
-        Binding("s", "stop", "Stop"),
-        Binding("r", "resume", "Resume"),
-        Binding("e", "export", "Export"),
-        Binding("p", "report", "Report"),
+        Binding("c", "run('compare')", "Compare"),
+        Binding("s", "run('stop')", "Stop"),
+        Binding("r", "run('resume')", "Resume"),
+        Binding("e", "run('export')", "Export"),
+        Binding("p", "run('report')", "Report"),
     ]
 
     selected_fold: reactive[int | None] = reactive(None, init=False)  # None: follow the latest
@@ -190,21 +185,6 @@ class MonitorScreen(RunScreen):
             self.notify(f"{path}: no feature list for this run", severity="warning")
             return
         self.app.push_screen(MessageScreen(f"Features of {self.run_id}", features_text(doc)))
-
-    def action_compare(self) -> None:
-        self.post_message(OpenCompare(self.run_id))
-
-    def action_stop(self) -> None:
-        self.post_message(StopRun(self.run_id))
-
-    def action_resume(self) -> None:
-        self.post_message(ResumeRun(self.run_id))
-
-    def action_export(self) -> None:
-        self.post_message(ExportRun(self.run_id))
-
-    def action_report(self) -> None:
-        self.post_message(ReportRun(self.run_id))
 
 
 def features_text(doc: dict[str, Any]) -> str:

@@ -13,16 +13,8 @@ from dfu_tui.runs.labels import Labels
 from dfu_tui.runs.state import UNREADABLE, RunState
 from dfu_tui.tui.format import duration
 from dfu_tui.tui.messages import (
-    ArchiveRun,
     CompareRuns,
-    ExportRun,
-    LabelRun,
-    OpenCompare,
-    OpenRun,
-    ReportRun,
-    ResumeRun,
     RunsUpdated,
-    StopRun,
 )
 from dfu_tui.tui.screens.base import DfuScreen
 
@@ -83,16 +75,16 @@ class RunsScreen(DfuScreen):
 
     BINDINGS = [
         Binding("n", "app.launch", "New run"),
-        Binding("enter", "open", "Open", show=True),
-        Binding("s", "stop", "Stop"),
-        Binding("r", "resume", "Resume"),
-        Binding("e", "export", "Export"),
+        Binding("enter", "run('open')", "Open", show=True),
+        Binding("s", "run('stop')", "Stop"),
+        Binding("r", "run('resume')", "Resume"),
+        Binding("e", "run('export')", "Export"),
         # not in the footer, which is full at 80 columns (help and the palette list it)
-        Binding("p", "report", "Report", show=False),
-        Binding("c", "compare", "Compare"),
+        Binding("p", "run('report')", "Report", show=False),
+        Binding("c", "compare_marked", "Compare"),
         Binding("space", "mark", "Mark", show=False),
-        Binding("delete", "archive", "Archive", show=False),
-        Binding("t", "label", "Name/tags", show=False),
+        Binding("delete", "run('archive')", "Archive", show=False),
+        Binding("t", "run('label')", "Name/tags", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("q", "app.quit", "Quit"),
@@ -168,52 +160,18 @@ class RunsScreen(DfuScreen):
 
     @on(DataTable.RowSelected, "#runs")
     def _selected(self, event: DataTable.RowSelected) -> None:
-        self.action_open()
+        self.action_run("open")
 
-    def action_open(self) -> None:
-        run_id = self.selected_run()
-        if run_id:
-            self.post_message(OpenRun(run_id))
+    def target_run(self) -> str | None:
+        return self.selected_run()
 
-    def action_stop(self) -> None:
-        run_id = self.selected_run()
-        if run_id:
-            self.post_message(StopRun(run_id))
-
-    def action_resume(self) -> None:
-        run_id = self.selected_run()
-        if run_id:
-            self.post_message(ResumeRun(run_id))
-
-    def action_export(self) -> None:
-        run_id = self.selected_run()
-        if run_id:
-            self.post_message(ExportRun(run_id))
-
-    def action_report(self) -> None:
-        run_id = self.selected_run()
-        if run_id:
-            self.post_message(ReportRun(run_id))
-
-    def action_compare(self) -> None:
+    def action_compare_marked(self) -> None:
         """Two or more marked runs: side by side; else the highlighted run's combinations."""
         marked = [r for r in self.context.catalog.ids() if r in self.marked]
         if len(marked) >= 2:
             self.post_message(CompareRuns(list(reversed(marked))))  # oldest first: the reference
             return
-        run_id = self.selected_run()
-        if run_id:
-            self.post_message(OpenCompare(run_id))
-
-    def action_label(self) -> None:
-        run_id = self.selected_run()
-        if run_id:
-            self.post_message(LabelRun(run_id))
-
-    def action_archive(self) -> None:
-        run_id = self.selected_run()
-        if run_id:
-            self.post_message(ArchiveRun(run_id))
+        self.action_run("compare")
 
     def action_mark(self) -> None:
         """Mark or unmark the highlighted run for a side-by-side comparison (`c`)."""
