@@ -16,6 +16,23 @@ T = TypeVar("T")
 #: process handling: `--set` it with `standin_env` (which registers it in every process).
 STANDIN = "image_model.backbone='standin'"
 
+#: The tiny run every training test starts from (32 px crops, 2 folds, 40 trees, 3 epochs
+#: on one TensorFlow thread, no radar: its own tests turn it on); a test adds what it is about.
+TINY = [
+    "data.image_size=32",
+    "cv.folds=2",
+    "metadata_model.n_estimators=40",
+    "image_model.epochs=3",
+    "image_model.patience=3",
+    "image_model.threads=1",
+    "radar.enabled=false",
+]
+
+
+def tiny(*extra: str) -> list[str]:
+    """`TINY` and then `extra` (a later setting wins)."""
+    return [*TINY, *extra]
+
 
 def standin_env(env: dict[str, str], epoch_seconds: float = 0.05) -> dict[str, str]:
     """`env` with the stand-in registered in every Python process started from it."""

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from dfu_tui.runs.state import load_state
-from tests.helpers import ROOT, STANDIN, detached_run, set_args, standin_env, wait_for
+from tests.helpers import ROOT, STANDIN, detached_run, set_args, standin_env, tiny, wait_for
 from tests.helpers import run_dfu as dfu
 
 pytestmark = pytest.mark.slow  # trains real models (the stand-in where processes are the subject)
@@ -24,17 +24,12 @@ pytestmark = pytest.mark.slow  # trains real models (the stand-in where processe
 def fast_items(data: Path, epochs: int = 3, standin: bool = False) -> list[str]:
     """`key=value` settings of a small, quick run on `data` (`standin`: the deterministic
     stand-in image branch, where process handling is the subject, not training)."""
-    return [
+    return tiny(
         f"data.root='{data}'",
-        "data.image_size=32",
-        "cv.folds=2",
-        "metadata_model.n_estimators=40",
         f"image_model.epochs={epochs}",
         f"image_model.patience={epochs}",
-        "image_model.threads=1",
-        "radar.enabled=false",  # the radar's tests: test_radar.py
         *([STANDIN] if standin else []),
-    ]
+    )
 
 
 def fast(data: Path, epochs: int = 3, standin: bool = False) -> list[str]:

@@ -11,20 +11,23 @@ from pathlib import Path
 import pytest
 
 from dfu_tui.runs.state import load_state
-from tests.helpers import ROOT, STANDIN, detached_run, run_dfu, set_args, standin_env, wait_for
+from tests.helpers import (
+    ROOT,
+    STANDIN,
+    detached_run,
+    run_dfu,
+    set_args,
+    standin_env,
+    tiny,
+    wait_for,
+)
 
 ray = pytest.importorskip("ray")
 
 # all Ray tests in one test process, one at a time (each starts or joins a Ray instance)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
-TINY = [
-    "demo.patients=30",
-    "cv.folds=2",
-    "image_model.epochs=2",
-    "data.image_size=32",
-    "radar.enabled=false",
-]
+TINY = tiny("demo.patients=30", "image_model.epochs=2", "image_model.patience=2")
 
 
 def sets(items: list[str]) -> list[str]:

@@ -13,18 +13,11 @@ import pytest
 
 from dfu_tui.config import ImageModelConfig, load_config
 from dfu_tui.runs.rundir import RESULTS_COLUMNS
-from tests.helpers import STANDIN, run_dfu, set_args, standin_env
+from tests.helpers import STANDIN, run_dfu, set_args, standin_env, tiny
 
 pytestmark = pytest.mark.slow  # trains real models
 
-TINY = [
-    "data.image_size=32",
-    "cv.folds=2",
-    "metadata_model.n_estimators=40",
-    "image_model.epochs=3",
-    "image_model.patience=2",
-    "image_model.threads=1",
-]
+TINY = tiny("image_model.patience=2", "radar.enabled=true")
 
 
 def dfu(*args: str, env_cache: Path) -> subprocess.CompletedProcess[str]:
