@@ -91,10 +91,18 @@ def _depth(value: Any, level: int = 0) -> int:
 
 
 def _with_defaults(raw: dict[str, Any]) -> dict[str, Any]:
-    """Fill each section with its defaults, so an override changes one key of a table."""
+    """Fill each section with its defaults, so an override changes one key of a table. A
+    setting given under its old name (`RENAMED`) is not filled in again under the new one."""
     merged = dict(raw)
     for section, values in Config().to_dict().items():
         given = raw.get(section)
+        if isinstance(given, dict):
+            renamed = {
+                new.partition(".")[2]
+                for old, new in RENAMED.items()
+                if old.partition(".")[0] == section and old.partition(".")[2] in given
+            }
+            values = {k: v for k, v in values.items() if k not in renamed}
         merged[section] = {**values, **given} if isinstance(given, dict) else given or values
     return merged
 
@@ -117,6 +125,9 @@ def _apply_override(raw: dict[str, Any], item: str, problems: list[str]) -> None
             return
         node = child
     node[parts[-1]] = value
+    for old, new in RENAMED.items():  # the file's old name for this setting gives way
+        if new == ".".join(parts) and old.rpartition(".")[0] == new.rpartition(".")[0]:
+            node.pop(old.rpartition(".")[2], None)
 
 
 def _type_name(tp: Any) -> str:

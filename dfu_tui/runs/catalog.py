@@ -8,6 +8,8 @@ Reading and applying are separate steps, so that a dashboard can read on a worke
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,10 +59,22 @@ class CatalogUpdate:
         self.unreadable = later.unreadable
 
 
+#: A run's JSON documents are kilobytes; more than this is not one of ours.
+MAX_JSON_BYTES = 64 * 2**20
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from a file, or None when it is missing or damaged."""
+    """A JSON object from a file, or None when it is missing, damaged or not a regular file
+    (a FIFO put in its place is never waited on)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None
+            doc = json.loads(fh.read(MAX_JSON_BYTES + 1)[:MAX_JSON_BYTES].decode("utf-8"))
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None

@@ -9,7 +9,6 @@ from typing import Any
 
 import dfu_tui
 from dfu_tui.config import Config, flatten
-from dfu_tui.data.dataset import data_fingerprint
 from dfu_tui.paths import atomic_write_text
 
 _PACKAGE = Path(dfu_tui.__file__).parent
@@ -26,6 +25,8 @@ def code_version() -> str:
 
 def run_fingerprint(cfg: Config) -> dict[str, Any]:
     """The fingerprint saved with a run and recomputed on resume."""
+    from dfu_tui.data.dataset import data_fingerprint
+
     return {
         "code_version": code_version(),
         "data": data_fingerprint(cfg.dataset),
@@ -43,10 +44,34 @@ def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     for key in ("code_version", "data"):
         if saved.get(key) != current.get(key):
             lines.append(f"{key} changed ({saved.get(key)} -> {current.get(key)})")
-    old, new = flatten(saved.get("config", {})), flatten(current.get("config", {}))
-    # a key one side lacks (a run from before the key existed) has its default value
-    defaults = flatten(Config().to_dict())
-    for key in sorted(set(old) | set(new)):
-        if old.get(key, defaults.get(key)) != new.get(key, defaults.get(key)):
-            lines.append(f"config key {key} changed ({old.get(key)!r} -> {new.get(key)!r})")
+    changed = config_changes(saved.get("config", {}), current.get("config", {}))
+    lines += [f"config key {key} changed ({old!r} -> {new!r})" for key, old, new in changed]
     return lines
+
+
+def config_changes(saved: Any, current: Any) -> list[tuple[str, Any, Any]]:
+    """(key, saved value, current value) of every setting that differs between two config
+    documents; a key one side lacks (a run from before it existed) has its default value."""
+    old = flatten(saved) if isinstance(saved, dict) else {}
+    new = flatten(current) if isinstance(current, dict) else {}
+    defaults = flatten(Config().to_dict())
+    return [
+        (key, old.get(key), new.get(key))
+        for key in sorted(set(old) | set(new))
+        if old.get(key, defaults.get(key)) != new.get(key, defaults.get(key))
+    ]
+
+
+def same_config_runs(runs: list[Path], cfg: Config) -> list[Path]:
+    """The runs (folders) whose saved settings equal `cfg`'s (where tasks run aside): a
+    launch identical to one of them repeats it. A run without a readable fingerprint is
+    not one of them."""
+    from dfu_tui.runs.catalog import read_json
+
+    current = {k: v for k, v in cfg.to_dict().items() if k != "executor"}
+    out = []
+    for run in runs:
+        saved = read_json(run / "fingerprint.json")
+        if isinstance(saved, dict) and not config_changes(saved.get("config"), current):
+            out.append(run)
+    return out

@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
+from dfu_tui.errors import InputError
 from dfu_tui.runs.catalog import CatalogUpdate, RunCatalog
 from dfu_tui.runs.describe import ALWAYS, AWAY, ERROR, describe
 from dfu_tui.runs.events import Event
@@ -57,6 +58,18 @@ REFRESH_SECONDS = 0.25
 TICK_SECONDS = 1.0
 
 
+def identical_runs(runs: list[Path], config: Path, overrides: list[str]) -> list[Path]:
+    """The runs whose saved settings equal a launch's (on a worker thread: it reads files)."""
+    from dfu_tui.config import load_config
+    from dfu_tui.runs.fingerprint import same_config_runs
+
+    try:
+        cfg = load_config(config, overrides)
+    except (InputError, OSError):
+        return []  # the launch itself says what is wrong
+    return same_config_runs(runs, cfg)
+
+
 class DfuApp(App[None]):
     """Runs list, launch form, run monitor, fold detail and compare over a runs directory.
 
@@ -86,7 +99,6 @@ class DfuApp(App[None]):
         self.refresh_seconds = refresh_seconds
         self.loaded = False  # the runs found at start have been read
         self.launching = False  # one launch at a time: a second press starts nothing
-        self.launched: dict[tuple[str, tuple[str, ...]], str] = {}  # form state -> run id
         self._pending = CatalogUpdate()
         self._pending_lock = threading.Lock()
         self._stop_watching = threading.Event()
@@ -353,33 +365,53 @@ class DfuApp(App[None]):
     def start_run(
         self, config: Path, overrides: list[str], jobs: int, labels: list[str] | None = None
     ) -> bool:
-        """Launch one run for a form state; False when nothing was started: a launch is
-        already under way, or this very form state was launched before (its run opens)."""
-        key = (str(config), tuple(overrides))
+        """Launch one run for a form state; False when nothing was started (a launch is
+        already under way). A form identical to an earlier run asks first (`_launch`)."""
         if self.launching:
             self.notify("A run is being prepared; wait for it", severity="warning")
             return False
-        earlier = self.launched.get(key)
-        if earlier is not None and earlier in self.catalog.ids():
-            self.notify(f"This form was launched as {escape(earlier)}; opening it")
-            if isinstance(self.screen, LaunchScreen):
-                self.pop_screen()
-            self.open_run(earlier)
-            return False
         self.launching = True
-        self.push_screen(PreparingScreen())
-        self._launch(config, overrides, jobs, key, labels or [])
+        self._launch(config, overrides, jobs, labels or [])
         return True
+
+    async def _ask_identical(self, config: Path, overrides: list[str]) -> bool:
+        """True to go on: no earlier run has these settings, or the user wants another."""
+        paths = {self.catalog.path(r): r for r in self.catalog.ids()}  # newest first
+        found = await asyncio.to_thread(identical_runs, list(paths), config, overrides)
+        same = [paths[p] for p in found]
+        if not same:
+            return True
+        latest = same[0]
+        state = self.catalog.states.get(latest)
+        facts = [self.catalog.documents(latest).labels.name]
+        facts.append(state.effective_status(self.context.clock()) if state is not None else "")
+        named = ", ".join(f for f in facts if f)
+        named = f" ({escape(named)})" if named else ""
+        more = f" and {len(same) - 1} more" if len(same) > 1 else ""
+        question = (
+            f"Run {latest}{named}{more} already has exactly these settings (data as it was "
+            "then). Launch another run of them anyway?"
+        )
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.push_screen(ConfirmScreen(question), lambda yes: answer.set_result(bool(yes)))
+        return await answer
 
     @work(group="launch", description="launch a run", exit_on_error=False)
     async def _launch(
-        self,
-        config: Path,
-        overrides: list[str],
-        jobs: int,
-        key: tuple[str, tuple[str, ...]],
-        labels: list[str],
+        self, config: Path, overrides: list[str], jobs: int, labels: list[str]
     ) -> None:
+        try:
+            go_on = await self._ask_identical(config, overrides)
+        except BaseException:
+            self.launching = False
+            self._launch_ended()
+            raise
+        if not go_on:
+            self.launching = False
+            self._launch_ended()
+            return
+        self.push_screen(PreparingScreen())
+
         def progress(line: str) -> None:
             if isinstance(self.screen, PreparingScreen):
                 self.screen.add(line)
@@ -390,7 +422,6 @@ class DfuApp(App[None]):
             )
             if result.code == 0:  # the run is open once the watcher has read it
                 run_id = result.stdout.strip().splitlines()[-1]
-                self.launched[key] = run_id
                 for _ in range(200):
                     if run_id in self.catalog.states:
                         break

@@ -258,6 +258,42 @@ class TestLaunchForm:
             assert screen.valid is None
             assert "'history' needs features.history = true" in text_of(screen, "#errors")
 
+    async def test_a_launch_identical_to_an_earlier_run_asks_first(self, runs_dir: Path) -> None:
+        """Launching the settings an earlier run already has asks first, naming that run and
+        its state; no leaves everything as it was (no run, the form usable again)."""
+        from dfu_tui.tui.screens.modals import ConfirmScreen
+
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: COMPLETED in app.catalog.states)
+            before = sorted(p.name for p in runs_dir.iterdir())
+            assert app.start_run(runs_dir / COMPLETED / "config.toml", [], 1)
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            question = app.screen.question
+            assert f"Run {COMPLETED} (completed)" in question and "Launch another" in question
+            await pilot.press("n")
+            await until(pilot, lambda: not app.launching)
+            assert not isinstance(app.screen, ConfirmScreen)
+            assert sorted(p.name for p in runs_dir.iterdir()) == before
+
+
+def test_identical_means_every_setting_but_where_tasks_run(runs_dir: Path) -> None:
+    """Same settings (a renamed key under its old name included) match; one changed setting
+    does not; the executor does not count; a FIFO in a fingerprint's place is never waited on."""
+    import os
+
+    from dfu_tui.tui.app import identical_runs
+
+    config = runs_dir / COMPLETED / "config.toml"
+    runs = [runs_dir / COMPLETED, runs_dir / CANCELLED]
+    assert identical_runs(runs, config, []) == [runs_dir / COMPLETED]
+    assert identical_runs(runs, config, ["executor.kind='ray'"]) == [runs_dir / COMPLETED]
+    assert identical_runs(runs, config, ["cv.seed=7"]) == []
+    assert identical_runs(runs, runs_dir / "missing.toml", []) == []
+    (runs_dir / CANCELLED / "fingerprint.json").unlink()
+    os.mkfifo(runs_dir / CANCELLED / "fingerprint.json")
+    assert identical_runs(runs, config, []) == [runs_dir / COMPLETED]  # and returned at all
+
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("leak")  # the radar tests' run, made once

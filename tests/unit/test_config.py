@@ -313,3 +313,9 @@ def test_renamed_settings_still_load_under_their_old_names(tmp_path: Path) -> No
         saved = Config().to_dict()
         saved[section] = {(key if k == new_key else k): v for k, v in saved[section].items()}
         assert differences({"config": saved}, {"config": Config().to_dict()}) == []
+        # an old file with any --set (a resume with --executor, a launch from a saved run):
+        # the old name keeps its value; a --set of the setting, by either name, wins
+        path.write_text(f"[{section}]\n{key} = 0.31\n")
+        for override, value in (("cv.seed=7", 0.31), (f"{new}=0.27", 0.27), (f"{old}=0.26", 0.26)):
+            cfg = load_config(path, [override, "executor.kind='ray'"])
+            assert getattr(getattr(cfg, section), new_key) == value, override
