@@ -150,6 +150,10 @@ class RunConsole:
         for c in summary["combinations"]:
             for line in judgement_lines(c):
                 self.print(line)
+        self.print(
+            "Tiers: minimum, expected and ideal success; what each tests and where its "
+            "thresholds come from: docs/criteria.md"
+        )
         for c in summary["combinations"]:
             if c.get("strategies"):
                 self.console.print(strategy_table("+".join(c["modalities"]), c["strategies"]))

@@ -93,8 +93,9 @@ def verdict_section(state: RunState, docs: Any, index: int) -> str:
     design = design_text(verdict)
     caveats = caveat_texts(verdict)
     return (
-        f"<p>{prefix} of <b>{esc(name)}</b> on <b>{esc(scale)}</b>, against the seed note's "
-        f"criteria: {tiers}"
+        f"<p>{prefix} of <b>{esc(name)}</b> on <b>{esc(scale)}</b>, against the success "
+        f"criteria (what each tier tests and where its thresholds come from: dfu-tui's "
+        f"docs/criteria.md): {tiers}"
         + (f" <b>{esc(design)}</b>" if design else "")
         + "</p>"
         + html_table(("", "tier", "criterion", "value"), rows)

@@ -19,11 +19,16 @@ from textual_plotext import PlotextPlot
 
 from dfu_tui.runs.figures import Figure, Heatmap, Series
 
-# Theme variables the series take their colours from, in order of first appearance.
-PALETTE = ("primary", "accent", "success", "foreground", "secondary", "error")
-LEVEL_COLOURS = {"collapse": "error", "warning": "warning"}
+# Colour-blind-safe colours (Okabe-Ito) the series take, in order of first appearance; a
+# collapse and a warning keep theirs. Each series group also gets its own glyph (points,
+# bar fill), so no meaning is carried by colour alone (a 16-colour or monochrome terminal).
+PALETTE = ("#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#F0E442", "#0072B2")
+LEVEL_COLOURS = {"collapse": "#D55E00", "warning": "#E69F00"}
+GLYPHS = ("●", "▲", "■", "◆", "✚", "✱", "○", "△")
+FILLS = ("█", "▓", "▒", "░", "▞", "▚")
 DRAW_ORDER = ("bar", "band", "hline", "vline", "line", "scatter")
-MARKERS = {"line": "─", "band": "┄", "vline": "│", "hline": "╌", "scatter": "●", "bar": "█"}
+# the most points of one line that get their glyph drawn (more would hide the line)
+MOST_MARKED = 12
 
 
 class FigurePlot(PlotextPlot):
@@ -34,6 +39,7 @@ class FigurePlot(PlotextPlot):
         self.figure: Figure | None = None
         self._key = ""
         self.colours: dict[str, tuple[int, int, int]] = {}
+        self.glyphs: dict[str, str] = {}
         self.draws = 0  # how many times the figure was drawn (a new figure), for benchmarks
         self._rendered: tuple[object, RenderResult] | None = None
         self._title = ""
@@ -69,6 +75,7 @@ class FigurePlot(PlotextPlot):
     def _recolour(self) -> None:
         """A new theme: the series take its colours."""
         self.colours.clear()
+        self.glyphs.clear()
         self._rendered = None
         if self.figure is not None:
             self._draw(self.figure)
@@ -90,13 +97,23 @@ class FigurePlot(PlotextPlot):
         return True
 
     def colour(self, s: Series) -> tuple[int, int, int]:
-        """The series' colour: its group's (or its own label's), from the app theme."""
+        """The series' colour: its group's (or its own label's), colour-blind safe."""
         name = s.group or s.label
         if name not in self.colours:
-            variable = LEVEL_COLOURS.get(name) or PALETTE[len(self.colours) % len(PALETTE)]
-            theme = self.app.theme_variables if self.is_attached else {}
-            self.colours[name] = Color.parse(theme.get(variable, "white")).rgb
+            index = len(self.colours)
+            self.colours[name] = Color.parse(
+                LEVEL_COLOURS.get(name) or PALETTE[index % len(PALETTE)]
+            ).rgb
+            self.glyphs[name] = GLYPHS[index % len(GLYPHS)]
         return self.colours[name]
+
+    def glyph(self, s: Series) -> str:
+        """The series' glyph (its group's): its points, and the fill of its bars."""
+        self.colour(s)
+        glyph = self.glyphs[s.group or s.label]
+        if s.kind == "bar":
+            return FILLS[GLYPHS.index(glyph) % len(FILLS)]
+        return glyph
 
     def _draw(self, f: Figure) -> None:
         plt = self.plt
@@ -123,7 +140,13 @@ class FigurePlot(PlotextPlot):
         width = 0.8 / max(1, len(bars))
         for j, s in enumerate(bars):
             shift = (j - (len(bars) - 1) / 2) * width
-            plt.bar([x + shift for x in s.x], list(s.y), width=0.7 * width, color=self.colour(s))
+            plt.bar(
+                [x + shift for x in s.x],
+                list(s.y),
+                width=0.7 * width,
+                color=self.colour(s),
+                marker=self.glyph(s),
+            )
         if bars:
             x_range = (x_range[0] - 0.5, x_range[1] + 0.5)
         # reference lines first, points last: nothing covers a fold's point or the best one
@@ -148,14 +171,27 @@ class FigurePlot(PlotextPlot):
                 if pts:
                     marker = "braille" if s.kind == "line" else "dot"
                     plt.plot(*zip(*pts, strict=True), color=colour, marker=marker, yside=s.side)
+            if s.kind == "line" and pts:  # its glyph on some of its points, evenly spaced
+                step = max(1, math.ceil(len(pts) / MOST_MARKED))
+                marked = pts[::step]
+                plt.scatter(
+                    *zip(*marked, strict=True), color=colour, marker=self.glyph(s), yside=s.side
+                )
         elif s.kind == "scatter":
             pts = [(x, y) for x, y in zip(s.x, s.y, strict=True) if not math.isnan(y)]
             if pts:
-                plt.scatter(*zip(*pts, strict=True), color=colour, marker="●", yside=s.side)
+                plt.scatter(
+                    *zip(*pts, strict=True), color=colour, marker=self.glyph(s), yside=s.side
+                )
         elif s.kind == "hline" and s.y and not math.isnan(s.y[0]):
-            plt.plot(list(x_range), [s.y[0]] * 2, color=colour, marker="dot", yside=s.side)
+            plt.plot(list(x_range), [s.y[0]] * 2, color=colour, marker="╌", yside=s.side)
+            low, high = x_range  # its glyph at a quarter, half and three quarters
+            xs = [low + (high - low) * k / 4 for k in (1, 2, 3)]
+            plt.scatter(xs, [s.y[0]] * 3, color=colour, marker=self.glyph(s), yside=s.side)
         elif s.kind == "vline" and s.x:
-            plt.plot([s.x[0]] * 2, list(y_range), color=colour, marker="braille")
+            plt.plot([s.x[0]] * 2, list(y_range), color=colour, marker="┆")
+            middle = (y_range[0] + y_range[1]) / 2
+            plt.scatter([s.x[0]], [middle], color=colour, marker=self.glyph(s))
 
     def legend(self) -> Text:
         """One line: a coloured mark and the label of every series."""
@@ -167,7 +203,14 @@ class FigurePlot(PlotextPlot):
             if text:
                 text.append("  ")
             r, g, b = self.colour(s)
-            text.append(MARKERS[s.kind], style=f"rgb({r},{g},{b})")
+            glyph = self.glyph(s)
+            mark = {
+                "line": f"─{glyph}─",
+                "hline": f"╌{glyph}╌",
+                "vline": f"┆{glyph}",
+                "band": f"░{glyph}",
+            }.get(s.kind, glyph)
+            text.append(mark, style=f"rgb({r},{g},{b})")
             text.append(f" {s.label}")
         return text
 

@@ -237,6 +237,47 @@ class TestComparePlot:
                 assert ref.kind == "hline" and math.isclose(ref.y[0], expected)
 
 
+class TestWithoutColour:
+    async def test_series_differ_by_glyph_not_only_by_colour(self, runs_dir: Path) -> None:
+        """With the colours stripped, each plot's series still differ: every series group has
+        its own glyph in the legend and on the plot (points, bar fill), reference lines a
+        style of their own; the colours are Okabe-Ito's."""
+        from rich.text import Text
+
+        from dfu_tui.tui.plots import GLYPHS, LEVEL_COLOURS, PALETTE, FigurePlot
+
+        okabe_ito = {"#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#F0E442", "#0072B2", "#D55E00"}
+        assert set(PALETTE) | set(LEVEL_COLOURS.values()) <= okabe_ito
+        app = make_app(runs_dir)
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.open_compare(COMPLETED)
+            screen = await shown(pilot, CompareScreen)
+            panel = screen.query_one("#curve-plot", PlotPanel)
+            await until(pilot, lambda: panel.figure is not None)
+            await pilot.pause()
+            figure = panel.figure
+            assert figure is not None and len(figure.series) >= 4
+            legend = panel.plot.legend()
+            marks = [span.style for span in legend.spans]
+            assert marks, "the legend's marks are coloured"
+            plain = legend.plain
+            entries = [plain[span.start : span.end] for span in legend.spans]
+            groups = {s.group or s.label for s in figure.series}
+            by_group: dict[str, set[str]] = {}
+            for s, mark in zip(figure.series, entries, strict=True):
+                by_group.setdefault(s.group or s.label, set()).add(mark)
+            # no two groups read the same without colour
+            readings = [frozenset(v) for v in by_group.values()]
+            assert len(set(readings)) == len(groups), by_group
+            # the glyphs of the line and point series are drawn on the plot itself
+            drawn = panel.plot.render()
+            text = drawn.plain if isinstance(drawn, Text) else str(drawn)
+            plot = panel.query_one(FigurePlot)
+            for s in figure.series:
+                if s.kind in ("line", "scatter"):
+                    assert plot.glyph(s) in GLYPHS and plot.glyph(s) in text, s.label
+
+
 class TestScreenshots:
     async def test_ctrl_s_saves_into_the_run_directory(self, runs_dir: Path) -> None:
         app = make_app(runs_dir)

@@ -25,7 +25,7 @@ MARKS = {"yes": "[$success]✔[/]", "no": "[$error]✘[/]", "n/a": "–"}
 
 class VerdictPanel(Panel):
     def compose(self) -> ComposeResult:
-        yield Static("[b]Verdict[/b] (seed note criteria)", classes="panel-title")
+        yield Static("[b]Verdict[/b] (success criteria: docs/criteria.md)", classes="panel-title")
         yield Static(id="verdict")
 
     _judged: tuple[object, str, Any] | None = None  # (what it was judged on, prefix, verdict)
