@@ -23,6 +23,7 @@ from dfu_tui.runs.supervisor import lock_holder, request_stop
 
 FINAL = ("completed", "failed", "cancelled")
 STARTING_WAIT = 1.0  # seconds a stop waits for a resume that is starting to show itself
+ROUNDS = 3  # times a stop looks again for the run's processes after ending those it found
 
 
 def _ours(run: RunDir) -> tuple[list[int], list[int]]:
@@ -64,12 +65,16 @@ def stop_run(run: RunDir, grace: float = 10.0, poll: float = 0.1) -> tuple[str, 
         left = end_processes(supervisors, grace, poll)
         if left:
             raise OSError(f"{run.path}: supervisor pid {left[0]} survived SIGKILL")
-    # workers of a dead supervisor, or left after it was killed
-    _, workers = _ours(run)
-    end_processes(workers, grace=max(1.0, grace / 2), poll=poll)
-    deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline and any(alive(p) for p in workers):
-        time.sleep(poll)
+    # workers of a dead supervisor, or left after it was killed; a killed supervisor's Ray
+    # instance may start more while it is being ended: looked for again until none is left
+    for _ in range(ROUNDS):
+        _, workers = _ours(run)
+        if not workers:
+            break
+        end_processes(workers, grace=max(1.0, grace / 2), poll=poll)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and any(alive(p) for p in workers):
+            time.sleep(poll)
     if not _ended(run):
         _close(run, f"stopped; the run's processes were ended within {grace:g} s")
     from dfu_tui.runs.ray_executor import remove_session

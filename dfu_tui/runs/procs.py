@@ -66,6 +66,10 @@ def run_processes(run_dir: Path) -> list[RunProcess]:
     its supervisors recorded that they started (`record_started`)."""
     target = run_dir.resolve()
     uid = os.getuid()
+    # what our supervisors started inherits their secret token: a process holding it is
+    # ours even when it was started after the last record (a killed supervisor's Ray
+    # instance keeps starting workers)
+    tokens = {t for _, t, _ in _read_started(run_dir).values() if len(t) == 32}
     found = []
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -82,6 +86,10 @@ def run_processes(run_dir: Path) -> list[RunProcess]:
                 if rest and _same_path(rest[0], target):
                     task = rest[1] if role == "worker" and len(rest) > 1 else ""
                     found.append(RunProcess(int(entry.name), role, task))
+                    break
+        else:
+            if any(has_token(int(entry.name), t) for t in tokens):
+                found.append(RunProcess(int(entry.name), "started", ""))
     named = {p.pid for p in found}
     found += [RunProcess(pid, "started", "") for pid in _recorded(run_dir) if pid not in named]
     return found

@@ -102,10 +102,10 @@ def test_stop_ends_what_a_killed_supervisor_left_and_only_that(tmp_path: Path) -
 
     ignores_term = start(["bash", "-c", "trap '' TERM; sleep 60 & wait"])
     ours = [start(["sleep", "60"]), ignores_term]
-    # strangers: one whose pid the record names with an older identity (a reused pid), one
-    # started by someone else (no token, another session: identity is public in /proc and
-    # proves nothing, so it is never recorded)
-    strangers = [start(["sleep", "60"]), start(["sleep", "60"], secret=None)]
+    # strangers: one whose pid the record names with an older identity (a reused pid: it
+    # cannot hold our secret token), one started by someone else (no token, another
+    # session: identity is public in /proc and proves nothing, so it is never recorded)
+    strangers = [start(["sleep", "60"], secret=None), start(["sleep", "60"], secret=None)]
     try:
         wait_for(lambda: len(descendants(ignores_term.pid)) == 1)  # its sleep
         record_started(run, [p.pid for p in ours] + descendants(ignores_term.pid), token)
@@ -132,6 +132,45 @@ def test_stop_ends_what_a_killed_supervisor_left_and_only_that(tmp_path: Path) -
         assert load_state(run).status == "cancelled"
     finally:
         for p in [*ours, *strangers]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def test_stop_ends_what_a_killed_supervisors_processes_started_after_the_record(
+    tmp_path: Path,
+) -> None:
+    """A killed supervisor's Ray instance keeps starting workers that no record names: they
+    hold the supervisor's secret token, which proves them ours, so stop ends them too; a
+    process of ours without the token is left alone."""
+    from dfu_tui.runs.procs import TOKEN_ENV, descendants, record_started
+
+    run = tmp_path / CANCELLED
+    shutil.copytree(FIXTURES / CANCELLED, run)
+    token = "fedcba9876543210" * 2
+    env = {**os.environ, TOKEN_ENV: token}
+    # a recorded "raylet" that starts a "worker" once recorded, then is killed (-9)
+    raylet = subprocess.Popen(
+        ["bash", "-c", "sleep 0.5; sleep 60 & wait"], start_new_session=True, env=env
+    )
+    mine = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        record_started(run, [raylet.pid], token)
+        wait_for(lambda: len(descendants(raylet.pid)) == 1)
+        (worker,) = descendants(raylet.pid)
+        raylet.kill()
+        raylet.wait()
+        found = {p.pid for p in run_processes(run)}
+        assert worker in found and mine.pid not in found
+        lines = (run / "events.jsonl").read_text().splitlines()
+        kept = [x for x in lines if json.loads(x)["kind"] != "run_cancelled"]
+        (run / "events.jsonl").write_text("\n".join(kept) + "\n")
+        proc = run_dfu(dict(os.environ), "stop", str(run))
+        assert proc.returncode == 0, proc.stderr
+        wait_for(lambda: not alive(worker), timeout=10)
+        assert mine.poll() is None and run_processes(run) == []
+    finally:
+        for p in (raylet, mine):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)
             p.wait()
