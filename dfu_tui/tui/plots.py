@@ -1,5 +1,6 @@
 """Plots in the terminal: a `Figure` (dfu_tui.runs.figures) drawn with plotext through
-Textual's own wrapper (`textual-plotext`), in the app theme's colours, with its legend as a
+Textual's own wrapper (`textual-plotext`), in colour-blind-safe colours with a glyph per
+series (nothing is told by colour alone), with its legend as a
 line of text under the plot (readable at 80 columns, where plotext's legend would cover the
 lines). A plot is drawn again only when its figure changed."""
 
@@ -24,7 +25,9 @@ from dfu_tui.runs.figures import Figure, Heatmap, Series
 # bar fill), so no meaning is carried by colour alone (a 16-colour or monochrome terminal).
 PALETTE = ("#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#F0E442", "#0072B2")
 LEVEL_COLOURS = {"collapse": "#D55E00", "warning": "#E69F00"}
-GLYPHS = ("●", "▲", "■", "◆", "✚", "✱", "○", "△")
+GLYPHS = ("●", "▲", "■", "◆", "★", "✚")
+# the same glyphs hollow: a reference line (a mean, a branch alone) is not a data point
+HOLLOW = dict(zip(GLYPHS, ("○", "△", "□", "◇", "☆", "✛"), strict=True))
 FILLS = ("█", "▓", "▒", "░", "▞", "▚")
 DRAW_ORDER = ("bar", "band", "hline", "vline", "line", "scatter")
 # the most points of one line that get their glyph drawn (more would hide the line)
@@ -113,6 +116,8 @@ class FigurePlot(PlotextPlot):
         glyph = self.glyphs[s.group or s.label]
         if s.kind == "bar":
             return FILLS[GLYPHS.index(glyph) % len(FILLS)]
+        if s.kind in ("hline", "vline"):
+            return HOLLOW[glyph]
         return glyph
 
     def _draw(self, f: Figure) -> None:

@@ -352,8 +352,12 @@ class TestReportKey:
 
 
 class TestTheme:
-    async def test_a_new_theme_recolours_the_series(self, runs_dir: Path) -> None:
+    async def test_a_new_theme_keeps_the_colour_blind_safe_series(self, runs_dir: Path) -> None:
+        """A theme changes the plot's frame, not what tells its series apart: they keep
+        their Okabe-Ito colours and glyphs, and the plot and its legend are drawn again."""
         from textual.color import Color
+
+        from dfu_tui.tui.plots import PALETTE
 
         app = make_app(runs_dir)
         async with app.run_test(size=SIZE) as pilot:
@@ -361,15 +365,14 @@ class TestTheme:
             screen = await shown(pilot, MonitorScreen)
             plot = screen.query_one("#epoch-plot", PlotPanel).plot
             series = plot.figure.series[0]
-            before = plot.colour(series)
+            before = (plot.colour(series), plot.glyph(series))
+            assert before[0] == Color.parse(PALETTE[0]).rgb
+            drawn = plot.render()
             app.theme = "gruvbox"
-
-            def primary() -> tuple[int, int, int]:
-                return Color.parse(app.theme_variables["primary"]).rgb
-
-            await until(pilot, lambda: plot.colour(series) == primary() != before, timeout=10)
+            await until(pilot, lambda: plot.render() is not drawn, timeout=10)
+            assert (plot.colour(series), plot.glyph(series)) == before
             legend = str(screen.query_one("#epoch-plot .legend").render())
-            assert "train kappa" in legend
+            assert "train kappa" in legend and before[1] in legend
 
 
 def test_the_curve_view_is_one_for_report_and_screen_and_invents_no_weight(tmp_path) -> None:
