@@ -67,16 +67,31 @@ def new_figure(width: float, height: float, rows: int = 1, cols: int = 1) -> tup
     return fig, axes
 
 
+# Each series group also gets a marker, a line style and a bar hatch of its own: nothing is
+# told by colour alone (a grey print, a colour-blind reader).
+MARKERS = ("o", "^", "s", "D", "*", "P", "X")
+LINESTYLES = ("-", "--", "-.", ":")
+HATCHES = ("", "//", "..", "xx", "\\\\", "++")
+
+
 class Colours:
-    """A colour per series group, in order of first appearance."""
+    """A colour, marker, line style and hatch per series group, in order of first appearance."""
 
     def __init__(self) -> None:
         self.seen: dict[str, str] = {}
+        self.order: dict[str, int] = {}
 
     def __call__(self, key: str) -> str:
         if key not in self.seen:
+            self.order[key] = len(self.seen)
             self.seen[key] = LEVEL_COLOURS.get(key) or PALETTE[len(self.seen) % len(PALETTE)]
         return self.seen[key]
+
+    def style(self, key: str) -> tuple[str, str, str]:
+        """(marker, line style, hatch) of a group."""
+        self(key)
+        i = self.order[key]
+        return MARKERS[i % len(MARKERS)], LINESTYLES[i % len(LINESTYLES)], HATCHES[i % len(HATCHES)]
 
 
 def draw(
@@ -105,22 +120,72 @@ def draw(
         h: Any
         target = right if s.side == "right" and right is not None else ax
         c = colours(s.group or s.label)
+        marker, linestyle, hatch = colours.style(s.group or s.label)
         if s.kind == "line":
             (h,) = target.plot(
-                s.x, s.y, color=c, label=s.label, marker="." if len(s.x) < 30 else ""
+                s.x,
+                s.y,
+                color=c,
+                label=s.label,
+                marker=marker,
+                markevery=max(1, len(s.x) // 12),
+                markersize=4,
+                linestyle=linestyle,
             )
         elif s.kind == "band":
             h = target.fill_between(s.x, s.y, s.upper, color=c, alpha=0.2, label=s.label, lw=0)
         elif s.kind == "scatter":
-            h = target.scatter(s.x, s.y, color=c, label=s.label, zorder=3, s=22)
-        elif s.kind == "hline":
-            h = target.axhline(s.y[0], color=c, ls="--", lw=1, label=s.label)
-        elif s.kind == "vline":
-            h = target.axvline(s.x[0], color=c, ls=":", lw=1.2, label=s.label)
+            h = target.scatter(s.x, s.y, color=c, label=s.label, zorder=3, s=22, marker=marker)
+        elif s.kind in ("hline", "vline"):
+            # a reference line: its group's style, its marker hollow along it (in the
+            # legend too), so it is told apart without colour and not read as a data point
+            if s.kind == "hline":
+                target.axhline(s.y[0], color=c, ls=linestyle, lw=1)
+                target.plot(
+                    [0.25, 0.5, 0.75],
+                    [s.y[0]] * 3,
+                    transform=target.get_yaxis_transform(),
+                    ls="",
+                    marker=marker,
+                    mfc="none",
+                    color=c,
+                    ms=5,
+                )
+            else:
+                target.axvline(s.x[0], color=c, ls=":", lw=1.2)
+                target.plot(
+                    [s.x[0]],
+                    [0.5],
+                    transform=target.get_xaxis_transform(),
+                    ls="",
+                    marker=marker,
+                    mfc="none",
+                    color=c,
+                    ms=5,
+                )
+            from matplotlib.lines import Line2D
+
+            h = Line2D(
+                [],
+                [],
+                color=c,
+                ls=linestyle if s.kind == "hline" else ":",
+                marker=marker,
+                mfc="none",
+                label=s.label,
+            )
         else:  # bar
             j = bars.index(s)
             shift = (j - (len(bars) - 1) / 2) * width
-            h = target.bar([x + shift for x in s.x], s.y, width=width * 0.9, color=c, label=s.label)
+            h = target.bar(
+                [x + shift for x in s.x],
+                s.y,
+                width=width * 0.9,
+                color=c,
+                label=s.label,
+                hatch=hatch,
+                edgecolor="white",
+            )
         handles.append(h)
     if f.xticks:
         ax.set_xticks([t for t, _ in f.xticks], [label for _, label in f.xticks])
