@@ -244,13 +244,21 @@ SHORT_ID = 11
 def short_ids(ids: list[str]) -> dict[str, str]:
     """Each run id's shortest prefix (of at least `SHORT_ID` characters) that no other of
     `ids` starts with: what `status` prints, and every command takes back."""
-    out = {}
-    for run_id in ids:
-        others = [o for o in ids if o != run_id]
-        n = min(SHORT_ID, len(run_id))
-        while n < len(run_id) and any(o.startswith(run_id[:n]) for o in others):
+    ordered = sorted(set(ids))  # a prefix another id shares is shared with a neighbour
+
+    def common(a: str, b: str) -> int:
+        n = 0
+        while n < min(len(a), len(b)) and a[n] == b[n]:
             n += 1
-        out[run_id] = run_id[:n]
+        return n
+
+    out = {}
+    for i, run_id in enumerate(ordered):
+        shared = max(
+            common(run_id, ordered[i - 1]) if i > 0 else 0,
+            common(run_id, ordered[i + 1]) if i + 1 < len(ordered) else 0,
+        )
+        out[run_id] = run_id[: min(len(run_id), max(SHORT_ID, shared + 1))]
     return out
 
 

@@ -59,20 +59,23 @@ def learned_text(r: dict[str, Any]) -> str:
     return "/".join(f"{v:.2f}" for v in mean.values())
 
 
+def paired_cell(v: dict[str, Any]) -> str:
+    """A paired difference in a table cell: `+0.078 [-0.05,+0.20] ≈` (≈: not
+    distinguishable; or beats, worse), `+0.078 (1 fold)` without an interval."""
+    low, high = v["ci95"]
+    mark = {"beats": "beats", "worse": "worse"}.get(v["outcome"], "≈")
+    if low is None or high is None or low != low:
+        return f"{v['mean_difference']:+.3f} (1 fold)"
+    return f"{v['mean_difference']:+.3f} [{low:+.2f},{high:+.2f}] {mark}"
+
+
 def cells(r: dict[str, Any], metric: str = "quadratic_kappa") -> tuple[str, ...]:
     """One fusion's row of a strategy table, in the order of `columns`."""
     other = "kappa" if metric == "quadratic_kappa" else "quadratic_kappa"
     collapse = sum(f["level"] == "collapse" for f in r["flags"])
     flags = f"{collapse}C {len(r['flags']) - collapse}W" if r["flags"] else "-"
-    versus = "reference"
     v = r.get("versus_reference")
-    if v:
-        low, high = v["ci95"]
-        mark = {"beats": "beats", "worse": "worse"}.get(v["outcome"], "≈")
-        if low is None or high is None or low != low:
-            versus = f"{v['mean_difference']:+.3f} (1 fold)"
-        else:
-            versus = f"{v['mean_difference']:+.3f} [{low:+.2f},{high:+.2f}] {mark}"
+    versus = paired_cell(v) if v else "reference"
     gap = r.get("gap")
     return (
         r["name"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,14 @@ from dfu_tui.tui.screens.modals import ConfirmScreen, HelpScreen
 from dfu_tui.tui.screens.monitor import MonitorScreen
 from dfu_tui.tui.screens.runs import RunsScreen
 from tests.helpers import open_form, until
-from tests.tui.conftest import CANCELLED, COMPLETED, make_app
+from tests.tui.conftest import (
+    CANCELLED,
+    COMPLETED,
+    FIXED_NOW,
+    STRATEGIES,
+    STRATEGY_FIXTURES,
+    make_app,
+)
 
 SIZE = (100, 32)
 
@@ -45,6 +53,38 @@ class TestRunsScreen:
             assert "n=" in cell(COMPLETED, "best")
             assert "best of 7" in cell(COMPLETED, "best")
             assert cell(CANCELLED, "best").endswith(" 1C")
+
+    async def test_at_80_columns_the_decisive_columns_are_on_screen(self, runs_dir: Path) -> None:
+        """At 80x24 each run's short id, state, best figure on the criteria's scale and flags
+        are on screen; a line says which columns lie further right; scrolling there keeps the
+        run in view."""
+        from dfu_tui.runs.rundir import short_ids
+        from tests.tui.conftest import svg_text
+
+        shutil.copytree(STRATEGY_FIXTURES, runs_dir, dirs_exist_ok=True)
+        app = make_app(runs_dir)
+        async with app.run_test(size=(80, 24)) as pilot:
+            table = app.screen.query_one("#runs", DataTable)
+            await until(pilot, lambda: table.row_count == 4)
+            await pilot.pause()
+            screen = svg_text(app.export_screenshot())
+            short = short_ids(app.catalog.ids())
+            for run_id in (COMPLETED, CANCELLED, STRATEGIES):
+                line = next(x for x in screen if f" {short[run_id]} " in x)
+                status = app.catalog.state(run_id).effective_status(FIXED_NOW)
+                best = str(table.get_cell(run_id, "best"))
+                assert (
+                    status in line and best in line and str(table.get_cell(run_id, "flags")) in line
+                )
+                assert run_id not in line  # its shortest unique prefix, as `status` prints
+            hint = next(x for x in screen if "→ more columns:" in x)
+            assert "combination" in hint and len(hint.rstrip()) <= 80
+            for _ in range(12):
+                await pilot.press("right")
+            await pilot.pause()
+            scrolled = svg_text(app.export_screenshot())
+            assert table.scroll_x > 0
+            assert any(f" {short[CANCELLED]} " in x for x in scrolled)
 
     async def test_filter(self, runs_dir: Path) -> None:
         app = make_app(runs_dir)
@@ -205,6 +245,29 @@ class TestCompare:
             assert figure is not None and any(
                 s.kind == "vline" and s.x == (0.7,) for s in figure.series
             )
+
+    async def test_at_80_columns_each_row_shows_its_paired_difference_and_verdict(
+        self, runs_dir: Path
+    ) -> None:
+        from tests.tui.conftest import svg_text
+
+        shutil.copytree(STRATEGY_FIXTURES, runs_dir, dirs_exist_ok=True)
+        app = make_app(runs_dir)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.open_compare(STRATEGIES)
+            await until(
+                pilot,
+                lambda: isinstance(app.screen, CompareScreen) and app.screen.query("#ranking"),
+            )
+            ranking = app.screen.query_one("#ranking", DataTable)
+            await until(pilot, lambda: ranking.row_count > 0)
+            await pilot.pause()
+            line = next(
+                x for x in svg_text(app.export_screenshot()) if "metadata+thermal_map  " in x
+            )
+            versus, verdict = (str(c) for c in ranking.get_row_at(0)[1:3])
+            assert "[" in versus and versus.split()[-1] in ("beats", "≈", "worse")
+            assert versus in line and verdict in line and "min" in verdict and "ideal" in verdict
 
 
 class TestLaunchForm:

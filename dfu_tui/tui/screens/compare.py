@@ -5,6 +5,7 @@ branch probabilities (no retraining)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from rich.markup import escape
@@ -13,10 +14,11 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
-from dfu_tui.engine.rules import SCALE_NAMES, caveat_texts, verdict_headline
+from dfu_tui.engine.rules import SCALE_NAMES, caveat_texts, tier_word
 from dfu_tui.runs.analysis import CurveView, curve_view, needs_curve_problem
 from dfu_tui.runs.figures import cv_folds
 from dfu_tui.runs.state import RunState
+from dfu_tui.runs.strategies import paired_cell
 from dfu_tui.tui.plots import PlotPanel
 from dfu_tui.tui.screens.base import RunScreen
 
@@ -81,16 +83,26 @@ def ranked(state: RunState, cfg: Any = None) -> list[dict[str, Any]]:
 
 
 def versus_text(v: dict[str, Any] | None, modalities: list[str]) -> str:
-    """`+0.036 (CI -0.076 to +0.148) not distinguishable`, or `reference` for the
-    reference itself."""
+    """`+0.036 [-0.08,+0.15] ≈` (≈: not distinguishable; beats; worse), or `reference`
+    for the reference itself."""
     if v is None:
         return "reference" if modalities == ["metadata"] else "-"
     if modalities == [v.get("reference")] or "+".join(modalities) == v.get("reference"):
         return "reference"
-    low, high = v["ci95"]
-    if low is None or high is None or math.isnan(low):
-        return f"{v['mean_difference']:+.3f} (one fold: no interval)"
-    return f"{v['mean_difference']:+.3f} (CI {low:+.3f} to {high:+.3f}) {v['outcome']}"
+    return paired_cell(v)
+
+
+def tiers_text(v: Mapping[str, Any] | None) -> str:
+    """The verdict's tiers in a cell: `min✔ exp✘ ideal n/a` (a word and a mark: no colour
+    needed); the design and caveats are said under the table."""
+    if not v:
+        return "-"
+    marks = {"yes": "✔", "no": "✘"}
+    short = {"minimum": "min", "expected": "exp", "ideal": "ideal"}
+    return " ".join(
+        f"{short[t]}{marks[w]}" if (w := tier_word(v, t)) in marks else f"{short[t]} {w}"
+        for t in ("minimum", "expected", "ideal")
+    )
 
 
 def caveats_text(rows: list[dict[str, Any]]) -> str:
@@ -158,31 +170,35 @@ class CompareScreen(RunScreen):
             )
         )
         table = self.query_one("#ranking", DataTable)
+        metric = cfg.criteria.metric if cfg is not None else "kappa"
+        other = "kappa" if metric == "quadratic_kappa" else "quadratic_kappa"
+        short = {"quadratic_kappa": "QWK", "kappa": "κ"}
+        # what decides first (fits 80 columns): the paired difference, the verdict, the
+        # mean on the criteria's scale and its n; the rest further right
         table.add_columns(
             "combination",
-            "kappa (unweighted)",
-            "quadratic kappa",
-            "n",
-            f"vs {reference or 'reference'} ({scale}, paired)",
-            "common-row n",
+            f"vs {reference or 'reference'} [CI]",
             "verdict",
+            f"{short[metric]} mean ± sd",
+            "n",
+            f"{short[other]} mean ± sd",
             "macro F1",
             "flags",
+            "common-row n",
         )
+        table.fixed_columns = 1
         for i, row in enumerate(rows):
-            name = row["name"] + (
-                f" (selected from {len(rows)})" if i == 0 and len(rows) > 1 else ""
-            )
+            name = row["name"] + (f" (best of {len(rows)})" if i == 0 and len(rows) > 1 else "")
             table.add_row(
                 name,
-                plus_minus(row["kappa"]),
-                plus_minus(row["quadratic_kappa"]),
-                str(row["n"]),
                 versus_text(row["versus_reference"], row["modalities"]),
-                str(row["paired_n"]) if row["versus_reference"] else "-",
-                verdict_headline(row["verdict"]) if row["verdict"] else "-",
+                tiers_text(row["verdict"]),
+                plus_minus(row[metric]),
+                str(row["n"]),
+                plus_minus(row[other]),
                 f"{row['macro_f1']:.3f}",
                 str(row["flags"]),
+                str(row["paired_n"]) if row["versus_reference"] else "-",
                 key=row["name"],
             )
         self.query_one("#caveats", Static).update(caveats_text(rows))

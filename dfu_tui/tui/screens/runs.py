@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from dfu_tui.runs.labels import Labels
+from dfu_tui.runs.rundir import short_ids
 from dfu_tui.runs.state import UNREADABLE, RunState
 from dfu_tui.tui.format import duration
 from dfu_tui.tui.messages import (
@@ -18,14 +19,14 @@ from dfu_tui.tui.messages import (
 )
 from dfu_tui.tui.screens.base import DfuScreen
 
-COLUMNS = (  # what decides first: at 80 columns the later ones scroll
+COLUMNS = (  # what decides first: at 80 columns the later ones scroll (`→`)
     "",
     "run",
     "status",
     "best",
     "flags",
-    "folds",
     "name",
+    "folds",
     "combination",
     "fusion",
     "tasks",
@@ -36,11 +37,20 @@ COLUMNS = (  # what decides first: at 80 columns the later ones scroll
 )
 
 
+#: The columns that stay on screen when the table scrolls sideways (the mark and the run).
+FIXED = 2
+
+
 def run_row(
-    state: RunState, now: float, labels: Labels | None = None, marked: bool = False
+    state: RunState,
+    now: float,
+    labels: Labels | None = None,
+    marked: bool = False,
+    short: str | None = None,
 ) -> tuple[str, ...]:
-    """The cells of one run's row: the best combination's mean on the criteria's scale
-    (QWK or κ, as the verdict), with its n and its collapse flags beside it."""
+    """The cells of one run's row: the run by its shortest unique id prefix (`short`, as
+    `status` prints it and every command takes it), the best combination's mean on the
+    criteria's scale (QWK or κ, as the verdict), with its n and its collapse flags beside it."""
     labels = labels or Labels()
     combos = state.combinations
     label = "+".join(combos[0]) if len(combos) == 1 else f"{len(combos)} combinations"
@@ -54,12 +64,12 @@ def run_row(
     best = state.best_kappa_text()
     return (
         "✓" if marked else " ",
-        escape(state.run_id),
+        escape(short or state.run_id),
         state.effective_status(now),
         "-" if best == "-" else f"{scale} {best}",
         flag_cell,
-        f"{state.folds_done}/{state.folds}",
         escape(labels.name) or "-",
+        f"{state.folds_done}/{state.folds}",
         label,
         escape(state.fusion) or "-",
         f"{len(state.done)}/{len(state.tasks)}",
@@ -95,6 +105,7 @@ class RunsScreen(DfuScreen):
         with Vertical(id="runs-body"):
             yield Input(placeholder="filter runs (id, name, #tag, status, modality)", id="filter")
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="runs-hint")
             yield Static("", id="runs-empty")
         yield Footer()
 
@@ -103,6 +114,8 @@ class RunsScreen(DfuScreen):
         self.marked = set()
         for column in COLUMNS:
             table.add_column(column, key=column)
+        table.fixed_columns = FIXED  # the run stays in view when `→` scrolls
+        self.watch(table, "scroll_x", lambda _: self._hint(), init=False)
         self.query_one("#filter", Input).display = False
         self.refresh_rows(set(self.context.catalog.ids()))
         table.focus()
@@ -111,10 +124,18 @@ class RunsScreen(DfuScreen):
 
     marked: set[str] = set()  # runs marked with space, for a side-by-side comparison
 
+    short: dict[str, str] = {}  # run id -> its shortest unique prefix among the runs
+
     def row(self, run_id: str) -> tuple[str, ...]:
         catalog = self.context.catalog
         labels = catalog.documents(run_id).labels
-        return run_row(catalog.state(run_id), self.context.clock(), labels, run_id in self.marked)
+        return run_row(
+            catalog.state(run_id),
+            self.context.clock(),
+            labels,
+            run_id in self.marked,
+            self.short.get(run_id),
+        )
 
     def _visible(self, run_id: str) -> bool:
         needle = self.query_one("#filter", Input).value.strip().lower()
@@ -124,6 +145,10 @@ class RunsScreen(DfuScreen):
         """Update only the rows of runs that changed (or all, when the filter changed)."""
         table = self.query_one("#runs", DataTable)
         catalog = self.context.catalog
+        short = short_ids(catalog.ids())
+        if short != self.short:  # a new run can lengthen another's prefix: every row
+            self.short = short
+            changed = set(catalog.ids())
         wanted = [r for r in catalog.ids() if self._visible(r)]
         present = [str(k.value) for k in table.rows]
         if present != wanted:
@@ -140,6 +165,27 @@ class RunsScreen(DfuScreen):
         empty = self.query_one("#runs-empty", Static)
         empty.update("" if wanted else f"No runs in {catalog.runs_dir}. Press n to launch one.")
         empty.display = not wanted
+        self.call_after_refresh(self._hint)
+
+    def _hint(self) -> None:
+        """Under the table, when columns lie beyond its right edge: which, and `→`."""
+        table = self.query_one("#runs", DataTable)
+        hint = self.query_one("#runs-hint", Static)
+        hidden = []
+        x = 0
+        for column in table.ordered_columns:
+            x += column.get_render_width(table)
+            if x > table.scrollable_content_region.width + table.scroll_x:
+                hidden.append(str(column.label))
+        text = f"→ more columns: {', '.join(hidden)}" if hidden and table.row_count else ""
+        room = max(10, self.size.width - 2)
+        text = text if len(text) <= room else text[: room - 1] + "…"
+        if str(hint.render()) != text:
+            hint.update(text)
+        hint.display = bool(text)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._hint)
 
     def on_runs_updated(self, message: RunsUpdated) -> None:
         self.refresh_rows(message.changed)
