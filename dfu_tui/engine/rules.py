@@ -500,7 +500,11 @@ def criterion_value(criterion: dict[str, Any]) -> str:
         return str(criterion.get("note", "-"))
     if criterion.get("paired"):
         low, high = criterion["interval"]
-        ci = "no interval" if low is None or high is None else f"CI {low:+.3f} to {high:+.3f}"
+        ci = (
+            "one fold: no interval"
+            if low is None or high is None
+            else f"CI {low:+.3f} to {high:+.3f}"
+        )
         versus = f" vs {criterion['versus']}" if criterion.get("versus") else ""
         mdd = criterion.get("mdd")
         power = (

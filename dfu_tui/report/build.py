@@ -14,6 +14,7 @@ from dfu_tui.runs.figures import (
 )
 from dfu_tui.runs.rundir import RunDir
 from dfu_tui.runs.state import load_state
+from dfu_tui.text import plural
 
 if TYPE_CHECKING:
     pass
@@ -71,7 +72,7 @@ def build_report(run: RunDir, now: float | None = None) -> str:
         banner(state, now),
         f"<p>Status <b>{esc(state.effective_status(now))}</b>; {state.folds_done} of "
         f"{state.folds} folds, {len(state.done)} of {len(state.tasks)} tasks; "
-        f"{len(state.combinations)} combination(s). Generated "
+        f"{plural(len(state.combinations), 'combination')}. Generated "
         f"{esc(time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(now)))}."
         + (
             f" <b>{state.skipped} damaged line(s) of the event log were skipped.</b>"
@@ -84,7 +85,7 @@ def build_report(run: RunDir, now: float | None = None) -> str:
         later_patients(docs),
         strategies_section(state, docs, index),
         "<h2>Per fold</h2>",
-        f"<p>{esc(fused)} on each validation fold; each branch alone on its own samples.</p>",
+        f"<p>{esc(fused)} on each validation fold; each branch alone on all its samples.</p>",
         fold_table(state, index),
     ]
     if state.fold_results:
@@ -111,7 +112,7 @@ def build_report(run: RunDir, now: float | None = None) -> str:
             embed(
                 f1_fig,
                 f"Per-class F1 averaged over the validation folds: {fused}, then each branch "
-                "alone (on its own samples).",
+                "alone (on all its samples).",
                 "f1",
             ),
             fold_confusion_figure(state, index),

@@ -250,12 +250,12 @@ def image_task_figures(state: RunState) -> list[str]:
         for maker, what in (
             (
                 epoch_figure,
-                "training curve: train and inner-validation kappa (unweighted), "
+                "training curve: train and early-stopping split kappa (unweighted), "
                 "loss on the right axis, early stopping's best epoch dotted",
             ),
             (
                 share_figure,
-                "predicted share of each class on the inner-validation split by "
+                "predicted share of each class on the early-stopping split by "
                 "epoch; dashed: the true share (a collapse shows as one class taking over)",
             ),
         ):
@@ -363,7 +363,7 @@ def curve_section(run: RunDir, state: RunState, cfg: Any, index: int) -> str:
         mfig,
         f"Mean validation kappa (unweighted) over {view.folds} folds as the metadata weight "
         "goes 0 to 1 (images keep their ratio); band: ±1 sample sd over folds; dashed: each "
-        "branch alone, mean kappa over the folds on its own samples. Measured on the "
+        "branch alone, mean kappa over the folds on all its samples. Measured on the "
         "validation folds: it describes the run and must not be used to choose weights.",
         "fusion-curve",
     )

@@ -79,7 +79,7 @@ def _epoch(e: Epoch) -> list[Line]:
     text = (
         f"fold {e['fold']} {e['branch']} epoch {e['epoch']}/{e['max_epochs']} "
         f"loss {num(e.get('loss'))} train kappa {num(e.get('train_kappa'))} "
-        f"inner-val kappa {num(e.get('val_kappa'))}"
+        f"early-stopping split kappa {num(e.get('val_kappa'))}"
     )
     flags = e.get("flags") or []
     if flags:

@@ -143,7 +143,7 @@ def epoch_figure(state: RunState, task: str | None) -> Figure:
     best, final = best_epoch(state, task, epochs)
     series = [
         Series("train kappa", xs, _floats([e.get("train_kappa") for e in epochs])),
-        Series("inner-val kappa", xs, _floats([e.get("val_kappa") for e in epochs])),
+        Series("early-stopping split kappa", xs, _floats([e.get("val_kappa") for e in epochs])),
         Series("loss", xs, _floats([e.get("loss") for e in epochs]), side="right"),
     ]
     if best is not None:
@@ -151,7 +151,7 @@ def epoch_figure(state: RunState, task: str | None) -> Figure:
         series.append(Series(label, (float(best),), (), kind="vline"))
     top = int(epochs[-1]["max_epochs"]) if epochs else 1
     return Figure(
-        f"{_task_title(task)}: kappa (unweighted{_inner_n(epochs, '; inner-val ')}) "
+        f"{_task_title(task)}: kappa (unweighted{_inner_n(epochs, '; early-stopping split ')}) "
         "and loss by epoch",
         xlabel="epoch",
         ylabel="kappa",
@@ -186,7 +186,8 @@ def share_figure(state: RunState, task: str | None) -> Figure:
             series.append(Series(f"{c} true", (), (float(last_true[c]),), kind="hline", group=c))
     top = int(epochs[-1]["max_epochs"]) if epochs else 1
     return Figure(
-        f"{_task_title(task)}: predicted share by epoch (inner-val{_inner_n(epochs, ' ')})",
+        f"{_task_title(task)}: predicted share by epoch "
+        f"(early-stopping split{_inner_n(epochs, ' ')})",
         xlabel="epoch",
         ylabel="share",
         series=tuple(series),
@@ -317,7 +318,7 @@ def curve_figure(
     for b, kappa in branches.items():
         # each branch on its own samples (an image branch: those with its images)
         series.append(
-            Series(f"{b} alone {kappa:.3f} (own samples)", (), (kappa,), "hline", group=b)
+            Series(f"{b} alone {kappa:.3f} (all its samples)", (), (kappa,), "hline", group=b)
         )
     return Figure(
         f"{name}: kappa (unweighted) by metadata weight",

@@ -8,6 +8,7 @@ from typing import Any
 from textual.markup import escape
 
 from dfu_tui.runs.describe import Line
+from dfu_tui.text import plural
 
 CLASSES = ("I", "P", "R")
 BAR_WIDTH = 20
@@ -102,7 +103,7 @@ def comparison_lines(
     n = sum(f["feature_comparison"]["n"] for f in per)
     lines = [
         f"kappa (unweighted) with | without {group}, paired on the same {n} validation "
-        f"samples of {len(per)} fold(s)"
+        f"samples of {plural(len(per), 'fold')}"
     ]
     for i, row in enumerate(per[0]["feature_comparison"]["rows"]):
         name = "+".join(row["modalities"])

@@ -195,7 +195,7 @@ async def test_monitor_at_80x24_with_2_x_5_folds(repeated: Path) -> None:
             "r2 fold 1",
         ]
         assert "r2 fold 5" in labels and "hold-out" in labels
-        assert "mean ± sd (10)" in labels
+        assert "mean (10)" in labels and "sample sd" in labels
         assert [lb for lb in labels if lb.startswith("repeat")] == [
             "repeat 1 mean",
             "repeat 2 mean",

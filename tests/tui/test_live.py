@@ -53,7 +53,7 @@ async def test_launch_watch_stop_resume(tmp_path: Path, small_demo_master: Path,
         await until(pilot, lambda: plot.figure is not None and not plot.figure.empty)
         assert plot.figure is not None
         task = plot.figure.title.split(":")[0].replace("fold ", "fold").replace(" ", "-")
-        points = plot.figure.get("inner-val kappa").y
+        points = plot.figure.get("early-stopping split kappa").y
         logged = [e["val_kappa"] for e in load_state(run_dir).epochs if e["task"] == task]
         assert points and list(points) == logged[: len(points)]
         # Stop from the monitor, with confirmation.

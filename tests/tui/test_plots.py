@@ -75,9 +75,9 @@ class TestMonitorPlots:
             task = [e for e in log if e["kind"] == "epoch"][-1]["task"]
             mine = [e for e in log if e["kind"] == "epoch" and e["task"] == task]
             curve = figure_of(screen, "#epoch-plot")
-            assert curve.labels[:3] == ["train kappa", "inner-val kappa", "loss"]
+            assert curve.labels[:3] == ["train kappa", "early-stopping split kappa", "loss"]
             assert close(curve.get("train kappa").y, [e["train_kappa"] for e in mine])
-            assert close(curve.get("inner-val kappa").y, [e["val_kappa"] for e in mine])
+            assert close(curve.get("early-stopping split kappa").y, [e["val_kappa"] for e in mine])
             assert curve.get("loss").side == "right"
             assert close(curve.get("loss").y, [e["loss"] for e in mine])
             best = next(

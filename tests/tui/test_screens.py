@@ -156,7 +156,7 @@ class TestMonitor:
             screen = app.screen
             assert isinstance(screen, MonitorScreen)
             folds = screen.query_one("#folds", DataTable)
-            assert folds.row_count == 3 + 1  # fold 1 done, 2 and 3 pending, mean row
+            assert folds.row_count == 3 + 2  # fold 1 done, 2 and 3 pending, mean and sd rows
             assert "COLLAPSE dominant_class: R 0.63 of predictions, true 0.03" in text_of(
                 screen, "#flags"
             )
@@ -278,7 +278,7 @@ class TestLaunchForm:
             assert isinstance(screen, LaunchScreen)
             launch = screen.query_one("#launch", Button)
             assert not launch.disabled
-            assert "1 combination(s) x 3 folds = 6 tasks" in text_of(screen, "#preview")
+            assert "1 combination x 3 folds = 6 tasks" in text_of(screen, "#preview")
             weight = screen.query_one("#weight-metadata", Input)
             weight.value = "-0.7"
             await pilot.pause()
@@ -299,7 +299,7 @@ class TestLaunchForm:
             screen.query_one("#use-depth_rgb").value = True
             screen.query_one("#search").value = True
             await pilot.pause()
-            assert "7 combination(s) x 3 folds = 9 tasks" in text_of(screen, "#preview")
+            assert "7 combinations x 3 folds = 9 tasks" in text_of(screen, "#preview")
 
     async def test_feature_switches(self, runs_dir: Path) -> None:
         app = make_app(runs_dir)

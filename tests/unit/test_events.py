@@ -185,8 +185,8 @@ def test_epoch_plots_name_the_inner_split_size_when_the_log_does() -> None:
         return state
 
     with_n, without = state_with(val_n=17), state_with()
-    assert "inner-val n=17" in epoch_figure(with_n, "fold1-depth_map").title
-    assert "inner-val n=17" in share_figure(with_n, "fold1-depth_map").title
+    assert "early-stopping split n=17" in epoch_figure(with_n, "fold1-depth_map").title
+    assert "early-stopping split n=17" in share_figure(with_n, "fold1-depth_map").title
     for figure in (
         epoch_figure(without, "fold1-depth_map"),
         share_figure(without, "fold1-depth_map"),

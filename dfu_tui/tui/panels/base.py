@@ -79,6 +79,7 @@ class Panel(Vertical):
         if [str(c.label) for c in table.columns.values()] != list(columns):
             table.clear(columns=True)
             table.add_columns(*columns)
+            table.fixed_columns = 1  # what a row is stays in view when the table scrolls
         table.clear()
         for row in rows:
             table.add_row(*row)

@@ -53,7 +53,7 @@ class DistributionPanel(Panel):
             follow = " (latest)" if view.fold is None else ""
             title = (
                 f"[b]Prediction distribution[/b]: fold {fold['fold']}{follow}, "
-                f"{'+'.join(c['modalities'])}, validation"
+                f"{'+'.join(c['modalities'])}, validation  [dim]\\[ ] other folds, l latest[/]"
             )
             body = distribution(c["predicted_share"], c["true_share"])
             flags = c["flags"]
@@ -62,12 +62,15 @@ class DistributionPanel(Panel):
             e = state.epochs[min(index, len(state.epochs) - 1)]
             title = (
                 f"[b]Prediction distribution[/b]: {e['task']} epoch {e['epoch']}/"
-                f"{e['max_epochs']}, inner validation"
+                f"{e['max_epochs']}, inner validation  [dim], . other epochs, l latest[/]"
             )
             body = distribution(e.get("val_predicted_share") or {}, e.get("val_true_share") or {})
             flags, holding = epoch_flags(state, e)
             if holding:
-                extra = "[dim]holding, not raised yet: " + ", ".join(holding) + "[/]"
+                extra = (
+                    "[dim]seen this epoch, flagged only if it lasts (a CNN's first epochs "
+                    "often predict one class): " + ", ".join(holding) + "[/]"
+                )
         else:
             title = "[b]Prediction distribution[/b]"
             body = "waiting for the first epoch or fold"

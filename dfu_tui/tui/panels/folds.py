@@ -13,18 +13,15 @@ from dfu_tui.tui.panels.base import MonitorView, Panel
 from dfu_tui.tui.plots import PlotPanel
 
 
-def mean_cells(rows: list[list[float | None]]) -> list[str]:
-    """`mean ± sample sd` per column; one value has no sd."""
-    cells = []
+def mean_cells(rows: list[list[float | None]]) -> tuple[list[str], list[str]]:
+    """The mean and the sample sd of each column (a row each: narrow columns, so every
+    branch fits at 80); one value has no sd."""
+    means, sds = [], []
     for i in range(len(rows[0])):
         vals = [float(v) for r in rows if (v := r[i]) is not None]
-        if not vals:
-            cells.append("-")
-        elif len(vals) == 1:
-            cells.append(f"{vals[0]:.3f}")
-        else:
-            cells.append(f"{statistics.fmean(vals):.3f} ± {statistics.stdev(vals):.3f}")
-    return cells
+        means.append(f"{statistics.fmean(vals):.3f}" if vals else "-")
+        sds.append(f"{statistics.stdev(vals):.3f}" if len(vals) > 1 else "-")
+    return means, sds
 
 
 class FoldsPanel(Panel):
@@ -41,7 +38,8 @@ class FoldsPanel(Panel):
             return
         fused = "+".join(state.combinations[view.fused])
         branches = list(state.fold_results[0]["branches"]) if state.fold_results else []
-        columns = ["fold", "n", "kappa", "quadratic kappa", *(f"{b} alone kappa" for b in branches)]
+        # short headers (named in the title) so the branches fit beside the fusion at 80
+        columns = ["fold", "n", "κ", "QWK", *(f"{b} κ" for b in branches)]
         folds = sorted(state.fold_results, key=lambda f: f["fold"])
         values: dict[int, list[float | None]] = {}
         sizes: dict[int, int] = {}
@@ -62,19 +60,21 @@ class FoldsPanel(Panel):
         cv = [values[k] for k in cv_folds]
         if cv:
             n_all = sum(sizes[k] for k in cv_folds)
-            rows.append([f"mean ± sd ({len(cv)})", str(n_all), *mean_cells(cv)])
+            means, sds = mean_cells(cv)
+            rows.append([f"mean ({len(cv)})", str(n_all), *means])
+            rows.append(["sample sd", "", *sds])
         if state.repeats > 1:
             for r in range(1, state.repeats + 1):
                 mine = [values[f["fold"]] for f in folds if f.get("repeat") == r]
                 if mine:
                     n_r = sum(sizes[f["fold"]] for f in folds if f.get("repeat") == r)
-                    means = (c.split(" ±")[0] for c in mean_cells(mine))
-                    rows.append([f"repeat {r} mean", str(n_r), *means])
+                    rows.append([f"repeat {r} mean", str(n_r), *mean_cells(mine)[0]])
         self.set_rows("#folds", columns, rows)
         self.set_text(
             ".panel-title",
-            f"[b]Per-fold kappa[/b]: {fused} (unweighted and quadratic) on all its n "
-            "validation samples (the verdict: the rows with every modality)"
+            f"[b]Per-fold kappa[/b]: {fused}, κ unweighted and QWK quadratic, on all its n "
+            "validation samples (the verdict: the rows with every modality); a branch's "
+            "column: it alone, κ"
             + (f", {state.repeats} repeats" if state.repeats > 1 else "")
             + ("; hold-out not in the mean" if state.strategy == "temporal" else ""),
         )

@@ -36,7 +36,7 @@ class TaskPanel(Panel):
             f"fold {latest['fold']} {latest['branch']}{node}: "
             f"epoch {latest['epoch']}/{latest['max_epochs']}"
             f"  loss {num(latest.get('loss'))}\ntrain kappa {num(latest.get('train_kappa'))}"
-            f"  inner-val kappa {num(latest.get('val_kappa'))}"
+            f"  early-stopping split kappa {num(latest.get('val_kappa'))}"
             + (f" (n={latest['val_n']})" if latest.get("val_n") else ""),
         )
 

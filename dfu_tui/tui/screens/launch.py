@@ -27,6 +27,7 @@ from dfu_tui.engine.plan import branches_of, plan_tasks, total_folds
 from dfu_tui.engine.records import CASEMIX_FOLDS
 from dfu_tui.errors import InputError
 from dfu_tui.runs.resources import default_jobs
+from dfu_tui.text import plural
 from dfu_tui.tui.messages import Context, LaunchEnded, LaunchRun, RunsUpdated
 from dfu_tui.tui.screens.base import DfuScreen
 from dfu_tui.tui.widgets import Tick
@@ -377,7 +378,7 @@ class LaunchScreen(DfuScreen):
             f"search every combination of the chosen modalities ({2**n - 1 if n else 0})"
         )
         text = (
-            f"{combos} combination(s) x {folds} folds{held} = {tasks} tasks "
+            f"{plural(combos, 'combination')} x {plural(folds, 'fold')}{held} = {tasks} tasks "
             f"({n + extra} branches per fold"
             + (f", one of them metadata without {values['compare']}" if extra else "")
             + ")"

@@ -59,7 +59,7 @@ come from the launch (`dfu-tui tag` changes them).
 | key | action |
 |---|---|
 | `[` / `]` | previous / next fold in the prediction-distribution panel |
-| `,` / `.` | previous / next epoch (inner-validation shares and the plots of its task) |
+| `,` / `.` | previous / next epoch (shares on the early-stopping split and the plots of its task) |
 | `l` | latest: follow the newest fold or epoch |
 | `d` | fold detail of the shown fold |
 | `f` | the metadata features the run uses, and what was left out and why |
@@ -68,7 +68,7 @@ come from the launch (`dfu-tui tag` changes them).
 | `p` | write the run's HTML report (report.html in its directory) |
 
 The plots: each fold's kappa on both scales with their means; the task's train and
-inner-validation kappa and loss (right axis) by epoch, early stopping's best epoch marked;
+early-stopping split kappa and loss (right axis) by epoch, early stopping's best epoch marked;
 its predicted share of each class by epoch against the true shares (flat lines).
 
 ## Compare

@@ -37,13 +37,15 @@ class MonitorScreen(RunScreen):
 
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]
     BINDINGS = [
-        Binding("left_square_bracket", "fold(-1)", "Prev fold", key_display="["),
-        Binding("right_square_bracket", "fold(1)", "Next fold", key_display="]"),
+        # every key that acts on the run fits the footer at 80 columns; the fold and epoch
+        # keys are named by the panels they move (and help)
+        Binding("left_square_bracket", "fold(-1)", "Prev fold", key_display="[", show=False),
+        Binding("right_square_bracket", "fold(1)", "Next fold", key_display="]", show=False),
         Binding("comma", "epoch(-1)", "Prev epoch", key_display=",", show=False),
         Binding("full_stop", "epoch(1)", "Next epoch", key_display=".", show=False),
-        Binding("l", "latest", "Latest"),
-        Binding("d", "detail", "Fold detail"),
-        Binding("f", "features", "Features"),
+        Binding("l", "latest", "Latest", show=False),
+        Binding("d", "detail", "Detail"),
+        Binding("f", "features", "Features", show=False),
         Binding("c", "run('compare')", "Compare"),
         Binding("s", "run('stop')", "Stop"),
         Binding("r", "run('resume')", "Resume"),
@@ -65,7 +67,7 @@ class MonitorScreen(RunScreen):
             yield VerdictPanel(id="verdict-panel")
             yield StrategiesPanel(id="strategies-panel")
             yield EventsPanel(id="log-panel")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = self.run_id

@@ -163,7 +163,11 @@ class RunsScreen(DfuScreen):
                 for column, value in zip(COLUMNS, self.row(run_id), strict=True):
                     table.update_cell(run_id, column, value)
         empty = self.query_one("#runs-empty", Static)
-        empty.update("" if wanted else f"No runs in {catalog.runs_dir}. Press n to launch one.")
+        empty.update(
+            ""
+            if wanted
+            else f"No runs yet in the folder {catalog.runs_dir}/. Press n to launch one."
+        )
         empty.display = not wanted
         self.call_after_refresh(self._hint)
 
