@@ -41,7 +41,8 @@ EXAMPLES = {
     "show": "dfu-tui show 20261201-1",
     "stop": "dfu-tui stop 20261201-1 --grace 30",
     "status": "dfu-tui status            every run\n  dfu-tui status 20261201-1 --json",
-    "export": "dfu-tui export 20261201-1                   CSV on stdout\n"
+    "export": "dfu-tui export 20261201-1                   RUN/export.csv (as e does)\n"
+    "  dfu-tui export 20261201-1 --output -         CSV on standard output\n"
     "  dfu-tui export 20261201-1 --output metrics.csv",
     "report": "dfu-tui report 20261201-1 --output baseline.html",
     "demo-data": "dfu-tui demo-data /tmp/demo --patients 60",
@@ -167,7 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     _run_argument(p)
     p.add_argument("--format", choices=("csv", "json"), default="csv", help="csv (default) or json")
     p.add_argument(
-        "--output", type=Path, default=None, help="write this file (default: standard output)"
+        "--output",
+        type=Path,
+        default=None,
+        help="write this file; - for standard output (default: RUN/export.csv, or "
+        "RUN/export.json with --format json: where the dashboard's e writes)",
     )
 
     p = _command(sub, "report", "a run as one self-contained HTML file")

@@ -216,19 +216,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     from dfu_tui.runs.export import export_run
 
     run = term.resolve_run(args.run, args.runs_dir)
-    to_file = args.output is not None and str(args.output) != "-"
-    if to_file:
-        from dfu_tui.paths import check_output
+    if args.output is not None and str(args.output) == "-":
+        sys.stdout.write(export_run(run, args.format))
+        return term.EXIT_OK
+    from dfu_tui.paths import check_output, write_output
 
-        check_output(args.output)  # before the export is built
-    text = export_run(run, args.format)
-    if not to_file:
-        sys.stdout.write(text)
-    else:
-        from dfu_tui.paths import write_output
-
-        replaced = write_output(args.output, text, "export")
-        term.err.print(f"{'replaced' if replaced else 'wrote'} {args.output}", markup=False)
+    if args.output is None:
+        term.own_run(run)  # into the run's folder, as the dashboard's `e`: it must be ours
+    output: Path = args.output if args.output is not None else run.export_file(args.format)
+    check_output(output)  # before the export is built: a refused path costs nothing
+    replaced = write_output(output, export_run(run, args.format), "export")
+    term.err.print(f"{'replaced' if replaced else 'wrote'} {output}", markup=False)
     return term.EXIT_OK
 
 

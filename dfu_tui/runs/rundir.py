@@ -96,8 +96,12 @@ class RunDir:
 
     @property
     def export(self) -> Path:
-        """Where the dashboard's export writes the run's CSV."""
-        return self.path / "export.csv"
+        """Where the dashboard's `e` and `dfu-tui export` write the run's CSV."""
+        return self.export_file("csv")
+
+    def export_file(self, fmt: str) -> Path:
+        """Where `dfu-tui export` writes by default: `export.csv` or `export.json`."""
+        return self.path / f"export.{fmt}"
 
     @property
     def fingerprint(self) -> Path:

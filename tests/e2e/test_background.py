@@ -186,7 +186,7 @@ def test_resume_refuses_changed_config(tmp_path: Path, env) -> None:
     assert "config key cv.seed changed (42 -> 43)" in proc.stderr
     assert "Traceback" not in proc.stderr
 
-    csv_text = dfu(env, "export", str(run), "--format", "csv").stdout
+    csv_text = dfu(env, "export", str(run), "--format", "csv", "--output", "-").stdout
     header, *rows = csv_text.splitlines()
     assert header.startswith("row,fold,modalities,epoch,kappa,quadratic_kappa")
     kinds = {r.split(",")[0] for r in rows}
@@ -198,5 +198,5 @@ def test_resume_refuses_changed_config(tmp_path: Path, env) -> None:
         "sensitivity_I,sensitivity_P,sensitivity_R,specificity_I,specificity_P,specificity_R,"
         "roc_auc_I,roc_auc_P,roc_auc_R,brier"
     )
-    doc = json.loads(dfu(env, "export", str(run), "--format", "json").stdout)
+    doc = json.loads(dfu(env, "export", str(run), "--format", "json", "--output", "-").stdout)
     assert doc["run"]["status"] == "completed" and len(doc["folds"]) == 2

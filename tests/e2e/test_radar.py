@@ -58,7 +58,7 @@ class TestLeakRadar:
         assert doc["compare"] == "treatment"
         assert "Dressing Grouped" in doc["compare_drops"]
         env = {**os.environ}
-        proc = run_dfu(env, "export", str(leak_run))
+        proc = run_dfu(env, "export", str(leak_run), "--output", "-")
         rows = list(csv.DictReader(io.StringIO(proc.stdout)))
         features = [r for r in rows if r["row"] == "feature"]
         assert len(features) == 3 * len(doc["used"])

@@ -211,7 +211,9 @@ class TestRunCommand:
         ]
         shown = dfu("show", str(run), env_cache=tmp_path / "c")
         assert shown.returncode == 0 and "Fusion strategies of metadata+depth_rgb" in shown.stdout
-        exported = dfu("export", str(run), env_cache=tmp_path / "c").stdout.splitlines()
+        exported = dfu(
+            "export", str(run), "--output", "-", env_cache=tmp_path / "c"
+        ).stdout.splitlines()
         strategy_rows = [r.split(",") for r in exported if r.startswith("strategy,")]
         assert len(strategy_rows) == 5 * 2  # every fusion on every fold
         assert dfu("report", str(run), env_cache=tmp_path / "c").returncode == 0

@@ -140,3 +140,25 @@ def test_status_at_80_columns_shows_every_figure_and_a_whole_short_id(
         assert main(["status", short, "--runs-dir", str(runs), "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["run_id"] == run_id
     assert "QWK 0." in screen.getvalue() and "kappa 0." in screen.getvalue()
+
+
+def test_export_writes_where_the_dashboards_e_does(tmp_path: Path, capsys) -> None:
+    """`dfu-tui export RUN` and the dashboard's `e` agree: both write RUN/export.csv (JSON:
+    export.json) and say where; `--output -` prints it; the same bytes either way."""
+    from dfu_tui.runs.rundir import RunDir
+
+    runs = tmp_path / "runs"
+    shutil.copytree(FIXTURES, runs)
+    run = RunDir(runs / COMPLETED)
+    assert main(["export", COMPLETED, "--runs-dir", str(runs)]) == 0
+    said = capsys.readouterr()
+    assert said.out == "" and f"wrote {run.export}" in said.err
+    written = run.export.read_bytes().decode("utf-8")
+    assert written.startswith("combination") or "," in written.splitlines()[0]
+    assert main(["export", COMPLETED, "--runs-dir", str(runs), "--output", "-"]) == 0
+    assert capsys.readouterr().out == written
+    assert main(["export", COMPLETED, "--runs-dir", str(runs), "--format", "json"]) == 0
+    assert (runs / COMPLETED / "export.json").is_file()
+    assert f"wrote {runs / COMPLETED / 'export.json'}" in capsys.readouterr().err
+    assert main(["export", COMPLETED, "--runs-dir", str(runs)]) == 0
+    assert f"replaced {run.export}" in capsys.readouterr().err

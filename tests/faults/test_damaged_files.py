@@ -121,7 +121,7 @@ def test_status_and_export_survive_a_damaged_log(damaged: Path, env: dict[str, s
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["skipped_event_lines"] == len(BAD_LINES)
     for fmt in ("csv", "json"):
-        out = run_dfu(env, "export", str(damaged), "--format", fmt)
+        out = run_dfu(env, "export", str(damaged), "--format", fmt, "--output", "-")
         assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     table = run_dfu(env, "status", "--runs-dir", str(damaged.parent))
     assert table.returncode == 0 and "Traceback" not in table.stderr
