@@ -338,3 +338,35 @@ def versions() -> list[tuple[str, str]]:
         except importlib.metadata.PackageNotFoundError:
             out.append((name, "not installed"))
     return out
+
+
+def resources_table(state: RunState) -> str:
+    """What each finished task took and used: where it ran, its seconds, CPU (% of one core:
+    200 % is two cores busy), peak memory and a GPU's peak memory (measured inside the task's
+    process)."""
+    from dfu_tui.runs.describe import megabytes
+
+    rows = []
+    for task in dict.fromkeys(state.started_tasks):  # a resumed task once
+        if task not in state.done:
+            continue
+        used = state.usage.get(task, {})
+        rows.append(
+            (
+                task,
+                state.nodes.get(task, "-"),
+                f"{state.done[task]:.1f}",
+                f"{used['cpu_percent']:.0f}" if "cpu_percent" in used else "-",
+                megabytes(used["peak_rss_mb"]) if "peak_rss_mb" in used else "-",
+                megabytes(used["gpu_peak_mb"]) if "gpu_peak_mb" in used else "-",
+            )
+        )
+    if not rows:
+        return "<p>No task has finished.</p>"
+    note = (
+        "<p>Each finished task: where it ran, its seconds, its CPU as % of one core (200 % "
+        "is two cores busy), and its process's peak memory; runs logged before this was "
+        "measured show -.</p>"
+    )
+    head = ("task", "node", "seconds", "CPU % of a core", "peak memory", "GPU peak memory")
+    return note + html_table(head, rows)

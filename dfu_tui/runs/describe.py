@@ -87,8 +87,30 @@ def _epoch(e: Epoch) -> list[Line]:
     return [Line(text, WARNING if flags else PLAIN, detail=True)]
 
 
+def usage_text(e: Mapping[str, Any]) -> str:
+    """`CPU 187% of a core, peak 1.2 GB (GPU 3.1 GB)` from an event's usage fields, or ""."""
+    parts = []
+    if isinstance(e.get("cpu_percent"), int | float):
+        parts.append(f"CPU {e['cpu_percent']:.0f}% of a core")
+    if isinstance(e.get("peak_rss_mb"), int | float):
+        parts.append(f"peak {megabytes(e['peak_rss_mb'])}")
+    if isinstance(e.get("gpu_peak_mb"), int | float):
+        parts.append(f"GPU peak {megabytes(e['gpu_peak_mb'])}")
+    return ", ".join(parts)
+
+
+def megabytes(mb: float) -> str:
+    return f"{mb / 1024:.1f} GB" if mb >= 1024 else f"{mb:.0f} MB"
+
+
 def _branch_finished(e: BranchFinished) -> list[Line]:
-    return [Line(f"finished {e['task']} in {e.get('seconds') or 0:.1f} s")]
+    used = usage_text(e)
+    return [
+        Line(
+            f"finished {e['task']} in {e.get('seconds') or 0:.1f} s"
+            + (f" ({used})" if used else "")
+        )
+    ]
 
 
 def combination_line(fold: int, c: Mapping[str, Any]) -> str:

@@ -41,9 +41,10 @@ def train_remote(
     threads: int,
     queue: Any,
     task: str,
-) -> tuple[Any, str]:
+) -> tuple[Any, str, dict[str, float]]:
     """Runs inside a Ray worker: rebuild the config and the dataset slice from what was
-    sent, train the task with the engine, stream epochs, return the result and the node."""
+    sent, train the task with the engine, stream epochs, return the result, the node and
+    what the task used (CPU, peak memory)."""
     import ray
 
     from dfu_tui.config import load_config
@@ -56,14 +57,17 @@ def train_remote(
     cfg = load_config(None, raw=cfg_doc)
     dataset = Dataset(Path("."), Path("."), table, {branch: crops} if crops is not None else {})
     number, train, val, repeat, kind = fold
+    from dfu_tui.runs.usage import Usage
+
+    usage = Usage.start()
 
     def on_epoch(record: dict[str, Any]) -> None:
-        queue.put(("epoch", task, record))
+        queue.put(("epoch", task, {**record, **usage.lap()}))
 
     result = train_task(
         cfg, dataset, Fold(number, train, val, repeat, kind), branch, threads, on_epoch
     )
-    return result, node
+    return result, node, usage.total()
 
 
 def node_name(node_id: str = "") -> str:
@@ -313,7 +317,7 @@ class RayExecutor:
         log = self._log(task_id)
         number, branch = parse_task_id(task_id)
         try:
-            result, node = self._ray.get(ref)
+            result, node, used = self._ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - a task's failure is its outcome
             text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             from dfu_tui.paths import write_own_text
@@ -329,6 +333,7 @@ class RayExecutor:
             seconds=result.seconds,
             best_epoch=result.best_epoch,
             node=node,
+            **used,
         )
         return TaskOutcome(task_id, 0, log)
 

@@ -96,6 +96,8 @@ class Epoch(EventBase):
     flags: NotRequired[list[dict[str, Any]]]
     rules_holding: NotRequired[list[str]]
     collapse_streak: NotRequired[int]
+    cpu_percent: NotRequired[float]  # over this epoch, % of one core (runs.usage)
+    peak_rss_mb: NotRequired[float]
 
 
 class BranchFinished(EventBase):
@@ -106,6 +108,10 @@ class BranchFinished(EventBase):
     seconds: NotRequired[float]
     best_epoch: NotRequired[int | None]
     node: NotRequired[str]
+    # what the task's process used (runs.usage): % of one core, peak memory in MB
+    cpu_percent: NotRequired[float]
+    peak_rss_mb: NotRequired[float]
+    gpu_peak_mb: NotRequired[float]
 
 
 class FoldFinished(EventBase):

@@ -50,6 +50,10 @@ def reference_difference(c: Mapping[str, Any], metric: str) -> tuple[str, float]
     return name, float(mine) - float(theirs)
 
 
+#: What a finished task's event says it used (`runs.usage`).
+USAGE_KEYS = ("cpu_percent", "peak_rss_mb", "gpu_peak_mb")
+
+
 @dataclass
 class RunState:
     """Everything `status` shows about one run, updated event by event."""
@@ -75,6 +79,7 @@ class RunState:
     tasks: list[str] = field(default_factory=list)
     done: dict[str, float] = field(default_factory=dict)  # task -> seconds it took
     best_epochs: dict[str, int] = field(default_factory=dict)  # task -> early stopping's best
+    usage: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> CPU %, memory
     running: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> latest epoch
     started_tasks: list[str] = field(default_factory=list)  # every task_started, in order
     task_started_at: dict[str, float] = field(default_factory=dict)
@@ -160,6 +165,9 @@ class RunState:
     def _on_branch_finished(self, e: Event, previous: float | None) -> None:
         self.running.pop(e["task"], None)
         self.done[e["task"]] = e.get("seconds") or 0.0
+        used = {k: float(e[k]) for k in USAGE_KEYS if isinstance(e.get(k), int | float)}
+        if used:
+            self.usage[e["task"]] = used
         if isinstance(e.get("best_epoch"), int):
             self.best_epochs[e["task"]] = e["best_epoch"]
 

@@ -16,6 +16,7 @@ import numpy as np
 from dfu_tui.config import Config
 from dfu_tui.runs.events import EventWriter
 from dfu_tui.runs.rundir import RunDir, load_predictions, save_predictions
+from dfu_tui.runs.usage import Usage
 
 if TYPE_CHECKING:
     from dfu_tui.data.dataset import Dataset
@@ -127,8 +128,10 @@ def run_task(
         **({"gpu": placed} if placed is not None else {}),
     )
 
+    usage = Usage.start()
+
     def on_epoch(record: dict[str, Any]) -> None:
-        for kind, fields in epoch_events(tid, fold.number, branch, record):
+        for kind, fields in epoch_events(tid, fold.number, branch, {**record, **usage.lap()}):
             events.emit(kind, **fields)
 
     result = train_task(cfg, dataset, fold, branch, threads, on_epoch)
@@ -140,6 +143,7 @@ def run_task(
         branch=branch,
         seconds=result.seconds,
         best_epoch=result.best_epoch,
+        **usage.total(),
     )
 
 

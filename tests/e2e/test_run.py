@@ -121,6 +121,13 @@ class TestRunCommand:
         assert all(e["v"] == 1 for e in events)
         for kind in ("fold_started", "task_started", "epoch", "branch_finished", "fold_finished"):
             assert kind in kinds
+        # what each task used, measured in its own process: a real CNN and forest took CPU
+        # and memory (a TensorFlow process holds hundreds of MB)
+        for e in (e for e in events if e["kind"] == "branch_finished"):
+            assert e["cpu_percent"] > 5 and e["peak_rss_mb"] > 50, e
+            assert "gpu_peak_mb" not in e  # no GPU here
+        assert all(e["cpu_percent"] >= 0 for e in events if e["kind"] == "epoch")
+        assert all("peak_rss_mb" in e for e in events if e["kind"] == "epoch")
         # a clinician's scores of the fused CNN + forest: per class, and calibration
         fold = next(e for e in events if e["kind"] == "fold_finished")
         fused = fold["combinations"][0]

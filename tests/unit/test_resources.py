@@ -87,3 +87,40 @@ def test_what_a_ray_task_asks_for() -> None:
     assert task_options(ex, "depth_rgb", cluster_gpus=False)["num_gpus"] == 0
     plain = ExecutorConfig(kind="ray")
     assert "memory" not in task_options(plain, "depth_map", cluster_gpus=False)
+
+
+def test_a_task_measures_what_its_process_used() -> None:
+    """CPU as % of one core over a lap and over the whole task (a busy loop is near 100 %,
+    a sleep near 0), the process's peak memory, and no GPU figure without TensorFlow; the
+    state keeps it per task, the log line and the report's table say it."""
+    import time
+
+    from dfu_tui.report.sections import resources_table
+    from dfu_tui.runs.describe import describe
+    from dfu_tui.runs.state import RunState
+    from dfu_tui.runs.usage import Usage
+
+    usage = Usage.start()
+    end = time.perf_counter() + 0.3
+    while time.perf_counter() < end:
+        pass
+    busy = usage.lap()
+    time.sleep(0.3)
+    idle = usage.lap()
+    total = usage.total()
+    assert busy["cpu_percent"] > 60 and idle["cpu_percent"] < 30
+    assert 20 < total["cpu_percent"] < busy["cpu_percent"]
+    assert total["peak_rss_mb"] > 10 and "gpu_peak_mb" not in total
+    state = RunState("r")
+    state.apply({"kind": "task_started", "ts": 0.0, "task": "fold1-metadata"})
+    finished = {"kind": "branch_finished", "ts": 1.0, "task": "fold1-metadata", "seconds": 0.6}
+    state.apply({**finished, **total})
+    assert state.usage["fold1-metadata"]["cpu_percent"] == total["cpu_percent"]
+    (line,) = describe({**finished, **total, "v": 1})  # type: ignore[arg-type]
+    assert f"CPU {total['cpu_percent']:.0f}% of a core" in line.text and "peak" in line.text
+    table = resources_table(state)
+    assert "fold1-metadata" in table and f"{total['cpu_percent']:.0f}" in table
+    old = RunState("r")  # a log from before the measure: said, not invented
+    old.apply({"kind": "task_started", "ts": 0.0, "task": "fold1-metadata"})
+    old.apply(finished)
+    assert "<td>-</td>" in resources_table(old)
