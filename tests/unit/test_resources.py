@@ -116,7 +116,7 @@ def test_a_task_measures_what_its_process_used() -> None:
     finished = {"kind": "branch_finished", "ts": 1.0, "task": "fold1-metadata", "seconds": 0.6}
     state.apply({**finished, **total})
     assert state.usage["fold1-metadata"]["cpu_percent"] == total["cpu_percent"]
-    (line,) = describe({**finished, **total, "v": 1})  # type: ignore[arg-type]
+    (line,) = describe({**finished, **total, "v": 1})
     assert f"CPU {total['cpu_percent']:.0f}% of a core" in line.text and "peak" in line.text
     table = resources_table(state)
     assert "fold1-metadata" in table and f"{total['cpu_percent']:.0f}" in table
