@@ -201,6 +201,13 @@ def _executor_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="the Ray cluster (auto, or ray://host:10001); none: a local Ray instance",
     )
+    p.add_argument(
+        "--notify",
+        metavar="COMMAND",
+        default=None,
+        help="run COMMAND (e.g. a mail or chat hook) with the run id, state and verdict when "
+        "the run completes, fails or is cancelled, or a fold collapses (notify.command)",
+    )
 
 
 MAX_JOBS = 1024

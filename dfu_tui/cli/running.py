@@ -93,8 +93,11 @@ def _follow(run: RunDir, jobs: int, resume: bool, view: RunConsole) -> int:
 
 
 def executor_overrides(args: argparse.Namespace) -> list[str]:
-    """`--executor` / `--ray-address` as config overrides."""
+    """`--executor`, `--ray-address` and `--notify` as config overrides (settings that do
+    not change the results: a resume may change them)."""
     out = []
+    if getattr(args, "notify", None) is not None:
+        out.append(f"notify.command={json.dumps(args.notify)}")
     if args.executor is not None:
         out.append(f"executor.kind={json.dumps(args.executor)}")
     if args.ray_address is not None:

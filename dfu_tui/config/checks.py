@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import shlex
+import shutil
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -126,6 +128,17 @@ def check_config(cfg: Config, source: str) -> list[str]:
             "executor.address",
             f"expected auto, host:port or ray://host:port, got {ex.address!r}",
         )
+    if cfg.notify.command.strip():
+        try:
+            program = shlex.split(cfg.notify.command)[0]
+        except (ValueError, IndexError) as exc:
+            bad("notify.command", f"cannot split it into words ({exc})")
+        else:
+            if shutil.which(program) is None:
+                bad(
+                    "notify.command",
+                    f"{program!r}: no such program (give a path or a name on PATH)",
+                )
     use = cfg.modalities.use
     if not use:
         bad(

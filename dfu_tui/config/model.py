@@ -251,6 +251,23 @@ class ExecutorConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    """A command of the user's run when a run completes, fails or is cancelled, and when a
+    fold raises a COLLAPSE (e.g. a mail or chat hook): its words (split as a shell would,
+    but no shell runs it), then the run id, the state (`completed`, `failed`, `cancelled`,
+    `collapse`) and the verdict or what happened; the same in `DFU_TUI_RUN_ID`,
+    `DFU_TUI_RUN_STATE`, `DFU_TUI_VERDICT` and `DFU_TUI_RUN_DIR`. Its output goes to the
+    run's `logs/notify.log`. Not part of a run's fingerprint."""
+
+    command: str = ""
+
+
+#: Sections that do not change a run's results: left out of its fingerprint, free to change
+#: on a resume, and not compared when a launch repeats an earlier run.
+NOT_RESULTS = ("executor", "notify")
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole experiment's configuration."""
 
@@ -266,6 +283,7 @@ class Config:
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
     criteria: CriteriaConfig = field(default_factory=CriteriaConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -324,11 +342,13 @@ class Config:
         """The resolved configuration as TOML, loadable again with `load_config`."""
         return tomli_w.dumps(self.to_dict())
 
+    def results_settings(self) -> dict[str, Any]:
+        """The settings the results depend on: everything but `NOT_RESULTS`."""
+        return {k: v for k, v in self.to_dict().items() if k not in NOT_RESULTS}
+
     def fingerprint(self) -> str:
         """A short hash of the settings the results depend on (not where tasks run)."""
-        doc = self.to_dict()
-        doc.pop("executor")
-        blob = json.dumps(doc, sort_keys=True).encode()
+        blob = json.dumps(self.results_settings(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -30,7 +30,7 @@ def run_fingerprint(cfg: Config) -> dict[str, Any]:
     return {
         "code_version": code_version(),
         "data": data_fingerprint(cfg.dataset),
-        "config": {k: v for k, v in cfg.to_dict().items() if k != "executor"},
+        "config": cfg.results_settings(),
     }
 
 
@@ -68,7 +68,7 @@ def same_config_runs(runs: list[Path], cfg: Config) -> list[Path]:
     not one of them."""
     from dfu_tui.runs.catalog import read_json
 
-    current = {k: v for k, v in cfg.to_dict().items() if k != "executor"}
+    current = cfg.results_settings()
     out = []
     for run in runs:
         saved = read_json(run / "fingerprint.json")

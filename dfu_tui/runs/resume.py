@@ -50,7 +50,7 @@ def check_resume(run: RunDir, moved: list[str]) -> Config | None:
     saved = _saved_fingerprint(run)
     if is_complete(run, cfg):
         # a changed config is still named; the data is not read (nothing would run)
-        settings = {k: v for k, v in cfg.to_dict().items() if k != "executor"}
+        settings = cfg.results_settings()
         changed = differences({"config": saved.get("config", {})}, {"config": settings})
         if changed:
             raise InputError([f"{run.path}: cannot resume: {d}" for d in changed])
@@ -58,7 +58,7 @@ def check_resume(run: RunDir, moved: list[str]) -> Config | None:
     diffs = differences(saved, run_fingerprint(cfg))
     if diffs:
         raise InputError([f"{run.path}: cannot resume: {d}" for d in diffs])
-    if moved:  # where tasks run is not part of the fingerprint: resume elsewhere
+    if moved:  # where tasks run, and the notify hook, are not part of the fingerprint
         cfg = load_config(run.config, moved)
         check_ray_address(cfg)  # before the run's config is changed
         atomic_write_text(run.config, cfg.to_toml())

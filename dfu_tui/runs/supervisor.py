@@ -138,6 +138,10 @@ class Supervisor:
         run_token()  # in our environment before anything is started: what proves it ours
         self.executor: Executor = executor or make_executor(self.cfg, run, self.events)
         self.reader = EventReader(run.events)
+        from dfu_tui.runs.notify import Notifier
+
+        command = self.cfg.notify.command
+        self.notifier = Notifier(command, run) if command.strip() else None
         self.cancel_requested = threading.Event()
         self._stop_beats = threading.Event()
 
@@ -151,10 +155,15 @@ class Supervisor:
             self.events.emit("heartbeat", pid=os.getpid())
 
     def _pump(self) -> None:
-        """Pass every new event in the log (workers' included) to the listener."""
+        """Pass every new event in the log (workers' included) to the listener, and the
+        ones worth it to `notify.command`."""
         if self.on_event is not None:
             for e in self.reader.read_new():
                 self.on_event(e)
+        if self.notifier is not None:
+            for problem in self.notifier.pump():
+                with contextlib.suppress(OSError):
+                    self.events.emit("message", text=problem)
 
     # -- the run
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,16 @@ def repeated(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> P
     KILLED["folds"] = {e["fold"]: e for e in before if e["kind"] == "fold_finished"}
     KILLED["started"] = sum(1 for e in before if e["kind"] == "task_started")
     wait_for(lambda: load_state(run).effective_status() == "stale", timeout=15)
-    resumed = run_dfu(env, "resume", str(run))
+    # the resume also sets a notify hook (a script that writes what it was given)
+    hook = runs / "hook.py"
+    hook.write_text(
+        "import json, os, sys\n"
+        "with open(os.environ['NOTIFIED'], 'a') as f:\n"
+        "    f.write(json.dumps([sys.argv[1:], os.environ.get('DFU_TUI_RUN_TOKEN'),\n"
+        "                        os.environ.get('DFU_TUI_RUN_STATE')]) + '\\n')\n"
+    )
+    notified = {**env, "NOTIFIED": str(runs / "notified.jsonl")}
+    resumed = run_dfu(notified, "resume", str(run), "--notify", f"{sys.executable} {hook}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     return run
 
@@ -202,3 +212,22 @@ async def test_monitor_at_80x24_with_2_x_5_folds(repeated: Path) -> None:
         ]
         verdict = str(screen.query_one("#verdict", Static).render())
         assert "final on quadratic kappa" in verdict
+
+
+def test_the_notify_hook_said_the_end_and_only_what_the_resume_did(repeated: Path) -> None:
+    """`resume --notify CMD` runs the user's command when the run completes, with the run
+    id, the state and the verdict (also in DFU_TUI_* variables), without our secret token;
+    nothing an earlier supervisor did is announced again."""
+    notified = repeated.parent / "notified.jsonl"
+    wait_for(lambda: notified.exists() and "completed" in notified.read_text(), timeout=30)
+    lines = [json.loads(x) for x in notified.read_text().splitlines()]
+    ends = [(argv, token, state) for argv, token, state in lines if argv[1] == "completed"]
+    assert len(ends) == 1
+    ((argv, token, state),) = ends
+    assert argv[0] == repeated.name and state == "completed" and token is None
+    assert argv[2].startswith("metadata: minimum ")
+    earlier = {f for f in KILLED["folds"]}
+    for argv, _, _ in lines:
+        if argv[1] == "collapse":
+            assert int(argv[2].split()[1].rstrip(":")) not in earlier, argv
+    assert "[notify]" in (repeated / "config.toml").read_text()  # saved for the next resume

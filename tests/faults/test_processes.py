@@ -369,3 +369,51 @@ def test_tasks_of_a_fold_ending_together_one_killed_fail_the_run_naming_it(
     assert Supervisor(whole, 2, 1.0, executor=Together()).execute(resume=False) == 0
     scored = [e["fold"] for e in events(whole.path) if e["kind"] == "fold_finished"]
     assert sorted(scored) == [1, 2]  # each fold once
+
+
+def test_the_notify_hook_announces_collapses_and_the_end_and_never_holds_a_run(
+    tmp_path: Path,
+) -> None:
+    """From the events: each fold COLLAPSE and the run's end (with its verdict) run the
+    user's command with the run id, the state and what happened; the hook runs apart (a
+    hook that hangs holds nothing), without our token; one that cannot start is a line."""
+    import sys
+    import time
+
+    from dfu_tui.runs.notify import Notifier
+    from dfu_tui.runs.procs import TOKEN_ENV
+    from dfu_tui.runs.rundir import RunDir
+
+    run = tmp_path / COMPLETED
+    shutil.copytree(FIXTURES / COMPLETED, run)
+    out = tmp_path / "said.txt"
+    hook = tmp_path / "hook.py"
+    hook.write_text(
+        "import os, sys, time\n"
+        f"open({str(out)!r}, 'a').write('|'.join(sys.argv[1:]) + '|' + "
+        f"str(os.environ.get({TOKEN_ENV!r})) + chr(10))\n"
+        "time.sleep(8)\n"  # a slow hook (it ends by itself)
+    )
+    os.environ[TOKEN_ENV] = "ab" * 16
+    try:
+        notifier = Notifier(f"{sys.executable} '{hook}'", RunDir(run))
+        assert notifier.pump() == []  # made at the log's end: nothing old is announced
+        notifier.reader.offset = 0
+        began = time.monotonic()
+        assert notifier.pump() == []
+        assert time.monotonic() - began < 4  # not waited for
+    finally:
+        del os.environ[TOKEN_ENV]
+    states = [state for state, _ in notifier.sent]
+    assert states[-1] == "completed" and "collapse" in states
+    wait_for(lambda: out.exists() and len(out.read_text().splitlines()) == len(states))
+    lines = out.read_text().splitlines()
+    ended = next(x for x in lines if "|completed|" in x)
+    assert ended.startswith(f"{COMPLETED}|completed|") and "minimum" in ended
+    assert all(x.endswith("|None") for x in lines)  # the token is not the hook's
+    collapse = next(x for x in lines if "|collapse|" in x)
+    assert collapse.split("|")[2].startswith("fold ")
+    missing = Notifier(str(tmp_path / "no-such-hook"), RunDir(run))
+    missing.reader.offset = 0
+    problems = missing.pump()
+    assert problems and all("notify.command could not start" in p for p in problems)
