@@ -198,7 +198,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             if s["best_collapse_folds"]:
                 kappa += f" collapsed in {s['best_collapse_folds']} fold(s)"
         flags = s["flags"]
-        time_left = "" if s["eta_s"] is None else f" ({term.duration(s['eta_s'])})"
+        time_left = ""
+        if s["status"] == "running":
+            low, high = s.get("eta_low_s"), s.get("eta_high_s")
+            if low is None or high is None:
+                time_left = " (ETA estimating)"
+            else:
+                a, b = term.duration(low), term.duration(high)
+                time_left = f" ({a if a == b else f'{a}-{b}'})"
         table.add_row(
             run_id,
             s["status"],

@@ -265,6 +265,48 @@ class RunState:
             left += max(0.0, expected)
         return left / max(1, self.jobs)
 
+    def eta_range(self, now: float | None = None) -> tuple[float, float] | None:
+        """Seconds left as a range (low, high), or None while there is no evidence yet
+        ("estimating"). Per kind of task (its branch: metadata, each image modality, at this
+        run's size and epoch budget): from the finished tasks of that branch in this run
+        (their shortest and longest, widened while there are fewer than 3), else from a
+        running task of it: its seconds per epoch times one more epoch (early stopping may
+        end it next) to every epoch of the budget. A running task counts what it has left.
+        The work is spread over the parallel jobs, never below the longest single task."""
+        if self.status != "running" or not (self.done or self.task_started_at):
+            return None
+        now = time.time() if now is None else now
+        finished: dict[str, list[float]] = {}
+        for task, seconds in self.done.items():
+            finished.setdefault(task.split("-", 1)[1], []).append(seconds)
+        spans: dict[str, tuple[float, float]] = {}
+        for branch, took in finished.items():
+            low, high = min(took), max(took)
+            if len(took) < 3:  # few tasks: their spread is not yet known
+                low, high = low * 0.8, high * 1.25
+            spans[branch] = (low, high)
+        for task, latest in self.running.items():
+            branch = task.split("-", 1)[1]
+            begun = self.task_started_at.get(task)
+            if branch in spans or begun is None or not latest.get("epoch"):
+                continue
+            epochs, budget = int(latest["epoch"]), int(latest.get("max_epochs") or 0)
+            per_epoch = (float(latest.get("ts") or now) - begun) / epochs
+            spans[branch] = (per_epoch * min(budget, epochs + 1), per_epoch * max(budget, epochs))
+        low = high = longest_low = longest_high = 0.0
+        for task in self.tasks:
+            if task in self.done:
+                continue
+            span = spans.get(task.split("-", 1)[1])
+            if span is None:
+                return None  # a kind of task with nothing to go on yet
+            ran = now - self.task_started_at[task] if task in self.running else 0.0
+            task_low, task_high = max(0.0, span[0] - ran), max(0.0, span[1] - ran)
+            low, high = low + task_low, high + task_high
+            longest_low, longest_high = max(longest_low, task_low), max(longest_high, task_high)
+        jobs = max(1, self.jobs)
+        return max(low / jobs, longest_low), max(high / jobs, longest_high)
+
     def mean_kappa(self) -> dict[str, float]:
         """Mean unweighted kappa so far per combination (`+`-joined), over finished
         cross-validation folds, on all samples of each (a temporal hold-out is apart)."""
@@ -356,6 +398,7 @@ class RunState:
 
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
         eta = self.eta(now)
+        span = self.eta_range(now)
         chosen = self.best()
         best = None if chosen is None else chosen.mean
         scale = SCALE_KEYS.get(self.metric, self.metric)
@@ -370,6 +413,9 @@ class RunState:
             "folds_total": self.folds,
             "elapsed_s": round(self.elapsed(now), 1),
             "eta_s": None if eta is None else round(eta, 1),
+            # the range the screens show; None while estimating
+            "eta_low_s": None if span is None else round(span[0], 1),
+            "eta_high_s": None if span is None else round(span[1], 1),
             "mean_unweighted_kappa_all_rows": {
                 k: round(v, 4) for k, v in self.mean_kappa().items()
             },

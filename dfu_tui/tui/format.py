@@ -22,6 +22,17 @@ def duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def eta_text(state: Any, now: float) -> str:
+    """`3:10–4:40` while a run goes, `estimating` until there is evidence, `-` otherwise."""
+    if state.effective_status(now) != "running":
+        return "-"
+    span = state.eta_range(now)
+    if span is None:
+        return "estimating"
+    low, high = duration(span[0]), duration(span[1])
+    return low if low == high else f"{low}–{high}"
+
+
 def num(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 

@@ -11,7 +11,8 @@ from textual.widgets import DataTable, Input
 from dfu_tui.runs.state import load_state
 from dfu_tui.tui.app import DfuApp
 from dfu_tui.tui.plots import PlotPanel
-from dfu_tui.tui.screens.modals import PreparingScreen
+from dfu_tui.tui.screens.launch import LaunchScreen
+from dfu_tui.tui.screens.modals import ConfirmScreen, PreparingScreen
 from dfu_tui.tui.screens.monitor import MonitorScreen
 from tests.helpers import ROOT, open_form, until
 
@@ -75,13 +76,16 @@ async def test_launch_watch_stop_resume(tmp_path: Path, small_demo_master: Path,
         logged = sorted(load_state(run_dir).fold_results, key=lambda f: f["fold"])
         expected = [f"{f['combinations'][-1]['kappa']:.3f}" for f in logged]
         await until(pilot, lambda: shown() == expected)
-        # The same form launched again opens that run instead of starting another.
+        # The same form launched again asks first, naming that run; no starts nothing.
         await pilot.press("escape")
         again = await open_form(pilot)
         for selector, value in values.items():
             again.query_one(selector, Input).value = value
         await pilot.pause()
         await pilot.press("ctrl+l")
-        await until(pilot, lambda: isinstance(app.screen, MonitorScreen), 30)
-        assert isinstance(app.screen, MonitorScreen) and app.screen.run_id == monitor.run_id
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 30)
+        asked = app.screen
+        assert isinstance(asked, ConfirmScreen) and monitor.run_id in asked.question
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, LaunchScreen) and not app.launching)
         assert [p.name for p in runs.iterdir()] == [monitor.run_id]

@@ -453,3 +453,44 @@ def test_the_console_the_monitor_and_the_notifications_say_the_same(tmp_path: Pa
     assert [x.notice for x in describe(failed)] == [ALWAYS]
     assert all(x.notice == QUIET for e in events if e["kind"] == "epoch" for x in describe(e))
     assert all(event_line(e) is None for e in events if e["kind"] in ("epoch", "heartbeat"))
+
+
+def test_the_eta_is_a_range_that_narrows_and_says_when_it_cannot_tell() -> None:
+    """No evidence for a kind of task: `estimating`. A running image task gives a range from
+    one more epoch to its whole budget; its finished siblings then bound the rest; spread
+    over the jobs but never below the longest single task."""
+    from dfu_tui.tui.format import eta_text
+
+    tasks = [f"fold{k}-{b}" for k in (1, 2, 3) for b in ("metadata", "thermal_map")]
+    state = RunState("r")
+    state.apply(
+        {
+            "kind": "run_started",
+            "ts": 0.0,
+            "folds": 3,
+            "combinations": [],
+            "tasks": tasks,
+            "jobs": 2,
+        }
+    )
+    state.apply({"kind": "task_started", "ts": 0.0, "task": "fold1-metadata"})
+    assert state.eta_range(now=1.0) is None and eta_text(state, 1.0) == "estimating"
+    state.apply({"kind": "branch_finished", "ts": 5.0, "task": "fold1-metadata", "seconds": 5.0})
+    state.apply({"kind": "task_started", "ts": 5.0, "task": "fold1-thermal_map"})
+    assert state.eta_range(now=6.0) is None  # no image epoch yet: nothing to go on
+    epoch = {"kind": "epoch", "task": "fold1-thermal_map", "fold": 1, "branch": "thermal_map"}
+    state.apply({**epoch, "ts": 25.0, "epoch": 2, "max_epochs": 20})
+    low, high = state.eta_range(now=25.0) or (0, 0)
+    # 10 s per epoch: each thermal task 30 s (3 epochs) to 200 s; the running one has run 20
+    assert low < high and high >= 180
+    state.apply({"kind": "heartbeat", "ts": 25.0, "pid": 1})  # alive, not stale
+    assert "–" in eta_text(state, 25.0)
+    state.apply(
+        {"kind": "branch_finished", "ts": 105.0, "task": "fold1-thermal_map", "seconds": 100.0}
+    )
+    state.apply({"kind": "task_started", "ts": 105.0, "task": "fold2-thermal_map"})
+    narrow = state.eta_range(now=105.0) or (0, 0)
+    assert narrow[1] - narrow[0] < high - low  # evidence narrows it
+    assert narrow[0] >= 100 * 0.8  # never below the longest single task left
+    state.apply({"kind": "run_finished", "ts": 300.0, "status": "completed"})
+    assert state.eta_range(now=300.0) is None and eta_text(state, 300.0) == "-"

@@ -14,7 +14,7 @@ from textual.reactive import reactive
 from textual.widgets import Footer, Header, Static
 
 from dfu_tui.runs.state import RunState
-from dfu_tui.tui.format import duration
+from dfu_tui.tui.format import duration, eta_text
 from dfu_tui.tui.messages import (
     OpenFoldDetail,
     RunsUpdated,
@@ -131,7 +131,7 @@ class MonitorScreen(RunScreen):
         text = (
             f"[b]{escape(self.run_id)}[/b]  [{colour}]{status}[/]"
             f"  elapsed {duration(state.elapsed(now))}"
-            f"  ETA {duration(state.eta(now))}  tasks {len(state.done)}/{len(state.tasks)}"
+            f"  ETA {eta_text(state, now)}  tasks {len(state.done)}/{len(state.tasks)}"
             f"  heartbeat {'-' if age is None else f'{age:.0f} s ago'}"
         )
         if state.skipped:

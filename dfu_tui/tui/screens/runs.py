@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from dfu_tui.runs.labels import Labels
 from dfu_tui.runs.rundir import short_ids
 from dfu_tui.runs.state import UNREADABLE, RunState
-from dfu_tui.tui.format import duration
+from dfu_tui.tui.format import duration, eta_text
 from dfu_tui.tui.messages import (
     CompareRuns,
     RunsUpdated,
@@ -74,7 +74,7 @@ def run_row(
         escape(state.fusion) or "-",
         f"{len(state.done)}/{len(state.tasks)}",
         duration(state.elapsed(now)),
-        duration(state.eta(now)),
+        eta_text(state, now),
         escape(" ".join(f"#{t}" for t in labels.tags)) or "-",
         escape(labels.config_file) or "-",
     )
