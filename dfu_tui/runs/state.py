@@ -305,7 +305,16 @@ class RunState:
             low, high = low + task_low, high + task_high
             longest_low, longest_high = max(longest_low, task_low), max(longest_high, task_high)
         jobs = max(1, self.jobs)
-        return max(low / jobs, longest_low), max(high / jobs, longest_high)
+        # what the tasks' own seconds leave out (starting a process, loading the data,
+        # scoring each fold): the wall time so far over the task time it held, applied on
+        factor = 1.0
+        worked = sum(self.done.values()) + sum(
+            now - self.task_started_at[t] for t in self.running if t in self.task_started_at
+        )
+        if worked > 0 and self.done:
+            factor = min(3.0, max(1.0, self.elapsed(now) * jobs / worked))
+        low, high = max(low / jobs, longest_low), max(high / jobs, longest_high)
+        return low * factor, high * factor
 
     def mean_kappa(self) -> dict[str, float]:
         """Mean unweighted kappa so far per combination (`+`-joined), over finished
