@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=None, help="a finished run to replay")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="config key=value")
     parser.add_argument("--jobs", default="2")
+    parser.add_argument("--keep", type=Path, default=None, help="copy the new run here")
     args = parser.parse_args()
     run = args.run
     if run is None:
@@ -57,6 +58,10 @@ def main() -> None:
         )  # fmt: skip
         run = next((base / "runs").iterdir())
         print(f"ran {run.name} in {seconds:.0f} s")
+        if args.keep is not None:
+            import shutil
+
+            shutil.copytree(run, args.keep / run.name)
     points = replay(run)
     print(f"{'at':>5} {'range shown':>17} {'really left':>12} {'inside':>7} {'mid error':>10}")
     shown = set()

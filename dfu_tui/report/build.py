@@ -37,6 +37,8 @@ from dfu_tui.report.sections import (
     combination_table,
     coverage,
     every_fold_table,
+    features_section,
+    flags_table,
     fold_table,
     later_patients,
     resources_table,
@@ -119,6 +121,7 @@ def build_report(run: RunDir, now: float | None = None) -> str:
             fold_confusion_figure(state, index),
             clinical_table(state, index),
         ]
+    parts += ["<h2>Features: what carries the metadata branch</h2>", features_section(state, docs)]
     parts.append("<h2>Fusion weight</h2>")
     parts.append(
         curve_section(run, state, docs.config, index)
@@ -136,6 +139,7 @@ def build_report(run: RunDir, now: float | None = None) -> str:
         fig, axes = new_figure(8.0, 1.0 + 0.22 * rows)
         draw(axes[0][0], timeline)
         parts.append(embed(fig, "Every collapse and warning flag, by when it was raised", "flags"))
+        parts.append(flags_table(state))
     parts += [
         "<h2>Data and configuration</h2>",
         coverage(state, docs),

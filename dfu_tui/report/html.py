@@ -23,6 +23,14 @@ pre { background: #f5f5f5; padding: 0.8em; overflow-x: auto; font-size: 0.85em; 
 .ok { color: #1a7f37; } .no { color: #c0392b; }
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: 0.9em; }
+table { max-width: 100%; } td, th { overflow-wrap: anywhere; }
+@page { size: A4; margin: 14mm; }
+@media print {
+  body { max-width: none; margin: 0; padding: 0; font-size: 10pt; }
+  h2 { break-after: avoid; }
+  figure, table, .banner { break-inside: avoid; }
+  pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+}
 """
 
 

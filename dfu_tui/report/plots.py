@@ -40,7 +40,8 @@ def svg(fig: Any) -> str:
 
     buf = io.StringIO()
     with rc_context({"svg.fonttype": "none", "font.family": "sans-serif"}):
-        fig.savefig(buf, format="svg", metadata={"Date": None})
+        # "tight": no label is cut at the figure's edge (the epoch axis's was)
+        fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
     return buf.getvalue()
 
 
@@ -104,15 +105,15 @@ def draw(
     """A `Figure` on matplotlib axes: the same series the dashboard draws."""
     colours = colours or Colours()
     title = f.title if title is None else title
-    ax.set_title(title if not f.empty else f"{title}: {f.empty}", fontsize=9)
+    ax.set_title(title if not f.empty else f"{title}: {f.empty}", fontsize=11)
     if f.empty:
         ax.set_axis_off()
         return
-    ax.set_xlabel(f.xlabel, fontsize=8)
-    ax.set_ylabel(f.ylabel, fontsize=8)
+    ax.set_xlabel(f.xlabel, fontsize=10)
+    ax.set_ylabel(f.ylabel, fontsize=10)
     right = ax.twinx() if any(s.side == "right" for s in f.series) else None
     if right is not None:
-        right.set_ylabel(f.ylabel_right, fontsize=8)
+        right.set_ylabel(f.ylabel_right, fontsize=10)
     bars = [s for s in f.series if s.kind == "bar"]
     width = 0.8 / max(1, len(bars))
     handles: list[Any] = []
@@ -195,15 +196,15 @@ def draw(
         ax.set_ylim(*f.ylim)
     if f.xlim:
         ax.set_xlim(*f.xlim)
-    ax.tick_params(labelsize=7)
+    ax.tick_params(labelsize=9)
     if right is not None:
-        right.tick_params(labelsize=7)
+        right.tick_params(labelsize=9)
     ax.grid(alpha=0.25)
     if legend and handles:
         if bars:  # beside the bars, never over them
-            ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+            ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         else:
-            ax.legend(handles=handles, fontsize=7, loc="best", framealpha=0.8)
+            ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.8)
 
 
 def draw_heatmap(ax: Axes, h: Heatmap) -> None:
@@ -223,9 +224,9 @@ def draw_heatmap(ax: Axes, h: Heatmap) -> None:
             )
     ax.set_xticks(range(len(h.columns)), h.columns)
     ax.set_yticks(range(len(h.rows)), h.rows)
-    ax.set_xlabel(h.column_label, fontsize=8)
-    ax.set_ylabel(h.row_label, fontsize=8)
-    ax.set_title(h.title, fontsize=9)
+    ax.set_xlabel(h.column_label, fontsize=10)
+    ax.set_ylabel(h.row_label, fontsize=10)
+    ax.set_title(h.title, fontsize=11)
 
 
 def grid(n: int, cols: int = 4) -> tuple[int, int]:

@@ -370,3 +370,121 @@ def resources_table(state: RunState) -> str:
     )
     head = ("task", "node", "seconds", "CPU % of a core", "peak memory", "GPU peak memory")
     return note + html_table(head, rows)
+
+
+def features_section(state: RunState, docs: Any, top: int = 10) -> str:
+    """What carries the metadata branch: the leakage radar's table (each column's mean drop
+    in kappa when shuffled on the validation fold, its single-feature kappa inside the
+    training fold, how often it was among the top), its flags, and the paired with/without
+    comparison of a feature group when the run measured one."""
+    from dfu_tui.engine.paired import summarize_comparison, summarize_radar
+    from dfu_tui.runs.figures import cv_folds
+
+    folds = cv_folds(state)
+    cfg = docs.config
+    radar = summarize_radar(folds, cfg.radar.top if cfg is not None else 5)
+    comparison = summarize_comparison(folds)
+    if radar is None and comparison is None:
+        return (
+            "<p>The run measured no feature importance (radar.enabled = false, or no "
+            "metadata branch, or no fold finished).</p>"
+        )
+    out = []
+    if radar is not None:
+        out.append(
+            f"<p>Leakage radar over {radar['folds']} validation folds: permutation importance "
+            "(mean drop in unweighted kappa when the column is shuffled on the validation "
+            "fold, ± sd over folds) and single-feature kappa (a depth-3 tree on that column "
+            "alone, patient-grouped CV inside the training fold). A treatment column among "
+            "the top says the clinician's choice may carry the label.</p>"
+        )
+        rows = [
+            (
+                r["feature"],
+                ", ".join(r["groups"]) or "-",
+                num(r["importance"])
+                + (
+                    f" ± {num(r['importance_sd_over_folds'])}"
+                    if r.get("importance_sd_over_folds") is not None
+                    else ""
+                ),
+                num(r["single_kappa"]),
+                f"{r['top_in_folds']} of {radar['folds']}",
+            )
+            for r in radar["features"][:top]
+        ]
+        out.append(
+            html_table(
+                ("feature", "groups", "importance (κ drop)", "single-feature κ", "top in folds"),
+                rows,
+            )
+        )
+        if radar["flags"]:
+            out.append(
+                html_table(
+                    ("fold", "level", "rule", "what"),
+                    [(f["fold"], f["level"], f["rule"], f["detail"]) for f in radar["flags"]],
+                )
+            )
+        else:
+            out.append("<p>The radar raised no flag.</p>")
+    if comparison is not None:
+        out.append(
+            f"<p>With and without the <b>{esc(comparison['group'])}</b> group, paired on the "
+            f"same {comparison['samples']} validation samples of each fold (each side's forest "
+            f"averaged over {comparison.get('forest_seeds', 1)} seed(s)); 95 % intervals "
+            "corrected for overlapping training sets.</p>"
+        )
+        pairs: list[tuple[object, ...]] = []
+        for row in comparison["rows"]:
+            for scale in ("kappa", "quadratic_kappa"):
+                k = row[scale]
+                low, high = k["ci95"]
+                pairs.append(
+                    (
+                        "+".join(row["modalities"]),
+                        SCALE_NAMES.get(scale, scale),
+                        num(k["mean_with"]),
+                        num(k["mean_without"]),
+                        f"{k['mean_difference']:+.3f} [{num(low)}, {num(high)}]",
+                        "yes" if k["distinguishable"] else "no",
+                        k["folds"],
+                    )
+                )
+        out.append(
+            html_table(
+                ("", "scale", "with", "without", "difference [95% CI]", "distinguishable", "folds"),
+                pairs,
+            )
+        )
+    return "".join(out)
+
+
+#: The most flags the report lists one by one (the timeline shows them all).
+MOST_FLAGS = 60
+
+
+def flags_table(state: RunState) -> str:
+    """Each flag named: when, where (a task's epoch, or a fold's combination and fusion),
+    its level, its rule and its numbers (the rule's class and shares)."""
+    start = state.started or 0.0
+    rows = []
+    for f in state.flags[:MOST_FLAGS]:
+        if f.get("scope") == "epoch":
+            where = f"{f.get('task')} epoch {f.get('epoch')}"
+        else:
+            where = f"fold {f.get('fold')} " + "+".join(f.get("combination") or [])
+            if f.get("strategy"):
+                where += f" ({f['strategy']})"
+        rows.append(
+            (
+                f"{float(f.get('ts') or start) - start:.0f}",
+                where,
+                f.get("level", ""),
+                f.get("rule", ""),
+                f.get("detail", ""),
+            )
+        )
+    more = len(state.flags) - len(rows)
+    note = f"<p>The first {len(rows)} of {len(state.flags)} flags.</p>" if more > 0 else ""
+    return note + html_table(("seconds", "where", "level", "rule", "what"), rows)

@@ -7,6 +7,7 @@ Nothing here imports a plotting library, Textual, TensorFlow or scikit-learn.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -227,18 +228,24 @@ def fold_kappa_figure(state: RunState, combination: int | None = None) -> Figure
         if cv:
             mean = statistics.fmean(cv)
             series.append(
-                Series(f"mean {label} {mean:.3f} (n={len(cv)})", (), (mean,), "hline", group=key)
+                Series(
+                    f"mean {label} {mean:.3f} ({len(cv)} folds)", (), (mean,), "hline", group=key
+                )
             )
     ticks = tuple(
         (float(k), state.fold_name(k).replace("fold ", "")) for k in range(1, state.folds + 1)
     )
+    # the axis starts at chance (kappa 0) or below: a 0.02 spread does not fill the height
+    seen = [y for s in series for y in s.y if not math.isnan(y)]
+    ylim = (min(0.0, min(seen)) - 0.05, min(1.0, max(seen) + 0.05)) if seen else None
     return Figure(
-        f"{name}: kappa per validation fold",
+        f"{name}: kappa per validation fold (axis from 0 = chance)",
         xlabel="fold",
         ylabel="kappa",
         series=tuple(series),
         xticks=ticks,
         xlim=(0.5, state.folds + 0.5),
+        ylim=ylim,
     )
 
 

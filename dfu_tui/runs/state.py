@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -80,6 +81,8 @@ class RunState:
     done: dict[str, float] = field(default_factory=dict)  # task -> seconds it took
     best_epochs: dict[str, int] = field(default_factory=dict)  # task -> early stopping's best
     usage: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> CPU %, memory
+    finished_at: dict[str, float] = field(default_factory=dict)  # task -> when it finished
+    scoring_seconds: list[float] = field(default_factory=list)  # per scored fold, after tasks
     running: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> latest epoch
     started_tasks: list[str] = field(default_factory=list)  # every task_started, in order
     task_started_at: dict[str, float] = field(default_factory=dict)
@@ -165,6 +168,8 @@ class RunState:
     def _on_branch_finished(self, e: Event, previous: float | None) -> None:
         self.running.pop(e["task"], None)
         self.done[e["task"]] = e.get("seconds") or 0.0
+        if e.get("ts") is not None:
+            self.finished_at[e["task"]] = float(e["ts"])
         used = {k: float(e[k]) for k in USAGE_KEYS if isinstance(e.get(k), int | float)}
         if used:
             self.usage[e["task"]] = used
@@ -174,6 +179,9 @@ class RunState:
     def _on_fold_finished(self, e: Event, previous: float | None) -> None:
         kept = [f for f in self.fold_results if f["fold"] != e["fold"]]
         self.fold_results = [*kept, fold_result(e)]
+        ended = [t for task, t in self.finished_at.items() if task.startswith(f"fold{e['fold']}-")]
+        if ended and e.get("ts") is not None:  # scoring it took this long after its last task
+            self.scoring_seconds.append(max(0.0, float(e["ts"]) - max(ended)))
         # a fold scored again (a resume) replaces its flags, never adds to them
         self.fold_flags[e["fold"]] = self.pending_flags.pop(e["fold"], [])
 
@@ -314,7 +322,11 @@ class RunState:
         if worked > 0 and self.done:
             factor = min(3.0, max(1.0, self.elapsed(now) * jobs / worked))
         low, high = max(low / jobs, longest_low), max(high / jobs, longest_high)
-        return low * factor, high * factor
+        # then the folds still to score and the summary, one after the other on the
+        # supervisor (each about as long as a fold's scoring so far)
+        scoring = statistics.fmean(self.scoring_seconds) if self.scoring_seconds else 0.0
+        tail = scoring * (max(0, self.folds - len(self.fold_results)) + 1)
+        return low * factor + tail, high * factor + tail
 
     def mean_kappa(self) -> dict[str, float]:
         """Mean unweighted kappa so far per combination (`+`-joined), over finished

@@ -108,10 +108,18 @@ class TestReportContents:
             "Fusion weight",
             "Image branches by epoch",
             "Collapse flags",
+            "Features: what carries the metadata branch",
             "Data and configuration",
+            "Resources",
             "Software",
         ):
             assert f"<h2>{heading}</h2>" in page
+        # each flag named with its rule and numbers, not only a dot on the timeline
+        from dfu_tui.runs.state import load_state
+
+        state = load_state(FIXTURES / COMPLETED)
+        first = state.flags[0]
+        assert f"<td>{first['rule']}</td>" in page and first["detail"].split()[0] in text
         assert "Partial report" not in text
         # a run logged before the clinical scores: said, not invented
         assert "Sensitivity, specificity, ROC AUC and calibration: not in this run" in text
@@ -262,6 +270,13 @@ class TestReportInBrowser:
                         text = page.inner_text("body")
                         for fold in summary["combinations"][-1]["folds"]:
                             assert f"{fold['kappa']:.3f}" in text
+                        # it prints to A4: nothing wider than the page, A4 pages
+                        page.emulate_media(media="print")
+                        page.set_viewport_size({"width": 718, "height": 1000})  # A4 less margins
+                        wide = page.evaluate("document.documentElement.scrollWidth")
+                        assert wide <= 718, f"the printed page is {wide} px wide"
+                        pdf = page.pdf(format="A4", print_background=True)
+                        assert pdf.startswith(b"%PDF") and b"/MediaBox [0 0 595" in pdf
                     page.close()
             finally:
                 browser.close()
