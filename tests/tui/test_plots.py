@@ -100,7 +100,7 @@ class TestMonitorPlots:
             mean = statistics.fmean(c["kappa"] for c in fused)
             line = next(s for s in folds.series if s.label.startswith("mean kappa"))
             assert line.kind == "hline" and math.isclose(line.y[0], mean)
-            assert f"(n={len(fused)})" in line.label
+            assert f"({len(fused)} folds)" in line.label
 
     async def test_stepping_epochs_follows_the_task(self, runs_dir: Path) -> None:
         app = make_app(runs_dir)
