@@ -20,6 +20,7 @@ from dfu_tui.runs.catalog import CatalogUpdate, RunCatalog
 from dfu_tui.runs.describe import ALWAYS, AWAY, ERROR, describe
 from dfu_tui.runs.events import Event
 from dfu_tui.tui import cli_client
+from dfu_tui.tui.format import breakable
 from dfu_tui.tui.messages import (
     ArchiveRun,
     CompareRuns,
@@ -356,9 +357,11 @@ class DfuApp(App[None]):
         try:
             atomic_write_text(path, self.export_screenshot())
         except OSError as exc:
-            self.notify(f"{path}: cannot save the screenshot ({exc.strerror})", severity="error")
+            self.notify(
+                f"{breakable(path)}: cannot save the screenshot ({exc.strerror})", severity="error"
+            )
             return
-        self.notify(f"Screenshot saved: {path}")
+        self.notify(f"Screenshot saved: {breakable(path)}")
 
     # -- actions through the command line (never training in this process)
 
@@ -470,7 +473,7 @@ class DfuApp(App[None]):
         result = await cli_client.export(self.catalog.path(run_id), target)
         if result.code != 0:
             raise RuntimeError(result.message)
-        self.notify(f"exported to {target}")
+        self.notify(f"exported to {breakable(target)}")
 
     @work(group="control", description="write the report", exit_on_error=False)
     async def _report(self, run_id: str) -> None:
@@ -479,7 +482,7 @@ class DfuApp(App[None]):
         result = await cli_client.report(self.catalog.path(run_id), target)
         if result.code != 0:
             raise RuntimeError(result.message)
-        self.notify(f"Report written: {target}")
+        self.notify(f"Report written: {breakable(target)}")
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:

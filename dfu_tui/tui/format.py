@@ -22,6 +22,12 @@ def duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def breakable(path: object) -> str:
+    """A path that wraps at its `/` (a zero-width space after each), not mid-name, in a
+    toast or a narrow panel."""
+    return str(path).replace("/", "/\u200b")
+
+
 def eta_text(state: Any, now: float) -> str:
     """`3:10–4:40` while a run goes, `estimating` until there is evidence, `-` otherwise."""
     if state.effective_status(now) != "running":

@@ -148,6 +148,44 @@ class TestRunsScreen:
 
 
 class TestMonitor:
+    async def test_the_event_log_wraps_whole_lines_after_a_resize(self, runs_dir: Path) -> None:
+        """Every event line, a long flag's included, is in the log whole at 120 columns and
+        again after the terminal shrinks to 80 (wrapped anew, nothing lost in the middle)."""
+        import re
+
+        from rich.text import Text
+        from textual.widgets import RichLog
+
+        from dfu_tui.runs.state import load_state
+        from dfu_tui.tui.panels.events import event_line
+
+        expected = [
+            Text.from_markup(line).plain
+            for e in load_state(runs_dir / CANCELLED).log
+            if (line := event_line(e))
+        ]
+        assert any(len(x) > 80 for x in expected)  # a flag line longer than the screen
+
+        def squeezed(text: str) -> str:
+            return re.sub(r"\s+", "", text)
+
+        app = make_app(runs_dir)
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.open_run(CANCELLED)
+            await until(
+                pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.query("#log")
+            )
+            log = app.screen.query_one("#log", RichLog)
+            for size in ((120, 40), (80, 24), (100, 30)):
+                await pilot.resize_terminal(*size)
+                await pilot.pause()
+                await until(pilot, lambda: len(log.lines) >= len(expected))
+                shown = squeezed("".join(strip.text for strip in log.lines))
+                for line in expected:
+                    assert squeezed(line) in shown, (size, line)
+                widest = max(strip.cell_length for strip in log.lines)
+                assert widest <= log.scrollable_content_region.width, (size, widest, log.size)
+
     async def test_fold_table_distribution_and_collapse_flag(self, runs_dir: Path) -> None:
         app = make_app(runs_dir)
         async with app.run_test(size=SIZE) as pilot:

@@ -14,7 +14,7 @@ from textual.reactive import reactive
 from textual.widgets import Footer, Header, Static
 
 from dfu_tui.runs.state import RunState
-from dfu_tui.tui.format import duration, eta_text
+from dfu_tui.tui.format import breakable, duration, eta_text
 from dfu_tui.tui.messages import (
     OpenFoldDetail,
     RunsUpdated,
@@ -184,7 +184,7 @@ class MonitorScreen(RunScreen):
         doc = self.context.catalog.documents(self.run_id).features
         if doc is None:
             path = self.context.catalog.run(self.run_id).features
-            self.notify(f"{path}: no feature list for this run", severity="warning")
+            self.notify(f"{breakable(path)}: no feature list for this run", severity="warning")
             return
         self.app.push_screen(MessageScreen(f"Features of {self.run_id}", features_text(doc)))
 
