@@ -31,10 +31,18 @@ async def settled(pilot: Pilot) -> None:
     await pilot.pause()
 
 
-def test_runs_list(snap_compare, runs_dir: Path) -> None:
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_runs_list(snap_compare, runs_dir: Path, size: tuple[int, int]) -> None:
+    """Realistic content: named and tagged runs (the strategy fixtures), a search, a
+    cancelled run with a collapse."""
+    import shutil
+
     from textual.widgets import DataTable
 
     from dfu_tui.tui.screens.runs import RunsScreen
+    from tests.tui.conftest import STRATEGY_FIXTURES
+
+    shutil.copytree(STRATEGY_FIXTURES, runs_dir, dirs_exist_ok=True)
 
     async def listed(pilot: Pilot) -> None:
         # the runs are read on a thread before the first screen: wait for both rows
@@ -44,12 +52,12 @@ def test_runs_list(snap_compare, runs_dir: Path) -> None:
             if not isinstance(app.screen, RunsScreen):
                 return False
             tables = app.screen.query("#runs")
-            return bool(tables) and tables.first(DataTable).row_count == 2
+            return bool(tables) and tables.first(DataTable).row_count == 4
 
         await until(pilot, ready)
         await pilot.pause()
 
-    assert snap_compare(make_app(runs_dir), terminal_size=SIZE, run_before=listed)
+    assert snap_compare(make_app(runs_dir), terminal_size=size, run_before=listed)
 
 
 def test_launch_form_with_weight_error(snap_compare, runs_dir: Path, monkeypatch) -> None:
