@@ -35,8 +35,12 @@ def judge_combination(
     mean, std = fold_means(per)
     paired = paired_summary(combo, per, metric, ratio, crit.confidence, crit.power)
     judged = dict(mean)
+    # the rows the thresholds are judged on, said beside the number (it differs from the
+    # all-samples mean of the tables)
+    rows = (sum(int(f.get("n") or 0) for f in per), "all its validation samples")
     if paired is not None:  # thresholds on the paired rows, as every comparison
         judged[metric] = paired["fused"]["mean"]
+        rows = (sum(paired["n"]), "the validation rows with every modality of it")
     versus = paired["versus"] if paired else {}
     repeats: dict[int, list[dict[str, Any]]] = {}
     for f in per:
@@ -50,6 +54,7 @@ def judge_combination(
         versus,
         has_metadata or METADATA in combo,
         len(per),
+        rows,
     )
     v["caveats"] = run_caveats(cfg, combo, [dict(f) for f in folds or []], v)
     return Judged(

@@ -227,6 +227,8 @@ class Criterion(TypedDict):
     versus: NotRequired[str | None]
     folds: NotRequired[int]
     confidence: NotRequired[float]
+    n: NotRequired[int]  # a threshold: the samples its mean is over
+    rows: NotRequired[str]  # ... and which ones
 
 
 class Design(TypedDict):

@@ -340,6 +340,7 @@ def verdict(
     versus: dict[str, Any],
     has_metadata: bool,
     n_folds: int,
+    rows: tuple[int, str] | None = None,
 ) -> Verdict:
     """The seed note's success criteria for one combination, each with its numbers, the same
     tests for every combination.
@@ -350,7 +351,8 @@ def verdict(
     combination of several modalities to beat each of its image branches; ideal asks every
     combination but metadata alone to beat metadata alone (for metadata alone there is no
     fusion to judge: not applicable). `findings` are the folds with a class collapse, each
-    counted once. Fewer than `cfg.min_folds` folds make the verdict exploratory.
+    counted once. Fewer than `cfg.min_folds` folds make the verdict exploratory. `rows`:
+    (n, which rows) the mean is over, said beside each threshold.
     """
     metric = cfg.metric
     scale = SCALE_NAMES[metric]
@@ -359,10 +361,17 @@ def verdict(
     gap = mean.get(train_key, math.nan) - k
     collapse = _criterion("minimum", "no class collapse", not findings, len(findings))
     collapse["folds"] = n_folds
+
+    def threshold(tier: str, name: str, ok: bool) -> dict[str, Any]:
+        out = _criterion(tier, name, ok, k)
+        if rows is not None:
+            out["n"], out["rows"] = rows
+        return out
+
     criteria = [
-        _criterion("minimum", f"{scale} > {cfg.minimum_kappa:.2f}", k > cfg.minimum_kappa, k),
+        threshold("minimum", f"{scale} > {cfg.minimum_kappa:.2f}", k > cfg.minimum_kappa),
         collapse,
-        _criterion("expected", f"{scale} >= {cfg.expected_kappa:.2f}", k >= cfg.expected_kappa, k),
+        threshold("expected", f"{scale} >= {cfg.expected_kappa:.2f}", k >= cfg.expected_kappa),
         _criterion(
             "expected",
             f"train/validation gap < {cfg.max_train_gap:.2f}",
@@ -385,7 +394,7 @@ def verdict(
         )
     else:
         criteria.append(
-            _criterion("ideal", f"{scale} >= {cfg.ideal_kappa:.2f}", k >= cfg.ideal_kappa, k)
+            threshold("ideal", f"{scale} >= {cfg.ideal_kappa:.2f}", k >= cfg.ideal_kappa)
         )
         if versus.get("metadata") is not None:
             criteria.append(_paired_criterion("ideal", "beats metadata-only", versus["metadata"]))
@@ -518,4 +527,6 @@ def criterion_value(criterion: dict[str, Any]) -> str:
         )
     if criterion.get("name") == "no class collapse" and criterion.get("folds"):
         return f"{value} of {criterion['folds']} folds"
+    if isinstance(criterion.get("n"), int):  # a threshold: the mean, and over which rows
+        return f"{value:.3f} (n={criterion['n']}, {criterion.get('rows', 'samples')})"
     return str(value) if isinstance(value, int) else f"{value:.3f}"

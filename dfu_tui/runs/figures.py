@@ -17,6 +17,7 @@ from dfu_tui.data.schema import CLASSES
 from dfu_tui.engine.records import FoldResult, figure
 from dfu_tui.runs.events import Event
 from dfu_tui.runs.state import RunState
+from dfu_tui.text import plural
 
 Kind = Literal["line", "scatter", "hline", "vline", "bar", "band"]
 
@@ -229,7 +230,11 @@ def fold_kappa_figure(state: RunState, combination: int | None = None) -> Figure
             mean = statistics.fmean(cv)
             series.append(
                 Series(
-                    f"mean {label} {mean:.3f} ({len(cv)} folds)", (), (mean,), "hline", group=key
+                    f"mean {label} {mean:.3f} ({plural(len(cv), 'fold')})",
+                    (),
+                    (mean,),
+                    "hline",
+                    group=key,
                 )
             )
     ticks = tuple(

@@ -100,7 +100,7 @@ class TestMonitorPlots:
             mean = statistics.fmean(c["kappa"] for c in fused)
             line = next(s for s in folds.series if s.label.startswith("mean kappa"))
             assert line.kind == "hline" and math.isclose(line.y[0], mean)
-            assert f"({len(fused)} folds)" in line.label
+            assert f"({len(fused)} fold{'' if len(fused) == 1 else 's'})" in line.label
 
     async def test_stepping_epochs_follows_the_task(self, runs_dir: Path) -> None:
         app = make_app(runs_dir)
@@ -292,7 +292,9 @@ class TestScreenshots:
             assert "<svg" in shot.read_text() and "Per-fold kappa" in shot.read_text().replace(
                 "&#160;", " "
             )
-            assert any(str(shot) in str(n.message) for n in app._notifications)
+            assert any(
+                str(shot) in str(n.message).replace("\u200b", "") for n in app._notifications
+            )
             await pilot.press("ctrl+s")  # a second one never overwrites the first
             await until(pilot, lambda: len(list((runs_dir / COMPLETED).glob("screenshot-*"))) == 2)
 

@@ -108,8 +108,9 @@ def test_a_task_measures_what_its_process_used() -> None:
     time.sleep(0.3)
     idle = usage.lap()
     total = usage.total()
-    assert busy["cpu_percent"] > 60 and idle["cpu_percent"] < 30
-    assert 20 < total["cpu_percent"] < busy["cpu_percent"]
+    # (a shared machine gives a busy loop less than a core: compared, not absolute)
+    assert busy["cpu_percent"] > 25 and busy["cpu_percent"] > 3 * idle["cpu_percent"]
+    assert idle["cpu_percent"] < total["cpu_percent"] < busy["cpu_percent"]
     assert total["peak_rss_mb"] > 10 and "gpu_peak_mb" not in total
     state = RunState("r")
     state.apply({"kind": "task_started", "ts": 0.0, "task": "fold1-metadata"})
