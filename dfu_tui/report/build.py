@@ -30,6 +30,7 @@ from dfu_tui.report.plots import (
     mean_f1_figure,
     new_figure,
     pooled_confusion,
+    reliability_figure,
 )
 from dfu_tui.report.sections import (
     banner,
@@ -121,6 +122,20 @@ def build_report(run: RunDir, now: float | None = None) -> str:
             fold_confusion_figure(state, index),
             clinical_table(state, index),
         ]
+        reliability = reliability_figure(state, index)
+        if reliability is not None:
+            r_fig, r_axes = new_figure(6.0, 4.2)
+            draw(r_axes[0][0], reliability)
+            parts.append(
+                embed(
+                    r_fig,
+                    "Reliability: of the predictions made with a given probability, the share "
+                    "that was right (pooled over the validation folds); above the diagonal: "
+                    "under-confident, below: over-confident. Fusion averages probabilities, so "
+                    "a branch's calibration decides what its weight means.",
+                    "reliability",
+                )
+            )
     parts += ["<h2>Features: what carries the metadata branch</h2>", features_section(state, docs)]
     parts.append("<h2>Fusion weight</h2>")
     parts.append(

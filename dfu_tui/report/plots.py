@@ -368,3 +368,42 @@ def curve_section(run: RunDir, state: RunState, cfg: Any, index: int) -> str:
         "validation folds: it describes the run and must not be used to choose weights.",
         "fusion-curve",
     )
+
+
+def reliability_figure(state: RunState, index: int) -> Figure | None:
+    """A reliability diagram pooled over the cross-validation folds: for each confidence bin
+    (the predicted class's probability), the share of those predictions that were right,
+    the fused combination's and each branch's; the diagonal is perfect calibration. None for
+    runs logged before calibration was measured."""
+    from dfu_tui.runs.figures import Series
+
+    folds = cv_folds(state)
+    if not folds or "reliability" not in folds[0]["combinations"][index]:
+        return None
+    fused = folds[0]["combinations"][index]
+    rows: list[tuple[str, list[Mapping[str, Any]]]] = [
+        ("+".join(fused["modalities"]), [f["combinations"][index] for f in folds])
+    ]
+    if len(fused["modalities"]) > 1:
+        rows += [(f"{b} alone", [f["branches"][b] for f in folds]) for b in folds[0]["branches"]]
+    series = [Series("perfect calibration", (0.0, 1.0), (0.0, 1.0), kind="line", group="ideal")]
+    for label, ms in rows:
+        pooled: dict[tuple[float, float], list[float]] = {}  # bin -> [n, sum conf, sum hits]
+        for m in ms:
+            for low, high, n, confidence, accuracy in m.get("reliability") or []:
+                cell = pooled.setdefault((low, high), [0.0, 0.0, 0.0])
+                cell[0] += n
+                cell[1] += n * confidence
+                cell[2] += n * accuracy
+        points = sorted((c[1] / c[0], c[2] / c[0]) for c in pooled.values() if c[0] > 0)
+        if points:
+            xs, ys = zip(*points, strict=True)
+            series.append(Series(label, tuple(xs), tuple(ys), kind="line", group=label))
+    return Figure(
+        f"Reliability over {len(folds)} validation folds",
+        xlabel="predicted class's probability (mean in its bin)",
+        ylabel="share right",
+        series=tuple(series),
+        xlim=(0.0, 1.0),
+        ylim=(0.0, 1.0),
+    )

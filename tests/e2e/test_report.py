@@ -317,3 +317,37 @@ def test_the_clinical_table_averages_each_class_over_the_folds() -> None:
     assert "<h2>Sensitivity, specificity, discrimination and calibration</h2>" in html
     assert f"{sum(briers) / len(briers):.3f}" in html
     assert html.count("<tr>") >= 3 * (1 + len(state.fold_results[0]["branches"]))
+
+
+def test_the_reliability_diagram_pools_the_folds_bin_by_bin(tmp_path: Path) -> None:
+    """Each bin's point is the n-weighted mean confidence and accuracy over the folds, for
+    the fused combination and each branch; the diagonal is drawn; the report embeds it."""
+    from dfu_tui.report import build_report
+    from dfu_tui.report.plots import reliability_figure
+    from dfu_tui.runs.rundir import RunDir
+    from dfu_tui.runs.state import load_state
+
+    run = tmp_path / COMPLETED
+    shutil.copytree(FIXTURES / COMPLETED, run)
+    lines = []
+    for line in (run / "events.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        if e["kind"] == "fold_finished":
+            k = e["fold"]  # fold 1: 10 of 0.6 with 5 right; fold 2: 30 of 0.8 with 27 right
+            bins = [[0.5, 0.75, 10, 0.6, 0.5]] if k == 1 else [[0.5, 0.75, 30, 0.7, 0.9]]
+            for m in [*e["combinations"], *e["branches"].values()]:
+                m["reliability"], m["brier"] = bins, 0.5
+        lines.append(json.dumps(e))
+    (run / "events.jsonl").write_text("\n".join(lines) + "\n")
+    state = load_state(run)
+    index = len(state.combinations) - 1
+    figure = reliability_figure(state, index)
+    assert figure is not None
+    assert figure.series[0].label == "perfect calibration"
+    fused = figure.series[1]
+    assert fused.label == "+".join(state.combinations[index])
+    (x,), (y,) = fused.x, fused.y
+    assert abs(x - (10 * 0.6 + 30 * 0.7) / 40) < 1e-9 and abs(y - (10 * 0.5 + 30 * 0.9) / 40) < 1e-9
+    assert any(s.label.endswith(" alone") for s in figure.series)
+    assert 'data-figure="reliability"' in build_report(RunDir(run))
+    assert reliability_figure(load_state(FIXTURES / COMPLETED), index) is None  # not logged
