@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dfu_tui.cli import term
 from dfu_tui.cli.dataset import cmd_demo_data, cmd_validate
+from dfu_tui.cli.model import cmd_fit, cmd_predict
 from dfu_tui.cli.parser import build_parser, check_numbers
 from dfu_tui.cli.results import (
     cmd_archive,
@@ -112,4 +113,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export": cmd_export,
     "report": cmd_report,
     "demo-data": cmd_demo_data,
+    "fit": cmd_fit,
+    "predict": cmd_predict,
 }

@@ -46,6 +46,9 @@ EXAMPLES = {
     "  dfu-tui export 20261201-1 --output metrics.csv",
     "report": "dfu-tui report 20261201-1 --output baseline.html",
     "demo-data": "dfu-tui demo-data /tmp/demo --patients 60",
+    "fit": "dfu-tui fit 20261201-1                  RUN/model (the run's selected combination)\n"
+    "  dfu-tui fit 20261201-1 --combination metadata+thermal_map --output /models/v1",
+    "predict": "dfu-tui predict 20261201-1/model /data/next-month --output predictions.csv",
 }
 
 
@@ -178,6 +181,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "report", "a run as one self-contained HTML file")
     _run_argument(p)
     p.add_argument("--output", type=Path, default=None, help="default: RUN/report.html")
+
+    p = _command(sub, "fit", "train a completed run's combination on every patient: a model")
+    _run_argument(p)
+    p.add_argument(
+        "--combination",
+        default=None,
+        metavar="M+M",
+        help="which of the run's combinations (default: the one a search selected, else the "
+        "configured one), e.g. metadata+thermal_map",
+    )
+    p.add_argument(
+        "--output", type=Path, default=None, help="the model folder (default: RUN/model)"
+    )
+    p.add_argument("--detach", action="store_true", help="fit in the background and return")
+
+    p = _command(sub, "predict", "apply a model to a folder of visits in the clinic's format")
+    p.add_argument("model", type=Path, help="a model folder (`dfu-tui fit` wrote it)")
+    p.add_argument("data", type=Path, help="a folder: the metadata CSV and any image folders")
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=Path("-"),
+        help="the predictions CSV (default: -, standard output)",
+    )
 
     p = _command(sub, "demo-data", "write the synthetic demo dataset into DIR")
     p.add_argument("dir", type=Path, help="a new or empty folder")

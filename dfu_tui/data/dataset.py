@@ -117,9 +117,13 @@ def crop_cache_dir(cfg: DatasetSpec) -> Path:
 
 
 def load_dataset(
-    cfg: DatasetSpec, modalities: list[str] | None = None, progress: Progress | None = None
+    cfg: DatasetSpec,
+    modalities: list[str] | None = None,
+    progress: Progress | None = None,
+    labels_optional: bool = False,
 ) -> Dataset:
-    """Load the metadata and the crops of the chosen (or given) image modalities."""
+    """Load the metadata and the crops of the chosen (or given) image modalities
+    (`labels_optional`: visits to predict, whose phase may be unknown, -1)."""
     root = resolve_root(cfg)
     meta_path = root / cfg.data.metadata_file
     table = read_metadata(
@@ -130,6 +134,7 @@ def load_dataset(
         cfg.data.use_free_text,
         history=cfg.features.history,
         where=f"{cfg.source}: features.exclude",
+        labels_optional=labels_optional,
     )
     dataset = Dataset(root=root, metadata_path=meta_path, table=table)
     wanted = cfg.image_modalities if modalities is None else modalities

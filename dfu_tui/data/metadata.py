@@ -151,8 +151,12 @@ def read_metadata(
     use_free_text: bool = False,
     history: bool = False,
     where: str = "",
+    labels_optional: bool = False,
 ) -> SampleTable:
     """Read the metadata CSV into a SampleTable; raise InputError listing every problem.
+
+    With `labels_optional` (new visits to predict) the label column may be missing or empty:
+    such a row's label is -1 (unknown); a value that is not a label is still an error.
 
     `exclude_columns` names columns or groups (`FEATURE_GROUPS`) to leave out of the
     features; `history` adds the per-wound visit-history columns; `where` names the config
@@ -160,6 +164,8 @@ def read_metadata(
     """
     frame = parse_csv(read_csv_text(path, "metadata CSV"), path, "metadata CSV")
     problems: list[str] = []
+    if labels_optional and label_column not in frame.columns:
+        frame[label_column] = ""
     for column in (label_column, patient_column, APPT_COLUMN, DFU_COLUMN):
         if column not in frame.columns:
             problems.append(
@@ -172,7 +178,7 @@ def read_metadata(
     for column in (patient_column, APPT_COLUMN, DFU_COLUMN):
         _require_int(frame, column, path, problems)
     label = frame[label_column].str.strip()
-    unknown = ~label.isin(CLASSES)
+    unknown = ~label.isin(CLASSES) & ~(label.eq("") if labels_optional else False)
     if unknown.any():
         values = sorted(set(label[unknown]))
         if len(values) <= 3 and all(_label_like(v) for v in values):  # a typo: name it
@@ -234,7 +240,10 @@ def read_metadata(
     )
     return SampleTable(
         frame=typed,
-        labels=np.array([CLASSES.index(v) for v in label], dtype=np.int64),
+        labels=np.array(
+            [CLASSES.index(v.strip()) if v.strip() in CLASSES else -1 for v in label],
+            dtype=np.int64,
+        ),
         patients=keys[patient_column].to_numpy(dtype=np.int64),
         keys=key_tuples,
         feature_columns=features,

@@ -39,6 +39,7 @@ from dfu_tui.report.sections import (
     coverage,
     every_fold_table,
     features_section,
+    final_model_section,
     flags_table,
     fold_table,
     later_patients,
@@ -155,6 +156,7 @@ def build_report(run: RunDir, now: float | None = None) -> str:
         draw(axes[0][0], timeline)
         parts.append(embed(fig, "Every collapse and warning flag, by when it was raised", "flags"))
         parts.append(flags_table(state))
+    parts += ["<h2>Final model</h2>", final_model_section(run)]
     parts += [
         "<h2>Data and configuration</h2>",
         coverage(state, docs),

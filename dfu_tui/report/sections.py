@@ -24,6 +24,7 @@ from dfu_tui.runs.figures import (
     cv_folds,
     fused_index,
 )
+from dfu_tui.runs.rundir import RunDir
 from dfu_tui.runs.state import RunState, verdict_so_far
 
 if TYPE_CHECKING:
@@ -488,3 +489,27 @@ def flags_table(state: RunState) -> str:
     more = len(state.flags) - len(rows)
     note = f"<p>The first {len(rows)} of {len(state.flags)} flags.</p>" if more > 0 else ""
     return note + html_table(("seconds", "where", "level", "rule", "what"), rows)
+
+
+def final_model_section(run: RunDir) -> str:
+    """The run's final model (`dfu-tui fit`), verified against its manifest, and its card;
+    or how to make one."""
+    from dfu_tui.errors import InputError
+    from dfu_tui.runs.model import CARD, verify
+
+    folder = run.path / "model"
+    if not (folder / "model.json").exists():
+        return (
+            "<p>No final model yet: <code>dfu-tui fit RUN</code> trains this run's "
+            "combination on every patient into RUN/model, with its model card.</p>"
+        )
+    try:
+        manifest = verify(folder)
+    except InputError as exc:
+        return f"<p><b>A model folder is here but does not verify:</b> {esc(exc)}</p>"
+    card = (folder / CARD).read_text(encoding="utf-8", errors="replace")
+    return (
+        f"<p>{esc(folder)}: {esc('+'.join(manifest['combination']))}, every file matching its "
+        "sha256 in model.json. Its card:</p>"
+        f"<pre>{esc(card)}</pre>"
+    )

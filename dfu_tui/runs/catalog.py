@@ -25,6 +25,11 @@ from dfu_tui.runs.state import UNREADABLE, RunState
 ENDINGS = ("run_finished", "run_failed", "run_cancelled")
 
 
+#: What `dfu-tui fit` logs in the run when its model is written (the catalog reads the run's
+#: documents again).
+MODEL_WRITTEN = "final model written"
+
+
 @dataclass
 class RunDocs:
     """The documents of a run besides its events: resolved config, feature list, summary."""
@@ -33,6 +38,7 @@ class RunDocs:
     features: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
     labels: Labels = field(default_factory=Labels)
+    model: Path | None = None  # RUN/model when `dfu-tui fit` wrote a model there
 
 
 @dataclass
@@ -86,7 +92,14 @@ def read_docs(run: RunDir) -> RunDocs:
         config: Config | None = load_config(run.config)
     except (InputError, OSError):
         config = None
-    return RunDocs(config, read_json(run.features), read_json(run.summary), read_labels(run.path))
+    model = run.path / "model"
+    return RunDocs(
+        config,
+        read_json(run.features),
+        read_json(run.summary),
+        read_labels(run.path),
+        model if (model / "model.json").is_file() else None,
+    )
 
 
 def _mtime(path: Path) -> float:
@@ -171,6 +184,7 @@ class RunCatalog:
                 known is None
                 or (good and not known)
                 or any(e["kind"] in ENDINGS for e in good)
+                or any(e["kind"] == "message" and MODEL_WRITTEN in e["text"] for e in good)
                 or labelled != self._labelled.get(run_id)  # named or tagged since
             ):
                 docs = update.docs[run_id] = read_docs(RunDir(self.path(run_id)))

@@ -138,6 +138,9 @@ class MonitorScreen(RunScreen):
             text += f"  [$warning]{state.skipped} damaged log line(s) skipped[/]"
         if state.reason and status != "completed":
             text += f"\n{state.reason}"
+        model = self.context.catalog.documents(self.run_id).model
+        if model is not None:
+            text += f"\nfinal model: {escape(breakable(model))} (dfu-tui predict applies it)"
         if text != self._header:
             self._header = text
             self.query_one("#monitor-header", Static).update(text)

@@ -34,6 +34,7 @@ COLUMNS = (  # what decides first: at 80 columns the later ones scroll (`→`)
     "ETA",
     "tags",
     "config",
+    "model",
 )
 
 
@@ -47,6 +48,7 @@ def run_row(
     labels: Labels | None = None,
     marked: bool = False,
     short: str | None = None,
+    model: bool = False,
 ) -> tuple[str, ...]:
     """The cells of one run's row: the run by its shortest unique id prefix (`short`, as
     `status` prints it and every command takes it), the best combination's mean on the
@@ -77,6 +79,7 @@ def run_row(
         eta_text(state, now),
         escape(" ".join(f"#{t}" for t in labels.tags)) or "-",
         escape(labels.config_file) or "-",
+        "fitted" if model else "-",  # `dfu-tui fit` wrote RUN/model
     )
 
 
@@ -128,13 +131,14 @@ class RunsScreen(DfuScreen):
 
     def row(self, run_id: str) -> tuple[str, ...]:
         catalog = self.context.catalog
-        labels = catalog.documents(run_id).labels
+        docs = catalog.documents(run_id)
         return run_row(
             catalog.state(run_id),
             self.context.clock(),
-            labels,
+            docs.labels,
             run_id in self.marked,
             self.short.get(run_id),
+            docs.model is not None,
         )
 
     def _visible(self, run_id: str) -> bool:

@@ -1,0 +1,634 @@
+"""A final model from a run: the chosen combination trained on every patient, saved so that a
+co-author can verify it, read it (`MODEL_CARD.md`) and apply it to the next visits.
+
+A model directory holds:
+
+- `metadata.skops`: the metadata branch's scikit-learn pipeline, written with skops (loaded
+  only with the types it trusts: never pickle or joblib);
+- `<modality>.keras`: each image branch, loaded in Keras' safe mode and without compiling;
+- `fusion.json`: the fusion (its strategy and per-modality weights);
+- `model.json`: the manifest: versions, the config, the features and their ranges, the image
+  settings, the class order, the data it was trained on, and the sha256 of every file;
+- `MODEL_CARD.md`: intended use and its limits, the training data, the cross-validated
+  performance expected of it (from the run), what carries it, what it cannot tell.
+
+Loading checks every file against the manifest before anything is read, refuses a model of
+another dfu-tui version (major.minor), and refuses a skops file holding a type outside
+`TRUSTED_TYPES`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import dfu_tui
+from dfu_tui.config import Config, load_config
+from dfu_tui.data.schema import CLASSES, METADATA
+from dfu_tui.errors import InputError
+from dfu_tui.paths import PRIVATE_FILE_MODE, atomic_write, atomic_write_text, read_own_bytes
+from dfu_tui.runs.rundir import RunDir
+
+FORMAT = "dfu-tui model"
+FORMAT_VERSION = 1
+MANIFEST = "model.json"
+CARD = "MODEL_CARD.md"
+PROGRESS = "fit-progress.json"  # an unfinished fit: the branches saved so far
+#: Types a metadata pipeline holds beyond skops' own trusted set (a tree's arrays, dtypes).
+TRUSTED_TYPES = ("numpy.dtype", "sklearn.tree._tree.Tree")
+#: Fusions whose model is their weights (they learn nothing from data).
+FITTABLE = ("fixed", "geometric")
+MAX_MANIFEST_BYTES = 16 * 2**20
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _versions(images: bool) -> dict[str, str]:
+    import importlib.metadata
+
+    names = ["scikit-learn", "skops", "numpy", "pandas", *(["tensorflow"] if images else [])]
+    out = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "-"
+    return out
+
+
+# ---------------------------------------------------------------- fitting
+
+
+@dataclass
+class FitPlan:
+    """What `fit` trains: the run's config, the combination, its fusion, the epochs of each
+    image branch (the run's median best epoch over its folds)."""
+
+    run: RunDir
+    cfg: Config
+    combination: list[str]
+    weights: dict[str, float]
+    epochs: dict[str, int] = field(default_factory=dict)
+    epochs_from: dict[str, str] = field(default_factory=dict)
+
+
+def plan_fit(run: RunDir, combination: str | None) -> FitPlan:
+    """Check the run and choose what to train; InputError naming what is wrong."""
+    from dfu_tui.runs.catalog import read_json
+    from dfu_tui.runs.state import load_state
+
+    cfg = load_config(run.config)
+    state = load_state(run.path, history=False)
+    summary = read_json(run.summary)
+    if state.status != "completed" or summary is None:
+        raise InputError(
+            f"{run.path}: the run is {state.effective_status()}; a model is fitted from a "
+            "completed run (its cross-validation is what the model card reports)"
+        )
+    # every combination the run scored, and each branch alone (scored on every fold too)
+    combos = ["+".join(c) for c in cfg.combinations]
+    combos += [b["branch"] for b in summary.get("branches", []) if b["branch"] not in combos]
+    if combination is None:
+        chosen = (summary.get("selection") or {}).get("selected") or list(cfg.combinations[-1])
+    else:
+        wanted = "+".join(m for m in combination.replace(" ", "").split("+") if m)
+        if wanted not in combos:
+            raise InputError(
+                f"--combination: {combination!r} is not one of the run's: {', '.join(combos)}"
+            )
+        chosen = wanted.split("+")
+    if cfg.fusion.strategy not in FITTABLE and len(chosen) > 1:
+        raise InputError(
+            f"{run.path}: fusion.strategy = {cfg.fusion.strategy!r}: fit saves fusions whose "
+            f"model is their weights ({', '.join(FITTABLE)}); choose a single branch with "
+            "--combination, or run the experiment with one of those"
+        )
+    plan = FitPlan(run, cfg, list(chosen), cfg.fusion_weights(tuple(chosen)))
+    for m in chosen:
+        if m == METADATA:
+            continue
+        best = [e for t, e in state.best_epochs.items() if t.endswith(f"-{m}")]
+        if best:
+            plan.epochs[m] = max(1, round(statistics.median(best)))
+            plan.epochs_from[m] = f"median best epoch over {len(best)} folds of the run"
+        else:
+            plan.epochs[m] = cfg.image_model.epochs
+            plan.epochs_from[m] = "image_model.epochs (the run logged no best epoch)"
+    return plan
+
+
+def _check_target(output: Path, plan: FitPlan) -> dict[str, Any]:
+    """A new folder, or an unfinished fit of the same run and combination (resumed: its
+    saved branches are kept); returns what it holds already."""
+    if output.is_symlink():
+        raise InputError(f"{output}: a symbolic link; give a new folder")
+    if output.exists() and not output.is_dir():
+        raise InputError(f"{output}: not a folder; give a new folder for the model")
+    if (output / MANIFEST).exists():
+        raise InputError(
+            f"{output}: already holds a model ({MANIFEST}); give another --output or remove it"
+        )
+    progress: dict[str, Any] = {}
+    if output.is_dir() and any(output.iterdir()):
+        try:
+            progress = json.loads(read_own_bytes(output / PROGRESS, 1 << 20).decode("utf-8"))
+        except (OSError, ValueError):
+            raise InputError(
+                f"{output}: not empty and not an unfinished fit; give a new folder"
+            ) from None
+        if (
+            progress.get("run") != plan.run.run_id
+            or progress.get("combination") != plan.combination
+        ):
+            raise InputError(f"{output}: an unfinished fit of another run or combination")
+    return progress
+
+
+def fit_model(plan: FitPlan, output: Path, say: Callable[[str], None] = lambda text: None) -> Path:
+    """Train every branch of the plan on every patient and write the model directory (a
+    resumed fit keeps the branches it saved). Returns the folder."""
+    from dfu_tui.data.dataset import data_fingerprint, load_dataset
+    from dfu_tui.engine import final
+    from dfu_tui.engine.training import branch_features
+
+    cfg, combo = plan.cfg, plan.combination
+    progress = _check_target(output, plan)
+    output.mkdir(mode=0o700, parents=True, exist_ok=True)
+    saved: dict[str, str] = dict(progress.get("files", {}))
+    record = {"run": plan.run.run_id, "combination": combo, "files": saved}
+    atomic_write_text(output / PROGRESS, json.dumps(record, indent=1))
+    images = [m for m in combo if m != METADATA]
+    say(f"loading the run's dataset ({', '.join(combo)})")
+    dataset = load_dataset(cfg.dataset, modalities=images)
+    table = dataset.table
+    seed = cfg.cv.seed * 1000
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    features = branch_features(cfg, dataset, METADATA) if METADATA in combo else []
+    for branch in combo:
+        name = f"{branch}.skops" if branch == METADATA else f"{branch}.keras"
+        if saved.get(name) and (output / name).is_file() and sha256(output / name) == saved[name]:
+            say(f"{branch}: kept from the unfinished fit")
+            continue
+        t0 = time.perf_counter()
+        if branch == METADATA:
+            say(f"metadata: a forest on {len(table.labels)} samples, {len(features)} features")
+            model = final.fit_metadata(
+                table.frame[features], table.labels, cfg.metadata_model, seed
+            )
+            import skops.io as sio
+
+            data: bytes = sio.dumps(model)
+
+            def write(fh: Any, data: bytes = data) -> None:
+                fh.write(data)
+
+            atomic_write(output / name, write)
+        else:
+            crops = dataset.crops[branch]
+            say(f"{branch}: {plan.epochs[branch]} epochs on {len(crops.crops)} crops")
+            from dfu_tui.engine.image_branch import configure_tensorflow
+
+            im = cfg.image_model
+            configure_tensorflow(im.threads or 1, im.mixed_precision, im.deterministic, fixed=True)
+            net = final.fit_image(
+                branch,
+                crops.crops,
+                crops.sample_index,
+                table.labels,
+                im,
+                seed,
+                plan.epochs[branch],
+            )
+            with tempfile.TemporaryDirectory(dir=output, prefix=".keras-") as tmp:
+                path = Path(tmp) / name
+                net.save(path)
+                os.chmod(path, PRIVATE_FILE_MODE)
+                os.replace(path, output / name)
+        seconds[branch] = round(time.perf_counter() - t0, 1)
+        saved[name] = sha256(output / name)
+        atomic_write_text(output / PROGRESS, json.dumps(record, indent=1))
+    fusion = {"strategy": cfg.fusion.strategy, "weights": plan.weights}
+    atomic_write_text(output / "fusion.json", json.dumps(fusion, indent=1) + "\n")
+    saved["fusion.json"] = sha256(output / "fusion.json")
+    frame = table.frame[features] if features else None
+    ranges = {}
+    if frame is not None:
+        for c in features:
+            values = frame[c]
+            if values.dtype.kind in "if" and values.notna().any():
+                ranges[c] = [float(values.min()), float(values.max())]
+    shares = {c: float(np.mean(table.labels == i)) for i, c in enumerate(CLASSES)}
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "dfu_tui": dfu_tui.__version__,
+        "packages": _versions(bool(images)),
+        "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "run": plan.run.run_id,
+        "combination": combo,
+        "fusion": fusion,
+        "classes": list(CLASSES),
+        "config": cfg.results_settings(),
+        "features": {
+            "used": features,
+            "left_out": {k: list(v) for k, v in table.excluded.items()},
+            "ranges": ranges,
+        },
+        "image": {
+            "modalities": images,
+            "size": cfg.data.image_size,
+            "epochs": plan.epochs,
+            "epochs_from": plan.epochs_from,
+        },
+        "data": {
+            "fingerprint": data_fingerprint(cfg.dataset, images),
+            "patients": int(len(np.unique(table.patients))),
+            "samples": int(len(table.labels)),
+            "class_shares": shares,
+            "with_images": {m: int(len(np.unique(dataset.crops[m].sample_index))) for m in images},
+        },
+        "fit_seconds": {**seconds, "total": round(time.perf_counter() - started, 1)},
+    }
+    card = model_card(plan, manifest)
+    atomic_write_text(output / CARD, card)
+    saved[CARD] = sha256(output / CARD)
+    manifest["files"] = dict(sorted(saved.items()))
+    atomic_write_text(output / MANIFEST, json.dumps(manifest, indent=1, sort_keys=False) + "\n")
+    (output / PROGRESS).unlink(missing_ok=True)
+    from dfu_tui.runs.catalog import MODEL_WRITTEN
+    from dfu_tui.runs.events import EventWriter
+
+    events = EventWriter(plan.run.events)
+    try:
+        events.emit("message", text=f"{MODEL_WRITTEN}: {output} ({'+'.join(combo)})")
+    finally:
+        events.close()
+    return output
+
+
+# ---------------------------------------------------------------- the model card
+
+
+def model_card(plan: FitPlan, manifest: Mapping[str, Any]) -> str:
+    """MODEL_CARD.md: what the model is for, what it was trained on, what cross-validation
+    says to expect of it, what carries it, and what it cannot tell."""
+    from dfu_tui.engine.rules import SCALE_NAMES, caveat_texts, verdict_headline
+    from dfu_tui.runs.catalog import read_json
+
+    summary = read_json(plan.run.summary) or {}
+    name = "+".join(plan.combination)
+    combo: dict[str, Any] = next(
+        (c for c in summary.get("combinations", []) if c.get("modalities") == plan.combination),
+        {},
+    )
+    if not combo and len(plan.combination) == 1:  # a branch alone: its own folds
+        combo = next(
+            (b for b in summary.get("branches", []) if b.get("branch") == plan.combination[0]),
+            {},
+        )
+    data = manifest["data"]
+    lines = [
+        f"# Model card: {name} (dfu-tui {manifest['dfu_tui']})",
+        "",
+        "## Intended use",
+        "",
+        "Research on the healing phase (I, P, R) of diabetic foot ulcers from the clinic's "
+        "visit records and images. **Not a diagnostic device**: it was not validated "
+        "prospectively, on another clinic, or against clinicians' decisions; a prediction is "
+        "not a diagnosis.",
+        "",
+        "## Training data",
+        "",
+        f"- {data['samples']} visits of {data['patients']} patients (run {manifest['run']}, "
+        f"data fingerprint {data['fingerprint']}).",
+        "- Class shares: " + ", ".join(f"{c} {s:.1%}" for c, s in data["class_shares"].items()),
+    ]
+    for m, n in data.get("with_images", {}).items():
+        lines.append(f"- {m}: {n} of {data['samples']} visits have an image.")
+    used = manifest["features"]["used"]
+    if used:
+        left = manifest["features"]["left_out"]
+        lines.append(
+            f"- Metadata features: {len(used)} used; left out: "
+            + "; ".join(f"{reason} ({len(cols)})" for reason, cols in left.items())
+        )
+    for m, n in manifest["image"]["epochs"].items():
+        lines.append(
+            f"- {m}: trained {n} epochs ({manifest['image']['epochs_from'][m]}) at "
+            f"{manifest['image']['size']} px"
+        )
+    fusion = manifest["fusion"]
+    weights = ", ".join(f"{m} {w:.2f}" for m, w in fusion["weights"].items())
+    lines += [
+        f"- Fusion: {fusion['strategy']} ({weights}), renormalised over the modalities a "
+        "visit has.",
+        "",
+    ]
+    lines += ["## Expected performance (the run's cross-validation)", ""]
+    if combo:
+        folds = len(combo.get("folds", []))
+        for key in ("kappa", "quadratic_kappa"):
+            mean, sd = combo["mean"].get(key), combo["std"].get(key)
+            if mean is not None:
+                lines.append(
+                    f"- {SCALE_NAMES[key]}: {mean:.3f} ± "
+                    f"{0.0 if sd is None or math.isnan(sd) else sd:.3f} "
+                    f"(mean ± sd over {folds} patient-grouped validation folds)"
+                )
+        f1 = _mean_f1(combo.get("folds", []))
+        if f1:
+            lines.append("- Per-class F1: " + ", ".join(f"{c} {v:.3f}" for c, v in f1.items()))
+        verdict = combo.get("verdict")
+        if verdict:
+            lines.append(f"- Verdict (docs/criteria.md): {verdict_headline(verdict)}")
+            lines += [f"- Caveat: {t}" for t in caveat_texts(verdict)]
+        flags = sum(
+            1
+            for f in combo.get("folds", [])
+            for x in f.get("flags", [])
+            if x.get("level") == "collapse"
+        )
+        lines.append(f"- Collapse flags in cross-validation: {flags}")
+    else:
+        lines.append("- The run's summary holds no scores for this combination.")
+    holdout = summary.get("holdout")
+    if holdout:
+        row = next(
+            (r for r in holdout["combinations"] if r["modalities"] == plan.combination), None
+        )
+        if row:
+            lines.append(
+                "- Temporal hold-out (latest-enrolled patients): "
+                f"{row.get(holdout['metric'], float('nan')):.3f} "
+                f"on n={row.get('n')} ({SCALE_NAMES.get(holdout['metric'], holdout['metric'])})"
+            )
+    radar = summary.get("radar")
+    if radar and METADATA in plan.combination:
+        top = ", ".join(
+            f"{r['feature']} ({r['importance']:+.3f})"
+            for r in radar["features"][:5]
+            if r.get("importance") is not None
+        )
+        lines += [
+            "",
+            "## What carries it",
+            "",
+            f"- Leakage radar, top metadata features (kappa drop when shuffled): {top}",
+        ]
+        lines += [
+            f"- Radar flag, fold {f['fold']}: {f['rule']}: {f['detail']}"
+            for f in radar["flags"][:10]
+        ]
+    lines += [
+        "",
+        "## What this model cannot tell",
+        "",
+        "- It has no held-out data of its own: every patient trained it. The figures above are "
+        "what cross-validation of the same configuration measured, not this model's.",
+        "- Early stopping had no fold left: each image branch trained a fixed number of epochs.",
+        "- Visits outside the training ranges (flagged in `predict`'s output) are extrapolation.",
+        "- A later cohort may differ (case mix, era): check it with `dfu-tui predict` on "
+        "labelled visits before relying on it.",
+        "",
+        "## Verifying it",
+        "",
+        f"`{MANIFEST}` lists the sha256 of every file; `dfu-tui predict` checks them, the "
+        "dfu-tui version and the data's columns before anything is loaded.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _mean_f1(folds: list[Mapping[str, Any]]) -> dict[str, float]:
+    out = {}
+    for c in CLASSES:
+        values = [float(f["f1"][c]) for f in folds if f.get("f1", {}).get(c) is not None]
+        if values:
+            out[c] = statistics.fmean(values)
+    return out
+
+
+# ---------------------------------------------------------------- loading and predicting
+
+
+@dataclass
+class Model:
+    path: Path
+    manifest: dict[str, Any]
+    metadata: Any = None
+    images: dict[str, Any] = field(default_factory=dict)
+
+
+def verify(path: Path) -> dict[str, Any]:
+    """The manifest, once every file it lists matches its sha256 and the model is of this
+    dfu-tui's version; InputError (one line) naming what does not."""
+    if not path.is_dir():
+        raise InputError(f"{path}: not a model folder (expected the folder `dfu-tui fit` wrote)")
+    try:
+        manifest = json.loads(read_own_bytes(path / MANIFEST, MAX_MANIFEST_BYTES).decode("utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path / MANIFEST}: missing; not a model folder") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path / MANIFEST}: unreadable ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise InputError(f"{path / MANIFEST}: not a dfu-tui model manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise InputError(
+            f"{path / MANIFEST}: model format {manifest.get('format_version')}, this dfu-tui "
+            f"reads {FORMAT_VERSION}"
+        )
+    made, here = str(manifest.get("dfu_tui", "")), dfu_tui.__version__
+    if made.split(".")[:2] != here.split(".")[:2]:
+        raise InputError(
+            f"{path}: a model of dfu-tui {made}; this is {here} (same major.minor needed)"
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise InputError(f"{path / MANIFEST}: lists no files")
+    for name, digest in files.items():
+        target = path / str(name)
+        if "/" in str(name) or not target.is_file() or target.is_symlink():
+            raise InputError(f"{target}: missing (listed in {MANIFEST})")
+        if sha256(target) != digest:
+            raise InputError(
+                f"{target}: does not match its sha256 in {MANIFEST}; the model was changed"
+            )
+    return manifest
+
+
+def load_model(path: Path, images: bool = True) -> Model:
+    """A verified model; its metadata pipeline through skops with `TRUSTED_TYPES` only, its
+    image branches (when `images`) in Keras' safe mode. TensorFlow is imported only here,
+    and only for a model with an image branch."""
+    manifest = verify(path)
+    model = Model(path, manifest)
+    if METADATA in manifest["combination"]:
+        import skops.io as sio
+
+        file = path / f"{METADATA}.skops"
+        untrusted = [t for t in sio.get_untrusted_types(file=str(file)) if t not in TRUSTED_TYPES]
+        if untrusted:
+            raise InputError(
+                f"{file}: holds types this tool does not trust ({', '.join(untrusted)}); not loaded"
+            )
+        model.metadata = sio.load(str(file), trusted=list(TRUSTED_TYPES))
+    if images:
+        for m in manifest["image"]["modalities"]:
+            import keras
+
+            model.images[m] = keras.saving.load_model(
+                path / f"{m}.keras", compile=False, safe_mode=True
+            )
+    return model
+
+
+@dataclass
+class Predictions:
+    """What `predict` found: one row per visit, and the labelled evaluation (when the data had
+    labels)."""
+
+    header: list[str]
+    rows: list[list[str]]
+    evaluation: list[str]
+    n: int
+
+
+def predict(model_dir: Path, data_root: Path) -> Predictions:
+    """Predict every visit of a folder in the clinic's format with a verified model."""
+    from dfu_tui.data.dataset import load_dataset
+    from dfu_tui.engine import final
+    from dfu_tui.engine.curve import weighted_average
+    from dfu_tui.engine.training import branch_features
+
+    manifest = verify(model_dir)
+    combo = manifest["combination"]
+    if not data_root.is_dir():
+        raise InputError(f"{data_root}: not a folder (expected a folder in the clinic's format)")
+    raw = json.loads(json.dumps(manifest["config"]))
+    raw.setdefault("data", {})["root"] = str(data_root)
+    raw["data"]["cache_dir"] = ""
+    cfg = load_config(None, raw=raw)
+    wanted = [m for m in manifest["image"]["modalities"]]
+    folders = {m: data_root / cfg.data.folders.get(m, m) for m in wanted}
+    present = [m for m in wanted if folders[m].is_dir()]
+    if wanted and not present:
+        raise InputError(
+            f"{data_root}: no image folder of the model's {', '.join(wanted)} "
+            f"(expected {', '.join(str(folders[m]) for m in wanted)}); a model with an image "
+            "branch needs its images"
+        )
+    dataset = load_dataset(cfg.dataset, modalities=present, labels_optional=True)
+    table = dataset.table
+    used = manifest["features"]["used"]
+    if used:
+        have = branch_features(cfg, dataset, METADATA)
+        missing = [c for c in used if c not in have]
+        extra = [c for c in have if c not in used]
+        if missing or extra:
+            parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+                [f"not in the model {', '.join(extra)}"] if extra else []
+            )
+            raise InputError(
+                f"{dataset.metadata_path}: columns do not match the model's: {'; '.join(parts)}"
+            )
+    loaded = load_model(model_dir, images=bool(present))
+    n = len(table.labels)
+    probs: dict[str, np.ndarray] = {}
+    if loaded.metadata is not None:
+        probs[METADATA] = final.metadata_proba(loaded.metadata, table.frame[used])
+    for m in present:
+        crops = dataset.crops[m]
+        probs[m] = final.image_proba(loaded.images[m], crops.crops, crops.sample_index, n)
+    weights = manifest["fusion"]["weights"]
+    if manifest["fusion"]["strategy"] == "geometric":
+        from dfu_tui.engine.fusion import GeometricFusion
+
+        fused = GeometricFusion(weights).fit(probs, table.labels).predict_proba(probs)
+    else:
+        fused = weighted_average(probs, weights)
+    ranges = manifest["features"].get("ranges", {})
+    header = ["patient", "appt", "dfu"]
+    for b in combo:
+        header += [f"{b}_{c}" for c in CLASSES]
+    header += [f"fused_{c}" for c in CLASSES] + [
+        "predicted",
+        "modalities",
+        "outside_training_range",
+    ]
+    if (table.labels >= 0).any():
+        header.append("true")
+    rows = []
+    for i, key in enumerate(table.keys):
+        row = [str(k) for k in key]
+        for b in combo:
+            p = probs.get(b, np.full((n, len(CLASSES)), np.nan))[i]
+            row += ["" if math.isnan(v) else f"{v:.6f}" for v in p]
+        f = fused[i]
+        has = [b for b in combo if b in probs and not np.isnan(probs[b][i]).any()]
+        outside = []
+        for c, (low, high) in ranges.items():
+            v = table.frame[c].iloc[i]
+            if v == v and (v < low or v > high):
+                outside.append(c)
+        row += ["" if math.isnan(v) else f"{v:.6f}" for v in f]
+        row += [
+            "" if np.isnan(f).any() else CLASSES[int(np.argmax(f))],
+            "+".join(has),
+            ";".join(outside),
+        ]
+        if "true" in header:
+            row.append(CLASSES[table.labels[i]] if table.labels[i] >= 0 else "")
+        rows.append(row)
+    return Predictions(header, rows, evaluate(manifest, cfg, table.labels, fused), n)
+
+
+def evaluate(
+    manifest: Mapping[str, Any], cfg: Config, labels: np.ndarray, fused: np.ndarray
+) -> list[str]:
+    """On labelled visits: both kappas with n, the confusion matrix, predicted against true
+    shares, and the collapse rules: what the model does on a later cohort."""
+    from dfu_tui.engine.metrics import both_kappas
+    from dfu_tui.engine.rules import check_predictions
+
+    ok = (labels >= 0) & ~np.isnan(fused).any(axis=1)
+    if not ok.any():
+        return []
+    y, pred = labels[ok], fused[ok].argmax(axis=1)
+    k = both_kappas(y, pred)
+    out = [
+        f"labelled visits: {int(ok.sum())}; kappa (unweighted) {k['kappa']:.3f}, quadratic "
+        f"kappa {k['quadratic_kappa']:.3f} (n={int(ok.sum())})"
+    ]
+    out.append("confusion (rows: true, columns: predicted " + "/".join(CLASSES) + "):")
+    for i, c in enumerate(CLASSES):
+        out.append(
+            f"  {c}: "
+            + " ".join(f"{int(((y == i) & (pred == j)).sum()):4d}" for j in range(len(CLASSES)))
+        )
+    out.append(
+        "shares predicted vs true: "
+        + ", ".join(
+            f"{c} {np.mean(pred == i):.2f} vs {np.mean(y == i):.2f}" for i, c in enumerate(CLASSES)
+        )
+    )
+    flags = check_predictions(y, pred, cfg.collapse, kappa=k["kappa"])
+    out += [f"{f.level.upper()} {f.rule}: {f.detail}" for f in flags] or ["no collapse flag"]
+    return out

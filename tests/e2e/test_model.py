@@ -1,0 +1,282 @@
+"""`dfu-tui fit` and `dfu-tui predict`: a final model from a real run (a forest and a real
+CNN), saved, verified, loaded in a fresh process and applied to later visits."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dfu_tui.cli import main
+from tests.helpers import run_dfu, set_args, tiny
+
+# one worker runs every test here: the module's run and models are made once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("model")]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    cache = tmp_path_factory.mktemp("cache")
+    return {**os.environ, "DFU_TUI_CACHE_DIR": str(cache), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> dict[str, Path]:
+    """A real run (forest + CNN on thermal_map) on a 30-patient demo, its default model
+    (metadata+thermal_map) and a metadata-only model, and a later cohort (other patients)."""
+    from dfu_tui.data.demo import write_demo
+
+    base = tmp_path_factory.mktemp("model")
+    demo, later = base / "demo", base / "later"
+    write_demo(demo, patients=30, seed=3)
+    write_demo(later, patients=20, seed=11)
+    sets = tiny(f"data.root='{demo}'", "image_model.epochs=2", "image_model.patience=2")
+    proc = run_dfu(
+        env, "run", "configs/default.toml", "--runs-dir", str(base / "runs"), *set_args(sets)
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = (base / "runs").iterdir()
+    fit = run_dfu(env, "fit", str(run))
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    alone = run_dfu(env, "fit", str(run), "--combination", "metadata", "--output", str(base / "m"))
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    return {
+        "run": run,
+        "model": run / "model",
+        "metadata": base / "m",
+        "demo": demo,
+        "later": later,
+    }
+
+
+def rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_the_model_folder_is_verifiable_and_readable(fitted: dict[str, Path]) -> None:
+    from dfu_tui.runs.model import sha256
+
+    model = fitted["model"]
+    manifest = json.loads((model / "model.json").read_text())
+    assert manifest["combination"] == ["metadata", "thermal_map"]
+    assert set(manifest["files"]) == {
+        "metadata.skops",
+        "thermal_map.keras",
+        "fusion.json",
+        "MODEL_CARD.md",
+    }
+    for name, digest in manifest["files"].items():
+        assert sha256(model / name) == digest
+        assert (model / name).stat().st_mode & 0o777 == 0o600
+    assert manifest["classes"] == ["I", "P", "R"] and manifest["data"]["patients"] == 30
+    assert manifest["image"]["epochs"]["thermal_map"] >= 1
+    assert "scikit-learn" in manifest["packages"] and "tensorflow" in manifest["packages"]
+    card = (model / "MODEL_CARD.md").read_text()
+    for part in ("Not a diagnostic device", "30 patients", "quadratic kappa", "cannot tell"):
+        assert part in card
+    assert not list(model.glob("*.pkl")) and not list(model.glob("*.joblib"))
+
+
+def test_loaded_in_a_fresh_process_it_gives_the_same_probabilities(
+    fitted: dict[str, Path], env: dict[str, str]
+) -> None:
+    """The forest exactly as a forest fitted here on the same rows and seed; the CNN as the
+    saved network here, to 1e-6 (the CSV's six places)."""
+    from dfu_tui.config import load_config
+    from dfu_tui.data.dataset import load_dataset
+    from dfu_tui.engine import final
+    from dfu_tui.runs.model import load_model
+
+    proc = run_dfu(env, "predict", str(fitted["model"]), str(fitted["demo"]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = rows(proc.stdout)
+    cfg = load_config(fitted["run"] / "config.toml")
+    data = load_dataset(cfg.dataset, modalities=["thermal_map"])
+    model = load_model(fitted["model"])
+    used = model.manifest["features"]["used"]
+    forest = final.fit_metadata(
+        data.table.frame[used], data.table.labels, cfg.metadata_model, cfg.cv.seed * 1000
+    )
+    mine = final.metadata_proba(forest, data.table.frame[used])
+    assert np.array_equal(mine, final.metadata_proba(model.metadata, data.table.frame[used]))
+    crops = data.crops["thermal_map"]
+    cnn = final.image_proba(model.images["thermal_map"], crops.crops, crops.sample_index, len(mine))
+    assert len(table) == len(mine)
+    for i, row in enumerate(table):
+        got = [float(row[f"metadata_{c}"]) for c in "IPR"]
+        assert np.allclose(got, mine[i], atol=5e-7)
+        if row["thermal_map_I"]:
+            assert np.allclose([float(row[f"thermal_map_{c}"]) for c in "IPR"], cnn[i], atol=1e-6)
+        else:  # no thermal image: predicted from what it has, fused weights renormalised
+            assert np.isnan(cnn[i]).all() and row["modalities"] == "metadata"
+            assert np.allclose([float(row[f"fused_{c}"]) for c in "IPR"], got, atol=1e-6)
+
+
+def test_a_metadata_model_predicts_its_training_rows_as_its_pipeline_and_loads_no_tensorflow(
+    fitted: dict[str, Path], env: dict[str, str]
+) -> None:
+    code = (
+        "import sys\n"
+        "from dfu_tui.cli import main\n"
+        f"code = main(['predict', {str(fitted['metadata'])!r}, {str(fitted['demo'])!r}, "
+        f"'--output', {str(fitted['metadata'].parent / 'p.csv')!r}])\n"
+        "print(code, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.stdout.split() == ["0", "False", "False"], proc.stderr[-2000:]
+    from dfu_tui.config import load_config
+    from dfu_tui.data.dataset import load_dataset
+    from dfu_tui.engine import final
+    from dfu_tui.runs.model import load_model
+
+    model = load_model(fitted["metadata"])
+    table = rows((fitted["metadata"].parent / "p.csv").read_text())
+    assert "kappa" in proc.stderr  # the demo has labels: scored
+    frame = load_dataset(
+        load_config(fitted["run"] / "config.toml").dataset, modalities=[]
+    ).table.frame
+    own = final.metadata_proba(model.metadata, frame[model.manifest["features"]["used"]])
+    assert len(table) == len(own)
+    for r, p in zip(table, own, strict=True):
+        assert r["modalities"] == "metadata" and r["predicted"] == "IPR"[int(np.argmax(p))]
+        assert np.allclose([float(r[f"fused_{c}"]) for c in "IPR"], p, atol=5e-7)
+
+
+def test_a_later_cohort_is_scored_with_both_kappas_and_the_collapse_rules(
+    fitted: dict[str, Path], env: dict[str, str]
+) -> None:
+    proc = run_dfu(env, "predict", str(fitted["model"]), str(fitted["later"]), "--output", "-")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    said = proc.stderr
+    assert "kappa (unweighted)" in said and "quadratic kappa" in said and "confusion" in said
+    assert "shares predicted vs true" in said
+    assert len(rows(proc.stdout)) > 20
+
+
+def _one_line(capsys: pytest.CaptureFixture[str], code: int, *words: str) -> None:
+    out = capsys.readouterr()
+    assert code == 2, out.err
+    lines = [x for x in out.err.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.err
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    "damage", ["metadata.skops", "thermal_map.keras", "fusion.json", "MODEL_CARD.md", "missing"]
+)
+def test_a_changed_or_missing_file_is_refused(
+    fitted: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(fitted["model"], model)
+    if damage == "missing":
+        (model / "fusion.json").unlink()
+        words = ("fusion.json", "missing")
+    else:
+        data = bytearray((model / damage).read_bytes())
+        data[len(data) // 2] ^= 0x01
+        (model / damage).write_bytes(bytes(data))
+        words = (damage, "sha256")
+    out = tmp_path / "p.csv"
+    _one_line(
+        capsys, main(["predict", str(model), str(fitted["demo"]), "--output", str(out)]), *words
+    )
+    assert not out.exists()
+
+
+def test_an_untrusted_type_or_another_version_is_refused(
+    fitted: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A skops file holding a type outside the trusted set (here a function that runs a
+    shell command) is refused even when the manifest's digest was forged to match; a model
+    of another dfu-tui version too."""
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    from dfu_tui.runs.model import sha256
+
+    model = tmp_path / "model"
+    shutil.copytree(fitted["metadata"], model)
+    sio.dump(FunctionTransformer(func=os.system), model / "metadata.skops")
+    manifest = json.loads((model / "model.json").read_text())
+    manifest["files"]["metadata.skops"] = sha256(model / "metadata.skops")
+    (model / "model.json").write_text(json.dumps(manifest))
+    _one_line(capsys, main(["predict", str(model), str(fitted["demo"])]), "does not trust")
+    manifest["dfu_tui"] = "9.9.0"
+    (model / "model.json").write_text(json.dumps(manifest))
+    _one_line(capsys, main(["predict", str(model), str(fitted["demo"])]), "dfu-tui 9.9.0")
+
+
+@pytest.mark.parametrize("change", ["missing", "extra", "renamed", "no images", "no csv"])
+def test_data_that_does_not_match_is_one_line(
+    fitted: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], change: str
+) -> None:
+    import pandas as pd
+
+    data = tmp_path / "data"
+    shutil.copytree(fitted["later"], data)
+    csv_path = data / "DataMaster_Processed_V12_WithMissing.csv"
+    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    model = fitted["model"]
+    if change == "missing":
+        frame = frame.drop(columns=["Age"])
+        words: tuple[str, ...] = ("missing Age",)
+    elif change == "extra":
+        frame["Shoe Size"] = "44"
+        words = ("not in the model Shoe Size",)
+    elif change == "renamed":
+        frame = frame.rename(columns={"Age": "Patient Age"})
+        words = ("missing Age", "Patient Age")
+    elif change == "no images":
+        for folder in [p for p in data.iterdir() if p.is_dir()]:
+            shutil.rmtree(folder)
+        words = ("no image folder", "thermal_map")
+    else:
+        csv_path.unlink()
+        words = (csv_path.name,)
+    if change != "no csv":
+        frame.to_csv(csv_path, index=False)
+    out = tmp_path / "p.csv"
+    _one_line(capsys, main(["predict", str(model), str(data), "--output", str(out)]), *words)
+    assert not out.exists()
+
+
+def test_fit_refuses_what_it_cannot_do_in_one_line(
+    fitted: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = str(fitted["run"])
+    _one_line(capsys, main(["fit", run, "--combination", "depth_rgb"]), "not one of the run's")
+    _one_line(capsys, main(["fit", run]), "already holds a model")
+
+
+def test_the_run_shows_its_model_in_the_runs_list_monitor_and_report(
+    fitted: dict[str, Path],
+) -> None:
+    from dfu_tui.report import build_report
+    from dfu_tui.runs.catalog import MODEL_WRITTEN, RunCatalog
+    from dfu_tui.runs.rundir import RunDir
+    from dfu_tui.tui.screens.runs import COLUMNS, run_row
+
+    run = fitted["run"]
+    log = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+    assert any(MODEL_WRITTEN in e.get("text", "") for e in log if e["kind"] == "message")
+    catalog = RunCatalog(run.parent)
+    catalog.refresh()
+    docs = catalog.documents(run.name)
+    assert docs.model == run / "model"
+    state = catalog.state(run.name)
+    assert state.status == "completed"  # the message after the end changes nothing
+    row = run_row(state, 0.0, docs.labels, model=docs.model is not None)
+    assert row[COLUMNS.index("model")] == "fitted"
+    page = build_report(RunDir(run))
+    assert "<h2>Final model</h2>" in page and "Not a diagnostic device" in page
