@@ -26,6 +26,7 @@ from dfu_tui.tui.messages import (
     CompareRuns,
     Context,
     ExportRun,
+    FitRun,
     LabelRun,
     LaunchEnded,
     LaunchRun,
@@ -301,6 +302,13 @@ class DfuApp(App[None]):
     def on_report_run(self, message: ReportRun) -> None:
         self._report(message.run_id)
 
+    def on_fit_run(self, message: FitRun) -> None:
+        state = self.catalog.states.get(message.run_id)
+        if state is None or state.effective_status(self.context.clock()) != "completed":
+            self.notify("A final model is fitted from a completed run", severity="warning")
+            return
+        self._fit(message.run_id)
+
     def on_launch_run(self, message: LaunchRun) -> None:
         if not self.start_run(message.config, message.overrides, message.jobs, message.labels):
             self._launch_ended()
@@ -327,6 +335,11 @@ class DfuApp(App[None]):
             )
             yield SystemCommand(
                 "Report", f"Write the HTML report of {run_id}", lambda: self._report(run_id)
+            )
+            yield SystemCommand(
+                "Fit model",
+                f"Train {run_id}'s combination on every patient: a model with its card (M)",
+                lambda: self.on_fit_run(FitRun(run_id)),
             )
         yield SystemCommand(
             "Screenshot",
@@ -474,6 +487,16 @@ class DfuApp(App[None]):
         if result.code != 0:
             raise RuntimeError(result.message)
         self.notify(f"exported to {breakable(target)}")
+
+    @work(group="control", description="fit the final model", exit_on_error=False)
+    async def _fit(self, run_id: str) -> None:
+        result = await cli_client.fit(self.catalog.path(run_id))
+        if result.code != 0:
+            raise RuntimeError(result.message)
+        self.notify(
+            f"Fitting the final model of {run_id} in the background into "
+            f"{breakable(self.catalog.path(run_id) / 'model')} (its card: MODEL_CARD.md)"
+        )
 
     @work(group="control", description="write the report", exit_on_error=False)
     async def _report(self, run_id: str) -> None:

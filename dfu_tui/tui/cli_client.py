@@ -117,3 +117,8 @@ async def export(run_dir: Path, output: Path, fmt: str = "csv") -> CommandResult
 
 async def report(run_dir: Path, output: Path) -> CommandResult:
     return await dfu("report", str(run_dir), "--output", str(output))
+
+
+async def fit(run_dir: Path) -> CommandResult:
+    """`dfu-tui fit RUN --detach`: the final model into RUN/model, in the background."""
+    return await dfu("fit", str(run_dir), "--detach")

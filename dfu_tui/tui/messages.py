@@ -64,6 +64,10 @@ class ReportRun(RunRequest):
     """Write the run's HTML report into its directory."""
 
 
+class FitRun(RunRequest):
+    """Fit the final model of a completed run (`dfu-tui fit --detach`)."""
+
+
 class OpenFoldDetail(RunRequest):
     """Open one fold of the run in detail."""
 
@@ -83,6 +87,7 @@ RUN_REQUESTS: dict[str, type[RunRequest]] = {
     "label": LabelRun,
     "archive": ArchiveRun,
     "report": ReportRun,
+    "fit": FitRun,
 }
 
 

@@ -427,3 +427,36 @@ async def test_the_palette_offers_the_actions_of_the_open_run(runs_dir: Path) ->
 
         await until(pilot, lambda: "Stop run" in offered() and "Export run" in offered())
         assert "Open run" in offered()
+
+
+class TestFitKey:
+    async def test_m_fits_a_completed_run_in_the_background_and_not_another(
+        self, runs_dir: Path
+    ) -> None:
+        """`M` on a completed run starts `dfu-tui fit RUN --detach` (its log appears in the
+        run's logs/) and says where the model goes; on a cancelled run it says why not and
+        starts nothing; the palette offers it too."""
+        from dfu_tui.tui.screens.runs import RunsScreen
+
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            app.open_run(CANCELLED)
+            await shown(pilot, MonitorScreen)
+            await pilot.press("M")
+            await until(
+                pilot, lambda: any("completed run" in str(n.message) for n in app._notifications)
+            )
+            assert not (runs_dir / CANCELLED / "logs" / "fit.log").exists()
+            assert "Fit model" in [c.title for c in app.get_system_commands(app.screen)]
+            await pilot.press("escape")
+            app.open_run(COMPLETED)
+            await shown(pilot, MonitorScreen)
+            await pilot.press("M")
+            await until(
+                pilot,
+                lambda: any(
+                    "Fitting the final model" in str(n.message) for n in app._notifications
+                ),
+            )
+            assert (runs_dir / COMPLETED / "logs" / "fit.log").exists()

@@ -51,6 +51,7 @@ class MonitorScreen(RunScreen):
         Binding("r", "run('resume')", "Resume"),
         Binding("e", "run('export')", "Export"),
         Binding("p", "run('report')", "Report"),
+        Binding("M", "run('fit')", "Fit model", show=False),
     ]
 
     selected_fold: reactive[int | None] = reactive(None, init=False)  # None: follow the latest

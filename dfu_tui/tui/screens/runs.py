@@ -94,6 +94,7 @@ class RunsScreen(DfuScreen):
         Binding("e", "run('export')", "Export"),
         # not in the footer, which is full at 80 columns (help and the palette list it)
         Binding("p", "run('report')", "Report", show=False),
+        Binding("M", "run('fit')", "Fit model", show=False),
         Binding("c", "compare_marked", "Compare"),
         Binding("space", "mark", "Mark", show=False),
         Binding("delete", "run('archive')", "Archive", show=False),
