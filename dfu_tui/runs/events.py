@@ -128,15 +128,25 @@ class EventReader:
         self.skipped = 0
         self.more = False  # the last `read_new(limit)` stopped at its limit
         self._long = False  # inside a line longer than a whole chunk (skipped)
+        self._seen: tuple[int, int, int] | None = None  # (inode, size, mtime) when last read
 
     def read_new(self, limit: int | None = None) -> list[Event]:
         """The complete events appended since the last call (with `limit`, those in the next
         `limit` bytes; `more` then says whether the log goes on). A line longer than a whole
-        chunk is skipped and counted."""
+        chunk is skipped and counted. A log whose size and modification time have not
+        changed since the last read is not opened (a `stat` is all it costs)."""
+        try:
+            st = os.stat(self.path, follow_symlinks=False)
+        except OSError:
+            return []
+        seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if seen == self._seen and not self.more:
+            return []
         try:
             data = read_regular(self.path, self.offset, limit)
         except OSError:  # missing, unreadable, a link, a FIFO, a folder: nothing to read
             return []
+        self._seen = seen
         self.more = limit is not None and len(data) >= limit
         start = 0
         if self._long:  # the rest of an overlong line
