@@ -124,11 +124,21 @@ class EventReader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.offset = 0
+        self._offset = 0
         self.skipped = 0
         self.more = False  # the last `read_new(limit)` stopped at its limit
         self._long = False  # inside a line longer than a whole chunk (skipped)
         self._seen: tuple[int, int, int] | None = None  # (inode, size, mtime) when last read
+
+    @property
+    def offset(self) -> int:
+        """The byte where the next read starts."""
+        return self._offset
+
+    @offset.setter
+    def offset(self, value: int) -> None:
+        self._offset = value
+        self._seen = None  # moved by hand (a follower starting at the end): read again
 
     def read_new(self, limit: int | None = None) -> list[Event]:
         """The complete events appended since the last call (with `limit`, those in the next
@@ -143,7 +153,7 @@ class EventReader:
         if seen == self._seen and not self.more:
             return []
         try:
-            data = read_regular(self.path, self.offset, limit)
+            data = read_regular(self.path, self._offset, limit)
         except OSError:  # missing, unreadable, a link, a FIFO, a folder: nothing to read
             return []
         self._seen = seen
@@ -152,7 +162,7 @@ class EventReader:
         if self._long:  # the rest of an overlong line
             first = data.find(b"\n")
             if first < 0:
-                self.offset += len(data) if self.more else 0
+                self._offset += len(data) if self.more else 0
                 return []
             start, self._long = first + 1, False
         end = data.rfind(b"\n")
@@ -160,13 +170,13 @@ class EventReader:
             if self.more and start == 0:  # a whole chunk without a line end: overlong
                 self.skipped += 1
                 self._long = True
-                self.offset += len(data)
+                self._offset += len(data)
             else:  # past the overlong line's end: the rest is read next time
-                self.offset += start
+                self._offset += start
             return []
         data = data[start:]
         end -= start
-        self.offset += start + end + 1
+        self._offset += start + end + 1
         events = []
         for line in data[: end + 1].splitlines():
             if not line.strip(b" \t\r\n"):

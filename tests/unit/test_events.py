@@ -494,3 +494,33 @@ def test_the_eta_is_a_range_that_narrows_and_says_when_it_cannot_tell() -> None:
     assert narrow[0] >= 100 * 0.8  # never below the longest single task left
     state.apply({"kind": "run_finished", "ts": 300.0, "status": "completed"})
     assert state.eta_range(now=300.0) is None and eta_text(state, 300.0) == "-"
+
+
+def test_an_unchanged_log_is_not_read_again_and_a_moved_offset_is(tmp_path: Path) -> None:
+    """The reader stats the log and reads only when it changed; moving its offset by hand
+    (a follower starting over) reads again."""
+    from dfu_tui.runs import events as events_module
+    from dfu_tui.runs.events import EventReader, EventWriter
+
+    log = tmp_path / "events.jsonl"
+    writer = EventWriter(log)
+    writer.emit("heartbeat", pid=1)
+    reader = EventReader(log)
+    assert [e["kind"] for e in reader.read_new()] == ["heartbeat"]
+    opened: list[int] = []
+    real = events_module.read_regular
+
+    def counting(path: Path, offset: int = 0, limit: int | None = None) -> bytes:
+        opened.append(1)
+        return real(path, offset, limit)
+
+    events_module.read_regular = counting
+    try:
+        assert reader.read_new() == [] and opened == []  # unchanged: only a stat
+        writer.emit("heartbeat", pid=2)
+        assert [e["pid"] for e in reader.read_new()] == [2] and len(opened) == 1
+        reader.offset = 0
+        assert [e["pid"] for e in reader.read_new()] == [1, 2] and len(opened) == 2
+    finally:
+        events_module.read_regular = real
+        writer.close()
