@@ -28,9 +28,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
         run.logs.mkdir(mode=0o700, exist_ok=True)
         check_own_dir(run.logs, follow=False)
         log = run.logs / "fit.log"
-        command = [sys.executable, "-m", "dfu_tui", "fit", str(run.path), "--output", str(output)]
-        if args.combination:
-            command += ["--combination", args.combination]
+        command = [
+            sys.executable,
+            "-m",
+            "dfu_tui.runs.fitjob",
+            str(run.path.resolve()),
+            str(output.resolve()),
+            args.combination or "",
+        ]
         with open(log, "ab") as fh:
             os.chmod(log, 0o600)
             proc = subprocess.Popen(
@@ -39,7 +44,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         term.out.print(str(output), markup=False)
         term.err.print(
             f"fitting {'+'.join(plan.combination)} in the background (pid {proc.pid}); log "
-            f"{log}; run the same command again to resume an unfinished fit",
+            f"{log}; dfu-tui stop {run.run_id} stops it, the same command resumes it",
             markup=False,
         )
         return term.EXIT_OK

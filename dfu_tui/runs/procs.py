@@ -36,6 +36,7 @@ MODULES = {
     SUPERVISOR_MODULE: "supervisor",
     "dfu_tui.runs.supervisor": "supervisor",
     "dfu_tui.runs.worker": "worker",
+    "dfu_tui.runs.fitjob": "fit",  # a detached `dfu-tui fit` (`stop` ends it too)
 }
 
 

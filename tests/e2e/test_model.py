@@ -9,12 +9,13 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from dfu_tui.cli import main
-from tests.helpers import run_dfu, set_args, tiny
+from tests.helpers import run_dfu, set_args, tiny, wait_for
 
 # one worker runs every test here: the module's run and models are made once
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("model")]
@@ -24,6 +25,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("model")]
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     cache = tmp_path_factory.mktemp("cache")
     return {**os.environ, "DFU_TUI_CACHE_DIR": str(cache), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+FIT: dict[str, Any] = {}  # how the module's default model was made
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +46,25 @@ def fitted(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> dic
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (run,) = (base / "runs").iterdir()
-    fit = run_dfu(env, "fit", str(run))
-    assert fit.returncode == 0, fit.stderr[-2000:]
+    # the default model: fitted in the background, stopped while its CNN trains, resumed
+    detached = run_dfu(env, "fit", str(run), "--detach")
+    assert detached.returncode == 0, detached.stderr[-2000:]
+
+    def fit_says(text: str) -> bool:
+        log = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+        return any(e["kind"] == "message" and e["text"].startswith(f"fit: {text}") for e in log)
+
+    wait_for(lambda: fit_says("thermal_map: "), timeout=120)
+    stop = run_dfu(env, "stop", str(run))
+    assert stop.returncode == 0, stop.stderr
+    from dfu_tui.runs.procs import run_processes
+
+    assert run_processes(run) == []  # the fit was ours to stop, and it is gone
+    wait_for(lambda: fit_says("stopped"), timeout=30)
+    progress = json.loads((run / "model" / "fit-progress.json").read_text())
+    assert "metadata.skops" in progress["files"] and not (run / "model" / "model.json").exists()
+    FIT["resumed"] = run_dfu(env, "fit", str(run))
+    assert FIT["resumed"].returncode == 0, FIT["resumed"].stderr[-2000:]
     alone = run_dfu(env, "fit", str(run), "--combination", "metadata", "--output", str(base / "m"))
     assert alone.returncode == 0, alone.stderr[-2000:]
     return {
@@ -277,3 +298,12 @@ def test_the_run_shows_its_model_in_the_runs_list_monitor_and_report(
     assert row[COLUMNS.index("model")] == "fitted"
     page = build_report(RunDir(run))
     assert "<h2>Final model</h2>" in page and "Not a diagnostic device" in page
+
+
+def test_a_detached_fit_is_stopped_by_stop_and_resumed_by_fit(fitted: dict[str, Path]) -> None:
+    """The module's default model was fitted with --detach, stopped while its CNN trained
+    (the forest already saved), then fitted again: the forest was kept, the rest trained."""
+    said = FIT["resumed"].stderr
+    assert "metadata: kept from the unfinished fit" in said
+    assert "thermal_map: " in said and (fitted["model"] / "model.json").is_file()
+    assert not (fitted["model"] / "fit-progress.json").exists()

@@ -1,0 +1,63 @@
+"""A detached fit: the final model of a run, in a process `dfu-tui stop RUN` can end.
+
+    python -m dfu_tui.runs.fitjob RUN_DIR OUTPUT [COMBINATION]
+
+`dfu-tui fit RUN --detach` starts it in its own session; its progress goes into the run's
+log as `message` events (the monitor's event log shows them, as a run's), so the dashboard
+follows it. Stopped (SIGTERM), it leaves an unfinished fit that the same command resumes:
+every branch is written whole or not at all.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+from pathlib import Path
+from types import FrameType
+
+from dfu_tui.errors import InputError
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # atomic writes remove their temporary files on the way
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (2, 3):
+        print("usage: python -m dfu_tui.runs.fitjob RUN_DIR OUTPUT [COMBINATION]", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _terminate)
+    from dfu_tui.runs.events import EventWriter
+    from dfu_tui.runs.model import fit_model, plan_fit
+    from dfu_tui.runs.rundir import RunDir
+
+    run = RunDir(Path(args[0]))
+    events = EventWriter(run.events)
+
+    def say(text: str) -> None:
+        print(f"fit: {text}", flush=True)
+        events.emit("message", text=f"fit: {text}")
+
+    try:
+        plan = plan_fit(run, args[2] if len(args) == 3 and args[2] else None)
+        fit_model(plan, Path(args[1]), say)
+        return 0
+    except InputError as exc:
+        for line in exc.problems:
+            say(f"error: {line}")
+        return 2
+    except SystemExit as exc:
+        say("stopped; the same fit command resumes it")
+        return int(exc.code or 1)
+    except Exception as exc:  # noqa: BLE001 - said in the run's log, whole trace in fit.log
+        traceback.print_exc()
+        say(f"failed: {type(exc).__name__}: {exc}")
+        return 1
+    finally:
+        events.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
