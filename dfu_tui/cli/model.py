@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from dfu_tui.cli import term
+from dfu_tui.errors import InputError
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -61,9 +62,19 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict every visit of a folder in the clinic's format; labelled visits are scored."""
     from dfu_tui.paths import check_output, write_output
-    from dfu_tui.runs.model import predict
+    from dfu_tui.runs.model import predict, predict_visits
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.json:
+        if args.data is not None:
+            raise InputError("predict --json reads visits from standard input; give no DATA")
+        import json
+
+        text = sys.stdin.read(16 * 2**20)
+        sys.stdout.write(json.dumps(predict_visits(args.model, text), indent=1) + "\n")
+        return term.EXIT_OK
+    if args.data is None:
+        raise InputError("predict: give DATA (a folder in the clinic's format), or --json")
 
     to_file = str(args.output) != "-"
     if to_file:

@@ -48,7 +48,8 @@ EXAMPLES = {
     "demo-data": "dfu-tui demo-data /tmp/demo --patients 60",
     "fit": "dfu-tui fit 20261201-1                  RUN/model (the run's selected combination)\n"
     "  dfu-tui fit 20261201-1 --combination metadata+thermal_map --output /models/v1",
-    "predict": "dfu-tui predict 20261201-1/model /data/next-month --output predictions.csv",
+    "predict": "dfu-tui predict 20261201-1/model /data/next-month --output predictions.csv\n"
+    '  echo \'{"Age": 61, "Smoking": 0}\' | dfu-tui predict 20261201-1/model --json',
 }
 
 
@@ -198,7 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "predict", "apply a model to a folder of visits in the clinic's format")
     p.add_argument("model", type=Path, help="a model folder (`dfu-tui fit` wrote it)")
-    p.add_argument("data", type=Path, help="a folder: the metadata CSV and any image folders")
+    p.add_argument(
+        "data",
+        type=Path,
+        nargs="?",
+        help="a folder: the metadata CSV and any image folders (none with --json)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="read visits from standard input as JSON (an object of the CSV's columns, or a "
+        "list of them) and print their predictions as JSON (metadata only, no images)",
+    )
     p.add_argument(
         "--output",
         type=Path,

@@ -511,8 +511,10 @@ class Predictions:
     n: int
 
 
-def predict(model_dir: Path, data_root: Path) -> Predictions:
-    """Predict every visit of a folder in the clinic's format with a verified model."""
+def predict(model_dir: Path, data_root: Path, images_required: bool = True) -> Predictions:
+    """Predict every visit of a folder in the clinic's format with a verified model (an image
+    model refuses a folder without any of its image folders unless not `images_required`:
+    visits given without images are predicted from their metadata)."""
     from dfu_tui.data.dataset import load_dataset
     from dfu_tui.engine import final
     from dfu_tui.engine.curve import weighted_average
@@ -529,7 +531,7 @@ def predict(model_dir: Path, data_root: Path) -> Predictions:
     wanted = [m for m in manifest["image"]["modalities"]]
     folders = {m: data_root / cfg.data.folders.get(m, m) for m in wanted}
     present = [m for m in wanted if folders[m].is_dir()]
-    if wanted and not present:
+    if wanted and not present and images_required:
         raise InputError(
             f"{data_root}: no image folder of the model's {', '.join(wanted)} "
             f"(expected {', '.join(str(folders[m]) for m in wanted)}); a model with an image "
@@ -632,3 +634,68 @@ def evaluate(
     flags = check_predictions(y, pred, cfg.collapse, kappa=k["kappa"])
     out += [f"{f.level.upper()} {f.rule}: {f.detail}" for f in flags] or ["no collapse flag"]
     return out
+
+
+#: The most visits one `predict --json` takes.
+MOST_JSON_VISITS = 10_000
+
+
+def predict_visits(model_dir: Path, text: str) -> list[dict[str, Any]]:
+    """`predict --json`: visits as JSON (one object, or a list of them) of the metadata CSV's
+    columns, predicted from their metadata (no images: an image branch's weight goes to the
+    branches a visit has). One dict per visit: its key, each branch's and the fused
+    probabilities, the predicted phase, the modalities used, the columns outside the
+    training range."""
+    import csv
+
+    manifest = verify(model_dir)
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"standard input: not JSON ({exc})") from None
+    visits = [doc] if isinstance(doc, dict) else doc
+    if not isinstance(visits, list) or not visits or not all(isinstance(v, dict) for v in visits):
+        raise InputError("standard input: expected a JSON object (a visit) or a list of them")
+    visits = [{str(k).lstrip("\ufeff"): x for k, x in v.items()} for v in visits]
+    if len(visits) > MOST_JSON_VISITS:
+        raise InputError(f"standard input: {len(visits)} visits; at most {MOST_JSON_VISITS}")
+    for i, v in enumerate(visits):
+        odd = [k for k, x in v.items() if not isinstance(x, str | int | float | type(None))]
+        if odd:
+            raise InputError(f"standard input: visit {i + 1}: {odd[0]!r} is not a plain value")
+    data = manifest["config"].get("data", {})
+    patient = str(data.get("patient_column", "Patient#"))
+    keys = {patient: 0, "Appt#": 0, "DFU#": 1}  # one visit needs no key: a placeholder
+    columns = list(dict.fromkeys([*keys, *(k for v in visits for k in v)]))
+    with tempfile.TemporaryDirectory(prefix="dfu-tui-visits-") as tmp:
+        path = Path(tmp) / str(data.get("metadata_file", "metadata.csv"))
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(columns)
+            for i, v in enumerate(visits):
+                given = {**keys, patient: i, **v}
+                writer.writerow(["" if given.get(c) is None else given.get(c, "") for c in columns])
+        found = predict(model_dir, Path(tmp), images_required=False)
+    out = []
+    for position, row in enumerate(found.rows, start=1):  # in the order given
+        cells = dict(zip(found.header, row, strict=True))
+        out.append(
+            {
+                "visit": position,
+                "key": [int(cells["patient"]), int(cells["appt"]), int(cells["dfu"])],
+                "probabilities": {
+                    b: {c: _number(cells[f"{b}_{c}"]) for c in CLASSES}
+                    for b in [*manifest["combination"], "fused"]
+                },
+                "predicted": cells["predicted"] or None,
+                "modalities": [m for m in cells["modalities"].split("+") if m],
+                "outside_training_range": [
+                    c for c in cells["outside_training_range"].split(";") if c
+                ],
+            }
+        )
+    return out
+
+
+def _number(cell: str) -> float | None:
+    return float(cell) if cell else None

@@ -307,3 +307,36 @@ def test_a_detached_fit_is_stopped_by_stop_and_resumed_by_fit(fitted: dict[str, 
     assert "metadata: kept from the unfinished fit" in said
     assert "thermal_map: " in said and (fitted["model"] / "model.json").is_file()
     assert not (fitted["model"] / "fit-progress.json").exists()
+
+
+def test_predict_json_takes_visits_on_standard_input(
+    fitted: dict[str, Path], env: dict[str, str]
+) -> None:
+    """Visits as JSON on stdin (no images): each predicted from its metadata as the same
+    visit in a folder is, an image branch's weight going to the metadata; not JSON is one
+    line, exit 2."""
+    import subprocess
+    import sys
+
+    later = fitted["later"] / "DataMaster_Processed_V12_WithMissing.csv"
+    visits = list(csv.DictReader(io.StringIO(later.read_text(encoding="utf-8-sig"))))[:3]
+    for v in visits:
+        v.pop("Healing Phase Abs")
+    command = [sys.executable, "-m", "dfu_tui", "predict", str(fitted["model"]), "--json"]
+    proc = subprocess.run(
+        command, input=json.dumps(visits), capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    said = json.loads(proc.stdout)
+    assert [v["visit"] for v in said] == [1, 2, 3]
+    folder = rows(run_dfu(env, "predict", str(fitted["model"]), str(fitted["later"])).stdout)
+    for v, row in zip(said, folder[:3], strict=True):
+        assert v["key"] == [int(row["patient"]), int(row["appt"]), int(row["dfu"])]
+        meta = [v["probabilities"]["metadata"][c] for c in "IPR"]
+        assert np.allclose(meta, [float(row[f"metadata_{c}"]) for c in "IPR"], atol=1e-6)
+        assert (
+            v["modalities"] == ["metadata"]
+            and v["probabilities"]["fused"] == v["probabilities"]["metadata"]
+        )
+    bad = subprocess.run(command, input="not json", capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: standard input: not JSON")
