@@ -37,11 +37,16 @@ def cmd_fit(args: argparse.Namespace) -> int:
             str(output.resolve()),
             args.combination or "",
         ]
-        with open(log, "ab") as fh:
-            os.chmod(log, 0o600)
+        from dfu_tui.paths import open_own
+
+        # ours, private, never through a link or into a FIFO planted in the run's logs/
+        fd = open_own(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
             proc = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, start_new_session=True
+                command, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True
             )
+        finally:
+            os.close(fd)
         term.out.print(str(output), markup=False)
         term.err.print(
             f"fitting {'+'.join(plan.combination)} in the background (pid {proc.pid}); log "

@@ -53,8 +53,15 @@ MAX_MANIFEST_BYTES = 16 * 2**20
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    """The file's sha256, read without following a link or waiting on a FIFO (OSError for
+    anything that is not a regular file); a co-author's model (another owner) is read."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path}: not a regular file")
+        h = hashlib.sha256()
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -443,7 +450,13 @@ def verify(path: Path) -> dict[str, Any]:
     if not path.is_dir():
         raise InputError(f"{path}: not a model folder (expected the folder `dfu-tui fit` wrote)")
     try:
-        manifest = json.loads(read_own_bytes(path / MANIFEST, MAX_MANIFEST_BYTES).decode("utf-8"))
+        # a co-author's model is read too: no link, no FIFO, bounded; never written
+        from dfu_tui.runs.events import read_regular
+
+        data = read_regular(path / MANIFEST, 0, MAX_MANIFEST_BYTES + 1)
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise ValueError(f"larger than {MAX_MANIFEST_BYTES} bytes")
+        manifest = json.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise InputError(f"{path / MANIFEST}: missing; not a model folder") from None
     except (OSError, ValueError) as exc:
@@ -465,9 +478,14 @@ def verify(path: Path) -> dict[str, Any]:
         raise InputError(f"{path / MANIFEST}: lists no files")
     for name, digest in files.items():
         target = path / str(name)
-        if "/" in str(name) or not target.is_file() or target.is_symlink():
-            raise InputError(f"{target}: missing (listed in {MANIFEST})")
-        if sha256(target) != digest:
+        if "/" in str(name) or target.is_symlink() or not target.is_file():
+            what = "a symbolic link" if target.is_symlink() else "missing"
+            raise InputError(f"{target}: {what} (listed in {MANIFEST}); not read")
+        try:
+            digest_here = sha256(target)
+        except OSError as exc:
+            raise InputError(f"{target}: cannot read it ({exc})") from None
+        if digest_here != digest:
             raise InputError(
                 f"{target}: does not match its sha256 in {MANIFEST}; the model was changed"
             )

@@ -190,7 +190,17 @@ def _one_line(capsys: pytest.CaptureFixture[str], code: int, *words: str) -> Non
 
 
 @pytest.mark.parametrize(
-    "damage", ["metadata.skops", "thermal_map.keras", "fusion.json", "MODEL_CARD.md", "missing"]
+    "damage",
+    [
+        "metadata.skops",
+        "thermal_map.keras",
+        "fusion.json",
+        "MODEL_CARD.md",
+        "missing",
+        "link",
+        "fifo",
+        "fifo manifest",
+    ],
 )
 def test_a_changed_or_missing_file_is_refused(
     fitted: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
@@ -200,6 +210,18 @@ def test_a_changed_or_missing_file_is_refused(
     if damage == "missing":
         (model / "fusion.json").unlink()
         words = ("fusion.json", "missing")
+    elif damage == "link":  # the same bytes, behind a link: not read
+        (model / "fusion.json").rename(tmp_path / "elsewhere.json")
+        (model / "fusion.json").symlink_to(tmp_path / "elsewhere.json")
+        words = ("fusion.json", "symbolic link")
+    elif damage == "fifo":  # never waited on
+        (model / "metadata.skops").unlink()
+        os.mkfifo(model / "metadata.skops")
+        words = ("metadata.skops", "missing")
+    elif damage == "fifo manifest":
+        (model / "model.json").unlink()
+        os.mkfifo(model / "model.json")
+        words = ("model.json", "unreadable")
     else:
         data = bytearray((model / damage).read_bytes())
         data[len(data) // 2] ^= 0x01
@@ -275,6 +297,21 @@ def test_fit_refuses_what_it_cannot_do_in_one_line(
     run = str(fitted["run"])
     _one_line(capsys, main(["fit", run, "--combination", "depth_rgb"]), "not one of the run's")
     _one_line(capsys, main(["fit", run]), "already holds a model")
+    # a link planted where the detached fit's log goes: not written through, nothing started
+    log = fitted["run"] / "logs" / "fit.log"
+    saved = log.read_bytes()
+    log.unlink()
+    victim = fitted["run"].parent / "victim.txt"
+    victim.write_text("theirs")
+    log.symlink_to(victim)
+    try:
+        target = fitted["run"].parent / "never"
+        code = main(["fit", run, "--detach", "--output", str(target)])
+        _one_line(capsys, code, "fit.log", "symbolic link")
+        assert victim.read_text() == "theirs" and not target.exists()
+    finally:
+        log.unlink()
+        log.write_bytes(saved)
 
 
 def test_the_run_shows_its_model_in_the_runs_list_monitor_and_report(
@@ -340,3 +377,21 @@ def test_predict_json_takes_visits_on_standard_input(
         )
     bad = subprocess.run(command, input="not json", capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error: standard input: not JSON")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the model another owner")
+def test_a_co_authors_model_is_verified_and_applied(
+    fitted: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model folder owned by someone else (a co-author's, shared read-only) is read,
+    checked and applied; nothing is written into it."""
+    model = tmp_path / "theirs"
+    shutil.copytree(fitted["metadata"], model)
+    for path in [model, *model.iterdir()]:
+        os.chown(path, 65534, 65534)
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in model.iterdir())
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(model), str(fitted["later"]), "--output", str(out)]) == 0
+    assert len(rows(out.read_text())) > 20
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in model.iterdir()) == before
