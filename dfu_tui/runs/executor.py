@@ -1,11 +1,13 @@
 """Task executors: the supervisor hands (fold, branch) tasks to one through submit/poll/cancel.
 
-`LocalProcessExecutor` runs each task in its own worker process, so TensorFlow state never
-accumulates across tasks. A cluster engine can implement the same three methods.
+`LocalProcessExecutor` runs tasks in worker processes that each take task after task (the
+imports and the run's data loaded once per worker; each task seeds itself and clears
+TensorFlow's session when it ends). A cluster engine can implement the same three methods.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,6 +20,7 @@ from dfu_tui.data.schema import is_metadata_branch
 from dfu_tui.runs.resources import GpuSlots, can_start, detect_gpus, task_devices
 from dfu_tui.runs.rundir import RunDir
 from dfu_tui.runs.tasks import parse_task_id
+from dfu_tui.runs.worker import SERVE
 
 
 @dataclass(frozen=True)
@@ -52,74 +55,169 @@ class Executor(Protocol):
         """Ids of the tasks still running."""
 
 
+@dataclass
+class _Worker:
+    """A serving worker process (`python -m dfu_tui.runs.worker RUN --serve`) and the task it
+    is training ("" while idle)."""
+
+    proc: subprocess.Popen[bytes]
+    key: tuple[str, ...]  # what its environment fixed: threads, devices
+    task: str = ""
+    buffer: bytes = b""
+
+    def answers(self) -> list[tuple[str, int]]:
+        """The `done TASK CODE` lines it wrote since the last call (without blocking)."""
+        assert self.proc.stdout is not None
+        try:
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+        except BlockingIOError:
+            chunk = b""
+        self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        out = []
+        for line in lines:
+            parts = line.decode("utf-8", "replace").split()
+            if len(parts) == 3 and parts[0] == "done" and parts[2].lstrip("-").isdigit():
+                out.append((parts[1], int(parts[2])))
+        return out
+
+
 class LocalProcessExecutor:
-    """One `python -m dfu_tui.runs.worker RUN TASK` process per task on this machine; on a
-    machine with GPUs each image task gets its own device (or a share of one, up to
-    `tasks_per_gpu`) through `CUDA_VISIBLE_DEVICES`, and metadata tasks see none."""
+    """Worker processes on this machine that each train task after task
+    (`python -m dfu_tui.runs.worker RUN --serve`: the package, the run's data and TensorFlow
+    are loaded once per worker, not once per task); at most as many as tasks run at once,
+    ended when the run ends. On a machine with GPUs each image task gets its own device (or
+    a share of one, up to `tasks_per_gpu`) through `CUDA_VISIBLE_DEVICES`, and metadata
+    tasks see none: a worker takes only tasks placed as it is."""
 
     def __init__(self, gpus: list[str] | None = None, tasks_per_gpu: int = 1) -> None:
-        self._procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+        self._workers: list[_Worker] = []
+        self._logs: dict[str, Path] = {}
+        self._run_dir: Path | None = None
         self.slots = GpuSlots(detect_gpus() if gpus is None else gpus, max(1, tasks_per_gpu))
 
     def can_take(self, task_id: str) -> bool:
         return can_start(_is_image(task_id), self.slots)
 
     def submit(self, run_dir: Path, task_id: str, threads: int) -> None:
-        from dfu_tui.paths import check_own_dir, open_own
+        from dfu_tui.paths import check_own_dir
 
         logs = RunDir(run_dir).logs
         logs.mkdir(mode=0o700, exist_ok=True)
         check_own_dir(
             logs, follow=False
         )  # a link to elsewhere, or another user's folder: not written
-        log = logs / f"{task_id}.log"
+        devices = task_devices(_is_image(task_id), self.slots, task_id)
+        key = (
+            str(run_dir.resolve()),
+            str(threads),
+            *sorted(f"{k}={v}" for k, v in devices.items()),
+        )
+        worker = next((w for w in self._workers if not w.task and w.key == key), None)
+        if worker is None:
+            self._end_idle()  # placed otherwise: a new worker takes its core
+            worker = self._start(run_dir, key, threads, devices)
+        assert worker.proc.stdin is not None
+        try:
+            worker.proc.stdin.write(f"{task_id} {threads}\n".encode())
+            worker.proc.stdin.flush()
+        except OSError:
+            pass  # it died meanwhile: `poll` reports the task as failed with its exit code
+        worker.task = task_id
+        self._logs[task_id] = logs / f"{task_id}.log"
+
+    def _start(
+        self, run_dir: Path, key: tuple[str, ...], threads: int, devices: dict[str, str]
+    ) -> _Worker:
+        from dfu_tui.paths import open_own
+
+        # what workers say outside their tasks (one that cannot start: a broken install)
+        log = RunDir(run_dir).logs / "workers.log"
         fd = open_own(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         env = {
             **os.environ,
             "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
             "OMP_NUM_THREADS": str(threads),
             "DFU_TUI_THREADS": str(threads),
-            **task_devices(_is_image(task_id), self.slots, task_id),
+            **devices,
         }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dfu_tui.runs.worker", str(run_dir.resolve()), task_id],
-            stdin=subprocess.DEVNULL,
-            stdout=fd,
-            stderr=fd,
-            env=env,
-        )
-        os.close(fd)
-        self._procs[task_id] = (proc, log)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dfu_tui.runs.worker", str(run_dir.resolve()), SERVE],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=fd,
+                env=env,
+            )
+        finally:
+            os.close(fd)
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+        worker = _Worker(proc, key)
+        self._workers.append(worker)
+        return worker
 
     def poll(self) -> list[TaskOutcome]:
         finished = []
-        for task_id, (proc, log) in list(self._procs.items()):
-            code = proc.poll()
-            if code is not None:
-                finished.append(TaskOutcome(task_id, code, log))
-                del self._procs[task_id]
-                self.slots.give_back(task_id)
+        for worker in list(self._workers):
+            for task_id, code in worker.answers():
+                if task_id == worker.task:
+                    finished.append(self._done(worker, code))
+            exited = worker.proc.poll()  # a failure, a signal, a kill -9
+            if exited is not None:
+                if worker.task:
+                    rest = worker.answers()  # an answer written just before it exited
+                    code = next((c for t, c in rest if t == worker.task), exited)
+                    finished.append(self._done(worker, code))
+                self._forget(worker)
         return finished
 
-    def cancel(self) -> None:
-        for proc, _ in self._procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc, _ in self._procs.values():
+    def _done(self, worker: _Worker, code: int) -> TaskOutcome:
+        task_id, worker.task = worker.task, ""
+        self.slots.give_back(task_id)
+        return TaskOutcome(task_id, code, self._logs.pop(task_id))
+
+    def _forget(self, worker: _Worker) -> None:
+        for pipe in (worker.proc.stdin, worker.proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        self._workers.remove(worker)
+
+    def _end_idle(self) -> None:
+        for worker in [w for w in self._workers if not w.task]:
+            self._stop([worker], graceful=True)
+
+    def _stop(self, workers: list[_Worker], graceful: bool) -> None:
+        """End workers: idle ones by closing their input (`graceful`), else SIGTERM; a
+        worker still there after 5 s is killed."""
+        for w in workers:
+            if graceful and w.proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    w.proc.stdin.close()
+            elif w.proc.poll() is None:
+                w.proc.send_signal(signal.SIGTERM)
+        for w in workers:
             try:
-                proc.wait(timeout=5)
+                w.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self._procs.clear()
+                w.proc.kill()
+                w.proc.wait()
+            self._forget(w)
+
+    def cancel(self) -> None:
+        self._stop(list(self._workers), graceful=False)
+        self._logs.clear()
         self.slots.held.clear()
 
     def close(self) -> None:
-        pass  # every worker process has ended with its task
+        """End the idle workers (the run has ended: nothing is left for them)."""
+        self._end_idle()
+        self._stop(list(self._workers), graceful=False)
 
     @property
     def running(self) -> list[str]:
-        return list(self._procs)
+        return [w.task for w in self._workers if w.task]
 
 
 def tail(path: Path, lines: int = 5) -> list[str]:

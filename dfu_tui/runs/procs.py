@@ -1,7 +1,7 @@
 """Finding a run's own processes, so that nothing that is not ours is ever signalled.
 
 A supervisor or worker of a run is recognised by its command line (`-m
-dfu_tui.supervise RUN_DIR` or `-m dfu_tui.runs.worker RUN_DIR TASK`, naming the run's
+dfu_tui.supervise RUN_DIR` or `-m dfu_tui.runs.worker RUN_DIR (TASK | --serve)`, naming the run's
 directory) and by belonging to this user; a recorded process id or group alone is never
 trusted (ids are reused after a reboot or a wrap-around).
 
@@ -85,7 +85,9 @@ def run_processes(run_dir: Path) -> list[RunProcess]:
             if module in args:
                 rest = args[args.index(module) + 1 :]
                 if rest and _same_path(rest[0], target):
+                    # a serving worker (`RUN --serve`) names no task on its command line
                     task = rest[1] if role == "worker" and len(rest) > 1 else ""
+                    task = "" if task.startswith("--") else task
                     found.append(RunProcess(int(entry.name), role, task))
                     break
         else:

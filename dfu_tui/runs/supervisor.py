@@ -144,6 +144,7 @@ class Supervisor:
         self.notifier = Notifier(command, run) if command.strip() else None
         self.cancel_requested = threading.Event()
         self._stop_beats = threading.Event()
+        self._final_lock = threading.Lock()  # no heartbeat after the final event
 
     # -- plumbing
 
@@ -152,7 +153,15 @@ class Supervisor:
 
     def _beat(self) -> None:
         while not self._stop_beats.wait(self.heartbeat):
-            self.events.emit("heartbeat", pid=os.getpid())
+            with self._final_lock:
+                if not self._stop_beats.is_set():
+                    self.events.emit("heartbeat", pid=os.getpid())
+
+    def _final(self, kind: str, **fields: object) -> None:
+        """The run's one final event; no heartbeat follows it."""
+        with self._final_lock:
+            self._stop_beats.set()
+            self.events.emit(kind, **fields)
 
     def _pump(self) -> None:
         """Pass every new event in the log (workers' included) to the listener, and the
@@ -234,7 +243,7 @@ class Supervisor:
                 if self.cancel_requested.is_set():
                     self.executor.cancel()
                     self._pump()
-                    self.events.emit(
+                    self._final(
                         "run_cancelled",
                         reason="stopped by signal",
                         seconds=round(time.perf_counter() - start, 3),
@@ -270,7 +279,7 @@ class Supervisor:
                     self._pump()
                     if self.cancel_requested.is_set():
                         continue  # the worker died of our own stop signal
-                    self.events.emit(
+                    self._final(
                         "run_failed",
                         task=outcome.task_id,
                         exit_code=outcome.exit_code,
@@ -294,14 +303,14 @@ class Supervisor:
                 self._pump()
                 time.sleep(POLL_SECONDS)
             self._finish(cfg, results)
-            self.events.emit(
+            self._final(
                 "run_finished", status="completed", seconds=round(time.perf_counter() - start, 3)
             )
             return EXIT_COMPLETED
         except Exception as exc:
             self.executor.cancel()
             with contextlib.suppress(OSError):  # a full disk may refuse even this line
-                self.events.emit(
+                self._final(
                     "run_failed",
                     reason=f"{type(exc).__name__}: {exc}",
                     seconds=round(time.perf_counter() - start, 3),

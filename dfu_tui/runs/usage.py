@@ -18,8 +18,27 @@ def _cpu_seconds() -> float:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (Linux reports KB)."""
+    """This process's peak resident memory since `reset_peak_rss` (else since it started),
+    in MB (Linux reports KB)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def reset_peak_rss() -> None:
+    """Start this process's peak memory over from what it holds now (Linux: `5` into
+    `/proc/self/clear_refs`), so that a worker that trains task after task reports each
+    task's own peak; elsewhere the peak stays the process's."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        pass
 
 
 def gpu_peak_mb() -> float | None:
@@ -48,6 +67,7 @@ class Usage:
 
     @classmethod
     def start(cls) -> Usage:
+        reset_peak_rss()
         wall, cpu = time.perf_counter(), _cpu_seconds()
         return cls(wall, cpu, wall, cpu)
 

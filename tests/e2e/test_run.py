@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ import pytest
 
 from dfu_tui.config import ImageModelConfig, load_config
 from dfu_tui.runs.rundir import RESULTS_COLUMNS
-from tests.helpers import STANDIN, run_dfu, set_args, standin_env, tiny
+from tests.helpers import ROOT, STANDIN, run_dfu, set_args, standin_env, tiny
 
 pytestmark = pytest.mark.slow  # trains real models
 
@@ -104,6 +106,8 @@ class TestRunCommand:
             "configs/default.toml",
             "--runs-dir",
             str(tmp_path / "runs"),
+            "--jobs",
+            "1",
             *sets(f"data.root='{small_demo_master}'", *TINY),
             env_cache=tmp_path / "cache",
         )
@@ -164,6 +168,33 @@ class TestRunCommand:
         assert set(combo["mean"]) >= {"kappa", "quadratic_kappa", "accuracy", "macro_f1"}
         assert {"minimum", "expected", "ideal", "criteria"} <= set(combo["verdict"])
         assert [b["branch"] for b in summary["branches"]] == ["metadata", "thermal_map"]
+        self.check_worker_reuse(run, events, tmp_path)
+
+    @staticmethod
+    def check_worker_reuse(run: Path, events: list[dict], tmp_path: Path) -> None:
+        """One worker trained every task (`--jobs 1`: imports and data loaded once), and the
+        CNN it trained after a forest and another CNN is the one a fresh process trains."""
+        started = [e for e in events if e["kind"] == "task_started"]
+        assert len(started) == 4 and len({e["pid"] for e in started}) == 1
+        assert started[-1]["task"] == "fold2-thermal_map"
+        fresh = tmp_path / "fresh"
+        shutil.copytree(run, fresh)
+        (fresh / "predictions" / "fold2_thermal_map.npz").unlink()
+        env = {**os.environ, "DFU_TUI_CACHE_DIR": str(tmp_path / "cache")}
+        done = subprocess.run(
+            [sys.executable, "-m", "dfu_tui.runs.worker", str(fresh), "fold2-thermal_map"],
+            cwd=ROOT,
+            env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        with (
+            np.load(run / "predictions" / "fold2_thermal_map.npz") as warm,
+            np.load(fresh / "predictions" / "fold2_thermal_map.npz") as alone,
+        ):
+            for key in ("val_proba", "train_proba"):
+                assert np.array_equal(warm[key], alone[key], equal_nan=True), key
 
     def test_search_reuses_branches_and_same_seed_same_rf(
         self, small_demo_master: Path, tmp_path: Path
