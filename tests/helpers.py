@@ -140,6 +140,15 @@ async def until(pilot: Any, check: Callable[[], object], timeout: float = 120.0)
         await pilot.pause(POLL)
 
 
+async def on_screen(pilot: Any, name: str) -> Any:
+    """The app's screen once a screen of the class `name` is on top and mounted (a run's
+    monitor or compare opens once the watcher thread has read the run's whole log)."""
+    app = pilot.app
+    await until(pilot, lambda: type(app.screen).__name__ == name and app.screen.is_mounted)
+    await pilot.pause()
+    return app.screen
+
+
 async def open_form(pilot: Any) -> Any:
     """Press `n` and return the launch form once its configs are read and it is filled."""
     from dfu_tui.tui.screens.launch import LaunchScreen

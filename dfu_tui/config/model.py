@@ -236,7 +236,7 @@ class CriteriaConfig:
 
 @dataclass(frozen=True)
 class ExecutorConfig:
-    """Where tasks run: "local" (a process per task on this machine) or "ray" (a Ray
+    """Where tasks run: "local" (worker processes on this machine) or "ray" (a Ray
     cluster at `address`, "auto" for the one this machine belongs to; none: a local one).
     Not part of a run's fingerprint: a run may resume on another executor."""
 
@@ -247,6 +247,9 @@ class ExecutorConfig:
     gpus_per_task: float = limited(1.0, 0)
     memory_gb: float = limited(0.0, 0)  # per task, 0: not reserved
     tasks_per_gpu: int = limited(1, 1)  # local executor: image tasks sharing one GPU
+    # local executor: tasks a worker process trains before a fresh one takes over (0: no
+    # limit, the imports and data loaded once per worker; 1: a fresh process per task)
+    tasks_per_worker: int = limited(0, 0, 100_000)
     max_retries: int = limited(2, 0)  # ray: a task whose node died runs again elsewhere
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dfu_tui.config import Config, load_config
 from dfu_tui.errors import InputError
+from dfu_tui.runs.digest import FINISHED, log_mark, read_digest, write_digest
 from dfu_tui.runs.events import CHUNK, Event, EventReader
 from dfu_tui.runs.labels import Labels, labels_path, read_labels
 from dfu_tui.runs.rundir import RunDir
@@ -49,12 +51,25 @@ class CatalogUpdate:
     events: dict[str, list[Event]] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     docs: dict[str, RunDocs] = field(default_factory=dict)
+    # whole states made on the reading thread (a run found, a log read again): they replace
+    # the run's state, and the events above for that run come after them
+    states: dict[str, RunState] = field(default_factory=dict)
     gone: set[str] = field(default_factory=set)  # runs whose folder went (archived)
     unreadable: set[str] = field(default_factory=set)  # folders we may not look into
     back: set[str] = field(default_factory=set)  # ... and came back (restored)
 
+    def __bool__(self) -> bool:
+        return bool(
+            self.events or self.skipped or self.docs or self.states or self.gone or self.back
+        )
+
     def merge(self, later: CatalogUpdate) -> None:
-        """Add a later update to this one (events in order, the later documents)."""
+        """Add a later update to this one (events in order, the later documents; a later
+        whole state replaces what came before it)."""
+        for run_id, state in later.states.items():
+            self.events.pop(run_id, None)
+            self.skipped.pop(run_id, None)
+            self.states[run_id] = state
         for run_id, events in later.events.items():
             self.events.setdefault(run_id, []).extend(events)
         for run_id, n in later.skipped.items():
@@ -102,6 +117,15 @@ def read_docs(run: RunDir) -> RunDocs:
     )
 
 
+def listing_docs(run: RunDir) -> RunDocs:
+    """What the runs list needs of a run's documents: its name and tags, whether it has a
+    model (the rest is read with its log, when a screen shows the run)."""
+    model = run.path / "model"
+    return RunDocs(
+        labels=read_labels(run.path), model=model if (model / "model.json").is_file() else None
+    )
+
+
 def _mtime(path: Path) -> float:
     """A file's modification time, or 0 when it cannot be read."""
     try:
@@ -126,8 +150,19 @@ def read_chunked(reader: EventReader) -> list[Event]:
             return good
 
 
+#: A finished run's log is looked at once every this many reads (it rarely changes: a
+#: resume); a live run's at every read.
+FINISHED_EVERY = 8
+
+
 class RunCatalog:
-    """Readers and states for the runs in a directory; `refresh` reports which changed."""
+    """Readers and states for the runs in a directory; `refresh` reports which changed.
+
+    A finished run with a sound digest (`runs.digest`) is listed from it without reading its
+    log; a finished run without one is read once on the reading thread, kept without its
+    epoch history, and given a digest (when its folder is ours). A run's whole log, with its
+    history, is read when a screen asks for it (`want`) and when it is live. Runs found at
+    start are therefore listed at a cost that does not grow with their logs."""
 
     def __init__(self, runs_dir: Path) -> None:
         self.runs_dir = runs_dir
@@ -136,44 +171,85 @@ class RunCatalog:
         self._documented: dict[str, bool] = {}
         self._labelled: dict[str, float] = {}  # run -> labels.json's mtime when last read
         self._gone: set[str] = set()  # runs whose folder went (touched by `read` only)
+        self._known: set[str] = set()  # runs found (touched by `read` only)
+        # runs listed from their digest, with the log mark it was made from (`read` only)
+        self._partial: dict[str, tuple[int, int, int]] = {}
+        self._light: set[str] = set()  # runs whose state has no history (`read` only)
+        self._finished: set[str] = set()  # runs whose log ended with a final event
+        self._reads = 0
+        self._wanted: set[str] = set()  # runs a screen asked for whole (any thread)
+        self._wanted_lock = threading.Lock()
         self.removed: set[str] = set()  # ... as applied (touched by `apply` only)
         self.states: dict[str, RunState] = {}  # touched by `apply` only
         self.docs: dict[str, RunDocs] = {}
         self.new_events: dict[str, list[Event]] = {}
 
+    def want(self, run_ids: set[str] | list[str]) -> None:
+        """Ask the next `read` for these runs' whole logs (a screen about to show them)."""
+        with self._wanted_lock:
+            self._wanted |= set(run_ids)
+
+    def whole(self, run_id: str) -> bool:
+        """Whether the run's state has everything a screen shows (its history included)."""
+        state = self.states.get(run_id)
+        return state is not None and state.history and state.listing is None
+
     def read(self) -> CatalogUpdate:
         """New runs and new events from disk, and the documents of runs that are new or
-        just ended. Reads files; changes no state."""
+        just ended. Reads files; changes no state (whole states are made here and handed
+        over in the update)."""
         update = CatalogUpdate()
+        self._reads += 1
         present: set[str] = set()
         try:
             paths = sorted(self.runs_dir.iterdir()) if self.runs_dir.is_dir() else []
         except OSError:  # a runs folder we may not list: nothing to show, nothing to crash
             paths = []
         for path in paths:
+            if path.name in self._known:
+                present.add(path.name)
+                continue
             run = RunDir(path)
             if not run.is_run():
                 if run.unreadable():
                     update.unreadable.add(path.name)
                 continue
             present.add(path.name)
-            if path.name not in self._readers:
-                self._readers[path.name] = EventReader(run.events)
-                update.events[path.name] = []
-        for run_id in self._readers:
+            self._known.add(path.name)
+            self._first_sight(run, update)
+        for run_id in self._known:
             if run_id not in present and run_id not in self._gone:
                 update.gone.add(run_id)
             elif run_id in present and run_id in self._gone:
                 update.back.add(run_id)
         self._gone = (self._gone | update.gone) - update.back
-        for run_id, reader in self._readers.items():
-            if run_id in self._gone:
+        with self._wanted_lock:
+            wanted, self._wanted = self._wanted, set()
+        rarely = self._reads % FINISHED_EVERY == 0
+        for run_id in sorted(self._known - self._gone - set(update.states)):
+            run = RunDir(self.path(run_id))
+            if run_id in self._partial:
+                if run_id in wanted or (rarely and log_mark(run) != self._partial[run_id]):
+                    self._replay(run, update, whole=run_id in wanted)
+                self._relabel(run_id, update)
                 continue
+            if run_id in wanted and run_id in self._light:
+                self._replay(run, update, whole=True)
+                continue
+            if run_id in self._finished and not rarely and run_id not in update.back:
+                self._relabel(run_id, update)
+                continue
+            reader = self._readers[run_id]
             good = read_chunked(reader)
             skipped = reader.skipped
             reader.skipped = 0
             if good:
                 update.events.setdefault(run_id, []).extend(good)
+                for e in good:
+                    if e["kind"] in ENDINGS:
+                        self._finished.add(run_id)
+                    elif e["kind"] == "run_resumed":
+                        self._finished.discard(run_id)
             if run_id in update.back:
                 update.events.setdefault(run_id, [])
             if skipped:
@@ -187,15 +263,76 @@ class RunCatalog:
                 or any(e["kind"] == "message" and MODEL_WRITTEN in e["text"] for e in good)
                 or labelled != self._labelled.get(run_id)  # named or tagged since
             ):
-                docs = update.docs[run_id] = read_docs(RunDir(self.path(run_id)))
+                docs = update.docs[run_id] = read_docs(run)
                 self._documented[run_id] = docs.features is not None
                 self._labelled[run_id] = labelled
         return update
+
+    def _relabel(self, run_id: str, update: CatalogUpdate) -> None:
+        """A run's name and tags again when they changed (`dfu-tui tag`, the `t` key)."""
+        labelled = _mtime(labels_path(self.path(run_id)))
+        if labelled != self._labelled.get(run_id):
+            self._labelled[run_id] = labelled
+            run = RunDir(self.path(run_id))
+            update.docs[run_id] = listing_docs(run) if run_id in self._partial else read_docs(run)
+
+    def _first_sight(self, run: RunDir, update: CatalogUpdate) -> None:
+        """A run found: from its digest when it has a sound one, else from its log."""
+        run_id = run.path.name
+        mark = log_mark(run)
+        state = read_digest(run, mark) if mark is not None else None
+        if state is None:
+            self._replay(run, update, whole=False)
+            return
+        update.states[run_id] = state
+        self._partial[run_id] = mark  # type: ignore[assignment]  # not None with a state
+        self._light.add(run_id)
+        self._finished.add(run_id)
+        update.docs[run_id] = listing_docs(run)
+        self._labelled[run_id] = _mtime(labels_path(run.path))
+
+    def _replay(self, run: RunDir, update: CatalogUpdate, whole: bool) -> None:
+        """A run's state from its whole log, made here: with its history when `whole` or
+        when the run is live, else without (a finished run found, which also gets its
+        digest, so that the next dashboard lists it without reading the log)."""
+        run_id = run.path.name
+        before = log_mark(run)
+        reader = EventReader(run.events)
+        events = read_chunked(reader)
+        state = RunState(run_id, history=False)
+        for e in events:
+            state.apply(e)
+        finished = state.status in FINISHED
+        if whole or not finished:
+            state = RunState(run_id)
+            for e in events:
+                state.apply(e)
+        elif before is not None and before == log_mark(run) and reader.offset == before[1]:
+            write_digest(run, state, before)
+        state.skipped = reader.skipped
+        reader.skipped = 0
+        update.states[run_id] = state
+        self._readers[run_id] = reader
+        self._partial.pop(run_id, None)
+        if state.history:
+            self._light.discard(run_id)
+        else:
+            self._light.add(run_id)
+        if finished:
+            self._finished.add(run_id)
+        else:
+            self._finished.discard(run_id)
+        docs = update.docs[run_id] = read_docs(run)
+        self._documented[run_id] = docs.features is not None
+        self._labelled[run_id] = _mtime(labels_path(run.path))
 
     def apply(self, update: CatalogUpdate) -> set[str]:
         """Fold an update into the states; return the ids of runs that changed. Memory only."""
         changed: set[str] = set()
         self.new_events = {}
+        for run_id, state in update.states.items():
+            self.states[run_id] = state
+            changed.add(run_id)
         for run_id, events in update.events.items():
             state = self.states.setdefault(run_id, RunState(run_id))
             for e in events:

@@ -64,6 +64,8 @@ class _Worker:
     key: tuple[str, ...]  # what its environment fixed: threads, devices
     task: str = ""
     buffer: bytes = b""
+    trained: int = 0  # tasks given to it so far
+    retiring: bool = False  # its input is closed: it ends without another task
 
     def answers(self) -> list[tuple[str, int]]:
         """The `done TASK CODE` lines it wrote since the last call (without blocking)."""
@@ -88,12 +90,15 @@ class LocalProcessExecutor:
     are loaded once per worker, not once per task); at most as many as tasks run at once,
     ended when the run ends. On a machine with GPUs each image task gets its own device (or
     a share of one, up to `tasks_per_gpu`) through `CUDA_VISIBLE_DEVICES`, and metadata
-    tasks see none: a worker takes only tasks placed as it is."""
+    tasks see none: a worker takes only tasks placed as it is. A worker that has been given
+    `tasks_per_worker` tasks (0: no limit) ends and a fresh one takes the next."""
 
-    def __init__(self, gpus: list[str] | None = None, tasks_per_gpu: int = 1) -> None:
+    def __init__(
+        self, gpus: list[str] | None = None, tasks_per_gpu: int = 1, tasks_per_worker: int = 0
+    ) -> None:
+        self.tasks_per_worker = tasks_per_worker
         self._workers: list[_Worker] = []
         self._logs: dict[str, Path] = {}
-        self._run_dir: Path | None = None
         self.slots = GpuSlots(detect_gpus() if gpus is None else gpus, max(1, tasks_per_gpu))
 
     def can_take(self, task_id: str) -> bool:
@@ -113,7 +118,9 @@ class LocalProcessExecutor:
             str(threads),
             *sorted(f"{k}={v}" for k, v in devices.items()),
         )
-        worker = next((w for w in self._workers if not w.task and w.key == key), None)
+        worker = next(
+            (w for w in self._workers if not (w.task or w.retiring) and w.key == key), None
+        )
         if worker is None:
             self._end_idle()  # placed otherwise: a new worker takes its core
             worker = self._start(run_dir, key, threads, devices)
@@ -124,6 +131,7 @@ class LocalProcessExecutor:
         except OSError:
             pass  # it died meanwhile: `poll` reports the task as failed with its exit code
         worker.task = task_id
+        worker.trained += 1
         self._logs[task_id] = logs / f"{task_id}.log"
 
     def _start(
@@ -175,6 +183,11 @@ class LocalProcessExecutor:
     def _done(self, worker: _Worker, code: int) -> TaskOutcome:
         task_id, worker.task = worker.task, ""
         self.slots.give_back(task_id)
+        if self.tasks_per_worker and worker.trained >= self.tasks_per_worker:
+            worker.retiring = True  # it exits at the end of its input; `poll` forgets it
+            if worker.proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    worker.proc.stdin.close()
         return TaskOutcome(task_id, code, self._logs.pop(task_id))
 
     def _forget(self, worker: _Worker) -> None:
@@ -182,7 +195,8 @@ class LocalProcessExecutor:
             if pipe is not None:
                 with contextlib.suppress(OSError):
                     pipe.close()
-        self._workers.remove(worker)
+        if worker in self._workers:
+            self._workers.remove(worker)
 
     def _end_idle(self) -> None:
         for worker in [w for w in self._workers if not w.task]:
@@ -192,9 +206,10 @@ class LocalProcessExecutor:
         """End workers: idle ones by closing their input (`graceful`), else SIGTERM; a
         worker still there after 5 s is killed."""
         for w in workers:
-            if graceful and w.proc.stdin is not None:
-                with contextlib.suppress(OSError):
-                    w.proc.stdin.close()
+            if graceful:
+                if w.proc.stdin is not None and not w.proc.stdin.closed:
+                    with contextlib.suppress(OSError):
+                        w.proc.stdin.close()
             elif w.proc.poll() is None:
                 w.proc.send_signal(signal.SIGTERM)
         for w in workers:

@@ -83,6 +83,11 @@ class RunDir:
         return self.path / "summary.json"
 
     @property
+    def digest(self) -> Path:
+        """What the runs list shows of a finished run (`runs.digest`)."""
+        return self.path / "digest.json"
+
+    @property
     def features(self) -> Path:
         return self.path / "features.json"
 

@@ -56,8 +56,20 @@ USAGE_KEYS = ("cpu_percent", "peak_rss_mb", "gpu_peak_mb")
 
 
 @dataclass
+class Listing:
+    """What the runs list shows of a finished run that a state computes from its fold
+    results: from the run's digest (`runs.digest`), until its log is read."""
+
+    folds_done: int
+    best_text: str
+    flags: dict[str, int]
+
+
+@dataclass
 class RunState:
-    """Everything `status` shows about one run, updated event by event."""
+    """Everything `status` shows about one run, updated event by event. A state made from a
+    digest (`listing` set) has the list's figures but no fold results, flags or history:
+    the catalog reads its log before a screen shows more."""
 
     run_id: str
     status: str = "starting"  # running, completed, failed, cancelled (stale is derived)
@@ -100,6 +112,7 @@ class RunState:
     # keep `epochs` and `log` (the dashboard's monitor, export, report); without them a
     # state's memory does not grow with the log (status, stop, resume)
     history: bool = field(default=True, compare=False)
+    listing: Listing | None = field(default=None, compare=False)
 
     def apply(self, e: Event) -> None:
         """Fold one event into the state. Events come from `EventReader`, which yields only
@@ -212,7 +225,7 @@ class RunState:
 
     @property
     def folds_done(self) -> int:
-        return len(self.fold_results)
+        return len(self.fold_results) if self.listing is None else self.listing.folds_done
 
     def fold_name(self, number: int) -> str:
         """`fold 3`, `r2 fold 3` with repeats, `hold-out` for the temporal hold-out and
@@ -397,6 +410,8 @@ class RunState:
         """The best mean on the criteria's scale with its n and, picked from N combinations,
         its paired difference from the common reference (what ranked it) and `best of N`
         (the maximum of N noisy means is optimistic); its collapse findings beside it."""
+        if self.listing is not None:
+            return self.listing.best_text
         best = self.best()
         if best is None:
             return "-"
@@ -410,6 +425,8 @@ class RunState:
     def flag_counts(self) -> dict[str, int]:
         """Fold-level flags of the configured fusion by level (epoch flags are diagnostics of
         inner splits; the other fusions of `fusion.compare` have their own)."""
+        if self.listing is not None:
+            return dict(self.listing.flags)
         counts = {"collapse": 0, "warning": 0}
         for flags in self.fold_flags.values():
             for f in flags:

@@ -32,6 +32,7 @@ from dfu_tui.runs.rundir import RunDir
 from dfu_tui.runs.tasks import fold_of, output_valid, plan, score_fold
 
 if TYPE_CHECKING:
+    from dfu_tui.engine.folds import Fold
     from dfu_tui.engine.records import FoldResult
 
 POLL_SECONDS = 0.2
@@ -115,7 +116,9 @@ def make_executor(cfg: Config, run: RunDir, events: EventWriter) -> Executor:
         from dfu_tui.runs.ray_executor import RayExecutor
 
         return RayExecutor(run, cfg, events)
-    return LocalProcessExecutor(tasks_per_gpu=cfg.executor.tasks_per_gpu)
+    return LocalProcessExecutor(
+        tasks_per_gpu=cfg.executor.tasks_per_gpu, tasks_per_worker=cfg.executor.tasks_per_worker
+    )
 
 
 class Supervisor:
@@ -249,24 +252,7 @@ class Supervisor:
                         seconds=round(time.perf_counter() - start, 3),
                     )
                     return EXIT_CANCELLED
-                while pending and len(self.executor.running) < self.jobs:
-                    task_id = next((t for t in pending if self.executor.can_take(t)), "")
-                    if not task_id:
-                        break  # what is left waits for a GPU slot
-                    pending.remove(task_id)
-                    fold_no = fold_of(task_id)
-                    if fold_no not in started_folds:
-                        started_folds.add(fold_no)
-                        fold = folds[fold_no - 1]
-                        self.events.emit(
-                            "fold_started",
-                            fold=fold_no,
-                            n_train=len(fold.train),
-                            n_val=len(fold.val),
-                            repeat=fold.repeat,
-                            fold_kind=fold.kind,
-                        )
-                    self.executor.submit(self.run.path, task_id, threads)
+                self._submit_ready(pending, folds, started_folds, threads)
                 # every outcome of one poll is judged before any fold is scored: a fold's
                 # tasks may end together, one of them failed (its file is missing)
                 outcomes = self.executor.poll()
@@ -288,6 +274,9 @@ class Supervisor:
                         seconds=round(time.perf_counter() - start, 3),
                     )
                     return EXIT_FAILED
+                # the freed workers take their next tasks before the fold is scored (scoring
+                # takes a second or so, off the critical path)
+                self._submit_ready(pending, folds, started_folds, threads)
                 # each fold once, when none of its tasks is left to run
                 for fold_no in sorted({fold_of(o.task_id) for o in outcomes}):
                     busy = [t for t in (*pending, *self.executor.running) if fold_of(t) == fold_no]
@@ -322,7 +311,32 @@ class Supervisor:
             self._stop_beats.set()
             self._pump()
             self.events.close()
+            self._write_digest()
             lock.release()
+
+    def _submit_ready(
+        self, pending: list[str], folds: list[Fold], started_folds: set[int], threads: int
+    ) -> None:
+        """Start pending tasks while the run has free jobs (each fold's first with its
+        `fold_started`); an image task waits for a free GPU slot."""
+        while pending and len(self.executor.running) < self.jobs:
+            task_id = next_task(pending, self.executor.running, self.jobs, self.executor.can_take)
+            if not task_id:
+                return  # what is left waits for a GPU slot
+            pending.remove(task_id)
+            fold_no = fold_of(task_id)
+            if fold_no not in started_folds:
+                started_folds.add(fold_no)
+                fold = folds[fold_no - 1]
+                self.events.emit(
+                    "fold_started",
+                    fold=fold_no,
+                    n_train=len(fold.train),
+                    n_val=len(fold.val),
+                    repeat=fold.repeat,
+                    fold_kind=fold.kind,
+                )
+            self.executor.submit(self.run.path, task_id, threads)
 
     def _finish(self, cfg: Config, results: dict[int, FoldResult]) -> None:
         from dfu_tui.engine.summary import finite, summarize
@@ -330,6 +344,17 @@ class Supervisor:
 
         ordered = [results[k] for k in sorted(results)]
         write_summary(self.run, finite(summarize(cfg, self.run.run_id, ordered, "completed")))
+
+    def _write_digest(self) -> None:
+        """What the runs list shows of the run, from its log as it ends (a dashboard over
+        hundreds of runs reads these instead of every log)."""
+        from dfu_tui.runs.digest import log_mark, write_digest
+        from dfu_tui.runs.state import load_state
+
+        with contextlib.suppress(Exception):  # a cache: the dashboard reads the log instead
+            mark = log_mark(self.run)
+            if mark is not None:
+                write_digest(self.run, load_state(self.run.path, history=False), mark)
 
     def _logged_folds(self) -> dict[int, FoldResult]:
         """Fold results already in the log (a resume does not score, or flag, them twice)."""
@@ -361,6 +386,27 @@ class Supervisor:
         """Temporary files of a killed writer are never outputs: remove them."""
         for tmp in self.run.path.rglob(".*.tmp"):
             tmp.unlink(missing_ok=True)
+
+
+def next_task(
+    pending: list[str], running: list[str], jobs: int, can_take: Callable[[str], bool]
+) -> str:
+    """The task to start next ("" when none may start now): the long ones first, as far as
+    the folds allow. An image task (a CNN: ten times a forest's time or more) of a fold up to
+    `jobs` folds past the earliest unfinished one goes before a metadata task, so the
+    last minutes of a run are not one CNN training alone beside an idle core, while the folds
+    still finish in order, one after another, for the live view (`--jobs 1`: in fold order,
+    each fold's CNN first)."""
+    from dfu_tui.data.schema import is_metadata_branch
+    from dfu_tui.runs.tasks import parse_task_id
+
+    ready = [t for t in pending if can_take(t)]
+    if not ready:
+        return ""
+    earliest = min(fold_of(t) for t in (*pending, *running))
+    window = earliest + (jobs if jobs > 1 else 0)
+    image = [t for t in ready if not is_metadata_branch(parse_task_id(t)[1])]
+    return next((t for t in image if fold_of(t) <= window), ready[0])
 
 
 def child_errors(log: Path, offset: int) -> list[str]:

@@ -105,6 +105,8 @@ class DfuApp(App[None]):
         self._pending_lock = threading.Lock()
         self._stop_watching = threading.Event()
         self._shown: dict[str, str] = {}  # run -> the status its rows last showed (`_tick`)
+        # screens waiting for their runs' whole logs (`_when_whole`): runs, then what opens
+        self._waiting: list[tuple[set[str], Callable[[], None]]] = []
 
     async def on_mount(self) -> None:
         # The runs as they are now, read on a thread (the UI thread never reads files), then
@@ -126,7 +128,7 @@ class DfuApp(App[None]):
         slow SSH links are not flooded) and poke the UI thread when something is new."""
         while not self._stop_watching.wait(self.refresh_seconds):
             update = self.catalog.read()
-            if update.events or update.skipped or update.docs or update.gone or update.back:
+            if update:
                 with self._pending_lock:
                     self._pending.merge(update)
                 self.post_message(RunsChanged())
@@ -138,6 +140,23 @@ class DfuApp(App[None]):
         changed = self.catalog.apply(update)
         self._notify(self.catalog.new_events)  # runs found at start were shown, not notified
         self._tell(changed)
+        ready = [w for w in self._waiting if all(self.catalog.whole(r) for r in w[0])]
+        self._waiting = [w for w in self._waiting if w not in ready]
+        # of screens asked for meanwhile, the last (a burst of keys opens one screen); none
+        # over a question or the palette that came up meanwhile
+        if ready and not isinstance(self.screen, ModalScreen):
+            ready[-1][1]()
+
+    def _when_whole(self, run_ids: set[str], then: Callable[[], None]) -> None:
+        """Do `then` (open a screen) once these runs' whole logs are read: at once when they
+        are, else after the watcher thread has read them (a finished run is listed from its
+        digest; its screens need its folds and epochs)."""
+        missing = {r for r in run_ids if not self.catalog.whole(r)}
+        if not missing:
+            then()
+            return
+        self.catalog.want(missing)
+        self._waiting.append((set(run_ids), then))
 
     def _tell(self, changed: set[str]) -> None:
         """Tell the visible screen what changed; the screens under it catch up when shown."""
@@ -208,16 +227,27 @@ class DfuApp(App[None]):
         return True
 
     def open_run(self, run_id: str) -> None:
-        if run_id in self.catalog.states and not self._showing(MonitorScreen, run_id=run_id):
-            self.push_screen(MonitorScreen(self.context, run_id))
+        def then() -> None:
+            if not self._showing(MonitorScreen, run_id=run_id):
+                self.push_screen(MonitorScreen(self.context, run_id))
+
+        if run_id in self.catalog.states:
+            self._when_whole({run_id}, then)
 
     def open_fold_detail(self, run_id: str, fold: int) -> None:
-        if not self._showing(FoldDetailScreen, run_id=run_id, fold=fold):
-            self.push_screen(FoldDetailScreen(self.context, run_id, fold))
+        def then() -> None:
+            if not self._showing(FoldDetailScreen, run_id=run_id, fold=fold):
+                self.push_screen(FoldDetailScreen(self.context, run_id, fold))
+
+        self._when_whole({run_id}, then)
 
     def open_compare(self, run_id: str) -> None:
-        if run_id in self.catalog.states and not self._showing(CompareScreen, run_id=run_id):
-            self.push_screen(CompareScreen(self.context, run_id))
+        def then() -> None:
+            if not self._showing(CompareScreen, run_id=run_id):
+                self.push_screen(CompareScreen(self.context, run_id))
+
+        if run_id in self.catalog.states:
+            self._when_whole({run_id}, then)
 
     # -- what screens ask for
 

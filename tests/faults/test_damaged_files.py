@@ -12,7 +12,7 @@ import pytest
 
 from dfu_tui.runs.events import EventReader, EventWriter
 from dfu_tui.runs.state import load_state
-from tests.helpers import run_dfu, until
+from tests.helpers import on_screen, run_dfu, until
 from tests.tui.conftest import COMPLETED, FIXTURES, make_app
 
 BAD_LINES = {
@@ -135,7 +135,7 @@ async def test_dashboard_opens_a_damaged_run_and_says_so(damaged: Path) -> None:
     app = make_app(damaged.parent)
     async with app.run_test(size=(100, 32)) as pilot:
         app.open_run(COMPLETED)
-        await pilot.pause()
+        await on_screen(pilot, "MonitorScreen")
         assert isinstance(app.screen, MonitorScreen)
         header = str(app.screen.query_one("#monitor-header", Static).render())
         assert f"{len(BAD_LINES)} damaged log line(s) skipped" in header
@@ -177,7 +177,7 @@ async def test_compare_survives_a_damaged_predictions_file(tmp_path: Path) -> No
     app = make_app(runs)
     async with app.run_test(size=(100, 32)) as pilot:
         app.open_compare(COMPLETED)
-        await pilot.pause()
+        await on_screen(pilot, "CompareScreen")
         screen = app.screen
 
         def title() -> str:

@@ -312,7 +312,8 @@ def test_tasks_of_a_fold_ending_together_one_killed_fail_the_run_naming_it(
     """A fold's tasks may end within one poll, one of them killed: the run fails naming the
     killed task (it used to score the fold first and fail on the missing file); no fold is
     scored twice when its tasks end together. Real worker processes; the executor only
-    reports them once every one of them has ended, as a slow poll would."""
+    reports them once every one of them has ended, as a slow poll would. Then workers
+    take task after task, up to `executor.tasks_per_worker`."""
     from dfu_tui.config import load_config
     from dfu_tui.data.dataset import load_dataset
     from dfu_tui.runs.executor import LocalProcessExecutor, TaskOutcome
@@ -378,6 +379,14 @@ def test_tasks_of_a_fold_ending_together_one_killed_fail_the_run_naming_it(
     assert Supervisor(whole, 2, 1.0, executor=Together()).execute(resume=False) == 0
     scored = [e["fold"] for e in events(whole.path) if e["kind"] == "fold_finished"]
     assert sorted(scored) == [1, 2]  # each fold once
+
+    # the config's executor: a fresh worker after `executor.tasks_per_worker` tasks (with
+    # no limit one worker takes all four: test_run_writes_every_file)
+    limited = RunDir(prepared([*base, "executor.tasks_per_worker=2"]))
+    assert Supervisor(limited, 1, 1.0).execute(resume=False) == 0
+    pids = [e["pid"] for e in events(limited.path) if e["kind"] == "task_started"]
+    assert [sorted(set(pids), key=pids.index).index(p) for p in pids] == [0, 0, 1, 1]
+    assert not [p for p in run_processes(limited.path) if p.role == "worker"]  # all ended
 
 
 def test_the_notify_hook_announces_collapses_and_the_end_and_never_holds_a_run(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from textual.css.query import NoMatches
 from textual.widgets import DataTable
 
 from dfu_tui.engine.curve import weight_curves
@@ -47,7 +48,10 @@ async def shown(pilot: Any, kind: Any) -> Any:
         if not isinstance(app.screen, kind):
             return False
         panels = list(app.screen.query(PlotPanel))
-        return bool(panels) and all(p.figure is not None or not p.display for p in panels)
+        try:  # a screen opened once its run's log is read may be composing still
+            return bool(panels) and all(p.figure is not None or not p.display for p in panels)
+        except NoMatches:
+            return False
 
     await until(pilot, drawn)
     return app.screen
@@ -414,7 +418,7 @@ async def test_the_palette_offers_the_actions_of_the_open_run(runs_dir: Path) ->
     app = make_app(runs_dir)
     async with app.run_test(size=SIZE) as pilot:
         app.open_run(COMPLETED)
-        await pilot.pause()
+        await shown(pilot, MonitorScreen)
         await pilot.press("ctrl+p")
         await until(pilot, lambda: isinstance(app.screen, CommandPalette))
         await pilot.press(*"run")

@@ -17,7 +17,7 @@ from dfu_tui.tui.screens.launch import LaunchScreen
 from dfu_tui.tui.screens.modals import ConfirmScreen, HelpScreen
 from dfu_tui.tui.screens.monitor import MonitorScreen
 from dfu_tui.tui.screens.runs import RunsScreen
-from tests.helpers import open_form, until
+from tests.helpers import on_screen, open_form, until
 from tests.tui.conftest import (
     CANCELLED,
     COMPLETED,
@@ -125,6 +125,9 @@ class TestRunsScreen:
                 ):
                     open_()
                     await pilot.pause()
+            # the first ones waited for the run's log: the last of them opened
+            await until(pilot, lambda: not app._waiting and isinstance(app.screen, MonitorScreen))
+            await pilot.pause()
             kinds = [type(s).__name__ for s in app.screen_stack]
             assert kinds.count("MonitorScreen") == 1 and kinds.count("CompareScreen") <= 1
             assert len(app.screen_stack) <= 5, kinds
@@ -190,7 +193,7 @@ class TestMonitor:
         app = make_app(runs_dir)
         async with app.run_test(size=SIZE) as pilot:
             app.open_run(CANCELLED)
-            await pilot.pause()
+            await on_screen(pilot, "MonitorScreen")
             screen = app.screen
             assert isinstance(screen, MonitorScreen)
             folds = screen.query_one("#folds", DataTable)
@@ -210,7 +213,7 @@ class TestMonitor:
         app = make_app(runs_dir)
         async with app.run_test(size=SIZE) as pilot:
             app.open_run(COMPLETED)
-            await pilot.pause()
+            await on_screen(pilot, "MonitorScreen")
             screen = app.screen
             assert isinstance(screen, MonitorScreen)
             panels = list(screen.query(Panel))
@@ -243,7 +246,7 @@ class TestMonitor:
         app = make_app(runs_dir)
         async with app.run_test(size=SIZE) as pilot:
             app.open_run(COMPLETED)
-            await pilot.pause()
+            await on_screen(pilot, "MonitorScreen")
             assert "fold 2 (latest)" in text_of(app.screen, "#dist-title")
             await pilot.press("left_square_bracket")
             assert "fold 1," in text_of(app.screen, "#dist-title")
@@ -270,7 +273,7 @@ class TestCompare:
         app = make_app(runs_dir)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("down", "c")
-            screen = app.screen
+            screen = await on_screen(pilot, "CompareScreen")
             assert isinstance(screen, CompareScreen) and screen.run_id == COMPLETED
             ranking = screen.query_one("#ranking", DataTable)
             assert ranking.row_count == 7
@@ -410,7 +413,7 @@ class TestFeaturePanels:
         app = make_app(runs)
         async with app.run_test(size=(120, 60)) as pilot:
             app.open_run(run.name)
-            await pilot.pause()
+            await on_screen(pilot, "MonitorScreen")
             features = text_of(app.screen, "#features")
             assert "1. Dressing Grouped" in features and "WARNING dominant_feature" in features
             assert "metadata features" in features
@@ -463,7 +466,7 @@ async def test_current_task_names_its_node(runs_dir: Path) -> None:
     app = make_app(runs_dir)
     async with app.run_test(size=SIZE) as pilot:
         app.open_run(CANCELLED)
-        await pilot.pause()
+        await on_screen(pilot, "MonitorScreen")
         assert "fold 2 depth_map on gpu-2: epoch 1/20" in text_of(app.screen, "#task")
 
 

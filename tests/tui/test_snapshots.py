@@ -93,8 +93,13 @@ async def plotted(pilot: Pilot, kind: type) -> None:
     app = pilot.app
 
     def ready() -> bool:
+        from textual.css.query import NoMatches
+
         panels = list(app.screen.query(PlotPanel)) if isinstance(app.screen, kind) else []
-        return bool(panels) and all(p.figure is not None or not p.display for p in panels)
+        try:  # a screen opened once its run's log is read may be composing still
+            return bool(panels) and all(p.figure is not None or not p.display for p in panels)
+        except NoMatches:
+            return False
 
     await until(pilot, ready)
     await pilot.pause()
