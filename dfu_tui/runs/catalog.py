@@ -126,12 +126,21 @@ def listing_docs(run: RunDir) -> RunDocs:
     )
 
 
-def _mtime(path: Path) -> float:
+def _mtime(path: Path | str) -> float:
     """A file's modification time, or 0 when it cannot be read."""
     try:
-        return path.stat().st_mtime
+        return os.stat(path).st_mtime
     except OSError:
         return 0.0
+
+
+def _mark(events: str) -> tuple[int, int, int] | None:
+    """`digest.log_mark` of a log given as text (a look at hundreds of finished runs)."""
+    try:
+        st = os.stat(events, follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
 
 
 def read_chunked(reader: EventReader) -> list[Event]:
@@ -178,9 +187,14 @@ class RunCatalog:
         self._finished: set[str] = set()  # runs whose log ended with a final event
         self._reads = 0
         self._wanted: set[str] = set()  # runs a screen asked for whole (any thread)
+        self._looks: set[str] = set()  # runs to look at in the next read (any thread)
         self._wanted_lock = threading.Lock()
+        self._listed: tuple[int, int] | None = None  # the runs folder's (inode, mtime)
+        self._paths: list[tuple[str, Path]] = []  # ... and its entries then
+        self._files: dict[str, tuple[str, str]] = {}  # run -> its log and labels, as text
         self.removed: set[str] = set()  # ... as applied (touched by `apply` only)
         self.states: dict[str, RunState] = {}  # touched by `apply` only
+        self._live: set[str] = set()  # runs whose state is not final (`apply` only)
         self.docs: dict[str, RunDocs] = {}
         self.new_events: dict[str, list[Event]] = {}
 
@@ -188,6 +202,12 @@ class RunCatalog:
         """Ask the next `read` for these runs' whole logs (a screen about to show them)."""
         with self._wanted_lock:
             self._wanted |= set(run_ids)
+
+    def look(self, run_ids: set[str] | list[str]) -> None:
+        """Ask the next `read` to look at these runs now (named or tagged from here), not
+        only at its next look at finished runs."""
+        with self._wanted_lock:
+            self._looks |= set(run_ids)
 
     def whole(self, run_id: str) -> bool:
         """Whether the run's state has everything a screen shows (its history included)."""
@@ -201,21 +221,17 @@ class RunCatalog:
         update = CatalogUpdate()
         self._reads += 1
         present: set[str] = set()
-        try:
-            paths = sorted(self.runs_dir.iterdir()) if self.runs_dir.is_dir() else []
-        except OSError:  # a runs folder we may not list: nothing to show, nothing to crash
-            paths = []
-        for path in paths:
-            if path.name in self._known:
-                present.add(path.name)
+        for name, path in self._entries():
+            if name in self._known:
+                present.add(name)
                 continue
             run = RunDir(path)
             if not run.is_run():
                 if run.unreadable():
-                    update.unreadable.add(path.name)
+                    update.unreadable.add(name)
                 continue
-            present.add(path.name)
-            self._known.add(path.name)
+            present.add(name)
+            self._known.add(name)
             self._first_sight(run, update)
         for run_id in self._known:
             if run_id not in present and run_id not in self._gone:
@@ -225,19 +241,29 @@ class RunCatalog:
         self._gone = (self._gone | update.gone) - update.back
         with self._wanted_lock:
             wanted, self._wanted = self._wanted, set()
+            looks, self._looks = self._looks, set()
         rarely = self._reads % FINISHED_EVERY == 0
         for run_id in sorted(self._known - self._gone - set(update.states)):
-            run = RunDir(self.path(run_id))
+            look = rarely or run_id in looks or run_id in update.back or run_id in wanted
+            if run_id in self._finished and not look:
+                continue  # a finished run: looked at every few reads (costs nothing here)
             if run_id in self._partial:
-                if run_id in wanted or (rarely and log_mark(run) != self._partial[run_id]):
-                    self._replay(run, update, whole=run_id in wanted)
-                self._relabel(run_id, update)
+                files = self._files.get(run_id)
+                if files is None:
+                    folder = self.path(run_id)
+                    files = self._files[run_id] = (
+                        str(folder / "events.jsonl"),
+                        str(labels_path(folder)),
+                    )
+                events, labels = files
+                if run_id in wanted or _mark(events) != self._partial[run_id]:
+                    self._replay(RunDir(self.path(run_id)), update, whole=run_id in wanted)
+                elif _mtime(labels) != self._labelled.get(run_id):
+                    self._relabel(run_id, update)
                 continue
+            run = RunDir(self.path(run_id))
             if run_id in wanted and run_id in self._light:
                 self._replay(run, update, whole=True)
-                continue
-            if run_id in self._finished and not rarely and run_id not in update.back:
-                self._relabel(run_id, update)
                 continue
             reader = self._readers[run_id]
             good = read_chunked(reader)
@@ -267,6 +293,20 @@ class RunCatalog:
                 self._documented[run_id] = docs.features is not None
                 self._labelled[run_id] = labelled
         return update
+
+    def _entries(self) -> list[tuple[str, Path]]:
+        """The runs folder's entries, listed again only when the folder changed (a run
+        created, archived or restored changes its modification time)."""
+        try:
+            st = self.runs_dir.stat()
+            listed = (st.st_ino, st.st_mtime_ns)
+            if listed != self._listed:
+                found = sorted(self.runs_dir.iterdir()) if self.runs_dir.is_dir() else []
+                self._paths = [(path.name, path) for path in found]
+                self._listed = listed
+        except OSError:  # a runs folder we may not list: nothing to show, nothing to crash
+            self._paths, self._listed = [], None
+        return self._paths
 
     def _relabel(self, run_id: str, update: CatalogUpdate) -> None:
         """A run's name and tags again when they changed (`dfu-tui tag`, the `t` key)."""
@@ -326,6 +366,10 @@ class RunCatalog:
         self._documented[run_id] = docs.features is not None
         self._labelled[run_id] = _mtime(labels_path(run.path))
 
+    def live(self) -> list[str]:
+        """The runs not finished (whose state can change with time alone: turn stale)."""
+        return [r for r in self._live if r in self.states]
+
     def apply(self, update: CatalogUpdate) -> set[str]:
         """Fold an update into the states; return the ids of runs that changed. Memory only."""
         changed: set[str] = set()
@@ -349,6 +393,12 @@ class RunCatalog:
         for run_id in update.unreadable - set(self.states):
             self.states[run_id] = RunState(run_id, status=UNREADABLE)
             changed.add(run_id)
+        for run_id in changed:
+            now = self.states.get(run_id)
+            if now is not None and now.status not in FINISHED:
+                self._live.add(run_id)
+            else:
+                self._live.discard(run_id)
         # an archived run leaves the lists; its state stays for a screen still showing it
         self.removed = (self.removed | update.gone) - update.back
         changed |= update.gone | update.back

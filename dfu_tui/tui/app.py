@@ -173,8 +173,8 @@ class DfuApp(App[None]):
         no event comes to say so (a running run's elapsed time moves with its heartbeats)."""
         now = self.context.clock()
         changed = set()
-        for run_id, state in self.catalog.states.items():
-            status = state.effective_status(now)
+        for run_id in self.catalog.live():
+            status = self.catalog.states[run_id].effective_status(now)
             if self._shown.get(run_id, status) != status:
                 changed.add(run_id)
             self._shown[run_id] = status
@@ -288,6 +288,7 @@ class DfuApp(App[None]):
         result = await cli_client.tag(self.catalog.path(run_id), name, add, remove)
         if result.code != 0:
             raise RuntimeError(result.stderr.strip() or result.message)
+        self.catalog.look([run_id])  # a finished run's labels are otherwise read every 2 s
         self.notify(result.stdout.strip() or f"labelled {run_id}")
 
     def on_archive_run(self, message: ArchiveRun) -> None:

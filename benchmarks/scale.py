@@ -1,0 +1,138 @@
+"""The dashboard over many runs: first screen, memory and idle CPU for 10 / 50 / 200 / 500
+synthetic finished runs of 10 folds x 100 epochs, this tree side by side with a git revision.
+
+    python benchmarks/scale.py [--against REV] [--counts 10,50,200,500]
+
+For each count, in one sitting and in turns: REV's dashboard, then this tree's twice (the
+first time it finds runs without digests and writes them, as after an upgrade; the second is
+every later start). Each measure is a fresh process: the time until the runs list shows
+every run, its peak resident memory, and its CPU over 10 s of doing nothing after that.
+Everything is written under one temporary folder, removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if "--code" in sys.argv:  # measure the dfu_tui of another tree (see --against)
+    sys.path.insert(0, sys.argv[sys.argv.index("--code") + 1])
+
+from _common import ROOT, scratch  # noqa: E402
+
+IDLE_SECONDS = 10.0
+
+
+async def measure(runs: Path, count: int) -> dict[str, Any]:
+    """In this process: the first screen with `count` runs, then idle CPU."""
+    from textual.widgets import DataTable
+
+    from dfu_tui.tui.app import DfuApp
+
+    start = time.perf_counter()
+    app = DfuApp(runs, ROOT / "configs" / "default.toml")
+    async with app.run_test(size=(120, 40)) as pilot:
+        while True:
+            tables = app.screen.query("#runs")
+            if tables and tables.first(DataTable).row_count == count:
+                break
+            await pilot.pause(0.01)
+        first = time.perf_counter() - start
+        await pilot.pause(1.0)  # what the first screen set off has settled
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(IDLE_SECONDS)
+        idle = 100 * (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    import dfu_tui
+
+    return {
+        "first_screen_s": first,
+        "rss_mb": rss,
+        "idle_cpu_percent": idle,
+        "code": str(Path(dfu_tui.__file__).parents[1]),
+    }
+
+
+def synthetic_runs(runs: Path, count: int, template: Path) -> None:
+    """`count` copies of one synthetic finished run (ids in order, logs identical)."""
+    runs.mkdir(parents=True, exist_ok=True)
+    for k in range(count):
+        target = runs / f"20260101-{k // 3600:02d}{k // 60 % 60:02d}{k % 60:02d}-{k:06x}"
+        shutil.copytree(template, target)
+
+
+def measured(code: Path, runs: Path, count: int) -> dict[str, Any]:
+    """The figures of the dashboard of the tree at `code`, in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", str(runs), str(count), "--code", str(code)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(code)},
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-2000:])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if Path(result["code"]).resolve() != code.resolve():
+        raise SystemExit(f"measured {result['code']}, not {code}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--against", default="d405592", help="git revision measured beside")
+    parser.add_argument("--counts", default="10,50,200,500")
+    parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--code", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        result = asyncio.run(measure(Path(args.measure[0]), int(args.measure[1])))
+        print(json.dumps(result))
+        return
+    base = scratch("dfu-scale-")
+    other = base / "against"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", "-q", str(other), args.against],
+        cwd=ROOT,
+        check=True,
+    )
+    try:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from dashboard import synthetic_run
+
+        template = base / "template" / "20260101-000000-000000"
+        synthetic_run(template, folds=10, epochs=100)
+        size = (template / "events.jsonl").stat().st_size
+        print(f"each run: 10 folds x 2 branches x 100 epochs, log {size / 1e6:.1f} MB")
+        print(f"{'runs':>5} {'tree':<22} {'first screen':>13} {'peak RSS':>9} {'idle CPU':>9}")
+        for count in (int(c) for c in args.counts.split(",")):
+            runs = base / f"runs{count}"
+            synthetic_runs(runs, count, template)
+            rows = [
+                (args.against, measured(other, runs, count)),
+                ("this tree (no digests)", measured(ROOT, runs, count)),
+                ("this tree", measured(ROOT, runs, count)),
+            ]
+            for name, r in rows:
+                print(
+                    f"{count:>5} {name:<22} {r['first_screen_s']:>11.2f} s "
+                    f"{r['rss_mb']:>6.0f} MB {r['idle_cpu_percent']:>7.2f} %",
+                    flush=True,
+                )
+            shutil.rmtree(runs)
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=ROOT, check=False)
+
+
+if __name__ == "__main__":
+    main()
