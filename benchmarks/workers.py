@@ -1,20 +1,43 @@
-"""Warm workers against a fresh process per task, side by side in one sitting: the wall
-time of configs/default.toml with `--jobs 2` under `executor.tasks_per_worker = 1` (every
-task in a fresh process, as before workers took several) and `= 0` (a worker takes task
-after task), alternating rounds; the fold kappas of every run, which must all be equal
-(and equal to a `--jobs 1` run's: the model never depends on how tasks are spread).
+"""Warm workers and the long-tasks-first order against a git revision, side by side in one
+sitting: the wall time of configs/default.toml with `--jobs 2` by REV's tree (a fresh
+process per task, in fold order), by this tree with `executor.tasks_per_worker = 1` (a
+fresh process per task, CNNs first) and by this tree as it is (workers take task after
+task), in turns; the fold kappas of every run, which must all be equal (and equal to a
+`--jobs 1` run's: the model never depends on how tasks are spread).
 
-    python benchmarks/workers.py [--rounds 2] [--set KEY=VALUE ...]
+    python benchmarks/workers.py [--against REV] [--rounds 2] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from _common import run_cli, scratch, sets
+from _common import ROOT, run_cli, scratch, sets
+
+
+def run_tree(code: Path, *args: str, cache: Path) -> float:
+    """`dfu-tui ARGS` of the tree at `code` in a fresh process; its wall seconds."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "DFU_TUI_CACHE_DIR": str(cache)}
+    env["PYTHONPATH"] = str(code)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "dfu_tui", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=code,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{code}: dfu-tui {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    return time.perf_counter() - start
 
 
 def fold_kappas(runs: Path) -> list[float]:
@@ -34,38 +57,52 @@ def task_seconds(runs: Path) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--against", default="d405592", help="git revision measured beside")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], dest="extra")
     args = parser.parse_args()
     base = scratch("dfu-workers-")
     cache = base / "cache"
+    other = base / "against"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", "-q", str(other), args.against], cwd=ROOT, check=True
+    )
     run_cli("validate", "configs/default.toml", cache=cache)  # demo data and crops ready
-    modes = {"fresh process per task": "1", "warm workers": "0"}
+    modes = {
+        f"{args.against} (fresh process per task, fold order)": (other, []),
+        "this tree, fresh process per task": (ROOT, ["executor.tasks_per_worker=1"]),
+        "this tree (warm workers)": (ROOT, []),
+    }
     seconds: dict[str, list[float]] = {m: [] for m in modes}
     kappas: dict[str, list[float]] = {}
-    for r in range(args.rounds):
-        order = list(modes) if r % 2 == 0 else list(reversed(modes))
-        for mode in order:
-            runs = base / f"{mode[:5]}{r}"
-            wall, _ = run_cli(
-                "run",
-                "configs/default.toml",
-                "--runs-dir",
-                str(runs),
-                "--jobs",
-                "2",
-                *sets(f"executor.tasks_per_worker={modes[mode]}", *args.extra),
-                cache=cache,
-            )
-            seconds[mode].append(wall)
-            kappas[f"{mode} round {r + 1}"] = fold_kappas(runs)
-            busy, run_wall = task_seconds(runs)
-            print(
-                f"round {r + 1} {mode}: {wall:.1f} s "
-                f"(task-seconds {busy:.0f} in {run_wall:.0f} s of run: "
-                f"{busy / run_wall:.2f} of 2 cores in tasks)",
-                flush=True,
-            )
+    try:
+        for r in range(args.rounds):
+            order = list(modes) if r % 2 == 0 else list(reversed(modes))
+            for mode in order:
+                code, extra = modes[mode]
+                runs = base / f"mode{list(modes).index(mode)}-{r}"
+                wall = run_tree(
+                    code,
+                    "run",
+                    "configs/default.toml",
+                    "--runs-dir",
+                    str(runs),
+                    "--jobs",
+                    "2",
+                    *sets(*extra, *args.extra),
+                    cache=cache,
+                )
+                seconds[mode].append(wall)
+                kappas[f"{mode} round {r + 1}"] = fold_kappas(runs)
+                busy, run_wall = task_seconds(runs)
+                print(
+                    f"round {r + 1} {mode}: {wall:.1f} s "
+                    f"(task-seconds {busy:.0f} in {run_wall:.0f} s of run: "
+                    f"{busy / run_wall:.2f} of 2 cores in tasks)",
+                    flush=True,
+                )
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=ROOT, check=False)
     runs = base / "jobs1"
     run_cli(
         "run",
@@ -78,8 +115,10 @@ def main() -> None:
         cache=cache,
     )
     kappas["warm workers --jobs 1"] = fold_kappas(runs)
-    fresh, warm = (statistics.median(seconds[m]) for m in modes)
-    print(f"median wall: fresh {fresh:.1f} s, warm {warm:.1f} s, ratio {warm / fresh:.2f}")
+    medians = {m: statistics.median(v) for m, v in seconds.items()}
+    before = medians[next(iter(modes))]
+    for mode, median in medians.items():
+        print(f"median wall {mode}: {median:.1f} s ({median / before:.2f} x {args.against})")
     same = len({tuple(k) for k in kappas.values()}) == 1
     print("fold kappas " + ("identical in every run" if same else "DIFFER") + ":")
     for name, values in kappas.items():

@@ -169,9 +169,10 @@ class RunCatalog:
 
     A finished run with a sound digest (`runs.digest`) is listed from it without reading its
     log; a finished run without one is read once on the reading thread, kept without its
-    epoch history, and given a digest (when its folder is ours). A run's whole log, with its
-    history, is read when a screen asks for it (`want`) and when it is live. Runs found at
-    start are therefore listed at a cost that does not grow with their logs."""
+    epoch history, and digested into the user's cache (never into the run folder). A run's
+    whole log, with its history, is read when a screen asks for it (`want`) and when it is
+    live. Runs found at start are therefore listed at a cost that does not grow with their
+    logs."""
 
     def __init__(self, runs_dir: Path) -> None:
         self.runs_dir = runs_dir
@@ -348,7 +349,7 @@ class RunCatalog:
             for e in events:
                 state.apply(e)
         elif before is not None and before == log_mark(run) and reader.offset == before[1]:
-            write_digest(run, state, before)
+            write_digest(run, state, before, cached=True)
         state.skipped = reader.skipped
         reader.skipped = 0
         update.states[run_id] = state

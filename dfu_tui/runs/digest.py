@@ -4,21 +4,25 @@ their logs.
 
 A finished run's log no longer changes, so its row (state, progress, elapsed time, best
 figure on the criteria scale, flag counts, combinations, fusion, task times) can be made
-once: by the supervisor when its run ends, or by the dashboard the first time it reads an
-older run's log. The digest names the log it summarises by inode, size and modification
+once: by the supervisor when its run ends (`RUN/digest.json`), or by the dashboard the
+first time it reads an older run's log (then in the user's cache, `digests/`, never in the
+run folder: looking at a run changes none of its files, and another user's run is
+digested too). The digest names the log it summarises by inode, size and modification
 time; a log that differs in any of them (a resume appended to it, a copy, a damaged file) is
 read again instead. A digest is untrusted input like any file in a run folder: it is read
 only as a small regular file (no link, no FIFO), every field is checked for its type, and
-one that fails is ignored (the log is read). It is written atomically and only into a
-folder of ours; another user's run is summarised in memory only.
+one that fails is ignored (the log is read). It is written atomically, only into a folder
+of ours.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
+from pathlib import Path
 from typing import Any, TypeGuard
 
 from dfu_tui.runs.events import read_regular
@@ -136,25 +140,45 @@ def state_from(doc: Any, run_id: str, mark: tuple[int, int, int]) -> RunState | 
     return state
 
 
+def cached_digest(run: RunDir) -> Path:
+    """Where the dashboard keeps the digest it made of a run: the user's cache, named by the
+    run folder's path."""
+    from dfu_tui.paths import user_cache_dir
+
+    key = hashlib.sha256(str(run.path.resolve()).encode("utf-8", "surrogateescape"))
+    return user_cache_dir() / "digests" / f"{key.hexdigest()[:32]}.json"
+
+
 def read_digest(run: RunDir, mark: tuple[int, int, int]) -> RunState | None:
-    """The run's state from its digest when the digest is sound and made from this very log."""
-    try:
-        doc = json.loads(read_regular(run.digest, limit=DIGEST_LIMIT + 1)[:DIGEST_LIMIT])
-    except (OSError, ValueError):
-        return None
-    return state_from(doc, run.path.name, mark)
+    """The run's state from its digest (the run's own, else the cache's) when it is sound
+    and made from this very log."""
+    for path in (run.digest, cached_digest(run)):
+        try:
+            doc = json.loads(read_regular(path, limit=DIGEST_LIMIT + 1)[:DIGEST_LIMIT])
+        except (OSError, ValueError):
+            continue
+        state = state_from(doc, run.path.name, mark)
+        if state is not None:
+            return state
+    return None
 
 
-def write_digest(run: RunDir, state: RunState, mark: tuple[int, int, int]) -> bool:
-    """Write a finished run's digest atomically, only into a run folder of ours; whether it
-    was written (another user's run, a read-only or full disk: not, and nothing else
+def write_digest(
+    run: RunDir, state: RunState, mark: tuple[int, int, int], cached: bool = False
+) -> bool:
+    """Write a finished run's digest atomically: into its run folder (the supervisor, only
+    a folder of ours), or with `cached` into the user's cache (the dashboard); whether it
+    was written (another user's folder, a read-only or full disk: not, and nothing else
     changes)."""
-    from dfu_tui.paths import atomic_write_text, check_own_dir
+    from dfu_tui.paths import atomic_write_text, check_own_dir, private_dir
 
     if state.status not in FINISHED or state.listing is not None:
         return False
     with contextlib.suppress(OSError):
-        check_own_dir(run.path, follow=False)
-        atomic_write_text(run.digest, json.dumps(digest_of(state, mark), separators=(",", ":")))
+        target = cached_digest(run) if cached else run.digest
+        if cached:
+            private_dir(target.parent)
+        check_own_dir(target.parent, follow=False)
+        atomic_write_text(target, json.dumps(digest_of(state, mark), separators=(",", ":")))
         return True
     return False

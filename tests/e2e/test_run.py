@@ -173,10 +173,16 @@ class TestRunCommand:
     @staticmethod
     def check_worker_reuse(run: Path, events: list[dict], tmp_path: Path) -> None:
         """One worker trained every task (`--jobs 1`: imports and data loaded once), and the
-        CNN it trained after a forest and another CNN is the one a fresh process trains."""
+        CNN it trained after another CNN and a forest is the one a fresh process trains."""
         started = [e for e in events if e["kind"] == "task_started"]
         assert len(started) == 4 and len({e["pid"] for e in started}) == 1
-        assert started[-1]["task"] == "fold2-thermal_map"
+        order = [e["task"] for e in started]  # each fold's CNN first, folds in order
+        assert order == [
+            "fold1-thermal_map",
+            "fold1-metadata",
+            "fold2-thermal_map",
+            "fold2-metadata",
+        ]
         fresh = tmp_path / "fresh"
         shutil.copytree(run, fresh)
         (fresh / "predictions" / "fold2_thermal_map.npz").unlink()

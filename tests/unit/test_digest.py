@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dfu_tui.runs.catalog import RunCatalog
-from dfu_tui.runs.digest import log_mark, read_digest, write_digest
+from dfu_tui.runs.digest import cached_digest, log_mark, read_digest, write_digest
 from dfu_tui.runs.events import EventWriter
 from dfu_tui.runs.rundir import RunDir
 from dfu_tui.runs.state import load_state
@@ -33,7 +33,8 @@ def rows(catalog: RunCatalog) -> dict[str, tuple[str, ...]]:
 def test_a_finished_run_is_listed_from_its_digest_as_from_its_log(runs: Path) -> None:
     first = RunCatalog(runs)
     first.refresh()  # no digests yet: each log read once, without history, and digested
-    assert all((runs / r / "digest.json").is_file() for r in (COMPLETED, CANCELLED))
+    for r in (COMPLETED, CANCELLED):  # into the user's cache: looking changes no run file
+        assert cached_digest(RunDir(runs / r)).is_file() and not (runs / r / "digest.json").exists()
     assert not first.whole(COMPLETED) and first.state(COMPLETED).fold_results
     again = RunCatalog(runs)
     again.refresh()
@@ -93,8 +94,10 @@ def test_a_digest_found_later_to_be_stale_gives_way_to_the_log(runs: Path, monke
     ],
 )
 def test_a_digest_that_is_not_sound_is_ignored(runs: Path, damage: str) -> None:
-    RunCatalog(runs).refresh()
     run = runs / COMPLETED
+    mark = log_mark(RunDir(run))
+    assert mark is not None
+    assert write_digest(RunDir(run), load_state(run, history=False), mark)  # as a supervisor
     digest = run / "digest.json"
     doc = json.loads(digest.read_text())
     text = {"not json": "{", "[]": "[]", '{"v": 2}': '{"v": 2}'}.get(damage)
@@ -135,6 +138,7 @@ def test_no_digest_for_a_run_that_is_not_ours_or_not_finished(runs: Path) -> Non
     os.chown(run.path, 12345, -1)  # another user's run folder (the tests run as root)
     try:
         assert not write_digest(run, state, mark) and not run.digest.exists()
+        assert write_digest(run, state, mark, cached=True)  # the dashboard's own cache
     finally:
         os.chown(run.path, os.getuid(), -1)
     state.status = "running"
