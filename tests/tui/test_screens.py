@@ -111,6 +111,33 @@ class TestRunsScreen:
             await pilot.press("n")
             assert isinstance(app.screen, RunsScreen)
 
+    async def test_a_changed_cell_repaints_that_cell_only(self, runs_dir: Path) -> None:
+        """An update repaints the cells whose text changed, never the whole table (a heartbeat
+        used to send the whole table to the terminal)."""
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            screen = app.screen
+            table = screen.query_one("#runs", DataTable)
+            await pilot.pause()
+            repaints: list[tuple[object, ...]] = []
+            original = table.refresh
+
+            def spy(*regions: object, **kw: object) -> object:
+                repaints.append(regions)
+                return original(*regions, **kw)
+
+            table.refresh = spy
+            screen.refresh_rows({COMPLETED, CANCELLED})  # nothing changed
+            assert repaints == []
+            screen.marked.add(COMPLETED)  # the mark column of one row
+            screen.refresh_rows({COMPLETED, CANCELLED})
+            assert len(repaints) == 1 and repaints[0], repaints  # one region: the cell
+            assert table.get_cell(COMPLETED, "") == "✓"
+            await pilot.pause()
+            row = table.get_row_index(COMPLETED)
+            assert "✓" in table.render_line(row + 1).text  # the header is line 0
+
     async def test_key_bursts_never_stack_copies_of_a_screen(self, runs_dir: Path) -> None:
         """Monitor, compare, fold detail, monitor, compare, ... as fast as keys come: the
         stack holds each screen once (it held 13 screens), and one question at a time."""

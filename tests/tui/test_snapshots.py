@@ -143,9 +143,12 @@ def test_compare(snap_compare, runs_dir: Path, size: tuple[int, int]) -> None:
         await plotted(pilot, CompareScreen)
         plot = app.screen.query_one("#curve-plot", PlotPanel)
         await until(pilot, lambda: plot.figure is not None)
-        # the curve sits below the ranking: scroll it into view
-        plot.scroll_visible(animate=False, immediate=True)
+        # the curve sits below the ranking: scroll it into view, once the layout has taken
+        # the curve's title and legend in (a scroll before that stops short of the end)
         await pilot.pause()
+        for _ in range(2):
+            plot.scroll_visible(animate=False, immediate=True)
+            await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=open_compare)
 

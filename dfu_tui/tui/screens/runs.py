@@ -7,7 +7,9 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from dfu_tui.runs.labels import Labels
 from dfu_tui.runs.rundir import short_ids
@@ -40,6 +42,22 @@ COLUMNS = (  # what decides first: at 80 columns the later ones scroll (`→`)
 
 #: The columns that stay on screen when the table scrolls sideways (the mark and the run).
 FIXED = 2
+
+
+class RunsTable(DataTable[str]):
+    """The runs table, which repaints only the cells whose text changed (a heartbeat moves
+    one run's elapsed time: one cell goes to the terminal, not the whole table)."""
+
+    def set_cell(self, row: str, column: str, value: str) -> bool:
+        """Put `value` in a cell; repaint that cell only, and only if its text changed."""
+        if self.get_cell(row, column) == value:
+            return False
+        # `update_cell` without its repaint of the whole table (Textual 8.2)
+        self._data[RowKey(row)][ColumnKey(column)] = value
+        self._update_count += 1  # the rendered rows are cached by this count
+        coordinate = Coordinate(self.get_row_index(row), self.get_column_index(column))
+        self.refresh_coordinate(coordinate)
+        return True
 
 
 def run_row(
@@ -108,7 +126,7 @@ class RunsScreen(DfuScreen):
         yield Header()
         with Vertical(id="runs-body"):
             yield Input(placeholder="filter runs (id, name, #tag, status, modality)", id="filter")
-            yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+            yield RunsTable(id="runs", cursor_type="row", zebra_stripes=True)
             yield Static("", id="runs-hint")
             yield Static("", id="runs-empty")
         yield Footer()
@@ -148,7 +166,7 @@ class RunsScreen(DfuScreen):
 
     def refresh_rows(self, changed: set[str]) -> None:
         """Update only the rows of runs that changed (or all, when the filter changed)."""
-        table = self.query_one("#runs", DataTable)
+        table = self.query_one("#runs", RunsTable)
         catalog = self.context.catalog
         short = short_ids(catalog.ids())
         if short != self.short:  # a new run can lengthen another's prefix: every row
@@ -166,7 +184,7 @@ class RunsScreen(DfuScreen):
         else:
             for run_id in changed & set(wanted):
                 for column, value in zip(COLUMNS, self.row(run_id), strict=True):
-                    table.update_cell(run_id, column, value)
+                    table.set_cell(run_id, column, value)
         empty = self.query_one("#runs-empty", Static)
         empty.update(
             ""
