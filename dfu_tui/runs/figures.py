@@ -106,11 +106,9 @@ def epoch_task(state: RunState, selected_epoch: int | None = None) -> str | None
 
 
 def task_epochs(state: RunState, task: str) -> list[Event]:
-    """The task's epochs in order; a resumed task's last attempt wins for each epoch."""
-    by_epoch: dict[int, Event] = {}
-    for e in state.epochs:
-        if e["task"] == task:
-            by_epoch[int(e["epoch"])] = e
+    """The task's epochs in order; a resumed task's last attempt wins for each epoch (from
+    the state's index by task: the cost does not grow with the rest of the run)."""
+    by_epoch = state.epochs_by_task.get(task, {})
     return [by_epoch[k] for k in sorted(by_epoch)]
 
 

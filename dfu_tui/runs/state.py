@@ -101,6 +101,9 @@ class RunState:
     nodes: dict[str, str] = field(default_factory=dict)  # task -> host / Ray node it ran on
     fold_results: list[FoldResult] = field(default_factory=list)  # fold_finished events
     epochs: list[Event] = field(default_factory=list)
+    # task -> epoch number -> its latest epoch event (a resumed task's last attempt wins):
+    # what the monitor draws of one task, without scanning every epoch of the run
+    epochs_by_task: dict[str, dict[int, Event]] = field(default_factory=dict, compare=False)
     flags: list[Event] = field(default_factory=list)
     failed_task: str | None = None
     pid: int | None = None  # the supervisor's
@@ -177,6 +180,7 @@ class RunState:
         self.running.setdefault(e["task"], {}).update(e)
         if self.history:
             self.epochs.append(e)
+            self.epochs_by_task.setdefault(e["task"], {})[int(e["epoch"])] = e
 
     def _on_branch_finished(self, e: Event, previous: float | None) -> None:
         self.running.pop(e["task"], None)
