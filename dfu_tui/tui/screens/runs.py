@@ -147,6 +147,7 @@ class RunsScreen(DfuScreen):
     marked: set[str] = set()  # runs marked with space, for a side-by-side comparison
 
     short: dict[str, str] = {}  # run id -> its shortest unique prefix among the runs
+    _empty_text: str | None = None  # what the "no runs" line says now
 
     def row(self, run_id: str) -> tuple[str, ...]:
         catalog = self.context.catalog
@@ -186,12 +187,15 @@ class RunsScreen(DfuScreen):
                 for column, value in zip(COLUMNS, self.row(run_id), strict=True):
                     table.set_cell(run_id, column, value)
         empty = self.query_one("#runs-empty", Static)
-        empty.update(
+        text = (
             ""
             if wanted
             else f"No runs yet in the folder {catalog.runs_dir}/. Press n to launch one."
         )
-        empty.display = not wanted
+        if text != self._empty_text:  # an update lays the screen out again: only on change
+            self._empty_text = text
+            empty.update(text)
+            empty.display = not wanted
         self.call_after_refresh(self._hint)
 
     def _hint(self) -> None:
