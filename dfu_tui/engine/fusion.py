@@ -17,6 +17,7 @@ weights shape it) and here a class registered under that name with `@estimator`,
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from dfu_tui.config import FUSIONS
-from dfu_tui.data.schema import METADATA
+from dfu_tui.data.schema import CLASSES, METADATA
 from dfu_tui.engine.curve import weighted_average
 from dfu_tui.engine.metrics import kappa
 
@@ -65,9 +66,15 @@ class Fusion(Protocol):
         """What it learned beyond `weights_`, as `FusionResult` fields (none by default)."""
         ...
 
+    def params(self) -> dict[str, Any]:
+        """What it learned, as JSON; its class's `from_params` rebuilds it (a final model)."""
+        ...
+
 
 #: strategy name -> its estimator's factory `(weights, seed) -> Fusion`
 ESTIMATORS: dict[str, Any] = {}
+#: strategy name -> its estimator class (`from_params` rebuilds a saved one)
+ESTIMATOR_CLASSES: dict[str, Any] = {}
 
 
 def estimator(name: str) -> Any:
@@ -77,6 +84,7 @@ def estimator(name: str) -> Any:
         assert name in FUSIONS, f"fusion {name!r} has no FusionSpec in config.FUSIONS"
         cls.strategy = name
         ESTIMATORS[name] = cls.from_settings
+        ESTIMATOR_CLASSES[name] = cls
         return cls
 
     return register
@@ -85,6 +93,31 @@ def estimator(name: str) -> Any:
 class _Base:
     def learned(self, val: Probs) -> dict[str, Any]:
         return {}
+
+    def params(self) -> dict[str, Any]:
+        """What it learned, as JSON (a final model's `fusion.json`)."""
+        return {"weights": dict(getattr(self, "weights_", {}))}
+
+
+def _weights(params: Mapping[str, Any], branches: Sequence[str]) -> dict[str, float]:
+    w = params.get("weights")
+    if not isinstance(w, dict) or set(w) != set(branches):
+        raise ValueError(f"weights must name exactly {', '.join(branches)}")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in w.values()):
+        raise ValueError("weights must be numbers")
+    if not all(math.isfinite(v) and v >= 0 for v in w.values()) or sum(w.values()) <= 0:
+        raise ValueError("weights must be finite, non-negative and not all 0")
+    return {k: float(v) for k, v in w.items()}
+
+
+def _matrix(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+    try:
+        out = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numbers") from None
+    if out.shape != shape or not np.isfinite(out).all():
+        raise ValueError(f"{name} must be {shape} finite numbers")
+    return out
 
 
 @estimator("fixed")
@@ -105,6 +138,12 @@ class FixedFusion(_Base):
 
     def predict_proba(self, probas: Probs) -> np.ndarray:
         return weighted_average(probas, self.weights_)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], branches: Sequence[str]) -> FixedFusion:
+        fusion = cls(_weights(params, branches))
+        fusion.weights_ = dict(fusion.weights)
+        return fusion
 
 
 @estimator("geometric")
@@ -148,6 +187,17 @@ class TunedFusion(_Base):
 
     def predict_proba(self, probas: Probs) -> np.ndarray:
         return weighted_average(probas, self.weights_)
+
+    def params(self) -> dict[str, Any]:
+        return {"weights": dict(self.weights_), "grid_step": self.grid_step_}
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], branches: Sequence[str]) -> TunedFusion:
+        weights = _weights(params, branches)
+        fusion = cls(weights)
+        fusion.weights_ = weights
+        fusion.grid_step_ = float(_matrix(params.get("grid_step"), (), "grid_step"))
+        return fusion
 
 
 @estimator("learned_alpha")
@@ -211,11 +261,30 @@ class LearnedAlphaFusion(_Base):
         alpha = self.alpha(probas)[:, None]
         return np.asarray(alpha * probas[METADATA] + (1 - alpha) * _image_mean(probas))
 
+    def params(self) -> dict[str, Any]:
+        if not hasattr(self, "coef_"):
+            return {"weights": dict(self.weights_)}
+        return {"coef": self.coef_.tolist(), "intercept": self.intercept_}
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], branches: Sequence[str]) -> LearnedAlphaFusion:
+        fusion = cls()
+        fusion.modalities_ = list(branches)
+        if METADATA not in branches:
+            fusion.weights_ = _weights(params, branches)
+            return fusion
+        fusion.coef_ = _matrix(params.get("coef"), (2 * len(CLASSES),), "coef")
+        fusion.intercept_ = float(_matrix(params.get("intercept"), (), "intercept"))
+        return fusion
+
 
 @estimator("stacked")
 class StackedFusion(_Base):
     """Multinomial logistic regression on the branch probabilities (a missing modality is
     a uniform row plus a missing indicator), fitted on the inner out-of-fold rows."""
+
+    coef_: np.ndarray  # loaded from its parameters (`from_params`)
+    intercept_: np.ndarray
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
@@ -227,12 +296,50 @@ class StackedFusion(_Base):
     def fit(self, probas: Probs, y: np.ndarray) -> StackedFusion:
         from sklearn.linear_model import LogisticRegression
 
-        self.model_ = LogisticRegression(max_iter=1000, random_state=self.seed)
+        self.modalities_ = list(probas)
+        self.model_: Any = LogisticRegression(max_iter=1000, random_state=self.seed)
         self.model_.fit(_stack_features(probas), y)
         return self
 
     def predict_proba(self, probas: Probs) -> np.ndarray:
+        if self.model_ is None:  # loaded from its parameters: the same softmax, in NumPy
+            ordered = {m: probas[m] for m in self.modalities_}
+            z = _stack_features(ordered) @ self.coef_.T + self.intercept_
+            z = np.exp(z - z.max(axis=1, keepdims=True))
+            return np.asarray(z / z.sum(axis=1, keepdims=True))
         return np.asarray(self.model_.predict_proba(_stack_features(probas)))
+
+    def params(self) -> dict[str, Any]:
+        if list(self.model_.classes_) != list(range(len(CLASSES))):
+            raise ValueError("the training rows lacked a class: no stacked model to save")
+        return {
+            "branches": self.modalities_,
+            "coef": self.model_.coef_.tolist(),
+            "intercept": self.model_.intercept_.tolist(),
+        }
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], branches: Sequence[str]) -> StackedFusion:
+        order = params.get("branches")
+        if not isinstance(order, list) or sorted(map(str, order)) != sorted(branches):
+            raise ValueError(f"branches must be {', '.join(branches)}")
+        fusion = cls()
+        fusion.modalities_ = [str(m) for m in order]
+        fusion.model_ = None
+        features = (len(CLASSES) + 1) * len(order)  # each branch: its probabilities, missing
+        fusion.coef_ = _matrix(params.get("coef"), (len(CLASSES), features), "coef")
+        fusion.intercept_ = _matrix(params.get("intercept"), (len(CLASSES),), "intercept")
+        return fusion
+
+
+def fusion_from_params(strategy: str, params: Mapping[str, Any], branches: Sequence[str]) -> Any:
+    """The fitted estimator a final model's `fusion.json` describes (ValueError, saying
+    what is wrong, for parameters that do not fit the strategy and branches)."""
+    if strategy not in ESTIMATORS:
+        raise ValueError(f"unknown fusion strategy {strategy!r}")
+    if not isinstance(params, Mapping):
+        raise ValueError("params must be an object")
+    return ESTIMATOR_CLASSES[strategy].from_params(params, list(branches))
 
 
 def make_fusion(strategy: str, weights: Mapping[str, float], seed: int = 0) -> Fusion:

@@ -47,8 +47,6 @@ CARD = "MODEL_CARD.md"
 PROGRESS = "fit-progress.json"  # an unfinished fit: the branches saved so far
 #: Types a metadata pipeline holds beyond skops' own trusted set (a tree's arrays, dtypes).
 TRUSTED_TYPES = ("numpy.dtype", "sklearn.tree._tree.Tree")
-#: Fusions whose model is their weights (they learn nothing from data).
-FITTABLE = ("fixed", "geometric")
 MAX_MANIFEST_BYTES = 16 * 2**20
 
 
@@ -121,12 +119,6 @@ def plan_fit(run: RunDir, combination: str | None) -> FitPlan:
                 f"--combination: {combination!r} is not one of the run's: {', '.join(combos)}"
             )
         chosen = wanted.split("+")
-    if cfg.fusion.strategy not in FITTABLE and len(chosen) > 1:
-        raise InputError(
-            f"{run.path}: fusion.strategy = {cfg.fusion.strategy!r}: fit saves fusions whose "
-            f"model is their weights ({', '.join(FITTABLE)}); choose a single branch with "
-            "--combination, or run the experiment with one of those"
-        )
     plan = FitPlan(run, cfg, list(chosen), cfg.fusion_weights(tuple(chosen)))
     for m in chosen:
         if m == METADATA:
@@ -166,6 +158,98 @@ def _check_target(output: Path, plan: FitPlan) -> dict[str, Any]:
         ):
             raise InputError(f"{output}: an unfinished fit of another run or combination")
     return progress
+
+
+def fit_fusion(
+    plan: FitPlan,
+    dataset: Any,
+    features: list[str],
+    output: Path,
+    say: Callable[[str], None] = lambda text: None,
+) -> dict[str, Any]:
+    """The combination's fusion as `fusion.json` holds it: its strategy, the configured
+    weights and what it learned (`params`), fitted as in cross-validation but on every
+    patient: a strategy that learns from inner out-of-fold rows on the patient-grouped
+    inner folds of all the data (each branch trained again per inner fold, the CNNs for the
+    final model's epochs); one that learns from the training rows on the final branches'
+    own predictions (the forest's patient-grouped out-of-fold ones)."""
+    from dfu_tui.config import FUSIONS
+    from dfu_tui.engine import final
+    from dfu_tui.engine.folds import inner_folds
+    from dfu_tui.engine.fusion import make_fusion
+
+    cfg, combo = plan.cfg, plan.combination
+    strategy = cfg.fusion.strategy
+    out: dict[str, Any] = {"strategy": strategy, "weights": plan.weights}
+    spec = FUSIONS[strategy]
+    if len(combo) == 1:
+        out["params"] = {"weights": {combo[0]: 1.0}}
+        return out
+    table = dataset.table
+    labels, n = table.labels, len(table.labels)
+    seed = cfg.cv.seed * 1000
+    folds = inner_folds(labels, table.patients, max(2, cfg.cv.inner_folds), seed)
+    rows: dict[str, np.ndarray] = {}
+    if spec.learns_from != "nothing":
+        say(f"fusion: {strategy} learns from {spec.learns_from} ({len(folds)} inner folds)")
+        for branch in combo:
+            if branch != METADATA and not spec.needs_oof:  # the final CNN's own rows
+                net = _load_keras(output / f"{branch}.keras")
+                crops = dataset.crops[branch]
+                rows[branch] = final.image_proba(net, crops.crops, crops.sample_index, n)
+                continue
+            oof = np.full((n, len(CLASSES)), np.nan)
+            for k, (train, val) in enumerate(folds):
+                say(f"fusion: {branch} on inner fold {k + 1} of {len(folds)}")
+                if branch == METADATA:
+                    model = final.fit_metadata(
+                        table.frame[features].iloc[train], labels[train], cfg.metadata_model, seed
+                    )
+                    oof[val] = final.metadata_proba(model, table.frame[features].iloc[val])
+                    continue
+                import keras
+
+                crops = dataset.crops[branch]
+                used = np.isin(crops.sample_index, train)
+                if len(np.unique(labels[crops.sample_index[used]])) < len(CLASSES):
+                    raise InputError(
+                        f"{branch}: an inner fold lacks images of some class; the fusion "
+                        "cannot be fitted on every patient"
+                    )
+                net = final.fit_image(
+                    branch,
+                    crops.crops[used],
+                    crops.sample_index[used],
+                    labels,
+                    cfg.image_model,
+                    seed + 1000 + k,
+                    plan.epochs[branch],
+                )
+                shown = np.isin(crops.sample_index, val)
+                proba = final.image_proba(net, crops.crops[shown], crops.sample_index[shown], n)
+                oof[val] = proba[val]
+                keras.backend.clear_session()
+            rows[branch] = oof
+    fitted = make_fusion(strategy, plan.weights, seed).fit(
+        rows or {b: np.zeros((n, len(CLASSES))) for b in combo}, labels
+    )
+    try:
+        out["params"] = fitted.params()
+    except ValueError as exc:
+        raise InputError(f"fusion {strategy}: {exc}") from None
+    if spec.learns_from != "nothing":
+        out["fitted_on"] = (
+            f"inner out-of-fold rows of every patient ({len(folds)} patient-grouped folds)"
+            if spec.needs_oof
+            else "the final branches' own rows (the forest's patient-grouped out-of-fold ones)"
+        )
+    return out
+
+
+def _load_keras(path: Path) -> Any:
+    import keras
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
 def fit_model(plan: FitPlan, output: Path, say: Callable[[str], None] = lambda text: None) -> Path:
@@ -232,7 +316,7 @@ def fit_model(plan: FitPlan, output: Path, say: Callable[[str], None] = lambda t
         seconds[branch] = round(time.perf_counter() - t0, 1)
         saved[name] = sha256(output / name)
         atomic_write_text(output / PROGRESS, json.dumps(record, indent=1))
-    fusion = {"strategy": cfg.fusion.strategy, "weights": plan.weights}
+    fusion = fit_fusion(plan, dataset, features, output, say)
     atomic_write_text(output / "fusion.json", json.dumps(fusion, indent=1) + "\n")
     saved["fusion.json"] = sha256(output / "fusion.json")
     frame = table.frame[features] if features else None
@@ -344,11 +428,20 @@ def model_card(plan: FitPlan, manifest: Mapping[str, Any]) -> str:
         )
     fusion = manifest["fusion"]
     weights = ", ".join(f"{m} {w:.2f}" for m, w in fusion["weights"].items())
-    lines += [
-        f"- Fusion: {fusion['strategy']} ({weights}), renormalised over the modalities a "
-        "visit has.",
-        "",
-    ]
+    lines.append(
+        f"- Fusion: {fusion['strategy']} (configured {weights}), renormalised over the "
+        "modalities a visit has."
+    )
+    if fusion.get("fitted_on"):
+        learned = fusion.get("params", {})
+        what = (
+            "weights " + ", ".join(f"{m} {w:.2f}" for m, w in learned["weights"].items())
+            if isinstance(learned.get("weights"), dict)
+            else "a logistic model over the branches' probabilities (its coefficients "
+            "are in fusion.json)"
+        )
+        lines.append(f"- The fusion learned {what} from {fusion['fitted_on']}.")
+    lines.append("")
     lines += ["## Expected performance (the run's cross-validation)", ""]
     if combo:
         folds = len(combo.get("folds", []))
@@ -535,7 +628,6 @@ def predict(model_dir: Path, data_root: Path, images_required: bool = True) -> P
     visits given without images are predicted from their metadata)."""
     from dfu_tui.data.dataset import load_dataset
     from dfu_tui.engine import final
-    from dfu_tui.engine.curve import weighted_average
     from dfu_tui.engine.training import branch_features
 
     manifest = verify(model_dir)
@@ -577,13 +669,7 @@ def predict(model_dir: Path, data_root: Path, images_required: bool = True) -> P
     for m in present:
         crops = dataset.crops[m]
         probs[m] = final.image_proba(loaded.images[m], crops.crops, crops.sample_index, n)
-    weights = manifest["fusion"]["weights"]
-    if manifest["fusion"]["strategy"] == "geometric":
-        from dfu_tui.engine.fusion import GeometricFusion
-
-        fused = GeometricFusion(weights).fit(probs, table.labels).predict_proba(probs)
-    else:
-        fused = weighted_average(probs, weights)
+    fused = fused_proba(manifest, combo, probs, n)
     ranges = manifest["features"].get("ranges", {})
     header = ["patient", "appt", "dfu"]
     for b in combo:
@@ -618,6 +704,26 @@ def predict(model_dir: Path, data_root: Path, images_required: bool = True) -> P
             row.append(CLASSES[table.labels[i]] if table.labels[i] >= 0 else "")
         rows.append(row)
     return Predictions(header, rows, evaluate(manifest, cfg, table.labels, fused), n)
+
+
+def fused_proba(
+    manifest: Mapping[str, Any], combo: list[str], probs: dict[str, np.ndarray], n: int
+) -> np.ndarray:
+    """The model's fusion of the branches' probabilities (a branch a visit lacks: NaN rows,
+    renormalised over what it has, as in cross-validation); a model saved before fusions
+    kept their parameters: its weights."""
+    from dfu_tui.engine.fusion import fusion_from_params
+
+    fusion = manifest["fusion"]
+    every = {b: probs.get(b, np.full((n, len(CLASSES)), np.nan)) for b in combo}
+    if len(combo) == 1:
+        return every[combo[0]]
+    params = fusion.get("params", {"weights": fusion.get("weights")})
+    try:
+        fitted = fusion_from_params(str(fusion.get("strategy")), params, combo)
+    except ValueError as exc:
+        raise InputError(f"model.json: fusion: {exc}") from None
+    return np.asarray(fitted.predict_proba(every))
 
 
 def evaluate(

@@ -395,3 +395,58 @@ def test_a_co_authors_model_is_verified_and_applied(
     assert main(["predict", str(model), str(fitted["later"]), "--output", str(out)]) == 0
     assert len(rows(out.read_text())) > 20
     assert sorted((p.name, p.stat().st_mtime_ns) for p in model.iterdir()) == before
+
+
+def test_a_learned_fusion_is_fitted_on_every_patient_and_applied_as_saved(
+    fitted: dict[str, Path], env: dict[str, str], tmp_path: Path
+) -> None:
+    """A run whose fusion learns (stacked: a logistic regression on the branches'
+    probabilities): fit trains each branch again on the inner folds of every patient, saves
+    what the fusion learned as JSON (no pickle) and says so in the card; a fresh process
+    fuses later visits with it exactly as the saved parameters do, visits without a thermal
+    image included. (The run is the module's, its config changed to stacked with 2 inner
+    folds: what is tested is the fit and the model, not the run's cross-validation.)"""
+    from dfu_tui.config import load_config
+    from dfu_tui.data.dataset import load_dataset
+    from dfu_tui.engine import final
+    from dfu_tui.engine.fusion import fusion_from_params
+    from dfu_tui.runs.model import load_model
+
+    run = tmp_path / fitted["run"].name
+    shutil.copytree(fitted["run"], run, ignore=shutil.ignore_patterns("model", "logs"))
+    config = (run / "config.toml").read_text()
+    assert 'strategy = "fixed"' in config and "inner_folds = 3" in config
+    config = config.replace('strategy = "fixed"', 'strategy = "stacked"', 1)
+    (run / "config.toml").write_text(config.replace("inner_folds = 3", "inner_folds = 2", 1))
+    done = run_dfu(env, "fit", str(run))
+    assert done.returncode == 0, done.stderr[-2000:]
+    fusion = json.loads((run / "model" / "fusion.json").read_text())
+    assert fusion["strategy"] == "stacked" and "inner out-of-fold" in fusion["fitted_on"]
+    assert fusion["params"]["branches"] == ["metadata", "thermal_map"]
+    assert np.array(fusion["params"]["coef"]).shape == (3, 8)
+    card = (run / "model" / "MODEL_CARD.md").read_text()
+    assert "The fusion learned a logistic model" in card
+    proc = run_dfu(env, "predict", str(run / "model"), str(fitted["later"]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = rows(proc.stdout)
+    model = load_model(run / "model")
+    used = model.manifest["features"]["used"]
+    cfg = load_config(run / "config.toml")
+    later = load_config(
+        None, raw={**cfg.to_dict(), "data": {**cfg.to_dict()["data"], "root": str(fitted["later"])}}
+    )
+    data = load_dataset(later.dataset, modalities=["thermal_map"])
+    n = len(data.table.labels)
+    crops = data.crops["thermal_map"]
+    probs = {
+        "metadata": final.metadata_proba(model.metadata, data.table.frame[used]),
+        "thermal_map": final.image_proba(
+            model.images["thermal_map"], crops.crops, crops.sample_index, n
+        ),
+    }
+    saved = fusion_from_params("stacked", fusion["params"], ["metadata", "thermal_map"])
+    expected = saved.predict_proba(probs)
+    got = np.array([[float(r[f"fused_{c}"]) for c in "IPR"] for r in table])
+    assert got.shape == expected.shape and np.allclose(got, expected, atol=2e-6)
+    without = [i for i, r in enumerate(table) if r["modalities"] == "metadata"]
+    assert without  # later visits without a thermal image: fused all the same

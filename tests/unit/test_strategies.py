@@ -229,3 +229,36 @@ def test_the_research_notes_failure_on_the_demo(small_demo_master) -> None:
     )  # not the out-of-bag one
     assert "patient-grouped" in branch["train_rows"]
     assert "in-sample" in fixed["branches"]["thermal_map"]["train_rows"]
+
+
+@pytest.mark.parametrize("strategy", list(FUSION_STRATEGIES))
+def test_a_fitted_fusion_saves_as_json_and_loads_to_the_same_probabilities(
+    strategy: str,
+) -> None:
+    """A final model's `fusion.json`: what every registered strategy learned, as JSON, and
+    loaded back (no pickle) it fuses new rows as the fitted estimator does, rows without an
+    image included; parameters that do not fit the strategy are refused, saying why."""
+    import json
+
+    from dfu_tui.engine.fusion import fusion_from_params, make_fusion
+
+    rng = np.random.default_rng(7)
+    n = 300
+    y = rng.choice(3, size=n, p=[0.3, 0.55, 0.15])
+    probs = {
+        "metadata": rng.dirichlet([1, 1, 1], size=n) * 0.5 + np.eye(3)[y] * 0.5,
+        "thermal_map": rng.dirichlet([1, 1, 1], size=n),
+    }
+    probs["thermal_map"][:20] = np.nan  # visits without a thermal image
+    fitted = make_fusion(strategy, {"metadata": 0.7, "thermal_map": 0.3}, seed=3).fit(probs, y)
+    saved = json.loads(json.dumps(fitted.params()))
+    loaded = fusion_from_params(strategy, saved, ["metadata", "thermal_map"])
+    new = {
+        "metadata": rng.dirichlet([1, 1, 1], size=50),
+        "thermal_map": rng.dirichlet([1, 1, 1], size=50),
+    }
+    new["thermal_map"][:5] = np.nan
+    np.testing.assert_allclose(loaded.predict_proba(new), fitted.predict_proba(new), atol=1e-12)
+    for bad in ({}, {"weights": {"metadata": -1, "thermal_map": 2}}, {"coef": "x"}, []):
+        with pytest.raises(ValueError):
+            fusion_from_params(strategy, bad, ["metadata", "thermal_map"])  # type: ignore[arg-type]
