@@ -149,7 +149,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             found = []
         runs = [p for p in found if RunDir(p).is_run()]
         unreadable = [p for p in found if RunDir(p).unreadable()]
-    states = [load_state(p, history=False).to_dict() for p in runs]
+    from dfu_tui.runs.fitbeat import fit_activity
+
+    states = []
+    for p in runs:
+        state = load_state(p, history=False).to_dict()
+        fit = fit_activity(RunDir(p))
+        if fit is not None:
+            state["fit"] = fit  # a detached `dfu-tui fit` of the run: fitting or stale
+        states.append(state)
     # another user's runs: listed, never read
     states += [{"run_id": p.name, "status": UNREADABLE} for p in unreadable]
     states.sort(key=lambda s: s["run_id"])
@@ -206,9 +214,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             else:
                 a, b = term.duration(low), term.duration(high)
                 time_left = f" ({a if a == b else f'{a}-{b}'})"
+        fit = s.get("fit")
+        fit_note = ""
+        if fit is not None:
+            fit_note = ", fitting" if fit["state"] == "fitting" else ", fit stale"
         table.add_row(
             run_id,
-            s["status"],
+            s["status"] + fit_note,
             f"{s['tasks_done']}/{s['tasks_total']} {s['folds_done']}/{s['folds_total']}",
             term.duration(s["elapsed_s"]) + time_left,
             f"{label}: {kappa}",

@@ -19,6 +19,7 @@ from dfu_tui.config import Config, load_config
 from dfu_tui.errors import InputError
 from dfu_tui.runs.digest import FINISHED, log_mark, read_digest, write_digest
 from dfu_tui.runs.events import CHUNK, Event, EventReader
+from dfu_tui.runs.fitbeat import fit_activity
 from dfu_tui.runs.labels import Labels, labels_path, read_labels
 from dfu_tui.runs.rundir import RunDir
 from dfu_tui.runs.state import UNREADABLE, RunState
@@ -41,6 +42,7 @@ class RunDocs:
     summary: dict[str, Any] | None = None
     labels: Labels = field(default_factory=Labels)
     model: Path | None = None  # RUN/model when `dfu-tui fit` wrote a model there
+    fitting: dict[str, Any] | None = None  # a detached fit's activity (`runs.fitbeat`)
 
 
 @dataclass
@@ -114,7 +116,13 @@ def read_docs(run: RunDir) -> RunDocs:
         read_json(run.summary),
         read_labels(run.path),
         model if (model / "model.json").is_file() else None,
+        fit_activity(run),
     )
+
+
+def _about_fit(text: str) -> bool:
+    """A message of `dfu-tui fit` (its progress, its model written): the documents again."""
+    return MODEL_WRITTEN in text or text.startswith("fit: ")
 
 
 def listing_docs(run: RunDir) -> RunDocs:
@@ -122,7 +130,9 @@ def listing_docs(run: RunDir) -> RunDocs:
     model (the rest is read with its log, when a screen shows the run)."""
     model = run.path / "model"
     return RunDocs(
-        labels=read_labels(run.path), model=model if (model / "model.json").is_file() else None
+        labels=read_labels(run.path),
+        model=model if (model / "model.json").is_file() else None,
+        fitting=fit_activity(run),
     )
 
 
@@ -287,7 +297,7 @@ class RunCatalog:
                 known is None
                 or (good and not known)
                 or any(e["kind"] in ENDINGS for e in good)
-                or any(e["kind"] == "message" and MODEL_WRITTEN in e["text"] for e in good)
+                or any(e["kind"] == "message" and _about_fit(e["text"]) for e in good)
                 or labelled != self._labelled.get(run_id)  # named or tagged since
             ):
                 docs = update.docs[run_id] = read_docs(run)

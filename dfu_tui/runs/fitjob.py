@@ -4,14 +4,19 @@
 
 `dfu-tui fit RUN --detach` starts it in its own session; its progress goes into the run's
 log as `message` events (the monitor's event log shows them, as a run's), so the dashboard
-follows it. Stopped (SIGTERM), it leaves an unfinished fit that the same command resumes:
-every branch is written whole or not at all.
+follows it, and it rewrites `RUN/fit-heartbeat.json` (its pid, what it is doing, when) every
+heartbeat (`DFU_TUI_HEARTBEAT` seconds, as a run's supervisor): `status` and the dashboard
+say "fitting", or "fit stale" once two heartbeats are missed (the process died; the same
+command resumes it). Stopped (SIGTERM), it leaves an unfinished fit that the same command
+resumes: every branch is written whole or not at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from types import FrameType
@@ -35,10 +40,31 @@ def main(argv: list[str] | None = None) -> int:
 
     run = RunDir(Path(args[0]))
     events = EventWriter(run.events)
+    doing = ["starting"]
+    stop_beats = threading.Event()
+
+    from dfu_tui.runs.fitbeat import write_fit_heartbeat
+    from dfu_tui.runs.supervisor import heartbeat_seconds
+
+    try:
+        every = heartbeat_seconds()
+    except InputError:
+        every = 5.0  # a bad DFU_TUI_HEARTBEAT: the default (a run refuses to start with it)
+
+    def beat() -> None:
+        while not stop_beats.wait(every):
+            write_fit_heartbeat(run, Path(args[1]), doing[0], every)
 
     def say(text: str) -> None:
         print(f"fit: {text}", flush=True)
+        doing[0] = text
+        write_fit_heartbeat(run, Path(args[1]), text, every)  # what it does, at once
         events.emit("message", text=f"fit: {text}")
+
+    write_fit_heartbeat(run, Path(args[1]), doing[0], every)
+
+    beats = threading.Thread(target=beat, daemon=True)
+    beats.start()
 
     try:
         plan = plan_fit(run, args[2] if len(args) == 3 and args[2] else None)
@@ -56,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         say(f"failed: {type(exc).__name__}: {exc}")
         return 1
     finally:
+        stop_beats.set()
+        beats.join(timeout=5)
+        with contextlib.suppress(OSError):
+            run.fit_heartbeat.unlink()
         events.close()
 
 

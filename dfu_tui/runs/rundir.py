@@ -83,6 +83,11 @@ class RunDir:
         return self.path / "summary.json"
 
     @property
+    def fit_heartbeat(self) -> Path:
+        """Rewritten every heartbeat by a detached `dfu-tui fit` while it runs."""
+        return self.path / "fit-heartbeat.json"
+
+    @property
     def digest(self) -> Path:
         """What the runs list shows of a finished run (`runs.digest`)."""
         return self.path / "digest.json"

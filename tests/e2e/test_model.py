@@ -55,12 +55,17 @@ def fitted(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> dic
         return any(e["kind"] == "message" and e["text"].startswith(f"fit: {text}") for e in log)
 
     wait_for(lambda: fit_says("thermal_map: "), timeout=120)
+    # its heartbeat: `status` says it is fitting, and what it does
+    status = json.loads(run_dfu(env, "status", str(run), "--json").stdout)
+    assert status["fit"]["state"] == "fitting" and status["fit"]["doing"].startswith("thermal")
+    assert "completed, fitting" in run_dfu(env, "status", str(run)).stdout
     stop = run_dfu(env, "stop", str(run))
     assert stop.returncode == 0, stop.stderr
     from dfu_tui.runs.procs import run_processes
 
     assert run_processes(run) == []  # the fit was ours to stop, and it is gone
     wait_for(lambda: fit_says("stopped"), timeout=30)
+    wait_for(lambda: not (run / "fit-heartbeat.json").exists(), timeout=30)  # it ended
     progress = json.loads((run / "model" / "fit-progress.json").read_text())
     assert "metadata.skops" in progress["files"] and not (run / "model" / "model.json").exists()
     FIT["resumed"] = run_dfu(env, "fit", str(run))

@@ -259,6 +259,7 @@ def test_a_fitted_fusion_saves_as_json_and_loads_to_the_same_probabilities(
     }
     new["thermal_map"][:5] = np.nan
     np.testing.assert_allclose(loaded.predict_proba(new), fitted.predict_proba(new), atol=1e-12)
-    for bad in ({}, {"weights": {"metadata": -1, "thermal_map": 2}}, {"coef": "x"}, []):
+    bad: list[Any] = [{}, {"weights": {"metadata": -1, "thermal_map": 2}}, {"coef": "x"}, []]
+    for params in bad:
         with pytest.raises(ValueError):
-            fusion_from_params(strategy, bad, ["metadata", "thermal_map"])  # type: ignore[arg-type]
+            fusion_from_params(strategy, params, ["metadata", "thermal_map"])

@@ -139,9 +139,17 @@ class MonitorScreen(RunScreen):
             text += f"  [$warning]{state.skipped} damaged log line(s) skipped[/]"
         if state.reason and status != "completed":
             text += f"\n{state.reason}"
-        model = self.context.catalog.documents(self.run_id).model
-        if model is not None:
-            text += f"\nfinal model: {escape(breakable(model))} (dfu-tui predict applies it)"
+        docs = self.context.catalog.documents(self.run_id)
+        if docs.model is not None:
+            text += f"\nfinal model: {escape(breakable(docs.model))} (dfu-tui predict applies it)"
+        elif docs.fitting is not None:
+            fit = docs.fitting
+            text += (
+                f"\nfinal model: fitting, {escape(fit['doing'])} ({fit['age_s']:.0f} s ago)"
+                if fit["state"] == "fitting"
+                else f"\nfinal model: fit stale, no sign of life for {fit['age_s']:.0f} s "
+                "(M or dfu-tui fit resumes it)"
+            )
         if text != self._header:
             self._header = text
             self.query_one("#monitor-header", Static).update(text)

@@ -67,6 +67,7 @@ def run_row(
     marked: bool = False,
     short: str | None = None,
     model: bool = False,
+    fitting: str = "",
 ) -> tuple[str, ...]:
     """The cells of one run's row: the run by its shortest unique id prefix (`short`, as
     `status` prints it and every command takes it), the best combination's mean on the
@@ -97,7 +98,8 @@ def run_row(
         eta_text(state, now),
         escape(" ".join(f"#{t}" for t in labels.tags)) or "-",
         escape(labels.config_file) or "-",
-        "fitted" if model else "-",  # `dfu-tui fit` wrote RUN/model
+        # `dfu-tui fit` wrote RUN/model; a detached fit runs ("fitting") or died ("fit stale")
+        "fitted" if model else {"fitting": "fitting", "stale": "fit stale"}.get(fitting, "-"),
     )
 
 
@@ -159,6 +161,7 @@ class RunsScreen(DfuScreen):
             run_id in self.marked,
             self.short.get(run_id),
             docs.model is not None,
+            (docs.fitting or {}).get("state", ""),
         )
 
     def _visible(self, run_id: str) -> bool:

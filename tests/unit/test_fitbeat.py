@@ -1,0 +1,52 @@
+"""A detached fit's heartbeat file: fitting while fresh, stale after two missed beats, and
+nothing for a file that is damaged, a link or a FIFO."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from dfu_tui.runs.fitbeat import fit_activity, write_fit_heartbeat
+from dfu_tui.runs.rundir import RunDir
+
+
+def test_fresh_then_stale(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    assert fit_activity(run) is None  # no fit
+    write_fit_heartbeat(run, tmp_path / "model", "thermal_map: 3 epochs on 120 crops", 5.0)
+    now = json.loads(run.fit_heartbeat.read_text())["at"]
+    fit = fit_activity(run, now=now + 9)
+    assert fit is not None and fit["state"] == "fitting" and fit["pid"] == os.getpid()
+    assert fit["doing"].startswith("thermal_map") and fit["output"].endswith("model")
+    stale = fit_activity(run, now=now + 11)  # two heartbeats missed: the process died
+    assert stale is not None and stale["state"] == "stale" and stale["age_s"] == 11
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{",
+        "[]",
+        '{"at": "x", "every": 5, "pid": 1, "doing": "", "output": ""}',
+        '{"at": 1, "every": 0, "pid": 1, "doing": "", "output": ""}',
+        '{"at": 1e999, "every": 5, "pid": 1, "doing": "", "output": ""}',
+        '{"at": 1, "every": 5, "pid": true, "doing": "", "output": ""}',
+        "link",
+        "fifo",
+    ],
+)
+def test_a_damaged_heartbeat_says_nothing(tmp_path: Path, text: str) -> None:
+    run = RunDir(tmp_path)
+    if text == "link":
+        (tmp_path / "elsewhere").write_text(
+            json.dumps({"at": 1, "every": 5, "pid": 1, "doing": "", "output": ""})
+        )
+        run.fit_heartbeat.symlink_to(tmp_path / "elsewhere")
+    elif text == "fifo":
+        os.mkfifo(run.fit_heartbeat)
+    else:
+        run.fit_heartbeat.write_text(text)
+    assert fit_activity(run) is None
