@@ -38,19 +38,22 @@ def scratch(prefix: str) -> Path:
 
 
 def run_cli(
-    *args: str, cache: Path | None = None
+    *args: str, cache: Path | None = None, code: Path | None = None
 ) -> tuple[float, subprocess.CompletedProcess[str]]:
-    """Run `dfu-tui ARGS` in a fresh process; return (wall seconds, process)."""
+    """Run `dfu-tui ARGS` in a fresh process (of the tree at `code`: another revision's
+    checkout; default this one); return (wall seconds, process)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     if cache is not None:
         env["DFU_TUI_CACHE_DIR"] = str(cache)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "dfu_tui", *args],
         capture_output=True,
         text=True,
         env=env,
-        cwd=ROOT,
+        cwd=code or ROOT,
         check=False,
     )
     if proc.returncode != 0:

@@ -12,32 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from _common import ROOT, run_cli, scratch, sets
-
-
-def run_tree(code: Path, *args: str, cache: Path) -> float:
-    """`dfu-tui ARGS` of the tree at `code` in a fresh process; its wall seconds."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "DFU_TUI_CACHE_DIR": str(cache)}
-    env["PYTHONPATH"] = str(code)
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "dfu_tui", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=code,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"{code}: dfu-tui {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
-    return time.perf_counter() - start
 
 
 def fold_kappas(runs: Path) -> list[float]:
@@ -81,8 +60,7 @@ def main() -> None:
             for mode in order:
                 code, extra = modes[mode]
                 runs = base / f"mode{list(modes).index(mode)}-{r}"
-                wall = run_tree(
-                    code,
+                wall, _ = run_cli(
                     "run",
                     "configs/default.toml",
                     "--runs-dir",
@@ -91,6 +69,7 @@ def main() -> None:
                     "2",
                     *sets(*extra, *args.extra),
                     cache=cache,
+                    code=code,
                 )
                 seconds[mode].append(wall)
                 kappas[f"{mode} round {r + 1}"] = fold_kappas(runs)
