@@ -267,8 +267,11 @@ class TestRunCommand:
         results = []
         for i in range(2):
             runs = tmp_path / f"m{i}"
-            meta_only = sets(
-                f"data.root='{small_demo_master}'", *TINY, "modalities.use=['metadata']"
+            meta_only = sets(  # the subject is the forest's seed: no radar
+                f"data.root='{small_demo_master}'",
+                *TINY,
+                "modalities.use=['metadata']",
+                "radar.enabled=false",
             )
             proc = dfu(
                 "run",

@@ -306,6 +306,7 @@ def test_the_process_record_keeps_only_live_processes(tmp_path: Path) -> None:
             p.wait()
 
 
+@pytest.mark.slow  # three supervised runs of real worker processes
 def test_tasks_of_a_fold_ending_together_one_killed_fail_the_run_naming_it(
     tmp_path: Path, small_demo_master: Path, monkeypatch
 ) -> None:
