@@ -8,9 +8,11 @@ Reading and applying are separate steps, so that a dashboard can read on a worke
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +171,9 @@ def read_chunked(reader: EventReader) -> list[Event]:
             return good
 
 
+#: How long one read may spend on runs it finds for the first time (the rest: next read).
+FIRST_SIGHT_SECONDS = 0.25
+
 #: A finished run's log is looked at once every this many reads (it rarely changes: a
 #: resume); a live run's at every read.
 FINISHED_EVERY = 8
@@ -225,17 +230,24 @@ class RunCatalog:
         state = self.states.get(run_id)
         return state is not None and state.history and state.listing is None
 
-    def read(self) -> CatalogUpdate:
+    def read(self, budget: float | None = None) -> CatalogUpdate:
         """New runs and new events from disk, and the documents of runs that are new or
         just ended. Reads files; changes no state (whole states are made here and handed
         over in the update)."""
         update = CatalogUpdate()
         self._reads += 1
         present: set[str] = set()
-        for name, path in self._entries():
+        # runs found for the first time are read newest first, with a `budget` (the
+        # dashboard's watcher: FIRST_SIGHT_SECONDS) for at most that long per read: hundreds
+        # of runs without a digest (the first start after an upgrade) fill the list a
+        # screenful at a time instead of after every log is read
+        deadline, found = time.monotonic() + (math.inf if budget is None else budget), 0
+        for name, path in reversed(self._entries()):
             if name in self._known:
                 present.add(name)
                 continue
+            if found and time.monotonic() > deadline:
+                continue  # the next read goes on (at least one run per read)
             run = RunDir(path)
             if not run.is_run():
                 if run.unreadable():
@@ -244,6 +256,7 @@ class RunCatalog:
             present.add(name)
             self._known.add(name)
             self._first_sight(run, update)
+            found += 1
         for run_id in self._known:
             if run_id not in present and run_id not in self._gone:
                 update.gone.add(run_id)

@@ -16,7 +16,7 @@ from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
 from dfu_tui.errors import InputError
-from dfu_tui.runs.catalog import CatalogUpdate, RunCatalog
+from dfu_tui.runs.catalog import FIRST_SIGHT_SECONDS, CatalogUpdate, RunCatalog
 from dfu_tui.runs.describe import ALWAYS, AWAY, ERROR, describe
 from dfu_tui.runs.events import Event
 from dfu_tui.tui import cli_client
@@ -111,7 +111,7 @@ class DfuApp(App[None]):
     async def on_mount(self) -> None:
         # The runs as they are now, read on a thread (the UI thread never reads files), then
         # the first screen, then the watcher.
-        self.catalog.apply(await asyncio.to_thread(self.catalog.read))
+        self.catalog.apply(await asyncio.to_thread(self.catalog.read, FIRST_SIGHT_SECONDS))
         self.loaded = True
         self.push_screen(RunsScreen(self.context))
         self._watch()
@@ -127,7 +127,7 @@ class DfuApp(App[None]):
         """Read the runs directory every `refresh_seconds` (at most four times a second, so
         slow SSH links are not flooded) and poke the UI thread when something is new."""
         while not self._stop_watching.wait(self.refresh_seconds):
-            update = self.catalog.read()
+            update = self.catalog.read(FIRST_SIGHT_SECONDS)
             if update:
                 with self._pending_lock:
                     self._pending.merge(update)

@@ -145,3 +145,13 @@ def test_no_digest_for_a_run_that_is_not_ours_or_not_finished(runs: Path) -> Non
     assert not write_digest(run, state, mark)
     state.status = "completed"
     assert write_digest(run, state, mark) and read_digest(run, mark) is not None
+
+
+def test_runs_without_digests_fill_the_list_newest_first(runs: Path) -> None:
+    """Hundreds of runs without a digest (the first start after an upgrade): each read
+    spends a bounded time on new runs, newest first, and the next read goes on."""
+    catalog = RunCatalog(runs)
+    catalog.apply(catalog.read(budget=0.0))  # no time: one run per read
+    assert catalog.ids() == [CANCELLED]  # the newer of the two (ids sort by time)
+    catalog.apply(catalog.read(budget=0.0))
+    assert catalog.ids() == [CANCELLED, COMPLETED]  # newest first
