@@ -35,9 +35,8 @@ def write_fit_heartbeat(run: RunDir, output: Path, doing: str, every: float) -> 
 
 def fit_activity(run: RunDir, now: float | None = None) -> dict[str, Any] | None:
     """What a detached fit of the run is doing, from its heartbeat file: `{"state":
-    "fitting" or "stale", "doing", "age_s", "pid", "output"}`; None when no fit runs. The
-    file is untrusted: read as a small regular file, every field checked."""
-
+    "fitting" or "stale", "doing", "age_s", "pid", "output", "at", "every"}`; None when no
+    fit runs. The file is untrusted: read as a small regular file, every field checked."""
     try:
         doc = json.loads(read_regular(run.fit_heartbeat, limit=4096))
     except (OSError, ValueError):
@@ -53,14 +52,16 @@ def fit_activity(run: RunDir, now: float | None = None) -> dict[str, Any] | None
         return None
     if every <= 0:
         return None
-    age = max(0.0, (time.time() if now is None else now) - at)
-    return {
-        "state": "fitting" if age <= 2 * every else "stale",
-        "doing": doing[:200],
-        "age_s": round(age, 1),
-        "pid": pid,
-        "output": output[:4096],
-    }
+    found = {"doing": doing[:200], "pid": pid, "output": output[:4096], "at": at, "every": every}
+    return {**found, **fit_state(found, time.time() if now is None else now)}
+
+
+def fit_state(fit: dict[str, Any], now: float) -> dict[str, Any]:
+    """`state` ("fitting", or "stale" once two heartbeats are missed) and `age_s` of a fit
+    `fit_activity` read, at `now` (a screen shows a fit that died as stale without reading
+    its file again)."""
+    age = max(0.0, now - fit["at"])
+    return {"state": "fitting" if age <= 2 * fit["every"] else "stale", "age_s": round(age, 1)}
 
 
 def _number(value: Any) -> float:

@@ -19,6 +19,7 @@ from dfu_tui.errors import InputError
 from dfu_tui.runs.catalog import FIRST_SIGHT_SECONDS, CatalogUpdate, RunCatalog
 from dfu_tui.runs.describe import ALWAYS, AWAY, ERROR, describe
 from dfu_tui.runs.events import Event
+from dfu_tui.runs.fitbeat import fit_state
 from dfu_tui.tui import cli_client
 from dfu_tui.tui.format import breakable
 from dfu_tui.tui.messages import (
@@ -173,10 +174,16 @@ class DfuApp(App[None]):
         no event comes to say so (a running run's elapsed time moves with its heartbeats)."""
         now = self.context.clock()
         changed = set()
-        for run_id in self.catalog.live():
+        fitting = [r for r, d in self.catalog.docs.items() if d.fitting is not None]
+        for run_id in dict.fromkeys([*self.catalog.live(), *fitting]):
+            if run_id not in self.catalog.states:
+                continue
             status = self.catalog.states[run_id].effective_status(now)
-            if self._shown.get(run_id, status) != status:
-                changed.add(run_id)
+            fit = self.catalog.docs[run_id].fitting if run_id in fitting else None
+            if fit is not None:  # a fit that stopped beating turns stale on screen too
+                status += " " + fit_state(fit, now)["state"]
+            if self._shown.get(run_id) != status:  # the first tick too: it may have changed
+                changed.add(run_id)  # since the rows were drawn
             self._shown[run_id] = status
         self._tell(changed)
 

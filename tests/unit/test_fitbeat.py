@@ -50,3 +50,28 @@ def test_a_damaged_heartbeat_says_nothing(tmp_path: Path, text: str) -> None:
     else:
         run.fit_heartbeat.write_text(text)
     assert fit_activity(run) is None
+
+
+async def test_the_dashboard_shows_a_fit_that_stopped_beating_as_stale(tmp_path: Path) -> None:
+    """A fit that dies leaves its heartbeat file: the runs list says `fitting`, then, two
+    heartbeats later and without reading the file again, `fit stale`."""
+    import shutil
+
+    from textual.widgets import DataTable
+
+    from dfu_tui.tui.app import DfuApp
+    from tests.helpers import ROOT, until
+    from tests.tui.conftest import COMPLETED, FIXTURES
+
+    runs = tmp_path / "runs"
+    shutil.copytree(FIXTURES, runs)
+    run = RunDir(runs / COMPLETED)
+    write_fit_heartbeat(run, run.path / "model", "metadata: a forest", 1.0)
+    now = [json.loads(run.fit_heartbeat.read_text())["at"] + 0.5]
+    app = DfuApp(runs, ROOT / "configs" / "default.toml", clock=lambda: now[0])
+    async with app.run_test(size=(200, 30)) as pilot:
+        table = app.screen.query_one("#runs", DataTable)
+        await until(pilot, lambda: COMPLETED in [str(k.value) for k in table.rows])
+        assert table.get_cell(COMPLETED, "model") == "fitting"
+        now[0] += 5.0  # no heartbeat since: the process is gone
+        await until(pilot, lambda: table.get_cell(COMPLETED, "model") == "fit stale", timeout=10)

@@ -13,6 +13,7 @@ from textual.containers import Grid, VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import Footer, Header, Static
 
+from dfu_tui.runs.fitbeat import fit_state
 from dfu_tui.runs.state import RunState
 from dfu_tui.tui.format import breakable, duration, eta_text
 from dfu_tui.tui.messages import (
@@ -143,7 +144,7 @@ class MonitorScreen(RunScreen):
         if docs.model is not None:
             text += f"\nfinal model: {escape(breakable(docs.model))} (dfu-tui predict applies it)"
         elif docs.fitting is not None:
-            fit = docs.fitting
+            fit = {**docs.fitting, **fit_state(docs.fitting, self.context.clock())}
             text += (
                 f"\nfinal model: fitting, {escape(fit['doing'])} ({fit['age_s']:.0f} s ago)"
                 if fit["state"] == "fitting"

@@ -11,6 +11,7 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.widgets.data_table import ColumnKey, RowKey
 
+from dfu_tui.runs.fitbeat import fit_state
 from dfu_tui.runs.labels import Labels
 from dfu_tui.runs.rundir import short_ids
 from dfu_tui.runs.state import UNREADABLE, RunState
@@ -161,7 +162,7 @@ class RunsScreen(DfuScreen):
             run_id in self.marked,
             self.short.get(run_id),
             docs.model is not None,
-            (docs.fitting or {}).get("state", ""),
+            fit_state(docs.fitting, self.context.clock())["state"] if docs.fitting else "",
         )
 
     def _visible(self, run_id: str) -> bool:
