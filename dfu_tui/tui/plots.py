@@ -49,7 +49,11 @@ class FigurePlot(PlotextPlot):
 
     def render(self) -> RenderResult:
         """plotext's text of the figure, built again only when the figure, the size or
-        the theme changed (a scroll or a repaint reuses it)."""
+        the theme changed (a scroll or a repaint reuses it); nothing before the first figure
+        (an empty canvas costs as much to build as a full one, in the frame that opens a
+        screen)."""
+        if self.figure is None:
+            return Text("")
         key = (self._key, self.size, self.app.theme)
         if self._rendered is None or self._rendered[0] != key:
             self._rendered = (key, self._render_titled())
