@@ -105,6 +105,8 @@ def state_from(doc: Any, run_id: str, mark: tuple[int, int, int]) -> RunState | 
     fields, listing = doc.get("state"), doc.get("listing")
     if not isinstance(fields, dict) or not isinstance(listing, dict):
         return None
+    if set(fields) != set(_SCALARS):
+        return None  # made by another version, or not ours: the log is read
     for key, types in _SCALARS.items():
         v = fields.get(key)
         if key not in fields or isinstance(v, bool) or not isinstance(v, types):
@@ -134,7 +136,7 @@ def state_from(doc: Any, run_id: str, mark: tuple[int, int, int]) -> RunState | 
         and type(folds_done) is int
     ):
         return None
-    state = RunState(run_id, history=False, **fields)
+    state = RunState(run_id, history=False, **{k: fields[k] for k in _SCALARS})
     state.combinations, state.tasks, state.done = combos, tasks, dict(done)
     state.listing = Listing(folds_done, best, dict(flags))
     return state

@@ -582,6 +582,18 @@ def verify(path: Path) -> dict[str, Any]:
             raise InputError(
                 f"{target}: does not match its sha256 in {MANIFEST}; the model was changed"
             )
+    combo = manifest.get("combination")
+    if not (isinstance(combo, list) and combo and all(isinstance(b, str) for b in combo)):
+        raise InputError(f"{path / MANIFEST}: combination: expected a list of branch names")
+    # what fuses the branches is the checked fusion.json: the manifest's copy must be it
+    try:
+        fusion = json.loads(read_regular(path / "fusion.json", 0, 1 << 20).decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path / 'fusion.json'}: unreadable ({exc})") from None
+    if "fusion.json" not in files or not isinstance(fusion, dict):
+        raise InputError(f"{path / 'fusion.json'}: not a fusion of this model")
+    if manifest.get("fusion") != fusion:
+        raise InputError(f"{path / MANIFEST}: its fusion differs from fusion.json; not applied")
     return manifest
 
 

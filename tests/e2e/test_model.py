@@ -205,6 +205,8 @@ def _one_line(capsys: pytest.CaptureFixture[str], code: int, *words: str) -> Non
         "link",
         "fifo",
         "fifo manifest",
+        "manifest fusion",
+        "manifest combination",
     ],
 )
 def test_a_changed_or_missing_file_is_refused(
@@ -227,6 +229,15 @@ def test_a_changed_or_missing_file_is_refused(
         (model / "model.json").unlink()
         os.mkfifo(model / "model.json")
         words = ("model.json", "unreadable")
+    elif damage.startswith("manifest"):  # the manifest holds the hashes: its other parts
+        doc = json.loads((model / "model.json").read_text())  # are checked by shape
+        if damage == "manifest fusion":  # other weights than the checked fusion.json's
+            doc["fusion"]["weights"] = {"metadata": 0.0, "thermal_map": 1.0}
+            words = ("model.json", "differs from fusion.json")
+        else:
+            doc["combination"] = "metadata"
+            words = ("model.json", "combination")
+        (model / "model.json").write_text(json.dumps(doc))
     else:
         data = bytearray((model / damage).read_bytes())
         data[len(data) // 2] ^= 0x01

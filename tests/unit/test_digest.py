@@ -89,6 +89,7 @@ def test_a_digest_found_later_to_be_stale_gives_way_to_the_log(runs: Path, monke
         "running",
         "other-log",
         "huge",
+        "extra-field",
         "link",
         "fifo",
     ],
@@ -111,6 +112,8 @@ def test_a_digest_that_is_not_sound_is_ignored(runs: Path, damage: str) -> None:
         doc["state"]["status"] = "running"
     elif damage == "other-log":
         doc["log"][1] += 1
+    elif damage == "extra-field":  # a key no state has: the digest is refused, not a crash
+        doc["state"]["surprise"] = 1
     elif damage == "huge":
         doc["tasks"] = ["x" * 1000] * 2000
     digest.unlink()
