@@ -171,8 +171,11 @@ def read_chunked(reader: EventReader) -> list[Event]:
             return good
 
 
-#: How long one read may spend on runs it finds for the first time (the rest: next read).
+#: How long one read may spend on runs it finds for the first time (the rest: next read),
+#: once it has read a screenful of them (`FIRST_SIGHT_RUNS`, whatever the time: a folder of
+#: a few dozen runs is listed whole at once, however busy the machine).
 FIRST_SIGHT_SECONDS = 0.25
+FIRST_SIGHT_RUNS = 40
 
 #: A finished run's log is looked at once every this many reads (it rarely changes: a
 #: resume); a live run's at every read.
@@ -246,8 +249,8 @@ class RunCatalog:
             if name in self._known:
                 present.add(name)
                 continue
-            if found and time.monotonic() > deadline:
-                continue  # the next read goes on (at least one run per read)
+            if found >= FIRST_SIGHT_RUNS and time.monotonic() > deadline:
+                continue  # the next read goes on (a screenful at least per read)
             run = RunDir(path)
             if not run.is_run():
                 if run.unreadable():

@@ -150,9 +150,12 @@ def test_no_digest_for_a_run_that_is_not_ours_or_not_finished(runs: Path) -> Non
     assert write_digest(run, state, mark) and read_digest(run, mark) is not None
 
 
-def test_runs_without_digests_fill_the_list_newest_first(runs: Path) -> None:
+def test_runs_without_digests_fill_the_list_newest_first(runs: Path, monkeypatch) -> None:
     """Hundreds of runs without a digest (the first start after an upgrade): each read
     spends a bounded time on new runs, newest first, and the next read goes on."""
+    import dfu_tui.runs.catalog as catalog_module
+
+    monkeypatch.setattr(catalog_module, "FIRST_SIGHT_RUNS", 1)  # a screen of one row
     catalog = RunCatalog(runs)
     catalog.apply(catalog.read(budget=0.0))  # no time: one run per read
     assert catalog.ids() == [CANCELLED]  # the newer of the two (ids sort by time)
