@@ -51,7 +51,9 @@ def env(tmp_path: Path) -> dict[str, str]:
 def detach(
     env: dict[str, str], runs: Path, data: Path, epochs: int = 3, standin: bool = False
 ) -> Path:
-    return detached_run(env, runs, fast_items(data, epochs, standin))
+    # one worker process: the subject is detaching, killing, resuming (the other core runs
+    # the other tests)
+    return detached_run(env, runs, fast_items(data, epochs, standin), "--jobs", "1")
 
 
 def events(run: Path) -> list[dict]:
@@ -134,7 +136,7 @@ def test_stale_then_resume_runs_only_missing_tasks(
     assert status["last_heartbeat_age_s"] >= 2 * 1  # stale after two missed heartbeats
     # A task killed mid-way leaves no partial file; the resume ends any orphaned worker.
     done_before = {e["task"] for e in events(run) if e["kind"] == "branch_finished"}
-    proc = dfu(env, "resume", str(run))
+    proc = dfu(env, "resume", str(run), "--jobs", "1")
     assert proc.returncode == 0, proc.stderr
     after = events(run)
     resumed_at = next(i for i, e in enumerate(after) if e["kind"] == "run_resumed")

@@ -58,25 +58,35 @@ def summary_kappas(run: Path, branch: str) -> list[float]:
     return [f["kappa"] for f in next(b for b in doc["branches"] if b["branch"] == branch)["folds"]]
 
 
-def started(env: dict[str, str], runs: Path, *args: str) -> Path:
-    proc = run_dfu(env, "run", "configs/default.toml", "--runs-dir", str(runs), *args)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return next(runs.iterdir())
-
-
 def test_ray_gives_the_local_results_and_streams_epochs(tmp_path: Path, env, monkeypatch) -> None:
+    """A user's foreground run on a local Ray instance, real TensorFlow: the local executor's
+    results, epochs streamed as they come, isolated on loopback. The user's `run` process has
+    threads before Ray would start, so it cannot get a network namespace: it starts the
+    supervisor in a fresh process (which can) and follows its events, with no warning."""
+    import os
+
     import numpy as np
 
+    from dfu_tui.cli import main
     from dfu_tui.config import load_config
     from dfu_tui.data.dataset import load_dataset
     from dfu_tui.engine.folds import run_folds
     from dfu_tui.engine.training import train_task
+    from dfu_tui.runs import netns
     from dfu_tui.runs.rundir import RunDir, load_predictions
 
-    on_ray = started(env, tmp_path / "ray", "--jobs", "2", "--executor", "ray", *sets(TINY))
+    for key in ("DFU_TUI_CACHE_DIR", "DFU_TUI_HEARTBEAT", "RAY_DISABLE_USAGE_STATS"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.setattr(netns, "can_isolate_here", lambda: False)  # as a user would be
+    monkeypatch.chdir(ROOT)
+    runs = tmp_path / "ray"
+    args = ["run", "configs/default.toml", "--runs-dir", str(runs), "--jobs", "2"]
+    assert main([*args, "--executor", "ray", *sets(TINY)]) == 0
+    (on_ray,) = runs.iterdir()
+    run_started = next(e for e in events(on_ray) if e["kind"] == "run_started")
+    assert run_started["pid"] != os.getpid()  # the supervisor ran in its own process
     # the deterministic branch, as a local worker trains it (`runs.worker` calls exactly
     # `train_task`): the same forest, the same probabilities, the same fold kappas
-    monkeypatch.setenv("DFU_TUI_CACHE_DIR", env["DFU_TUI_CACHE_DIR"])
     cfg = load_config(on_ray / "config.toml")
     table = load_dataset(cfg.dataset, modalities=[]).table
     for fold in run_folds(cfg, table):
@@ -118,7 +128,7 @@ def test_ray_gives_the_local_results_and_streams_epochs(tmp_path: Path, env, mon
         assert kinds[0] == "task_started" and kinds[-1] == "branch_finished"
         assert "epoch" in kinds[1:-1]
     assert all(e.get("node") for e in log if e["kind"] == "task_started")
-    # a foreground run (many threads, as root) isolated its local instance too
+    # the supervisor isolated its local instance: no warning that it listens everywhere
     assert not [e for e in log if "every network interface" in e.get("text", "")]
     status = json.loads(run_dfu(env, "status", str(on_ray), "--json").stdout)
     assert status["status"] == "completed" and status["nodes"]
@@ -273,30 +283,3 @@ def test_two_nodes_and_a_lost_node(tmp_path: Path, env, monkeypatch) -> None:
         assert any(on_worker in n for n in nodes) and any(on_worker not in n for n in nodes)
     finally:
         cluster.shutdown()
-
-
-def test_a_foreground_run_that_cannot_isolate_itself_runs_its_supervisor_apart(
-    tmp_path: Path, env, monkeypatch
-) -> None:
-    """A user's foreground `run` has threads before Ray would start, so it cannot get a
-    network namespace: it starts the supervisor in a fresh process (which can) and follows
-    its events. The run completes there, isolated, with no warning."""
-    import os
-
-    from dfu_tui.cli import main
-    from dfu_tui.runs import netns
-
-    for key in ("DFU_TUI_CACHE_DIR", "PYTHONPATH", "DFU_TUI_STANDIN_EPOCH", "DFU_TUI_HEARTBEAT"):
-        monkeypatch.setenv(key, env[key])
-    monkeypatch.setattr(netns, "can_isolate_here", lambda: False)  # as a user would be
-    runs = tmp_path / "runs"
-    args = ["run", "configs/default.toml", "--runs-dir", str(runs), "--executor", "ray"]
-    monkeypatch.chdir(ROOT)
-    assert main([*args, *sets([*TINY, STANDIN])]) == 0
-    (run,) = runs.iterdir()
-    log = events(run)
-    assert load_state(run).status == "completed"
-    started = next(e for e in log if e["kind"] == "run_started")
-    assert started["pid"] != os.getpid()  # the supervisor ran in its own process
-    assert not [e for e in log if "every network interface" in e.get("text", "")]
-    assert (run / "summary.json").is_file()

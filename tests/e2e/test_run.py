@@ -210,6 +210,8 @@ class TestRunCommand:
             "configs/default.toml",
             "--runs-dir",
             str(tmp_path / "runs"),
+            "--jobs",
+            "1",
             *sets(
                 f"data.root='{small_demo_master}'",
                 *TINY,

@@ -90,7 +90,21 @@ def test_runs_on_other_folds_are_not_paired(tiny_demo_master: Path, tmp_path: Pa
     made = []
     for extra in (["cv.seed=1"], ["cv.seed=1", "metadata_model.n_estimators=20"], ["cv.seed=2"]):
         sets = set_args(extra)
-        assert main(["run", "configs/default.toml", "--runs-dir", str(runs), *base, *sets]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "configs/default.toml",
+                    "--runs-dir",
+                    str(runs),
+                    "--jobs",
+                    "1",
+                    *base,
+                    *sets,
+                ]
+            )
+            == 0
+        )
         made.append(sorted(p.name for p in runs.iterdir() if p.name not in made)[-1])
     from dfu_tui.runs.compare_runs import NOT_PAIRED, compare_runs
     from dfu_tui.runs.rundir import RunDir

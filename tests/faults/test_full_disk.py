@@ -52,7 +52,8 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def sets() -> list[str]:
-    return set_args(SETS)
+    # one worker process: the subject is the disk, not parallel tasks
+    return ["--jobs", "1", *set_args(SETS)]
 
 
 def test_demo_data_on_a_full_disk(small_disk: Path, env) -> None:
@@ -87,7 +88,7 @@ def test_a_run_that_fills_the_disk_fails_then_resumes(small_disk: Path, env) -> 
     status = run_dfu(env, "status", str(run), "--json")
     assert json.loads(status.stdout)["status"] == "failed"
     filler.unlink()  # space is back
-    resumed = run_dfu(env, "resume", str(run))
+    resumed = run_dfu(env, "resume", str(run), "--jobs", "1")
     assert resumed.returncode == 0, resumed.stderr
     assert load_state(run).status == "completed"
 

@@ -36,7 +36,13 @@ async def test_launch_watch_stop_resume(tmp_path: Path, small_demo_master: Path,
     app = DfuApp(runs, config)
     async with app.run_test(size=(120, 40)) as pilot:
         form = await open_form(pilot)
-        values = {"#root": str(small_demo_master), "#size": "32", "#folds": "2", "#epochs": "4"}
+        values = {
+            "#root": str(small_demo_master),
+            "#size": "32",
+            "#folds": "2",
+            "#epochs": "4",
+            "#jobs": "1",  # one TensorFlow process: the other core runs the other tests
+        }
         for selector, value in values.items():
             form.query_one(selector, Input).value = value
         await pilot.pause()

@@ -301,6 +301,8 @@ def test_metadata_only_run_on_a_bare_csv(tmp_path: Path, small_demo_master: Path
             "configs/default.toml",
             "--runs-dir",
             str(tmp_path / "runs"),
+            "--jobs",
+            "1",
             "--set",
             f"data.root='{bare}'",
             "--set",
