@@ -46,7 +46,8 @@ def main() -> None:
     frame = table.frame[table.feature_columns]
     folds = make_folds(table.labels, table.patients, 3, 42)
     print(f"{len(table.keys)} rows, {len(table.feature_columns)} features, 3 folds")
-    fold_s, radar_s = [], []
+    fold_s: list[float] = []
+    radar_s: dict[int, list[float]] = {1: [], 2: []}
     for fold in folds:
         for _ in range(args.repeats):
             start = time.perf_counter()
@@ -54,14 +55,19 @@ def main() -> None:
                 frame, table.labels, table.patients, fold.train, fold.val, model_cfg, 0
             )
             fold_s.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            fold_radar(cfg, frame, table.labels, table.patients, fold, out, 0)
-            radar_s.append(time.perf_counter() - start)
-    f, r = statistics.median(fold_s), statistics.median(radar_s)
+            for threads in (1, 2):
+                start = time.perf_counter()
+                fold_radar(cfg, frame, table.labels, table.patients, fold, out, 0, threads)
+                radar_s[threads].append(time.perf_counter() - start)
+    f = statistics.median(fold_s)
     print(f"metadata fold (fit + predict, 300 trees, 1 thread): median {f:.2f} s")
-    print(
-        f"radar of the fold: median {r:.2f} s  ->  fold with radar / without = {(f + r) / f:.2f}x"
-    )
+    for threads, why in ((1, "a --jobs 2 worker: no free core"), (2, "both cores free")):
+        r = statistics.median(radar_s[threads])
+        print(
+            f"radar of the fold on {threads} thread(s) ({why}): median {r:.2f} s  ->  "
+            f"fold with radar / without = {(f + r) / f:.2f}x"
+        )
+    importance_only(cfg, frame, table, folds[0], model_cfg, args.repeats)
 
     fold = folds[0]
     out = train_metadata_branch(
@@ -89,6 +95,63 @@ def main() -> None:
     print("single-feature kappa top five (unweighted, whole file, patient-grouped 3-fold CV):")
     for c in rank(single)[:5]:
         print(f"  {c}: {single[c]:.3f}")
+
+
+def importance_only(cfg, frame, table, fold, model_cfg, rounds: int) -> None:
+    """Fold 1's permutation importance alone, side by side: every permuted row through the
+    whole forest (before) and through the trees it can change (now), one thread each."""
+    import numpy as np
+
+    from dfu_tui.engine.radar import (
+        forest_predict,
+        output_groups,
+        permutation_importances,
+        plain_predict,
+    )
+
+    out = train_metadata_branch(
+        frame, table.labels, table.patients, fold.train, fold.val, model_cfg, 0
+    )
+    model = out.info["model"]
+    step, forest = model.named_steps["columns"], model.named_steps["forest"]
+    numeric = [c for c in frame.columns if c in step.transformers_[0][2]]
+    text = [c for c in frame.columns if c in step.transformers_[1][2]]
+    mapping = output_groups(step, numeric, text)
+    names = list(frame.columns)
+    matrix = np.asarray(step.transform(frame.iloc[fold.val]), dtype=float)
+    forest.n_jobs = 1
+    ways = {
+        "whole forest, every row": plain_predict(lambda rows: forest.predict(rows)),
+        "changed trees only": forest_predict(forest, 1),
+    }
+    times: dict[str, list[float]] = {k: [] for k in ways}
+    results = {}
+    for _ in range(rounds):
+        for name, predict in ways.items():  # alternating: the same load for both
+            start = time.perf_counter()
+            results[name] = permutation_importances(
+                predict,
+                matrix,
+                table.labels[fold.val],
+                cfg.radar.repeats,
+                0,
+                names,
+                [mapping[c] for c in names],
+            )
+            times[name].append(time.perf_counter() - start)
+    before, now = (statistics.median(times[k]) for k in ways)
+    same = all(
+        np.array_equal(
+            getattr(results["whole forest, every row"], a),
+            getattr(results["changed trees only"], a),
+        )
+        for a in ("mean", "std")
+    )
+    print(
+        f"fold 1 permutation importance ({cfg.radar.repeats} repeats, 1 thread): whole forest "
+        f"on every row {before:.2f} s, changed trees only {now:.2f} s = {before / now:.2f}x "
+        f"faster; identical importances: {same}"
+    )
 
 
 if __name__ == "__main__":

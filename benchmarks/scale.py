@@ -1,13 +1,15 @@
 """The dashboard over many runs: first screen, memory and idle CPU for 10 / 50 / 200 / 500
 synthetic finished runs of 10 folds x 100 epochs, this tree side by side with a git revision.
 
-    python benchmarks/scale.py [--against REV] [--counts 10,50,200,500]
+    python benchmarks/scale.py [--against REV] [--counts 10,50,200,500] [--rounds 3]
 
 For each count, in one sitting and in turns: REV's dashboard, then this tree's twice (the
 first time it finds runs without digests and writes them, as after an upgrade; the second is
 every later start). Each measure is a fresh process: the time until the runs list shows its
 first rows and every run, its peak resident memory, and its CPU over 10 s of doing nothing
-after that.
+after that. Then the longest stall of the UI thread (a 10 ms timer on it: the longest gap
+between two ticks) while the monitor and the compare screen of each fixture run
+(tests/fixtures/runs) open and draw, in alternating rounds, REV's and this tree's.
 Everything is written under one temporary folder, removed at the end.
 """
 
@@ -19,6 +21,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -68,6 +71,48 @@ async def measure(runs: Path, count: int) -> dict[str, Any]:
     }
 
 
+async def stall(runs: Path) -> dict[str, Any]:
+    """In this process: the longest gap between two ticks of a 10 ms timer on the UI thread
+    while the monitor, then the compare screen, of every run in `runs` open and draw."""
+    from dfu_tui.tui.app import DfuApp
+
+    app = DfuApp(runs, ROOT / "configs" / "default.toml")
+    gaps: list[float] = []
+    last = [0.0]
+
+    def beat() -> None:
+        now = time.perf_counter()
+        if last[0]:
+            gaps.append(now - last[0])
+        last[0] = now
+
+    async def shown(name: str) -> None:
+        while type(app.screen).__name__ != name:
+            await pilot.pause(0.01)
+        await pilot.pause(1.5)  # its worker's figures arrive and are drawn
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        while type(app.screen).__name__ != "RunsScreen":
+            await pilot.pause(0.01)
+        await pilot.pause(1.0)  # the runs are listed
+        app.set_interval(0.01, beat)
+        await pilot.pause(0.2)
+        for run in sorted(p.name for p in runs.iterdir()):
+            app.open_run(run)
+            await shown("MonitorScreen")
+            app.open_compare(run)
+            await shown("CompareScreen")
+    import dfu_tui
+
+    ordered = sorted(gaps)
+    return {
+        "longest_s": ordered[-1],
+        "p99_s": ordered[int(0.99 * (len(ordered) - 1))],
+        "ticks": len(gaps),
+        "code": str(Path(dfu_tui.__file__).parents[1]),
+    }
+
+
 def synthetic_runs(runs: Path, count: int, template: Path) -> None:
     """`count` copies of one synthetic finished run (ids in order, logs identical)."""
     runs.mkdir(parents=True, exist_ok=True)
@@ -77,7 +122,8 @@ def synthetic_runs(runs: Path, count: int, template: Path) -> None:
 
 
 def measured(code: Path, runs: Path, count: int) -> dict[str, Any]:
-    """The figures of the dashboard of the tree at `code`, in a fresh process."""
+    """The figures of the dashboard of the tree at `code`, in a fresh process (`count` 0:
+    the UI-thread stall of opening the monitor and compare screens of `runs`)."""
     out = subprocess.run(
         [sys.executable, __file__, "--measure", str(runs), str(count), "--code", str(code)],
         capture_output=True,
@@ -98,11 +144,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--against", default="d405592", help="git revision measured beside")
     parser.add_argument("--counts", default="10,50,200,500")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the stall measure")
     parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        result = asyncio.run(measure(Path(args.measure[0]), int(args.measure[1])))
+        runs, count = Path(args.measure[0]), int(args.measure[1])
+        result = asyncio.run(measure(runs, count) if count else stall(runs))
         print(json.dumps(result))
         return
     base = scratch("dfu-scale-")
@@ -140,6 +188,19 @@ def main() -> None:
                     flush=True,
                 )
             shutil.rmtree(runs)
+        fixtures = base / "fixtures"
+        shutil.copytree(ROOT / "tests" / "fixtures" / "runs", fixtures)
+        longest: dict[str, list[float]] = {args.against: [], "this tree": []}
+        for _ in range(args.rounds):
+            for name, code in ((args.against, other), ("this tree", ROOT)):
+                longest[name].append(measured(code, fixtures, 0)["longest_s"])
+        for name, values in longest.items():
+            print(
+                f"UI-thread stall opening monitor and compare of the 2 fixture runs, {name}: "
+                f"longest gap median {1000 * statistics.median(values):.0f} ms "
+                f"(rounds: {', '.join(f'{1000 * v:.0f}' for v in values)} ms)",
+                flush=True,
+            )
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=ROOT, check=False)
 

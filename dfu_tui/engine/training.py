@@ -8,7 +8,6 @@ import dataclasses
 import importlib
 import os
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,7 +120,7 @@ def train_task(
             cfg.cv.inner_folds,
         )
         if branch == METADATA and cfg.radar.enabled:
-            extra = fold_radar(cfg, frame, table.labels, table.patients, fold, out, seed)
+            extra = fold_radar(cfg, frame, table.labels, table.patients, fold, out, seed, threads)
         if cfg.features.compare and branch in (METADATA, comparison_branch(cfg)):
             from dfu_tui.engine.metadata_branch import seed_averaged_proba
 
@@ -174,16 +173,18 @@ def fold_radar(
     fold: Fold,
     out: BranchOutput,
     seed: int,
+    threads: int = 1,
 ) -> dict[str, np.ndarray]:
     """The leakage radar of one fold, as arrays for the metadata branch's predictions file.
 
-    Permutation importance of the fitted pipeline on the validation fold; single-feature
-    kappa by patient-grouped CV inside the training fold.
+    Permutation importance of the fitted pipeline on the validation fold (each permuted row
+    through the trees it can change, on `threads` threads: the same figures whatever their
+    number); single-feature kappa by patient-grouped CV inside the training fold.
     """
     from dfu_tui.engine.radar import (
+        forest_predict,
         output_groups,
         permutation_importances,
-        plain_predict,
         single_feature_kappas,
     )
 
@@ -195,16 +196,8 @@ def fold_radar(
     names = list(frame.columns)
     matrix = np.asarray(columns_step.transform(frame.iloc[fold.val]), dtype=float)
 
-    forest.n_jobs = 1  # one large predict; the worker's other threads are other tasks'
-
-    def predict(rows: np.ndarray) -> np.ndarray:
-        with warnings.catch_warnings():  # the forest saw the transformer's named columns
-            warnings.filterwarnings("ignore", message="X does not have valid feature names")
-            proba = forest.predict_proba(rows)
-        return np.asarray(forest.classes_)[proba.argmax(axis=1)]
-
     imp = permutation_importances(
-        plain_predict(predict),
+        forest_predict(forest, threads),
         matrix,
         labels[fold.val],
         cfg.radar.repeats,

@@ -522,8 +522,9 @@ def test_every_run_key_goes_through_the_one_run_action() -> None:
 
 #: The longest the UI thread may go without running its timers while monitor and compare
 #: open (the target is 100 ms, measured by benchmarks/scale.py; a test machine running other
-#: tests beside it gets ten times that). A scipy import on the UI thread froze it 3.6 s.
-STALL_BUDGET = 1.0
+#: tests beside it gets ten times that, and 1.2 s once with three test processes on two
+#: cores). A scipy import on the UI thread froze it 3.6 s (idle).
+STALL_BUDGET = 2.0
 
 
 async def test_opening_monitor_and_compare_never_stalls_the_ui_thread(runs_dir: Path) -> None:

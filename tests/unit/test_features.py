@@ -325,6 +325,51 @@ class TestRadar:
         assert np.allclose(ours.mean, ref.importances_mean)
         assert len(mapping["score"]) == 2  # the value and its missing indicator
 
+    def test_forest_predict_through_the_changed_trees_only_is_the_forests_predict(self) -> None:
+        """Each permuted row through only the trees whose path it can change, on one thread
+        or several: exactly the forest's own predictions, so exactly the same importances."""
+        from dfu_tui.engine.radar import forest_predict, permutation_importances, plain_predict
+
+        rng = np.random.default_rng(4)
+        n = 300
+        y = rng.integers(0, 3, n)
+        X = np.column_stack(
+            [
+                y + rng.normal(0, 0.8, n),  # informative
+                rng.normal(size=n),
+                rng.integers(0, 2, n),  # a one-hot pair, permuted together
+                rng.integers(0, 2, n),
+                np.round(rng.normal(size=n), 1),  # ties at thresholds
+            ]
+        )
+        from sklearn.ensemble import RandomForestClassifier
+
+        forest = RandomForestClassifier(
+            n_estimators=25, min_samples_leaf=3, class_weight="balanced", random_state=1
+        ).fit(X[:200], y[:200])
+        groups = [np.array([0]), np.array([1]), np.array([2, 3]), np.array([4])]
+        names = ["a", "b", "pair", "c"]
+        seen: list[np.ndarray] = []
+
+        def recorded(rows: np.ndarray) -> np.ndarray:
+            seen.append(rows)
+            return np.asarray(forest.predict(rows))
+
+        reference = permutation_importances(
+            plain_predict(recorded), X[200:], y[200:], 3, 9, names, groups
+        )
+        stacked = seen[0]
+        permuted = [g for g in groups for _ in range(3)]
+        for threads in (1, 3):
+            predicted = forest_predict(forest, threads)(stacked, 100, permuted)
+            assert np.array_equal(predicted, forest.predict(stacked))
+            ours = permutation_importances(
+                forest_predict(forest, threads), X[200:], y[200:], 3, 9, names, groups
+            )
+            assert np.array_equal(ours.mean, reference.mean)
+            assert np.array_equal(ours.std, reference.std)
+        assert reference.mean.argmax() == 0
+
     def test_single_feature_kappa_finds_the_informative_column(self) -> None:
         from dfu_tui.engine.radar import single_feature_kappas
 
