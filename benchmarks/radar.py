@@ -102,23 +102,14 @@ def importance_only(cfg, frame, table, fold, model_cfg, rounds: int) -> None:
     whole forest (before) and through the trees it can change (now), one thread each."""
     import numpy as np
 
-    from dfu_tui.engine.radar import (
-        forest_predict,
-        output_groups,
-        permutation_importances,
-        plain_predict,
-    )
+    from dfu_tui.engine.radar import forest_predict, permutation_importances, plain_predict
+    from dfu_tui.engine.training import radar_inputs
 
     out = train_metadata_branch(
         frame, table.labels, table.patients, fold.train, fold.val, model_cfg, 0
     )
-    model = out.info["model"]
-    step, forest = model.named_steps["columns"], model.named_steps["forest"]
-    numeric = [c for c in frame.columns if c in step.transformers_[0][2]]
-    text = [c for c in frame.columns if c in step.transformers_[1][2]]
-    mapping = output_groups(step, numeric, text)
+    forest, matrix, groups_of = radar_inputs(out.info["model"], frame, fold.val)
     names = list(frame.columns)
-    matrix = np.asarray(step.transform(frame.iloc[fold.val]), dtype=float)
     forest.n_jobs = 1
     ways = {
         "whole forest, every row": plain_predict(lambda rows: forest.predict(rows)),
@@ -136,7 +127,7 @@ def importance_only(cfg, frame, table, fold, model_cfg, rounds: int) -> None:
                 cfg.radar.repeats,
                 0,
                 names,
-                [mapping[c] for c in names],
+                groups_of,
             )
             times[name].append(time.perf_counter() - start)
     before, now = (statistics.median(times[k]) for k in ways)
