@@ -99,9 +99,14 @@ def main() -> None:
     for mode, median in medians.items():
         print(f"median wall {mode}: {median:.1f} s ({median / before:.2f} x {args.against})")
     same = len({tuple(k) for k in kappas.values()}) == 1
-    print("fold kappas " + ("identical in every run" if same else "DIFFER") + ":")
+    count = len(next(iter(kappas.values())))
+    print(
+        f"fold kappas ({count} per run) " + ("identical in every run" if same else "DIFFER") + ":"
+    )
     for name, values in kappas.items():
-        print(f"  {name}: {', '.join(f'{k:.4f}' for k in values)}")
+        shown = values if len(values) <= 20 or not same else values[:20]
+        more = f", ... ({len(values) - len(shown)} more)" if len(shown) < len(values) else ""
+        print(f"  {name}: {', '.join(f'{k:.4f}' for k in shown)}{more}")
 
 
 if __name__ == "__main__":

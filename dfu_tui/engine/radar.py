@@ -156,13 +156,14 @@ def forest_predict(forest: Any, threads: int = 1) -> BatchPredict:
             return seen
 
         total = np.zeros((len(permuted) + 1, n, len(forest.classes_)))
-        each = np.empty_like(total)
         with ThreadPoolExecutor(max(1, threads)) as pool:
             for start in range(0, len(trees), 16):  # a few trees' results held at a time
                 for base_proba, block, row, proba in pool.map(changes, trees[start : start + 16]):
-                    each[:] = base_proba
-                    each[block + 1, row] = proba
-                    total += each
+                    # each sum gets exactly one addend per tree: the base prediction, or
+                    # for a changed row its own (its sum so far kept aside, then added to)
+                    before = total[block + 1, row]
+                    total += base_proba
+                    total[block + 1, row] = before + proba
         total /= len(trees)
         return np.asarray(forest.classes_)[total.reshape(-1, total.shape[-1]).argmax(axis=1)]
 
