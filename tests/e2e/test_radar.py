@@ -34,7 +34,7 @@ class TestLeakRadar:
         assert dominant and all("Dressing Grouped" in f["detail"] for f in dominant)
         treatment = [f for f in flags if f["rule"] == "treatment_feature"]
         assert any(f["detail"].startswith("Dressing Grouped: decided after") for f in treatment)
-        fold1 = next(e for e in events(leak_run) if e["kind"] == "fold_finished")
+        fold1 = next(e for e in events(leak_run) if e["kind"] == "fold_finished" and e["fold"] == 1)
         top = fold1["radar"]["features"][0]
         assert top["feature"] == "Dressing Grouped" and top["importance_rank"] == 1
         assert top["single_rank"] == 1 and top["single_kappa"] > 0.5

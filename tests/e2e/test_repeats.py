@@ -79,7 +79,8 @@ def test_every_repeat_fold_and_the_holdout_is_a_task(repeated: Path) -> None:
     assert sorted(f["repeat"] for f in folds) == [0] * 3 + [1] * 5 + [2] * 5
     holdout = next(f for f in folds if f["fold_kind"] == "holdout")
     assert holdout["fold"] == 11
-    assert [f["fold"] for f in folds if f["fold_kind"] == "casemix"] == [12, 13]
+    # two tasks at a time: the case-mix folds may finish in either order
+    assert sorted(f["fold"] for f in folds if f["fold_kind"] == "casemix") == [12, 13]
     state = load_state(repeated)
     assert [state.fold_name(k) for k in (10, 11, 12, 13)] == [
         "r2 fold 5",
