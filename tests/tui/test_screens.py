@@ -35,6 +35,39 @@ def text_of(screen, selector: str) -> str:
 
 
 class TestRunsScreen:
+    async def test_a_longer_text_widens_its_column_and_a_same_width_one_repaints_its_cell(
+        self,
+    ) -> None:
+        """A run's name or status that grows is shown whole (its column widens), while a
+        text that fits repaints its cell alone."""
+        from textual.app import App, ComposeResult
+        from textual.widgets.data_table import ColumnKey
+
+        from dfu_tui.tui.screens.runs import RunsTable
+
+        class One(App[None]):
+            def compose(self) -> ComposeResult:
+                yield RunsTable()
+
+        async with One().run_test(size=(100, 8)) as pilot:
+            table = pilot.app.query_one(RunsTable)
+            table.add_column("name", key="name")
+            table.add_column("status", key="status")
+            table.add_row("a", "running", key="r")
+            await pilot.pause()
+            column = table.columns[ColumnKey("name")]
+            assert column.content_width == len("name")  # the label is the widest
+            longer = "baseline, 5 folds"
+            assert table.set_cell("r", "name", longer)
+            await pilot.pause()
+            assert column.content_width == len(longer)
+            drawn = "".join(s.text for s in table.render_line(1))  # the first row
+            assert longer in drawn and "running" in drawn
+            count = table._update_count
+            assert table.set_cell("r", "status", "done")  # fits: the cell alone
+            assert table._update_count == count + 1 and column.content_width == len(longer)
+            assert not table.set_cell("r", "status", "done")  # unchanged: nothing
+
     async def test_lists_runs_with_state(self, runs_dir: Path) -> None:
         app = make_app(runs_dir)
         async with app.run_test(size=SIZE):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.markup import escape
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -53,6 +54,10 @@ class RunsTable(DataTable[str]):
         """Put `value` in a cell; repaint that cell only, and only if its text changed."""
         if self.get_cell(row, column) == value:
             return False
+        if Text.from_markup(value).cell_len > self.columns[ColumnKey(column)].content_width:
+            # wider than its column: the column grows (the whole table is drawn again, once)
+            self.update_cell(row, column, value, update_width=True)
+            return True
         # `update_cell` without its repaint of the whole table (Textual 8.2)
         self._data[RowKey(row)][ColumnKey(column)] = value
         self._update_count += 1  # the rendered rows are cached by this count
