@@ -102,8 +102,12 @@ def importance_only(cfg, frame, table, fold, model_cfg, rounds: int) -> None:
     whole forest (before) and through the trees it can change (now), one thread each."""
     import numpy as np
 
-    from dfu_tui.engine.radar import forest_predict, permutation_importances, plain_predict
-    from dfu_tui.engine.training import radar_inputs
+    from dfu_tui.engine.radar import (
+        forest_predict,
+        permutation_importances,
+        plain_predict,
+        radar_inputs,
+    )
 
     out = train_metadata_branch(
         frame, table.labels, table.patients, fold.train, fold.val, model_cfg, 0

@@ -139,8 +139,8 @@ def forest_predict(forest: Any, threads: int = 1) -> BatchPredict:
             return values[leaf], block, row, values[again]
 
         def path_groups(inner: Any) -> np.ndarray:
-            """Per node, the groups split on between the root and it (nodes are numbered
-            after their parents)."""
+            """Per node, the groups split on between the root and it (walked level by
+            level from the root)."""
             count = inner.node_count
             left, right, feature = inner.children_left, inner.children_right, inner.feature
             own = np.zeros((count, len(number) + 1), dtype=bool)
@@ -193,6 +193,18 @@ def output_groups(transformer: Any, numeric: list[str], text: list[str]) -> dict
             out[c].extend(range(position, position + len(categories)))
             position += len(categories)
     return {c: np.array(v, dtype=np.int64) for c, v in out.items()}
+
+
+def radar_inputs(model: Any, frame: Any, rows: np.ndarray) -> tuple[Any, np.ndarray, list[Any]]:
+    """What the radar permutes, from the fitted metadata pipeline: its forest, the `rows` of
+    `frame` through its column transformer, and per column of `frame` (in order) the
+    transformed columns that are that column."""
+    columns_step, forest = model.named_steps["columns"], model.named_steps["forest"]
+    numeric = [c for c in frame.columns if c in columns_step.transformers_[0][2]]
+    text = [c for c in frame.columns if c in columns_step.transformers_[1][2]]
+    mapping = output_groups(columns_step, numeric, text)
+    matrix = np.asarray(columns_step.transform(frame.iloc[rows]), dtype=float)
+    return forest, matrix, [mapping[c] for c in frame.columns]
 
 
 def encode_columns(frame: pd.DataFrame, fit_rows: np.ndarray) -> np.ndarray:

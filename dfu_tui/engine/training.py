@@ -165,20 +165,6 @@ def train_task(
     )
 
 
-def radar_inputs(model: Any, frame: Any, rows: np.ndarray) -> tuple[Any, np.ndarray, list[Any]]:
-    """What the radar permutes, from the fitted metadata pipeline: its forest, the `rows` of
-    `frame` through its column transformer, and per column of `frame` (in order) the
-    transformed columns that are that column."""
-    from dfu_tui.engine.radar import output_groups
-
-    columns_step, forest = model.named_steps["columns"], model.named_steps["forest"]
-    numeric = [c for c in frame.columns if c in columns_step.transformers_[0][2]]
-    text = [c for c in frame.columns if c in columns_step.transformers_[1][2]]
-    mapping = output_groups(columns_step, numeric, text)
-    matrix = np.asarray(columns_step.transform(frame.iloc[rows]), dtype=float)
-    return forest, matrix, [mapping[c] for c in frame.columns]
-
-
 def fold_radar(
     cfg: Config,
     frame: Any,
@@ -195,7 +181,12 @@ def fold_radar(
     through the trees it can change, on `threads` threads: the same figures whatever their
     number); single-feature kappa by patient-grouped CV inside the training fold.
     """
-    from dfu_tui.engine.radar import forest_predict, permutation_importances, single_feature_kappas
+    from dfu_tui.engine.radar import (
+        forest_predict,
+        permutation_importances,
+        radar_inputs,
+        single_feature_kappas,
+    )
 
     forest, matrix, groups_of = radar_inputs(out.info["model"], frame, fold.val)
     names = list(frame.columns)
