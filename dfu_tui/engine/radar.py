@@ -47,8 +47,11 @@ class Importances:
     baseline: float
 
 
-# predict(stacked rows, n base rows, the matrix columns each block permuted) -> classes
-BatchPredict = Callable[[np.ndarray, int, list[np.ndarray]], np.ndarray]
+# predict(base rows, per feature its matrix columns, per feature its shuffled values of those
+# columns as (repeats, rows, columns)) -> (the base rows' classes, (features, repeats, rows))
+BatchPredict = Callable[
+    [np.ndarray, list[np.ndarray], list[np.ndarray]], tuple[np.ndarray, np.ndarray]
+]
 
 
 def permutation_importances(
@@ -68,37 +71,141 @@ def permutation_importances(
     exactly scikit-learn's (one seed drawn from `random_state`, each feature shuffled
     cumulatively `n_repeats` times from that seed), so on raw columns the result equals
     `sklearn.inspection.permutation_importance(..., random_state=random_state)`.
-    `predict` gets the base rows and every permuted copy stacked, and which columns each
-    copy permuted.
+    `predict` gets the base rows and each feature's shuffled values, and predicts every
+    permuted copy.
     """
     seed = check_random_state(random_state).randint(np.iinfo(np.int32).max + 1)
     n = len(matrix)
     groups = groups if groups is not None else [np.array([j]) for j in range(len(columns))]
-    blocks = [matrix]
-    permuted: list[np.ndarray] = []
+    shuffled: list[np.ndarray] = []
     for index in groups:
         rng = check_random_state(seed)
         shuffling = np.arange(n)
         values = matrix[:, index]
+        repeats = []
         for _ in range(n_repeats):
             rng.shuffle(shuffling)
             values = values[shuffling]
-            block = matrix.copy()
-            block[:, index] = values
-            blocks.append(block)
-            permuted.append(index)
-    predicted = predict(np.concatenate(blocks), n, permuted)
-    baseline = score(labels, predicted[:n])
-    scores = np.array(
-        [score(labels, predicted[(i + 1) * n : (i + 2) * n]) for i in range(len(blocks) - 1)]
-    ).reshape(len(columns), n_repeats)
+            repeats.append(values)
+        shuffled.append(np.stack(repeats))
+    base, predicted = predict(matrix, groups, shuffled)
+    baseline = score(labels, base)
+    scores = np.array([[score(labels, p) for p in feature] for feature in predicted])
     drops = baseline - scores
     return Importances(list(columns), drops.mean(axis=1), drops.std(axis=1), baseline)
 
 
+def permuted_copies(
+    matrix: np.ndarray, groups: list[np.ndarray], shuffled: list[np.ndarray]
+) -> np.ndarray:
+    """Every permuted copy of `matrix` (features x repeats of them), stacked in that order."""
+    copies = []
+    for index, repeats in zip(groups, shuffled, strict=True):
+        for values in repeats:
+            copy = matrix.copy()
+            copy[:, index] = values
+            copies.append(copy)
+    return np.concatenate(copies) if copies else matrix[:0]
+
+
 def plain_predict(predict: Callable[[np.ndarray], np.ndarray]) -> BatchPredict:
-    """A BatchPredict that predicts every stacked row."""
-    return lambda stacked, n, permuted: predict(stacked)
+    """A BatchPredict that predicts the base rows and every permuted copy, stacked at once."""
+
+    def batch(
+        matrix: np.ndarray, groups: list[np.ndarray], shuffled: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n = len(matrix)
+        predicted = np.asarray(
+            predict(np.concatenate([matrix, permuted_copies(matrix, groups, shuffled)]))
+        )
+        shape = (len(groups), len(shuffled[0]) if shuffled else 0, n)
+        return predicted[:n], predicted[n:].reshape(shape)
+
+    return batch
+
+
+class _Copies:
+    """The permuted copies of `base`, row by row, without building them whole: feature g's
+    k-th shuffle of row r is the base row with the shuffled values in feature g's columns."""
+
+    def __init__(
+        self, base: np.ndarray, groups: list[np.ndarray], shuffled: list[np.ndarray]
+    ) -> None:
+        self.base, self.n = base, len(base)
+        self.repeats = len(shuffled[0]) if shuffled else 0
+        # two kinds of feature: of one or two columns, and wider (one-hot text); each kind
+        # padded to its widest by repeating a feature's last column (written twice, the
+        # same value); feature g is number local[g] of its kind
+        wide = max((len(index) for index in groups), default=1)
+        self.widths = [2, wide] if wide > 2 else [2]
+        self.kind = np.array([int(len(index) > 2) for index in groups], dtype=np.int64)
+        self.local = np.zeros(len(groups), dtype=np.int64)
+        self.columns: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+        for c, w in enumerate(self.widths):
+            members = np.flatnonzero(self.kind == c)
+            self.local[members] = np.arange(len(members))
+            pad = [w - len(groups[g]) for g in members]
+            self.columns.append(
+                np.array(
+                    [np.pad(groups[g], (0, p), "edge") for g, p in zip(members, pad, strict=True)],
+                    dtype=np.intp,
+                ).reshape(len(members), w)
+            )
+            self.values.append(
+                np.array(
+                    [
+                        np.pad(shuffled[g], ((0, 0), (0, 0), (0, p)), "edge")
+                        for g, p in zip(members, pad, strict=True)
+                    ],
+                    dtype=np.float32,
+                ).ravel()
+            )
+        # per (feature, repeat, row), flat: whether the copy differs from its base row (a
+        # binary column's shuffle often gives the row its own value back)
+        differs = [np.zeros(0, dtype=bool)]
+        for index, values in zip(groups, shuffled, strict=True):
+            new, old = values.astype(np.float32), base[None, :, index]  # as the trees see them
+            same = (new == old) | (np.isnan(new) & np.isnan(old))
+            differs.append(~same.all(axis=2).ravel())
+        self.differs = np.concatenate(differs)
+
+    def rows(self, g: np.ndarray, k: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """Row r of the copy in which feature g is shuffled for the k-th time, per triple."""
+        rows = np.take(self.base, r, axis=0)
+        cells = rows.reshape(-1)  # flat indices: several times faster than 2-D ones
+        kinds = self.kind[g]
+        for c in np.flatnonzero(np.bincount(kinds, minlength=len(self.widths))):
+            at = np.flatnonzero(kinds == c)
+            own = self.local[g[at]]
+            start = ((own * self.repeats + k[at]) * self.n + r[at]) * self.widths[c]
+            cells[(at * rows.shape[1])[:, None] + self.columns[c][own]] = self.values[c][
+                start[:, None] + np.arange(self.widths[c])
+            ]
+        return rows
+
+
+def path_groups(trees: list[Any], column_group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per node of every tree (numbered from each tree's first node, `first[t]`), the
+    groups (`column_group` of the columns) split on between its tree's root and it, as
+    bits of 64-bit words; all trees walked together, level by level from their roots."""
+    inners = [tree.tree_ for tree in trees]
+    first = np.concatenate([[0], np.cumsum([t.node_count for t in inners])[:-1]]).astype(np.intp)
+    left = np.concatenate([t.children_left + o for t, o in zip(inners, first, strict=True)])
+    right = np.concatenate([t.children_right + o for t, o in zip(inners, first, strict=True)])
+    feature = np.concatenate([t.feature for t in inners])
+    own = np.zeros((len(feature), int(column_group.max(initial=0)) // 64 + 1), dtype=np.uint64)
+    split = np.flatnonzero(feature >= 0)
+    group = column_group[feature[split]]
+    own[split, group // 64] = np.left_shift(np.uint64(1), (group % 64).astype(np.uint64))
+    seen = np.zeros_like(own)
+    level = first[feature[first] >= 0]
+    while len(level):
+        for child in (left[level], right[level]):
+            seen[child] = seen[level] | own[level]
+        level = np.concatenate([left[level], right[level]])
+        level = level[feature[level] >= 0]
+    return seen, first
 
 
 def forest_predict(forest: Any, threads: int = 1) -> BatchPredict:
@@ -106,66 +213,81 @@ def forest_predict(forest: Any, threads: int = 1) -> BatchPredict:
     permuted row only through the trees whose path for it can change.
 
     A tree's path for a row changes only at a node that splits on a permuted column, so a row
-    whose path (on the base rows) meets no such node keeps that tree's base prediction; only
-    the other (block, row, tree) triples go through the tree again (on the demo, about an
-    eighth of them). The trees' probabilities are summed in tree order, as the forest's
-    one-thread `predict_proba` sums them: the classes are exactly that predict's, whatever
-    `threads` (threads only share the trees' work, the sum stays in order).
+    whose path (on the base rows) meets no split on a feature's columns keeps that tree's base
+    prediction in every copy where that feature is shuffled, as does a copy whose shuffled
+    values are the row's own; only the other (feature, repeat, row, tree) cases go through the
+    tree again (on the demo, about one in eight), built from the base row and the shuffled
+    values, never as whole copies. A copy's sum is the base rows' sum plus its trees' changes;
+    where that leaves two classes within rounding of each other, the row is summed again tree
+    by tree in order, as the forest's one-thread `predict_proba` sums: the classes are
+    exactly that predict's, whatever `threads` (threads only share the trees' work).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     trees = forest.estimators_
+    classes = np.asarray(forest.classes_)
+    n_classes = len(classes)
 
-    def predict(stacked: np.ndarray, n: int, permuted: list[np.ndarray]) -> np.ndarray:
-        rows = np.ascontiguousarray(stacked, dtype=np.float32)  # as the trees read them
-        base = rows[:n]
-        # each block's permuted column set, as a group number; a node's group likewise
-        keys = {tuple(index.tolist()) for index in permuted}
-        number = {key: g for g, key in enumerate(sorted(keys))}
-        block_group = np.array([number[tuple(index.tolist())] for index in permuted])
-        column_group = np.full(rows.shape[1], len(number))  # not permuted: its own group
-        for key, g in number.items():
-            column_group[list(key)] = g
+    def predict(
+        matrix: np.ndarray, groups: list[np.ndarray], shuffled: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        base = np.ascontiguousarray(matrix, dtype=np.float32)  # as the trees read them
+        n, n_groups = len(base), len(groups)
+        copies = _Copies(base, groups, shuffled)
+        repeats = copies.repeats
+        column_group = np.full(base.shape[1], n_groups)  # not shuffled: a group of its own
+        for g, index in enumerate(groups):
+            column_group[index] = g
+        seen, first = path_groups(trees, column_group)
 
-        def changes(tree: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-            """(base proba, block, row, proba) of the rows whose path meets a permuted
-            column's split in `tree` (its low-level `apply` and leaf values: exactly what
-            its `predict_proba` returns)."""
-            inner = tree.tree_
-            values = inner.value[:, 0, : len(forest.classes_)]
+        def changes(t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            """(tree t's base proba; place in the flat (feature, repeat, row) order and
+            change of proba of the copies whose path meets a shuffled column's split), from
+            its low-level `apply` and leaf values: exactly what its `predict_proba` returns."""
+            inner = trees[t].tree_
+            values = inner.value[:, 0, :n_classes]
             leaf = inner.apply(base)
-            block, row = np.nonzero(path_groups(inner)[leaf][:, block_group].T)
-            again = inner.apply(rows[(block + 1) * n + row]) if len(row) else leaf[:0]
-            return values[leaf], block, row, values[again]
+            bits = np.unpackbits(
+                seen[first[t] + leaf].astype("<u8", copy=False).view(np.uint8),
+                axis=1,
+                bitorder="little",
+            )
+            g, r = np.nonzero(bits[:, :n_groups].T)
+            g, r = np.repeat(g, repeats), np.repeat(r, repeats)
+            k = np.tile(np.arange(repeats), len(g) // max(repeats, 1))
+            place = (g * repeats + k) * n + r
+            keep = np.flatnonzero(copies.differs[place])
+            g, k, r, place = g[keep], k[keep], r[keep], place[keep]
+            again = inner.apply(copies.rows(g, k, r)) if len(r) else leaf[:0]
+            return values[leaf], place, values[again] - values[leaf[r]]
 
-        def path_groups(inner: Any) -> np.ndarray:
-            """Per node, the groups split on between the root and it (walked level by
-            level from the root)."""
-            count = inner.node_count
-            left, right, feature = inner.children_left, inner.children_right, inner.feature
-            own = np.zeros((count, len(number) + 1), dtype=bool)
-            split = feature >= 0
-            own[np.flatnonzero(split), column_group[feature[split]]] = True
-            seen = np.zeros_like(own)
-            level = np.array([0])
-            while len(level):
-                level = level[split[level]]
-                for child in (left[level], right[level]):
-                    seen[child] = seen[level] | own[level]
-                level = np.concatenate([left[level], right[level]])
-            return seen
-
-        total = np.zeros((len(permuted) + 1, n, len(forest.classes_)))
+        total = np.zeros((n, n_classes))  # the base rows' sum, tree by tree in order
+        change = np.zeros((n_groups * repeats * n, n_classes))
         with ThreadPoolExecutor(max(1, threads)) as pool:
             for start in range(0, len(trees), 16):  # a few trees' results held at a time
-                for base_proba, block, row, proba in pool.map(changes, trees[start : start + 16]):
-                    # each sum gets exactly one addend per tree: the base prediction, or
-                    # for a changed row its own (its sum so far kept aside, then added to)
-                    before = total[block + 1, row]
+                places, deltas = [], []
+                for base_proba, place, delta in pool.map(
+                    changes, range(start, min(start + 16, len(trees)))
+                ):
                     total += base_proba
-                    total[block + 1, row] = before + proba
+                    places.append(place)
+                    deltas.append(delta)
+                place, delta = np.concatenate(places), np.concatenate(deltas)
+                for c in range(n_classes):
+                    change[:, c] += np.bincount(place, delta[:, c], minlength=len(change))
+        copy_total = total + change.reshape(n_groups, repeats, n, n_classes)
         total /= len(trees)
-        return np.asarray(forest.classes_)[total.reshape(-1, total.shape[-1]).argmax(axis=1)]
+        top = np.sort(copy_total, axis=-1)
+        margin = top[..., -1] - top[..., -2] if n_classes > 1 else np.inf + top[..., -1]
+        close = np.nonzero(margin <= 1e-9 * len(trees))
+        copy_total /= len(trees)
+        if len(close[0]):  # near-ties: summed again in the forest's own order
+            rows = copies.rows(*close)
+            exact = np.zeros((len(rows), n_classes))
+            for tree in trees:
+                exact += tree.tree_.value[:, 0, :n_classes][tree.tree_.apply(rows)]
+            copy_total[close] = exact / len(trees)
+        return classes[total.argmax(axis=1)], classes[copy_total.argmax(axis=-1)]
 
     return predict
 
@@ -258,15 +380,27 @@ def _single_feature_folds(
 ) -> None:
     """`single_feature_kappas`' trees, fold by fold: their predictions into `predicted`."""
     for train, val in splits:
-        encoded = encode_columns(frame, train)
+        # float32 columns, as the trees' own input check makes them
+        encoded = encode_columns(frame, train).astype(np.float32).T.copy()
         # Balanced class weights, computed once per inner fold rather than per column.
         weights = compute_sample_weight("balanced", labels[train])
-        for j in range(frame.shape[1]):
+        for j, column in enumerate(encoded):
             tree = DecisionTreeClassifier(
                 max_depth=3, min_samples_leaf=max(5, len(train) // 50), random_state=seed
             )
-            tree.fit(encoded[train, j : j + 1], labels[train], sample_weight=weights)
-            predicted[j, val] = tree.classes_[tree.predict_proba(encoded[val, j : j + 1]).argmax(1)]
+            fit_rows, val_rows = column[train].reshape(-1, 1), column[val].reshape(-1, 1)
+            # Columns the trees' input check would pass unchanged (float32 already; finite
+            # on the fit rows, no infinity on the others) skip it: it was half of this
+            # function's time. A missing value on the fit rows keeps the check, which is
+            # what routes missing values in the fit; an infinity keeps it to be refused.
+            tree.fit(
+                fit_rows,
+                labels[train],
+                sample_weight=weights,
+                check_input=not np.isfinite(fit_rows).all(),
+            )
+            proba = tree.predict_proba(val_rows, check_input=bool(np.isinf(val_rows).any()))
+            predicted[j, val] = tree.classes_[proba.argmax(1)]
 
 
 def rank(values: dict[str, float]) -> list[str]:

@@ -325,10 +325,19 @@ class TestRadar:
         assert np.allclose(ours.mean, ref.importances_mean)
         assert len(mapping["score"]) == 2  # the value and its missing indicator
 
-    def test_forest_predict_through_the_changed_trees_only_is_the_forests_predict(self) -> None:
+    @pytest.mark.parametrize("trees", [25, 2])
+    def test_forest_predict_through_the_changed_trees_only_is_the_forests_predict(
+        self, trees: int
+    ) -> None:
         """Each permuted row through only the trees whose path it can change, on one thread
-        or several: exactly the forest's own predictions, so exactly the same importances."""
-        from dfu_tui.engine.radar import forest_predict, permutation_importances, plain_predict
+        or several: exactly the forest's own predictions, so exactly the same importances
+        (with 2 trees many rows tie between classes: those are summed again in order)."""
+        from dfu_tui.engine.radar import (
+            forest_predict,
+            permutation_importances,
+            permuted_copies,
+            plain_predict,
+        )
 
         rng = np.random.default_rng(4)
         n = 300
@@ -345,24 +354,27 @@ class TestRadar:
         from sklearn.ensemble import RandomForestClassifier
 
         forest = RandomForestClassifier(
-            n_estimators=25, min_samples_leaf=3, class_weight="balanced", random_state=1
+            n_estimators=trees, min_samples_leaf=3, class_weight="balanced", random_state=1
         ).fit(X[:200], y[:200])
         groups = [np.array([0]), np.array([1]), np.array([2, 3]), np.array([4])]
         names = ["a", "b", "pair", "c"]
-        seen: list[np.ndarray] = []
+        seen: list[list[np.ndarray]] = []
 
-        def recorded(rows: np.ndarray) -> np.ndarray:
-            seen.append(rows)
-            return np.asarray(forest.predict(rows))
+        def recorded(
+            matrix: np.ndarray, index: list[np.ndarray], shuffled: list[np.ndarray]
+        ) -> tuple[np.ndarray, np.ndarray]:
+            seen.append(shuffled)
+            return plain_predict(forest.predict)(matrix, index, shuffled)
 
-        reference = permutation_importances(
-            plain_predict(recorded), X[200:], y[200:], 3, 9, names, groups
-        )
-        stacked = seen[0]
-        permuted = [g for g in groups for _ in range(3)]
+        reference = permutation_importances(recorded, X[200:], y[200:], 3, 9, names, groups)
+        stacked = permuted_copies(X[200:], groups, seen[0])
+        top = np.sort(forest.predict_proba(stacked), axis=1)
+        ties = np.count_nonzero(top[:, -1] == top[:, -2])
+        assert ties > 50 if trees == 2 else ties < len(stacked)
         for threads in (1, 3):
-            predicted = forest_predict(forest, threads)(stacked, 100, permuted)
-            assert np.array_equal(predicted, forest.predict(stacked))
+            base, predicted = forest_predict(forest, threads)(X[200:], groups, seen[0])
+            assert np.array_equal(base, forest.predict(X[200:]))
+            assert np.array_equal(predicted.ravel(), forest.predict(stacked))
             ours = permutation_importances(
                 forest_predict(forest, threads), X[200:], y[200:], 3, 9, names, groups
             )
@@ -388,6 +400,53 @@ class TestRadar:
         single = single_feature_kappas(frame, y, groups, 3, 0)
         assert single["signal"] > 0.5 and single["text"] > 0.3
         assert abs(single["noise"]) < 0.15
+
+    def test_single_feature_kappa_with_the_input_check_skipped_is_the_checked_trees(
+        self,
+    ) -> None:
+        """Clean columns skip the trees' input check: every kappa is still exactly what
+        checked fits give, with missing values on the fit rows, on the other rows only, in
+        text columns and nowhere; an infinity is still refused."""
+        from sklearn.tree import DecisionTreeClassifier
+        from sklearn.utils.class_weight import compute_sample_weight
+
+        from dfu_tui.engine.folds import inner_folds
+        from dfu_tui.engine.radar import encode_columns, kappa, single_feature_kappas
+
+        rng = np.random.default_rng(5)
+        n = 300
+        y = rng.integers(0, 3, n)
+        groups = np.repeat(np.arange(75), 4)
+        frame = pd.DataFrame(
+            {
+                "clean": y + rng.normal(0, 0.9, n),
+                "missing": np.where(rng.random(n) < 0.3, np.nan, y + rng.normal(0, 0.9, n)),
+                "late_gap": y + rng.normal(0, 0.9, n),
+                "steps": np.round(rng.normal(size=n), 1),
+                "text": rng.choice(["a", "b", "c"], n).astype(object),
+            }
+        )
+        splits = inner_folds(y, groups, 3, 0)
+        frame.loc[splits[0][1][:5], "late_gap"] = np.nan  # missing only where predicted
+        expected = {}
+        for j, column in enumerate(frame.columns):
+            predicted = np.zeros(n, dtype=np.int64)
+            for train, val in splits:
+                encoded = encode_columns(frame, train)[:, j : j + 1]
+                tree = DecisionTreeClassifier(
+                    max_depth=3, min_samples_leaf=max(5, len(train) // 50), random_state=0
+                ).fit(
+                    encoded[train],
+                    y[train],
+                    sample_weight=compute_sample_weight("balanced", y[train]),
+                )
+                predicted[val] = tree.classes_[tree.predict_proba(encoded[val]).argmax(1)]
+            expected[column] = kappa(y, predicted)
+        assert single_feature_kappas(frame, y, groups, 3, 0) == expected
+        assert expected["clean"] > 0.2 and len(set(expected.values())) == len(expected)
+        frame.loc[3, "clean"] = np.inf
+        with pytest.raises(ValueError, match="infinity"):
+            single_feature_kappas(frame, y, groups, 3, 0)
 
     def _rows(self, importance: dict[str, float], single: dict[str, float]):
         from dfu_tui.engine.radar import Importances, radar_table
