@@ -143,7 +143,9 @@ def measured(code: Path, runs: Path, count: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--against", default="d405592", help="git revision measured beside")
-    parser.add_argument("--counts", default="10,50,200,500")
+    parser.add_argument(
+        "--counts", default="10,50,200,500", help="run counts ('': the stall alone)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the stall measure")
     parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--code", help=argparse.SUPPRESS)
@@ -172,7 +174,7 @@ def main() -> None:
             f"{'runs':>5} {'tree':<22} {'first rows':>11} {'all listed':>11} {'peak RSS':>9} "
             f"{'idle CPU':>9}"
         )
-        for count in (int(c) for c in args.counts.split(",")):
+        for count in (int(c) for c in args.counts.split(",") if c):
             runs = base / f"runs{count}"
             synthetic_runs(runs, count, template)
             rows = [

@@ -144,9 +144,17 @@ async def until(pilot: Any, check: Callable[[], object], timeout: float = 120.0)
 
 async def on_screen(pilot: Any, name: str) -> Any:
     """The app's screen once a screen of the class `name` is on top and mounted (a run's
-    monitor or compare opens once the watcher thread has read the run's whole log)."""
+    monitor or compare opens once the watcher thread has read the run's whole log), with
+    every part it mounts after its first frame (the monitor's panels: `ready`)."""
     app = pilot.app
-    await until(pilot, lambda: type(app.screen).__name__ == name and app.screen.is_mounted)
+    await until(
+        pilot,
+        lambda: (
+            type(app.screen).__name__ == name
+            and app.screen.is_mounted
+            and getattr(app.screen, "ready", True)
+        ),
+    )
     await pilot.pause()
     return app.screen
 

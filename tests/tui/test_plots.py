@@ -45,8 +45,8 @@ async def shown(pilot: Any, kind: Any) -> Any:
     app: Any = pilot.app
 
     def drawn() -> bool:
-        if not isinstance(app.screen, kind):
-            return False
+        if not isinstance(app.screen, kind) or not getattr(app.screen, "ready", True):
+            return False  # the monitor mounts its panels one by one
         panels = list(app.screen.query(PlotPanel))
         try:  # a screen opened once its run's log is read may be composing still
             return bool(panels) and all(p.figure is not None or not p.display for p in panels)

@@ -95,7 +95,9 @@ async def plotted(pilot: Pilot, kind: type) -> None:
     def ready() -> bool:
         from textual.css.query import NoMatches
 
-        panels = list(app.screen.query(PlotPanel)) if isinstance(app.screen, kind) else []
+        if not isinstance(app.screen, kind) or not getattr(app.screen, "ready", True):
+            return False  # the monitor mounts its panels one by one
+        panels = list(app.screen.query(PlotPanel))
         try:  # a screen opened once its run's log is read may be composing still
             return bool(panels) and all(p.figure is not None or not p.display for p in panels)
         except NoMatches:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
@@ -41,6 +42,13 @@ class MonitorView:
         return next((f for f in folds if f["fold"] == self.fold), folds[-1])
 
 
+@runtime_checkable
+class ViewSource(Protocol):
+    """A screen the panels draw from (the monitor)."""
+
+    def view(self) -> MonitorView: ...
+
+
 class Panel(Vertical):
     """A bordered panel of the monitor. `draw(view)` computes what it shows; `set_text` and
     `set_rows` change a widget only when its content differs, so an event that changes
@@ -55,6 +63,14 @@ class Panel(Vertical):
     def __init__(self, *, id: str) -> None:
         super().__init__(id=id)
         self._shown: dict[str, object] = {}  # selector -> what its widget shows
+
+    def on_mount(self) -> None:
+        """Drawn as soon as it is mounted: the monitor mounts its panels one by one, after
+        its first frame, so that no single step holds the UI thread long."""
+        screen = self.screen
+        if isinstance(screen, ViewSource):
+            self.draw(screen.view())
+            self.call_after_refresh(lambda: self.draw_plots(screen.view()))
 
     def draw(self, view: MonitorView) -> None:
         raise NotImplementedError

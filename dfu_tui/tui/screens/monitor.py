@@ -10,6 +10,7 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
+from textual.lazy import Reveal
 from textual.reactive import reactive
 from textual.widgets import Footer, Header, Static
 
@@ -30,6 +31,16 @@ from dfu_tui.tui.panels.task import TaskPanel
 from dfu_tui.tui.panels.verdict import VerdictPanel
 from dfu_tui.tui.screens.base import RunScreen
 
+# the panels, in the order they are laid out and mounted
+PANELS: tuple[tuple[type[Panel], str], ...] = (
+    (FoldsPanel, "folds-panel"),
+    (TaskPanel, "task-panel"),
+    (DistributionPanel, "dist-panel"),
+    (FeaturesPanel, "features-panel"),
+    (VerdictPanel, "verdict-panel"),
+    (StrategiesPanel, "strategies-panel"),
+    (EventsPanel, "log-panel"),
+)
 WIDE = 110  # columns from which the panels sit side by side (the screen's `-wide` class)
 
 
@@ -59,17 +70,26 @@ class MonitorScreen(RunScreen):
     selected_epoch: reactive[int | None] = reactive(None, init=False)  # index into the epochs
 
     def compose(self) -> ComposeResult:
+        # the breakpoint class the first resize would give, given before the first layout:
+        # set then, it restyled and laid out every widget a second time (about 50 ms)
+        self.add_class("-wide" if self.app.size.width >= WIDE else "-narrow")
         yield Header()
         yield Static(id="monitor-header")
-        with VerticalScroll(id="monitor-scroll"), Grid(id="monitor-grid"):
-            yield FoldsPanel(id="folds-panel")
-            yield TaskPanel(id="task-panel")
-            yield DistributionPanel(id="dist-panel")
-            yield FeaturesPanel(id="features-panel")
-            yield VerdictPanel(id="verdict-panel")
-            yield StrategiesPanel(id="strategies-panel")
-            yield EventsPanel(id="log-panel")
+        # the panels mount one by one after the first frame (Textual's Reveal), each drawn
+        # as it mounts: opening the monitor never holds the UI thread for all of them
+        with VerticalScroll(id="monitor-scroll"), Reveal(Grid(id="monitor-grid")):
+            for kind, name in PANELS:
+                yield kind(id=name)
         yield Footer(compact=True)
+
+    @property
+    def ready(self) -> bool:
+        """Whether every panel is mounted (and so drawn once)."""
+        return len(self.panels()) == len(PANELS)
+
+    def panels(self) -> list[Panel]:
+        """The panels mounted so far (one being mounted draws itself once it is)."""
+        return [panel for panel in self.query(Panel) if panel.is_mounted]
 
     def on_mount(self) -> None:
         self.sub_title = self.run_id
@@ -104,7 +124,7 @@ class MonitorScreen(RunScreen):
         once the numbers are on screen (one pending at a time)."""
         view = self.view()
         self.show_header(view.state)
-        for panel in self.query(Panel):
+        for panel in self.panels():
             panel.draw(view)
         if not self._plots_pending:
             self._plots_pending = True
@@ -117,7 +137,7 @@ class MonitorScreen(RunScreen):
         """Each plot from the state as it is now (drawn again only when its figure changed)."""
         self._plots_pending = False
         view = self.view()
-        for panel in self.query(Panel):
+        for panel in self.panels():
             panel.draw_plots(view)
 
     def show_header(self, state: RunState) -> None:
