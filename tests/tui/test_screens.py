@@ -211,6 +211,36 @@ class TestRunsScreen:
 
 
 class TestMonitor:
+    async def test_panels_mounting_one_by_one_survive_leaving_and_covering(
+        self, runs_dir: Path
+    ) -> None:
+        """The monitor mounts its panels after its first frame: left at once, nothing is
+        drawn into its removed widgets; covered while they mount, every plot is drawn when
+        it is shown again."""
+        from dfu_tui.tui.screens.modals import MessageScreen
+
+        app = make_app(runs_dir)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            app.open_run(CANCELLED)
+            await until(pilot, lambda: isinstance(app.screen, MonitorScreen))
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            await pilot.pause(0.5)  # its panels' plots would have been drawn by now
+            app.open_run(COMPLETED)
+            await until(pilot, lambda: isinstance(app.screen, MonitorScreen))
+            monitor = app.screen
+            assert isinstance(monitor, MonitorScreen)
+            app.push_screen(MessageScreen("covering", "the monitor"))
+            await until(pilot, lambda: monitor.ready)
+            await pilot.pause(0.3)
+            app.pop_screen()
+            await until(
+                pilot,
+                lambda: all(p.figure is not None for p in monitor.query(PlotPanel) if p.display),
+            )
+            assert len(monitor.query(PlotPanel)) == 3
+
     async def test_the_event_log_wraps_whole_lines_after_a_resize(self, runs_dir: Path) -> None:
         """Every event line, a long flag's included, is in the log whole at 120 columns and
         again after the terminal shrinks to 80 (wrapped anew, nothing lost in the middle)."""

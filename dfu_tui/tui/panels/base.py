@@ -70,7 +70,14 @@ class Panel(Vertical):
         screen = self.screen
         if isinstance(screen, ViewSource):
             self.draw(screen.view())
-            self.call_after_refresh(lambda: self.draw_plots(screen.view()))
+            self.call_after_refresh(self._plots_once_shown)
+
+    def _plots_once_shown(self) -> None:
+        """The plots, once the numbers are on screen: unless the monitor was left since
+        (its widgets may be gone; it draws every panel again when shown)."""
+        screen = self.screen if self.is_attached else None
+        if isinstance(screen, ViewSource) and screen.is_current:
+            self.draw_plots(screen.view())
 
     def draw(self, view: MonitorView) -> None:
         raise NotImplementedError

@@ -95,6 +95,14 @@ class MonitorScreen(RunScreen):
         self.sub_title = self.run_id
         self.redraw()
 
+    def on_screen_resume(self) -> None:
+        # (DfuScreen's handler runs too: Textual calls each class's own.) A panel mounted
+        # while another screen covered this one left its plots for now: drawn here (a plot
+        # whose figure did not change is not drawn again)
+        if self.is_mounted and not self._plots_pending:
+            self._plots_pending = True
+            self.call_after_refresh(self.redraw_plots)
+
     def on_runs_updated(self, message: RunsUpdated) -> None:
         if self.run_id not in message.changed:
             return  # nothing new: nothing redrawn
