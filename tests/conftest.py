@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import SharedRun, run_dfu, set_args, tiny
+
 # Keep TensorFlow quiet and small in tests that train.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -58,6 +60,31 @@ def small_demo_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "small"
     write_demo(root, patients=30, seed=3)
     return root
+
+
+@pytest.fixture(scope="session")
+def shared_cnn_run(tmp_path_factory: pytest.TempPathFactory, small_demo_master: Path) -> SharedRun:
+    """A real run (the forest and a real CNN on thermal_map, the radar on, `--jobs 1`) of the
+    30-patient demo and what it printed, made once per test process and shared by the run
+    command's test and the final-model tests (mark their tests `xdist_group("model")`; copy
+    the run before changing it)."""
+
+    base = tmp_path_factory.mktemp("cnn-run")
+    env = {**os.environ, "DFU_TUI_CACHE_DIR": str(base / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    sets = tiny(f"data.root='{small_demo_master}'", "image_model.patience=2", "radar.enabled=true")
+    proc = run_dfu(
+        env,
+        "run",
+        "configs/default.toml",
+        "--runs-dir",
+        str(base / "runs"),
+        "--jobs",
+        "1",  # one TensorFlow process: the other core runs the other tests
+        *set_args(sets),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = (base / "runs").iterdir()
+    return SharedRun(run, proc.stdout)
 
 
 @pytest.fixture(scope="session")

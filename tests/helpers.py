@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -27,6 +27,13 @@ TINY = [
     "image_model.threads=1",
     "radar.enabled=false",
 ]
+
+
+class SharedRun(NamedTuple):
+    """A run a session fixture made once, and what its command printed."""
+
+    run: Path
+    stdout: str
 
 
 def tiny(*extra: str) -> list[str]:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from dfu_tui.cli import main
-from tests.helpers import run_dfu, set_args, tiny, wait_for
+from tests.helpers import SharedRun, run_dfu, wait_for
 
 # one worker runs every test here: the module's run and models are made once
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("model")]
@@ -31,28 +31,21 @@ FIT: dict[str, Any] = {}  # how the module's default model was made
 
 
 @pytest.fixture(scope="module")
-def fitted(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> dict[str, Path]:
-    """A real run (forest + CNN on thermal_map) on a 30-patient demo, its default model
-    (metadata+thermal_map) and a metadata-only model, and a later cohort (other patients)."""
+def fitted(
+    tmp_path_factory: pytest.TempPathFactory,
+    env: dict[str, str],
+    shared_cnn_run: SharedRun,
+    small_demo_master: Path,
+) -> dict[str, Path]:
+    """The shared real run (forest + CNN on thermal_map) of the 30-patient demo, copied: its
+    default model (metadata+thermal_map) and a metadata-only model, and a later cohort (other
+    patients)."""
     from dfu_tui.data.demo import write_demo
 
     base = tmp_path_factory.mktemp("model")
-    demo, later = base / "demo", base / "later"
-    write_demo(demo, patients=30, seed=3)
+    demo, later = small_demo_master, base / "later"
     write_demo(later, patients=20, seed=11)
-    sets = tiny(f"data.root='{demo}'", "image_model.epochs=2", "image_model.patience=2")
-    proc = run_dfu(
-        env,
-        "run",
-        "configs/default.toml",
-        "--runs-dir",
-        str(base / "runs"),
-        "--jobs",
-        "1",  # one TensorFlow process: the other core runs the other tests
-        *set_args(sets),
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    (run,) = (base / "runs").iterdir()
+    run = Path(shutil.copytree(shared_cnn_run.run, base / "runs" / shared_cnn_run.run.name))
     # the default model: fitted in the background, stopped while its CNN trains, resumed
     detached = run_dfu(env, "fit", str(run), "--detach")
     assert detached.returncode == 0, detached.stderr[-2000:]

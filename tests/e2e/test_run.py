@@ -15,7 +15,7 @@ import pytest
 
 from dfu_tui.config import ImageModelConfig, load_config
 from dfu_tui.runs.rundir import RESULTS_COLUMNS
-from tests.helpers import ROOT, STANDIN, run_dfu, set_args, standin_env, tiny
+from tests.helpers import ROOT, STANDIN, SharedRun, run_dfu, set_args, standin_env, tiny
 
 pytestmark = pytest.mark.slow  # trains real models
 
@@ -100,23 +100,13 @@ class TestImageBranch:
 
 
 class TestRunCommand:
-    def test_run_writes_every_file(self, small_demo_master: Path, tmp_path: Path) -> None:
-        proc = dfu(
-            "run",
-            "configs/default.toml",
-            "--runs-dir",
-            str(tmp_path / "runs"),
-            "--jobs",
-            "1",
-            *sets(f"data.root='{small_demo_master}'", *TINY),
-            env_cache=tmp_path / "cache",
-        )
-        assert proc.returncode == 0, proc.stderr
-        assert "Fusion weights: metadata=0.70, thermal_map=0.30" in proc.stdout
-        assert "\r" not in proc.stdout
-        epoch_lines = [ln for ln in proc.stdout.splitlines() if " epoch " in ln]
+    @pytest.mark.xdist_group("model")  # the run is the final-model tests' too
+    def test_run_writes_every_file(self, shared_cnn_run: SharedRun, tmp_path: Path) -> None:
+        run, stdout = shared_cnn_run
+        assert "Fusion weights: metadata=0.70, thermal_map=0.30" in stdout
+        assert "\r" not in stdout
+        epoch_lines = [ln for ln in stdout.splitlines() if " epoch " in ln]
         assert len(epoch_lines) >= 2 and all(ln.startswith("fold ") for ln in epoch_lines)
-        (run,) = (tmp_path / "runs").iterdir()
         assert oct(run.stat().st_mode & 0o777) == "0o700"
         assert load_config(run / "config.toml").cv.folds == 2
         events = [json.loads(ln) for ln in (run / "events.jsonl").read_text().splitlines()]
