@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -57,8 +60,19 @@ from dfu_tui.tui.screens.runs import RunsScreen
 
 # At most four readings (and so redraws) a second, so slow SSH links are not flooded.
 REFRESH_SECONDS = 0.25
-# A run turns stale with the clock alone: the states are looked at this often.
+# A run turns stale with the clock alone: the states are looked at this often (and whether
+# the terminal is still there).
 TICK_SECONDS = 1.0
+
+
+def terminal_fd() -> int | None:
+    """The descriptor of the terminal the dashboard reads its keys from, if it is one."""
+    stdin = sys.__stdin__
+    try:
+        fd = stdin.fileno() if stdin is not None else -1
+    except (OSError, ValueError):
+        return None
+    return fd if fd >= 0 and os.isatty(fd) else None
 
 
 def identical_runs(runs: list[Path], config: Path, overrides: list[str]) -> list[Path]:
@@ -105,6 +119,7 @@ class DfuApp(App[None]):
         self._pending = CatalogUpdate()
         self._pending_lock = threading.Lock()
         self._stop_watching = threading.Event()
+        self._watch_done = threading.Event()
         self._shown: dict[str, str] = {}  # run -> the status its rows last showed (`_tick`)
         # screens waiting for their runs' whole logs (`_when_whole`): runs, then what opens
         self._waiting: list[tuple[set[str], Callable[[], None]]] = []
@@ -116,6 +131,7 @@ class DfuApp(App[None]):
         self.loaded = True
         self.push_screen(RunsScreen(self.context))
         self._watch()
+        self._terminal = None if self.is_headless else terminal_fd()
         self.set_interval(TICK_SECONDS, self._tick)
 
     def on_unmount(self) -> None:
@@ -127,12 +143,24 @@ class DfuApp(App[None]):
     def _watch(self) -> None:
         """Read the runs directory every `refresh_seconds` (at most four times a second, so
         slow SSH links are not flooded) and poke the UI thread when something is new."""
-        while not self._stop_watching.wait(self.refresh_seconds):
-            update = self.catalog.read(FIRST_SIGHT_SECONDS)
-            if update:
-                with self._pending_lock:
-                    self._pending.merge(update)
-                self.post_message(RunsChanged())
+        try:
+            while not self._stop_watching.wait(self.refresh_seconds):
+                update = self.catalog.read(FIRST_SIGHT_SECONDS)
+                if update:
+                    with self._pending_lock:
+                        self._pending.merge(update)
+                    self.post_message(RunsChanged())
+        finally:
+            self._watch_done.set()
+
+    def _hung_up(self) -> None:
+        """End as a SIGHUP would have ended us (Textual cannot put a terminal that is gone
+        back as it was: its shutdown waits on writes that never finish), once the watcher
+        thread has finished what it was reading or writing."""
+        self._stop_watching.set()
+        self._watch_done.wait(2.0)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGHUP)
 
     def on_runs_changed(self, message: RunsChanged) -> None:
         """Apply what the watcher read; notify flags and endings; tell the visible screen."""
@@ -169,9 +197,19 @@ class DfuApp(App[None]):
         if self.screen.is_mounted:  # a screen being mounted reads every run then
             self.screen.post_message(RunsUpdated(changed))
 
+    _terminal: int | None = None
+
     def _tick(self) -> None:
         """What changes with time alone: a run whose heartbeats stopped turns stale, though
-        no event comes to say so (a running run's elapsed time moves with its heartbeats)."""
+        no event comes to say so (a running run's elapsed time moves with its heartbeats).
+        And whether the terminal is still there."""
+        if self._terminal is not None and not os.isatty(self._terminal):
+            # Hung up (an SSH connection dropped, a tmux session killed) without a SIGHUP
+            # reaching us (under `make run`, or a parent ignoring it): Textual would read its
+            # end of file forever, half a core spinning on a shared server. Runs go on (they
+            # are processes of their own).
+            self._hung_up()
+            return
         now = self.context.clock()
         changed = set()
         fitting = [r for r, d in self.catalog.docs.items() if d.fitting is not None]

@@ -91,3 +91,43 @@ def test_dropped_terminal_does_not_stop_training(tmp_path: Path, small_demo_mast
         tmux("send-keys", "-t", session2, "Escape", "q")
     finally:
         tmux("kill-session", "-t", session2)
+
+
+def test_a_dashboard_whose_terminal_is_gone_ends(tmp_path: Path) -> None:
+    """The terminal goes away without a SIGHUP reaching the dashboard (under `make run`,
+    make takes it; or a parent ignores it): the dashboard ends within seconds rather than
+    reading its end of file forever, half a core spinning on a shared server."""
+    runs = tmp_path / "runs"
+    command = (
+        f"trap '' HUP; exec env DFU_TUI_CACHE_DIR={tmp_path / 'cache'} "
+        f"{sys.executable} -m dfu_tui --runs-dir {runs}"
+    )
+    session = f"dfu-hup-{os.getpid()}"
+    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", command)
+    try:
+        wait_for(lambda: "No runs" in pane(session), 60)
+        (pid,) = [
+            int(p.name)
+            for p in Path("/proc").iterdir()
+            if p.name.isdigit()
+            and str(runs).encode() in (line := _cmdline(p))
+            and b"-m\x00dfu_tui\x00" in line  # the dashboard, not the terminal's command
+        ]
+    finally:
+        tmux("kill-session", "-t", session)  # the SSH connection drops
+
+    def ended() -> bool:
+        status = Path(f"/proc/{pid}/status")
+        try:
+            return "State:\tZ" in status.read_text()
+        except OSError:
+            return True
+
+    wait_for(ended, 15)
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
