@@ -48,6 +48,8 @@ class ViewSource(Protocol):
 
     def view(self) -> MonitorView: ...
 
+    def plots_later(self) -> None: ...
+
 
 class Panel(Vertical):
     """A bordered panel of the monitor. `draw(view)` computes what it shows; `set_text` and
@@ -70,14 +72,7 @@ class Panel(Vertical):
         screen = self.screen
         if isinstance(screen, ViewSource):
             self.draw(screen.view())
-            self.call_after_refresh(self._plots_once_shown)
-
-    def _plots_once_shown(self) -> None:
-        """The plots, once the numbers are on screen: unless the monitor was left since
-        (its widgets may be gone; it draws every panel again when shown)."""
-        screen = self.screen if self.is_attached else None
-        if isinstance(screen, ViewSource) and screen.is_current:
-            self.draw_plots(screen.view())
+            screen.plots_later()  # the screen's one pending plot redraw, with the others'
 
     def draw(self, view: MonitorView) -> None:
         raise NotImplementedError

@@ -95,14 +95,6 @@ class MonitorScreen(RunScreen):
         self.sub_title = self.run_id
         self.redraw()
 
-    def on_screen_resume(self) -> None:
-        # (DfuScreen's handler runs too: Textual calls each class's own.) A panel mounted
-        # while another screen covered this one left its plots for now: drawn here (a plot
-        # whose figure did not change is not drawn again)
-        if self.is_mounted and not self._plots_pending:
-            self._plots_pending = True
-            self.call_after_refresh(self.redraw_plots)
-
     def on_runs_updated(self, message: RunsUpdated) -> None:
         if self.run_id not in message.changed:
             return  # nothing new: nothing redrawn
@@ -134,6 +126,11 @@ class MonitorScreen(RunScreen):
         self.show_header(view.state)
         for panel in self.panels():
             panel.draw(view)
+        self.plots_later()
+
+    def plots_later(self) -> None:
+        """Draw the plots once what is drawn now is on screen (one such redraw pending at a
+        time; a panel mounted meanwhile asks for it too)."""
         if not self._plots_pending:
             self._plots_pending = True
             self.call_after_refresh(self.redraw_plots)
