@@ -140,8 +140,10 @@ class _Copies:
         self.widths = [2, wide] if wide > 2 else [2]
         self.kind = np.array([int(len(index) > 2) for index in groups], dtype=np.int64)
         self.local = np.zeros(len(groups), dtype=np.int64)
-        self.columns: list[np.ndarray] = []
-        self.values: list[np.ndarray] = []
+        self.columns: list[np.ndarray] = []  # per kind, (feature of the kind, column)
+        # per kind, the shuffled values as (repeat, feature of the kind x row, column): one
+        # take gives a (feature, row) pair's repeats, compared with a box in long runs
+        self.by_repeat: list[np.ndarray] = []
         for c, w in enumerate(self.widths):
             members = np.flatnonzero(self.kind == c)
             self.local[members] = np.arange(len(members))
@@ -150,38 +152,61 @@ class _Copies:
                 np.array(
                     [np.pad(groups[g], (0, p), "edge") for g, p in zip(members, pad, strict=True)],
                     dtype=np.intp,
-                ).reshape(len(members), w)
+                )
+                .reshape(len(members), w)
+                .copy(order="F")  # a column at a time
             )
-            self.values.append(
-                np.array(
-                    [
-                        np.pad(shuffled[g], ((0, 0), (0, 0), (0, p)), "edge")
-                        for g, p in zip(members, pad, strict=True)
-                    ],
-                    dtype=np.float32,
-                ).ravel()
-            )
-        # per (feature, repeat, row), flat: whether the copy differs from its base row (a
-        # binary column's shuffle often gives the row its own value back)
-        differs = [np.zeros(0, dtype=bool)]
-        for index, values in zip(groups, shuffled, strict=True):
-            new, old = values.astype(np.float32), base[None, :, index]  # as the trees see them
-            same = (new == old) | (np.isnan(new) & np.isnan(old))
-            differs.append(~same.all(axis=2).ravel())
-        self.differs = np.concatenate(differs)
+            values = np.array(
+                [
+                    np.pad(shuffled[g], ((0, 0), (0, 0), (0, p)), "edge")
+                    for g, p in zip(members, pad, strict=True)
+                ],
+                dtype=np.float32,
+            ).reshape(len(members), self.repeats, self.n, w)
+            self.by_repeat.append(values.transpose(1, 0, 2, 3).reshape(self.repeats, -1, w).copy())
+        # per (feature x row, repeat): the first repeat with the same values (itself if none)
+        self.earlier = np.empty((len(groups) * self.n, self.repeats), dtype=np.intp)
+        for g, values in enumerate(shuffled):
+            own = values.astype(np.float32)  # as the trees see them
+            first = np.tile(np.arange(self.repeats), (self.n, 1))
+            for k in range(self.repeats - 1, 0, -1):
+                for j in range(k - 1, -1, -1):  # the earliest equal one is written last
+                    same = (own[k] == own[j]) | (np.isnan(own[k]) & np.isnan(own[j]))
+                    first[same.all(axis=1), k] = j
+            self.earlier[g * self.n : (g + 1) * self.n] = first
 
-    def rows(self, g: np.ndarray, k: np.ndarray, r: np.ndarray) -> np.ndarray:
-        """Row r of the copy in which feature g is shuffled for the k-th time, per triple."""
-        rows = np.take(self.base, r, axis=0)
-        cells = rows.reshape(-1)  # flat indices: several times faster than 2-D ones
+    def moved(self, g: np.ndarray, r: np.ndarray, leaf: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """Per pair (feature g, row r), per repeat: whether the shuffled values of g can take
+        row r out of its leaf (row `leaf` of the boxes `box[0]` < x <= `box[1]`, per matrix
+        column). Values all inside the box reach the same leaf (the row's other columns are
+        its own, which reached it); a missing value is never inside, so it is predicted."""
+        out = np.ones((self.repeats, len(g)), dtype=bool)
+        width = box.shape[2]
+        flat = box.reshape(2, -1)  # flat indices: faster than 2-D ones
         kinds = self.kind[g]
         for c in np.flatnonzero(np.bincount(kinds, minlength=len(self.widths))):
             at = np.flatnonzero(kinds == c)
             own = self.local[g[at]]
-            start = ((own * self.repeats + k[at]) * self.n + r[at]) * self.widths[c]
-            cells[(at * rows.shape[1])[:, None] + self.columns[c][own]] = self.values[c][
-                start[:, None] + np.arange(self.widths[c])
-            ]
+            low, high = np.take(flat, leaf[at, None] * width + self.columns[c][own], axis=1)
+            values = np.take(self.by_repeat[c], own * self.n + r[at], axis=1)
+            inside = values > low  # (repeats, pairs, columns)
+            inside &= values <= high
+            out[:, at] = ~(inside[..., 0] & inside[..., 1] if c == 0 else inside.all(axis=2))
+        return out.T
+
+    def rows(self, g: np.ndarray, k: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """Row r of the copy in which feature g is shuffled for the k-th time, per triple."""
+        rows = np.take(self.base, r, axis=0)
+        cells = rows.reshape(-1)  # flat indices, a column at a time: the fastest writes
+        kinds = self.kind[g]
+        for c in np.flatnonzero(np.bincount(kinds, minlength=len(self.widths))):
+            at = np.flatnonzero(kinds == c)
+            own = self.local[g[at]]
+            pick = (k[at] * len(self.columns[c]) + own) * self.n + r[at]
+            values = np.take(self.by_repeat[c].reshape(-1, self.widths[c]), pick, axis=0)
+            start = at * rows.shape[1]
+            for j, column in enumerate(self.columns[c].T):
+                np.put(cells, column[own] + start, values[:, j])
         return rows
 
 
@@ -208,19 +233,51 @@ def path_groups(trees: list[Any], column_group: np.ndarray) -> tuple[np.ndarray,
     return seen, first
 
 
+def node_boxes(trees: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per node of `trees` (numbered from each tree's first node, `first[t]`), the box of
+    float32 inputs that reach it: per column, `box[0]` < x <= `box[1]`. A split sends x left when
+    x <= its threshold; for a float32 x that is x <= the largest float32 not above the
+    threshold, so the bounds are float32 and the test is exact."""
+    inners = [tree.tree_ for tree in trees]
+    first = np.concatenate([[0], np.cumsum([t.node_count for t in inners])[:-1]]).astype(np.intp)
+    left = np.concatenate([t.children_left + o for t, o in zip(inners, first, strict=True)])
+    right = np.concatenate([t.children_right + o for t, o in zip(inners, first, strict=True)])
+    feature = np.concatenate([t.feature for t in inners])
+    threshold = np.concatenate([t.threshold for t in inners])
+    bound = threshold.astype(np.float32)
+    above = bound > threshold
+    bound[above] = np.nextafter(bound[above], np.float32(-np.inf))
+    box = np.full((2, len(feature), inners[0].n_features if inners else 0), np.inf, np.float32)
+    lo, hi = box
+    lo[:] = -np.inf
+    level = first[feature[first] >= 0]
+    while len(level):
+        split, cut = feature[level], bound[level]
+        for child in (left[level], right[level]):
+            lo[child], hi[child] = lo[level], hi[level]
+        hi[left[level], split] = np.minimum(hi[level, split], cut)
+        lo[right[level], split] = np.maximum(lo[level, split], cut)
+        level = np.concatenate([left[level], right[level]])
+        level = level[feature[level] >= 0]
+    return box, first
+
+
 def forest_predict(forest: Any, threads: int = 1) -> BatchPredict:
     """A BatchPredict for a fitted scikit-learn `RandomForestClassifier` that predicts each
     permuted row only through the trees whose path for it can change.
 
     A tree's path for a row changes only at a node that splits on a permuted column, so a row
     whose path (on the base rows) meets no split on a feature's columns keeps that tree's base
-    prediction in every copy where that feature is shuffled, as does a copy whose shuffled
-    values are the row's own; only the other (feature, repeat, row, tree) cases go through the
-    tree again (on the demo, about one in eight), built from the base row and the shuffled
-    values, never as whole copies. A copy's sum is the base rows' sum plus its trees' changes;
-    where that leaves two classes within rounding of each other, the row is summed again tree
-    by tree in order, as the forest's one-thread `predict_proba` sums: the classes are
-    exactly that predict's, whatever `threads` (threads only share the trees' work).
+    prediction in every copy where that feature is shuffled; of the others, a copy whose
+    shuffled values stay inside its base row's leaf box (every split on its path, per column,
+    as float32 bounds: `node_boxes`) lands in the same leaf and keeps it too, and a repeat
+    whose values are an earlier repeat's lands where that one does. Only the rest go through
+    the tree again (on the demo, about one (feature, repeat, row, tree) case in thirty), built
+    from the base row and the shuffled values, never as whole copies. A copy's sum is the base
+    rows' sum plus its trees' changes; where that leaves two classes within rounding of each
+    other, the row is summed again tree by tree in order, as the forest's one-thread
+    `predict_proba` sums: the classes are exactly that predict's, whatever `threads` (threads
+    only share the trees' work).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -240,42 +297,56 @@ def forest_predict(forest: Any, threads: int = 1) -> BatchPredict:
             column_group[index] = g
         seen, first = path_groups(trees, column_group)
 
-        def changes(t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            """(tree t's base proba; place in the flat (feature, repeat, row) order and
-            change of proba of the copies whose path meets a shuffled column's split), from
-            its low-level `apply` and leaf values: exactly what its `predict_proba` returns."""
-            inner = trees[t].tree_
-            values = inner.value[:, 0, :n_classes]
-            leaf = inner.apply(base)
+        def changes(chunk: range) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            """(each tree's base proba, in order; place in the flat (feature, repeat, row)
+            order and change of proba of the copies whose shuffled values take their base row
+            out of its leaf) for the trees of `chunk`, from their low-level `apply` and leaf
+            values: exactly what their `predict_proba` returns. Trees are taken a chunk at a
+            time so that all but `apply` is one array operation per chunk."""
+            inners = [trees[t].tree_ for t in chunk]
+            box, offsets = node_boxes([trees[t] for t in chunk])
+            values = np.concatenate([inner.value[:, 0, :n_classes] for inner in inners])
+            leaf = np.stack([inner.apply(base) for inner in inners])  # (trees, rows)
             bits = np.unpackbits(
-                seen[first[t] + leaf].astype("<u8", copy=False).view(np.uint8),
-                axis=1,
+                seen[first[chunk.start : chunk.stop, None] + leaf]
+                .astype("<u8", copy=False)
+                .view(np.uint8),
+                axis=2,
                 bitorder="little",
             )
-            g, r = np.nonzero(bits[:, :n_groups].T)
-            g, r = np.repeat(g, repeats), np.repeat(r, repeats)
-            k = np.tile(np.arange(repeats), len(g) // max(repeats, 1))
-            place = (g * repeats + k) * n + r
-            keep = np.flatnonzero(copies.differs[place])
-            g, k, r, place = g[keep], k[keep], r[keep], place[keep]
-            again = inner.apply(copies.rows(g, k, r)) if len(r) else leaf[:0]
-            return values[leaf], place, values[again] - values[leaf[r]]
+            node = offsets[:, None] + leaf  # per tree and row: its leaf's box and value
+            t, g, r = np.nonzero(bits[:, :, :n_groups].transpose(0, 2, 1))  # paths meeting g
+            leaf_of = node.reshape(-1)[t * n + r]
+            moved = copies.moved(g, r, leaf_of, box)  # (pairs, repeats)
+            # a repeat whose values are an earlier repeat's (for that feature and row) lands
+            # where that one lands: only the first of each is predicted
+            earlier = np.take(copies.earlier, g * n + r, axis=0)
+            fresh = moved & (earlier == np.arange(repeats))
+            at = np.flatnonzero(moved)  # (pair, repeat) flat, of the moved copies
+            pair, k = np.divmod(at[fresh.reshape(-1)[at]], repeats)
+            tf, gf, rf, leaf_f = t[pair], g[pair], r[pair], leaf_of[pair]
+            rows = copies.rows(gf, k, rf)
+            again = np.empty(len(rows), dtype=np.intp)
+            ends = np.searchsorted(tf, np.arange(len(inners) + 1))  # each tree's rows, in order
+            for i, inner in enumerate(inners):
+                again[ends[i] : ends[i + 1]] = inner.apply(rows[ends[i] : ends[i + 1]])
+            change = values[offsets[tf] + again] - values[leaf_f]
+            # every moved copy takes the change of the first repeat with its values
+            number = np.cumsum(fresh.reshape(-1)) - 1  # per (pair, repeat): its fresh index
+            pair, k = np.divmod(at, repeats)
+            source = number[at - k + earlier.reshape(-1)[at]]
+            return values[node], (g[pair] * repeats + k) * n + r[pair], change[source]
 
         total = np.zeros((n, n_classes))  # the base rows' sum, tree by tree in order
-        change = np.zeros((n_groups * repeats * n, n_classes))
+        change = np.zeros((n_classes, n_groups * repeats * n))  # a class at a time
+        chunks = [range(s, min(s + 16, len(trees))) for s in range(0, len(trees), 16)]
         with ThreadPoolExecutor(max(1, threads)) as pool:
-            for start in range(0, len(trees), 16):  # a few trees' results held at a time
-                places, deltas = [], []
-                for base_proba, place, delta in pool.map(
-                    changes, range(start, min(start + 16, len(trees)))
-                ):
-                    total += base_proba
-                    places.append(place)
-                    deltas.append(delta)
-                place, delta = np.concatenate(places), np.concatenate(deltas)
+            for base_proba, place, delta in pool.map(changes, chunks):
+                for proba in base_proba:
+                    total += proba
                 for c in range(n_classes):
-                    change[:, c] += np.bincount(place, delta[:, c], minlength=len(change))
-        copy_total = total + change.reshape(n_groups, repeats, n, n_classes)
+                    change[c] += np.bincount(place, delta[:, c], minlength=change.shape[1])
+        copy_total = total + change.T.reshape(n_groups, repeats, n, n_classes)
         total /= len(trees)
         top = np.sort(copy_total, axis=-1)
         margin = top[..., -1] - top[..., -2] if n_classes > 1 else np.inf + top[..., -1]
