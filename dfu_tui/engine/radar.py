@@ -31,6 +31,9 @@ from dfu_tui.engine.rules import WARNING, Flag
 
 TREATMENT_NOTE = "decided after assessment: may encode the label"
 
+#: Trees the radar takes together (one array pass each; their changed rows held at once).
+CHUNK = 16
+
 
 def kappa(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Unweighted Cohen's kappa over the three classes (0 when undefined); NumPy only."""
@@ -164,16 +167,25 @@ class _Copies:
                 dtype=np.float32,
             ).reshape(len(members), self.repeats, self.n, w)
             self.by_repeat.append(values.transpose(1, 0, 2, 3).reshape(self.repeats, -1, w).copy())
-        # per (feature x row, repeat): the first repeat with the same values (itself if none)
-        self.earlier = np.empty((len(groups) * self.n, self.repeats), dtype=np.intp)
+        # a copy whose shuffled values (as the trees see them) are those of an earlier
+        # repeat for the same feature and row is that copy: `first` per (feature x row,
+        # repeat) says which are not; `repeated` and `source` pair the others, flat in the
+        # (feature, repeat, row) order, with the earliest repeat of their values
+        self.first = np.ones((len(groups) * self.n, self.repeats), dtype=bool)
+        repeated, source = [], []
         for g, values in enumerate(shuffled):
-            own = values.astype(np.float32)  # as the trees see them
-            first = np.tile(np.arange(self.repeats), (self.n, 1))
+            own = values.astype(np.float32)
+            earliest = np.tile(np.arange(self.repeats), (self.n, 1))
             for k in range(self.repeats - 1, 0, -1):
                 for j in range(k - 1, -1, -1):  # the earliest equal one is written last
                     same = (own[k] == own[j]) | (np.isnan(own[k]) & np.isnan(own[j]))
-                    first[same.all(axis=1), k] = j
-            self.earlier[g * self.n : (g + 1) * self.n] = first
+                    earliest[same.all(axis=1), k] = j
+            row, k = np.nonzero(earliest != np.arange(self.repeats))
+            self.first[g * self.n + row, k] = False
+            repeated.append((g * self.repeats + k) * self.n + row)
+            source.append((g * self.repeats + earliest[row, k]) * self.n + row)
+        self.repeated = np.concatenate(repeated) if repeated else np.zeros(0, np.intp)
+        self.source = np.concatenate(source) if source else np.zeros(0, np.intp)
 
     def moved(self, g: np.ndarray, r: np.ndarray, leaf: np.ndarray, box: np.ndarray) -> np.ndarray:
         """Per pair (feature g, row r), per repeat: whether the shuffled values of g can take
@@ -318,28 +330,20 @@ def forest_predict(forest: Any, threads: int = 1) -> BatchPredict:
             t, g, r = np.nonzero(bits[:, :, :n_groups].transpose(0, 2, 1))  # paths meeting g
             leaf_of = node.reshape(-1)[t * n + r]
             moved = copies.moved(g, r, leaf_of, box)  # (pairs, repeats)
-            # a repeat whose values are an earlier repeat's (for that feature and row) lands
-            # where that one lands: only the first of each is predicted
-            earlier = np.take(copies.earlier, g * n + r, axis=0)
-            fresh = moved & (earlier == np.arange(repeats))
-            at = np.flatnonzero(moved)  # (pair, repeat) flat, of the moved copies
-            pair, k = np.divmod(at[fresh.reshape(-1)[at]], repeats)
-            tf, gf, rf, leaf_f = t[pair], g[pair], r[pair], leaf_of[pair]
-            rows = copies.rows(gf, k, rf)
+            moved &= np.take(copies.first, g * n + r, axis=0)  # the others are copied
+            pair, k = np.nonzero(moved)
+            t, g, r, leaf_of = t[pair], g[pair], r[pair], leaf_of[pair]
+            rows = copies.rows(g, k, r)
             again = np.empty(len(rows), dtype=np.intp)
-            ends = np.searchsorted(tf, np.arange(len(inners) + 1))  # each tree's rows, in order
+            ends = np.searchsorted(t, np.arange(len(inners) + 1))  # each tree's rows, in order
             for i, inner in enumerate(inners):
                 again[ends[i] : ends[i + 1]] = inner.apply(rows[ends[i] : ends[i + 1]])
-            change = values[offsets[tf] + again] - values[leaf_f]
-            # every moved copy takes the change of the first repeat with its values
-            number = np.cumsum(fresh.reshape(-1)) - 1  # per (pair, repeat): its fresh index
-            pair, k = np.divmod(at, repeats)
-            source = number[at - k + earlier.reshape(-1)[at]]
-            return values[node], (g[pair] * repeats + k) * n + r[pair], change[source]
+            change = values[offsets[t] + again] - values[leaf_of]
+            return values[node], (g * repeats + k) * n + r, change
 
         total = np.zeros((n, n_classes))  # the base rows' sum, tree by tree in order
         change = np.zeros((n_classes, n_groups * repeats * n))  # a class at a time
-        chunks = [range(s, min(s + 16, len(trees))) for s in range(0, len(trees), 16)]
+        chunks = [range(s, min(s + CHUNK, len(trees))) for s in range(0, len(trees), CHUNK)]
         with ThreadPoolExecutor(max(1, threads)) as pool:
             for base_proba, place, delta in pool.map(changes, chunks):
                 for proba in base_proba:
@@ -347,6 +351,9 @@ def forest_predict(forest: Any, threads: int = 1) -> BatchPredict:
                 for c in range(n_classes):
                     change[c] += np.bincount(place, delta[:, c], minlength=change.shape[1])
         copy_total = total + change.T.reshape(n_groups, repeats, n, n_classes)
+        # a repeat whose values are an earlier repeat's is that copy, through every tree
+        flat = copy_total.reshape(-1, n_classes)
+        flat[copies.repeated] = flat[copies.source]
         total /= len(trees)
         top = np.sort(copy_total, axis=-1)
         margin = top[..., -1] - top[..., -2] if n_classes > 1 else np.inf + top[..., -1]
