@@ -180,10 +180,10 @@ class _Copies:
                 for j in range(k - 1, -1, -1):  # the earliest equal one is written last
                     same = (own[k] == own[j]) | (np.isnan(own[k]) & np.isnan(own[j]))
                     earliest[same.all(axis=1), k] = j
-            row, k = np.nonzero(earliest != np.arange(self.repeats))
-            self.first[g * self.n + row, k] = False
-            repeated.append((g * self.repeats + k) * self.n + row)
-            source.append((g * self.repeats + earliest[row, k]) * self.n + row)
+            row, later = np.nonzero(earliest != np.arange(self.repeats))
+            self.first[g * self.n + row, later] = False
+            repeated.append((g * self.repeats + later) * self.n + row)
+            source.append((g * self.repeats + earliest[row, later]) * self.n + row)
         self.repeated = np.concatenate(repeated) if repeated else np.zeros(0, np.intp)
         self.source = np.concatenate(source) if source else np.zeros(0, np.intp)
 
