@@ -333,11 +333,11 @@ def forest_predict(forest: Any, threads: int = 1) -> BatchPredict:
             moved &= np.take(copies.first, g * n + r, axis=0)  # the others are copied
             pair, k = np.nonzero(moved)
             t, g, r, leaf_of = t[pair], g[pair], r[pair], leaf_of[pair]
-            rows = copies.rows(g, k, r)
-            again = np.empty(len(rows), dtype=np.intp)
+            again = np.empty(len(t), dtype=np.intp)
             ends = np.searchsorted(t, np.arange(len(inners) + 1))  # each tree's rows, in order
-            for i, inner in enumerate(inners):
-                again[ends[i] : ends[i + 1]] = inner.apply(rows[ends[i] : ends[i + 1]])
+            for i, inner in enumerate(inners):  # a tree's rows at a time: they stay in cache
+                at = slice(ends[i], ends[i + 1])
+                again[at] = inner.apply(copies.rows(g[at], k[at], r[at]))
             change = values[offsets[t] + again] - values[leaf_of]
             return values[node], (g * repeats + k) * n + r, change
 
