@@ -277,7 +277,7 @@ def select_features(
     excluded["label or identifier (never a feature)"] = [c for c in never if c in present]
     if not use_free_text:
         excluded["free_text"] = [c for c in FREE_TEXT_COLUMNS if c in present]
-    problems = []
+    problems: list[str] = []
     for name in exclude:
         if name in FEATURE_GROUPS:
             excluded[name] = [c for c in FEATURE_GROUPS[name] if c in present]
