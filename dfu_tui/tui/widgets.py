@@ -1,7 +1,11 @@
-"""Small widgets of our own where Textual's rely on colour alone."""
+"""Small widgets of our own: where Textual's rely on colour alone, or redo work on every
+event."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from textual import widgets
 from textual.widgets import Checkbox
 
 ON, OFF = "✔", " "
@@ -15,3 +19,33 @@ class Tick(Checkbox):
     @property
     def BUTTON_INNER(self) -> str:  # type: ignore[override]  # noqa: N802 (Textual's name)
         return ON if self.value else OFF
+
+
+class Footer(widgets.Footer):
+    """Textual's footer, composed again only when the keys it shows changed.
+
+    Textual's recomposes (every key a new widget) each time the screen's bindings are
+    refreshed: on a screen's activation and after every focus or action-state change, three
+    to five times while the monitor or compare opens, 10-20 ms each on the UI thread. Here
+    a refresh that leaves the shown keys (key, label, action, enabled, tooltip) as they were
+    composes nothing."""
+
+    _shown: Any = None
+
+    def _keys(self) -> Any:
+        return (
+            tuple(
+                (binding.key, binding.description, binding.action, enabled, tooltip)
+                for _node, binding, enabled, tooltip in self.screen.active_bindings.values()
+                if binding.show
+            ),
+            self.compact,
+            self.show_command_palette,
+        )
+
+    async def recompose(self) -> None:
+        keys = self._keys() if self.is_attached else None
+        if keys is not None and keys == self._shown:
+            return
+        self._shown = keys
+        await super().recompose()

@@ -619,3 +619,43 @@ async def test_opening_monitor_and_compare_never_stalls_the_ui_thread(runs_dir: 
         await pilot.pause(0.1)
     assert len(gaps) > 20
     assert max(gaps) < STALL_BUDGET, f"the UI thread stalled {max(gaps):.2f} s"
+
+
+async def test_the_footer_is_composed_again_only_when_its_keys_change() -> None:
+    """A bindings refresh that leaves the shown keys as they were (a screen's activation, a
+    focus change) keeps the footer's key widgets; one that disables a key redraws them."""
+    from textual.app import App, ComposeResult
+    from textual.binding import Binding
+
+    from dfu_tui.tui.widgets import Footer
+
+    class Keys(App[None]):
+        BINDINGS = [Binding("s", "stop", "Stop"), Binding("r", "resume", "Resume")]
+        can_stop = True
+
+        def compose(self) -> ComposeResult:
+            yield Footer()
+
+        def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+            return None if action == "stop" and not self.can_stop else True
+
+        def action_stop(self) -> None: ...
+
+        def action_resume(self) -> None: ...
+
+    app = Keys()
+    async with app.run_test(size=(80, 10)) as pilot:
+        await pilot.pause()
+        footer = app.query_one(Footer)
+        keys = list(footer.query("FooterKey"))
+        assert [k.description for k in keys][:2] == ["Stop", "Resume"]  # type: ignore[attr-defined]
+        for _ in range(3):
+            app.refresh_bindings()
+            await pilot.pause()
+        assert list(footer.query("FooterKey")) == keys  # the same widgets: not composed again
+        app.can_stop = False
+        app.refresh_bindings()
+        await pilot.pause()
+        after = list(footer.query("FooterKey"))
+        assert after != keys
+        assert after[0].has_class("-disabled") and not after[1].has_class("-disabled")

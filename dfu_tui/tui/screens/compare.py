@@ -12,7 +12,7 @@ from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from dfu_tui.engine.rules import SCALE_NAMES, caveat_texts, tier_word
 from dfu_tui.runs.analysis import CurveView, curve_view, needs_curve_problem
@@ -21,6 +21,7 @@ from dfu_tui.runs.state import RunState
 from dfu_tui.runs.strategies import paired_cell
 from dfu_tui.tui.plots import PlotPanel
 from dfu_tui.tui.screens.base import RunScreen
+from dfu_tui.tui.widgets import Footer
 
 
 def ranked(state: RunState, cfg: Any = None) -> list[dict[str, Any]]:

@@ -8,13 +8,14 @@ from typing import Any
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from dfu_tui.runs.figures import confusion_heatmap, f1_figure, fused_index
 from dfu_tui.tui.format import CLASSES, flag_markup, num, radar_lines
 from dfu_tui.tui.messages import Context
 from dfu_tui.tui.plots import PlotPanel, fill_heatmap
 from dfu_tui.tui.screens.base import RunScreen
+from dfu_tui.tui.widgets import Footer
 
 METRICS = ("kappa", "quadratic_kappa", "accuracy", "macro_f1", "train_kappa")
 

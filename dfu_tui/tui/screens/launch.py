@@ -12,7 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static, Switch
+from textual.widgets import Button, Checkbox, Header, Input, Label, Select, Static, Switch
 
 from dfu_tui.config import (
     BACKBONES,
@@ -30,7 +30,7 @@ from dfu_tui.runs.resources import default_jobs
 from dfu_tui.text import plural
 from dfu_tui.tui.messages import Context, LaunchEnded, LaunchRun, RunsUpdated
 from dfu_tui.tui.screens.base import DfuScreen
-from dfu_tui.tui.widgets import Tick
+from dfu_tui.tui.widgets import Footer, Tick
 
 # Feature groups offered as "leave out" switches, and as the paired comparison.
 FORM_GROUPS = ("treatment", "timing", "identity")

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.lazy import Reveal
 from textual.reactive import reactive
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from dfu_tui.runs.fitbeat import fit_state
 from dfu_tui.runs.state import RunState
@@ -30,6 +30,7 @@ from dfu_tui.tui.panels.strategies import StrategiesPanel
 from dfu_tui.tui.panels.task import TaskPanel
 from dfu_tui.tui.panels.verdict import VerdictPanel
 from dfu_tui.tui.screens.base import RunScreen
+from dfu_tui.tui.widgets import Footer
 
 # the panels, in the order they are laid out and mounted
 PANELS: tuple[tuple[type[Panel], str], ...] = (

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.coordinate import Coordinate
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from dfu_tui.runs.fitbeat import fit_state
@@ -22,6 +22,7 @@ from dfu_tui.tui.messages import (
     RunsUpdated,
 )
 from dfu_tui.tui.screens.base import DfuScreen
+from dfu_tui.tui.widgets import Footer
 
 COLUMNS = (  # what decides first: at 80 columns the later ones scroll (`→`)
     "",

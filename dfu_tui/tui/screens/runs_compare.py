@@ -10,10 +10,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from dfu_tui.tui.messages import Context
 from dfu_tui.tui.screens.base import DfuScreen
+from dfu_tui.tui.widgets import Footer
 
 
 class RunsCompareScreen(DfuScreen):
