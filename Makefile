@@ -20,7 +20,8 @@ run: $(STAMP)
 	$(BIN)/dfu-tui validate configs/default.toml
 	$(BIN)/dfu-tui --config configs/default.toml
 
-# Everything that gates a commit: format, lint, types, the layers contract, every test.
+# Everything that gates a commit: format, lint, types (the benchmarks' too), the layers
+# contract, every test.
 test: lint
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
@@ -32,6 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check dfu_tui tests benchmarks
 	$(BIN)/ruff check dfu_tui tests benchmarks
 	$(BIN)/mypy dfu_tui tests
+	cd benchmarks && ../$(BIN)/mypy --config-file ../pyproject.toml --explicit-package-bases *.py
 	$(BIN)/lint-imports
 
 check: test

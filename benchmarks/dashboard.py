@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _common import ROOT, latest_summary, run_cli, scratch
@@ -29,7 +30,7 @@ if "--code" in sys.argv:  # measure the dfu_tui of another tree (see --against)
 
 from dfu_tui.runs.events import EventWriter  # noqa: E402
 
-CODE = Path(__import__("dfu_tui").__file__).resolve().parents[1]  # the tree measured
+CODE = Path(str(__import__("dfu_tui").__file__)).resolve().parents[1]  # the tree measured
 
 FIXTURE = ROOT / "tests" / "fixtures" / "runs" / "20261128-133808-50f261"
 
@@ -235,9 +236,12 @@ def curve_time(workdir: Path) -> tuple[float, int]:
 
         folds = [f["fold"] for f in state.fold_results]
         curve = fusion_curve(RunDir(run), folds, combo, weights)
-        grid = curve.grid if hasattr(curve, "grid") else curve[0]  # a tuple before the plots
+        old: Any = curve  # a tuple before the plots
+        grid = curve.grid if hasattr(curve, "grid") else old[0]
     except ImportError:
-        from dfu_tui.tui.screens.compare import fusion_curve as old_curve  # type: ignore[attr-defined]
+        import importlib
+
+        old_curve = importlib.import_module("dfu_tui.tui.screens.compare").fusion_curve
 
         grid, _ = old_curve(run, state, combo, weights)
     return time.perf_counter() - start, len(grid)

@@ -80,11 +80,11 @@ def main() -> None:
         print(f"{fraction:5.0%} {rng:>17} {left:11.0f}s {str(inside):>7} {error:+10.0%}")
     late = [(left, span) for f, left, span in points if f >= 1 / 3 and left > 0]
     ranged = [(left, span) for left, span in late if span is not None]
-    inside = sum(span[0] <= left <= span[1] for left, span in ranged)
+    hits = sum(span[0] <= left <= span[1] for left, span in ranged)
     errors = [abs((span[0] + span[1]) / 2 - left) / left for left, span in ranged]
     print(
         f"from one third of the run on: {len(ranged)} of {len(late)} points had a range, "
-        f"{inside} inside it ({inside / max(1, len(ranged)):.0%}); midpoint error median "
+        f"{hits} inside it ({hits / max(1, len(ranged)):.0%}); midpoint error median "
         f"{sorted(errors)[len(errors) // 2] if errors else float('nan'):.0%}, worst "
         f"{max(errors) if errors else float('nan'):.0%} (target: within 25 %)"
     )
