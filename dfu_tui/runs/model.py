@@ -160,19 +160,83 @@ def _check_target(output: Path, plan: FitPlan) -> dict[str, Any]:
     return progress
 
 
+class InnerRows:
+    """An unfinished fit's inner out-of-fold rows: each (branch, inner fold) saved as it is
+    made (`.inner-BRANCH-K.npy`, private) and listed with its sha256 in the progress file,
+    so a stopped or killed fit that is resumed trains again only the inner folds it had not
+    finished. A file that is not the one listed, or not rows of that fold's shape, is made
+    again; the files are removed once the fusion is written."""
+
+    def __init__(self, output: Path, record: dict[str, Any]) -> None:
+        self.output, self.record = output, record
+        listed = record.get("inner")
+        self.listed: dict[str, str] = (
+            {k: v for k, v in listed.items() if isinstance(k, str) and isinstance(v, str)}
+            if isinstance(listed, dict)
+            else {}
+        )
+        record["inner"] = self.listed
+
+    def _path(self, key: str) -> Path:
+        return self.output / f".inner-{key}.npy"
+
+    def get(self, key: str, shape: tuple[int, int]) -> np.ndarray | None:
+        """The saved rows of `key`, if they are the ones listed, of `shape` and probabilities
+        (or missing: a visit without that image)."""
+        import io
+
+        digest = self.listed.get(key)
+        if digest is None:
+            return None
+        try:
+            data = read_own_bytes(self._path(key), 1 << 30)
+            rows = np.load(io.BytesIO(data), allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        if (
+            hashlib.sha256(data).hexdigest() != digest
+            or rows.shape != shape
+            or rows.dtype != np.float64
+            or not (np.isnan(rows) | ((rows >= 0) & (rows <= 1))).all()  # NaN: no image
+        ):
+            return None
+        return rows
+
+    def put(self, key: str, rows: np.ndarray) -> None:
+        import io
+
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(rows, dtype=np.float64), allow_pickle=False)
+        data = buffer.getvalue()
+
+        def write(fh: Any) -> None:
+            fh.write(data)
+
+        atomic_write(self._path(key), write)
+        self.listed[key] = hashlib.sha256(data).hexdigest()
+        atomic_write_text(self.output / PROGRESS, json.dumps(self.record, indent=1))
+
+    def clear(self) -> None:
+        for key in list(self.listed):
+            self._path(key).unlink(missing_ok=True)
+        self.listed.clear()
+
+
 def fit_fusion(
     plan: FitPlan,
     dataset: Any,
     features: list[str],
     output: Path,
     say: Callable[[str], None] = lambda text: None,
+    inner: InnerRows | None = None,
 ) -> dict[str, Any]:
     """The combination's fusion as `fusion.json` holds it: its strategy, the configured
     weights and what it learned (`params`), fitted as in cross-validation but on every
     patient: a strategy that learns from inner out-of-fold rows on the patient-grouped
     inner folds of all the data (each branch trained again per inner fold, the CNNs for the
-    final model's epochs); one that learns from the training rows on the final branches'
-    own predictions (the forest's patient-grouped out-of-fold ones)."""
+    final model's epochs; with `inner`, each inner fold's rows are kept as they are made and
+    those of an unfinished fit are taken back); one that learns from the training rows on
+    the final branches' own predictions (the forest's patient-grouped out-of-fold ones)."""
     from dfu_tui.config import FUSIONS
     from dfu_tui.engine import final
     from dfu_tui.engine.folds import inner_folds
@@ -200,12 +264,20 @@ def fit_fusion(
                 continue
             oof = np.full((n, len(CLASSES)), np.nan)
             for k, (train, val) in enumerate(folds):
+                key = f"{branch}-{k + 1}"
+                kept = inner.get(key, (len(val), len(CLASSES))) if inner else None
+                if kept is not None:
+                    say(f"fusion: {branch} on inner fold {k + 1}: kept from the unfinished fit")
+                    oof[val] = kept
+                    continue
                 say(f"fusion: {branch} on inner fold {k + 1} of {len(folds)}")
                 if branch == METADATA:
                     model = final.fit_metadata(
                         table.frame[features].iloc[train], labels[train], cfg.metadata_model, seed
                     )
                     oof[val] = final.metadata_proba(model, table.frame[features].iloc[val])
+                    if inner:
+                        inner.put(key, oof[val])
                     continue
                 import keras
 
@@ -229,6 +301,8 @@ def fit_fusion(
                 proba = final.image_proba(net, crops.crops[shown], crops.sample_index[shown], n)
                 oof[val] = proba[val]
                 keras.backend.clear_session()
+                if inner:
+                    inner.put(key, oof[val])
             rows[branch] = oof
     fitted = make_fusion(strategy, plan.weights, seed).fit(
         rows or {b: np.zeros((n, len(CLASSES))) for b in combo}, labels
@@ -263,7 +337,12 @@ def fit_model(plan: FitPlan, output: Path, say: Callable[[str], None] = lambda t
     progress = _check_target(output, plan)
     output.mkdir(mode=0o700, parents=True, exist_ok=True)
     saved: dict[str, str] = dict(progress.get("files", {}))
-    record = {"run": plan.run.run_id, "combination": combo, "files": saved}
+    record = {
+        "run": plan.run.run_id,
+        "combination": combo,
+        "files": saved,
+        "inner": progress.get("inner", {}),
+    }
     atomic_write_text(output / PROGRESS, json.dumps(record, indent=1))
     images = [m for m in combo if m != METADATA]
     say(f"loading the run's dataset ({', '.join(combo)})")
@@ -316,9 +395,11 @@ def fit_model(plan: FitPlan, output: Path, say: Callable[[str], None] = lambda t
         seconds[branch] = round(time.perf_counter() - t0, 1)
         saved[name] = sha256(output / name)
         atomic_write_text(output / PROGRESS, json.dumps(record, indent=1))
-    fusion = fit_fusion(plan, dataset, features, output, say)
+    inner = InnerRows(output, record)
+    fusion = fit_fusion(plan, dataset, features, output, say, inner)
     atomic_write_text(output / "fusion.json", json.dumps(fusion, indent=1) + "\n")
     saved["fusion.json"] = sha256(output / "fusion.json")
+    inner.clear()
     frame = table.frame[features] if features else None
     ranges = {}
     if frame is not None:

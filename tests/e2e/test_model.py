@@ -420,7 +420,8 @@ def test_a_learned_fusion_is_fitted_on_every_patient_and_applied_as_saved(
     probabilities): fit trains each branch again on the inner folds of every patient, saves
     what the fusion learned as JSON (no pickle) and says so in the card; a fresh process
     fuses later visits with it exactly as the saved parameters do, visits without a thermal
-    image included. (The run is the module's, its config changed to stacked with 2 inner
+    image included. A fit stopped in its inner folds keeps those it finished. (The run is
+    the module's, its config changed to stacked with 2 inner
     folds: what is tested is the fit and the model, not the run's cross-validation.)"""
     from dfu_tui.config import load_config
     from dfu_tui.data.dataset import load_dataset
@@ -434,8 +435,31 @@ def test_a_learned_fusion_is_fitted_on_every_patient_and_applied_as_saved(
     assert 'strategy = "fixed"' in config and "inner_folds = 3" in config
     config = config.replace('strategy = "fixed"', 'strategy = "stacked"', 1)
     (run / "config.toml").write_text(config.replace("inner_folds = 3", "inner_folds = 2", 1))
+    # fitted in the background and stopped while the CNN of the second inner fold trains:
+    # the inner folds done are kept, and the resumed fit trains only the rest
+    detached = run_dfu(env, "fit", str(run), "--detach")
+    assert detached.returncode == 0, detached.stderr[-2000:]
+
+    def fit_says(text: str) -> bool:
+        log = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+        return any(e["kind"] == "message" and e["text"].startswith(f"fit: {text}") for e in log)
+
+    wait_for(lambda: fit_says("fusion: thermal_map on inner fold 2"), timeout=240)
+    assert run_dfu(env, "stop", str(run)).returncode == 0
+    wait_for(lambda: not (run / "fit-heartbeat.json").exists(), timeout=30)
+    progress = json.loads((run / "model" / "fit-progress.json").read_text())
+    assert sorted(progress["inner"]) == ["metadata-1", "metadata-2", "thermal_map-1"]
     done = run_dfu(env, "fit", str(run))
     assert done.returncode == 0, done.stderr[-2000:]
+    for kept in (
+        "metadata on inner fold 1",
+        "metadata on inner fold 2",
+        "thermal_map on inner fold 1",
+    ):
+        assert f"fusion: {kept}: kept from the unfinished fit" in done.stderr
+    assert "thermal_map on inner fold 2 of 2" in done.stderr
+    assert "thermal_map on inner fold 1 of 2" not in done.stderr  # not trained again
+    assert not list((run / "model").glob(".inner-*"))  # removed once the fusion is written
     fusion = json.loads((run / "model" / "fusion.json").read_text())
     assert fusion["strategy"] == "stacked" and "inner out-of-fold" in fusion["fitted_on"]
     assert fusion["params"]["branches"] == ["metadata", "thermal_map"]

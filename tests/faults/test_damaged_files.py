@@ -245,3 +245,50 @@ def test_a_predictions_file_with_wrong_content_is_trained_again(tmp_path: Path, 
     assert output_valid(run, "fold1-metadata", fold)
     np.savez(path, **_variants(good)[how])
     assert not output_valid(run, "fold1-metadata", fold)
+
+
+@pytest.mark.parametrize(
+    "damage", ["changed", "wrong shape", "not a probability", "a link", "a FIFO"]
+)
+def test_an_unfinished_fits_inner_rows_are_taken_back_only_as_saved(
+    tmp_path: Path, damage: str
+) -> None:
+    """The inner out-of-fold rows a stopped `fit` kept are taken back on resume only when
+    they are the file it listed, of the fold's shape and probabilities (missing where a visit
+    has no image); anything else (changed,
+    replaced by a link or a FIFO) is made again, never read through or waited on."""
+    import numpy as np
+
+    from dfu_tui.runs.model import InnerRows
+
+    record: dict = {"run": "r", "combination": ["metadata", "thermal_map"], "files": {}}
+    rows = np.random.default_rng(0).dirichlet([1, 1, 1], 7)
+    rows[2] = np.nan  # a visit without a thermal image
+    InnerRows(tmp_path, record).put("thermal_map-1", rows)
+    saved = json.loads((tmp_path / "fit-progress.json").read_text())
+    again = InnerRows(tmp_path, saved)  # a resumed fit reads its progress file
+    kept = again.get("thermal_map-1", (7, 3))
+    assert kept is not None and np.array_equal(kept, rows, equal_nan=True)
+    assert again.get("thermal_map-2", (7, 3)) is None  # never made
+    path = tmp_path / ".inner-thermal_map-1.npy"
+    if damage == "changed":
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 1
+        path.write_bytes(bytes(data))
+    elif damage == "wrong shape":
+        assert again.get("thermal_map-1", (8, 3)) is None
+        return
+    elif damage == "not a probability":
+        bad = rows.copy()
+        bad[0, 0] = np.inf
+        again.put("thermal_map-1", bad)
+    elif damage == "a link":
+        other = tmp_path / "elsewhere.npy"
+        os.replace(path, other)
+        path.symlink_to(other)
+    else:
+        path.unlink()
+        os.mkfifo(path)
+    assert again.get("thermal_map-1", (7, 3)) is None
+    again.clear()
+    assert not path.exists() and not path.is_symlink()
