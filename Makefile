@@ -25,7 +25,7 @@ run: $(STAMP)
 test: lint
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
-# The same checks and every test that trains no model (1.5-2.5 minutes on 2 cores).
+# The same checks and every test that trains no model (1.5-3 minutes on 2 cores).
 test-fast: lint
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow"
 
