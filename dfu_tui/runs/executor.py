@@ -199,8 +199,7 @@ class LocalProcessExecutor:
             self._workers.remove(worker)
 
     def _end_idle(self) -> None:
-        for worker in [w for w in self._workers if not w.task]:
-            self._stop([worker], graceful=True)
+        self._stop([w for w in self._workers if not w.task], graceful=True)  # together
 
     def _stop(self, workers: list[_Worker], graceful: bool) -> None:
         """End workers: idle ones by closing their input (`graceful`), else SIGTERM; a
