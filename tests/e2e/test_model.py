@@ -30,6 +30,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 FIT: dict[str, Any] = {}  # how the module's default model was made
 
 
+def fit_says(run: Path, text: str) -> bool:
+    """Whether a fit of `run` has logged a message starting with `text`."""
+    log = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+    return any(e["kind"] == "message" and e["text"].startswith(f"fit: {text}") for e in log)
+
+
 @pytest.fixture(scope="module")
 def fitted(
     tmp_path_factory: pytest.TempPathFactory,
@@ -50,11 +56,7 @@ def fitted(
     detached = run_dfu(env, "fit", str(run), "--detach")
     assert detached.returncode == 0, detached.stderr[-2000:]
 
-    def fit_says(text: str) -> bool:
-        log = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
-        return any(e["kind"] == "message" and e["text"].startswith(f"fit: {text}") for e in log)
-
-    wait_for(lambda: fit_says("thermal_map: "), timeout=120)
+    wait_for(lambda: fit_says(run, "thermal_map: "), timeout=120)
     # its heartbeat: `status` says it is fitting, and what it does
     status = json.loads(run_dfu(env, "status", str(run), "--json").stdout)
     assert status["fit"]["state"] == "fitting" and status["fit"]["doing"].startswith("thermal")
@@ -64,7 +66,7 @@ def fitted(
     from dfu_tui.runs.procs import run_processes
 
     assert run_processes(run) == []  # the fit was ours to stop, and it is gone
-    wait_for(lambda: fit_says("stopped"), timeout=30)
+    wait_for(lambda: fit_says(run, "stopped"), timeout=30)
     wait_for(lambda: not (run / "fit-heartbeat.json").exists(), timeout=30)  # it ended
     progress = json.loads((run / "model" / "fit-progress.json").read_text())
     assert "metadata.skops" in progress["files"] and not (run / "model" / "model.json").exists()
@@ -440,11 +442,7 @@ def test_a_learned_fusion_is_fitted_on_every_patient_and_applied_as_saved(
     detached = run_dfu(env, "fit", str(run), "--detach")
     assert detached.returncode == 0, detached.stderr[-2000:]
 
-    def fit_says(text: str) -> bool:
-        log = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
-        return any(e["kind"] == "message" and e["text"].startswith(f"fit: {text}") for e in log)
-
-    wait_for(lambda: fit_says("fusion: thermal_map on inner fold 2"), timeout=240)
+    wait_for(lambda: fit_says(run, "fusion: thermal_map on inner fold 2"), timeout=240)
     assert run_dfu(env, "stop", str(run)).returncode == 0
     wait_for(lambda: not (run / "fit-heartbeat.json").exists(), timeout=30)
     progress = json.loads((run / "model" / "fit-progress.json").read_text())
