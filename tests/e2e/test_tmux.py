@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,17 @@ pytestmark = [
 
 def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False).stdout
+
+
+@contextlib.contextmanager
+def terminal(session: str, command: str, size: tuple[int, int] = (120, 40)) -> Iterator[str]:
+    """A tmux terminal named `session` running `command`, gone when the block ends (as an
+    SSH connection that drops)."""
+    tmux("new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), command)
+    try:
+        yield session
+    finally:
+        tmux("kill-session", "-t", session)
 
 
 def pane(session: str) -> str:
@@ -49,8 +62,7 @@ def test_dropped_terminal_does_not_stop_training(tmp_path: Path, small_demo_mast
         f"--config {configs / 'tiny.toml'}"
     )
     session = f"dfu-e2e-{os.getpid()}"
-    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", command)
-    try:
+    with terminal(session, command):
         wait_for(lambda: "No runs" in pane(session), 60)
 
         def form_open() -> bool:
@@ -69,14 +81,11 @@ def test_dropped_terminal_does_not_stop_training(tmp_path: Path, small_demo_mast
         assert events_file is not None
         run_dir = events_file.parent
         wait_for(lambda: load_state(run_dir).epochs, 120)
-    finally:
-        tmux("kill-session", "-t", session)  # the SSH connection drops
     wait_for(lambda: load_state(run_dir).status in ("completed", "failed", "cancelled"), 240)
     assert load_state(run_dir).status == "completed"
 
     session2 = session + "-again"
-    tmux("new-session", "-d", "-s", session2, "-x", "120", "-y", "40", command)
-    try:
+    with terminal(session2, command):
         # the runs list names a run by its shortest unique prefix (as `status` does)
         wait_for(lambda: run_dir.name[:11] in pane(session2), 60)
         screen = pane(session2)
@@ -89,8 +98,6 @@ def test_dropped_terminal_does_not_stop_training(tmp_path: Path, small_demo_mast
         kappa = load_state(run_dir).fold_results[0]["combinations"][0]["kappa"]
         assert f"{kappa:.3f}" in pane(session2)
         tmux("send-keys", "-t", session2, "Escape", "q")
-    finally:
-        tmux("kill-session", "-t", session2)
 
 
 def test_a_dashboard_whose_terminal_is_gone_ends(tmp_path: Path) -> None:
@@ -103,8 +110,7 @@ def test_a_dashboard_whose_terminal_is_gone_ends(tmp_path: Path) -> None:
         f"{sys.executable} -m dfu_tui --runs-dir {runs}"
     )
     session = f"dfu-hup-{os.getpid()}"
-    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", command)
-    try:
+    with terminal(session, command, (100, 30)):
         wait_for(lambda: "No runs" in pane(session), 60)
         (pid,) = [
             int(p.name)
@@ -113,8 +119,6 @@ def test_a_dashboard_whose_terminal_is_gone_ends(tmp_path: Path) -> None:
             and str(runs).encode() in (line := _cmdline(p))
             and b"-m\x00dfu_tui\x00" in line  # the dashboard, not the terminal's command
         ]
-    finally:
-        tmux("kill-session", "-t", session)  # the SSH connection drops
 
     def ended() -> bool:
         status = Path(f"/proc/{pid}/status")
