@@ -248,15 +248,15 @@ def test_a_predictions_file_with_wrong_content_is_trained_again(tmp_path: Path, 
 
 
 @pytest.mark.parametrize(
-    "damage", ["changed", "wrong shape", "not a probability", "a link", "a FIFO"]
+    "damage", ["changed", "wrong shape", "not a probability", "a link", "a FIFO", "huge"]
 )
 def test_an_unfinished_fits_inner_rows_are_taken_back_only_as_saved(
     tmp_path: Path, damage: str
 ) -> None:
     """The inner out-of-fold rows a stopped `fit` kept are taken back on resume only when
     they are the file it listed, of the fold's shape and probabilities (missing where a visit
-    has no image); anything else (changed,
-    replaced by a link or a FIFO) is made again, never read through or waited on."""
+    has no image); anything else (changed, grown huge, replaced by a link or a FIFO) is made
+    again, never read through or waited on."""
     import numpy as np
 
     from dfu_tui.runs.model import InnerRows
@@ -282,6 +282,9 @@ def test_an_unfinished_fits_inner_rows_are_taken_back_only_as_saved(
         bad = rows.copy()
         bad[0, 0] = np.inf
         again.put("thermal_map-1", bad)
+    elif damage == "huge":  # the listed file with a gigabyte after it: read no further
+        with path.open("ab") as fh:
+            fh.truncate(path.stat().st_size + (1 << 30))
     elif damage == "a link":
         other = tmp_path / "elsewhere.npy"
         os.replace(path, other)
