@@ -37,13 +37,17 @@ def fit_image(
     cfg: ImageModelConfig,
     seed: int,
     epochs: int,
+    warm: bool = False,
 ) -> Any:
     """An image branch (a Keras model) trained on every crop for `epochs` epochs, with the
-    same balanced class weights as in cross-validation."""
+    same balanced class weights as in cross-validation. `warm`: the traced model of an
+    earlier training of this process, trained from a new model's state (the same weights
+    in the end, without tracing again); it is reused by the next warm call, so only for a
+    model used and dropped before then (an inner fold's, not one to save)."""
     import keras
     from sklearn.utils.class_weight import compute_class_weight
 
-    from dfu_tui.engine.image_branch import _compile, build_image_branch
+    from dfu_tui.engine.image_branch import _compile, _fresh_model, build_image_branch
 
     keras.utils.set_random_seed(seed)
     y = labels[sample_index]
@@ -51,8 +55,11 @@ def fit_image(
     weights = compute_class_weight("balanced", classes=present, y=y)
     class_weight = dict.fromkeys(range(len(CLASSES)), 1.0)
     class_weight.update({int(c): float(w) for c, w in zip(present, weights, strict=True)})
-    model = build_image_branch(modality, crops.shape[1], cfg)
-    _compile(model, cfg)
+    if warm:
+        model = _fresh_model(modality, crops.shape[1], cfg)
+    else:
+        model = build_image_branch(modality, crops.shape[1], cfg)
+        _compile(model, cfg)
     onehot = np.eye(len(CLASSES), dtype=np.float32)
     model.fit(
         crops,

@@ -280,8 +280,6 @@ def fit_fusion(
                     if inner:
                         inner.put(key, oof[val])
                     continue
-                import keras
-
                 crops = dataset.crops[branch]
                 used = np.isin(crops.sample_index, train)
                 if len(np.unique(labels[crops.sample_index[used]])) < len(CLASSES):
@@ -297,11 +295,11 @@ def fit_fusion(
                     cfg.image_model,
                     seed + 1000 + k,
                     plan.epochs[branch],
+                    warm=True,  # the same traced model for every inner fold
                 )
                 shown = np.isin(crops.sample_index, val)
                 proba = final.image_proba(net, crops.crops[shown], crops.sample_index[shown], n)
                 oof[val] = proba[val]
-                keras.backend.clear_session()
                 if inner:
                     inner.put(key, oof[val])
             rows[branch] = oof

@@ -7,9 +7,10 @@ A serving worker (what `LocalProcessExecutor` starts) reads one `TASK THREADS` l
 time from standard input, trains that task with its output in the task's own log
 (`logs/TASK.log`), answers `done TASK CODE` on standard output, and waits for the next:
 the package, the run's config, its dataset and folds, and TensorFlow are loaded once per
-worker instead of once per task. Every task sets its own seeds and ends with
-`keras.backend.clear_session()`, so a task trained after others gives the same model as in
-a fresh process (tested). It exits at the end of its input (the supervisor closed it, or
+worker instead of once per task, and a CNN is traced once per worker: the next task trains
+the same traced model from a new model's state (weights, random layers' seeds, optimizer).
+Every task sets its own seeds, so a task trained after others gives the same model as in a
+fresh process (tested). It exits at the end of its input (the supervisor closed it, or
 died), after a task that failed (its state is not trusted for the next), and on SIGTERM.
 
 Exit 0 when the task(s) succeeded, 1 when training failed, 143 on SIGTERM.

@@ -97,6 +97,29 @@ class TestImageBranch:
         assert np.allclose(out.val_proba[has].sum(axis=1), 1, atol=1e-5)
         assert out.oof_proba is not None and out.oof_proba.shape == (len(fold.train), 3)
         assert 1 <= out.info["best_epoch"] <= 3
+        # trained again in this process, the traced model of the first training (and of its
+        # inner folds) is reused, from the same fresh state: the very same probabilities
+        from dfu_tui.engine import image_branch
+
+        traced = image_branch._WARM[("thermal_map", crops.crops.shape[1], cfg.image_model)][0]
+        step = traced.train_function
+        again = train_image_branch(
+            "thermal_map",
+            crops.crops,
+            crops.sample_index,
+            t.labels,
+            t.patients,
+            fold.train,
+            fold.val,
+            cfg.image_model,
+            cfg.collapse,
+            seed=0,
+            inner=2,
+        )
+        assert traced.train_function is step  # not traced again
+        for key in ("val_proba", "train_proba", "oof_proba"):
+            assert np.array_equal(getattr(out, key), getattr(again, key), equal_nan=True), key
+        assert again.info["best_epoch"] == out.info["best_epoch"]
 
 
 class TestRunCommand:
