@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import shutil
@@ -56,7 +57,8 @@ class TestImageBranch:
         t, crops = ds.table, ds.crops["thermal_map"]
         fold = make_folds(t.labels, t.patients, 2, 0)[0]
         epochs: list[dict] = []
-        out = train_image_branch(
+        train = functools.partial(
+            train_image_branch,
             "thermal_map",
             crops.crops,
             crops.sample_index,
@@ -68,8 +70,8 @@ class TestImageBranch:
             cfg.collapse,
             seed=0,
             inner=2,
-            on_epoch=epochs.append,
         )
+        out = train(on_epoch=epochs.append)
         assert [e["epoch"] for e in epochs] == list(range(1, len(epochs) + 1))
         for e in epochs:
             assert {"loss", "train_kappa", "val_kappa", "val_predicted_share", "flags"} <= set(e)
@@ -103,19 +105,7 @@ class TestImageBranch:
 
         traced = image_branch._WARM[("thermal_map", crops.crops.shape[1], cfg.image_model)][0]
         step = traced.train_function
-        again = train_image_branch(
-            "thermal_map",
-            crops.crops,
-            crops.sample_index,
-            t.labels,
-            t.patients,
-            fold.train,
-            fold.val,
-            cfg.image_model,
-            cfg.collapse,
-            seed=0,
-            inner=2,
-        )
+        again = train()
         assert traced.train_function is step  # not traced again
         for key in ("val_proba", "train_proba", "oof_proba"):
             assert np.array_equal(getattr(out, key), getattr(again, key), equal_nan=True), key
