@@ -190,9 +190,17 @@ class TestDemo:
         for info in cov["modalities"].values():
             assert 0 < info["samples_with_images"] <= ds.n_samples
 
-    @pytest.mark.slow
+    def test_the_metadata_does_not_depend_on_the_images(self, tmp_path: Path) -> None:
+        """A demo written without its images has the very same metadata file."""
+        both = write_demo(tmp_path / "a", patients=8, seed=4)
+        alone = write_demo(tmp_path / "b", patients=8, seed=4, images=False)
+        assert both.images > 0 and alone.images == 0
+        name = "DataMaster_Processed_V12_WithMissing.csv"
+        assert (both.root / name).read_bytes() == (alone.root / name).read_bytes()
+
     def test_realistic_shares_and_visits(self, tmp_path: Path) -> None:
-        root = write_demo(tmp_path / "d", patients=160, seed=0).root
+        # the metadata alone (the same as with images: the test above), 160 patients
+        root = write_demo(tmp_path / "d", patients=160, seed=0, images=False).root
         table = read_metadata(
             root / "DataMaster_Processed_V12_WithMissing.csv", "Healing Phase Abs", "Patient#"
         )
