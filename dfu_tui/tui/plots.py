@@ -32,6 +32,8 @@ FILLS = ("█", "▓", "▒", "░", "▞", "▚")
 DRAW_ORDER = ("bar", "band", "hline", "vline", "line", "scatter")
 # the most points of one line that get their glyph drawn (more would hide the line)
 MOST_MARKED = 12
+# seconds between the frame that shows a plot's place and the build of its drawing
+BUILD_DELAY = 0.02
 
 
 class FigurePlot(PlotextPlot):
@@ -46,18 +48,52 @@ class FigurePlot(PlotextPlot):
         self.draws = 0  # how many times the figure was drawn (a new figure), for benchmarks
         self._rendered: tuple[object, RenderResult] | None = None
         self._title = ""
+        self._building = False
 
     def render(self) -> RenderResult:
         """plotext's text of the figure, built again only when the figure, the size or
         the theme changed (a scroll or a repaint reuses it); nothing before the first figure
-        (an empty canvas costs as much to build as a full one, in the frame that opens a
-        screen)."""
+        (an empty canvas costs as much to build as a full one). A drawing not built yet is
+        built just after this frame, and the plot repainted alone: building two plots took
+        25-35 ms of the frame that lays out a whole screen (the monitor opening); until
+        then the frame shows the last drawing, or nothing."""
         if self.figure is None:
             return Text("")
-        key = (self._key, self.size, self.app.theme)
-        if self._rendered is None or self._rendered[0] != key:
-            self._rendered = (key, self._render_titled())
-        return self._rendered[1]
+        if self._rendered is not None and self._rendered[0] == self._drawing_key():
+            return self._rendered[1]
+        if not self._building:
+            self._building = True
+            # a moment later, each plot on its own: the frame is painted and other events
+            # are handled between the builds
+            self.set_timer(BUILD_DELAY, self._build, name="draw plot")
+        return self._rendered[1] if self._rendered is not None else Text("")
+
+    @property
+    def pending(self) -> bool:
+        """A drawing this plot showed a frame without is waiting to be built (a plot out of
+        view is not drawn until it comes into view)."""
+        return self._building
+
+    def _drawn(self) -> bool:
+        return self.figure is None or (
+            self._rendered is not None and self._rendered[0] == self._drawing_key()
+        )
+
+    def drawing(self) -> RenderResult:
+        """The figure's drawing at the plot's size, built now if it is not (what `render`
+        shows once built)."""
+        self._build()
+        return self.render()
+
+    def _drawing_key(self) -> object:
+        return (self._key, self.size, self.app.theme)
+
+    def _build(self) -> None:
+        self._building = False
+        if self.figure is None or self._drawn():
+            return
+        self._rendered = (self._drawing_key(), self._render_titled())
+        self.refresh()
 
     def _render_titled(self) -> RenderResult:
         """plotext leaves out a title wider than the plot's frame: shortened to the frame

@@ -147,7 +147,7 @@ class TestMonitorPlots:
 
 def title_line(plot: Any) -> str:
     """The line above the plot's frame: where plotext writes the title."""
-    lines = plot.render().plain.splitlines()
+    lines = plot.drawing().plain.splitlines()
     frame = next(i for i, line in enumerate(lines) if "┌" in line)
     return lines[frame - 1].strip() if frame else ""
 
@@ -274,7 +274,7 @@ class TestWithoutColour:
             readings = [frozenset(v) for v in by_group.values()]
             assert len(set(readings)) == len(groups), by_group
             # the glyphs of the line and point series are drawn on the plot itself
-            drawn = panel.plot.render()
+            drawn = panel.plot.drawing()
             text = drawn.plain if isinstance(drawn, Text) else str(drawn)
             plot = panel.query_one(FigurePlot)
             for s in figure.series:

@@ -104,6 +104,8 @@ async def plotted(pilot: Pilot, kind: type) -> None:
             return False
 
     await until(pilot, ready)
+    await pilot.pause()  # a frame: the plots in view ask for their drawings
+    await until(pilot, lambda: not any(p.plot.pending for p in app.screen.query(PlotPanel)))
     await pilot.pause()
 
 
