@@ -219,10 +219,9 @@ def _fresh_model(modality: str, size: int, cfg: ImageModelConfig) -> keras.Model
     warm = _WARM.get(key)
     if warm is not None:
         traced, optimizer_start = warm
-        pairs = list(zip(traced.variables, model.variables, strict=False))
-        if len(traced.variables) == len(model.variables) and all(
-            tuple(a.shape) == tuple(b.shape) and a.dtype == b.dtype for a, b in pairs
-        ):
+        same = len(traced.variables) == len(model.variables)
+        pairs = list(zip(traced.variables, model.variables, strict=same))
+        if same and all(tuple(a.shape) == tuple(b.shape) and a.dtype == b.dtype for a, b in pairs):
             for a, b in pairs:  # weights, batch-norm statistics, random layers' seed states
                 a.assign(b.value)
             for v, start in zip(traced.optimizer.variables, optimizer_start, strict=True):

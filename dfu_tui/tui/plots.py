@@ -59,7 +59,7 @@ class FigurePlot(PlotextPlot):
         then the frame shows the last drawing, or nothing."""
         if self.figure is None:
             return Text("")
-        if self._rendered is not None and self._rendered[0] == self._drawing_key():
+        if self._rendered is not None and self._drawn():
             return self._rendered[1]
         if not self._building:
             self._building = True
