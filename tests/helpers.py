@@ -59,9 +59,17 @@ def set_args(items: list[str] | tuple[str, ...]) -> list[str]:
 
 
 def run_dfu(
-    env: dict[str, str], *args: str, timeout: float = 600
+    env: dict[str, str], *args: str, timeout: float = 600, cold: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m dfu_tui ARGS` in the repository root with `env`."""
+    """`python -m dfu_tui ARGS` in the repository root with `env`: a process forked by the
+    test fork server (`tests.zygote`), or, with `cold` or an environment that changes how a
+    process starts, a new interpreter."""
+    if not cold:
+        from tests import zygote
+
+        server = zygote.server()
+        if server is not None and server.serves(env):
+            return server.run(list(args), env, ROOT, timeout)
     return subprocess.run(
         [sys.executable, "-m", "dfu_tui", *args],
         capture_output=True,

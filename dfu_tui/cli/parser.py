@@ -256,8 +256,6 @@ MAX_GRACE = 3600.0
 def check_numbers(args: argparse.Namespace) -> None:
     """The command line's numbers and the environment we read, before anything is made:
     `--jobs` in 1..1024, `--grace` finite in [0, 3600], `DFU_TUI_HEARTBEAT` in range."""
-    from dfu_tui.runs.supervisor import heartbeat_seconds
-
     problems = []
     jobs = getattr(args, "jobs", None)
     if jobs is not None and not 1 <= jobs <= MAX_JOBS:
@@ -266,6 +264,8 @@ def check_numbers(args: argparse.Namespace) -> None:
     if grace is not None and not 0 <= grace <= MAX_GRACE:  # nan and inf fail too
         problems.append(f"--grace: must be seconds in [0, {MAX_GRACE:g}], got {grace}")
     if args.command in ("run", "resume"):
+        from dfu_tui.runs.supervisor import heartbeat_seconds
+
         try:
             heartbeat_seconds()
         except InputError as exc:

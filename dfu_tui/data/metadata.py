@@ -114,8 +114,14 @@ def parse_csv(text: str, path: Path, what: str) -> pd.DataFrame:
         )
         raise InputError(f"{path}: a column name appears twice in the header: {where}")
     frame.columns = [str(c).strip() for c in frame.columns]
-    frame = frame.apply(lambda column: column.str.strip())
-    frame = frame.loc[~frame.eq("").all(axis=1)]
+    # one pass of str.strip per column (pandas' .str accessor costs ~1 ms a column: the
+    # clinic's file has over 200)
+    frame = pd.DataFrame(
+        {i: [str(v).strip() for v in frame.iloc[:, i].tolist()] for i in range(frame.shape[1])},
+        index=frame.index,
+        dtype=str,
+    ).set_axis(frame.columns, axis=1)
+    frame = frame.loc[~(frame == "").all(axis=1)]
     unnamed = [
         c for c in frame.columns if (c == "" or c.startswith("Unnamed:")) and frame[c].eq("").all()
     ]
@@ -310,8 +316,8 @@ def _type_columns(frame: pd.DataFrame) -> pd.DataFrame:
     as numbers; otherwise it is treated as text (so an unexpected column is not lost).
     """
     out = {}
-    for column in frame.columns:
-        cells = frame[column].str.strip().mask(frame[column].str.strip() == "")
+    for column in frame.columns:  # cells are stripped by parse_csv
+        cells = frame[column].mask(frame[column] == "")
         if column not in TEXT_COLUMNS:
             numbers = pd.to_numeric(cells, errors="coerce")
             if numbers.notna().sum() == cells.notna().sum():

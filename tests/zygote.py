@@ -1,0 +1,269 @@
+"""A fork server for the tests' `dfu-tui` command lines (`tests.helpers.run_dfu`).
+
+Most fault tests run several short `python -m dfu_tui ...` processes; about two thirds of
+each one's CPU was the interpreter starting and importing numpy, pandas, Pillow and
+matplotlib again. This server imports those third-party libraries once (no module of ours:
+each command imports the package fresh, as a new interpreter would), then forks one child
+per command line: a real process with the caller's argument list, environment, working
+folder, umask and standard streams, that runs `python -m dfu_tui` as `runpy` runs it and
+exits with its exit code (or is killed by a signal, which the caller sees as a negative
+return code, as with `subprocess`).
+
+What differs from a new interpreter is what a preloaded library read when it was imported:
+an environment that changes how Python starts or what those libraries read (`PYTHON*`,
+`LD_*`, the locale, thread counts, `HOME`, `MPLCONFIGDIR`) is not served here; the caller
+starts a new interpreter then, as it does for tests whose subject is how a process starts
+(`run_dfu(..., cold=True)`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+#: What the server imports before it forks (third-party only).
+PRELOAD = (
+    "numpy",
+    "pandas",
+    "PIL.Image",
+    "PIL.PngImagePlugin",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_svg",
+    "rich.console",
+    "rich.table",
+    "platformdirs",
+)
+
+#: Environment variables read when Python starts or when a preloaded library is imported
+#: (but `MPLCONFIGDIR`: only where matplotlib keeps its font cache, which the server chose;
+#: the test of where our caches go starts a new interpreter).
+STARTUP_PREFIXES = ("PYTHON", "LD_", "LC_", "OMP_", "OPENBLAS", "MKL_")
+STARTUP_NAMES = ("HOME", "LANG", "LANGUAGE", "TZ")
+
+HEADER = struct.Struct("!I")
+
+
+def startup_env(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith(STARTUP_PREFIXES) or k in STARTUP_NAMES}
+
+
+# -- the server ---------------------------------------------------------------------------
+
+
+def _child(request: dict[str, object], fds: list[int]) -> None:
+    """In the forked child: become the command line's process, run it, exit."""
+    import atexit
+    import runpy
+
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+    os.closerange(3, 1 << 16)
+    env = request["env"]
+    assert isinstance(env, dict)
+    os.environ.clear()
+    os.environ.update(env)
+    cwd = str(request["cwd"])
+    os.chdir(cwd)
+    os.umask(int(str(request["umask"])))
+    sys.path[0] = cwd
+    args = request["args"]
+    assert isinstance(args, list)
+    sys.argv = ["-m", *map(str, args)]
+    code: object = 0
+    try:
+        runpy.run_module("dfu_tui", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]  # as the interpreter's exit does
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code & 0xFF)
+
+
+def _read_request(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
+    head, fds, _flags, _addr = socket.recv_fds(conn, HEADER.size, 3)
+    (size,) = HEADER.unpack(head)
+    body = b""
+    while len(body) < size:
+        chunk = conn.recv(size - len(body))
+        if not chunk:
+            raise ConnectionError("request cut short")
+        body += chunk
+    return json.loads(body), fds
+
+
+def serve(path: str) -> None:
+    for name in PRELOAD:
+        __import__(name)
+    parent = os.getppid()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    print("ready", flush=True)
+    while os.getppid() == parent:
+        for key, _ in sel.select(timeout=1.0):
+            if key.fileobj is listener:
+                conn, _ = listener.accept()
+                try:
+                    request, fds = _read_request(conn)
+                except (OSError, ValueError):
+                    conn.close()
+                    continue
+                pid = os.fork()
+                if pid == 0:
+                    _child(request, fds)
+                for fd in fds:
+                    os.close(fd)
+                pidfd = os.pidfd_open(pid)
+                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+                sel.register(pidfd, selectors.EVENT_READ, (pid, conn))
+            else:
+                pid, conn = key.data
+                sel.unregister(key.fileobj)
+                os.close(key.fd)
+                _, status = os.waitpid(pid, 0)
+                with contextlib.suppress(OSError):  # the caller gave up (its timeout)
+                    conn.sendall(
+                        json.dumps({"rc": os.waitstatus_to_exitcode(status)}).encode() + b"\n"
+                    )
+                conn.close()
+
+
+# -- the caller ---------------------------------------------------------------------------
+
+
+class Zygote:
+    """The server of this test process, started on first use."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="dfu-zygote-"))
+        self.path = str(self.folder / "socket")
+        env = dict(os.environ)
+        if not env.get("MPLCONFIGDIR"):  # matplotlib reads it once, when imported
+            env["MPLCONFIGDIR"] = str(self.folder / "matplotlib")
+        self.env = startup_env(env)
+        root = Path(__file__).resolve().parents[1]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", f"import tests.zygote as z; z.serve({self.path!r})"],
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        ready = self.proc.stdout.readline()
+        self.proc.stdout.close()
+        if ready.strip() != b"ready":
+            raise RuntimeError("the test fork server did not start")
+
+    def serves(self, env: Mapping[str, str]) -> bool:
+        return self.proc.poll() is None and startup_env(env) == self.env
+
+    def run(
+        self, args: list[str], env: Mapping[str, str], cwd: Path, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        import time
+
+        deadline = time.monotonic() + timeout
+        umask = os.umask(0)
+        os.umask(umask)
+        body = json.dumps(
+            {"args": args, "env": dict(env), "cwd": str(cwd), "umask": umask}
+        ).encode()
+        r_out, w_out = os.pipe()
+        r_err, w_err = os.pipe()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(self.path)
+            socket.send_fds(sock, [HEADER.pack(len(body))], [0, w_out, w_err])
+            sock.sendall(body)
+        finally:
+            os.close(w_out)
+            os.close(w_err)
+        reader = sock.makefile("rb")
+        pid = int(json.loads(reader.readline())["pid"])
+        out, err = bytearray(), bytearray()
+        sel = selectors.DefaultSelector()
+        sel.register(r_out, selectors.EVENT_READ, out)
+        sel.register(r_err, selectors.EVENT_READ, err)
+        timed_out = False
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                os.kill(pid, signal.SIGKILL)  # ours: the server forked it for this call
+                deadline = time.monotonic() + 5  # what it wrote before, then EOF
+            for key, _ in sel.select(timeout=max(0.0, left)):
+                chunk = os.read(key.fd, 1 << 16)
+                if chunk:
+                    key.data.extend(chunk)
+                else:
+                    sel.unregister(key.fd)
+                    os.close(key.fd)
+        line = reader.readline()
+        reader.close()
+        sock.close()
+        stdout, stderr = _text(out), _text(err)
+        cmd = [sys.executable, "-m", "dfu_tui", *args]
+        if timed_out:
+            raise subprocess.TimeoutExpired(cmd, timeout, output=stdout, stderr=stderr)
+        return subprocess.CompletedProcess(cmd, int(json.loads(line)["rc"]), stdout, stderr)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _text(data: bytearray) -> str:
+    """As `subprocess` decodes with `text=True`: the locale's encoding, universal newlines."""
+    import locale
+
+    text = bytes(data).decode(locale.getpreferredencoding(False))
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+_SERVER: Zygote | None = None
+_LOCK = threading.Lock()
+
+
+def server() -> Zygote | None:
+    """This test process's server (started once), or None where it cannot start."""
+    global _SERVER
+    with _LOCK:
+        if _SERVER is None:
+            import atexit
+
+            try:
+                _SERVER = Zygote()
+            except (OSError, RuntimeError):
+                return None
+            atexit.register(_SERVER.close)
+        return _SERVER
