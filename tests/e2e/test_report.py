@@ -10,13 +10,13 @@ import re
 import shutil
 import stat
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, run_dfu
+from tests.helpers import run_dfu
 from tests.tui.conftest import CANCELLED, COMPLETED, FIXTURES
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -53,37 +53,80 @@ def second_fold_half_done(runs: Path, ending: dict[str, Any] | None = None) -> P
     return cut(FIXTURES / COMPLETED, runs / f"20261128-000000-{name}", middle + 2, ending)
 
 
-def report(run: Path, output: Path | None = None) -> tuple[subprocess.CompletedProcess[str], Path]:
+def report(
+    run: Path, output: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     target = output or run / "report.html"
     args = ["report", str(run), "--output", str(target)]
-    return run_dfu(dict(os.environ), *args, timeout=120), target
+    return run_dfu(env or dict(os.environ), *args, timeout=120), target
 
 
 def text_of(page: str) -> str:
     return re.sub(r"<[^>]+>", " ", page)
 
 
+def with_bins(run: Path, bins: Callable[[int], list[list[float]]]) -> Path:
+    """`run` with reliability bins `bins(fold)` in each finished fold's scores (the fixture
+    runs were logged before the reliability diagram)."""
+    lines = []
+    for line in (run / "events.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        if e["kind"] == "fold_finished":
+            for m in [*e["combinations"], *e["branches"].values()]:
+                m["reliability"], m["brier"] = bins(e["fold"]), 0.5
+        lines.append(json.dumps(e))
+    (run / "events.jsonl").write_text("\n".join(lines) + "\n")
+    return run
+
+
+def fold_bins(fold: int) -> list[list[float]]:
+    """Fold 1: 10 predictions of confidence 0.6, 5 right; fold 2: 30 of 0.7, 27 right."""
+    return [[0.5, 0.75, 10, 0.6, 0.5]] if fold == 1 else [[0.5, 0.75, 30, 0.7, 0.9]]
+
+
+def damaged(run: Path) -> Path:
+    """Two damaged lines in the log: a torn write and garbage."""
+    lines = (run / "events.jsonl").read_text().splitlines()
+    lines[5] = lines[5][: len(lines[5]) // 2]
+    lines.insert(9, "\x00\x00garbage")
+    (run / "events.jsonl").write_text("\n".join(lines) + "\n")
+    return run
+
+
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Reports of the completed, cancelled, running and failed runs (written once)."""
+    """Reports of the completed, cancelled, running and failed runs (written once). The
+    running one has fold 1's reliability bins and the failed one two damaged log lines; the
+    completed one's process is a new interpreter that lists what it imported (`imports`)."""
     runs = tmp_path_factory.mktemp("runs")
     shutil.copytree(FIXTURES / COMPLETED, runs / COMPLETED)
     shutil.copytree(FIXTURES / CANCELLED, runs / CANCELLED)
     sources = {
         "completed": runs / COMPLETED,
         "cancelled": runs / CANCELLED,
-        "running": second_fold_half_done(runs),
-        "failed": second_fold_half_done(
-            runs, {"kind": "run_failed", "reason": "fold2-depth_rgb: worker killed (signal 9)"}
+        "running": with_bins(second_fold_half_done(runs), fold_bins),
+        "failed": damaged(
+            second_fold_half_done(
+                runs, {"kind": "run_failed", "reason": "fold2-depth_rgb: worker killed (signal 9)"}
+            )
         ),
     }
     out = {}
     for name, run in sources.items():
-        result, path = report(run)
+        # the completed run's report in a new interpreter that prints every module it imports
+        env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"} if name == "completed" else None
+        result, path = report(run, env=env)
         assert result.returncode == 0, result.stderr
         assert f"wrote {path}" in result.stderr
         out[name] = path
+        if env is not None:
+            imports(path).write_text(result.stderr)
     return out
+
+
+def imports(report: Path) -> Path:
+    """Where the `reports` fixture keeps the import list of a report's process."""
+    return report.with_name("imports.txt")
 
 
 # one worker runs every test that reads the module's reports: they are written once
@@ -175,19 +218,18 @@ class TestReportContents:
         cancelled = text_of(reports["cancelled"].read_text())
         assert "Partial report" in cancelled and "cancelled" in cancelled
 
-    def test_no_training_stack_imported(self, tmp_path: Path) -> None:
-        shutil.copytree(FIXTURES / COMPLETED, tmp_path / COMPLETED)
-        code = (
-            "import sys; from pathlib import Path; from dfu_tui.report import build_report; "
-            "from dfu_tui.runs.rundir import RunDir; "
-            f"build_report(RunDir(Path({str(tmp_path / COMPLETED)!r}))); "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'sklearn', 'textual') "
-            "if m in sys.modules))"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
-        )
-        assert out.stdout.strip() == "[]"
+    def test_no_training_stack_imported(self, reports: dict[str, Path]) -> None:
+        """`-X importtime`'s list of the report's own process: no TensorFlow, Keras,
+        scikit-learn or Textual."""
+        rows = [r.split("|") for r in imports(reports["completed"]).read_text().splitlines()]
+        modules = {r[2].strip() for r in rows if len(r) == 3 and r[0].startswith("import time")}
+        assert "matplotlib" in modules and "dfu_tui.report.build" in modules  # it is the list
+        assert not {"tensorflow", "keras", "sklearn", "textual"} & modules
+
+    def test_damaged_lines_are_skipped_and_said(self, reports: dict[str, Path]) -> None:
+        failed = text_of(reports["failed"].read_text())
+        assert "2 damaged line(s) of the event log were skipped" in failed
+        assert "damaged line" not in text_of(reports["running"].read_text())
 
 
 class TestReportBadInput:
@@ -282,18 +324,6 @@ class TestReportInBrowser:
                 browser.close()
 
 
-def test_damaged_lines_are_skipped_and_said(tmp_path: Path) -> None:
-    run = tmp_path / COMPLETED
-    shutil.copytree(FIXTURES / COMPLETED, run)
-    lines = (run / "events.jsonl").read_text().splitlines()
-    lines[5] = lines[5][: len(lines[5]) // 2]  # a torn write
-    lines.insert(9, "\x00\x00garbage")
-    (run / "events.jsonl").write_text("\n".join(lines) + "\n")
-    result, path = report(run)
-    assert result.returncode == 0, result.stderr
-    assert "2 damaged line(s) of the event log were skipped" in text_of(path.read_text())
-
-
 def test_the_clinical_table_averages_each_class_over_the_folds() -> None:
     """Sensitivity, specificity, ROC AUC and Brier of the fused combination and each branch,
     the mean over the validation folds, with the samples they rest on."""
@@ -319,26 +349,16 @@ def test_the_clinical_table_averages_each_class_over_the_folds() -> None:
     assert html.count("<tr>") >= 3 * (1 + len(state.fold_results[0]["branches"]))
 
 
-def test_the_reliability_diagram_pools_the_folds_bin_by_bin(tmp_path: Path) -> None:
+@REPORTS
+def test_the_reliability_diagram_pools_the_folds_bin_by_bin(
+    tmp_path: Path, reports: dict[str, Path]
+) -> None:
     """Each bin's point is the n-weighted mean confidence and accuracy over the folds, for
     the fused combination and each branch; the diagonal is drawn; the report embeds it."""
-    from dfu_tui.report import build_report
     from dfu_tui.report.plots import reliability_figure
-    from dfu_tui.runs.rundir import RunDir
     from dfu_tui.runs.state import load_state
 
-    run = tmp_path / COMPLETED
-    shutil.copytree(FIXTURES / COMPLETED, run)
-    lines = []
-    for line in (run / "events.jsonl").read_text().splitlines():
-        e = json.loads(line)
-        if e["kind"] == "fold_finished":
-            k = e["fold"]  # fold 1: 10 of 0.6 with 5 right; fold 2: 30 of 0.8 with 27 right
-            bins = [[0.5, 0.75, 10, 0.6, 0.5]] if k == 1 else [[0.5, 0.75, 30, 0.7, 0.9]]
-            for m in [*e["combinations"], *e["branches"].values()]:
-                m["reliability"], m["brier"] = bins, 0.5
-        lines.append(json.dumps(e))
-    (run / "events.jsonl").write_text("\n".join(lines) + "\n")
+    run = with_bins(shutil.copytree(FIXTURES / COMPLETED, tmp_path / COMPLETED), fold_bins)
     state = load_state(run)
     index = len(state.combinations) - 1
     figure = reliability_figure(state, index)
@@ -349,5 +369,7 @@ def test_the_reliability_diagram_pools_the_folds_bin_by_bin(tmp_path: Path) -> N
     (x,), (y,) = fused.x, fused.y
     assert abs(x - (10 * 0.6 + 30 * 0.7) / 40) < 1e-9 and abs(y - (10 * 0.5 + 30 * 0.9) / 40) < 1e-9
     assert any(s.label.endswith(" alone") for s in figure.series)
-    assert 'data-figure="reliability"' in build_report(RunDir(run))
+    # the report embeds it where the log has bins (the running run: fold 1's), not elsewhere
+    assert 'data-figure="reliability"' in reports["running"].read_text()
+    assert 'data-figure="reliability"' not in reports["completed"].read_text()
     assert reliability_figure(load_state(FIXTURES / COMPLETED), index) is None  # not logged
