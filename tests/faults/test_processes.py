@@ -124,7 +124,7 @@ def test_stop_ends_what_a_killed_supervisor_left_and_only_that(tmp_path: Path) -
         lines = (run / "events.jsonl").read_text().splitlines()
         kept = [x for x in lines if json.loads(x)["kind"] != "run_cancelled"]
         (run / "events.jsonl").write_text("\n".join(kept) + "\n")
-        proc = run_dfu(dict(os.environ), "stop", str(run))
+        proc = run_dfu(dict(os.environ), "stop", str(run), "--grace", "1")  # then SIGKILL
         assert proc.returncode == 0, proc.stderr
         assert run_processes(run) == []
         assert all(p.poll() is not None for p in ours)
