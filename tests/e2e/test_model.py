@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,13 @@ def fitted(
     }
 
 
+@pytest.fixture(scope="module")
+def predicted(fitted: dict[str, Path], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`dfu-tui predict` of the default model on the later cohort, in its own process (once:
+    each such process loads TensorFlow)."""
+    return run_dfu(env, "predict", str(fitted["model"]), str(fitted["later"]))
+
+
 def rows(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
@@ -112,7 +120,7 @@ def test_the_model_folder_is_verifiable_and_readable(fitted: dict[str, Path]) ->
 
 
 def test_loaded_in_a_fresh_process_it_scores_a_later_cohort_with_the_same_probabilities(
-    fitted: dict[str, Path], env: dict[str, str]
+    fitted: dict[str, Path], predicted: subprocess.CompletedProcess[str]
 ) -> None:
     """A fresh process predicts later patients (labelled): the forest's probabilities are
     exactly those of a forest fitted here on the same rows and seed, the CNN's those of the
@@ -123,7 +131,7 @@ def test_loaded_in_a_fresh_process_it_scores_a_later_cohort_with_the_same_probab
     from dfu_tui.engine import final
     from dfu_tui.runs.model import load_model
 
-    proc = run_dfu(env, "predict", str(fitted["model"]), str(fitted["later"]))
+    proc = predicted
     assert proc.returncode == 0, proc.stderr[-2000:]
     said = proc.stderr
     assert "kappa (unweighted)" in said and "quadratic kappa" in said and "confusion" in said
@@ -365,12 +373,11 @@ def test_a_detached_fit_is_stopped_by_stop_and_resumed_by_fit(fitted: dict[str, 
 
 
 def test_predict_json_takes_visits_on_standard_input(
-    fitted: dict[str, Path], env: dict[str, str]
+    fitted: dict[str, Path], env: dict[str, str], predicted: subprocess.CompletedProcess[str]
 ) -> None:
     """Visits as JSON on stdin (no images): each predicted from its metadata as the same
     visit in a folder is, an image branch's weight going to the metadata; not JSON is one
     line, exit 2."""
-    import subprocess
     import sys
 
     later = fitted["later"] / "DataMaster_Processed_V12_WithMissing.csv"
@@ -384,7 +391,7 @@ def test_predict_json_takes_visits_on_standard_input(
     assert proc.returncode == 0, proc.stderr[-2000:]
     said = json.loads(proc.stdout)
     assert [v["visit"] for v in said] == [1, 2, 3]
-    folder = rows(run_dfu(env, "predict", str(fitted["model"]), str(fitted["later"])).stdout)
+    folder = rows(predicted.stdout)
     for v, row in zip(said, folder[:3], strict=True):
         assert v["key"] == [int(row["patient"]), int(row["appt"]), int(row["dfu"])]
         meta = [v["probabilities"]["metadata"][c] for c in "IPR"]
