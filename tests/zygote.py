@@ -82,7 +82,7 @@ def _child(request: dict[str, object], fds: list[int]) -> None:
     sys.argv = ["-m", *map(str, args)]
     code: object = 0
     try:
-        runpy.run_module("dfu_tui", run_name="__main__", alter_sys=True)
+        runpy.run_module(str(request["module"]), run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         code = exc.code
     except BaseException:
@@ -115,6 +115,7 @@ def _read_request(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
 
 
 def serve(path: str) -> None:
+    os.close(os.pidfd_open(os.getpid()))  # Linux 5.3 or later: else no server, new interpreters
     for name in PRELOAD:
         __import__(name)
     parent = os.getppid()
@@ -185,15 +186,21 @@ class Zygote:
         return self.proc.poll() is None and startup_env(env) == self.env
 
     def run(
-        self, args: list[str], env: Mapping[str, str], cwd: Path, timeout: float
+        self,
+        args: list[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        timeout: float,
+        module: str = "dfu_tui",
     ) -> subprocess.CompletedProcess[str]:
+        """`python -m MODULE ARGS` in a forked process."""
         import time
 
         deadline = time.monotonic() + timeout
         umask = os.umask(0)
         os.umask(umask)
         body = json.dumps(
-            {"args": args, "env": dict(env), "cwd": str(cwd), "umask": umask}
+            {"module": module, "args": args, "env": dict(env), "cwd": str(cwd), "umask": umask}
         ).encode()
         r_out, w_out = os.pipe()
         r_err, w_err = os.pipe()
@@ -229,7 +236,7 @@ class Zygote:
         reader.close()
         sock.close()
         stdout, stderr = _text(out), _text(err)
-        cmd = [sys.executable, "-m", "dfu_tui", *args]
+        cmd = [sys.executable, "-m", module, *args]
         if timed_out:
             raise subprocess.TimeoutExpired(cmd, timeout, output=stdout, stderr=stderr)
         return subprocess.CompletedProcess(cmd, int(json.loads(line)["rc"]), stdout, stderr)

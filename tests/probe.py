@@ -1,0 +1,20 @@
+"""A command line for the fork server's own test (`tests/unit/test_zygote.py`)."""
+
+import os
+import sys
+import time
+
+what = sys.argv[1]
+if what == "who":
+    mask = os.umask(0)
+    print(os.getpid(), os.getcwd(), os.environ.get("PROBE", "-"), oct(mask), sys.argv[0])
+    print("to stderr", file=sys.stderr)
+    print("pandas" in sys.modules, "dfu_tui" in sys.modules)
+elif what == "raise":
+    raise RuntimeError("the probe raised")
+elif what == "exit":
+    sys.exit("said, and exit 1")
+elif what == "kill":
+    os.kill(os.getpid(), 9)
+elif what == "sleep":
+    time.sleep(60)

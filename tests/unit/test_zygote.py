@@ -1,0 +1,74 @@
+"""The tests' fork server (`tests/zygote.py`) runs a command line as a new interpreter does:
+the same output, exit code, environment and working folder, one new process per call."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests import zygote
+from tests.helpers import ROOT, run_dfu
+from tests.tui.conftest import COMPLETED, FIXTURES
+
+
+def test_a_forked_command_line_is_what_a_new_interpreter_does() -> None:
+    server = zygote.server()
+    assert server is not None and server.serves(dict(os.environ))
+    env = dict(os.environ)
+    for args in (
+        ("status", "--runs-dir", str(FIXTURES)),  # exit 0, a table on stdout
+        ("export", str(FIXTURES / COMPLETED), "--output", "-"),  # a CSV on stdout
+        ("status", "nope", "--runs-dir", str(FIXTURES)),  # exit 2, one line on stderr
+        ("--no-such-option",),  # argparse's usage and exit 2
+    ):
+        forked, cold = run_dfu(env, *args), run_dfu(env, *args, cold=True)
+        assert (forked.returncode, forked.stdout, forked.stderr) == (
+            cold.returncode,
+            cold.stdout,
+            cold.stderr,
+        ), args
+    # the caller's environment reaches the command (`run` checks the heartbeat up front)
+    bad = {**env, "DFU_TUI_HEARTBEAT": "abc"}
+    forked = run_dfu(bad, "run", "configs/default.toml")
+    assert forked.returncode == 2 and "DFU_TUI_HEARTBEAT" in forked.stderr
+    assert forked.stderr == run_dfu(bad, "run", "configs/default.toml", cold=True).stderr
+    # an environment that changes how Python starts is not the server's to run
+    assert not server.serves({**env, "PYTHONPATH": "/elsewhere"})
+    assert not server.serves({**env, "HOME": "/elsewhere"})
+
+
+def probe(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+    server = zygote.server()
+    assert server is not None
+    return server.run(list(args), {**os.environ, **env}, ROOT / "tests", timeout, "tests.probe")
+
+
+def test_each_call_is_a_new_process_with_the_callers_setting(tmp_path) -> None:
+    old = os.umask(0o027)
+    try:
+        first = probe("who", PROBE="one")
+    finally:
+        os.umask(old)
+    second = probe("who", PROBE="two")
+    pid, cwd, value, mask, argv0 = first.stdout.splitlines()[0].split()
+    assert (cwd, value, mask) == (str(ROOT / "tests"), "one", "0o27")
+    assert argv0.endswith("probe.py") and first.stderr == "to stderr\n"
+    # preloaded: pandas; imported fresh by each command: ours
+    assert first.stdout.splitlines()[1] == "True False"
+    assert second.stdout.split()[2] == "two" and second.stdout.split()[0] != pid
+    assert int(pid) not in (os.getpid(), os.getppid())
+
+
+def test_ends_as_a_new_interpreter_would() -> None:
+    raised = probe("raise")
+    assert raised.returncode == 1
+    assert "Traceback" in raised.stderr and "RuntimeError: the probe raised" in raised.stderr
+    said = probe("exit")
+    assert said.returncode == 1 and said.stderr == "said, and exit 1\n"
+    assert probe("kill").returncode == -9
+    with pytest.raises(subprocess.TimeoutExpired) as timed_out:
+        probe("sleep", timeout=0.5)
+    assert timed_out.value.cmd[:3] == [sys.executable, "-m", "tests.probe"]
