@@ -79,7 +79,7 @@ class TestMetadata:
         assert "Location Grouped (Hallux:1,Toes,Middle,Heel,Ankle:5)" in table.feature_columns
 
     def test_exact_duplicates_collapsed(self, tmp_path: Path) -> None:
-        write_demo(tmp_path / "d", patients=14, seed=3, exact_duplicates=3)
+        write_demo(tmp_path / "d", patients=14, seed=3, exact_duplicates=3, images=False)
         path = tmp_path / "d" / "DataMaster_Processed_V12_WithMissing.csv"
         table = read_metadata(path, "Healing Phase Abs", "Patient#")
         raw_rows = len(path.read_text(encoding="utf-8-sig").splitlines()) - 1

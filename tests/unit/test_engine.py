@@ -31,7 +31,7 @@ META = "DataMaster_Processed_V12_WithMissing.csv"
 def table(tmp_path_factory: pytest.TempPathFactory):
     from dfu_tui.data.demo import write_demo
 
-    root = write_demo(tmp_path_factory.mktemp("d") / "demo", patients=60, seed=1).root
+    root = write_demo(tmp_path_factory.mktemp("d") / "demo", patients=60, seed=1, images=False).root
     return read_metadata(root / META, "Healing Phase Abs", "Patient#")
 
 
