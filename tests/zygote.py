@@ -11,9 +11,13 @@ return code, as with `subprocess`).
 
 What differs from a new interpreter is what a preloaded library read when it was imported:
 an environment that changes how Python starts or what those libraries read (`PYTHON*`,
-`LD_*`, the locale, thread counts, `HOME`, `MPLCONFIGDIR`) is not served here; the caller
-starts a new interpreter then, as it does for tests whose subject is how a process starts
-(`run_dfu(..., cold=True)`).
+`LD_*`, the locale, thread counts, `HOME`) is not served here; the caller starts a new
+interpreter then, as it does for tests whose subject is how a process starts
+(`run_dfu(..., cold=True)`). matplotlib keeps its font cache in the server's folder
+whatever `MPLCONFIGDIR` the command sets: the test of where our caches go is cold.
+
+Only the server signals a child, and only one it has not reaped yet (so never a reused
+pid): a caller whose timeout passed asks it to, over the connection.
 """
 
 from __future__ import annotations
@@ -125,8 +129,10 @@ def serve(path: str) -> None:
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ)
     print("ready", flush=True)
+    running: dict[int, socket.socket] = {}  # forked, not reaped yet -> its caller
     while os.getppid() == parent:
         for key, _ in sel.select(timeout=1.0):
+            what = key.data
             if key.fileobj is listener:
                 conn, _ = listener.accept()
                 try:
@@ -139,15 +145,22 @@ def serve(path: str) -> None:
                     _child(request, fds)
                 for fd in fds:
                     os.close(fd)
-                pidfd = os.pidfd_open(pid)
+                running[pid] = conn
                 conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
-                sel.register(pidfd, selectors.EVENT_READ, (pid, conn))
+                sel.register(os.pidfd_open(pid), selectors.EVENT_READ, ("ended", pid))
+                sel.register(conn, selectors.EVENT_READ, ("kill", pid))
+            elif what[0] == "kill":  # the caller's timeout passed (or it went away)
+                sel.unregister(key.fileobj)
+                os.kill(what[1], signal.SIGKILL)  # not reaped yet: still our child
             else:
-                pid, conn = key.data
+                pid = what[1]
                 sel.unregister(key.fileobj)
                 os.close(key.fd)
                 _, status = os.waitpid(pid, 0)
-                with contextlib.suppress(OSError):  # the caller gave up (its timeout)
+                conn = running.pop(pid)
+                with contextlib.suppress(KeyError):
+                    sel.unregister(conn)
+                with contextlib.suppress(OSError):  # the caller gave up
                     conn.sendall(
                         json.dumps({"rc": os.waitstatus_to_exitcode(status)}).encode() + b"\n"
                     )
@@ -213,7 +226,7 @@ class Zygote:
             os.close(w_out)
             os.close(w_err)
         reader = sock.makefile("rb")
-        pid = int(json.loads(reader.readline())["pid"])
+        json.loads(reader.readline())  # forked
         out, err = bytearray(), bytearray()
         sel = selectors.DefaultSelector()
         sel.register(r_out, selectors.EVENT_READ, out)
@@ -222,16 +235,21 @@ class Zygote:
         while sel.get_map():
             left = deadline - time.monotonic()
             if left <= 0:
+                if timed_out:
+                    break  # killed, and something it started still holds a stream
                 timed_out = True
-                os.kill(pid, signal.SIGKILL)  # ours: the server forked it for this call
+                sock.sendall(b"kill")  # the server signals it (its unreaped child)
                 deadline = time.monotonic() + 5  # what it wrote before, then EOF
-            for key, _ in sel.select(timeout=max(0.0, left)):
+                continue
+            for key, _ in sel.select(timeout=left):
                 chunk = os.read(key.fd, 1 << 16)
                 if chunk:
                     key.data.extend(chunk)
                 else:
                     sel.unregister(key.fd)
                     os.close(key.fd)
+        for key in list(sel.get_map().values()):
+            os.close(key.fd)
         line = reader.readline()
         reader.close()
         sock.close()
@@ -257,20 +275,21 @@ def _text(data: bytearray) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-_SERVER: Zygote | None = None
+_SERVER: list[Zygote | None] = []  # empty until the first call; [None]: it cannot start
 _LOCK = threading.Lock()
 
 
 def server() -> Zygote | None:
     """This test process's server (started once), or None where it cannot start."""
-    global _SERVER
     with _LOCK:
-        if _SERVER is None:
+        if not _SERVER:
             import atexit
 
             try:
-                _SERVER = Zygote()
+                started = Zygote()
             except (OSError, RuntimeError):
-                return None
-            atexit.register(_SERVER.close)
-        return _SERVER
+                _SERVER.append(None)
+            else:
+                atexit.register(started.close)
+                _SERVER.append(started)
+        return _SERVER[0]

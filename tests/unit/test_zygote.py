@@ -46,7 +46,7 @@ def probe(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedPr
     return server.run(list(args), {**os.environ, **env}, ROOT / "tests", timeout, "tests.probe")
 
 
-def test_each_call_is_a_new_process_with_the_callers_setting(tmp_path) -> None:
+def test_each_call_is_a_new_process_with_the_callers_setting() -> None:
     old = os.umask(0o027)
     try:
         first = probe("who", PROBE="one")
