@@ -10,6 +10,12 @@ if what == "who":
     print(os.getpid(), os.getcwd(), os.environ.get("PROBE", "-"), oct(mask), sys.argv[0])
     print("to stderr", file=sys.stderr)
     print("pandas" in sys.modules, "dfu_tui" in sys.modules)
+elif what == "path":  # where imports come from, and what `site` ran
+    custom = sys.modules.get("sitecustomize")
+    print(sys.path)
+    print(getattr(custom, "__file__", None), "dfu_tui.config" in sys.modules)
+    if "dfu_tui.config" in sys.modules:
+        print(sorted(sys.modules["dfu_tui.config"].EXTRA_BACKBONES))
 elif what == "raise":
     raise RuntimeError("the probe raised")
 elif what == "exit":

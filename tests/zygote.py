@@ -12,7 +12,10 @@ return code, as with `subprocess`).
 What differs from a new interpreter is what a preloaded library read when it was imported:
 an environment that changes how Python starts or what those libraries read (`PYTHON*`,
 `LD_*`, the locale, thread counts, `HOME`) is not served here; the caller starts a new
-interpreter then, as it does for tests whose subject is how a process starts
+interpreter then, but for a `PYTHONPATH` that only puts folders before the server's own (the
+stand-in's, `tests.helpers.standin_env`): the child puts them on `sys.path` where Python
+would and imports the `sitecustomize` they hold, as `site` does at start. It starts a new
+interpreter as it does for tests whose subject is how a process starts
 (`run_dfu(..., cold=True)`). matplotlib keeps its font cache in the server's folder
 whatever `MPLCONFIGDIR` the command sets: the test of where our caches go is cold.
 
@@ -59,7 +62,26 @@ HEADER = struct.Struct("!I")
 
 
 def startup_env(env: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k.startswith(STARTUP_PREFIXES) or k in STARTUP_NAMES}
+    """What of `env` a new interpreter reads as it starts (`PYTHONPATH` apart)."""
+    return {
+        k: v
+        for k, v in env.items()
+        if (k.startswith(STARTUP_PREFIXES) or k in STARTUP_NAMES) and k != "PYTHONPATH"
+    }
+
+
+def _entries(env: Mapping[str, str]) -> list[str]:
+    return env.get("PYTHONPATH", "").split(os.pathsep) if env.get("PYTHONPATH") else []
+
+
+def extra_path(env: Mapping[str, str], base: Mapping[str, str]) -> list[str] | None:
+    """The folders `env`'s `PYTHONPATH` puts before `base`'s, or None where it is not just
+    that (another order, a relative or empty entry)."""
+    mine, theirs = _entries(base), _entries(env)
+    extra = theirs[: len(theirs) - len(mine)]
+    if theirs[len(extra) :] != mine or not all(os.path.isabs(p) for p in theirs):
+        return None
+    return extra
 
 
 # -- the server ---------------------------------------------------------------------------
@@ -81,6 +103,11 @@ def _child(request: dict[str, object], fds: list[int]) -> None:
     os.chdir(cwd)
     os.umask(int(str(request["umask"])))
     sys.path[0] = cwd
+    extra = [str(p) for p in request["path"]]  # type: ignore[attr-defined]
+    sys.path[1:1] = extra  # where Python puts PYTHONPATH: after the script's folder
+    if any(os.path.isfile(os.path.join(p, "sitecustomize.py")) for p in extra):
+        sys.modules.pop("sitecustomize", None)
+        import sitecustomize  # noqa: F401  # as `site` does when Python starts
     args = request["args"]
     assert isinstance(args, list)
     sys.argv = ["-m", *map(str, args)]
@@ -180,6 +207,7 @@ class Zygote:
         if not env.get("MPLCONFIGDIR"):  # matplotlib reads it once, when imported
             env["MPLCONFIGDIR"] = str(self.folder / "matplotlib")
         self.env = startup_env(env)
+        self.base = {"PYTHONPATH": env.get("PYTHONPATH", "")}
         root = Path(__file__).resolve().parents[1]
         self.proc = subprocess.Popen(
             [sys.executable, "-c", f"import tests.zygote as z; z.serve({self.path!r})"],
@@ -196,7 +224,11 @@ class Zygote:
             raise RuntimeError("the test fork server did not start")
 
     def serves(self, env: Mapping[str, str]) -> bool:
-        return self.proc.poll() is None and startup_env(env) == self.env
+        return (
+            self.proc.poll() is None
+            and startup_env(env) == self.env
+            and extra_path(env, self.base) is not None
+        )
 
     def run(
         self,
@@ -212,9 +244,15 @@ class Zygote:
         deadline = time.monotonic() + timeout
         umask = os.umask(0)
         os.umask(umask)
-        body = json.dumps(
-            {"module": module, "args": args, "env": dict(env), "cwd": str(cwd), "umask": umask}
-        ).encode()
+        request = {
+            "module": module,
+            "args": args,
+            "env": dict(env),
+            "cwd": str(cwd),
+            "umask": umask,
+            "path": extra_path(env, self.base) or [],
+        }
+        body = json.dumps(request).encode()
         r_out, w_out = os.pipe()
         r_err, w_err = os.pipe()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

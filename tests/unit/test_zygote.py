@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests import zygote
-from tests.helpers import ROOT, run_dfu
+from tests.helpers import ROOT, run_dfu, standin_env
 from tests.tui.conftest import COMPLETED, FIXTURES
 
 
@@ -36,8 +36,34 @@ def test_a_forked_command_line_is_what_a_new_interpreter_does() -> None:
     assert forked.returncode == 2 and "DFU_TUI_HEARTBEAT" in forked.stderr
     assert forked.stderr == run_dfu(bad, "run", "configs/default.toml", cold=True).stderr
     # an environment that changes how Python starts is not the server's to run
-    assert not server.serves({**env, "PYTHONPATH": "/elsewhere"})
     assert not server.serves({**env, "HOME": "/elsewhere"})
+    assert not server.serves({**env, "PYTHONPATH": "elsewhere"})  # relative
+    assert not server.serves({**env, "PYTHONPATH": os.pathsep.join(["/a", "", "/b"])})
+
+
+def test_folders_put_before_the_path_and_their_sitecustomize_are_a_new_interpreters() -> None:
+    """The stand-in's environment (`PYTHONPATH` with its folder first) is served: the child
+    has the very `sys.path` of a new interpreter and ran the folder's `sitecustomize`, which
+    registered the stand-in backbone."""
+    server = zygote.server()
+    assert server is not None
+    env = standin_env(dict(os.environ))
+    assert server.serves(env)
+    forked = server.run(["path"], env, ROOT, 60, "tests.probe")
+    cold = subprocess.run(
+        [sys.executable, "-m", "tests.probe", "path"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert (forked.returncode, forked.stdout, forked.stderr) == (0, cold.stdout, cold.stderr)
+    lines = forked.stdout.splitlines()
+    assert lines[1] == f"{ROOT / 'tests' / 'standin' / 'sitecustomize.py'} True"
+    assert "standin" in lines[2]
+    # without it: no stand-in
+    plain = server.run(["path"], dict(os.environ), ROOT, 60, "tests.probe").stdout
+    assert plain.splitlines()[0] != lines[0] and "standin" not in plain
 
 
 def probe(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
