@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SharedRun, run_dfu, set_args, tiny
+from tests.helpers import SharedRun, run_dfu, set_args, shared_cnn_settings
 
 # Keep TensorFlow quiet and small in tests that train.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -71,7 +71,7 @@ def shared_cnn_run(tmp_path_factory: pytest.TempPathFactory, small_demo_master: 
 
     base = tmp_path_factory.mktemp("cnn-run")
     env = {**os.environ, "DFU_TUI_CACHE_DIR": str(base / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    sets = tiny(f"data.root='{small_demo_master}'", "image_model.patience=2", "radar.enabled=true")
+    sets = shared_cnn_settings(small_demo_master)
     proc = run_dfu(
         env,
         "run",

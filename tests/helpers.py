@@ -41,6 +41,12 @@ def tiny(*extra: str) -> list[str]:
     return [*TINY, *extra]
 
 
+def shared_cnn_settings(data_root: Path) -> list[str]:
+    """The settings of the shared real CNN run (`conftest.shared_cnn_run`); a test that
+    compares another executor's models with it runs the same."""
+    return tiny(f"data.root='{data_root}'", "image_model.patience=2", "radar.enabled=true")
+
+
 def standin_env(env: dict[str, str], epoch_seconds: float = 0.05) -> dict[str, str]:
     """`env` with the stand-in registered in every Python process started from it."""
     import os

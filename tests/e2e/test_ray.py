@@ -14,9 +14,11 @@ from dfu_tui.runs.state import load_state
 from tests.helpers import (
     ROOT,
     STANDIN,
+    SharedRun,
     detached_run,
     run_dfu,
     set_args,
+    shared_cnn_settings,
     standin_env,
     tiny,
     wait_for,
@@ -24,8 +26,9 @@ from tests.helpers import (
 
 ray = pytest.importorskip("ray")
 
-# all Ray tests in one test process, one at a time (each starts or joins a Ray instance)
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+# all Ray tests in one test process, one at a time (each starts or joins a Ray instance):
+# the process of the shared local CNN run (`xdist_group("model")`), which the first compares
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("model")]
 
 TINY = tiny("demo.patients=30", "image_model.epochs=2", "image_model.patience=2")
 
@@ -58,20 +61,23 @@ def summary_kappas(run: Path, branch: str) -> list[float]:
     return [f["kappa"] for f in next(b for b in doc["branches"] if b["branch"] == branch)["folds"]]
 
 
-def test_ray_gives_the_local_results_and_streams_epochs(tmp_path: Path, env, monkeypatch) -> None:
+def test_ray_gives_the_local_results_and_streams_epochs(
+    tmp_path: Path, env, monkeypatch, shared_cnn_run: SharedRun, small_demo_master: Path
+) -> None:
     """A user's foreground run on a local Ray instance, real TensorFlow: the local executor's
     results, epochs streamed as they come, isolated on loopback. The user's `run` process has
     threads before Ray would start, so it cannot get a network namespace: it starts the
-    supervisor in a fresh process (which can) and follows its events, with no warning."""
+    supervisor in a fresh process (which can) and follows its events, with no warning.
+
+    The local run it is compared with (`shared_cnn_run`, the same data and settings) trained
+    every task in one warm worker given the machine's 2 cores; here each task is a new Ray
+    worker process (`max_calls=1`) given 1: the same forests and the same CNNs, so a warm
+    worker's CNN is a fresh process's, and `--jobs` (threads given) does not change a model."""
     import os
 
     import numpy as np
 
     from dfu_tui.cli import main
-    from dfu_tui.config import load_config
-    from dfu_tui.data.dataset import load_dataset
-    from dfu_tui.engine.folds import run_folds
-    from dfu_tui.engine.training import train_task
     from dfu_tui.runs import netns
     from dfu_tui.runs.rundir import RunDir, load_predictions
 
@@ -80,47 +86,26 @@ def test_ray_gives_the_local_results_and_streams_epochs(tmp_path: Path, env, mon
     monkeypatch.setattr(netns, "can_isolate_here", lambda: False)  # as a user would be
     monkeypatch.chdir(ROOT)
     runs = tmp_path / "ray"
+    local = shared_cnn_run.run
+    same = [*shared_cnn_settings(small_demo_master), "radar.enabled=false"]  # not the subject
     # one task at a time: one Ray worker imports TensorFlow (two tasks at once on Ray: the
     # stop and two-node tests)
     args = ["run", "configs/default.toml", "--runs-dir", str(runs), "--jobs", "1"]
-    assert main([*args, "--executor", "ray", *sets(TINY)]) == 0
+    assert main([*args, "--executor", "ray", *sets(same)]) == 0
     (on_ray,) = runs.iterdir()
     run_started = next(e for e in events(on_ray) if e["kind"] == "run_started")
     assert run_started["pid"] != os.getpid()  # the supervisor ran in its own process
-    # the deterministic branch, as a local worker trains it (`runs.worker` calls exactly
-    # `train_task`): the same forest, the same probabilities, the same fold kappas
-    cfg = load_config(on_ray / "config.toml")
-    table = load_dataset(cfg.dataset, modalities=[]).table
-    for fold in run_folds(cfg, table):
-        here = train_task(cfg, load_dataset(cfg.dataset, modalities=[]), fold, "metadata", 1)
-        there = load_predictions(RunDir(on_ray).prediction_file(fold.number, "metadata"))
-        assert np.array_equal(here.val_proba, there["val_proba"])
-        assert np.array_equal(here.val_index, there["val_index"])
-    assert len(summary_kappas(on_ray, "metadata")) == 2
-    # the CNN too, trained apart with 8 threads (the run's tasks had the machine's 2):
-    # TensorFlow's threads come from the config, so the model is the same
-    code = (
-        "import sys, numpy as np\n"
-        "from dfu_tui.config import load_config\n"
-        "from dfu_tui.data.dataset import load_dataset\n"
-        "from dfu_tui.engine.folds import run_folds\n"
-        "from dfu_tui.engine.training import train_task\n"
-        "cfg = load_config(sys.argv[1])\n"
-        "data = load_dataset(cfg.dataset, modalities=['thermal_map'])\n"
-        "fold = run_folds(cfg, data.table)[0]\n"
-        "np.save(sys.argv[2], train_task(cfg, data, fold, 'thermal_map', 8).val_proba)\n"
-    )
-    alone = tmp_path / "alone.npy"
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(on_ray / "config.toml"), str(alone)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    ray_cnn = load_predictions(RunDir(on_ray).prediction_file(1, "thermal_map"))["val_proba"]
-    assert np.array_equal(np.load(alone), ray_cnn, equal_nan=True)
+    started = [e for e in events(on_ray) if e["kind"] == "task_started"]
+    assert len(started) == 4 == len({e["pid"] for e in started})  # a new process per task
+    assert len({e["pid"] for e in events(local) if e["kind"] == "task_started"}) == 1
+    for number in (1, 2):
+        for branch in ("metadata", "thermal_map"):
+            here = load_predictions(RunDir(local).prediction_file(number, branch))
+            there = load_predictions(RunDir(on_ray).prediction_file(number, branch))
+            for key in ("val_index", "val_proba", "train_proba"):
+                assert np.array_equal(here[key], there[key], equal_nan=True), (number, branch, key)
+    assert summary_kappas(on_ray, "metadata") == summary_kappas(local, "metadata")
+    assert summary_kappas(on_ray, "thermal_map") == summary_kappas(local, "thermal_map")
     log = events(on_ray)
     epochs = [e for e in log if e["kind"] == "epoch"]
     assert {e["task"] for e in epochs} == {"fold1-thermal_map", "fold2-thermal_map"}
