@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import Button, DataTable, Input, Static
@@ -359,7 +360,21 @@ class TestMonitor:
 
 
 class TestCompare:
-    async def test_ranking_and_curve(self, runs_dir: Path) -> None:
+    async def test_ranking_and_curve(self, runs_dir: Path, monkeypatch) -> None:
+        """The ranking (a paired test per combination) and the curve are computed on worker
+        threads, not on the UI thread."""
+        import threading
+
+        from dfu_tui.tui.screens import compare
+
+        threads: list[str] = []
+        real = compare.ranked
+
+        def ranked(*args: Any) -> Any:
+            threads.append(threading.current_thread().name)
+            return real(*args)
+
+        monkeypatch.setattr(compare, "ranked", ranked)
         app = make_app(runs_dir)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("down", "c")
@@ -367,6 +382,7 @@ class TestCompare:
             assert isinstance(screen, CompareScreen) and screen.run_id == COMPLETED
             ranking = screen.query_one("#ranking", DataTable)
             assert ranking.row_count == 7
+            assert len(threads) == 1 and threads[0] != threading.main_thread().name
             # the curve is computed on a worker thread from the stored predictions
             await until(pilot, lambda: "Fusion-weight curve" in text_of(screen, "#curve-title"))
             title = text_of(screen, "#curve-title")

@@ -143,14 +143,38 @@ class CompareScreen(RunScreen):
             yield PlotPanel(id="curve-plot")
         yield Footer()
 
+    #: Whether the ranking is shown (it is computed on a worker thread: each verdict is a
+    #: paired test per combination, tens of milliseconds for a search of many).
+    ready = False
+
     def on_mount(self) -> None:
         self.sub_title = f"{self.run_id} compare"
         self.query_one("#curve-plot", PlotPanel).display = False  # until a curve is computed
         self.query_one("#strategies-title", Static).display = False  # until a row is chosen
         self.query_one("#strategies", DataTable).display = False
-        state = self.state
+        self.query_one("#ranking-title", Static).update("Ranking the combinations…")
         cfg = self.context.catalog.documents(self.run_id).config
-        rows = ranked(state, cfg)
+        self._rank(self.state, cfg)
+
+    @work(thread=True, exclusive=True, group="ranking", exit_on_error=False)
+    def _rank(self, state: RunState, cfg: Any) -> None:
+        try:
+            rows = ranked(state, cfg)
+        except Exception as exc:  # a damaged log or summary: say so, keep the dashboard
+            problem = f"cannot rank the combinations: {type(exc).__name__}: {exc}"
+            self.app.call_from_thread(self._show_problem, problem)
+            return
+        self.app.call_from_thread(self._show_ranking, state, cfg, rows)
+
+    def _show_problem(self, text: str) -> None:
+        if self.is_attached:
+            self.ready = True
+            self.query_one("#ranking-title", Static).update(escape(text))
+
+    def _show_ranking(self, state: RunState, cfg: Any, rows: list[dict[str, Any]]) -> None:
+        if not self.is_attached:
+            return  # left before its ranking was ready
+        self.ready = True
         scale = SCALE_NAMES[cfg.criteria.metric] if cfg is not None else "kappa"
         folds = rows[0]["folds"] if rows else 0
         paired = [r["versus_reference"] for r in rows if r["versus_reference"]]
