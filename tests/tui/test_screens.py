@@ -393,6 +393,27 @@ class TestCompare:
                 s.kind == "vline" and s.x == (0.7,) for s in figure.series
             )
 
+    async def test_a_ranking_that_fails_is_one_line_and_the_dashboard_goes_on(
+        self, runs_dir: Path, monkeypatch
+    ) -> None:
+        from dfu_tui.tui.screens import compare
+
+        def ranked(*args: Any) -> Any:
+            raise ValueError("a fold without its combinations")
+
+        monkeypatch.setattr(compare, "ranked", ranked)
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_compare(COMPLETED)
+            screen = await on_screen(pilot, "CompareScreen")
+            title = text_of(screen, "#ranking-title")
+            assert (
+                title == "cannot rank the combinations: ValueError: a fold without its combinations"
+            )
+            assert screen.query_one("#ranking", DataTable).row_count == 0
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, CompareScreen))
+
     async def test_at_80_columns_each_row_shows_its_paired_difference_and_verdict(
         self, runs_dir: Path
     ) -> None:
