@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
 from dfu_tui.runs.figures import Figure, Heatmap, Series
+from dfu_tui.tui.widgets import update_text
 
 # Colour-blind-safe colours (Okabe-Ito) the series take, in order of first appearance; a
 # collapse and a warning keep theirs. Each series group also gets its own glyph (points,
@@ -294,7 +295,7 @@ class PlotPanel(Vertical):
 
     def show(self, figure: Figure) -> None:
         if self.plot.show(figure):
-            self.query_one(".legend", Static).update(self.plot.legend())
+            update_text(self.query_one(".legend", Static), self.plot.legend())
 
     @on(FigurePlot.Recoloured)
     def _recoloured(self) -> None:

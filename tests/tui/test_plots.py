@@ -464,3 +464,105 @@ class TestFitKey:
                 ),
             )
             assert (runs_dir / COMPLETED / "logs" / "fit.log").exists()
+
+
+class TestStreaming:
+    """While a run streams, what an SSH link carries: the numbers change as each event
+    comes, the plots at most once a second (and at once for a key), and nothing lays the
+    screen out again (each layout repainted every scrollbar: 1.6 of 2.5 KB/s at 80x24)."""
+
+    async def test_epochs_redraw_numbers_at_once_plots_at_most_each_second(
+        self, runs_dir: Path, monkeypatch
+    ) -> None:
+        from textual.widget import Widget
+
+        from dfu_tui.runs.events import EventWriter
+
+        layouts: list[str] = []
+        refresh = Widget.refresh
+
+        def spy(self: Widget, *regions: Any, layout: bool = False, **kw: Any) -> Widget:
+            if layout:
+                layouts.append(f"{type(self).__name__}#{self.id}")
+            return refresh(self, *regions, layout=layout, **kw)
+
+        writer = EventWriter(runs_dir / CANCELLED / "events.jsonl")
+        writer.emit("run_resumed", pending=["fold2-depth_map"], jobs=1, heartbeat=5, pid=0, pgid=0)
+        task = {"task": "fold2-depth_map", "fold": 2, "branch": "depth_map"}
+        writer.emit("task_started", **task, pid=1)
+
+        def epoch(n: int) -> None:
+            writer.emit("epoch", **task, epoch=n, max_epochs=20, loss=1.0 / n, flags=[])
+
+        epoch(1)
+        app = make_app(runs_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_run(CANCELLED)
+            screen = await shown(pilot, MonitorScreen)
+            plot = screen.query_one("#epoch-plot", PlotPanel).plot
+            await pilot.pause(MonitorScreen.PLOT_INTERVAL)  # the first drawing is old enough
+            draws = plot.draws
+            monkeypatch.setattr(Widget, "refresh", spy)
+            for n in range(2, 6):  # one event at a time, each shown before the next
+                epoch(n)
+                await until(pilot, shows(screen, "#task", f"epoch {n}/20"))
+            # four updates, each shown at once in the numbers: at most two plot drawings
+            # (at once if the last was a second ago, the rest after the interval)
+            assert plot.draws - draws <= 2
+            await until(pilot, lambda: not screen._plots_pending)
+            assert 1 <= plot.draws - draws <= 2
+            assert plot.figure is not None  # caught up: the last epoch is drawn
+            assert max(x for s in plot.figure.series for x in s.x) == 5
+            assert layouts == []
+            monkeypatch.setattr(Widget, "refresh", refresh)
+            # an epoch within the interval waits for it; a key does not: the plots follow it
+            epoch(6)
+            await until(pilot, lambda: "epoch 6/20" in text(screen, "#task"))
+            assert screen._plots_pending and screen._plots_timer is not None
+            await pilot.press("left_square_bracket")
+            await until(pilot, lambda: not screen._plots_pending, timeout=0.5)
+        writer.close()
+
+
+def shows(screen: Any, selector: str, wanted: str) -> Any:
+    """A check that the Static at `selector` shows `wanted`."""
+    return lambda: wanted in text(screen, selector)
+
+
+def text(screen: Any, selector: str) -> str:
+    from textual.widgets import Static
+
+    return str(screen.query_one(selector, Static).render())
+
+
+async def test_update_text_lays_out_only_when_the_height_changes(monkeypatch) -> None:
+    from textual.app import App, ComposeResult
+    from textual.widget import Widget
+    from textual.widgets import Static
+
+    from dfu_tui.tui.widgets import update_text
+
+    class One(App[None]):
+        CSS = "Static { width: 20; height: auto; }"
+
+        def compose(self) -> ComposeResult:
+            yield Static("[b]elapsed[/b] 0:01", id="t")
+
+    layouts: list[str] = []
+    refresh = Widget.refresh
+
+    def spy(self: Widget, *regions: Any, layout: bool = False, **kw: Any) -> Widget:
+        if layout:
+            layouts.append(str(self.id))
+        return refresh(self, *regions, layout=layout, **kw)
+
+    app = One()
+    async with app.run_test(size=(40, 10)) as pilot:
+        widget = app.query_one("#t", Static)
+        monkeypatch.setattr(Widget, "refresh", spy)
+        update_text(widget, "[b]elapsed[/b] 0:02")  # one line still
+        await pilot.pause()
+        assert layouts == [] and "0:02" in str(widget.render())
+        update_text(widget, "[b]elapsed[/b] 0:03 and a longer line")  # wraps: two lines
+        await pilot.pause()
+        assert "t" in layouts and widget.size.height == 2

@@ -13,6 +13,7 @@ from dfu_tui.engine.records import FoldResult
 from dfu_tui.runs.catalog import RunDocs
 from dfu_tui.runs.figures import fused_index as _fused
 from dfu_tui.runs.state import RunState
+from dfu_tui.tui.widgets import update_text
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,10 @@ class Panel(Vertical):
         """The panel's plots (drawn after the numbers are on screen)."""
 
     def set_text(self, selector: str, text: str) -> None:
-        if self._shown.get(selector) != text:
+        before = self._shown.get(selector)
+        if before != text:
             self._shown[selector] = text
-            self.query_one(selector, Static).update(text)
+            update_text(self.query_one(selector, Static), text)
 
     def set_rows(
         self, selector: str, columns: Sequence[str], rows: Sequence[Sequence[str]]

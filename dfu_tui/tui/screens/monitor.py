@@ -4,6 +4,8 @@ the event log), all following the run's events live."""
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 from rich.markup import escape
@@ -12,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.lazy import Reveal
 from textual.reactive import reactive
+from textual.timer import Timer
 from textual.widgets import Header, Static
 
 from dfu_tui.runs.fitbeat import fit_state
@@ -30,7 +33,7 @@ from dfu_tui.tui.panels.strategies import StrategiesPanel
 from dfu_tui.tui.panels.task import TaskPanel
 from dfu_tui.tui.panels.verdict import VerdictPanel
 from dfu_tui.tui.screens.base import RunScreen
-from dfu_tui.tui.widgets import Footer
+from dfu_tui.tui.widgets import Footer, update_text
 
 # the panels, in the order they are laid out and mounted
 PANELS: tuple[tuple[type[Panel], str], ...] = (
@@ -102,10 +105,10 @@ class MonitorScreen(RunScreen):
         self.redraw()
 
     def watch_selected_fold(self) -> None:
-        self.redraw()
+        self.redraw(at_once=True)  # the user's key: the plots follow it at once
 
     def watch_selected_epoch(self) -> None:
-        self.redraw()
+        self.redraw(at_once=True)
 
     # -- panels
 
@@ -120,28 +123,50 @@ class MonitorScreen(RunScreen):
             self.context.clock,
         )
 
-    def redraw(self) -> None:
+    def redraw(self, at_once: bool = False) -> None:
         """The header and every panel (each changes on screen only what changed); the plots
-        once the numbers are on screen (one pending at a time)."""
+        once the numbers are on screen (one pending at a time), at once when the user asked
+        (`at_once`), else at most every `PLOT_INTERVAL` while the run streams."""
         view = self.view()
         self.show_header(view.state)
         for panel in self.panels():
             panel.draw(view)
-        self.plots_later()
+        self.plots_later(at_once)
 
-    def plots_later(self) -> None:
+    #: A streaming run's plots are drawn again at most this often (seconds): a plot's new
+    #: point redraws most of its cells, which an SSH link carries at every epoch otherwise;
+    #: the numbers (header, folds, log) still change as each event comes.
+    PLOT_INTERVAL = 1.0
+
+    def plots_later(self, at_once: bool = True) -> None:
         """Draw the plots once what is drawn now is on screen (one such redraw pending at a
-        time; a panel mounted meanwhile asks for it too)."""
-        if not self._plots_pending:
-            self._plots_pending = True
+        time; a panel mounted meanwhile asks for it too); unless `at_once`, not sooner than
+        `PLOT_INTERVAL` after the last drawing."""
+        wait = 0.0 if at_once else self._plots_drawn + self.PLOT_INTERVAL - time.monotonic()
+        if self._plots_pending:
+            if wait > 0 or self._plots_timer is None:
+                return  # the pending redraw comes soon enough
+            self._plots_timer.stop()  # asked at once: no need to wait for the timer
+        self._plots_pending = True
+        self._plots_timer = None
+        if wait > 0:
+            self._plots_timer = self.set_timer(wait, self._plots_after_refresh)
+        else:
             self.call_after_refresh(self.redraw_plots)
 
     _plots_pending = False
+    _plots_drawn = -math.inf  # time.monotonic() of the last plot redraw
+    _plots_timer: Timer | None = None
     _header = ""
+
+    def _plots_after_refresh(self) -> None:
+        self._plots_timer = None
+        self.call_after_refresh(self.redraw_plots)
 
     def redraw_plots(self) -> None:
         """Each plot from the state as it is now (drawn again only when its figure changed)."""
         self._plots_pending = False
+        self._plots_drawn = time.monotonic()
         view = self.view()
         for panel in self.panels():
             panel.draw_plots(view)
@@ -178,8 +203,8 @@ class MonitorScreen(RunScreen):
                 "(M or dfu-tui fit resumes it)"
             )
         if text != self._header:
+            update_text(self.query_one("#monitor-header", Static), text)
             self._header = text
-            self.query_one("#monitor-header", Static).update(text)
 
     # -- actions
 
@@ -209,7 +234,7 @@ class MonitorScreen(RunScreen):
         if (fold, epoch) != (self.selected_fold, self.selected_epoch):
             self.set_reactive(MonitorScreen.selected_fold, fold)
             self.set_reactive(MonitorScreen.selected_epoch, epoch)
-            self.redraw()
+            self.redraw(at_once=True)
 
     def action_detail(self) -> None:
         fold = self.view().shown_fold()
