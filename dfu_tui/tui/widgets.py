@@ -59,10 +59,12 @@ def update_text(widget: widgets.Static, text: VisualType) -> None:
     (elapsed time, heartbeat) and a plot's legend sent the folds table's scrollbar over and
     over while a run streamed (1.6 of 2.5 KB/s over SSH at 80x24). Here the height is
     measured as Textual measures it (the text wrapped at the widget's width) before and
-    after: the same, and the widget alone is repainted."""
+    after: the same, and the widget alone is repainted. A widget as wide as its text
+    (`width: auto`) is always laid out: its width follows the text."""
     width = widget.content_size.width
     rules = widget.styles.get_rules()
-    before = widget.visual.get_height(rules, width) if width else None
+    sized = widget.styles.width is not None and widget.styles.width.is_auto
+    before = widget.visual.get_height(rules, width) if width and not sized else None
     widget.update(text, layout=False)
     if before is None or widget.visual.get_height(rules, width) != before:
         widget.refresh(layout=True)

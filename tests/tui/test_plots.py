@@ -566,3 +566,10 @@ async def test_update_text_lays_out_only_when_the_height_changes(monkeypatch) ->
         update_text(widget, "[b]elapsed[/b] 0:03 and a longer line")  # wraps: two lines
         await pilot.pause()
         assert "t" in layouts and widget.size.height == 2
+        # a widget as wide as its text: a longer text of the same height is laid out too
+        widget.styles.width = "auto"
+        await pilot.pause()
+        layouts.clear()
+        update_text(widget, "0:04")
+        await pilot.pause()
+        assert "t" in layouts and widget.size.width == 4

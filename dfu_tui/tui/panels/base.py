@@ -82,8 +82,7 @@ class Panel(Vertical):
         """The panel's plots (drawn after the numbers are on screen)."""
 
     def set_text(self, selector: str, text: str) -> None:
-        before = self._shown.get(selector)
-        if before != text:
+        if self._shown.get(selector) != text:
             self._shown[selector] = text
             update_text(self.query_one(selector, Static), text)
 
