@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -94,7 +95,7 @@ def test_stop_ends_what_a_killed_supervisor_left_and_only_that(tmp_path: Path) -
 
     run = tmp_path / CANCELLED
     shutil.copytree(FIXTURES / CANCELLED, run)
-    token = "0123456789abcdef" * 2
+    token = secrets.token_hex(16)  # its own: another test may run beside it
 
     def start(command: list[str], secret: str | None = token) -> subprocess.Popen:
         env = {**os.environ, **({TOKEN_ENV: secret} if secret else {})}
@@ -147,7 +148,7 @@ def test_stop_ends_what_a_killed_supervisors_processes_started_after_the_record(
 
     run = tmp_path / CANCELLED
     shutil.copytree(FIXTURES / CANCELLED, run)
-    token = "fedcba9876543210" * 2
+    token = secrets.token_hex(16)  # its own: another test may run beside it
     env = {**os.environ, TOKEN_ENV: token}
     # a recorded "raylet" that starts a "worker" once recorded, then is killed (-9)
     raylet = subprocess.Popen(
@@ -278,7 +279,7 @@ def test_the_process_record_keeps_only_live_processes(tmp_path: Path) -> None:
     pid is another process now, is dropped, and a reused pid gets its new identity."""
     from dfu_tui.runs.procs import STARTED_FILE, TOKEN_ENV, identity, record_started
 
-    token = "fedcba9876543210" * 2
+    token = secrets.token_hex(16)  # its own: another test may run beside it
     env = {**os.environ, TOKEN_ENV: token}
     first = subprocess.Popen(["sleep", "60"], env=env)
     second = subprocess.Popen(["sleep", "60"], env=env)
