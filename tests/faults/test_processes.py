@@ -17,27 +17,32 @@ import pytest
 
 from dfu_tui.runs.procs import alive, run_processes
 from dfu_tui.runs.state import load_state
-from tests.helpers import ROOT, detached_run, run_dfu, wait_for
+from tests.helpers import ROOT, STANDIN, detached_run, run_dfu, standin_env, tiny, wait_for
 from tests.tui.conftest import CANCELLED, COMPLETED, FIXTURES
 
-SLOW = [  # enough trees that a fold takes a few seconds: time to stop or kill mid-run
-    "demo.patients=30",
-    "modalities.use=['metadata']",
-    "metadata_model.n_estimators=400",
-    "metadata_model.n_jobs=1",
-    "radar.enabled=false",
-    "cv.folds=3",
-    "cv.inner_folds=2",
-]
+
+def slow(data: Path) -> list[str]:
+    """A run whose tasks take seconds without using the CPU (time to stop or kill it
+    mid-run while the other tests run): a small forest and the stand-in image branch, whose
+    epochs wait (`standin_env`); three folds, one worker."""
+    return tiny(
+        f"data.root='{data}'",
+        "modalities.use=['metadata', 'thermal_map']",
+        "cv.folds=3",
+        "image_model.epochs=12",
+        "image_model.patience=12",
+        STANDIN,
+    )
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "DFU_TUI_CACHE_DIR": str(tmp_path / "cache"), "DFU_TUI_HEARTBEAT": "1"}
+    base = {**os.environ, "DFU_TUI_CACHE_DIR": str(tmp_path / "cache"), "DFU_TUI_HEARTBEAT": "1"}
+    return standin_env(base, epoch_seconds=0.15)
 
 
-def detach(env: dict[str, str], runs: Path, *extra: str) -> Path:
-    return detached_run(env, runs, [*SLOW, *extra], "--jobs", "1")
+def detach(env: dict[str, str], runs: Path, data: Path) -> Path:
+    return detached_run(env, runs, slow(data), "--jobs", "1")
 
 
 def events(run: Path) -> list[dict]:
@@ -45,8 +50,10 @@ def events(run: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_stop_right_after_detach_stops_for_real(tmp_path: Path, env: dict[str, str]) -> None:
-    run = detach(env, tmp_path / "runs")
+def test_stop_right_after_detach_stops_for_real(
+    tmp_path: Path, env: dict[str, str], small_demo_master: Path
+) -> None:
+    run = detach(env, tmp_path / "runs", small_demo_master)
     proc = run_dfu(env, "stop", str(run))  # at once: the lock is already held
     assert proc.returncode == 0 and "cancelled" in proc.stdout, proc.stdout + proc.stderr
     assert run_processes(run) == []  # nobody is left to write to the log
@@ -203,9 +210,9 @@ def test_a_damaged_process_record_trusts_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_resume_ends_orphans_and_only_one_of_two_resumes_wins(
-    tmp_path: Path, env: dict[str, str]
+    tmp_path: Path, env: dict[str, str], small_demo_master: Path
 ) -> None:
-    run = detach(env, tmp_path / "runs")
+    run = detach(env, tmp_path / "runs", small_demo_master)
     wait_for(lambda: any(e["kind"] == "fold_finished" for e in events(run)))
     wait_for(lambda: any(p.role == "worker" for p in run_processes(run)))
     # the worker is held still, so it cannot finish before the resume finds it (SIGTERM
@@ -322,7 +329,6 @@ def test_tasks_of_a_fold_ending_together_one_killed_fail_the_run_naming_it(
     from dfu_tui.runs.fingerprint import run_fingerprint, save_fingerprint
     from dfu_tui.runs.rundir import create_run_dir, write_features
     from dfu_tui.runs.supervisor import Supervisor
-    from tests.helpers import STANDIN, standin_env
 
     for key, value in standin_env({"DFU_TUI_CACHE_DIR": str(tmp_path / "cache")}).items():
         monkeypatch.setenv(key, value)
