@@ -89,7 +89,10 @@ def test_validate_features_prints_the_single_feature_table(tmp_path: Path) -> No
 
 
 def test_imagenet_offline_is_one_line(tmp_path: Path, tiny_demo_master: Path) -> None:
-    """No network (a closed local proxy, so the test is the same on an online machine)."""
+    """No network (a closed local proxy, so the test is the same on an online machine): with
+    nothing in Keras's cache, the host out of reach is said at once, before TensorFlow
+    starts; with a file there (which might have been the backbone's), Keras itself tries and
+    its failure is the same one line."""
     env = {
         **os.environ,
         "DFU_TUI_CACHE_DIR": str(tmp_path / "cache"),
@@ -106,13 +109,55 @@ def test_imagenet_offline_is_one_line(tmp_path: Path, tiny_demo_master: Path) ->
     ]
     args = set_args(sets)
     runs = tmp_path / "runs"
-    proc = run_dfu(env, "run", "configs/default.toml", "--runs-dir", str(runs), *args)
-    assert proc.returncode == 2
-    errors = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in proc.stderr
-    assert "cannot download the MobileNetV3Small ImageNet weights" in errors[0]
-    assert "image_model.weights to its local path" in errors[0]
-    assert not runs.exists()  # nothing started, nothing half-written
+    for cached in ([], ["other.weights.h5"]):
+        for name in cached:
+            (tmp_path / "keras" / "models").mkdir(parents=True, exist_ok=True)
+            (tmp_path / "keras" / "models" / name).write_bytes(b"not these weights")
+        proc = run_dfu(env, "run", "configs/default.toml", "--runs-dir", str(runs), *args)
+        assert proc.returncode == 2
+        errors = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+        assert len(errors) == 1 and "Traceback" not in proc.stderr
+        assert "cannot download the MobileNetV3Small ImageNet weights" in errors[0]
+        assert "image_model.weights to its local path" in errors[0]
+        # which of the two said it: our check names the host, Keras the file's address
+        ours = "https://storage.googleapis.com/ cannot be reached: " in errors[0]
+        assert ours == (not cached), errors[0]
+        assert "Connection refused" in errors[0]
+        assert not runs.exists()  # nothing started, nothing half-written
+
+
+def test_the_download_host_check_honours_the_proxy_settings(monkeypatch) -> None:
+    """As Keras's download would: a refused proxy is out of reach, and so is an unknown
+    host; a host that answers, with whatever status, is reachable."""
+    import http.server
+    import threading
+
+    from dfu_tui.engine.pretrained import unreachable
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:  # noqa: N802 (the standard library's name)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for key in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(key, raising=False)
+        port = server.server_address[1]
+        assert unreachable(f"http://127.0.0.1:{port}/", timeout=5) is None
+        monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+        refused = unreachable(f"http://127.0.0.1:{port}/", timeout=5)
+        assert refused is not None and "Connection refused" in refused
+        monkeypatch.delenv("http_proxy")
+        unknown = unreachable("http://no-such-host.invalid/", timeout=5)
+        assert unknown is not None and "no-such-host.invalid" in unknown
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_local_weights_file_is_loaded(tmp_path: Path) -> None:
