@@ -30,7 +30,10 @@ ray = pytest.importorskip("ray")
 # the process of the shared local CNN run (`xdist_group("model")`), which the first compares
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("model")]
 
-TINY = tiny("demo.patients=30", "image_model.epochs=2", "image_model.patience=2")
+
+def small(data: Path) -> list[str]:
+    """A tiny run on `data` (the session's 30-patient demo: not generated again per run)."""
+    return tiny(f"data.root='{data}'", "image_model.epochs=2", "image_model.patience=2")
 
 
 def sets(items: list[str]) -> list[str]:
@@ -186,14 +189,21 @@ def assert_loopback_only(pid: int, tree: dict[int, tuple[int, str, str]]) -> Non
 
 
 @pytest.mark.parametrize("supervisor", ["alive", "killed"])
-def test_stop_cancels_every_ray_task(tmp_path: Path, env, supervisor: str) -> None:
+def test_stop_cancels_every_ray_task(
+    tmp_path: Path, env, supervisor: str, small_demo_master: Path
+) -> None:
     """Stop ends the local Ray instance the supervisor started and every task it ran: at
     once with a live supervisor, and as orphans after the supervisor was killed (-9)."""
     import os
     import signal
 
     # the subject is stopping: the stand-in image branch (TensorFlow on Ray: the test above)
-    slow = [*TINY, "image_model.epochs=200", "image_model.patience=200", STANDIN]
+    slow = [
+        *small(small_demo_master),
+        "image_model.epochs=200",
+        "image_model.patience=200",
+        STANDIN,
+    ]
     run = detached_run(env, tmp_path / "runs", slow, "--executor", "ray")
     wait_for(lambda: any(e["kind"] == "epoch" for e in events(run)), timeout=180)
     pid = load_state(run).pid
@@ -219,7 +229,7 @@ def test_stop_cancels_every_ray_task(tmp_path: Path, env, supervisor: str) -> No
     assert not session_root(run.name).exists()
 
 
-def test_two_nodes_and_a_lost_node(tmp_path: Path, env, monkeypatch) -> None:
+def test_two_nodes_and_a_lost_node(tmp_path: Path, env, monkeypatch, small_demo_master) -> None:
     from ray.cluster_utils import Cluster
 
     # the nodes' workers (started from this process) get the stand-in image branch too
@@ -229,7 +239,12 @@ def test_two_nodes_and_a_lost_node(tmp_path: Path, env, monkeypatch) -> None:
     worker = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     try:
-        longer = [*TINY, "image_model.epochs=15", "image_model.patience=15", STANDIN]
+        longer = [
+            *small(small_demo_master),
+            "image_model.epochs=15",
+            "image_model.patience=15",
+            STANDIN,
+        ]
         cmd = [
             sys.executable,
             "-m",
