@@ -16,7 +16,6 @@ from tests.helpers import run_dfu, set_args
 
 SETS = [
     "modalities.use=['metadata']",
-    "demo.patients=40",
     "radar.enabled=false",
     "cv.folds=3",
     "metadata_model.n_estimators=40",
@@ -51,9 +50,9 @@ def env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "DFU_TUI_CACHE_DIR": str(tmp_path / "cache"), "DFU_TUI_HEARTBEAT": "1"}
 
 
-def sets() -> list[str]:
-    # one worker process: the subject is the disk, not parallel tasks
-    return ["--jobs", "1", *set_args(SETS)]
+def sets(data: Path) -> list[str]:
+    # one worker process: the subject is the disk, not parallel tasks; the session's demo
+    return ["--jobs", "1", *set_args([f"data.root='{data}'", *SETS])]
 
 
 def test_demo_data_on_a_full_disk(small_disk: Path, env) -> None:
@@ -66,20 +65,26 @@ def test_demo_data_on_a_full_disk(small_disk: Path, env) -> None:
 
 
 @pytest.mark.slow
-def test_run_on_a_full_disk_leaves_no_run(small_disk: Path, env) -> None:
+def test_run_on_a_full_disk_leaves_no_run(small_disk: Path, env, small_demo_master: Path) -> None:
     fill(small_disk, 0)
     runs = small_disk / "runs"
-    proc = run_dfu(env, "run", "configs/default.toml", "--runs-dir", str(runs), *sets())
+    proc = run_dfu(
+        env, "run", "configs/default.toml", "--runs-dir", str(runs), *sets(small_demo_master)
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "No space left on device" in proc.stderr
     assert not runs.exists() or not any(runs.iterdir())
 
 
 @pytest.mark.slow
-def test_a_run_that_fills_the_disk_fails_then_resumes(small_disk: Path, env) -> None:
+def test_a_run_that_fills_the_disk_fails_then_resumes(
+    small_disk: Path, env, small_demo_master: Path
+) -> None:
     filler = fill(small_disk, 24_000)  # room for the run's files, not its predictions
     runs = small_disk / "runs"
-    proc = run_dfu(env, "run", "configs/default.toml", "--runs-dir", str(runs), *sets())
+    proc = run_dfu(
+        env, "run", "configs/default.toml", "--runs-dir", str(runs), *sets(small_demo_master)
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     (run,) = runs.iterdir()
     state = load_state(run)
