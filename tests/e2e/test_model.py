@@ -427,9 +427,9 @@ def test_a_learned_fusion_is_fitted_on_every_patient_and_applied_as_saved(
 ) -> None:
     """A run whose fusion learns (stacked: a logistic regression on the branches'
     probabilities): fit trains each branch again on the inner folds of every patient, saves
-    what the fusion learned as JSON (no pickle) and says so in the card; a fresh process
-    fuses later visits with it exactly as the saved parameters do, visits without a thermal
-    image included. A fit stopped in its inner folds keeps those it finished. (The run is
+    what the fusion learned as JSON (no pickle) and says so in the card; `predict` fuses
+    later visits with it exactly as the saved parameters do, visits without a thermal image
+    included. A fit stopped in its inner folds keeps those it finished. (The run is
     the module's, its config changed to stacked with 2 inner
     folds: what is tested is the fit and the model, not the run's cross-validation.)"""
     from dfu_tui.config import load_config
@@ -471,9 +471,11 @@ def test_a_learned_fusion_is_fitted_on_every_patient_and_applied_as_saved(
     assert np.array(fusion["params"]["coef"]).shape == (3, 8)
     card = (run / "model" / "MODEL_CARD.md").read_text()
     assert "The fusion learned a logistic model" in card
-    proc = run_dfu(env, "predict", str(run / "model"), str(fitted["later"]))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    table = rows(proc.stdout)
+    # applied here (loading in a fresh process is the default model's test: each such
+    # process imports TensorFlow again)
+    out = tmp_path / "later.csv"
+    assert main(["predict", str(run / "model"), str(fitted["later"]), "--output", str(out)]) == 0
+    table = rows(out.read_text())
     model = load_model(run / "model")
     used = model.manifest["features"]["used"]
     cfg = load_config(run / "config.toml")
