@@ -145,6 +145,14 @@ def test_stop_ends_what_a_killed_supervisor_left_and_only_that(tmp_path: Path) -
             p.wait()
 
 
+def command_of(pid: int) -> list[str]:
+    """The command line of `pid` ([] once it has ended)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    except OSError:
+        return []
+
+
 def test_stop_ends_what_a_killed_supervisors_processes_started_after_the_record(
     tmp_path: Path,
 ) -> None:
@@ -164,8 +172,11 @@ def test_stop_ends_what_a_killed_supervisors_processes_started_after_the_record(
     mine = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
         record_started(run, [raylet.pid], token)
-        wait_for(lambda: len(descendants(raylet.pid)) == 1)
-        (worker,) = descendants(raylet.pid)
+
+        def workers() -> list[int]:  # its `sleep 60` (before it, `sleep 0.5` is its child)
+            return [p for p in descendants(raylet.pid) if command_of(p) == ["sleep", "60"]]
+
+        (worker,) = wait_for(workers)
         raylet.kill()
         raylet.wait()
         found = {p.pid for p in run_processes(run)}
