@@ -73,6 +73,7 @@ def anything_cached() -> bool:
 def unreachable(url: str = WEIGHTS_HOST, timeout: float = TIMEOUT_SECONDS) -> str | None:
     """Why `url` cannot be reached the way Keras reaches it (the same proxy settings), or
     None when it answers (with any HTTP status)."""
+    import http.client
     import urllib.error
     import urllib.request
 
@@ -82,7 +83,8 @@ def unreachable(url: str = WEIGHTS_HOST, timeout: float = TIMEOUT_SECONDS) -> st
             return None
     except urllib.error.HTTPError:
         return None  # the host answered
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        # refused, unknown host, timeout, a bad proxy setting, or not HTTP at all
         reason = getattr(exc, "reason", None) or exc
         return f"{url} cannot be reached: {reason}"
 

@@ -47,7 +47,8 @@ class RunProcess:
     task: str  # the worker's task id ("" for a supervisor)
 
 
-def _cmdline(pid: int) -> list[str]:
+def cmdline(pid: int) -> list[str]:
+    """The command line of `pid` ([] once it has ended, or where it cannot be read)."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -80,7 +81,7 @@ def run_processes(run_dir: Path) -> list[RunProcess]:
                 continue
         except OSError:
             continue
-        args = _cmdline(int(entry.name))
+        args = cmdline(int(entry.name))
         for module, role in MODULES.items():
             if module in args:
                 rest = args[args.index(module) + 1 :]

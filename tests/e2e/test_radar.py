@@ -134,9 +134,10 @@ def test_the_download_host_check_honours_the_proxy_settings(monkeypatch) -> None
     """As Keras's download would: a refused proxy is out of reach, and so is an unknown
     host; a host that answers, with whatever status, is reachable."""
     import http.server
+    import socket
     import threading
 
-    from dfu_tui.engine.pretrained import unreachable
+    from dfu_tui.engine.pretrained import pretrained_error, unreachable
 
     class Answer(http.server.BaseHTTPRequestHandler):
         def do_HEAD(self) -> None:  # noqa: N802 (the standard library's name)
@@ -162,6 +163,24 @@ def test_the_download_host_check_honours_the_proxy_settings(monkeypatch) -> None
     finally:
         server.shutdown()
         server.server_close()
+    # something that answers, but not HTTP (a status line, then an endless one): out of
+    # reach, said in the one line (cut to length there), never a traceback
+    for answer in (b"garbage\r\n\r\n", b"x" * 200_000):
+        listener = socket.create_server(("127.0.0.1", 0))
+
+        def serve_once(sock: socket.socket = listener, data: bytes = answer) -> None:
+            conn, _ = sock.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(data)
+
+        threading.Thread(target=serve_once, daemon=True).start()
+        try:
+            said = unreachable(f"http://127.0.0.1:{listener.getsockname()[1]}/", timeout=5)
+        finally:
+            listener.close()
+        assert said is not None and "cannot be reached" in said
+        assert len(pretrained_error("MobileNetV3Small", said)) < 500
 
 
 def test_local_weights_file_is_loaded(tmp_path: Path) -> None:

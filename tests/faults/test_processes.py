@@ -145,21 +145,13 @@ def test_stop_ends_what_a_killed_supervisor_left_and_only_that(tmp_path: Path) -
             p.wait()
 
 
-def command_of(pid: int) -> list[str]:
-    """The command line of `pid` ([] once it has ended)."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
-    except OSError:
-        return []
-
-
 def test_stop_ends_what_a_killed_supervisors_processes_started_after_the_record(
     tmp_path: Path,
 ) -> None:
     """A killed supervisor's Ray instance keeps starting workers that no record names: they
     hold the supervisor's secret token, which proves them ours, so stop ends them too; a
     process of ours without the token is left alone."""
-    from dfu_tui.runs.procs import TOKEN_ENV, descendants, record_started
+    from dfu_tui.runs.procs import TOKEN_ENV, cmdline, descendants, record_started
 
     run = tmp_path / CANCELLED
     shutil.copytree(FIXTURES / CANCELLED, run)
@@ -174,7 +166,7 @@ def test_stop_ends_what_a_killed_supervisors_processes_started_after_the_record(
         record_started(run, [raylet.pid], token)
 
         def workers() -> list[int]:  # its `sleep 60` (before it, `sleep 0.5` is its child)
-            return [p for p in descendants(raylet.pid) if command_of(p) == ["sleep", "60"]]
+            return [p for p in descendants(raylet.pid) if cmdline(p) == ["sleep", "60"]]
 
         (worker,) = wait_for(workers)
         raylet.kill()
