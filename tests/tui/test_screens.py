@@ -242,6 +242,35 @@ class TestMonitor:
             )
             assert len(monitor.query(PlotPanel)) == 3
 
+    async def test_a_panel_whose_widgets_are_gone_draws_nothing(self, runs_dir: Path) -> None:
+        """The race the test above can lose on a busy machine, made certain: every panel's
+        widgets removed (as leaving the monitor while it mounts does, children first), then
+        its mount handler, a redraw of numbers and plots, and a resize come: nothing is
+        drawn, nothing raises, the dashboard goes on."""
+        from textual import events
+        from textual.geometry import Size
+
+        from dfu_tui.tui.panels.base import Panel
+        from dfu_tui.tui.screens.monitor import PANELS
+
+        app = make_app(runs_dir)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            app.open_run(CANCELLED)
+            await until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.ready)
+            monitor = app.screen
+            panels = list(monitor.query(Panel))
+            assert len(panels) == len(PANELS)
+            for panel in panels:
+                await panel.remove_children()
+                panel.post_message(events.Mount())
+                panel.post_message(events.Resize(Size(100, 30), Size(100, 30)))
+            monitor.redraw(at_once=True)
+            await pilot.pause(0.3)
+            assert app.return_code is None and app.is_running
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+
     async def test_the_event_log_wraps_whole_lines_after_a_resize(self, runs_dir: Path) -> None:
         """Every event line, a long flag's included, is in the log whole at 120 columns and
         again after the terminal shrinks to 80 (wrapped anew, nothing lost in the middle)."""

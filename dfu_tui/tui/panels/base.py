@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Static
 
 from dfu_tui.engine.records import FoldResult
@@ -71,9 +73,23 @@ class Panel(Vertical):
         """Drawn as soon as it is mounted: the monitor mounts its panels one by one, after
         its first frame, so that no single step holds the UI thread long."""
         screen = self.screen
-        if isinstance(screen, ViewSource):
-            self.draw(screen.view())
+        if isinstance(screen, ViewSource) and self.show(screen.view()):
             screen.plots_later()  # the screen's one pending plot redraw, with the others'
+
+    def show(self, view: MonitorView) -> bool:
+        """`draw(view)`, unless its widgets are gone (False): a monitor left while its panels
+        mount removes them, children first, and the panel's own mount handler, or a redraw
+        the screen had pending, may still come after."""
+        try:
+            self.draw(view)
+        except NoMatches:
+            return False
+        return True
+
+    def show_plots(self, view: MonitorView) -> None:
+        """`draw_plots(view)`, unless its widgets are gone (as in `show`)."""
+        with contextlib.suppress(NoMatches):
+            self.draw_plots(view)
 
     def draw(self, view: MonitorView) -> None:
         raise NotImplementedError

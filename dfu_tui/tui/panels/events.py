@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.css.query import NoMatches
 from textual.widgets import RichLog, Static
 
 from dfu_tui.runs.describe import describe
@@ -42,7 +43,10 @@ class EventsPanel(Panel):
         self.call_after_refresh(self._rewrap)
 
     def _rewrap(self) -> None:
-        log = self.query_one("#log", RichLog)
+        try:
+            log = self.query_one("#log", RichLog)
+        except NoMatches:
+            return  # removed with its screen before this callback came (as in `on_mount`)
         if self._view is not None and log.scrollable_content_region.width != self._width:
             log.clear()
             self._logged = 0

@@ -130,7 +130,7 @@ class MonitorScreen(RunScreen):
         view = self.view()
         self.show_header(view.state)
         for panel in self.panels():
-            panel.draw(view)
+            panel.show(view)
         self.plots_later(at_once)
 
     #: A streaming run's plots are drawn again at most this often (seconds): a plot's new
@@ -169,7 +169,7 @@ class MonitorScreen(RunScreen):
         self._plots_drawn = time.monotonic()
         view = self.view()
         for panel in self.panels():
-            panel.draw_plots(view)
+            panel.show_plots(view)
 
     def show_header(self, state: RunState) -> None:
         now = self.context.clock()
