@@ -21,23 +21,39 @@ pytestmark = [
 ]
 
 
-def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False).stdout
+def tmux(session: str, *args: str) -> str:
+    """A tmux command to the server of `session`: each terminal has a server of its own,
+    so that tests on two test processes never meet in one (a session ending the shared
+    server's last while another starts raced), nor in the user's own."""
+    command = ["tmux", "-L", session, *args]
+    return subprocess.run(command, capture_output=True, text=True, check=False).stdout
 
 
 @contextlib.contextmanager
 def terminal(session: str, command: str, size: tuple[int, int] = (120, 40)) -> Iterator[str]:
     """A tmux terminal named `session` running `command`, gone when the block ends (as an
     SSH connection that drops)."""
-    tmux("new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), command)
+    x, y = str(size[0]), str(size[1])
+    tmux(session, "new-session", "-d", "-s", session, "-x", x, "-y", y, command)
+    socket = tmux(session, "display-message", "-p", "#{socket_path}").strip()
     try:
         yield session
     finally:
-        tmux("kill-session", "-t", session)
+        tmux(session, "kill-server")
+        if socket.endswith(session):  # the server leaves its socket file behind
+            Path(socket).unlink(missing_ok=True)
 
 
 def pane(session: str) -> str:
-    return tmux("capture-pane", "-p", "-t", session)
+    return tmux(session, "capture-pane", "-p", "-t", session)
+
+
+def shows(session: str, text: str, timeout: float) -> None:
+    """Wait until the terminal shows `text`; fail with what it shows."""
+    try:
+        wait_for(lambda: text in pane(session), timeout)
+    except AssertionError:
+        raise AssertionError(f"{text!r} not shown in {timeout} s:\n{pane(session)}") from None
 
 
 def test_dropped_terminal_does_not_stop_training(tmp_path: Path, small_demo_master: Path) -> None:
@@ -63,20 +79,22 @@ def test_dropped_terminal_does_not_stop_training(tmp_path: Path, small_demo_mast
     )
     session = f"dfu-e2e-{os.getpid()}"
     with terminal(session, command):
-        wait_for(lambda: "No runs" in pane(session), 60)
+        shows(session, "No runs", 60)
 
         def form_open() -> bool:
             if "new run" in pane(session):
                 return True
-            tmux("send-keys", "-t", session, "n")  # again, in case the app was still starting
+            tmux(
+                session, "send-keys", "-t", session, "n"
+            )  # again, in case the app was still starting
             return False
 
         try:
             wait_for(form_open, 30, every=1.0)
         except AssertionError:
             raise AssertionError(pane(session)) from None
-        wait_for(lambda: "0.70" in pane(session), 30)  # the form is filled (metadata weight)
-        tmux("send-keys", "-t", session, "C-l")
+        shows(session, "0.70", 30)  # the form is filled (metadata weight)
+        tmux(session, "send-keys", "-t", session, "C-l")
         events_file = wait_for(lambda: next(iter(runs.glob("*/events.jsonl")), None), 120)
         assert events_file is not None
         run_dir = events_file.parent
@@ -87,17 +105,14 @@ def test_dropped_terminal_does_not_stop_training(tmp_path: Path, small_demo_mast
     session2 = session + "-again"
     with terminal(session2, command):
         # the runs list names a run by its shortest unique prefix (as `status` does)
-        wait_for(lambda: run_dir.name[:11] in pane(session2), 60)
+        shows(session2, run_dir.name[:11], 60)
         screen = pane(session2)
         assert "completed" in screen and "2/2" in screen
-        tmux("send-keys", "-t", session2, "Enter")
-        try:
-            wait_for(lambda: "sample sd" in pane(session2), 30)
-        except AssertionError:
-            raise AssertionError(pane(session2)) from None
+        tmux(session2, "send-keys", "-t", session2, "Enter")
+        shows(session2, "sample sd", 30)
         kappa = load_state(run_dir).fold_results[0]["combinations"][0]["kappa"]
         assert f"{kappa:.3f}" in pane(session2)
-        tmux("send-keys", "-t", session2, "Escape", "q")
+        tmux(session2, "send-keys", "-t", session2, "Escape", "q")
 
 
 def test_a_dashboard_whose_terminal_is_gone_ends(tmp_path: Path) -> None:
@@ -111,7 +126,7 @@ def test_a_dashboard_whose_terminal_is_gone_ends(tmp_path: Path) -> None:
     )
     session = f"dfu-hup-{os.getpid()}"
     with terminal(session, command, (100, 30)):
-        wait_for(lambda: "No runs" in pane(session), 60)
+        shows(session, "No runs", 60)
         (pid,) = [
             int(p.name)
             for p in Path("/proc").iterdir()
