@@ -183,6 +183,7 @@ def test_the_download_host_check_honours_the_proxy_settings(monkeypatch) -> None
         assert len(pretrained_error("MobileNetV3Small", said)) < 500
 
 
+@pytest.mark.xdist_group("model")  # TensorFlow in this process: where the model tests load it
 def test_local_weights_file_is_loaded(tmp_path: Path) -> None:
     from dfu_tui.engine.image_branch import build_image_branch, configure_tensorflow
 

@@ -30,6 +30,9 @@ def sets(*items: str) -> list[str]:
     return set_args(items)
 
 
+# TensorFlow in the test process itself: in the test process of the final-model tests, which
+# load it too (one TensorFlow import per test process instead of one in each: 5-7 s of a core)
+@pytest.mark.xdist_group("model")
 class TestImageBranch:
     @pytest.mark.parametrize(
         "backbone", ["small_cnn", "EfficientNetB0", "MobileNetV3Small", "DenseNet121"]
