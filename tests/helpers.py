@@ -118,6 +118,22 @@ def wait_for(check: Callable[[], T], timeout: float = 240.0, every: float = 0.2)
     raise AssertionError(f"timed out after {timeout} s")
 
 
+def end_group(proc: subprocess.Popen) -> None:
+    """Kill the process group that `proc` leads (started with `start_new_session`) and reap
+    `proc`; the group only while `proc` is not reaped yet (alive or a zombie), which keeps
+    its number ours. Once reaped, the number is free: pids wrap at 32768 on this machine, and
+    a test beside this one may lead a new group with it by now, whose processes are not
+    ours to signal."""
+    import contextlib
+    import os
+    import signal
+
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def leak_run(base: Path, patients: int, folds: int, trees: int) -> tuple[Path, str]:
     """A real metadata-only run on the demo with the planted dressing leak, compared without
     the treatment group; returns (the run directory, its stdout)."""
