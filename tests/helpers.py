@@ -168,6 +168,10 @@ def leak_run(base: Path, patients: int, folds: int, trees: int) -> tuple[Path, s
 
 
 POLL = 0.05  # seconds between two checks of a condition the dashboard is awaited for
+#: How often a dashboard under test reads its runs folder (`DfuApp(refresh_seconds=...)`):
+#: a test waits for that reading (a run's monitor opens once it is read) and the default's
+#: quarter second is spent waiting; `test_live.py` keeps the default.
+REFRESH = 0.05
 
 
 async def until(pilot: Any, check: Callable[[], object], timeout: float = 120.0) -> None:

@@ -31,9 +31,14 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 FIT: dict[str, Any] = {}  # how the module's default model was made
 
 
-def fit_says(run: Path, text: str) -> bool:
-    """Whether a fit of `run` has logged a message starting with `text`."""
-    log = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+def logged(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+
+
+def fit_says(run: Path, text: str, since: int = 0) -> bool:
+    """Whether a fit of `run` has logged a message starting with `text` (after the first
+    `since` events)."""
+    log = logged(run)[since:]
     return any(e["kind"] == "message" and e["text"].startswith(f"fit: {text}") for e in log)
 
 
@@ -53,26 +58,10 @@ def fitted(
     demo, later = small_demo_master, base / "later"
     write_demo(later, patients=20, seed=11)
     run = Path(shutil.copytree(shared_cnn_run.run, base / "runs" / shared_cnn_run.run.name))
-    # the default model: fitted in the background, stopped while its CNN trains, resumed
-    detached = run_dfu(env, "fit", str(run), "--detach")
-    assert detached.returncode == 0, detached.stderr[-2000:]
-
-    wait_for(lambda: fit_says(run, "thermal_map: "), timeout=120)
-    # its heartbeat: `status` says it is fitting, and what it does
-    status = json.loads(run_dfu(env, "status", str(run), "--json").stdout)
-    assert status["fit"]["state"] == "fitting" and status["fit"]["doing"].startswith("thermal")
-    assert "completed, fitting" in run_dfu(env, "status", str(run)).stdout
-    stop = run_dfu(env, "stop", str(run))
-    assert stop.returncode == 0, stop.stderr
-    from dfu_tui.runs.procs import run_processes
-
-    assert run_processes(run) == []  # the fit was ours to stop, and it is gone
-    wait_for(lambda: fit_says(run, "stopped"), timeout=30)
-    wait_for(lambda: not (run / "fit-heartbeat.json").exists(), timeout=30)  # it ended
-    progress = json.loads((run / "model" / "fit-progress.json").read_text())
-    assert "metadata.skops" in progress["files"] and not (run / "model" / "model.json").exists()
-    FIT["resumed"] = run_dfu(env, "fit", str(run))
-    assert FIT["resumed"].returncode == 0, FIT["resumed"].stderr[-2000:]
+    # the default model, fitted in the foreground (a fit stopped and resumed in the
+    # background: the learned fusion's test)
+    FIT["fitted"] = run_dfu(env, "fit", str(run))
+    assert FIT["fitted"].returncode == 0, FIT["fitted"].stderr[-2000:]
     alone = run_dfu(env, "fit", str(run), "--combination", "metadata", "--output", str(base / "m"))
     assert alone.returncode == 0, alone.stderr[-2000:]
     return {
@@ -325,8 +314,8 @@ def test_fit_refuses_what_it_cannot_do_in_one_line(
     _one_line(capsys, main(["fit", run]), "already holds a model")
     # a link planted where the detached fit's log goes: not written through, nothing started
     log = fitted["run"] / "logs" / "fit.log"
-    saved = log.read_bytes()
-    log.unlink()
+    saved = log.read_bytes() if log.exists() else None
+    log.unlink(missing_ok=True)
     victim = fitted["run"].parent / "victim.txt"
     victim.write_text("theirs")
     log.symlink_to(victim)
@@ -337,7 +326,8 @@ def test_fit_refuses_what_it_cannot_do_in_one_line(
         assert victim.read_text() == "theirs" and not target.exists()
     finally:
         log.unlink()
-        log.write_bytes(saved)
+        if saved is not None:
+            log.write_bytes(saved)
 
 
 def test_the_run_shows_its_model_in_the_runs_list_monitor_and_report(
@@ -349,7 +339,7 @@ def test_the_run_shows_its_model_in_the_runs_list_monitor_and_report(
     from dfu_tui.tui.screens.runs import COLUMNS, run_row
 
     run = fitted["run"]
-    log = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+    log = logged(run)
     assert any(MODEL_WRITTEN in e.get("text", "") for e in log if e["kind"] == "message")
     catalog = RunCatalog(run.parent)
     catalog.refresh()
@@ -363,13 +353,15 @@ def test_the_run_shows_its_model_in_the_runs_list_monitor_and_report(
     assert "<h2>Final model</h2>" in page and "Not a diagnostic device" in page
 
 
-def test_a_detached_fit_is_stopped_by_stop_and_resumed_by_fit(fitted: dict[str, Path]) -> None:
-    """The module's default model was fitted with --detach, stopped while its CNN trained
-    (the forest already saved), then fitted again: the forest was kept, the rest trained."""
-    said = FIT["resumed"].stderr
-    assert "metadata: kept from the unfinished fit" in said
-    assert "thermal_map: " in said and (fitted["model"] / "model.json").is_file()
+def test_a_fit_says_what_it_trains_and_leaves_no_progress_file(fitted: dict[str, Path]) -> None:
+    """The module's default model, fitted in the foreground: it says what it trains, and an
+    ended fit leaves no progress record and no heartbeat."""
+    said = FIT["fitted"].stderr
+    assert "metadata: a forest on" in said and "thermal_map: " in said
+    assert "kept from the unfinished fit" not in said
+    assert (fitted["model"] / "model.json").is_file()
     assert not (fitted["model"] / "fit-progress.json").exists()
+    assert not (fitted["run"] / "fit-heartbeat.json").exists()
 
 
 def test_predict_json_takes_visits_on_standard_input(
@@ -429,7 +421,8 @@ def test_a_learned_fusion_is_fitted_on_every_patient_and_applied_as_saved(
     probabilities): fit trains each branch again on the inner folds of every patient, saves
     what the fusion learned as JSON (no pickle) and says so in the card; `predict` fuses
     later visits with it exactly as the saved parameters do, visits without a thermal image
-    included. A fit stopped in its inner folds keeps those it finished. (The run is
+    included. A fit detached, then stopped in its inner folds (its heartbeat saying so
+    meanwhile), keeps the branches and inner folds it finished. (The run is
     the module's, its config changed to stacked with 2 inner
     folds: what is tested is the fit and the model, not the run's cross-validation.)"""
     from dfu_tui.config import load_config
@@ -446,22 +439,38 @@ def test_a_learned_fusion_is_fitted_on_every_patient_and_applied_as_saved(
     (run / "config.toml").write_text(config.replace("inner_folds = 3", "inner_folds = 2", 1))
     # fitted in the background and stopped while the CNN of the second inner fold trains:
     # the inner folds done are kept, and the resumed fit trains only the rest
+    before = len(logged(run))  # the default model's fit logged there too
     detached = run_dfu(env, "fit", str(run), "--detach")
     assert detached.returncode == 0, detached.stderr[-2000:]
 
-    wait_for(lambda: fit_says(run, "fusion: thermal_map on inner fold 2"), timeout=240)
-    assert run_dfu(env, "stop", str(run)).returncode == 0
-    wait_for(lambda: not (run / "fit-heartbeat.json").exists(), timeout=30)
+    wait_for(lambda: fit_says(run, "fusion: thermal_map on inner fold 2", before), timeout=240)
+    # its heartbeat: `status` says it is fitting, and what it does
+    status = json.loads(run_dfu(env, "status", str(run), "--json").stdout)
+    assert status["fit"]["state"] == "fitting", status
+    assert status["fit"]["doing"].startswith("fusion: thermal_map"), status
+    assert "completed, fitting" in run_dfu(env, "status", str(run)).stdout
+    stop = run_dfu(env, "stop", str(run))
+    assert stop.returncode == 0, stop.stderr
+    from dfu_tui.runs.procs import run_processes
+
+    assert run_processes(run) == []  # the fit was ours to stop, and it is gone
+    wait_for(lambda: fit_says(run, "stopped", before), timeout=30)
+    wait_for(lambda: not (run / "fit-heartbeat.json").exists(), timeout=30)  # it ended
     progress = json.loads((run / "model" / "fit-progress.json").read_text())
+    assert {"metadata.skops", "thermal_map.keras"} <= set(progress["files"])
     assert sorted(progress["inner"]) == ["metadata-1", "metadata-2", "thermal_map-1"]
+    assert not (run / "model" / "model.json").exists()
     done = run_dfu(env, "fit", str(run))
     assert done.returncode == 0, done.stderr[-2000:]
     for kept in (
-        "metadata on inner fold 1",
-        "metadata on inner fold 2",
-        "thermal_map on inner fold 1",
+        "metadata",  # the final branches saved before the stop
+        "thermal_map",
+        "fusion: metadata on inner fold 1",  # and the inner folds finished
+        "fusion: metadata on inner fold 2",
+        "fusion: thermal_map on inner fold 1",
     ):
-        assert f"fusion: {kept}: kept from the unfinished fit" in done.stderr
+        assert f"{kept}: kept from the unfinished fit" in done.stderr
+    assert not (run / "model" / "fit-progress.json").exists()
     assert "thermal_map on inner fold 2 of 2" in done.stderr
     assert "thermal_map on inner fold 1 of 2" not in done.stderr  # not trained again
     assert not list((run / "model").glob(".inner-*"))  # removed once the fusion is written

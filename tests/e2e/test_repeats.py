@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from dfu_tui.runs.state import load_state
-from tests.helpers import detached_run, on_screen, run_dfu, wait_for
+from tests.helpers import REFRESH, detached_run, on_screen, run_dfu, wait_for
 
 # one worker runs every test here: the module's run is made once, not once per worker
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("repeats")]
@@ -189,7 +189,7 @@ async def test_monitor_at_80x24_with_2_x_5_folds(repeated: Path) -> None:
     from dfu_tui.tui.screens.monitor import MonitorScreen
 
     root = Path(__file__).resolve().parents[2]
-    app = DfuApp(repeated.parent, root / "configs" / "default.toml")
+    app = DfuApp(repeated.parent, root / "configs" / "default.toml", REFRESH)
     async with app.run_test(size=(80, 24)) as pilot:
         app.open_run(repeated.name)
         await on_screen(pilot, "MonitorScreen")

@@ -13,7 +13,7 @@ from dfu_tui.cli import main
 from dfu_tui.tui.app import DfuApp
 from dfu_tui.tui.screens.compare import CompareScreen
 from dfu_tui.tui.screens.monitor import MonitorScreen
-from tests.helpers import set_args, until
+from tests.helpers import REFRESH, set_args, until
 from tests.tui.conftest import CANCELLED, COMPLETED, FIXED_NOW, FIXTURES, ROOT
 
 
@@ -43,7 +43,7 @@ async def test_looking_at_a_finished_run_changes_nothing(tmp_path: Path, capsys)
     capsys.readouterr()
     assert main(["resume", COMPLETED, "--runs-dir", str(runs)]) == 0
     assert "nothing to resume" in capsys.readouterr().out
-    app = DfuApp(runs, ROOT / "configs" / "default.toml", 0.05, lambda: FIXED_NOW)
+    app = DfuApp(runs, ROOT / "configs" / "default.toml", REFRESH, lambda: FIXED_NOW)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: COMPLETED in app.catalog.states)
         app.open_run(COMPLETED)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import REFRESH, ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "runs"
 
@@ -37,7 +37,7 @@ def strategy_runs(tmp_path: Path) -> Path:
 def make_app(runs_dir: Path):
     from dfu_tui.tui.app import DfuApp
 
-    return DfuApp(runs_dir, ROOT / "configs" / "default.toml", clock=lambda: FIXED_NOW)
+    return DfuApp(runs_dir, ROOT / "configs" / "default.toml", REFRESH, lambda: FIXED_NOW)
 
 
 def svg_text(svg: str) -> list[str]:

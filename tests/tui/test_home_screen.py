@@ -13,7 +13,7 @@ from textual.widgets import DataTable, RichLog
 from dfu_tui.tui.app import DfuApp
 from dfu_tui.tui.screens.monitor import MonitorScreen
 from dfu_tui.tui.screens.runs import RunsScreen
-from tests.helpers import until
+from tests.helpers import REFRESH, until
 from tests.tui.conftest import CANCELLED, COMPLETED, FIXED_NOW, ROOT
 
 ENDINGS = {
@@ -47,7 +47,7 @@ async def test_the_list_is_right_when_shown_again(runs_dir: Path, ending: str) -
     for run in (watched, other):
         make_running(run, FIXED_NOW)
     clock = [FIXED_NOW + 1]
-    app = DfuApp(runs_dir, ROOT / "configs" / "default.toml", 0.05, lambda: clock[0])
+    app = DfuApp(runs_dir, ROOT / "configs" / "default.toml", REFRESH, lambda: clock[0])
     async with app.run_test(size=(120, 30)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, RunsScreen))
         assert status_of(app, COMPLETED) == status_of(app, CANCELLED) == "running"
@@ -81,7 +81,7 @@ async def test_the_list_is_right_when_shown_again(runs_dir: Path, ending: str) -
 async def test_the_monitor_log_keeps_what_came_while_hidden(runs_dir: Path) -> None:
     run = runs_dir / COMPLETED
     make_running(run, FIXED_NOW)
-    app = DfuApp(runs_dir, ROOT / "configs" / "default.toml", 0.05, lambda: FIXED_NOW + 1)
+    app = DfuApp(runs_dir, ROOT / "configs" / "default.toml", REFRESH, lambda: FIXED_NOW + 1)
     async with app.run_test(size=(120, 30)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, RunsScreen))
         app.open_run(COMPLETED)

@@ -14,7 +14,7 @@ from dfu_tui.data.schema import MODALITIES
 from dfu_tui.runs.resources import default_jobs
 from dfu_tui.tui.screens.launch import LaunchScreen
 from dfu_tui.tui.screens.modals import FolderScreen
-from tests.helpers import open_form, until
+from tests.helpers import REFRESH, open_form, until
 from tests.tui.conftest import make_app
 
 
@@ -189,7 +189,7 @@ async def test_the_preview_counts_with_the_engines_plan(runs_dir: Path, tmp_path
     temporal.write_text(text.replace("[cv]\n", "[cv]\nstrategy = 'temporal'\n", 1), "utf-8")
     cfg = load_config(temporal)
     assert cfg.cv.strategy == "temporal"
-    app = DfuApp(runs_dir, temporal, clock=lambda: FIXED_NOW)
+    app = DfuApp(runs_dir, temporal, REFRESH, lambda: FIXED_NOW)
     async with app.run_test(size=(120, 40)) as pilot:
         form = await open_form(pilot)
         await until(pilot, lambda: form.valid is not None)

@@ -60,7 +60,7 @@ async def test_the_dashboard_shows_a_fit_that_stopped_beating_as_stale(tmp_path:
     from textual.widgets import DataTable
 
     from dfu_tui.tui.app import DfuApp
-    from tests.helpers import ROOT, until
+    from tests.helpers import REFRESH, ROOT, until
     from tests.tui.conftest import COMPLETED, FIXTURES
 
     runs = tmp_path / "runs"
@@ -68,7 +68,7 @@ async def test_the_dashboard_shows_a_fit_that_stopped_beating_as_stale(tmp_path:
     run = RunDir(runs / COMPLETED)
     write_fit_heartbeat(run, run.path / "model", "metadata: a forest", 1.0)
     now = [json.loads(run.fit_heartbeat.read_text())["at"] + 0.5]
-    app = DfuApp(runs, ROOT / "configs" / "default.toml", clock=lambda: now[0])
+    app = DfuApp(runs, ROOT / "configs" / "default.toml", REFRESH, lambda: now[0])
     async with app.run_test(size=(200, 30)) as pilot:
         table = app.screen.query_one("#runs", DataTable)
         await until(pilot, lambda: COMPLETED in [str(k.value) for k in table.rows])
