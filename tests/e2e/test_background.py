@@ -36,13 +36,16 @@ def fast(data: Path, epochs: int = 3, standin: bool = False) -> list[str]:
     return set_args(fast_items(data, epochs, standin))
 
 
+HEARTBEAT = 0.5  # seconds: a killed supervisor's run is stale after two missed heartbeats
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     return standin_env(
         {
             **os.environ,
             "DFU_TUI_CACHE_DIR": str(tmp_path / "cache"),
-            "DFU_TUI_HEARTBEAT": "1",
+            "DFU_TUI_HEARTBEAT": str(HEARTBEAT),
             "TF_CPP_MIN_LOG_LEVEL": "3",
         }
     )
@@ -131,9 +134,9 @@ def test_stale_then_resume_runs_only_missing_tasks(
             (s := json.loads(dfu(env, "status", str(run), "--json").stdout))["status"] == "stale"
             and s
         ),
-        every=0.1,
+        every=0.25,
     )
-    assert status["last_heartbeat_age_s"] >= 2 * 1  # stale after two missed heartbeats
+    assert status["last_heartbeat_age_s"] >= 2 * HEARTBEAT  # stale after two missed heartbeats
     # A task killed mid-way leaves no partial file; the resume ends any orphaned worker.
     done_before = {e["task"] for e in events(run) if e["kind"] == "branch_finished"}
     proc = dfu(env, "resume", str(run), "--jobs", "1")

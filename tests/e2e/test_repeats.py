@@ -32,7 +32,8 @@ SETS = [
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     cache = tmp_path_factory.mktemp("cache")
-    return {**os.environ, "DFU_TUI_CACHE_DIR": str(cache), "DFU_TUI_HEARTBEAT": "1"}
+    # stale half a second after two missed heartbeats (the fixture waits for that)
+    return {**os.environ, "DFU_TUI_CACHE_DIR": str(cache), "DFU_TUI_HEARTBEAT": "0.5"}
 
 
 KILLED: dict[str, Any] = {}  # what the module's run had done when it was killed

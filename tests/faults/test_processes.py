@@ -38,8 +38,8 @@ def slow(data: Path) -> list[str]:
         f"data.root='{data}'",
         "modalities.use=['metadata', 'thermal_map']",
         "cv.folds=3",
-        "image_model.epochs=12",
-        "image_model.patience=12",
+        "image_model.epochs=6",
+        "image_model.patience=6",
         STANDIN,
     )
 
