@@ -2,16 +2,19 @@
 
 `LocalProcessExecutor` runs tasks in worker processes that each take task after task (the
 imports and the run's data loaded once per worker; each task seeds itself and clears
-TensorFlow's session when it ends). A cluster engine can implement the same three methods.
+TensorFlow's session when it ends). A cluster engine can implement the same three methods
+(and `wait`, to be looked at as soon as a task ends rather than every `POLL_SECONDS`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -53,6 +56,16 @@ class Executor(Protocol):
     @property
     def running(self) -> list[str]:
         """Ids of the tasks still running."""
+
+
+def wait_for_news(executor: Executor, seconds: float) -> None:
+    """Wait up to `seconds` for something to `poll`: an executor that can tell when (a local
+    worker's answer or exit) returns as soon as it comes, any other after `seconds`."""
+    wait = getattr(executor, "wait", None)
+    if callable(wait):
+        wait(seconds)
+    else:
+        time.sleep(seconds)
 
 
 @dataclass
@@ -232,6 +245,20 @@ class LocalProcessExecutor:
     @property
     def running(self) -> list[str]:
         return [w.task for w in self._workers if w.task]
+
+    def wait(self, seconds: float) -> None:
+        """Return once a worker has written something (a task's answer) or ended (its output
+        closes), or after `seconds`: the supervisor hands out the next task at once rather
+        than at its next look."""
+        fds = [w.proc.stdout.fileno() for w in self._workers if w.proc.stdout is not None]
+        if not fds:
+            time.sleep(seconds)
+            return
+        ready: list[int] = []
+        with contextlib.suppress(OSError, ValueError):  # a pipe closed meanwhile: look now
+            ready = select.select(fds, [], [], seconds)[0]
+        if ready:  # an ended worker's output reads as closed until `poll` has reaped it
+            time.sleep(0.01)
 
 
 def tail(path: Path, lines: int = 5) -> list[str]:

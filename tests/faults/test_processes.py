@@ -419,6 +419,26 @@ def test_tasks_of_a_fold_ending_together_one_killed_fail_the_run_naming_it(
     assert [sorted(set(pids), key=pids.index).index(p) for p in pids] == [0, 0, 1, 1]
     assert not [p for p in run_processes(limited.path) if p.role == "worker"]  # all ended
 
+    # the supervisor's wait between two looks ends as soon as a worker answers, or dies
+    import time
+
+    executor = LocalProcessExecutor()
+    try:
+        for task in ("fold1-metadata", "fold2-metadata"):
+            executor.submit(whole.path, task, 1)
+            if task == "fold2-metadata":  # killed while it waits for its task
+                os.kill(executor._workers[0].proc.pid, signal.SIGKILL)  # noqa: SLF001
+            began, outcomes = time.monotonic(), list[TaskOutcome]()
+            while not outcomes:
+                executor.wait(120)
+                outcomes = executor.poll()
+                assert time.monotonic() - began < 60, "wait slept its whole time"
+            assert [(o.task_id, o.exit_code) for o in outcomes] == [
+                (task, 0 if task == "fold1-metadata" else -9)
+            ]
+    finally:
+        executor.cancel()
+
 
 def test_the_notify_hook_announces_collapses_and_the_end_and_never_holds_a_run(
     tmp_path: Path,
