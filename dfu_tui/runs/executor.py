@@ -2,8 +2,8 @@
 
 `LocalProcessExecutor` runs tasks in worker processes that each take task after task (the
 imports and the run's data loaded once per worker; each task seeds itself and clears
-TensorFlow's session when it ends). A cluster engine can implement the same three methods
-(and `wait`, to be looked at as soon as a task ends rather than every `POLL_SECONDS`).
+TensorFlow's session when it ends). A cluster engine can implement the same methods; its
+`wait` returns as soon as a task ends where it can tell, else after the time given.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ class Executor(Protocol):
     def poll(self) -> list[TaskOutcome]:
         """Tasks finished since the last poll."""
 
+    def wait(self, seconds: float) -> None:
+        """Wait up to `seconds` for something to `poll` (sooner where the engine can tell)."""
+
     def cancel(self) -> None:
         """Stop every running task."""
 
@@ -56,16 +59,6 @@ class Executor(Protocol):
     @property
     def running(self) -> list[str]:
         """Ids of the tasks still running."""
-
-
-def wait_for_news(executor: Executor, seconds: float) -> None:
-    """Wait up to `seconds` for something to `poll`: an executor that can tell when (a local
-    worker's answer or exit) returns as soon as it comes, any other after `seconds`."""
-    wait = getattr(executor, "wait", None)
-    if callable(wait):
-        wait(seconds)
-    else:
-        time.sleep(seconds)
 
 
 @dataclass
@@ -250,14 +243,18 @@ class LocalProcessExecutor:
         """Return once a worker has written something (a task's answer) or ended (its output
         closes), or after `seconds`: the supervisor hands out the next task at once rather
         than at its next look."""
-        fds = [w.proc.stdout.fileno() for w in self._workers if w.proc.stdout is not None]
-        if not fds:
+        outputs = [w.proc.stdout for w in self._workers if w.proc.stdout is not None]
+        watched = select.poll()  # poll(2): no limit on descriptor numbers, unlike select(2)
+        for out in outputs:
+            if not out.closed:
+                watched.register(out.fileno(), select.POLLIN)
+        try:
+            ready = watched.poll(seconds * 1000) if outputs else []
+        except OSError:
+            ready = []
+        if not outputs:
             time.sleep(seconds)
-            return
-        ready: list[int] = []
-        with contextlib.suppress(OSError, ValueError):  # a pipe closed meanwhile: look now
-            ready = select.select(fds, [], [], seconds)[0]
-        if ready:  # an ended worker's output reads as closed until `poll` has reaped it
+        elif ready:  # an ended worker's output reads as closed until `poll` has reaped it
             time.sleep(0.01)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -240,6 +241,11 @@ class RayExecutor:
         self._refs[task_id] = self._remote.options(**options).remote(
             self._payload["cfg"], table, crops, packed, branch, threads, self._queue, task_id
         )
+
+    def wait(self, seconds: float) -> None:
+        """The supervisor looks again after `seconds` (what running tasks report, their
+        starts and epochs, comes through the queue that `poll` drains)."""
+        time.sleep(seconds)
 
     def poll(self) -> list[TaskOutcome]:
         self._drain()

@@ -26,7 +26,7 @@ from dfu_tui.config import Config, load_config
 from dfu_tui.errors import InputError
 from dfu_tui.paths import PRIVATE_FILE_MODE, open_own
 from dfu_tui.runs.events import Event, EventReader, EventWriter, read_regular
-from dfu_tui.runs.executor import Executor, LocalProcessExecutor, tail, wait_for_news
+from dfu_tui.runs.executor import Executor, LocalProcessExecutor, tail
 from dfu_tui.runs.procs import SUPERVISOR_MODULE, run_token
 from dfu_tui.runs.rundir import RunDir
 from dfu_tui.runs.tasks import fold_of, output_valid, plan, score_fold
@@ -290,7 +290,7 @@ class Supervisor:
                             table.patients,
                         )
                 self._pump()
-                wait_for_news(self.executor, POLL_SECONDS)
+                self.executor.wait(POLL_SECONDS)
             self._finish(cfg, results)
             self._final(
                 "run_finished", status="completed", seconds=round(time.perf_counter() - start, 3)
