@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,27 @@ def _private_cache(
 ) -> None:
     cache = tmp_path_factory.getbasetemp() / "user-cache"
     monkeypatch.setenv("DFU_TUI_CACHE_DIR", str(cache))
+
+
+def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> Path:
+    """A folder that `build` fills once per test session: under `pytest -n`, by the first
+    test process that asks for it, while the others wait for it (a lock in the session's
+    shared temporary folder) and then read the same folder; in one process, a folder of its
+    own. Whoever uses it does not modify it. A build that failed is tried again."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = factory.mktemp(name)
+        build(folder)
+        return folder
+    shared = factory.getbasetemp().parent  # the session's, above each process's own
+    folder, done = shared / name, shared / f"{name}.done"
+    with open(shared / f"{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed build left
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -57,34 +80,37 @@ def small_demo_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo dataset of 30 patients for training tests (do not modify)."""
     from dfu_tui.data.demo import write_demo
 
-    root = tmp_path_factory.mktemp("demo") / "small"
-    write_demo(root, patients=30, seed=3)
-    return root
+    return built_once(
+        tmp_path_factory, "small-demo", lambda root: write_demo(root, patients=30, seed=3)
+    )
 
 
 @pytest.fixture(scope="session")
 def shared_cnn_run(tmp_path_factory: pytest.TempPathFactory, small_demo_master: Path) -> SharedRun:
     """A real run (the forest and a real CNN on thermal_map, the radar on, `--jobs 1`) of the
-    30-patient demo and what it printed, made once per test process and shared by the run
-    command's test and the final-model tests (mark their tests `xdist_group("model")`; copy
-    the run before changing it)."""
+    30-patient demo and what it printed, made once per test session (`built_once`) and
+    shared by the run command's test, the final-model tests (`xdist_group("model")`) and the
+    Ray executor's (`xdist_group("ray")`, another test process); copy the run before
+    changing it."""
 
-    base = tmp_path_factory.mktemp("cnn-run")
-    env = {**os.environ, "DFU_TUI_CACHE_DIR": str(base / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    sets = shared_cnn_settings(small_demo_master)
-    proc = run_dfu(
-        env,
-        "run",
-        "configs/default.toml",
-        "--runs-dir",
-        str(base / "runs"),
-        "--jobs",
-        "1",  # one TensorFlow process: the other core runs the other tests
-        *set_args(sets),
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    def build(base: Path) -> None:
+        env = {**os.environ, "DFU_TUI_CACHE_DIR": str(base / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        proc = run_dfu(
+            env,
+            "run",
+            "configs/default.toml",
+            "--runs-dir",
+            str(base / "runs"),
+            "--jobs",
+            "1",  # one TensorFlow process: the other core runs the other tests
+            *set_args(shared_cnn_settings(small_demo_master)),
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        (base / "stdout.txt").write_text(proc.stdout, encoding="utf-8")
+
+    base = built_once(tmp_path_factory, "cnn-run", build)
     (run,) = (base / "runs").iterdir()
-    return SharedRun(run, proc.stdout)
+    return SharedRun(run, (base / "stdout.txt").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="session")

@@ -25,12 +25,13 @@ from tests.helpers import (
     wait_for,
 )
 
-# all Ray tests in one test process, one at a time (each starts or joins a Ray instance):
-# the process of the shared local CNN run (`xdist_group("model")`), which the first compares;
-# Ray is looked for, not imported, when the tests are collected (0.7 s in each test process)
+# all Ray tests in one test process, one at a time (each starts or joins a Ray instance),
+# beside the final-model tests' process; the last compares with the shared local CNN run,
+# which the other process has made by then (`built_once`); Ray is looked for, not imported,
+# when the tests are collected (0.7 s in each test process)
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.xdist_group("model"),
+    pytest.mark.xdist_group("ray"),
     pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed"),
 ]
 
@@ -66,67 +67,6 @@ def events(run: Path) -> list[dict]:
 def summary_kappas(run: Path, branch: str) -> list[float]:
     doc = json.loads((run / "summary.json").read_text())
     return [f["kappa"] for f in next(b for b in doc["branches"] if b["branch"] == branch)["folds"]]
-
-
-def test_ray_gives_the_local_results_and_streams_epochs(
-    tmp_path: Path, env, monkeypatch, shared_cnn_run: SharedRun, small_demo_master: Path
-) -> None:
-    """A user's foreground run on a local Ray instance, real TensorFlow: the local executor's
-    results, epochs streamed as they come, isolated on loopback. The user's `run` process has
-    threads before Ray would start, so it cannot get a network namespace: it starts the
-    supervisor in a fresh process (which can) and follows its events, with no warning.
-
-    The local run it is compared with (`shared_cnn_run`, the same data and settings) trained
-    every task in one warm worker given the machine's 2 cores; here each task is a new Ray
-    worker process (`max_calls=1`) given 1: the same forests and the same CNNs, so a warm
-    worker's CNN is a fresh process's, and `--jobs` (threads given) does not change a model."""
-    import os
-
-    import numpy as np
-
-    from dfu_tui.cli import main
-    from dfu_tui.runs import netns
-    from dfu_tui.runs.rundir import RunDir, load_predictions
-
-    for key in ("DFU_TUI_CACHE_DIR", "DFU_TUI_HEARTBEAT", "RAY_DISABLE_USAGE_STATS"):
-        monkeypatch.setenv(key, env[key])
-    monkeypatch.setattr(netns, "can_isolate_here", lambda: False)  # as a user would be
-    monkeypatch.chdir(ROOT)
-    runs = tmp_path / "ray"
-    local = shared_cnn_run.run
-    same = [*shared_cnn_settings(small_demo_master), "radar.enabled=false"]  # not the subject
-    # one task at a time: one Ray worker imports TensorFlow (two tasks at once on Ray: the
-    # stop and two-node tests)
-    args = ["run", "configs/default.toml", "--runs-dir", str(runs), "--jobs", "1"]
-    assert main([*args, "--executor", "ray", *sets(same)]) == 0
-    (on_ray,) = runs.iterdir()
-    run_started = next(e for e in events(on_ray) if e["kind"] == "run_started")
-    assert run_started["pid"] != os.getpid()  # the supervisor ran in its own process
-    started = [e for e in events(on_ray) if e["kind"] == "task_started"]
-    assert len(started) == 4 == len({e["pid"] for e in started})  # a new process per task
-    assert len({e["pid"] for e in events(local) if e["kind"] == "task_started"}) == 1
-    for number in (1, 2):
-        for branch in ("metadata", "thermal_map"):
-            here = load_predictions(RunDir(local).prediction_file(number, branch))
-            there = load_predictions(RunDir(on_ray).prediction_file(number, branch))
-            for key in ("val_index", "val_proba", "train_proba"):
-                assert np.array_equal(here[key], there[key], equal_nan=True), (number, branch, key)
-    assert summary_kappas(on_ray, "metadata") == summary_kappas(local, "metadata")
-    assert summary_kappas(on_ray, "thermal_map") == summary_kappas(local, "thermal_map")
-    log = events(on_ray)
-    epochs = [e for e in log if e["kind"] == "epoch"]
-    assert {e["task"] for e in epochs} == {"fold1-thermal_map", "fold2-thermal_map"}
-    # epochs were logged while their task ran: between its start and its end
-    for task in ("fold1-thermal_map", "fold2-thermal_map"):
-        kinds = [e["kind"] for e in log if e.get("task") == task]
-        assert kinds[0] == "task_started" and kinds[-1] == "branch_finished"
-        assert "epoch" in kinds[1:-1]
-    assert all(e.get("node") for e in log if e["kind"] == "task_started")
-    # the supervisor isolated its local instance: no warning that it listens everywhere
-    assert not [e for e in log if "every network interface" in e.get("text", "")]
-    status = json.loads(run_dfu(env, "status", str(on_ray), "--json").stdout)
-    assert status["status"] == "completed" and status["nodes"]
-    assert load_state(on_ray).status == "completed"
 
 
 def processes() -> dict[int, tuple[int, str, str]]:
@@ -289,3 +229,64 @@ def test_two_nodes_and_a_lost_node(tmp_path: Path, env, monkeypatch, small_demo_
         assert any(on_worker in n for n in nodes) and any(on_worker not in n for n in nodes)
     finally:
         cluster.shutdown()
+
+
+def test_ray_gives_the_local_results_and_streams_epochs(
+    tmp_path: Path, env, monkeypatch, shared_cnn_run: SharedRun, small_demo_master: Path
+) -> None:
+    """A user's foreground run on a local Ray instance, real TensorFlow: the local executor's
+    results, epochs streamed as they come, isolated on loopback. The user's `run` process has
+    threads before Ray would start, so it cannot get a network namespace: it starts the
+    supervisor in a fresh process (which can) and follows its events, with no warning.
+
+    The local run it is compared with (`shared_cnn_run`, the same data and settings) trained
+    every task in one warm worker given the machine's 2 cores; here each task is a new Ray
+    worker process (`max_calls=1`) given 1: the same forests and the same CNNs, so a warm
+    worker's CNN is a fresh process's, and `--jobs` (threads given) does not change a model."""
+    import os
+
+    import numpy as np
+
+    from dfu_tui.cli import main
+    from dfu_tui.runs import netns
+    from dfu_tui.runs.rundir import RunDir, load_predictions
+
+    for key in ("DFU_TUI_CACHE_DIR", "DFU_TUI_HEARTBEAT", "RAY_DISABLE_USAGE_STATS"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.setattr(netns, "can_isolate_here", lambda: False)  # as a user would be
+    monkeypatch.chdir(ROOT)
+    runs = tmp_path / "ray"
+    local = shared_cnn_run.run
+    same = [*shared_cnn_settings(small_demo_master), "radar.enabled=false"]  # not the subject
+    # one task at a time: one Ray worker imports TensorFlow (two tasks at once on Ray: the
+    # stop and two-node tests)
+    args = ["run", "configs/default.toml", "--runs-dir", str(runs), "--jobs", "1"]
+    assert main([*args, "--executor", "ray", *sets(same)]) == 0
+    (on_ray,) = runs.iterdir()
+    run_started = next(e for e in events(on_ray) if e["kind"] == "run_started")
+    assert run_started["pid"] != os.getpid()  # the supervisor ran in its own process
+    started = [e for e in events(on_ray) if e["kind"] == "task_started"]
+    assert len(started) == 4 == len({e["pid"] for e in started})  # a new process per task
+    assert len({e["pid"] for e in events(local) if e["kind"] == "task_started"}) == 1
+    for number in (1, 2):
+        for branch in ("metadata", "thermal_map"):
+            here = load_predictions(RunDir(local).prediction_file(number, branch))
+            there = load_predictions(RunDir(on_ray).prediction_file(number, branch))
+            for key in ("val_index", "val_proba", "train_proba"):
+                assert np.array_equal(here[key], there[key], equal_nan=True), (number, branch, key)
+    assert summary_kappas(on_ray, "metadata") == summary_kappas(local, "metadata")
+    assert summary_kappas(on_ray, "thermal_map") == summary_kappas(local, "thermal_map")
+    log = events(on_ray)
+    epochs = [e for e in log if e["kind"] == "epoch"]
+    assert {e["task"] for e in epochs} == {"fold1-thermal_map", "fold2-thermal_map"}
+    # epochs were logged while their task ran: between its start and its end
+    for task in ("fold1-thermal_map", "fold2-thermal_map"):
+        kinds = [e["kind"] for e in log if e.get("task") == task]
+        assert kinds[0] == "task_started" and kinds[-1] == "branch_finished"
+        assert "epoch" in kinds[1:-1]
+    assert all(e.get("node") for e in log if e["kind"] == "task_started")
+    # the supervisor isolated its local instance: no warning that it listens everywhere
+    assert not [e for e in log if "every network interface" in e.get("text", "")]
+    status = json.loads(run_dfu(env, "status", str(on_ray), "--json").stdout)
+    assert status["status"] == "completed" and status["nodes"]
+    assert load_state(on_ray).status == "completed"
