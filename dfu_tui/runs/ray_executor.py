@@ -243,9 +243,13 @@ class RayExecutor:
         )
 
     def wait(self, seconds: float) -> None:
-        """The supervisor looks again after `seconds` (what running tasks report, their
-        starts and epochs, comes through the queue that `poll` drains)."""
-        time.sleep(seconds)
+        """Until a task has ended (its result is ready) or `seconds` have passed, so the next
+        task starts as soon as one ends; what running tasks report, their starts and epochs,
+        comes through the queue that `poll` drains, at least every `seconds`."""
+        if not self._refs:
+            time.sleep(seconds)
+            return
+        self._ray.wait(list(self._refs.values()), num_returns=1, timeout=seconds)
 
     def poll(self) -> list[TaskOutcome]:
         self._drain()

@@ -174,6 +174,9 @@ def test_stop_cancels_every_ray_task(
 
 
 def test_two_nodes_and_a_lost_node(tmp_path: Path, env, monkeypatch, small_demo_master) -> None:
+    import time
+
+    import ray
     from ray.cluster_utils import Cluster
 
     # the nodes' workers (started from this process) get the stand-in image branch too
@@ -227,7 +230,33 @@ def test_two_nodes_and_a_lost_node(tmp_path: Path, env, monkeypatch, small_demo_
         assert any("started again" in e.get("text", "") for e in log if e["kind"] == "message")
         nodes = {e["node"] for e in log if e["kind"] == "task_started"}
         assert any(on_worker in n for n in nodes) and any(on_worker not in n for n in nodes)
+        # the supervisor's wait between two looks ends as soon as a task's result is ready
+        from dfu_tui.config import load_config
+        from dfu_tui.runs.events import EventWriter
+        from dfu_tui.runs.ray_executor import RayExecutor
+        from dfu_tui.runs.rundir import RunDir
+
+        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+        executor = RayExecutor(RunDir(run), load_config(None, []), EventWriter(tmp_path / "x"))
+        executor._ray = ray  # noqa: SLF001 - as `_connect` leaves it, without a queue
+
+        def sleep(seconds: float) -> None:
+            time.sleep(seconds)
+
+        nap = ray.remote(num_cpus=0)(sleep)
+        executor._refs = {"long": nap.remote(300)}  # noqa: SLF001
+        began = time.monotonic()
+        executor.wait(0.5)  # nothing ends: the whole half second
+        assert time.monotonic() - began >= 0.5
+        executor._refs["short"] = nap.remote(0.1)  # noqa: SLF001
+        began = time.monotonic()
+        executor.wait(120)
+        assert time.monotonic() - began < 60, "wait slept its whole time"
+        ready, _ = ray.wait([executor._refs["short"]], timeout=0)  # noqa: SLF001
+        assert ready
+        executor.cancel()
     finally:
+        ray.shutdown()
         cluster.shutdown()
 
 
