@@ -22,7 +22,6 @@ from dfu_tui.runs.state import load_state
 from dfu_tui.runs.supervisor import lock_holder, request_stop
 
 FINAL = ("completed", "failed", "cancelled")
-STARTING_WAIT = 1.0  # seconds a stop waits for a resume that is starting to show itself
 ROUNDS = 3  # times a stop looks again for the run's processes after ending those it found
 
 
@@ -48,13 +47,12 @@ def stop_run(run: RunDir, grace: float = 10.0, poll: float = 0.1) -> tuple[str, 
     start = time.monotonic()
     supervisors, workers = _ours(run)
     if not supervisors and not workers:
-        # a resume may be starting, with nothing to signal yet: it will find the request
+        # A run or resume may be starting, with nothing to signal yet. Its supervisor looks
+        # for a stop request once it holds the run's lock: one that looked before the
+        # request was written held the lock by then, and the second look finds it.
         with contextlib.suppress(OSError):  # best effort: a full disk refuses even this
             request_stop(run)
-        end = time.monotonic() + STARTING_WAIT
-        while time.monotonic() < end and not (supervisors or workers):
-            time.sleep(poll)
-            supervisors, workers = _ours(run)
+        supervisors, workers = _ours(run)
     if not supervisors and not workers:
         status = load_state(run.path, history=False).status
         if status in FINAL:

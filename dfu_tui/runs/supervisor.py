@@ -70,8 +70,8 @@ class RunLock:
 
 
 def request_stop(run: RunDir) -> None:
-    """Leave a stop request in the run folder, for a resume that is starting and has no
-    process to signal yet; `clear_stop` (at the start of `resume`) removes it."""
+    """Leave a stop request in the run folder, for a run or resume that is starting and has
+    no process to signal yet; `clear_stop` (at the start of `resume`) removes it."""
     from dfu_tui.paths import write_own_text
 
     write_own_text(run.stop_request, f"{time.time():.3f}\n")
@@ -187,9 +187,13 @@ class Supervisor:
 
         lock = RunLock(self.run)
         lock.acquire()
-        if resume and stop_requested(self.run):  # a stop raced this resume while it started
+        # a stop that came while this run or resume was starting (before this process held
+        # the lock, so it had nothing to signal) left a request; `resume` clears older ones
+        # and a new run's folder has none of its own
+        if stop_requested(self.run):
             lock.release()
-            print(f"error: {self.run.path}: stopped while the resume was starting", flush=True)
+            doing = "resume" if resume else "run"
+            print(f"error: {self.run.path}: stopped while the {doing} was starting", flush=True)
             return EXIT_CANCELLED
         self._end_orphans()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -341,6 +341,24 @@ def test_a_stop_racing_a_starting_resume_stops_it(tmp_path: Path) -> None:
 
     clear_stop(RunDir(run))  # what `resume` does first
     assert not stop_requested(RunDir(run))
+    # a new run's supervisor too: a stop that came while it was starting stops it
+    from dfu_tui.config import load_config
+    from dfu_tui.runs.rundir import create_run_dir
+
+    fresh = create_run_dir(tmp_path / "new", load_config(ROOT / "configs" / "default.toml"))
+    stop = run_dfu(dict(os.environ), "stop", str(fresh.path))
+    assert stop.returncode == 0 and "cancelled" in stop.stdout, stop.stderr
+    started = subprocess.run(
+        [sys.executable, "-m", "dfu_tui.supervise", str(fresh.path), "--jobs", "1"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert started.returncode == 130, started.stdout + started.stderr
+    assert "stopped while the run was starting" in started.stdout
+    kinds = [json.loads(x)["kind"] for x in fresh.events.read_text().splitlines() if x]
+    assert "run_started" not in kinds and kinds[-1] == "run_cancelled"
 
 
 def test_odd_folders_on_the_command_line_are_one_line(tmp_path: Path) -> None:
