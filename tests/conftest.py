@@ -123,3 +123,25 @@ def shared_leak_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run, stdout = leak_run(tmp_path_factory.mktemp("leak"), patients=60, folds=3, trees=60)
     (run / "stdout.txt").write_text(stdout, encoding="utf-8")
     return run
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `pytest -n`, the tests that belong to no `xdist_group` go out in an order that
+    spreads the slow ones (runs, trainings: they keep more than one core busy) among the
+    others (the dashboard's, whose test process waits for the app to go idle), so that
+    neither test process spends the last minutes on dashboard tests alone while cores idle;
+    the last quarter is quick tests only. The groups' tests keep their order."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    grouped = [i for i in items if i.get_closest_marker("xdist_group")]
+    rest = [i for i in items if not i.get_closest_marker("xdist_group")]
+    slow = [i for i in rest if i.get_closest_marker("slow")]
+    quick = [i for i in rest if not i.get_closest_marker("slow")]
+    spread = max(1, (3 * len(quick)) // 4)  # the slow ones go among the first three quarters
+    step = max(1, spread // max(1, len(slow)))
+    mixed: list[pytest.Item] = []
+    for n, item in enumerate(quick):
+        if n % step == 0 and slow:
+            mixed.append(slow.pop(0))
+        mixed.append(item)
+    items[:] = [*grouped, *slow, *mixed]  # slow: any left over (more slow than quick ones)

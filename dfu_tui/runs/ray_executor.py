@@ -266,10 +266,15 @@ class RayExecutor:
         return finished
 
     def cancel(self) -> None:
-        for ref in self._refs.values():
+        refs = list(self._refs.values())
+        self._refs.clear()
+        with contextlib.suppress(Exception):
+            # tasks that have ended are not cancelled: Ray (2.60) can abort the process that
+            # force-cancels a task whose result is arriving
+            _, refs = self._ray.wait(refs, num_returns=len(refs), timeout=0)
+        for ref in refs:
             with contextlib.suppress(Exception):  # a task already gone is cancelled enough
                 self._ray.cancel(ref, force=True)
-        self._refs.clear()
 
     def _isolate(self) -> None:
         """A local instance's servers bind every interface: started in a network namespace

@@ -173,10 +173,37 @@ def test_stop_cancels_every_ray_task(
     assert not session_root(run.name).exists()
 
 
-def test_two_nodes_and_a_lost_node(tmp_path: Path, env, monkeypatch, small_demo_master) -> None:
-    import time
+# `RayExecutor.wait` on a cluster (argv: its address, a run folder, an events file): how
+# long a wait lasts with nothing ending, and with a task that ends while it waits
+WAITS = """
+import json, sys, time
+import ray
+from dfu_tui.config import load_config
+from dfu_tui.runs.events import EventWriter
+from dfu_tui.runs.ray_executor import RayExecutor
+from dfu_tui.runs.rundir import RunDir
 
-    import ray
+def sleep(seconds):
+    time.sleep(seconds)
+
+ray.init(address=sys.argv[1], log_to_driver=False, configure_logging=False)
+executor = RayExecutor(RunDir(sys.argv[2]), load_config(None, []), EventWriter(sys.argv[3]))
+executor._ray = ray  # as `_connect` leaves it, without a queue
+nap = ray.remote(num_cpus=0)(sleep)
+executor._refs = {"long": nap.remote(300)}
+began = time.monotonic()
+executor.wait(0.5)
+nothing = time.monotonic() - began
+executor._refs["short"] = nap.remote(0.1)
+began = time.monotonic()
+executor.wait(120)
+one = time.monotonic() - began
+assert ray.wait([executor._refs["short"]], timeout=0)[0], "wait returned before the end"
+print(json.dumps([nothing, one]))
+"""
+
+
+def test_two_nodes_and_a_lost_node(tmp_path: Path, env, monkeypatch, small_demo_master) -> None:
     from ray.cluster_utils import Cluster
 
     # the nodes' workers (started from this process) get the stand-in image branch too
@@ -231,32 +258,20 @@ def test_two_nodes_and_a_lost_node(tmp_path: Path, env, monkeypatch, small_demo_
         nodes = {e["node"] for e in log if e["kind"] == "task_started"}
         assert any(on_worker in n for n in nodes) and any(on_worker not in n for n in nodes)
         # the supervisor's wait between two looks ends as soon as a task's result is ready
-        from dfu_tui.config import load_config
-        from dfu_tui.runs.events import EventWriter
-        from dfu_tui.runs.ray_executor import RayExecutor
-        from dfu_tui.runs.rundir import RunDir
-
-        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
-        executor = RayExecutor(RunDir(run), load_config(None, []), EventWriter(tmp_path / "x"))
-        executor._ray = ray  # noqa: SLF001 - as `_connect` leaves it, without a queue
-
-        def sleep(seconds: float) -> None:
-            time.sleep(seconds)
-
-        nap = ray.remote(num_cpus=0)(sleep)
-        executor._refs = {"long": nap.remote(300)}  # noqa: SLF001
-        began = time.monotonic()
-        executor.wait(0.5)  # nothing ends: the whole half second
-        assert time.monotonic() - began >= 0.5
-        executor._refs["short"] = nap.remote(0.1)  # noqa: SLF001
-        began = time.monotonic()
-        executor.wait(120)
-        assert time.monotonic() - began < 60, "wait slept its whole time"
-        ready, _ = ray.wait([executor._refs["short"]], timeout=0)  # noqa: SLF001
-        assert ready
-        executor.cancel()
+        # (a driver of its own: a Ray driver that aborts must not take this test process)
+        waits = subprocess.run(
+            [sys.executable, "-c", WAITS, cluster.address, str(run), str(tmp_path / "x")],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert waits.returncode == 0, waits.stderr[-3000:]
+        nothing, one = json.loads(waits.stdout.splitlines()[-1])
+        assert nothing >= 0.5  # nothing ended: the whole half second
+        assert one < 60, "wait slept its whole time"
     finally:
-        ray.shutdown()
         cluster.shutdown()
 
 
