@@ -320,41 +320,34 @@ def test_a_stop_racing_a_starting_resume_stops_it(tmp_path: Path) -> None:
     """A stop that finds nothing to signal leaves a request: a supervisor that starts after
     it (a resume past its checks) stops before training; `resume` itself clears an old
     request first, so a later resume runs."""
+    from dfu_tui.config import load_config
+    from dfu_tui.runs.rundir import RunDir, create_run_dir
+    from dfu_tui.runs.supervisor import clear_stop, stop_requested
+
+    def stopped_then_started(run: Path, *resume: str) -> subprocess.CompletedProcess[str]:
+        """`stop` with nothing to signal, then a supervisor that was past its checks."""
+        stop = run_dfu(dict(os.environ), "stop", str(run))
+        assert stop.returncode == 0 and "cancelled" in stop.stdout, stop.stderr
+        assert (run / "stop.request").is_file()
+        return subprocess.run(
+            [sys.executable, "-m", "dfu_tui.supervise", str(run), *resume, "--jobs", "1"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
+
     run = copy_run(tmp_path, CANCELLED)
     before = (run / "events.jsonl").read_bytes()
-    stop = run_dfu(dict(os.environ), "stop", str(run))
-    assert stop.returncode == 0 and "cancelled" in stop.stdout, stop.stderr
-    assert (run / "stop.request").is_file()
-    # the supervisor of a resume whose checks were done before the stop came
-    started = subprocess.run(
-        [sys.executable, "-m", "dfu_tui.supervise", str(run), "--resume", "--jobs", "1"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    started = stopped_then_started(run, "--resume")
     assert started.returncode == 130, started.stdout + started.stderr
     assert "stopped while the resume was starting" in started.stdout
     assert (run / "events.jsonl").read_bytes() == before  # nothing trained, nothing logged
-    from dfu_tui.runs.rundir import RunDir
-    from dfu_tui.runs.supervisor import clear_stop, stop_requested
-
     clear_stop(RunDir(run))  # what `resume` does first
     assert not stop_requested(RunDir(run))
     # a new run's supervisor too: a stop that came while it was starting stops it
-    from dfu_tui.config import load_config
-    from dfu_tui.runs.rundir import create_run_dir
-
     fresh = create_run_dir(tmp_path / "new", load_config(ROOT / "configs" / "default.toml"))
-    stop = run_dfu(dict(os.environ), "stop", str(fresh.path))
-    assert stop.returncode == 0 and "cancelled" in stop.stdout, stop.stderr
-    started = subprocess.run(
-        [sys.executable, "-m", "dfu_tui.supervise", str(fresh.path), "--jobs", "1"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    started = stopped_then_started(fresh.path)
     assert started.returncode == 130, started.stdout + started.stderr
     assert "stopped while the run was starting" in started.stdout
     kinds = [json.loads(x)["kind"] for x in fresh.events.read_text().splitlines() if x]
