@@ -268,6 +268,8 @@ class RayExecutor:
     def cancel(self) -> None:
         refs = list(self._refs.values())
         self._refs.clear()
+        if not refs:
+            return
         with contextlib.suppress(Exception):
             # tasks that have ended are not cancelled: Ray (2.60) can abort the process that
             # force-cancels a task whose result is arriving
