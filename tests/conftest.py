@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import shutil
 from collections.abc import Callable
@@ -53,12 +54,14 @@ def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path
 
 @pytest.fixture(scope="session")
 def tiny_demo_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo dataset of 14 patients, generated once per test session (do not modify)."""
+    """A demo dataset of 14 patients, generated once per test session (`built_once`; do not
+    modify)."""
     from dfu_tui.data.demo import write_demo
 
-    root = tmp_path_factory.mktemp("demo") / "tiny"
-    write_demo(root, patients=14, seed=3)
-    return root
+    folder = built_once(
+        tmp_path_factory, "tiny-demo", lambda base: write_demo(base / "tiny", patients=14, seed=3)
+    )
+    return folder / "tiny"
 
 
 @pytest.fixture
@@ -125,19 +128,53 @@ def shared_leak_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
+#: pytest's cache key for how long each slow test took last time (`pytest_sessionfinish`)
+DURATIONS = "dfu-tui/slow-test-seconds"
+_took: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each slow test's seconds (setup, call and teardown), as its reports arrive (under
+    `pytest -n`, in the controlling process too)."""
+    if "slow" in report.keywords:
+        _took[report.nodeid] = _took.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Keep this session's slow-test durations in pytest's cache (`.pytest_cache`), for the
+    next session's order; the controlling process writes them, not each test process."""
+    cache = getattr(session.config, "cache", None)
+    if cache is None or os.environ.get("PYTEST_XDIST_WORKER") or not _took:
+        return
+    known = cache.get(DURATIONS, {})
+    cache.set(DURATIONS, {**(known if isinstance(known, dict) else {}), **_took})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under `pytest -n`, the tests that belong to no `xdist_group` go out in an order that
     spreads the slow ones (runs, trainings: they keep more than one core busy) among the
     others (the dashboard's, whose test process waits for the app to go idle), so that
     neither test process spends the last minutes on dashboard tests alone while cores idle;
-    the last quarter is quick tests only. The groups' tests keep their order."""
+    the second half is quick tests only, which even out when each process ends. The slow
+    ones go longest first where pytest's cache knows how long they took last time (a long
+    test handed out late was the suite's last 17 seconds), else in file order. Every test
+    process reads the same cache, so all collect the same order. The groups' tests keep
+    their order."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
+    cache = getattr(config, "cache", None)
+    known = cache.get(DURATIONS, {}) if cache is not None else {}
+    known = known if isinstance(known, dict) else {}
+
+    def last_time(item: pytest.Item) -> float:
+        took = known.get(item.nodeid)
+        return -float(took) if isinstance(took, (int, float)) else -math.inf  # unknown: first
+
     grouped = [i for i in items if i.get_closest_marker("xdist_group")]
     rest = [i for i in items if not i.get_closest_marker("xdist_group")]
-    slow = [i for i in rest if i.get_closest_marker("slow")]
+    slow = sorted((i for i in rest if i.get_closest_marker("slow")), key=last_time)
     quick = [i for i in rest if not i.get_closest_marker("slow")]
-    spread = max(1, (3 * len(quick)) // 4)  # the slow ones go among the first three quarters
+    spread = max(1, len(quick) // 2)  # the slow ones go among the first half
     step = max(1, spread // max(1, len(slow)))
     mixed: list[pytest.Item] = []
     for n, item in enumerate(quick):

@@ -22,20 +22,22 @@ from dfu_tui.runs.state import load_state
 from dfu_tui.runs.supervisor import lock_holder, request_stop
 
 FINAL = ("completed", "failed", "cancelled")
+STARTED_GRACE = 1.0  # seconds before SIGKILL for what a killed supervisor started
 ROUNDS = 3  # times a stop looks again for the run's processes after ending those it found
 
 
-def _ours(run: RunDir) -> tuple[list[int], list[int]]:
-    """(supervisor pids, the pids of their workers and what else they started) of the run,
-    never this process."""
+def _ours(run: RunDir) -> tuple[list[int], list[int], list[int]]:
+    """(supervisor pids, their workers' pids, the pids of what else they started) of the
+    run, never this process."""
     procs = run_processes(run.path)
     supervisors = {p.pid for p in procs if p.role == "supervisor"}
     holder = lock_holder(run)
     if holder is not None:
         supervisors.add(holder)
-    workers = {p.pid for p in procs if p.role != "supervisor"}
+    workers = {p.pid for p in procs if p.role not in ("supervisor", "started")}
+    started = {p.pid for p in procs if p.role == "started"} - supervisors - workers
     me = os.getpid()
-    return sorted(supervisors - {me}), sorted(workers - {me})
+    return sorted(supervisors - {me}), sorted(workers - {me}), sorted(started - {me})
 
 
 def stop_run(run: RunDir, grace: float = 10.0, poll: float = 0.1) -> tuple[str, float]:
@@ -45,15 +47,15 @@ def stop_run(run: RunDir, grace: float = 10.0, poll: float = 0.1) -> tuple[str, 
 
     require_own_dir(run.path)
     start = time.monotonic()
-    supervisors, workers = _ours(run)
-    if not supervisors and not workers:
+    supervisors, workers, started = _ours(run)
+    if not supervisors and not workers and not started:
         # A run or resume may be starting, with nothing to signal yet. Its supervisor looks
         # for a stop request once it holds the run's lock: one that looked before the
         # request was written held the lock by then, and the second look finds it.
         with contextlib.suppress(OSError):  # best effort: a full disk refuses even this
             request_stop(run)
-        supervisors, workers = _ours(run)
-    if not supervisors and not workers:
+        supervisors, workers, started = _ours(run)
+    if not supervisors and not workers and not started:
         status = load_state(run.path, history=False).status
         if status in FINAL:
             return status, time.monotonic() - start
@@ -64,14 +66,19 @@ def stop_run(run: RunDir, grace: float = 10.0, poll: float = 0.1) -> tuple[str, 
         if left:
             raise OSError(f"{run.path}: supervisor pid {left[0]} survived SIGKILL")
     # workers of a dead supervisor, or left after it was killed; a killed supervisor's Ray
-    # instance may start more while it is being ended: looked for again until none is left
+    # instance may start more while it is being ended: looked for again until none is left.
+    # Our workers may be writing a file of the run: they get the grace. What a supervisor
+    # started (a local Ray instance: its servers and workers, which write nothing of the
+    # run) gets STARTED_GRACE: Ray's GCS server and autoscaler monitor, their driver gone,
+    # do not end on SIGTERM at all, and the grace was a wait for nothing.
     for _ in range(ROUNDS):
-        _, workers = _ours(run)
-        if not workers:
+        _, workers, started = _ours(run)
+        if not workers and not started:
             break
         end_processes(workers, grace=max(1.0, grace / 2), poll=poll)
+        end_processes(started, grace=min(STARTED_GRACE, grace), poll=poll)
         deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and any(alive(p) for p in workers):
+        while time.monotonic() < deadline and any(alive(p) for p in [*workers, *started]):
             time.sleep(poll)
     if not _ended(run):
         _close(run, f"stopped; the run's processes were ended within {grace:g} s")
