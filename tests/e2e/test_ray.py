@@ -219,10 +219,8 @@ def test_two_nodes_and_a_lost_node(tmp_path: Path, env, monkeypatch, small_demo_
             "image_model.patience=15",
             STANDIN,
         ]
-        cmd = [
-            sys.executable,
-            "-m",
-            "dfu_tui",
+        proc = run_dfu(
+            env,
             "run",
             "configs/default.toml",
             "--runs-dir",
@@ -235,8 +233,7 @@ def test_two_nodes_and_a_lost_node(tmp_path: Path, env, monkeypatch, small_demo_
             "--ray-address",
             cluster.address,
             *sets(longer),
-        ]
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        )
         assert proc.returncode == 0, proc.stderr
         run = tmp_path / "runs" / proc.stdout.strip()
         on_worker = f"node {worker.node_id[:8]}"
