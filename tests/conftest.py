@@ -8,6 +8,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,6 +151,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     cache.set(DURATIONS, {**(known if isinstance(known, dict) else {}), **_took})
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist, in the controlling process: hand each test process the slow-test
+    durations read once from the cache, so that all of them order the tests alike even if
+    another session writes the cache meanwhile."""
+    cache = getattr(node.config, "cache", None)
+    known = cache.get(DURATIONS, {}) if cache is not None else {}
+    node.workerinput[DURATIONS] = known if isinstance(known, dict) else {}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under `pytest -n`, the tests that belong to no `xdist_group` go out in an order that
     spreads the slow ones (runs, trainings: they keep more than one core busy) among the
@@ -158,13 +169,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     the second half is quick tests only, which even out when each process ends. The slow
     ones go longest first where pytest's cache knows how long they took last time (a long
     test handed out late was the suite's last 17 seconds), else in file order. Every test
-    process reads the same cache, so all collect the same order. The groups' tests keep
-    their order."""
+    process gets the same durations from the controlling process (`pytest_configure_node`),
+    so all collect the same order. The groups' tests keep their order."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    cache = getattr(config, "cache", None)
-    known = cache.get(DURATIONS, {}) if cache is not None else {}
-    known = known if isinstance(known, dict) else {}
+    known = getattr(config, "workerinput", {}).get(DURATIONS, {})
 
     def last_time(item: pytest.Item) -> float:
         took = known.get(item.nodeid)
