@@ -101,7 +101,8 @@ def test_stop_ends_what_a_killed_supervisor_left_and_only_that(tmp_path: Path) -
     """What a supervisor starts without naming the run on its command line (a local Ray
     instance and its workers, some of which ignore SIGTERM) is recorded by identity; after
     the supervisor was killed, stop ends exactly those processes, never a reused pid, and
-    does not wait the workers' grace (half of `--grace`) for them: SIGKILL after a second."""
+    does not wait the workers' grace (half of `--grace`) for them: SIGKILL after a second
+    (what stop took is asserted with a wide margin: 1 s against the 60 s it would be)."""
     from dfu_tui.runs.procs import (
         STARTED_FILE,
         TOKEN_ENV,
@@ -142,10 +143,11 @@ def test_stop_ends_what_a_killed_supervisor_left_and_only_that(tmp_path: Path) -
         lines = (run / "events.jsonl").read_text().splitlines()
         kept = [x for x in lines if json.loads(x)["kind"] != "run_cancelled"]
         (run / "events.jsonl").write_text("\n".join(kept) + "\n")
-        proc = run_dfu(dict(os.environ), "stop", str(run), "--grace", "10")  # workers: 5 s
+        # a grace that would give workers a minute: what ignores SIGTERM here gets a second
+        proc = run_dfu(dict(os.environ), "stop", str(run), "--grace", "120")
         assert proc.returncode == 0, proc.stderr
         took = float(proc.stdout.split("cancelled after ")[1].split()[0])
-        assert took < 4.5, proc.stdout  # one second's grace for what ignores SIGTERM, not five
+        assert took < 30, proc.stdout
         assert run_processes(run) == []
         assert all(p.poll() is not None for p in ours)
         assert all(p.poll() is None for p in strangers)
