@@ -3,6 +3,7 @@ CNN), saved, verified, loaded in a fresh process and applied to later visits."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -35,6 +36,19 @@ def logged(run: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
 
 
+def fit_here(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`dfu-tui fit ARGS` in this test process, with `env`'s cache: the module's tests load
+    TensorFlow here anyway, and a process of its own would import it again (3 s of CPU). A
+    fit in a process of its own is the detached fit's test, and `predict` in a fresh one the
+    default model's."""
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DFU_TUI_CACHE_DIR", env["DFU_TUI_CACHE_DIR"])
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["fit", *args])
+    return subprocess.CompletedProcess(["fit", *args], code, out.getvalue(), err.getvalue())
+
+
 def fit_says(run: Path, text: str, since: int = 0) -> bool:
     """Whether a fit of `run` has logged a message starting with `text` (after the first
     `since` events)."""
@@ -60,7 +74,7 @@ def fitted(
     run = Path(shutil.copytree(shared_cnn_run.run, base / "runs" / shared_cnn_run.run.name))
     # the default model, fitted in the foreground (a fit stopped and resumed in the
     # background: the learned fusion's test)
-    FIT["fitted"] = run_dfu(env, "fit", str(run))
+    FIT["fitted"] = fit_here(env, str(run))
     assert FIT["fitted"].returncode == 0, FIT["fitted"].stderr[-2000:]
     alone = run_dfu(env, "fit", str(run), "--combination", "metadata", "--output", str(base / "m"))
     assert alone.returncode == 0, alone.stderr[-2000:]
@@ -460,7 +474,7 @@ def test_a_learned_fusion_is_fitted_on_every_patient_and_applied_as_saved(
     assert {"metadata.skops", "thermal_map.keras"} <= set(progress["files"])
     assert sorted(progress["inner"]) == ["metadata-1", "metadata-2", "thermal_map-1"]
     assert not (run / "model" / "model.json").exists()
-    done = run_dfu(env, "fit", str(run))
+    done = fit_here(env, str(run))
     assert done.returncode == 0, done.stderr[-2000:]
     for kept in (
         "metadata",  # the final branches saved before the stop
