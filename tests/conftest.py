@@ -131,6 +131,8 @@ def shared_leak_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 #: pytest's cache key for how long each slow test took last time (`pytest_sessionfinish`)
 DURATIONS = "dfu-tui/slow-test-seconds"
+#: `workerinput`'s key for the shared fork server (`pytest_configure_node`)
+ZYGOTE = "dfu-tui/fork-server"
 _took: dict[str, float] = {}
 
 
@@ -155,10 +157,25 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_configure_node(node: Any) -> None:
     """pytest-xdist, in the controlling process: hand each test process the slow-test
     durations read once from the cache, so that all of them order the tests alike even if
-    another session writes the cache meanwhile."""
+    another session writes the cache meanwhile, and the fork server for their command lines
+    (one for all: `tests.zygote.start_shared`)."""
     cache = getattr(node.config, "cache", None)
     known = cache.get(DURATIONS, {}) if cache is not None else {}
     node.workerinput[DURATIONS] = known if isinstance(known, dict) else {}
+    from tests import zygote
+
+    shared = zygote.start_shared()
+    if shared is not None:
+        node.workerinput[ZYGOTE] = shared.describe()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In a test process under `pytest -n`: the controlling process's fork server."""
+    shared = getattr(config, "workerinput", {}).get(ZYGOTE)
+    if shared:
+        from tests import zygote
+
+        zygote.attach(shared)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

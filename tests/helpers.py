@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -75,7 +76,8 @@ def run_dfu(
 
         server = zygote.server()
         if server is not None and server.serves(env):
-            return server.run(list(args), env, ROOT, timeout)
+            with contextlib.suppress(zygote.Unavailable):  # gone: a new interpreter
+                return server.run(list(args), env, ROOT, timeout)
     return subprocess.run(
         [sys.executable, "-m", "dfu_tui", *args],
         capture_output=True,

@@ -23,6 +23,12 @@ whatever `MPLCONFIGDIR` the command sets: the test of where our caches go is col
 
 Only the server signals a child, and only one it has not reaped yet (so never a reused
 pid): a caller whose timeout passed asks it to, over the connection.
+
+Under `pytest -n`, the controlling process starts one server for all its test processes
+(`start_shared`, handed to each through pytest-xdist's `workerinput`: `attach`), so the
+libraries are imported once a session, not once per test process (1.3 s of CPU each); a
+lone pytest process starts its own on first use. A test process that finds the shared
+server gone runs its command lines in new interpreters.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ PRELOAD = (
     "sklearn.tree",
     "sklearn.linear_model",
     "sklearn.utils.class_weight",
+    "skops.io",  # a model's forest (`fit`, `predict`): 0.3 s more
 )
 
 #: Environment variables read when Python starts or when a preloaded library is imported
@@ -172,7 +179,8 @@ def serve(path: str) -> None:
     listener.listen(64)
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ)
-    print("ready", flush=True)
+    with open(ready_file(path), "x"):  # callers wait for it
+        pass
     running: dict[int, socket.socket] = {}  # forked, not reaped yet -> its caller
     while os.getppid() == parent:
         for key, _ in sel.select(timeout=1.0):
@@ -181,7 +189,7 @@ def serve(path: str) -> None:
                 conn, _ = listener.accept()
                 try:
                     request, fds = _read_request(conn)
-                except (OSError, ValueError):
+                except (OSError, ValueError, struct.error):
                     conn.close()
                     continue
                 pid = os.fork()
@@ -214,35 +222,84 @@ def serve(path: str) -> None:
 # -- the caller ---------------------------------------------------------------------------
 
 
-class Zygote:
-    """The server of this test process, started on first use."""
+def ready_file(path: str) -> str:
+    """The file the server at socket `path` writes once it listens."""
+    return os.path.join(os.path.dirname(path), "ready")
 
-    def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="dfu-zygote-"))
-        self.path = str(self.folder / "socket")
+
+class Unavailable(OSError):
+    """The server is gone (nothing was run): the caller starts a new interpreter."""
+
+
+class Zygote:
+    """A fork server: this test process's own (`start`), or the one the controlling pytest
+    process started for all its test processes (`attach`)."""
+
+    def __init__(
+        self,
+        path: str,
+        env: dict[str, str],
+        base: dict[str, str],
+        proc: subprocess.Popen[bytes] | None = None,
+    ) -> None:
+        self.path, self.env, self.base, self.proc = path, env, base, proc
+        self.folder = Path(path).parent
+        self.gone = False
+        self.ready = False
+
+    @classmethod
+    def start(cls, wait: bool = True) -> Zygote:
+        """Start a server (`wait`: until it listens, else its first caller waits)."""
+        folder = Path(tempfile.mkdtemp(prefix="dfu-zygote-"))
+        path = str(folder / "socket")
         env = dict(os.environ)
         if not env.get("MPLCONFIGDIR"):  # matplotlib reads it once, when imported
-            env["MPLCONFIGDIR"] = str(self.folder / "matplotlib")
-        self.env = startup_env(env)
-        self.base = {"PYTHONPATH": env.get("PYTHONPATH", "")}
+            env["MPLCONFIGDIR"] = str(folder / "matplotlib")
         root = Path(__file__).resolve().parents[1]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", f"import tests.zygote as z; z.serve({self.path!r})"],
+        proc = subprocess.Popen(
+            [sys.executable, "-c", f"import tests.zygote as z; z.serve({path!r})"],
             cwd=root,
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
-        assert self.proc.stdout is not None
-        ready = self.proc.stdout.readline()
-        self.proc.stdout.close()
-        if ready.strip() != b"ready":
+        server = cls(path, startup_env(env), {"PYTHONPATH": env.get("PYTHONPATH", "")}, proc)
+        if wait and not server.listens():
+            server.close()
             raise RuntimeError("the test fork server did not start")
+        return server
+
+    @classmethod
+    def attach(cls, shared: Mapping[str, object]) -> Zygote:
+        """The server another process started (`describe`)."""
+        env, base = shared["env"], shared["base"]
+        assert isinstance(env, dict) and isinstance(base, dict)
+        return cls(str(shared["path"]), env, base)
+
+    def describe(self) -> dict[str, object]:
+        """What `attach` takes (JSON)."""
+        return {"path": self.path, "env": self.env, "base": self.base}
+
+    def listens(self, timeout: float = 60.0) -> bool:
+        """Whether the server is up (waiting for it to start, once)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not self.ready and not self.gone:
+            if os.path.exists(ready_file(self.path)):
+                self.ready = True
+            elif (self.proc is not None and self.proc.poll() is not None) or (
+                time.monotonic() > deadline
+            ):
+                self.gone = True
+            else:
+                time.sleep(0.02)
+        return self.ready and not self.gone and (self.proc is None or self.proc.poll() is None)
 
     def serves(self, env: Mapping[str, str]) -> bool:
         return (
-            self.proc.poll() is None
+            self.listens()
             and startup_env(env) == self.env
             and extra_path(env, self.base) is not None
         )
@@ -258,6 +315,8 @@ class Zygote:
         """`python -m MODULE ARGS` in a forked process."""
         import time
 
+        if not self.listens():
+            raise Unavailable(f"the test fork server at {self.path} is gone")
         deadline = time.monotonic() + timeout
         umask = os.umask(0)
         os.umask(umask)
@@ -274,7 +333,14 @@ class Zygote:
         r_err, w_err = os.pipe()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.connect(self.path)
+            try:
+                sock.connect(self.path)
+            except (FileNotFoundError, ConnectionRefusedError):
+                self.gone = True
+                sock.close()
+                os.close(r_out)
+                os.close(r_err)
+                raise Unavailable(f"the test fork server at {self.path} is gone") from None
             socket.send_fds(sock, [HEADER.pack(len(body))], [0, w_out, w_err])
             sock.sendall(body)
         finally:
@@ -315,6 +381,9 @@ class Zygote:
         return subprocess.CompletedProcess(cmd, int(json.loads(line)["rc"]), stdout, stderr)
 
     def close(self) -> None:
+        """End the server this process started (an attached one is its starter's)."""
+        if self.proc is None:
+            return
         self.proc.kill()
         self.proc.wait()
         import shutil
@@ -334,17 +403,38 @@ _SERVER: list[Zygote | None] = []  # empty until the first call; [None]: it cann
 _LOCK = threading.Lock()
 
 
+def _keep(started: Zygote) -> Zygote:
+    import atexit
+
+    atexit.register(started.close)
+    return started
+
+
 def server() -> Zygote | None:
-    """This test process's server (started once), or None where it cannot start."""
+    """This test process's server (the shared one if attached, else its own, started once),
+    or None where it cannot start."""
     with _LOCK:
         if not _SERVER:
-            import atexit
-
             try:
-                started = Zygote()
+                _SERVER.append(_keep(Zygote.start()))
             except (OSError, RuntimeError):
                 _SERVER.append(None)
-            else:
-                atexit.register(started.close)
-                _SERVER.append(started)
         return _SERVER[0]
+
+
+def start_shared() -> Zygote | None:
+    """In the controlling pytest process: the server for all its test processes (started on
+    the first call, without waiting for it to listen), or None where it cannot start."""
+    with _LOCK:
+        if not _SERVER:
+            try:
+                _SERVER.append(_keep(Zygote.start(wait=False)))
+            except OSError:
+                _SERVER.append(None)
+        return _SERVER[0]
+
+
+def attach(shared: Mapping[str, object]) -> None:
+    """In a test process: use the server the controlling process started (`start_shared`)."""
+    with _LOCK:
+        _SERVER[:] = [Zygote.attach(shared)]

@@ -98,3 +98,25 @@ def test_ends_as_a_new_interpreter_would() -> None:
     with pytest.raises(subprocess.TimeoutExpired) as timed_out:
         probe("sleep", timeout=0.5)
     assert timed_out.value.cmd[:3] == [sys.executable, "-m", "tests.probe"]
+
+
+def test_one_server_for_all_test_processes_and_none_is_a_new_interpreter(
+    tmp_path, monkeypatch
+) -> None:
+    """Under `pytest -n` a test process uses the server its controlling process started (it
+    did not start one); a server found gone runs the command in a new interpreter."""
+    server = zygote.server()
+    assert server is not None
+    assert (server.proc is None) == bool(os.environ.get("PYTEST_XDIST_WORKER"))
+    (tmp_path / "ready").touch()  # it once listened at this socket, and is gone
+    base = {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    gone = zygote.Zygote.attach(
+        {"path": str(tmp_path / "socket"), "env": zygote.startup_env(os.environ), "base": base}
+    )
+    assert gone.serves(dict(os.environ))
+    monkeypatch.setattr(zygote, "_SERVER", [gone])
+    args = ("export", str(FIXTURES / COMPLETED), "--output", "-")
+    done = run_dfu(dict(os.environ), *args)
+    assert gone.gone and not gone.serves(dict(os.environ))
+    assert done.returncode == 0 and done.stdout == run_dfu(dict(os.environ), *args).stdout
+    assert done.stdout.startswith("row,fold,")
