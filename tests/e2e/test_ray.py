@@ -147,6 +147,9 @@ def test_stop_cancels_every_ray_task(
         "image_model.epochs=200",
         "image_model.patience=200",
         STANDIN,
+        # long tasks only, all running or waiting when stopped (a metadata task would have
+        # ended before the stop, in a Ray worker of its own: not the subject)
+        "modalities.use=['thermal_map']",
     ]
     run = detached_run(env, tmp_path / "runs", slow, "--executor", "ray")
     wait_for(lambda: any(e["kind"] == "epoch" for e in events(run)), timeout=180)
@@ -218,6 +221,7 @@ def test_two_nodes_and_a_lost_node(tmp_path: Path, env, monkeypatch, small_demo_
             "image_model.epochs=15",
             "image_model.patience=15",
             STANDIN,
+            "modalities.use=['thermal_map']",  # a task on each node, long enough to lose
         ]
         proc = run_dfu(
             env,
