@@ -89,6 +89,16 @@ def run_dfu(
     )
 
 
+def run_dfu_at_once(
+    env: dict[str, str], *args: str, times: int, timeout: float = 300
+) -> list[subprocess.CompletedProcess[str]]:
+    """`run_dfu(env, *args)` `times` times at once: as many processes, started together."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(times) as pool:
+        return list(pool.map(lambda _: run_dfu(env, *args, timeout=timeout), range(times)))
+
+
 def detached_run(
     env: dict[str, str], runs: Path, sets: list[str], *options: str, config: str = ""
 ) -> Path:

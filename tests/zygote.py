@@ -318,8 +318,9 @@ class Zygote:
         if not self.listens():
             raise Unavailable(f"the test fork server at {self.path} is gone")
         deadline = time.monotonic() + timeout
-        umask = os.umask(0)
-        os.umask(umask)
+        with _LOCK:  # the umask is the process's: read it one caller at a time
+            umask = os.umask(0)
+            os.umask(umask)
         request = {
             "module": module,
             "args": args,

@@ -23,6 +23,7 @@ from tests.helpers import (
     detached_run,
     end_group,
     run_dfu,
+    run_dfu_at_once,
     standin_env,
     tiny,
     wait_for,
@@ -250,12 +251,8 @@ def test_resume_ends_orphans_and_only_one_of_two_resumes_wins(
         os.kill(p.pid, signal.SIGSTOP)
     os.kill(int((run / "lock").read_text()), signal.SIGKILL)
     assert orphans and all(alive(p.pid) for p in orphans)  # workers outlived their supervisor
-    cmd = [sys.executable, "-m", "dfu_tui", "resume", str(run), "--detach", "--jobs", "1"]
-    both = [
-        subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for _ in range(2)
-    ]
-    outcomes = [(p.wait(timeout=120), p.stderr.read().decode()) for p in both]  # type: ignore[union-attr]
+    both = run_dfu_at_once(env, "resume", str(run), "--detach", "--jobs", "1", times=2)
+    outcomes = [(p.returncode, p.stderr) for p in both]
     codes = sorted(code for code, _ in outcomes)
     assert codes == [0, 2], outcomes
     loser = next(err for code, err in outcomes if code == 2)
@@ -451,7 +448,6 @@ def test_the_notify_hook_announces_collapses_and_the_end_and_never_holds_a_run(
     """From the events: each fold COLLAPSE and the run's end (with its verdict) run the
     user's command with the run id, the state and what happened; the hook runs apart (a
     hook that hangs holds nothing), without our token; one that cannot start is a line."""
-    import sys
     import time
 
     from dfu_tui.runs.notify import Notifier

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dfu_tui.data.demo import COMPLETE_MARKER
-from tests.helpers import ROOT, run_dfu
+from tests.helpers import ROOT, run_dfu, run_dfu_at_once
 
 DEMO = ["--set", "demo.patients=12", "--set", "modalities.use=['metadata','thermal_map']"]
 
@@ -29,13 +29,8 @@ def counts(folder: Path) -> dict[str, int]:
 
 def test_concurrent_preparation_gives_one_whole_dataset(tmp_path: Path) -> None:
     env = {**os.environ, "DFU_TUI_CACHE_DIR": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "dfu_tui", "validate", "configs/default.toml", *DEMO]
-    procs = [
-        subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for _ in range(3)
-    ]
-    results = [(p.wait(timeout=300), p.stderr.read().decode()) for p in procs]  # type: ignore[union-attr]
-    assert all(code == 0 for code, _ in results), results
+    results = run_dfu_at_once(env, "validate", "configs/default.toml", *DEMO, times=3)
+    assert all(p.returncode == 0 for p in results), [p.stderr for p in results]
     folder = demo_folder(tmp_path / "cache")
     assert (folder / COMPLETE_MARKER).is_file()
     assert not list((tmp_path / "cache" / "demo").glob("*.partial"))
