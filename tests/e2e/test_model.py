@@ -8,7 +8,9 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -457,7 +459,15 @@ def test_a_learned_fusion_is_fitted_on_every_patient_and_applied_as_saved(
     detached = run_dfu(env, "fit", str(run), "--detach")
     assert detached.returncode == 0, detached.stderr[-2000:]
 
-    wait_for(lambda: fit_says(run, "fusion: thermal_map on inner fold 2", before), timeout=240)
+    wait_for(
+        lambda: fit_says(run, "fusion: thermal_map on inner fold 2", before),
+        timeout=240,
+        every=0.02,
+    )
+    # held there (that CNN trains in under a second: the fit used to end before the stop
+    # came); the stop's SIGTERM comes with a SIGCONT
+    (pid,) = re.findall(r"\(pid (\d+)\)", detached.stderr)
+    os.kill(int(pid), signal.SIGSTOP)
     # its heartbeat: `status` says it is fitting, and what it does
     status = json.loads(run_dfu(env, "status", str(run), "--json").stdout)
     assert status["fit"]["state"] == "fitting", status
