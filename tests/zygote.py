@@ -170,6 +170,16 @@ def _read_request(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
 
 
 def serve(path: str) -> None:
+    """Serve at socket `path` until the parent process ends; say when it no longer does (a
+    server that could not start, or ended), so that no caller waits for it."""
+    try:
+        _serve(path)
+    finally:  # not in a forked child: it leaves through `os._exit`
+        with open(marker(path, "gone"), "a"):
+            pass
+
+
+def _serve(path: str) -> None:
     os.close(os.pidfd_open(os.getpid()))  # Linux 5.3 or later: else no server, new interpreters
     for name in PRELOAD:
         __import__(name)
@@ -179,7 +189,7 @@ def serve(path: str) -> None:
     listener.listen(64)
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ)
-    with open(ready_file(path), "x"):  # callers wait for it
+    with open(marker(path, "ready"), "x"):  # callers wait for it
         pass
     running: dict[int, socket.socket] = {}  # forked, not reaped yet -> its caller
     while os.getppid() == parent:
@@ -222,9 +232,10 @@ def serve(path: str) -> None:
 # -- the caller ---------------------------------------------------------------------------
 
 
-def ready_file(path: str) -> str:
-    """The file the server at socket `path` writes once it listens."""
-    return os.path.join(os.path.dirname(path), "ready")
+def marker(path: str, name: str) -> str:
+    """The file the server at socket `path` writes once it listens ("ready"), or once it no
+    longer does ("gone")."""
+    return os.path.join(os.path.dirname(path), name)
 
 
 class Unavailable(OSError):
@@ -287,10 +298,12 @@ class Zygote:
 
         deadline = time.monotonic() + timeout
         while not self.ready and not self.gone:
-            if os.path.exists(ready_file(self.path)):
+            if os.path.exists(marker(self.path, "ready")):
                 self.ready = True
-            elif (self.proc is not None and self.proc.poll() is not None) or (
-                time.monotonic() > deadline
+            elif (
+                os.path.exists(marker(self.path, "gone"))
+                or (self.proc is not None and self.proc.poll() is not None)
+                or time.monotonic() > deadline
             ):
                 self.gone = True
             else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -120,3 +121,10 @@ def test_one_server_for_all_test_processes_and_none_is_a_new_interpreter(
     assert gone.gone and not gone.serves(dict(os.environ))
     assert done.returncode == 0 and done.stdout == run_dfu(dict(os.environ), *args).stdout
     assert done.stdout.startswith("row,fold,")
+    # one that could not start (or ended) says so: nobody waits for it
+    (tmp_path / "ready").unlink()
+    (tmp_path / "gone").touch()
+    never = zygote.Zygote.attach(gone.describe())
+    began = time.monotonic()
+    assert not never.listens(timeout=60) and never.gone
+    assert time.monotonic() - began < 30  # at once, not after the minute it would wait
