@@ -34,6 +34,7 @@ server gone runs its command lines in new interpreters.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import selectors
@@ -183,6 +184,7 @@ def _serve(path: str) -> None:
     os.close(os.pidfd_open(os.getpid()))  # Linux 5.3 or later: else no server, new interpreters
     for name in PRELOAD:
         __import__(name)
+    gc.freeze()  # the children's collections leave what was preloaded alone (no copy-on-write)
     parent = os.getppid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
