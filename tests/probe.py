@@ -9,7 +9,10 @@ if what == "who":
     mask = os.umask(0)
     print(os.getpid(), os.getcwd(), os.environ.get("PROBE", "-"), oct(mask), sys.argv[0])
     print("to stderr", file=sys.stderr)
-    print("pandas" in sys.modules, "dfu_tui" in sys.modules)
+    import gc
+
+    frozen = gc.get_freeze_count() > 0  # the server's preloaded objects
+    print("pandas" in sys.modules, "dfu_tui.runs.supervisor" in sys.modules, frozen)
 elif what == "path":  # where imports come from, and what `site` ran
     custom = sys.modules.get("sitecustomize")
     print(sys.path)

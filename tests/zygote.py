@@ -4,12 +4,15 @@ Most fault tests run several short `python -m dfu_tui ...` processes; about two 
 each one's CPU was the interpreter starting and importing numpy, pandas, Pillow and
 matplotlib again, and a command that splits folds, scores or fits (`run` in the foreground,
 `fit`, `predict`, a `resume`) spent 0.6 s more importing scikit-learn and SciPy. This
-server imports those third-party libraries once (no module of ours:
-each command imports the package fresh, as a new interpreter would), then forks one child
-per command line: a real process with the caller's argument list, environment, working
-folder, umask and standard streams, that runs `python -m dfu_tui` as `runpy` runs it and
-exits with its exit code (or is killed by a signal, which the caller sees as a negative
-return code, as with `subprocess`).
+server imports those third-party libraries once, and the package's modules but the
+dashboard's (`ours`: none of them reads the environment or a file when imported, which a
+test checks; each command runs `dfu_tui.__main__` fresh), then hides all of it from the
+garbage collector (`gc.freeze`: a child's collections would otherwise walk, and so copy,
+every preloaded object; a short command's CPU halved). It forks one child per command line:
+a real process with the caller's argument list, environment, working folder, umask and
+standard streams, that runs `python -m dfu_tui` as `runpy` runs it and exits with its exit
+code (or is killed by a signal, which the caller sees as a negative return code, as with
+`subprocess`).
 
 What differs from a new interpreter is what a preloaded library read when it was imported:
 an environment that changes how Python starts or what those libraries read (`PYTHON*`,
@@ -48,7 +51,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-#: What the server imports before it forks (third-party only).
+#: The third-party libraries the server imports before it forks (then `ours()`).
 PRELOAD = (
     "numpy",
     "pandas",
@@ -73,6 +76,31 @@ PRELOAD = (
     "sklearn.utils.class_weight",
     "skops.io",  # a model's forest (`fit`, `predict`): 0.3 s more
 )
+
+
+def ours() -> list[str]:
+    """The package's modules a command may import, as the server imports them: all but the
+    dashboard's (Textual: the commands do not load it) and the entry points (`__main__`
+    runs the command line; each command runs it, as a new interpreter does). None of them
+    reads the environment, the folder or a file when imported (tested), and none loads
+    TensorFlow, Keras or Ray (each imports them where it trains)."""
+    import pkgutil
+
+    import dfu_tui
+
+    found, folders = [], [(dfu_tui.__path__[0], "dfu_tui.")]
+    while folders:
+        folder, prefix = folders.pop()
+        for module in pkgutil.iter_modules([folder], prefix):
+            if module.name == "dfu_tui.tui" or module.name.endswith(".__main__"):
+                continue
+            found.append(module.name)
+            if module.ispkg:
+                folders.append(
+                    (os.path.join(folder, module.name.rpartition(".")[2]), f"{module.name}.")
+                )
+    return sorted(found)
+
 
 #: Environment variables read when Python starts or when a preloaded library is imported
 #: (but `MPLCONFIGDIR`: only where matplotlib keeps its font cache, which the server chose;
@@ -183,6 +211,8 @@ def serve(path: str) -> None:
 def _serve(path: str) -> None:
     os.close(os.pidfd_open(os.getpid()))  # Linux 5.3 or later: else no server, new interpreters
     for name in PRELOAD:
+        __import__(name)
+    for name in ours():
         __import__(name)
     gc.freeze()  # the children's collections leave what was preloaded alone (no copy-on-write)
     parent = os.getppid()

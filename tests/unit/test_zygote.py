@@ -83,10 +83,55 @@ def test_each_call_is_a_new_process_with_the_callers_setting() -> None:
     pid, cwd, value, mask, argv0 = first.stdout.splitlines()[0].split()
     assert (cwd, value, mask) == (str(ROOT / "tests"), "one", "0o27")
     assert argv0.endswith("probe.py") and first.stderr == "to stderr\n"
-    # preloaded: pandas; imported fresh by each command: ours
-    assert first.stdout.splitlines()[1] == "True False"
+    # preloaded (and frozen): pandas, and ours
+    assert first.stdout.splitlines()[1] == "True True True"
     assert second.stdout.split()[2] == "two" and second.stdout.split()[0] != pid
     assert int(pid) not in (os.getpid(), os.getppid())
+
+
+# In a new interpreter: the libraries the server preloads, then each module of ours it
+# preloads with an environment and a working folder that fail when read.
+IMPORTS_READ_NOTHING = """
+import os, sys
+import tests.zygote as z
+for name in z.PRELOAD:
+    __import__(name)
+names = z.ours()
+
+class Tripwire(dict):
+    def __getitem__(self, key):
+        raise AssertionError(f"read {key!r} when imported")
+    def get(self, key, default=None):
+        return self[key]
+    def __contains__(self, key):
+        return self[key]
+
+def no_folder():
+    raise AssertionError("read the working folder when imported")
+
+os.environ, os.getcwd = Tripwire(), no_folder
+for name in names:
+    __import__(name)
+print(len(names), sorted({n.split(".")[0] for n in sys.modules} & {"textual", "tensorflow", "keras", "ray"}))
+"""
+
+
+def test_what_the_server_preloads_of_ours_reads_nothing_when_imported() -> None:
+    """A forked command finds our modules imported by the server, not with its own
+    environment or folder: so none of them may read either when imported; and none loads the
+    dashboard's Textual or what trains (TensorFlow, Keras, Ray)."""
+    names = zygote.ours()
+    assert {"dfu_tui.cli", "dfu_tui.runs.supervisor", "dfu_tui.report"} <= set(names)
+    assert not [n for n in names if n.startswith("dfu_tui.tui") or n.endswith("__main__")]
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORTS_READ_NOTHING],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == [str(len(names)), "[]"]
 
 
 def test_ends_as_a_new_interpreter_would() -> None:
