@@ -112,7 +112,8 @@ def no_folder():
 os.environ, os.getcwd = Tripwire(), no_folder
 for name in names:
     __import__(name)
-print(len(names), sorted({n.split(".")[0] for n in sys.modules} & {"textual", "tensorflow", "keras", "ray"}))
+heavy = {"textual", "tensorflow", "keras", "ray"}
+print(len(names), sorted({n.split(".")[0] for n in sys.modules} & heavy))
 """
 
 
