@@ -81,7 +81,7 @@ def test_survives_the_terminal(tmp_path: Path, env, small_demo_master: Path) -> 
             "bash",
             "-c",
             f"{sys.executable} -m dfu_tui run configs/default.toml --runs-dir {runs} "
-            f"--detach {args}; sleep 60",
+            f"--detach --jobs 1 {args}; sleep 60",
         ],
         cwd=ROOT,
         env=env,

@@ -46,7 +46,8 @@ def repeated(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> P
     serves every test here)."""
     runs = tmp_path_factory.mktemp("runs")
     extra = ("cv.folds=5", "cv.repeats=2", "cv.strategy='temporal'")
-    run = detached_run(env, runs, [*SETS, *extra], "--jobs", "2")
+    # one worker (and one on resume): the subject is the plan of tasks, not running two at once
+    run = detached_run(env, runs, [*SETS, *extra], "--jobs", "1")
     wait_for(lambda: any(e["kind"] == "fold_finished" and e["fold"] >= 7 for e in events(run)))
     os.kill(int((run / "lock").read_text()), signal.SIGKILL)
     before = events(run)
@@ -63,7 +64,9 @@ def repeated(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> P
         "                        os.environ.get('DFU_TUI_RUN_STATE')]) + '\\n')\n"
     )
     notified = {**env, "NOTIFIED": str(runs / "notified.jsonl")}
-    resumed = run_dfu(notified, "resume", str(run), "--notify", f"{sys.executable} {hook}")
+    resumed = run_dfu(
+        notified, "resume", str(run), "--jobs", "1", "--notify", f"{sys.executable} {hook}"
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     return run
 
