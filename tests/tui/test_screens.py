@@ -669,6 +669,8 @@ async def test_opening_monitor_and_compare_never_stalls_the_ui_thread(runs_dir: 
 
     threshold = gc.get_threshold()
     assert threshold != GC_THRESHOLD
+    gc.unfreeze()  # what the test process froze between tests (`tests.conftest`)
+    assert gc.get_freeze_count() == 0
     app = make_app(runs_dir)
     gaps: list[float] = []
     last = [0.0]
