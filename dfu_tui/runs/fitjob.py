@@ -14,18 +14,13 @@ resumes: every branch is written whole or not at all.
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
 import threading
 import traceback
 from pathlib import Path
-from types import FrameType
 
 from dfu_tui.errors import InputError
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # atomic writes remove their temporary files on the way
+from dfu_tui.runs import stopsignal
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) not in (2, 3):
         print("usage: python -m dfu_tui.runs.fitjob RUN_DIR OUTPUT [COMBINATION]", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _terminate)
+    stopsignal.install()
     from dfu_tui.runs.events import EventWriter
     from dfu_tui.runs.model import fit_model, plan_fit
     from dfu_tui.runs.rundir import RunDir
@@ -79,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 1)
     except Exception as exc:  # noqa: BLE001 - said in the run's log, whole trace in fit.log
         traceback.print_exc()
+        if stopsignal.stop_code():  # a library turned the stop into an error of its own
+            say("stopped; the same fit command resumes it")
+            return stopsignal.stop_code()
         say(f"failed: {type(exc).__name__}: {exc}")
         return 1
     finally:

@@ -21,13 +21,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import signal
 import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
+
+from dfu_tui.runs.stopsignal import install as install_stop
+from dfu_tui.runs.stopsignal import stop_code
 
 if TYPE_CHECKING:
     from dfu_tui.config import Config
@@ -35,11 +36,6 @@ if TYPE_CHECKING:
     from dfu_tui.engine.folds import Fold
 
 SERVE = "--serve"
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    # Raising lets atomic writes remove their temporary files on the way out.
-    raise SystemExit(128 + signum)
 
 
 class RunCache:
@@ -135,7 +131,7 @@ def serve(run_dir: Path) -> int:
                     cache.train(task, int(threads_text or 0))
                 except Exception:
                     traceback.print_exc()  # into the task's log file, for the failure event
-                    code = 1
+                    code = stop_code() or 1  # a stop a library turned into its own error
         except Exception as exc:  # the task's log could not be opened (a planted link)
             print(f"error: {task}: {exc}", file=sys.stderr, flush=True)
             code = 1
@@ -148,7 +144,7 @@ def serve(run_dir: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    signal.signal(signal.SIGTERM, _terminate)
+    install_stop()
     if len(args) != 2:
         print(f"usage: python -m dfu_tui.runs.worker RUN_DIR (TASK_ID | {SERVE})", file=sys.stderr)
         return 2
@@ -159,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         run_task(Path(args[0]), args[1], threads)
     except Exception:
         traceback.print_exc()  # into the task's log file, for the failure event
-        return 1
+        return stop_code() or 1  # a stop a library turned into its own error
     return 0
 
 
