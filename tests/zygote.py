@@ -5,8 +5,8 @@ each one's CPU was the interpreter starting and importing numpy, pandas, Pillow 
 matplotlib again, and a command that splits folds, scores or fits (`run` in the foreground,
 `fit`, `predict`, a `resume`) spent 0.6 s more importing scikit-learn and SciPy. This
 server imports those third-party libraries once, and the package's modules but the
-dashboard's (`ours`: none of them reads the environment or a file when imported, which a
-test checks; each command runs `dfu_tui.__main__` fresh), then hides all of it from the
+dashboard's (`ours`: none of them reads the environment or the working folder when
+imported, which a test checks; each command runs `dfu_tui.__main__` fresh), then hides all of it from the
 garbage collector (`gc.freeze`: a child's collections would otherwise walk, and so copy,
 every preloaded object; a short command's CPU halved). It forks one child per command line:
 a real process with the caller's argument list, environment, working folder, umask and
@@ -82,8 +82,8 @@ def ours() -> list[str]:
     """The package's modules a command may import, as the server imports them: all but the
     dashboard's (Textual: the commands do not load it) and the entry points (`__main__`
     runs the command line; each command runs it, as a new interpreter does). None of them
-    reads the environment, the folder or a file when imported (tested), and none loads
-    TensorFlow, Keras or Ray (each imports them where it trains)."""
+    reads the environment or the working folder when imported, and none loads TensorFlow,
+    Keras or Ray (each imports them where it trains): both tested."""
     import pkgutil
 
     import dfu_tui
