@@ -6,13 +6,13 @@ matplotlib again, and a command that splits folds, scores or fits (`run` in the 
 `fit`, `predict`, a `resume`) spent 0.6 s more importing scikit-learn and SciPy. This
 server imports those third-party libraries once, and the package's modules but the
 dashboard's (`ours`: none of them reads the environment or the working folder when
-imported, which a test checks; each command runs `dfu_tui.__main__` fresh), then hides all of it from the
-garbage collector (`gc.freeze`: a child's collections would otherwise walk, and so copy,
-every preloaded object; a short command's CPU halved). It forks one child per command line:
-a real process with the caller's argument list, environment, working folder, umask and
-standard streams, that runs `python -m dfu_tui` as `runpy` runs it and exits with its exit
-code (or is killed by a signal, which the caller sees as a negative return code, as with
-`subprocess`).
+imported, which a test checks; each command runs `dfu_tui.__main__` fresh), then hides
+all of it from the garbage collector (`gc.freeze`: a child's collections would otherwise
+walk, and so copy, every preloaded object; a short command's CPU halved). It forks one
+child per command line: a real process with the caller's argument list, environment,
+working folder, umask and standard streams, that runs `python -m dfu_tui` as `runpy` runs
+it and exits with its exit code (or is killed by a signal, which the caller sees as a
+negative return code, as with `subprocess`).
 
 What differs from a new interpreter is what a preloaded library read when it was imported:
 an environment that changes how Python starts or what those libraries read (`PYTHON*`,
